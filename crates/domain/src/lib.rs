@@ -1,0 +1,53 @@
+//! `inventiv-domain` — the pure rules of the Inventiv control plane.
+//!
+//! What this crate holds: typed ids, parsed value types (email, slug, password policy…), the four
+//! organization roles and who may assign which (SPEC §2.1), the last-owner invariant (§2.2), the
+//! single permission map behind every API guard and `GET /auth/me` (§2.3, §2.4), the invitation
+//! state machine, the double-activation rules, and integer money arithmetic (§3).
+//!
+//! Contract:
+//! - **Pure.** No async, no I/O, no database, no HTTP, no clock reads: every decision receives its
+//!   inputs (including `now`) as arguments, so the RBAC rules are tested without any I/O. The only
+//!   side effect anywhere is drawing a fresh UUID v7 in `XxxId::new()`.
+//! - **Deny by default.** [`policy::authorize`] returns `Ok(())` only for what the map explicitly
+//!   grants. Every decision is an exhaustive `match` with no wildcard arm, so adding a role,
+//!   permission, action, status or flag does not compile until someone decides what it means.
+//! - **Parse, don't validate.** Value types have private fields and can only be built through
+//!   `parse`, so holding an [`Email`] or a [`Slug`] proves it is valid.
+//! - **One map.** Guards, `permissions`, `modules` and `docs/authorization.md` are all derived
+//!   from [`policy`]; nothing else decides who may do what.
+//! - Depends only on serde, uuid, time and thiserror. Never on sea-orm, actix, tokio or anything
+//!   that performs I/O.
+
+pub mod activation;
+pub mod authorization_doc;
+pub mod delegation;
+pub mod ids;
+pub mod invitation;
+pub mod modules;
+pub mod money;
+pub mod owners;
+pub mod policy;
+pub mod role;
+pub mod values;
+pub mod workspace;
+
+pub use uuid::Uuid;
+
+pub use activation::{Activation, ActivationError, Flag, can_set_roles, ensure_applicable};
+pub use authorization_doc::authorization_markdown;
+pub use delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
+pub use ids::{
+    ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId, SessionId,
+    ShareId, UsageId, UserId,
+};
+pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};
+pub use modules::{Access, Module, ModuleId, modules};
+pub use money::{MoneyError, accrued_cost_micros, charged_micros};
+pub use owners::{LastOwner, ensure_owner_remains, removes_owner};
+pub use policy::{Action, Denied, DenyReason, Permission, authorize, permissions};
+pub use role::{Role, assignable};
+pub use values::{
+    Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username, ValueError,
+};
+pub use workspace::{Actor, Credential, Scope, Workspace};

@@ -1,0 +1,53 @@
+//! Requests no route took: 405 (with `Allow`) when the path exists with other methods —
+//! known from the OpenAPI document, so the answer follows the real routes — else 404.
+
+use crate::error::ApiError;
+use actix_web::dev::ResourceDef;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Every documented path with its methods.
+pub struct KnownRoutes(Vec<(ResourceDef, Vec<String>)>);
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let value = serde_json::to_value(item).unwrap_or_default();
+                let methods = ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .iter()
+                    .filter(|m| value.get(**m).is_some())
+                    .map(|m| m.to_uppercase())
+                    .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[String]> {
+        self.0.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
+    }
+}
+
+pub async fn handler(req: HttpRequest, known: web::Data<KnownRoutes>) -> HttpResponse {
+    let id = crate::request_context::current_request_id().unwrap_or_default();
+    match known.allowed(req.path()) {
+        Some(methods) => {
+            let mut res = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here; allowed: {}.", req.method(), methods.join(", ")),
+            )
+            .to_response(&id);
+            if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
+                res.headers_mut().insert(header::ALLOW, value);
+            }
+            res
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").to_response(&id),
+    }
+}

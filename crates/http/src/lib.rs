@@ -1,0 +1,94 @@
+//! The HTTP adapter (actix-web) of the Inventiv control plane.
+//!
+//! Contract:
+//! - Handlers are thin: extract, call one service function, map the result (no SQL, no role
+//!   checks here; the domain's policy is applied by the service).
+//! - Every error leaves through [`ApiError`], the one place that maps failures to HTTP:
+//!   `{"error": code, "message": text, "request_id": id}` (+ `fields`), stable snake_case codes,
+//!   never internal text in a 5xx. Errors raised by actix itself (bad JSON, wrong content type,
+//!   oversized body, unknown route, wrong method) take the same shape.
+//! - Every response carries `X-Request-Id`; every route is described in `/openapi.json`
+//!   (collected from the handlers' `#[utoipa::path]` by utoipa-actix-web, so code and document
+//!   cannot drift), and `/docs` renders that document without the internet.
+
+mod error;
+mod fallback;
+mod metrics;
+mod request_context;
+mod routes;
+mod state;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use state::AppState;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa_actix_web::AppExt;
+
+/// Server knobs that are not business settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Worker threads (actix); 0 = one per core.
+    pub workers: usize,
+    /// Maximum JSON body on management endpoints, in bytes.
+    pub json_limit: usize,
+    /// Seconds given to in-flight requests on SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { workers: 0, json_limit: 1024 * 1024, shutdown_timeout_secs: 10 }
+    }
+}
+
+/// The OpenAPI document of every route, built from the handlers themselves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new().into_utoipa_app().configure(routes::configure).split_for_parts();
+    doc.info = utoipa::openapi::InfoBuilder::new()
+        .title("Inventiv control plane")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Multi-tenant control plane of an LLM-inference platform. Errors are always \
+             {\"error\", \"message\", \"request_id\"} with a stable snake_case code.",
+        ))
+        .build();
+    doc
+}
+
+/// Binds the application to `listener` and returns the running server (await it to serve;
+/// it stops gracefully on SIGTERM/SIGINT).
+pub fn serve(listener: TcpListener, state: AppState, settings: &HttpSettings) -> std::io::Result<Server> {
+    let doc = openapi();
+    let known = Arc::new(fallback::KnownRoutes::from_openapi(&doc));
+    let doc_json = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let json_limit = settings.json_limit;
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::from(doc_json.clone()))
+            .app_data(web::Data::from(known.clone()))
+            .app_data(error::json_config(json_limit))
+            .app_data(error::query_config())
+            .app_data(error::path_config())
+            .wrap(from_fn(metrics::middleware))
+            .wrap(from_fn(request_context::middleware))
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            .default_service(web::to(fallback::handler))
+    })
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(30))
+    .listen(listener)?;
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.run())
+}

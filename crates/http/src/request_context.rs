@@ -1,0 +1,91 @@
+//! Per-request context: the request id (taken from a well-formed `X-Request-Id` or generated),
+//! a tracing span, the `X-Request-Id` response header, and the guarantee that an error
+//! response is JSON even when actix produced it.
+
+use crate::error::{ApiError, error_body};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use std::time::Instant;
+use tracing::Instrument;
+
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The current request's id, readable while its handler runs (used by [`ApiError`]).
+    pub static REQUEST_ID: String;
+}
+
+/// The request id of the request being handled, if called inside one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The id stored on the request by the middleware.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn incoming_id(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(&REQUEST_ID_HEADER)?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    let result = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone()).await;
+    let mut res = match result {
+        Ok(res) => jsonify_error(res.map_into_boxed_body(), &id),
+        // An error that escaped every handler and extractor: still our JSON shape.
+        Err(err) => {
+            let api = ApiError::from_status(err.as_response_error().status_code());
+            let response = api.to_response(&id);
+            return Err(actix_web::error::InternalError::from_response(api, response).into());
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER.clone(), value);
+    }
+    let status = res.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, elapsed_ms, "request");
+        }
+    });
+    Ok(res)
+}
+
+/// Replaces a non-JSON error body (actix's plain-text 404/405/413/…) with our JSON shape.
+fn jsonify_error(res: ServiceResponse<BoxBody>, id: &str) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let api = ApiError::from_status(status);
+    let body = error_body(&api, id);
+    res.map_body(|head, _| {
+        head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        BoxBody::new(body)
+    })
+}

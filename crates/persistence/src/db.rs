@@ -1,0 +1,192 @@
+use crate::StoreError;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// Which database engine is behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Pool settings (from `[database]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// How long a SQLite writer waits for the write lock before giving up (then: 503).
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The connection pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+/// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
+pub struct Tx {
+    inner: DatabaseTransaction,
+    backend: Backend,
+}
+
+/// Something repositories can run statements on: the pool ([`Db`]) or a transaction ([`Tx`]).
+/// The associated type keeps sea-orm out of the signatures callers write.
+pub trait Store: Send + Sync {
+    #[doc(hidden)]
+    type Conn: ConnectionTrait;
+    #[doc(hidden)]
+    fn conn(&self) -> &Self::Conn;
+    /// The engine, for the few statements that differ (row locks).
+    fn backend(&self) -> Backend;
+}
+
+impl Store for Db {
+    type Conn = DatabaseConnection;
+    fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Store for Tx {
+    type Conn = DatabaseTransaction;
+    fn conn(&self) -> &DatabaseTransaction {
+        &self.inner
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Tx {
+    /// Commits; an error here means nothing was written.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.inner.commit().await.map_err(StoreError::from)
+    }
+}
+
+impl Db {
+    /// Connects by URL (`sqlite://…` or `postgres://…`). For a SQLite file, creates its
+    /// directory, and turns on WAL, foreign keys and a busy timeout on every connection.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Unavailable(format!(
+                "unsupported database URL scheme (expected sqlite: or postgres:): {}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
+        if backend == Backend::Sqlite {
+            create_sqlite_parent_dir(url)?;
+        }
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(options.max_connections)
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        let busy = options.sqlite_busy_timeout;
+        opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(busy)
+        });
+        let conn = Database::connect(opts).await?;
+        Ok(Db { conn, backend })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.conn, None).await?;
+        Ok(())
+    }
+
+    /// Readiness: the database answers and no migration is pending.
+    pub async fn ready(&self) -> Result<bool, StoreError> {
+        self.conn.execute_unprepared("SELECT 1").await?;
+        Ok(Migrator::get_pending_migrations(&self.conn).await?.is_empty())
+    }
+
+    /// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so writers queue on the
+    /// busy timeout at the start instead of failing with "database is locked" halfway through;
+    /// on PostgreSQL, callers take row locks (`FOR UPDATE`) where an invariant needs them.
+    pub async fn begin_write(&self) -> Result<Tx, StoreError> {
+        let inner = match self.backend {
+            Backend::Sqlite => {
+                self.conn
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await?
+            }
+            Backend::Postgres => self.conn.begin().await?,
+        };
+        Ok(Tx { inner, backend: self.backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.conn.close().await?;
+        Ok(())
+    }
+
+    /// Runs one SQL statement with no parameters. For tests and operator commands only
+    /// (e.g. simulating tampering); never with user input.
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(self.conn.execute_unprepared(sql).await?.rows_affected())
+    }
+}
+
+pub(crate) fn db_backend(backend: Backend) -> DbBackend {
+    match backend {
+        Backend::Sqlite => DbBackend::Sqlite,
+        Backend::Postgres => DbBackend::Postgres,
+    }
+}
+
+fn create_sqlite_parent_dir(url: &str) -> Result<(), StoreError> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+use sea_orm::{DbErr, SqlErr};
+
+/// A named database constraint that the service layer turns into a domain conflict.
+/// Matching by name (instead of check-then-insert) keeps races impossible to lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    UserEmail,
+    UserUsername,
+    OrganizationSlug,
+    MembershipPrimaryKey,
+    AuditChainSeq,
+}
+
+/// (constraint, PostgreSQL index name, the text SQLite puts in its message)
+const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
+    (Constraint::UserEmail, "ux_users_email", "users.email"),
+    (Constraint::UserUsername, "ux_users_username", "users.username"),
+    (Constraint::OrganizationSlug, "ux_organizations_slug", "organizations.slug"),
+    (
+        Constraint::MembershipPrimaryKey,
+        "organization_memberships_pkey",
+        "organization_memberships.organization_id, organization_memberships.user_id",
+    ),
+    (Constraint::AuditChainSeq, "ux_audit_events_chain", "audit_events.chain_key, audit_events.chain_seq"),
+];
+
+/// Everything a repository can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write.
+    #[error("unique constraint violated: {0:?}")]
+    Conflict(Constraint),
+    /// The database could not be reached (or stayed locked past the busy timeout): retryable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be read back into a domain type (a bug or tampering).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Anything else: a bug, logged in full, answered as a bare 500.
+    #[error(transparent)]
+    Db(DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+            for (constraint, pg_name, sqlite_text) in UNIQUE_CONSTRAINTS {
+                if message.contains(&format!("\"{pg_name}\"")) || message.ends_with(sqlite_text) {
+                    return StoreError::Conflict(*constraint);
+                }
+            }
+        }
+        match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(err.to_string()),
+            _ if is_unavailable_text(&err.to_string()) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Db(err),
+        }
+    }
+}
+
+/// Errors that mean "the database is not there right now" rather than "this query is wrong".
+fn is_unavailable_text(text: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "database is locked",
+        "Connection refused",
+        "connection reset",
+        "broken pipe",
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "PoolTimedOut",
+        "pool timed out",
+        "error communicating with database",
+        "unexpected end of file",
+    ];
+    MARKERS.iter().any(|m| text.contains(m))
+}

@@ -1,0 +1,101 @@
+//! `users`: global accounts.
+
+use crate::entities::users::{ActiveModel, Column, Entity, Model};
+use crate::repo::corrupt;
+use crate::{Store, StoreError};
+use inventiv_domain::{Email, UserId, Username};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use time::OffsetDateTime;
+
+/// A user as the service layer sees it. `password_hash` is a PHC string; never serialize it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: Email,
+    pub username: Option<Username>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub password_hash: String,
+    pub is_platform_admin: bool,
+    pub disabled_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What creating an account needs.
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub email: &'a Email,
+    pub username: Option<&'a Username>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub is_platform_admin: bool,
+    pub now: OffsetDateTime,
+}
+
+fn record(m: Model) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: UserId::from_uuid(m.id),
+        email: Email::parse(&m.email).map_err(|e| corrupt("users.email", e))?,
+        username: m
+            .username
+            .as_deref()
+            .map(Username::parse)
+            .transpose()
+            .map_err(|e| corrupt("users.username", e))?,
+        first_name: m.first_name,
+        last_name: m.last_name,
+        password_hash: m.password_hash,
+        is_platform_admin: m.is_platform_admin,
+        disabled_at: m.disabled_at,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+/// Inserts a user; a taken email or username is `Conflict(UserEmail | UserUsername)`.
+pub async fn insert<S: Store>(s: &S, new: NewUser<'_>) -> Result<UserRecord, StoreError> {
+    let model = ActiveModel {
+        id: Set(new.id.as_uuid()),
+        email: Set(new.email.as_str().to_owned()),
+        username: Set(new.username.map(|u| u.as_str().to_owned())),
+        first_name: Set(new.first_name.map(str::to_owned)),
+        last_name: Set(new.last_name.map(str::to_owned)),
+        password_hash: Set(new.password_hash.to_owned()),
+        is_platform_admin: Set(new.is_platform_admin),
+        disabled_at: Set(None),
+        created_at: Set(new.now),
+        updated_at: Set(new.now),
+    };
+    record(model.insert(s.conn()).await?)
+}
+
+pub async fn find_by_id<S: Store>(s: &S, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    Entity::find_by_id(id.as_uuid()).one(s.conn()).await?.map(record).transpose()
+}
+
+pub async fn find_by_email<S: Store>(s: &S, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+    Entity::find()
+        .filter(Column::Email.eq(email.as_str()))
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+pub async fn find_by_username<S: Store>(
+    s: &S,
+    username: &Username,
+) -> Result<Option<UserRecord>, StoreError> {
+    Entity::find()
+        .filter(Column::Username.eq(username.as_str()))
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+pub async fn count<S: Store>(s: &S) -> Result<u64, StoreError> {
+    Ok(Entity::find().count(s.conn()).await?)
+}

@@ -1,0 +1,24 @@
+use crate::clock::Clock;
+use crate::mailer::Mailer;
+use crate::password::PasswordHasher;
+use inventiv_persistence::Db;
+use std::sync::Arc;
+
+/// What every use case may use. Built once by the server; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub mailer: Mailer,
+    pub passwords: PasswordHasher,
+    /// Base URL for links in emails (`server.public_url`), without a trailing slash.
+    pub public_url: String,
+}
+
+/// Facts about the HTTP request behind a use case, recorded in audit events and sessions.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}

@@ -1,0 +1,24 @@
+//! Use cases of the Inventiv control plane.
+//!
+//! Contract:
+//! - Each use case takes its context first (`&Deps`, then the acting principal where there is
+//!   one), starts with the policy check from `inventiv_domain::authorize`, then runs ONE
+//!   write transaction holding the repository calls and the audit event, and commits.
+//! - No HTTP types here (no actix); errors are [`ServiceError`], mapped to HTTP in one place by
+//!   the http crate.
+//! - Time comes from the injected [`Clock`], never from `OffsetDateTime::now_utc()` directly,
+//!   so tests can pin it.
+//! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
+
+pub mod audit;
+pub mod bootstrap;
+mod clock;
+mod deps;
+mod error;
+pub mod mailer;
+pub mod password;
+pub mod tokens;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use deps::{Deps, RequestMeta};
+pub use error::ServiceError;

@@ -1,0 +1,32 @@
+//! Schema migrations for the Inventiv control plane (sea-orm-migration).
+//!
+//! Contract: every migration runs unchanged on SQLite and PostgreSQL. Tables are written as
+//! plain SQL templates (see [`sql`]) so that what the database enforces — CHECK constraints,
+//! `ON DELETE` actions, partial unique indexes, append-only triggers — is visible in one place
+//! and identical on both backends; only column types and triggers differ per backend.
+//! One file per migration (`DeriveMigrationName` names a migration after its file).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_users;
+mod m20261128_000002_create_organizations;
+mod m20261128_000003_create_organization_memberships;
+mod m20261128_000004_create_user_sessions;
+mod m20261128_000005_create_audit_events;
+pub mod sql;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_users::Migration),
+            Box::new(m20261128_000002_create_organizations::Migration),
+            Box::new(m20261128_000003_create_organization_memberships::Migration),
+            Box::new(m20261128_000004_create_user_sessions::Migration),
+            Box::new(m20261128_000005_create_audit_events::Migration),
+        ]
+    }
+}
