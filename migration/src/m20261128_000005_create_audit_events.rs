@@ -83,7 +83,11 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         sql::drop_tables(manager, &["audit_chain_heads", "audit_events"]).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
-            sql::exec_raw(manager, "DROP FUNCTION IF EXISTS audit_events_append_only()").await?;
+            sql::exec_raw(
+                manager,
+                "DROP FUNCTION IF EXISTS audit_events_append_only()",
+            )
+            .await?;
         }
         Ok(())
     }

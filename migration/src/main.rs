@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
             "up" => migration::Migrator::up(&db, None).await,
             "down" => migration::Migrator::down(&db, Some(1)).await,
             "status" => migration::Migrator::status(&db).await,
-            other => Err(DbErr::Custom(format!("unknown command {other:?}: up|down|status"))),
+            other => Err(DbErr::Custom(format!(
+                "unknown command {other:?}: up|down|status"
+            ))),
         }
     }
     .await;

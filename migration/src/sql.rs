@@ -24,7 +24,10 @@ pub fn render(backend: DbBackend, template: &str) -> String {
             ("{ts}", "timestamptz"),
             ("{json}", "jsonb"),
             ("{bool}", "boolean"),
-            ("{serial_pk}", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+            (
+                "{serial_pk}",
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            ),
         ],
         _ => [
             ("{uuid}", "BLOB"),

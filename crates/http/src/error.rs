@@ -35,13 +35,29 @@ pub struct ErrorBody<'a> {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), fields: None, retry_after_secs: None }
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            fields: None,
+            retry_after_secs: None,
+        }
     }
 
     /// The generic error for a bare status (used for errors actix raises itself).
@@ -51,15 +67,24 @@ impl ApiError {
             401 => ("unauthorized", "Authentication is required."),
             403 => ("forbidden", "You are not allowed to do this."),
             404 => ("not_found", "No such resource."),
-            405 => ("method_not_allowed", "This method is not allowed on this resource."),
+            405 => (
+                "method_not_allowed",
+                "This method is not allowed on this resource.",
+            ),
             408 => ("request_timeout", "The request took too long to arrive."),
             411 => ("length_required", "A Content-Length is required."),
             413 => ("payload_too_large", "The request body is too large."),
             414 => ("uri_too_long", "The request URI is too long."),
-            415 => ("unsupported_media_type", "Send the body as application/json."),
+            415 => (
+                "unsupported_media_type",
+                "Send the body as application/json.",
+            ),
             429 => ("rate_limited", "Too many requests; retry later."),
             431 => ("headers_too_large", "The request headers are too large."),
-            503 => ("service_unavailable", "The service is temporarily unavailable."),
+            503 => (
+                "service_unavailable",
+                "The service is temporarily unavailable.",
+            ),
             s if s >= 500 => ("internal_error", "An internal error occurred."),
             _ => ("bad_request", "The request could not be processed."),
         };
@@ -93,7 +118,8 @@ pub(crate) fn error_body(err: &ApiError, request_id: &str) -> String {
         fields: err.fields.as_ref(),
     };
     serde_json::to_string(&body).unwrap_or_else(|_| {
-        r#"{"error":"internal_error","message":"An internal error occurred.","request_id":""}"#.to_owned()
+        r#"{"error":"internal_error","message":"An internal error occurred.","request_id":""}"#
+            .to_owned()
     })
 }
 
@@ -118,15 +144,22 @@ impl From<ServiceError> for ApiError {
                     .map(|(k, v)| format!("{k}: {v}"))
                     .collect::<Vec<_>>()
                     .join("; ");
-                ApiError { fields: Some(fields), ..ApiError::new(S::BAD_REQUEST, "validation_failed", message) }
+                ApiError {
+                    fields: Some(fields),
+                    ..ApiError::new(S::BAD_REQUEST, "validation_failed", message)
+                }
             }
-            ServiceError::Unauthenticated { code, message } => ApiError::new(S::UNAUTHORIZED, code, message),
+            ServiceError::Unauthenticated { code, message } => {
+                ApiError::new(S::UNAUTHORIZED, code, message)
+            }
             ServiceError::Denied(denied) => {
                 let code = denied.reason.code();
                 ApiError::new(S::FORBIDDEN, code, denied_message(code))
             }
             ServiceError::Forbidden { code, message } => ApiError::new(S::FORBIDDEN, code, message),
-            ServiceError::NotFound(what) => ApiError::new(S::NOT_FOUND, "not_found", format!("No such {what}.")),
+            ServiceError::NotFound(what) => {
+                ApiError::new(S::NOT_FOUND, "not_found", format!("No such {what}."))
+            }
             ServiceError::Conflict { code, message } => ApiError::new(S::CONFLICT, code, message),
             ServiceError::Gone { code, message } => ApiError::new(S::GONE, code, message),
             ServiceError::RateLimited { retry_after_secs } => ApiError {
@@ -152,7 +185,9 @@ impl From<ServiceError> for ApiError {
 fn denied_message(code: &str) -> &'static str {
     match code {
         "role_change_not_allowed" => "Your role may not assign, change or remove this role.",
-        "organization_required" => "This action needs an organization workspace; switch to one first.",
+        "organization_required" => {
+            "This action needs an organization workspace; switch to one first."
+        }
         "api_key_not_allowed" => "API keys may only read; sign in to do this.",
         _ => "Your role in this workspace does not allow this action.",
     }
@@ -160,28 +195,46 @@ fn denied_message(code: &str) -> &'static str {
 
 /// JSON bodies: size cap, `application/json` required, parse errors as 400 with the reason.
 pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default().limit(limit).error_handler(|err, _req: &HttpRequest| {
-        let api = match &err {
-            error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
-                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            error::JsonPayloadError::ContentType => ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            error::JsonPayloadError::Deserialize(e) if e.is_data() => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("The JSON body is invalid: {e}"))
-            }
-            error::JsonPayloadError::Deserialize(e) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("The body is not valid JSON: {e}"))
-            }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body could not be read as JSON."),
-        };
-        api.into()
-    })
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req: &HttpRequest| {
+            let api = match &err {
+                error::JsonPayloadError::OverflowKnownLength { .. }
+                | error::JsonPayloadError::Overflow { .. } => {
+                    ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+                }
+                error::JsonPayloadError::ContentType => {
+                    ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                }
+                error::JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("The JSON body is invalid: {e}"),
+                ),
+                error::JsonPayloadError::Deserialize(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("The body is not valid JSON: {e}"),
+                ),
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "The body could not be read as JSON.",
+                ),
+            };
+            api.into()
+        })
 }
 
 /// Query strings: 400 with the reason.
 pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("Invalid query string: {err}")).into()
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("Invalid query string: {err}"),
+        )
+        .into()
     })
 }
 

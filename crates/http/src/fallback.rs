@@ -29,7 +29,10 @@ impl KnownRoutes {
     }
 
     fn allowed(&self, path: &str) -> Option<&[String]> {
-        self.0.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, m)| m.as_slice())
     }
 }
 
@@ -40,7 +43,11 @@ pub async fn handler(req: HttpRequest, known: web::Data<KnownRoutes>) -> HttpRes
             let mut res = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{} is not allowed here; allowed: {}.", req.method(), methods.join(", ")),
+                format!(
+                    "{} is not allowed here; allowed: {}.",
+                    req.method(),
+                    methods.join(", ")
+                ),
             )
             .to_response(&id);
             if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
@@ -48,6 +55,8 @@ pub async fn handler(req: HttpRequest, known: web::Data<KnownRoutes>) -> HttpRes
             }
             res
         }
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").to_response(&id),
+        None => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").to_response(&id)
+        }
     }
 }

@@ -43,13 +43,20 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { workers: 0, json_limit: 1024 * 1024, shutdown_timeout_secs: 10 }
+        Self {
+            workers: 0,
+            json_limit: 1024 * 1024,
+            shutdown_timeout_secs: 10,
+        }
     }
 }
 
 /// The OpenAPI document of every route, built from the handlers themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = App::new().into_utoipa_app().configure(routes::configure).split_for_parts();
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .split_for_parts();
     doc.info = utoipa::openapi::InfoBuilder::new()
         .title("Inventiv control plane")
         .version(env!("CARGO_PKG_VERSION"))
@@ -63,7 +70,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Binds the application to `listener` and returns the running server (await it to serve;
 /// it stops gracefully on SIGTERM/SIGINT).
-pub fn serve(listener: TcpListener, state: AppState, settings: &HttpSettings) -> std::io::Result<Server> {
+pub fn serve(
+    listener: TcpListener,
+    state: AppState,
+    settings: &HttpSettings,
+) -> std::io::Result<Server> {
     let doc = openapi();
     let known = Arc::new(fallback::KnownRoutes::from_openapi(&doc));
     let doc_json = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));

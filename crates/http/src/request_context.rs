@@ -3,11 +3,11 @@
 //! response is JSON even when actix produced it.
 
 use crate::error::{ApiError, error_body};
+use actix_web::Error;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -23,15 +23,13 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// The id stored on the request by the middleware.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(&REQUEST_ID_HEADER)?.to_str().ok()?;
     let ok = !value.is_empty()
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     ok.then(|| value.to_owned())
 }
 
@@ -40,10 +38,12 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
-    let result = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone()).await;
+    let result = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .instrument(span.clone())
+        .await;
     let mut res = match result {
         Ok(res) => jsonify_error(res.map_into_boxed_body(), &id),
         // An error that escaped every handler and extractor: still our JSON shape.
@@ -85,7 +85,10 @@ fn jsonify_error(res: ServiceResponse<BoxBody>, id: &str) -> ServiceResponse<Box
     let api = ApiError::from_status(status);
     let body = error_body(&api, id);
     res.map_body(|head, _| {
-        head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        head.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         BoxBody::new(body)
     })
 }

@@ -127,7 +127,9 @@ impl Db {
     /// Readiness: the database answers and no migration is pending.
     pub async fn ready(&self) -> Result<bool, StoreError> {
         self.conn.execute_unprepared("SELECT 1").await?;
-        Ok(Migrator::get_pending_migrations(&self.conn).await?.is_empty())
+        Ok(Migrator::get_pending_migrations(&self.conn)
+            .await?
+            .is_empty())
     }
 
     /// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so writers queue on the
@@ -145,7 +147,10 @@ impl Db {
             }
             Backend::Postgres => self.conn.begin().await?,
         };
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -185,8 +190,9 @@ fn create_sqlite_parent_dir(url: &str) -> Result<(), StoreError> {
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+        })?;
     }
     Ok(())
 }

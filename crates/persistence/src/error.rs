@@ -14,14 +14,26 @@ pub enum Constraint {
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
 const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
     (Constraint::UserEmail, "ux_users_email", "users.email"),
-    (Constraint::UserUsername, "ux_users_username", "users.username"),
-    (Constraint::OrganizationSlug, "ux_organizations_slug", "organizations.slug"),
+    (
+        Constraint::UserUsername,
+        "ux_users_username",
+        "users.username",
+    ),
+    (
+        Constraint::OrganizationSlug,
+        "ux_organizations_slug",
+        "organizations.slug",
+    ),
     (
         Constraint::MembershipPrimaryKey,
         "organization_memberships_pkey",
         "organization_memberships.organization_id, organization_memberships.user_id",
     ),
-    (Constraint::AuditChainSeq, "ux_audit_events_chain", "audit_events.chain_key, audit_events.chain_seq"),
+    (
+        Constraint::AuditChainSeq,
+        "ux_audit_events_chain",
+        "audit_events.chain_key, audit_events.chain_seq",
+    ),
 ];
 
 /// Everything a repository can fail with.
@@ -51,7 +63,9 @@ impl From<DbErr> for StoreError {
             }
         }
         match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(err.to_string()),
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
             _ if is_unavailable_text(&err.to_string()) => StoreError::Unavailable(err.to_string()),
             _ => StoreError::Db(err),
         }

@@ -33,7 +33,10 @@ pub struct BootstrapOutcome {
 }
 
 /// Ensures the platform admin and the bootstrap organization exist.
-pub async fn run(deps: &Deps, settings: &BootstrapSettings) -> Result<BootstrapOutcome, ServiceError> {
+pub async fn run(
+    deps: &Deps,
+    settings: &BootstrapSettings,
+) -> Result<BootstrapOutcome, ServiceError> {
     // A concurrent replica may win the race between our read and our insert: the unique
     // constraint refuses our row, and the second attempt finds theirs.
     match attempt(deps, settings).await {
@@ -51,7 +54,10 @@ fn is_race(err: &anyhow::Error) -> bool {
     )
 }
 
-async fn attempt(deps: &Deps, settings: &BootstrapSettings) -> Result<BootstrapOutcome, ServiceError> {
+async fn attempt(
+    deps: &Deps,
+    settings: &BootstrapSettings,
+) -> Result<BootstrapOutcome, ServiceError> {
     let existing = users::find_by_email(&deps.db, &settings.admin_email).await?;
     // Hash before the transaction: argon2 is slow and must not hold the write lock.
     let (generated_password, new_hash) = match (&existing, &settings.admin_password) {
@@ -80,7 +86,9 @@ async fn attempt(deps: &Deps, settings: &BootstrapSettings) -> Result<BootstrapO
         }
         None => {
             let hash = new_hash.ok_or_else(|| {
-                ServiceError::internal(anyhow::anyhow!("admin appeared and vanished during bootstrap"))
+                ServiceError::internal(anyhow::anyhow!(
+                    "admin appeared and vanished during bootstrap"
+                ))
             })?;
             let user = users::insert(
                 &tx,
@@ -134,7 +142,10 @@ async fn attempt(deps: &Deps, settings: &BootstrapSettings) -> Result<BootstrapO
             memberships::insert(&tx, org.id, admin_id, Role::Owner, now)
                 .await
                 .map_err(internal_store)?;
-            let actor = AuditActor { user: Some(admin_id), session: None };
+            let actor = AuditActor {
+                user: Some(admin_id),
+                session: None,
+            };
             audit::record(
                 &tx,
                 now,
@@ -173,7 +184,11 @@ async fn attempt(deps: &Deps, settings: &BootstrapSettings) -> Result<BootstrapO
     Ok(BootstrapOutcome {
         admin_email: settings.admin_email.as_str().to_owned(),
         admin_created,
-        generated_password: if admin_created { generated_password } else { None },
+        generated_password: if admin_created {
+            generated_password
+        } else {
+            None
+        },
         org_created,
     })
 }

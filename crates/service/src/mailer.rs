@@ -49,8 +49,14 @@ pub enum MailError {
 /// Sends email. Cheap to clone (the SMTP transport is a pool).
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Outbox { dir: PathBuf, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Outbox {
+        dir: PathBuf,
+        from: Mailbox,
+    },
 }
 
 impl std::fmt::Debug for Mailer {
@@ -65,11 +71,17 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// An SMTP mailer (the connection is opened lazily, on the first message).
     pub fn smtp(settings: &SmtpSettings, from: &str) -> Result<Mailer, MailError> {
-        let from: Mailbox = from.parse().map_err(|e| MailError::Address(format!("{from}: {e}")))?;
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| MailError::Address(format!("{from}: {e}")))?;
         let builder = match settings.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host),
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                .map_err(|e| MailError::Smtp(e.to_string()))?,
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            }
+            SmtpTls::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                    .map_err(|e| MailError::Smtp(e.to_string()))?
+            }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
                 .map_err(|e| MailError::Smtp(e.to_string()))?,
         };
@@ -77,19 +89,26 @@ impl Mailer {
         if let (Some(user), Some(pass)) = (&settings.username, &settings.password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
-        Ok(Mailer::Smtp { transport: builder.build(), from })
+        Ok(Mailer::Smtp {
+            transport: builder.build(),
+            from,
+        })
     }
 
     /// A mailer that writes each message to `dir/<timestamp>-<id>.eml`.
     pub fn outbox(dir: PathBuf, from: &str) -> Result<Mailer, MailError> {
-        let from: Mailbox = from.parse().map_err(|e| MailError::Address(format!("{from}: {e}")))?;
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| MailError::Address(format!("{from}: {e}")))?;
         Ok(Mailer::Outbox { dir, from })
     }
 
     /// Sends one message.
     pub async fn send(&self, email: OutgoingEmail) -> Result<(), MailError> {
         let (from, to) = match self {
-            Mailer::Smtp { from, .. } | Mailer::Outbox { from, .. } => (from.clone(), email.to.as_str()),
+            Mailer::Smtp { from, .. } | Mailer::Outbox { from, .. } => {
+                (from.clone(), email.to.as_str())
+            }
         };
         let to: Mailbox = to.parse().map_err(|e| MailError::Address(format!("{e}")))?;
         let message = Message::builder()
@@ -101,10 +120,15 @@ impl Mailer {
             .map_err(|e| MailError::Build(e.to_string()))?;
         match self {
             Mailer::Smtp { transport, .. } => {
-                transport.send(message).await.map_err(|e| MailError::Smtp(e.to_string()))?;
+                transport
+                    .send(message)
+                    .await
+                    .map_err(|e| MailError::Smtp(e.to_string()))?;
             }
             Mailer::Outbox { dir, .. } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| MailError::Outbox(e.to_string()))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::Outbox(e.to_string()))?;
                 let name = format!("{}.eml", uuid::Uuid::now_v7());
                 tokio::fs::write(dir.join(name), message.formatted())
                     .await

@@ -26,7 +26,9 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,10 +38,14 @@ impl PasswordHasher {
             HashCost::Standard => (19 * 1024, 2),
             HashCost::TestOnly => (1024, 1),
         };
-        let params = Params::new(m_kib, t, 1, None).map_err(|e| ServiceError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
+        let params = Params::new(m_kib, t, 1, None)
+            .map_err(|e| ServiceError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
         let dummy = crate::tokens::random_password(24);
         let dummy_hash = hash_blocking(&params, dummy.as_bytes())?;
-        Ok(Self { params, dummy_hash: dummy_hash.into() })
+        Ok(Self {
+            params,
+            dummy_hash: dummy_hash.into(),
+        })
     }
 
     /// The PHC string of `password` (random salt).
@@ -53,7 +59,11 @@ impl PasswordHasher {
 
     /// Whether `password` matches `phc`. With `phc = None` (no such user) the dummy hash is
     /// checked instead and the answer is always `false`, in about the same time.
-    pub async fn verify(&self, password: &Password, phc: Option<&str>) -> Result<bool, ServiceError> {
+    pub async fn verify(
+        &self,
+        password: &Password,
+        phc: Option<&str>,
+    ) -> Result<bool, ServiceError> {
         let known = phc.is_some();
         let phc: Arc<str> = phc.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let bytes = password.as_str().as_bytes().to_vec();

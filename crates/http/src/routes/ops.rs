@@ -8,7 +8,11 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics).service(openapi_json).service(docs);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(openapi_json)
+        .service(docs);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -28,14 +32,17 @@ pub struct Readiness {
 }
 
 /// Liveness: the process is up (touches nothing else).
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
 /// Readiness: the database is reachable and migrations are applied (503 otherwise).
-#[utoipa::path(tag = "operations", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "Ready to serve", body = Readiness),
+    (status = 503, description = "Database unreachable or migrations pending", body = Readiness)
+))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (database, migrations) = match state.deps.db.ready().await {
@@ -46,7 +53,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let ready = database && migrations;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     HttpResponse::build(status).json(Readiness {
         status: if ready { "ready" } else { "not_ready" },
         database,
@@ -55,7 +66,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text: request counts and latency histograms per route.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -64,15 +75,17 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This API's OpenAPI 3.1 description.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
 #[get("/openapi.json")]
 async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(doc.get_ref().clone())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.get_ref().clone())
 }
 
 /// A human-readable API reference, rendered from `/openapi.json` in the browser with no
 /// external resource (works offline).
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The API reference page", content_type = "text/html", body = String)))]
 #[get("/docs")]
 async fn docs() -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()

@@ -4,5 +4,6 @@
 pub mod audit_events;
 pub mod memberships;
 pub mod organizations;
-pub mod user_sessions;
+// user_sessions: entity file present, wired in with the sessions repository.
+
 pub mod users;

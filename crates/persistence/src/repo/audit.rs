@@ -12,7 +12,9 @@ use crate::entities::audit_events::{ActiveModel, Column, Entity, Model};
 use crate::repo::{exec_sql, query_one_sql};
 use crate::{Backend, Db, Store, StoreError, Tx, rfc3339_micros, truncate_micros};
 use inventiv_domain::{OrgId, SessionId, UserId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -176,7 +178,11 @@ pub async fn list<S: Store>(
     if let Some(before) = before_id {
         q = q.filter(Column::Id.lt(before));
     }
-    let rows = q.order_by_desc(Column::Id).limit(limit).all(s.conn()).await?;
+    let rows = q
+        .order_by_desc(Column::Id)
+        .limit(limit)
+        .all(s.conn())
+        .await?;
     Ok(rows.into_iter().map(record).collect())
 }
 
@@ -208,11 +214,19 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
         vec![],
     )
     .await?;
-    let mut report = VerifyReport { chains: 0, events: 0, broken: None };
+    let mut report = VerifyReport {
+        chains: 0,
+        events: 0,
+        broken: None,
+    };
     let mut keys: Vec<(String, i64, String)> = Vec::with_capacity(heads.len());
     for head in heads {
         let last_hash: String = head.try_get("", "last_hash")?;
-        keys.push((head.try_get("", "chain_key")?, head.try_get("", "last_seq")?, last_hash.trim().to_owned()));
+        keys.push((
+            head.try_get("", "chain_key")?,
+            head.try_get("", "last_seq")?,
+            last_hash.trim().to_owned(),
+        ));
     }
     // Chains that have events but no head row are broken too.
     let orphan = Entity::find()
@@ -258,12 +272,15 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
                     return Ok(report);
                 }
                 if row.prev_hash.trim() != prev {
-                    report.broken = Some(broken("prev_hash does not match the previous event".to_owned()));
+                    report.broken = Some(broken(
+                        "prev_hash does not match the previous event".to_owned(),
+                    ));
                     return Ok(report);
                 }
                 let recomputed = hash_of(&row);
                 if row.hash.trim() != recomputed {
-                    report.broken = Some(broken("hash does not match the row's content".to_owned()));
+                    report.broken =
+                        Some(broken("hash does not match the row's content".to_owned()));
                     return Ok(report);
                 }
                 prev = recomputed;
@@ -359,6 +376,9 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let a = serde_json::json!({"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}});
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
     }
 }

@@ -19,7 +19,10 @@ fn record(m: Model) -> Result<MembershipRecord, StoreError> {
     Ok(MembershipRecord {
         organization_id: OrgId::from_uuid(m.organization_id),
         user_id: UserId::from_uuid(m.user_id),
-        role: m.role.parse().map_err(|e| corrupt("organization_memberships.role", e))?,
+        role: m
+            .role
+            .parse()
+            .map_err(|e| corrupt("organization_memberships.role", e))?,
         created_at: m.created_at,
     })
 }

@@ -53,7 +53,11 @@ pub async fn insert<S: Store>(s: &S, new: NewOrg<'_>) -> Result<OrgRecord, Store
 }
 
 pub async fn find_by_id<S: Store>(s: &S, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {
-    Entity::find_by_id(id.as_uuid()).one(s.conn()).await?.map(record).transpose()
+    Entity::find_by_id(id.as_uuid())
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
 }
 
 pub async fn find_by_slug<S: Store>(s: &S, slug: &Slug) -> Result<Option<OrgRecord>, StoreError> {

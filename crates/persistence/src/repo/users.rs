@@ -72,10 +72,17 @@ pub async fn insert<S: Store>(s: &S, new: NewUser<'_>) -> Result<UserRecord, Sto
 }
 
 pub async fn find_by_id<S: Store>(s: &S, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-    Entity::find_by_id(id.as_uuid()).one(s.conn()).await?.map(record).transpose()
+    Entity::find_by_id(id.as_uuid())
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
 }
 
-pub async fn find_by_email<S: Store>(s: &S, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+pub async fn find_by_email<S: Store>(
+    s: &S,
+    email: &Email,
+) -> Result<Option<UserRecord>, StoreError> {
     Entity::find()
         .filter(Column::Email.eq(email.as_str()))
         .one(s.conn())

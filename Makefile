@@ -1,0 +1,57 @@
+# The README's two commands are `make run` and `make test`; everything else is for developers
+# and CI. Only the Rust toolchain is assumed; Python tools go into a local virtualenv (.venv).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+VENV := .venv
+PY_TOOLS := openapi-spec-validator==0.9.0
+
+.PHONY: run test test-postgres lint fmt docs openapi-check build release clean help
+
+help:
+	@echo "make run            start the server on the embedded SQLite database (data/)"
+	@echo "make test           run the whole test suite (SQLite)"
+	@echo "make test-postgres  run the integration suite on PostgreSQL (PG_URL=$(PG_URL))"
+	@echo "make lint           rustfmt check + clippy with warnings denied"
+	@echo "make fmt            format the code"
+	@echo "make docs           regenerate docs/authorization.md from the permission map"
+	@echo "make openapi-check  validate the OpenAPI document with openapi-spec-validator"
+
+run:
+	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p inventiv-server
+
+test:
+	$(CARGO) test --workspace
+
+test-postgres:
+	INVENTIV_TEST_DATABASE_URL=$${INVENTIV_TEST_DATABASE_URL:-$(PG_URL)} $(CARGO) test -p inventiv-server --test api
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+docs:
+	UPDATE_DOCS=1 $(CARGO) test -p inventiv-domain --test authorization_doc
+
+$(VENV)/.installed: Makefile
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS)
+	touch $@
+
+openapi-check: $(VENV)/.installed
+	$(CARGO) run --quiet -p inventiv-server --bin inventiv-server -- openapi > target/openapi.json
+	$(VENV)/bin/openapi-spec-validator target/openapi.json
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,157 @@
+use crate::settings::{Environment, Settings};
+use anyhow::Context;
+use inventiv_domain::{Email, OrgName, Password, Slug};
+use inventiv_http::{AppState, HttpSettings, Metrics};
+use inventiv_persistence::{Db, DbOptions};
+use inventiv_service::bootstrap::{self, BootstrapOutcome, BootstrapSettings};
+use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
+use inventiv_service::password::{HashCost, PasswordHasher};
+use inventiv_service::{Clock, Deps, SystemClock};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The running server: database connected and migrated, bootstrap done, socket bound.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    deps: Deps,
+    bootstrap: BootstrapOutcome,
+}
+
+/// Connects the database and builds the use-case dependencies (no migration, no bootstrap).
+pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Deps> {
+    let db = Db::connect(
+        settings.database.url.expose(),
+        &DbOptions {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            ..DbOptions::default()
+        },
+    )
+    .await
+    .context("connecting to the database")?;
+    let mailer = match &settings.smtp.host {
+        Some(host) if !host.is_empty() => {
+            let tls = match settings.smtp.tls.as_str() {
+                "none" => SmtpTls::None,
+                "tls" => SmtpTls::Tls,
+                _ => SmtpTls::StartTls,
+            };
+            Mailer::smtp(
+                &SmtpSettings {
+                    host: host.clone(),
+                    port: settings.smtp.port,
+                    tls,
+                    username: settings.smtp.username.clone(),
+                    password: settings
+                        .smtp
+                        .password
+                        .as_ref()
+                        .map(|p| p.expose().to_owned()),
+                },
+                &settings.smtp.from,
+            )?
+        }
+        _ => Mailer::outbox(settings.server.data_dir.join("outbox"), &settings.smtp.from)?,
+    };
+    let cost = match settings.environment {
+        Environment::Test => HashCost::TestOnly,
+        Environment::Development | Environment::Production => HashCost::Standard,
+    };
+    Ok(Deps {
+        db,
+        clock,
+        mailer,
+        passwords: PasswordHasher::new(cost)?,
+        public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
+    })
+}
+
+/// The `[bootstrap]` section, parsed.
+fn bootstrap_settings(settings: &Settings) -> anyhow::Result<BootstrapSettings> {
+    let b = &settings.bootstrap;
+    Ok(BootstrapSettings {
+        admin_email: Email::parse(&b.admin_email).context("bootstrap.admin_email")?,
+        admin_password: if b.admin_password.is_empty() {
+            None
+        } else {
+            Some(Password::parse(b.admin_password.expose()).context("bootstrap.admin_password")?)
+        },
+        org_name: OrgName::parse(&b.org_name).context("bootstrap.org_name")?,
+        org_slug: Slug::parse(&b.org_slug).context("bootstrap.org_slug")?,
+    })
+}
+
+impl Application {
+    /// Builds with the wall clock.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds with an injected clock (tests pin time with `ManualClock`).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Application> {
+        let _jwt_secret = settings.jwt_secret()?;
+        let deps = build_deps(&settings, clock).await?;
+        deps.db.migrate().await.context("applying migrations")?;
+        let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            deps: deps.clone(),
+            metrics: Metrics::new()?,
+        };
+        let server = inventiv_http::serve(
+            listener,
+            state,
+            &HttpSettings {
+                workers: settings.server.workers,
+                json_limit: settings.server.json_limit_bytes,
+                shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+            },
+        )?;
+        Ok(Application {
+            port,
+            server,
+            deps,
+            bootstrap,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the start-up bootstrap did.
+    pub fn bootstrap_outcome(&self) -> &BootstrapOutcome {
+        &self.bootstrap
+    }
+
+    /// The use-case dependencies (tests use the database handle directly).
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a stop through the handle), then closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        tracing::info!("server stopped; closing the database pool");
+        self.deps.db.close().await?;
+        Ok(())
+    }
+}

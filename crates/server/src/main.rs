@@ -1,0 +1,157 @@
+//! `inventiv-server [serve|migrate|bootstrap|audit-verify|openapi]` — `serve` is the default.
+
+use inventiv_server::{Application, Settings, build_deps, telemetry};
+use inventiv_service::SystemClock;
+use inventiv_service::bootstrap::BootstrapOutcome;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const USAGE: &str = "usage: inventiv-server [serve|migrate|bootstrap|audit-verify|openapi]
+
+  serve         migrate, bootstrap, then serve HTTP (default)
+  migrate       apply pending database migrations and exit
+  bootstrap     migrate and ensure the platform admin and its organization exist, then exit
+  audit-verify  recompute every audit chain; exit 1 and name the first broken link if any
+  openapi       print the OpenAPI document (the same as GET /openapi.json) and exit
+
+Settings: config/default.toml, config/$INVENTIV_ENV.toml, then INVENTIV__SECTION__KEY variables.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "serve".to_owned());
+    match command.as_str() {
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "openapi" => {
+            return match inventiv_http::openapi().to_pretty_json() {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("cannot render the OpenAPI document: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("configuration error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings);
+    let result = match command.as_str() {
+        "serve" => serve(settings).await,
+        "migrate" => migrate(settings).await,
+        "bootstrap" => bootstrap(settings).await,
+        "audit-verify" => audit_verify(settings).await,
+        other => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "fatal");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let app = Application::build(settings.clone()).await?;
+    print_bootstrap(app.bootstrap_outcome());
+    tracing::info!(
+        address = format!("{}:{}", settings.server.host, app.port()),
+        environment = settings.environment.as_str(),
+        "listening"
+    );
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
+    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
+    deps.db.migrate().await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bootstrap(settings: Settings) -> anyhow::Result<ExitCode> {
+    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
+    deps.db.migrate().await?;
+    let b = &settings.bootstrap;
+    let parsed = inventiv_service::bootstrap::BootstrapSettings {
+        admin_email: inventiv_domain::Email::parse(&b.admin_email)?,
+        admin_password: if b.admin_password.is_empty() {
+            None
+        } else {
+            Some(inventiv_domain::Password::parse(b.admin_password.expose())?)
+        },
+        org_name: inventiv_domain::OrgName::parse(&b.org_name)?,
+        org_slug: inventiv_domain::Slug::parse(&b.org_slug)?,
+    };
+    let outcome = inventiv_service::bootstrap::run(&deps, &parsed)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    print_bootstrap(&outcome);
+    if !outcome.admin_created && !outcome.org_created {
+        println!("bootstrap: nothing to do (admin and organization exist)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_verify(settings: Settings) -> anyhow::Result<ExitCode> {
+    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
+    let report = inventiv_service::audit::verify(&deps.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match report.broken {
+        None => {
+            println!(
+                "audit trail OK: {} chain(s), {} event(s) verified",
+                report.chains, report.events
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(link) => {
+            println!(
+                "audit trail BROKEN in chain {} at event #{} (id {}): {}",
+                link.chain_key,
+                link.chain_seq,
+                link.event_id
+                    .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                link.reason
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Prints the generated admin password — once, on the run that created the account.
+fn print_bootstrap(outcome: &BootstrapOutcome) {
+    if let Some(password) = &outcome.generated_password {
+        println!(
+            "\n==================================================================\n \
+             Platform admin created (shown once, only its hash is stored):\n   \
+             email:    {}\n   password: {}\n\
+             ==================================================================\n",
+            outcome.admin_email, password
+        );
+    } else if outcome.admin_created {
+        println!(
+            "Platform admin {} created with the configured password.",
+            outcome.admin_email
+        );
+    }
+}

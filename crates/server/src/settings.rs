@@ -1,0 +1,262 @@
+//! Typed settings (SPEC §4.6). Sources, later ones winning: `config/default.toml`,
+//! `config/<INVENTIV_ENV>.toml` (`development` by default; `test`, `production`), then
+//! environment variables `INVENTIV__<SECTION>__<KEY>` (lists comma-separated).
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Which configuration file applies, and which safety rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    /// From `INVENTIV_ENV` (default `development`).
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("INVENTIV_ENV").as_deref() {
+            Err(_) | Ok("") | Ok("development") => Ok(Self::Development),
+            Ok("test") => Ok(Self::Test),
+            Ok("production") => Ok(Self::Production),
+            Ok(other) => {
+                bail!("INVENTIV_ENV must be development, test or production, not {other:?}")
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(<unset>)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Base of the links in emails.
+    pub public_url: String,
+    /// Where the embedded database, the generated JWT secret and the email outbox live.
+    pub data_dir: PathBuf,
+    /// Actix workers; 0 = one per core.
+    pub workers: usize,
+    /// Maximum JSON body on management endpoints, bytes.
+    pub json_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 key, ≥ 32 bytes. Empty: generated once into `data_dir` (not in production).
+    pub jwt_secret: Secret,
+    pub access_token_ttl_seconds: u64,
+    pub session_idle_seconds: u64,
+    pub session_absolute_seconds: u64,
+    pub cookie_secure: bool,
+    /// Origins accepted on cookie-authenticated writes; empty = `[server.public_url]`.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    /// Unset: emails are written to `data_dir/outbox/`.
+    pub host: Option<String>,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSection {
+    pub admin_email: String,
+    /// Empty: generated and printed once.
+    pub admin_password: Secret,
+    pub org_name: String,
+    pub org_slug: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Login attempts per minute, per IP and per account.
+    pub login_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` (human) or `json`.
+    pub format: String,
+    /// Default filter; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip, default = "default_env")]
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub smtp: SmtpSection,
+    pub bootstrap: BootstrapSection,
+    pub rate_limit: RateLimitSettings,
+    pub log: LogSettings,
+}
+
+fn default_env() -> Environment {
+    Environment::Development
+}
+
+impl Settings {
+    /// Loads the settings of `environment` from `config_dir` and the process environment.
+    pub fn load(config_dir: &Path, environment: Environment) -> anyhow::Result<Settings> {
+        let built = config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default.toml")))
+            .add_source(
+                config::File::from(config_dir.join(format!("{}.toml", environment.as_str())))
+                    .required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("INVENTIV")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("auth.allowed_origins")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading configuration")?;
+        let mut settings: Settings = built.try_deserialize().context("invalid configuration")?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads from `./config` for the environment named by `INVENTIV_ENV`.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let dir = std::env::var_os("INVENTIV_CONFIG_DIR")
+            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        Settings::load(&dir, Environment::from_env()?)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.environment == Environment::Production && self.auth.jwt_secret.expose().len() < 32 {
+            bail!(
+                "auth.jwt_secret must be set to at least 32 bytes in production (INVENTIV__AUTH__JWT_SECRET)"
+            );
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.expose().len() < 32 {
+            bail!("auth.jwt_secret must be at least 32 bytes");
+        }
+        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+            bail!("smtp.tls must be none, starttls or tls");
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            bail!("log.format must be pretty or json");
+        }
+        Ok(())
+    }
+
+    /// Origins allowed for cookie-authenticated writes.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        if self.auth.allowed_origins.is_empty() {
+            vec![self.server.public_url.trim_end_matches('/').to_owned()]
+        } else {
+            self.auth.allowed_origins.clone()
+        }
+    }
+
+    /// The JWT key: the configured one, or one generated once into `data_dir/jwt_secret` and
+    /// reused on every later start (never a literal in the code).
+    pub fn jwt_secret(&self) -> anyhow::Result<Secret> {
+        if !self.auth.jwt_secret.is_empty() {
+            return Ok(self.auth.jwt_secret.clone());
+        }
+        let path = self.server.data_dir.join("jwt_secret");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let existing = existing.trim().to_owned();
+            if existing.len() >= 32 {
+                return Ok(Secret::new(existing));
+            }
+        }
+        std::fs::create_dir_all(&self.server.data_dir)
+            .with_context(|| format!("creating {}", self.server.data_dir.display()))?;
+        let mut bytes = [0u8; 48];
+        rand::fill(&mut bytes);
+        let secret = hex::encode(bytes);
+        write_private(&path, &secret)?;
+        Ok(Secret::new(secret))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,168 @@
+//! The audit trail: append-only at the database level, hash-chained, verifiable.
+
+use crate::helpers::{TestApp, spawn_app};
+use inventiv_persistence::Backend;
+use inventiv_service::RequestMeta;
+use inventiv_service::audit::{self, AuditActor, AuditEntry};
+
+async fn drop_append_only_triggers(app: &TestApp) {
+    match app.db.backend() {
+        Backend::Postgres => {
+            app.db
+                .execute_unprepared("DROP TRIGGER audit_events_no_change ON audit_events")
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite => {
+            app.db
+                .execute_unprepared("DROP TRIGGER audit_events_no_update")
+                .await
+                .unwrap();
+            app.db
+                .execute_unprepared("DROP TRIGGER audit_events_no_delete")
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn update_and_delete_on_audit_events_are_refused_by_the_database() {
+    let app = spawn_app().await;
+    let update = app
+        .db
+        .execute_unprepared("UPDATE audit_events SET action = 'forged'")
+        .await;
+    assert!(update.is_err(), "UPDATE must fail");
+    assert!(format!("{:?}", update.unwrap_err()).contains("append-only"));
+    let delete = app.db.execute_unprepared("DELETE FROM audit_events").await;
+    assert!(delete.is_err(), "DELETE must fail");
+    let report = audit::verify(&app.db).await.unwrap();
+    assert_eq!(report.broken, None);
+    assert!(report.events >= 3, "bootstrap wrote events: {report:?}");
+}
+
+#[tokio::test]
+async fn verify_names_the_first_row_altered_behind_the_triggers_back() {
+    let app = spawn_app().await;
+    drop_append_only_triggers(&app).await;
+    // The bootstrap org's chain holds org.created (seq 1) then member.added (seq 2).
+    app.db
+        .execute_unprepared(
+            "UPDATE audit_events SET after_state = NULL WHERE action = 'member.added'",
+        )
+        .await
+        .unwrap();
+    let report = audit::verify(&app.db).await.unwrap();
+    let broken = report.broken.expect("tampering detected");
+    assert_eq!(broken.chain_seq, 2);
+    assert!(broken.reason.contains("hash"), "{broken:?}");
+}
+
+#[tokio::test]
+async fn verify_detects_a_deleted_event_and_a_deleted_tail() {
+    let app = spawn_app().await;
+    drop_append_only_triggers(&app).await;
+    app.db
+        .execute_unprepared("DELETE FROM audit_events WHERE action = 'org.created'")
+        .await
+        .unwrap();
+    let broken = audit::verify(&app.db)
+        .await
+        .unwrap()
+        .broken
+        .expect("gap detected");
+    assert!(broken.reason.contains("missing"), "{broken:?}");
+
+    let app = spawn_app().await;
+    drop_append_only_triggers(&app).await;
+    app.db
+        .execute_unprepared("DELETE FROM audit_events WHERE action = 'member.added'")
+        .await
+        .unwrap();
+    let broken = audit::verify(&app.db)
+        .await
+        .unwrap()
+        .broken
+        .expect("tail deletion detected");
+    assert!(broken.reason.contains("head"), "{broken:?}");
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_chain_never_fork_it() {
+    let app = spawn_app().await;
+    let org = inventiv_persistence::repo::organizations::find_by_slug(
+        &app.db,
+        &inventiv_domain::Slug::parse("inventiv-it").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..25 {
+        let db = app.db.clone();
+        tasks.push(tokio::spawn(async move {
+            let tx = db.begin_write().await.unwrap();
+            audit::record(
+                &tx,
+                inventiv_persistence::now_utc_micros(),
+                AuditActor::default(),
+                &RequestMeta::default(),
+                AuditEntry {
+                    action: "test.parallel",
+                    organization: Some(org.id),
+                    target_type: "test",
+                    target_id: i.to_string(),
+                    before: None,
+                    after: Some(serde_json::json!({"i": i})),
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = audit::verify(&app.db).await.unwrap();
+    assert_eq!(report.broken, None, "{report:?}");
+    let events = inventiv_persistence::repo::audit::list(
+        &app.db,
+        Some(org.id),
+        Some("test.parallel"),
+        None,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 25);
+}
+
+#[tokio::test]
+async fn audit_verify_command_exits_1_and_names_the_broken_link() {
+    let app = spawn_app().await;
+    let ok = crate::bootstrap::run_binary(&app.database, &["audit-verify"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit trail OK"));
+
+    drop_append_only_triggers(&app).await;
+    app.db
+        .execute_unprepared(
+            "UPDATE audit_events SET action = 'org.forged' WHERE action = 'org.created'",
+        )
+        .await
+        .unwrap();
+    let out = crate::bootstrap::run_binary(&app.database, &["audit-verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("BROKEN") && stdout.contains("event #1"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,135 @@
+//! `spawn_app()` and what tests share.
+// Shared by every test module; a helper unused by the current set of tests is not an error.
+#![allow(dead_code, unused_imports)]
+
+mod smtp_sink;
+mod test_db;
+
+pub use smtp_sink::{ReceivedMail, SmtpSink};
+pub use test_db::TestDatabase;
+
+use inventiv_persistence::Db;
+use inventiv_server::settings::Secret;
+use inventiv_server::{Application, Environment, Settings};
+use inventiv_service::{Clock, SystemClock};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The bootstrap admin's password in every test app.
+pub const ADMIN_EMAIL: &str = "admin@inventiv.local";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    pub smtp: SmtpSink,
+    pub settings: Settings,
+    pub database: TestDatabase,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+/// The repository's `config/` directory.
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+}
+
+/// Test settings for `database` with mail going to `smtp`.
+pub fn test_settings(database: &TestDatabase, smtp_port: u16) -> Settings {
+    let mut settings = Settings::load(&config_dir(), Environment::Test).expect("test settings");
+    settings.server.port = 0;
+    settings.server.data_dir = database.data_dir();
+    settings.database.url = Secret::new(database.url());
+    settings.database.max_connections = 8;
+    settings.smtp.host = Some("127.0.0.1".to_owned());
+    settings.smtp.port = smtp_port;
+    settings.smtp.tls = "none".to_owned();
+    settings.bootstrap.admin_password = Secret::new(ADMIN_PASSWORD);
+    settings
+}
+
+/// Starts the application with the wall clock.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_clock(Arc::new(SystemClock)).await
+}
+
+/// Starts the application with an injected clock.
+pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+    let database = TestDatabase::create().await;
+    let smtp = SmtpSink::start().await;
+    let settings = test_settings(&database, smtp.port());
+    let app = Application::build_with_clock(settings.clone(), clock)
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.deps().db.clone();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
+        db,
+        smtp,
+        settings,
+        database,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Reads a response as JSON, asserting its status first (with the body in the message).
+pub async fn json_with_status(res: reqwest::Response, status: u16) -> serde_json::Value {
+    let actual = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts the error shape of SPEC §4: `{error, message, request_id}` with the given code.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("X-Request-Id on every response");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content-type {content_type}"
+    );
+    let body = json_with_status(res, status).await;
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        Some(header_id.as_str()),
+        "body: {body}"
+    );
+    body
+}

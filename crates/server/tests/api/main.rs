@@ -1,0 +1,11 @@
+//! HTTP integration tests: each test starts the real `Application` on port 0 against its own
+//! fresh database — a temporary SQLite file, or a new PostgreSQL database when
+//! `INVENTIV_TEST_DATABASE_URL` is set — with a real SMTP sink on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit;
+mod bootstrap;
+mod helpers;
+mod mail;
+mod ops;

@@ -1,0 +1,110 @@
+//! Operations endpoints and the error contract of actix-level failures.
+
+use crate::helpers::{assert_error, json_with_status, spawn_app};
+
+#[tokio::test]
+async fn healthz_answers_ok_with_a_request_id() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    assert!(res.headers().contains_key("x-request-id"));
+    let body = json_with_status(res, 200).await;
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_well_formed_incoming_request_id_is_kept_and_a_bad_one_replaced() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let res = app
+        .client
+        .get(app.url("/nope"))
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(id, "bad id with spaces");
+    let body = assert_error(res, 404, "not_found").await;
+    assert_eq!(body["request_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn readyz_reports_database_and_migrations() {
+    let app = spawn_app().await;
+    let body = json_with_status(app.get("/readyz").await, 200).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ready", "database": true, "migrations": true})
+    );
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_json_404() {
+    let app = spawn_app().await;
+    assert_error(app.get("/no/such/route").await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_json_405_with_allow() {
+    let app = spawn_app().await;
+    let res = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["allow"], "GET");
+    assert_error(res, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn openapi_document_is_openapi_3_and_lists_the_operations_routes() {
+    let app = spawn_app().await;
+    let doc = json_with_status(app.get("/openapi.json").await, 200).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn docs_page_loads_nothing_from_the_internet() {
+    let app = spawn_app().await;
+    let res = app.get("/docs").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("/openapi.json"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external resource in /docs"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_pattern() {
+    let app = spawn_app().await;
+    app.get("/healthz").await;
+    app.get("/healthz").await;
+    app.get("/no/such/route").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"inventiv_http_requests_total{method="GET",route="/healthz",status="200"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
+    assert!(
+        text.contains("inventiv_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
