@@ -13,6 +13,7 @@ mod m20261128_000002_create_organizations;
 mod m20261128_000003_create_organization_memberships;
 mod m20261128_000004_create_user_sessions;
 mod m20261128_000005_create_audit_events;
+mod m20261128_000006_create_password_reset_tokens;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_create_organization_memberships::Migration),
             Box::new(m20261128_000004_create_user_sessions::Migration),
             Box::new(m20261128_000005_create_audit_events::Migration),
+            Box::new(m20261128_000006_create_password_reset_tokens::Migration),
         ]
     }
 }

@@ -11,13 +11,17 @@
 //!   (collected from the handlers' `#[utoipa::path]` by utoipa-actix-web, so code and document
 //!   cannot drift), and `/docs` renders that document without the internet.
 
+mod cookies;
+mod dto;
 mod error;
+mod extract;
 mod fallback;
 mod metrics;
 mod request_context;
 mod routes;
 mod state;
 
+pub use cookies::CookieSettings;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use state::AppState;

@@ -1,3 +1,4 @@
+use crate::cookies::CookieSettings;
 use crate::metrics::Metrics;
 use inventiv_service::Deps;
 
@@ -6,4 +7,5 @@ use inventiv_service::Deps;
 pub struct AppState {
     pub deps: Deps,
     pub metrics: Metrics,
+    pub cookies: CookieSettings,
 }

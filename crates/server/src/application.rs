@@ -1,8 +1,9 @@
 use crate::settings::{Environment, Settings};
 use anyhow::Context;
 use inventiv_domain::{Email, OrgName, Password, Slug};
-use inventiv_http::{AppState, HttpSettings, Metrics};
+use inventiv_http::{AppState, CookieSettings, HttpSettings, Metrics};
 use inventiv_persistence::{Db, DbOptions};
+use inventiv_service::auth::AuthConfig;
 use inventiv_service::bootstrap::{self, BootstrapOutcome, BootstrapSettings};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
 use inventiv_service::password::{HashCost, PasswordHasher};
@@ -59,11 +60,20 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         Environment::Test => HashCost::TestOnly,
         Environment::Development | Environment::Production => HashCost::Standard,
     };
+    let jwt_secret = settings.jwt_secret()?;
+    let auth = AuthConfig::new(
+        jwt_secret.expose().as_bytes(),
+        settings.auth.access_token_ttl_seconds,
+        settings.auth.session_idle_seconds,
+        settings.auth.session_absolute_seconds,
+        settings.rate_limit.login_per_minute,
+    )?;
     Ok(Deps {
         db,
         clock,
         mailer,
         passwords: PasswordHasher::new(cost)?,
+        auth: Arc::new(auth),
         public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
     })
 }
@@ -94,7 +104,6 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
-        let _jwt_secret = settings.jwt_secret()?;
         let deps = build_deps(&settings, clock).await?;
         deps.db.migrate().await.context("applying migrations")?;
         let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
@@ -109,6 +118,10 @@ impl Application {
         let state = AppState {
             deps: deps.clone(),
             metrics: Metrics::new()?,
+            cookies: CookieSettings {
+                secure: settings.auth.cookie_secure,
+                allowed_origins: settings.allowed_origins(),
+            },
         };
         let server = inventiv_http::serve(
             listener,

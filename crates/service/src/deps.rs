@@ -1,3 +1,4 @@
+use crate::auth::AuthConfig;
 use crate::clock::Clock;
 use crate::mailer::Mailer;
 use crate::password::PasswordHasher;
@@ -11,6 +12,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub mailer: Mailer,
     pub passwords: PasswordHasher,
+    /// Token keys, lifetimes and rate limiters.
+    pub auth: Arc<AuthConfig>,
     /// Base URL for links in emails (`server.public_url`), without a trailing slash.
     pub public_url: String,
 }

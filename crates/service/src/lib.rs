@@ -11,14 +11,24 @@
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
 
 pub mod audit;
+pub mod auth;
 pub mod bootstrap;
 mod clock;
 mod deps;
 mod error;
 pub mod mailer;
 pub mod password;
+pub mod rate_limit;
 pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deps::{Deps, RequestMeta};
 pub use error::ServiceError;
+
+/// The records use cases return (read-only data, no database handle).
+pub mod records {
+    pub use inventiv_persistence::repo::memberships::MembershipRecord;
+    pub use inventiv_persistence::repo::organizations::OrgRecord;
+    pub use inventiv_persistence::repo::sessions::SessionRecord;
+    pub use inventiv_persistence::repo::users::UserRecord;
+}

@@ -138,3 +138,14 @@ impl Mailer {
         Ok(())
     }
 }
+
+/// Sends `email` on a background task (off the request path). A failure is logged without
+/// the message body, which may hold a one-time link.
+pub fn send_in_background(mailer: Mailer, email: OutgoingEmail) {
+    tokio::spawn(async move {
+        let subject = email.subject.clone();
+        if let Err(err) = mailer.send(email).await {
+            tracing::error!(error = %err, %subject, "sending email failed");
+        }
+    });
+}

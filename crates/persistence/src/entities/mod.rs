@@ -4,6 +4,5 @@
 pub mod audit_events;
 pub mod memberships;
 pub mod organizations;
-// user_sessions: entity file present, wired in with the sessions repository.
-
+pub mod user_sessions;
 pub mod users;

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod memberships;
 pub mod organizations;
+pub mod reset_tokens;
+pub mod sessions;
 pub mod users;
 
 use crate::{Store, StoreError, db::db_backend};

@@ -106,3 +106,52 @@ pub async fn find_by_username<S: Store>(
 pub async fn count<S: Store>(s: &S) -> Result<u64, StoreError> {
     Ok(Entity::find().count(s.conn()).await?)
 }
+
+/// Replaces the password hash.
+pub async fn set_password_hash<S: Store>(
+    s: &S,
+    id: UserId,
+    password_hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    crate::repo::exec_sql(
+        s,
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+        vec![password_hash.into(), now.into(), id.as_uuid().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Profile fields a user may change about themselves. `None` leaves a field as it is;
+/// `Some(None)` clears it.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileChange {
+    pub username: Option<Option<Username>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+}
+
+/// Applies a profile change; a taken username is `Conflict(UserUsername)`.
+pub async fn update_profile<S: Store>(
+    s: &S,
+    id: UserId,
+    change: ProfileChange,
+    now: OffsetDateTime,
+) -> Result<Option<UserRecord>, StoreError> {
+    let Some(current) = Entity::find_by_id(id.as_uuid()).one(s.conn()).await? else {
+        return Ok(None);
+    };
+    let mut model: ActiveModel = current.into();
+    if let Some(username) = change.username {
+        model.username = Set(username.map(|u| u.as_str().to_owned()));
+    }
+    if let Some(first) = change.first_name {
+        model.first_name = Set(first);
+    }
+    if let Some(last) = change.last_name {
+        model.last_name = Set(last);
+    }
+    model.updated_at = Set(now);
+    record(model.update(s.conn()).await?).map(Some)
+}

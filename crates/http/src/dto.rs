@@ -1,0 +1,140 @@
+//! Bodies shared by several routes. Never a database model: each DTO is built from a service
+//! result, field by field, so a new column never leaks by accident.
+
+use inventiv_domain::Workspace;
+use inventiv_service::auth::{IssuedToken, Me};
+use inventiv_service::records::UserRecord;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A list page (SPEC §4): `next_cursor` is null on the last page.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// One frontend module and how it may be used (SPEC §2.4).
+#[derive(Serialize, ToSchema)]
+pub struct ModuleDto {
+    /// e.g. `instances`
+    pub id: &'static str,
+    /// `read` or `write`
+    pub access: &'static str,
+}
+
+/// `GET /auth/me`: the account, this session's workspace, and what it may do there.
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user_id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_platform_admin: bool,
+    pub session_id: Uuid,
+    pub current_organization_id: Option<Uuid>,
+    pub current_organization_name: Option<String>,
+    pub current_organization_slug: Option<String>,
+    /// `owner`, `admin`, `manager` or `user`; null in the personal workspace.
+    pub current_organization_role: Option<String>,
+    /// The action names allowed in the current workspace (the guards' own map).
+    pub permissions: Vec<String>,
+    pub modules: Vec<ModuleDto>,
+}
+
+impl From<Me> for MeResponse {
+    fn from(me: Me) -> Self {
+        let role = match me.workspace {
+            Workspace::Org { role, .. } => Some(role.as_str().to_owned()),
+            Workspace::Personal => None,
+        };
+        MeResponse {
+            user_id: me.user.id.as_uuid(),
+            email: me.user.email.as_str().to_owned(),
+            username: me.user.username.map(|u| u.as_str().to_owned()),
+            first_name: me.user.first_name,
+            last_name: me.user.last_name,
+            is_platform_admin: me.user.is_platform_admin,
+            session_id: me.session_id.as_uuid(),
+            current_organization_id: me.organization.as_ref().map(|o| o.id.as_uuid()),
+            current_organization_name: me.organization.as_ref().map(|o| o.name.as_str().to_owned()),
+            current_organization_slug: me.organization.as_ref().map(|o| o.slug.as_str().to_owned()),
+            current_organization_role: role,
+            permissions: me.permissions.iter().map(|p| p.name().to_owned()).collect(),
+            modules: me
+                .modules
+                .iter()
+                .map(|m| ModuleDto {
+                    id: m.id.as_str(),
+                    access: m.access.as_str(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A new access token (also set as the `inventiv_session` cookie).
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl From<&IssuedToken> for TokenResponse {
+    fn from(t: &IssuedToken) -> Self {
+        TokenResponse {
+            access_token: t.token.clone(),
+            expires_at: t.expires_at,
+        }
+    }
+}
+
+/// Me plus a new token (after a workspace switch).
+#[derive(Serialize, ToSchema)]
+pub struct MeWithToken {
+    #[serde(flatten)]
+    pub me: MeResponse,
+    #[serde(flatten)]
+    pub token: TokenResponse,
+}
+
+/// For PATCH-like bodies: distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`). Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A user account as clients see it (never the password hash).
+#[derive(Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_platform_admin: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<UserRecord> for UserDto {
+    fn from(user: UserRecord) -> Self {
+        UserDto {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            username: user.username.map(|u| u.as_str().to_owned()),
+            first_name: user.first_name,
+            last_name: user.last_name,
+            is_platform_admin: user.is_platform_admin,
+            created_at: user.created_at,
+        }
+    }
+}

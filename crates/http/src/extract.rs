@@ -1,0 +1,149 @@
+//! Request extractors: the authenticated [`Principal`] (built once per request by the service
+//! from the live session), the CSRF origin rule for cookie-authenticated writes, and
+//! [`Meta`] (request id, client IP, user agent).
+
+use crate::{ApiError, AppState};
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use inventiv_service::RequestMeta;
+use inventiv_service::auth::{self, Principal};
+use std::future::{Ready, ready};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "inventiv_session";
+
+/// A request authenticated by a live session.
+pub struct Authenticated(pub Principal);
+
+/// Like [`Authenticated`] but accepting a token past its `exp` (`POST /auth/refresh` only).
+pub struct ForRefresh(pub Principal);
+
+/// Where the credential came from: cookie-borne writes must pass the CSRF origin check.
+enum Source {
+    Bearer,
+    Cookie,
+}
+
+fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
+        return Ok((token.to_owned(), Source::Bearer));
+    }
+    match req.cookie(SESSION_COOKIE) {
+        Some(cookie) if !cookie.value().is_empty() => {
+            Ok((cookie.value().to_owned(), Source::Cookie))
+        }
+        _ => Err(unauthorized(
+            "Sign in first: no session cookie or bearer token.",
+        )),
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// SPEC §6: a state-changing request authenticated by cookie must come from an allowed origin.
+fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    match origin {
+        Some(origin)
+            if state
+                .cookies
+                .allowed_origins
+                .iter()
+                .any(|o| o == origin.trim_end_matches('/')) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_origin",
+            "A cookie-authenticated change must come from an allowed Origin.",
+        )),
+    }
+}
+
+fn extract(
+    req: &HttpRequest,
+    for_refresh: bool,
+) -> LocalBoxFuture<'static, Result<Principal, ApiError>> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let credential = credential(req).and_then(|(token, source)| {
+        let state = state
+            .as_ref()
+            .ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        if matches!(source, Source::Cookie) {
+            check_csrf(req, state)?;
+        }
+        Ok(token)
+    });
+    Box::pin(async move {
+        let token = credential?;
+        let state =
+            state.ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        let principal = if for_refresh {
+            auth::authenticate_for_refresh(&state.deps, &token).await
+        } else {
+            auth::authenticate(&state.deps, &token).await
+        };
+        principal.map_err(ApiError::from)
+    })
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    #[tracing::instrument(skip_all)]
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let fut = extract(req, false);
+        Box::pin(async move { fut.await.map(Authenticated) })
+    }
+}
+
+impl FromRequest for ForRefresh {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    #[tracing::instrument(skip_all)]
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let fut = extract(req, true);
+        Box::pin(async move { fut.await.map(ForRefresh) })
+    }
+}
+
+/// Request facts for sessions and audit events.
+pub struct Meta(pub RequestMeta);
+
+impl FromRequest for Meta {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect());
+        ready(Ok(Meta(RequestMeta {
+            request_id: crate::request_context::current_request_id(),
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            user_agent,
+        })))
+    }
+}

@@ -1,0 +1,297 @@
+//! `user_sessions`: one row per login; the row — not the token — is the truth.
+
+use crate::entities::user_sessions::{ActiveModel, Column, Entity, Model};
+use crate::repo::{corrupt, exec_sql, query_one_sql};
+use crate::{Store, StoreError};
+use inventiv_domain::{Email, OrgId, Role, SessionId, UserId};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use time::OffsetDateTime;
+
+/// A session row.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub current_organization_id: Option<OrgId>,
+    pub organization_role: Option<Role>,
+    pub token_generation: i32,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+fn record(m: Model) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: SessionId::from_uuid(m.id),
+        user_id: UserId::from_uuid(m.user_id),
+        current_organization_id: m.current_organization_id.map(OrgId::from_uuid),
+        organization_role: m
+            .organization_role
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| corrupt("user_sessions.organization_role", e))?,
+        token_generation: m.token_generation,
+        ip: m.ip,
+        user_agent: m.user_agent,
+        created_at: m.created_at,
+        last_used_at: m.last_used_at,
+        idle_expires_at: m.idle_expires_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+    })
+}
+
+/// What a login creates.
+pub struct NewSession<'a> {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub organization: Option<(OrgId, Role)>,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub now: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn insert<S: Store>(s: &S, new: NewSession<'_>) -> Result<SessionRecord, StoreError> {
+    let model = ActiveModel {
+        id: Set(new.id.as_uuid()),
+        user_id: Set(new.user_id.as_uuid()),
+        current_organization_id: Set(new.organization.map(|(o, _)| o.as_uuid())),
+        organization_role: Set(new.organization.map(|(_, r)| r.as_str().to_owned())),
+        token_generation: Set(0),
+        ip: Set(new.ip.map(|v| truncate(v, 64))),
+        user_agent: Set(new.user_agent.map(|v| truncate(v, 512))),
+        created_at: Set(new.now),
+        last_used_at: Set(new.now),
+        idle_expires_at: Set(new.idle_expires_at),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    };
+    record(model.insert(s.conn()).await?)
+}
+
+fn truncate(value: &str, max_chars: usize) -> String {
+    value.chars().take(max_chars).collect()
+}
+
+pub async fn find<S: Store>(s: &S, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    Entity::find_by_id(id.as_uuid())
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+/// Everything an authenticated request needs, in one round trip: the session, its user, and
+/// the user's *current* role in the session's org (None if the membership is gone).
+#[derive(Debug, Clone)]
+pub struct SessionAuth {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub current_organization_id: Option<OrgId>,
+    pub member_role: Option<Role>,
+    pub token_generation: i32,
+    pub last_used_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked: bool,
+    pub email: Email,
+    pub is_platform_admin: bool,
+    pub user_disabled: bool,
+}
+
+pub async fn load_auth<S: Store>(s: &S, id: SessionId) -> Result<Option<SessionAuth>, StoreError> {
+    let row = query_one_sql(
+        s,
+        "SELECT s.id, s.user_id, s.current_organization_id, s.token_generation, s.last_used_at, \
+                s.idle_expires_at, s.expires_at, s.revoked_at, u.email, u.is_platform_admin, \
+                u.disabled_at, m.role AS member_role \
+         FROM user_sessions s \
+         JOIN users u ON u.id = s.user_id \
+         LEFT JOIN organization_memberships m \
+           ON m.organization_id = s.current_organization_id AND m.user_id = s.user_id \
+         WHERE s.id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let member_role: Option<String> = row.try_get("", "member_role")?;
+    let email: String = row.try_get("", "email")?;
+    let revoked_at: Option<OffsetDateTime> = row.try_get("", "revoked_at")?;
+    let disabled_at: Option<OffsetDateTime> = row.try_get("", "disabled_at")?;
+    Ok(Some(SessionAuth {
+        session_id: SessionId::from_uuid(row.try_get("", "id")?),
+        user_id: UserId::from_uuid(row.try_get("", "user_id")?),
+        current_organization_id: row
+            .try_get::<Option<uuid::Uuid>>("", "current_organization_id")?
+            .map(OrgId::from_uuid),
+        member_role: member_role
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| corrupt("organization_memberships.role", e))?,
+        token_generation: row.try_get("", "token_generation")?,
+        last_used_at: row.try_get("", "last_used_at")?,
+        idle_expires_at: row.try_get("", "idle_expires_at")?,
+        expires_at: row.try_get("", "expires_at")?,
+        revoked: revoked_at.is_some(),
+        email: Email::parse(&email).map_err(|e| corrupt("users.email", e))?,
+        is_platform_admin: row.try_get("", "is_platform_admin")?,
+        user_disabled: disabled_at.is_some(),
+    }))
+}
+
+/// Records use: `last_used_at = now`, idle expiry pushed to `idle_expires_at`.
+pub async fn touch<S: Store>(
+    s: &S,
+    id: SessionId,
+    now: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "UPDATE user_sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
+        vec![now.into(), idle_expires_at.into(), id.as_uuid().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves a live session to another workspace and bumps its generation, but only if the
+/// generation is still `expected_generation` (a concurrent switch or refresh wins otherwise).
+/// Returns the new generation, or None if the session is gone, revoked or moved on.
+pub async fn set_workspace<S: Store>(
+    s: &S,
+    id: SessionId,
+    expected_generation: i32,
+    organization: Option<(OrgId, Role)>,
+) -> Result<Option<i32>, StoreError> {
+    let changed = exec_sql(
+        s,
+        "UPDATE user_sessions SET current_organization_id = $1, organization_role = $2, \
+             token_generation = token_generation + 1 \
+         WHERE id = $3 AND token_generation = $4 AND revoked_at IS NULL",
+        vec![
+            organization.map(|(o, _)| o.as_uuid()).into(),
+            organization.map(|(_, r)| r.as_str().to_owned()).into(),
+            id.as_uuid().into(),
+            expected_generation.into(),
+        ],
+    )
+    .await?;
+    Ok((changed == 1).then_some(expected_generation + 1))
+}
+
+/// Bumps the generation without moving (token refresh). Same conditions as [`set_workspace`].
+pub async fn bump_generation<S: Store>(
+    s: &S,
+    id: SessionId,
+    expected_generation: i32,
+) -> Result<Option<i32>, StoreError> {
+    let changed = exec_sql(
+        s,
+        "UPDATE user_sessions SET token_generation = token_generation + 1 \
+         WHERE id = $1 AND token_generation = $2 AND revoked_at IS NULL",
+        vec![id.as_uuid().into(), expected_generation.into()],
+    )
+    .await?;
+    Ok((changed == 1).then_some(expected_generation + 1))
+}
+
+/// A session whose org membership vanished goes back to the personal workspace.
+pub async fn fall_back_to_personal<S: Store>(s: &S, id: SessionId) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "UPDATE user_sessions SET current_organization_id = NULL, organization_role = NULL WHERE id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes one live session of `user`. Returns whether it was live and theirs.
+pub async fn revoke<S: Store>(
+    s: &S,
+    user: UserId,
+    id: SessionId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let changed = exec_sql(
+        s,
+        "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
+        vec![
+            now.into(),
+            reason.into(),
+            id.as_uuid().into(),
+            user.as_uuid().into(),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// Revokes every live session of `user` except `keep`. Returns how many.
+pub async fn revoke_all_for_user<S: Store>(
+    s: &S,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    // A nil UUID never names a session, so "keep nothing" needs no second statement.
+    let keep = keep.map_or_else(uuid::Uuid::nil, |k| k.as_uuid());
+    exec_sql(
+        s,
+        "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND id <> $4 AND revoked_at IS NULL",
+        vec![
+            now.into(),
+            reason.into(),
+            user.as_uuid().into(),
+            keep.into(),
+        ],
+    )
+    .await
+}
+
+/// The user's live sessions (not revoked, not expired at `now`), most recently used first.
+pub async fn list_live<S: Store>(
+    s: &S,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    Entity::find()
+        .filter(Column::UserId.eq(user.as_uuid()))
+        .filter(Column::RevokedAt.is_null())
+        .filter(Column::ExpiresAt.gt(now))
+        .filter(Column::IdleExpiresAt.gt(now))
+        .order_by_desc(Column::LastUsedAt)
+        .all(s.conn())
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// The user's most recently used session, live or not (the workspace a new login resumes).
+pub async fn most_recent<S: Store>(
+    s: &S,
+    user: UserId,
+) -> Result<Option<SessionRecord>, StoreError> {
+    Entity::find()
+        .filter(Column::UserId.eq(user.as_uuid()))
+        .order_by_desc(Column::LastUsedAt)
+        .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}

@@ -1,0 +1,191 @@
+use super::{Principal, unauthorized};
+use crate::audit::{AuditActor, AuditEntry, record};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{
+    Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
+};
+use inventiv_persistence::repo::organizations::{self, OrgRecord};
+use inventiv_persistence::repo::sessions;
+use inventiv_persistence::repo::users::{self, ProfileChange, UserRecord};
+use inventiv_persistence::{Constraint, StoreError};
+use serde_json::json;
+
+/// `GET /auth/me`: who I am, where this session acts, and what I may do there — computed by
+/// the domain from the same permission map the guards use.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub user: UserRecord,
+    pub session_id: inventiv_domain::SessionId,
+    pub workspace: Workspace,
+    pub organization: Option<OrgRecord>,
+    pub permissions: Vec<Permission>,
+    pub modules: Vec<Module>,
+}
+
+pub async fn me(deps: &Deps, principal: &Principal) -> Result<Me, ServiceError> {
+    me_in(deps, principal, principal.workspace).await
+}
+
+/// The Me of `principal` as if acting in `workspace` (after a switch).
+pub(crate) async fn me_in(
+    deps: &Deps,
+    principal: &Principal,
+    workspace: Workspace,
+) -> Result<Me, ServiceError> {
+    let user = users::find_by_id(&deps.db, principal.user_id)
+        .await?
+        .ok_or_else(|| unauthorized("The account no longer exists."))?;
+    let organization = match workspace {
+        Workspace::Org { org, .. } => organizations::find_by_id(&deps.db, org).await?,
+        Workspace::Personal => None,
+    };
+    let actor = inventiv_domain::Actor {
+        workspace,
+        ..principal.actor()
+    };
+    Ok(Me {
+        user,
+        session_id: principal.session_id,
+        workspace,
+        organization,
+        permissions: permissions(&actor),
+        modules: modules(&actor),
+    })
+}
+
+/// `PUT /auth/me` fields: absent = unchanged, `null` or "" = cleared.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileInput {
+    pub username: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+}
+
+pub async fn update_profile(
+    deps: &Deps,
+    principal: &Principal,
+    input: ProfileInput,
+    meta: &RequestMeta,
+) -> Result<Me, ServiceError> {
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let change = ProfileChange {
+        username: input
+            .username
+            .map(|u| blank(u).map(|u| Username::parse(&u)).transpose())
+            .transpose()?,
+        first_name: input
+            .first_name
+            .map(|v| {
+                blank(v)
+                    .map(|v| PersonName::parse("first_name", &v).map(|n| n.as_str().to_owned()))
+                    .transpose()
+            })
+            .transpose()?,
+        last_name: input
+            .last_name
+            .map(|v| {
+                blank(v)
+                    .map(|v| PersonName::parse("last_name", &v).map(|n| n.as_str().to_owned()))
+                    .transpose()
+            })
+            .transpose()?,
+    };
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let updated = match users::update_profile(&tx, principal.user_id, change, now).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(unauthorized("The account no longer exists.")),
+        Err(StoreError::Conflict(Constraint::UserUsername)) => {
+            return Err(ServiceError::Conflict {
+                code: "username_taken",
+                message: "This username is already taken.".to_owned(),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
+    record(
+        &tx,
+        now,
+        AuditActor {
+            user: Some(principal.user_id),
+            session: Some(principal.session_id),
+        },
+        meta,
+        AuditEntry {
+            action: "user.profile_updated",
+            organization: None,
+            target_type: "user",
+            target_id: principal.user_id.to_string(),
+            before: None,
+            after: Some(json!({
+                "username": updated.username.as_ref().map(|u| u.as_str().to_owned()),
+                "first_name": updated.first_name,
+                "last_name": updated.last_name,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    me(deps, principal).await
+}
+
+/// `PUT /auth/me/password`: requires the current password; revokes every OTHER session of the
+/// user and keeps this one.
+pub async fn change_password(
+    deps: &Deps,
+    principal: &Principal,
+    current: &str,
+    new: &str,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let new = Password::parse(new).map_err(|e| ServiceError::invalid("new_password", e.reason))?;
+    let user = users::find_by_id(&deps.db, principal.user_id)
+        .await?
+        .ok_or_else(|| unauthorized("The account no longer exists."))?;
+    let current_ok = match Password::parse(current) {
+        Ok(pw) => {
+            deps.passwords
+                .verify(&pw, Some(&user.password_hash))
+                .await?
+        }
+        Err(_) => false,
+    };
+    if !current_ok {
+        return Err(ServiceError::Forbidden {
+            code: "invalid_current_password",
+            message: "The current password is incorrect.".to_owned(),
+        });
+    }
+    let hash = deps.passwords.hash(&new).await?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    users::set_password_hash(&tx, user.id, &hash, now).await?;
+    let revoked = sessions::revoke_all_for_user(
+        &tx,
+        user.id,
+        Some(principal.session_id),
+        "password_changed",
+        now,
+    )
+    .await?;
+    record(
+        &tx,
+        now,
+        AuditActor {
+            user: Some(user.id),
+            session: Some(principal.session_id),
+        },
+        meta,
+        AuditEntry {
+            action: "user.password_changed",
+            organization: None,
+            target_type: "user",
+            target_id: user.id.to_string(),
+            before: None,
+            after: Some(json!({"other_sessions_revoked": revoked})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+use super::jwt::Claims;
+use super::unauthorized;
+use crate::{Deps, ServiceError};
+use inventiv_domain::{Actor, Credential, Email, SessionId, UserId, Workspace};
+use inventiv_persistence::repo::sessions;
+use time::Duration;
+
+/// Who is calling, as decided by the database on this request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub email: Email,
+    pub is_platform_admin: bool,
+    pub session_id: SessionId,
+    pub token_generation: i32,
+    pub session_expires_at: time::OffsetDateTime,
+    pub workspace: Workspace,
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The actor the domain policy judges.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user_id,
+            is_platform_admin: self.is_platform_admin,
+            workspace: self.workspace,
+            credential: self.credential,
+        }
+    }
+}
+
+/// `last_used_at` is written at most this often per session (not on every request).
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+/// Verifies `token` and loads the live session behind it (SPEC §6).
+pub async fn authenticate(deps: &Deps, token: &str) -> Result<Principal, ServiceError> {
+    let claims = deps
+        .auth
+        .jwt
+        .verify(token)
+        .ok_or_else(|| unauthorized("The access token is invalid."))?;
+    if claims.exp <= deps.clock.now().unix_timestamp() {
+        return Err(ServiceError::Unauthenticated {
+            code: "token_expired",
+            message: "The access token has expired; sign in again.".to_owned(),
+        });
+    }
+    load(deps, &claims).await
+}
+
+/// Like [`authenticate`] but accepts a token past its `exp`: `POST /auth/refresh` is
+/// authorized by the live session row and the matching generation, and each generation
+/// refreshes at most once.
+pub async fn authenticate_for_refresh(deps: &Deps, token: &str) -> Result<Principal, ServiceError> {
+    let claims = deps
+        .auth
+        .jwt
+        .verify(token)
+        .ok_or_else(|| unauthorized("The access token is invalid."))?;
+    load(deps, &claims).await
+}
+
+async fn load(deps: &Deps, claims: &Claims) -> Result<Principal, ServiceError> {
+    let sid: SessionId = claims
+        .sid
+        .parse()
+        .map_err(|_| unauthorized("The access token is invalid."))?;
+    let session = sessions::load_auth(&deps.db, sid)
+        .await?
+        .ok_or_else(|| unauthorized("The session does not exist."))?;
+    let now = deps.clock.now();
+    if session.user_id.to_string() != claims.sub {
+        return Err(unauthorized("The access token is invalid."));
+    }
+    if session.revoked {
+        return Err(unauthorized("The session has been revoked."));
+    }
+    if now >= session.expires_at || now >= session.idle_expires_at {
+        return Err(unauthorized("The session has expired; sign in again."));
+    }
+    if i64::from(session.token_generation) != claims.generation {
+        return Err(unauthorized(
+            "The access token was superseded by a newer one.",
+        ));
+    }
+    if session.user_disabled {
+        return Err(unauthorized("The account is disabled."));
+    }
+    let workspace = match (session.current_organization_id, session.member_role) {
+        (Some(org), Some(role)) => Workspace::Org { org, role },
+        (Some(_), None) => {
+            // The membership is gone: this session falls back to the personal workspace.
+            sessions::fall_back_to_personal(&deps.db, sid).await?;
+            Workspace::Personal
+        }
+        (None, _) => Workspace::Personal,
+    };
+    if now - session.last_used_at >= TOUCH_EVERY {
+        sessions::touch(&deps.db, sid, now, now + deps.auth.session_idle).await?;
+    }
+    Ok(Principal {
+        user_id: session.user_id,
+        email: session.email,
+        is_platform_admin: session.is_platform_admin,
+        session_id: sid,
+        token_generation: session.token_generation,
+        session_expires_at: session.expires_at,
+        workspace,
+        credential: Credential::Session,
+    })
+}

@@ -1,0 +1,269 @@
+use super::{IssuedToken, Principal, issue_token, unauthorized};
+use crate::audit::{AuditActor, AuditEntry, record};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{Credential, OrgId, SessionId, Workspace};
+use inventiv_persistence::repo::memberships;
+use inventiv_persistence::repo::organizations::{self, OrgRecord};
+use inventiv_persistence::repo::sessions::{self, SessionRecord};
+use serde_json::json;
+use std::collections::HashMap;
+
+fn session_only(principal: &Principal) -> Result<(), ServiceError> {
+    match principal.credential {
+        Credential::Session => Ok(()),
+        Credential::ApiKey => Err(ServiceError::Forbidden {
+            code: "api_key_not_allowed",
+            message: "Sessions are managed by signing in, not with an API key.".to_owned(),
+        }),
+    }
+}
+
+fn actor(principal: &Principal) -> AuditActor {
+    AuditActor {
+        user: Some(principal.user_id),
+        session: Some(principal.session_id),
+    }
+}
+
+/// A lost race on the generation (a concurrent switch/refresh of the same session).
+fn superseded() -> ServiceError {
+    unauthorized("The access token was superseded by a newer one.")
+}
+
+/// `PUT /organizations/current`: moves THIS session to `target` (None = Personal), bumps its
+/// generation (the previous token stops working) and returns a new token. Other sessions of
+/// the same user keep their own workspace.
+pub async fn switch_workspace(
+    deps: &Deps,
+    principal: &Principal,
+    target: Option<OrgId>,
+    meta: &RequestMeta,
+) -> Result<(super::Me, IssuedToken), ServiceError> {
+    session_only(principal)?;
+    let tx = deps.db.begin_write().await?;
+    let workspace = match target {
+        None => None,
+        Some(org) => match memberships::find(&tx, org, principal.user_id).await? {
+            Some(m) => Some((org, m.role)),
+            None => {
+                return Err(ServiceError::Forbidden {
+                    code: "not_a_member",
+                    message: "You are not a member of this organization.".to_owned(),
+                });
+            }
+        },
+    };
+    let generation = sessions::set_workspace(
+        &tx,
+        principal.session_id,
+        principal.token_generation,
+        workspace,
+    )
+    .await?
+    .ok_or_else(superseded)?;
+    let before = match principal.workspace {
+        Workspace::Personal => None,
+        Workspace::Org { org, .. } => Some(org.to_string()),
+    };
+    record(
+        &tx,
+        deps.clock.now(),
+        actor(principal),
+        meta,
+        AuditEntry {
+            action: "session.workspace_switched",
+            organization: None,
+            target_type: "session",
+            target_id: principal.session_id.to_string(),
+            before: Some(json!({"organization_id": before})),
+            after: Some(json!({"organization_id": workspace.map(|(o, _)| o.to_string())})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let token = issue_token(
+        deps,
+        principal.user_id,
+        principal.session_id,
+        generation,
+        workspace,
+        principal.session_expires_at,
+    )?;
+    let workspace = workspace.map_or(Workspace::Personal, |(org, role)| Workspace::Org {
+        org,
+        role,
+    });
+    let me = super::account::me_in(deps, principal, workspace).await?;
+    Ok((me, token))
+}
+
+/// `POST /auth/refresh`: a new token for the same session; the presented one stops working.
+pub async fn refresh(deps: &Deps, principal: &Principal) -> Result<IssuedToken, ServiceError> {
+    session_only(principal)?;
+    let generation =
+        sessions::bump_generation(&deps.db, principal.session_id, principal.token_generation)
+            .await?
+            .ok_or_else(superseded)?;
+    let workspace = match principal.workspace {
+        Workspace::Org { org, role } => Some((org, role)),
+        Workspace::Personal => None,
+    };
+    issue_token(
+        deps,
+        principal.user_id,
+        principal.session_id,
+        generation,
+        workspace,
+        principal.session_expires_at,
+    )
+}
+
+/// `POST /auth/logout`: revokes the calling session.
+pub async fn logout(
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    session_only(principal)?;
+    revoke_in_tx(
+        deps,
+        principal,
+        principal.session_id,
+        "logout",
+        "session.logout",
+        meta,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `DELETE /auth/sessions/{id}`: revokes one of the caller's own live sessions (404 otherwise).
+pub async fn revoke_session(
+    deps: &Deps,
+    principal: &Principal,
+    id: SessionId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    session_only(principal)?;
+    if revoke_in_tx(
+        deps,
+        principal,
+        id,
+        "revoked_by_user",
+        "session.revoked",
+        meta,
+    )
+    .await?
+    {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound("session"))
+    }
+}
+
+async fn revoke_in_tx(
+    deps: &Deps,
+    principal: &Principal,
+    id: SessionId,
+    reason: &str,
+    action: &'static str,
+    meta: &RequestMeta,
+) -> Result<bool, ServiceError> {
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    if !sessions::revoke(&tx, principal.user_id, id, reason, now).await? {
+        return Ok(false);
+    }
+    record(
+        &tx,
+        now,
+        actor(principal),
+        meta,
+        AuditEntry {
+            action,
+            organization: None,
+            target_type: "session",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(json!({"reason": reason})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// `POST /auth/sessions/revoke-others`: revokes every other live session of the caller.
+pub async fn revoke_others(
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<u64, ServiceError> {
+    session_only(principal)?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let revoked = sessions::revoke_all_for_user(
+        &tx,
+        principal.user_id,
+        Some(principal.session_id),
+        "revoked_by_user",
+        now,
+    )
+    .await?;
+    record(
+        &tx,
+        now,
+        actor(principal),
+        meta,
+        AuditEntry {
+            action: "session.revoked_others",
+            organization: None,
+            target_type: "user",
+            target_id: principal.user_id.to_string(),
+            before: None,
+            after: Some(json!({"revoked": revoked})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// One of the caller's sessions, with its workspace's name.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: SessionRecord,
+    pub organization: Option<OrgRecord>,
+    pub is_current: bool,
+}
+
+/// `GET /auth/sessions`: the caller's live sessions, most recently used first.
+pub async fn list_sessions(
+    deps: &Deps,
+    principal: &Principal,
+) -> Result<Vec<SessionView>, ServiceError> {
+    session_only(principal)?;
+    let live = sessions::list_live(&deps.db, principal.user_id, deps.clock.now()).await?;
+    let mut orgs: HashMap<OrgId, Option<OrgRecord>> = HashMap::new();
+    let mut views = Vec::with_capacity(live.len());
+    for session in live {
+        let organization = match session.current_organization_id {
+            Some(id) => match orgs.get(&id) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = organizations::find_by_id(&deps.db, id).await?;
+                    orgs.insert(id, found.clone());
+                    found
+                }
+            },
+            None => None,
+        };
+        let is_current = session.id == principal.session_id;
+        views.push(SessionView {
+            session,
+            organization,
+            is_current,
+        });
+    }
+    Ok(views)
+}
