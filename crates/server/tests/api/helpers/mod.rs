@@ -8,7 +8,9 @@ mod test_db;
 pub use smtp_sink::{ReceivedMail, SmtpSink};
 pub use test_db::TestDatabase;
 
+use inventiv_domain::{Email, OrgId, OrgName, Password, Role, Slug, UserId};
 use inventiv_persistence::Db;
+use inventiv_persistence::repo::{memberships, organizations, users};
 use inventiv_server::settings::Secret;
 use inventiv_server::{Application, Environment, Settings};
 use inventiv_service::{Clock, SystemClock};
@@ -24,6 +26,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Db,
+    pub deps: inventiv_service::Deps,
     pub smtp: SmtpSink,
     pub settings: Settings,
     pub database: TestDatabase,
@@ -51,19 +54,29 @@ pub fn test_settings(database: &TestDatabase, smtp_port: u16) -> Settings {
 
 /// Starts the application with the wall clock.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with_clock(Arc::new(SystemClock)).await
+    spawn_app_with(|_| {}, Arc::new(SystemClock)).await
 }
 
 /// Starts the application with an injected clock.
 pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+    spawn_app_with(|_| {}, clock).await
+}
+
+/// Starts the application with adjusted settings and an injected clock.
+pub async fn spawn_app_with(
+    customize: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let database = TestDatabase::create().await;
     let smtp = SmtpSink::start().await;
-    let settings = test_settings(&database, smtp.port());
+    let mut settings = test_settings(&database, smtp.port());
+    customize(&mut settings);
     let app = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.deps().db.clone();
+    let deps = app.deps().clone();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -73,11 +86,20 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
             .build()
             .expect("http client"),
         db,
+        deps,
         smtp,
         settings,
         database,
         handle,
     }
+}
+
+/// A signed-in session: its token, its `Set-Cookie` value and the login body.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub cookie: String,
+    pub body: serde_json::Value,
 }
 
 impl TestApp {
@@ -91,6 +113,164 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// A request with a bearer token.
+    pub fn as_bearer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.as_bearer(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.as_bearer(reqwest::Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn put_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.as_bearer(reqwest::Method::PUT, path, token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.as_bearer(reqwest::Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates an account directly (hashing its password like the service does).
+    pub async fn create_user(&self, email: &str, password: &str) -> UserId {
+        let hash = self
+            .deps
+            .passwords
+            .hash(&Password::parse(password).unwrap())
+            .await
+            .unwrap();
+        users::insert(
+            &self.db,
+            users::NewUser {
+                id: UserId::new(),
+                email: &Email::parse(email).unwrap(),
+                username: None,
+                first_name: None,
+                last_name: None,
+                password_hash: &hash,
+                is_platform_admin: false,
+                now: self.deps.clock.now(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    /// Creates an organization with the given members, directly in the database.
+    pub async fn create_org(&self, slug: &str, members: &[(UserId, Role)]) -> OrgId {
+        let now = self.deps.clock.now();
+        let org = organizations::insert(
+            &self.db,
+            organizations::NewOrg {
+                id: OrgId::new(),
+                name: &OrgName::parse(&format!("Org {slug}")).unwrap(),
+                slug: &Slug::parse(slug).unwrap(),
+                created_by: None,
+                now,
+            },
+        )
+        .await
+        .unwrap();
+        for (user, role) in members {
+            memberships::insert(&self.db, org.id, *user, *role, now)
+                .await
+                .unwrap();
+        }
+        org.id
+    }
+
+    /// Signs in (asserting 200).
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let res = self
+            .post_json(
+                "/auth/login",
+                serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        let cookie = res
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = json_with_status(res, 200).await;
+        let token = body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        Session {
+            token,
+            cookie,
+            body,
+        }
+    }
+
+    /// `GET /auth/me` with `token` (asserting 200).
+    pub async fn me(&self, token: &str) -> serde_json::Value {
+        json_with_status(self.get_as(token, "/auth/me").await, 200).await
+    }
+
+    /// Switches the session of `token` to `org` (asserting 200); returns the new token.
+    pub async fn switch(&self, token: &str, org: Option<OrgId>) -> String {
+        let body = serde_json::json!({"organization_id": org.map(|o| o.to_string())});
+        let res = self.put_as(token, "/organizations/current", body).await;
+        let body = json_with_status(res, 200).await;
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Asserts the whole audit trail still verifies.
+    pub async fn assert_audit_verifies(&self) {
+        let report = inventiv_service::audit::verify(&self.db).await.unwrap();
+        assert_eq!(report.broken, None, "{report:?}");
     }
 }
 
