@@ -7,7 +7,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 VENV := .venv
 PY_TOOLS := openapi-spec-validator==0.9.0
 
-.PHONY: run test test-postgres lint fmt docs openapi-check build release clean help
+.PHONY: run test test-postgres lint fmt docs openapi-check bench build release clean help
 
 help:
 	@echo "make run            start the server on the embedded SQLite database (data/)"
@@ -17,6 +17,7 @@ help:
 	@echo "make fmt            format the code"
 	@echo "make docs           regenerate docs/authorization.md from the permission map"
 	@echo "make openapi-check  validate the OpenAPI document with openapi-spec-validator"
+	@echo "make bench          HTTP load benchmark on loopback (BENCH_SECONDS, BENCH_CONNECTIONS)"
 
 run:
 	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
@@ -39,6 +40,9 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) bench -p inventiv-server --bench http_load
 
 docs:
 	UPDATE_DOCS=1 $(CARGO) test -p inventiv-domain --test authorization_doc

@@ -14,6 +14,7 @@ mod m20261128_000003_create_organization_memberships;
 mod m20261128_000004_create_user_sessions;
 mod m20261128_000005_create_audit_events;
 mod m20261128_000006_create_password_reset_tokens;
+mod m20261128_000007_create_organization_invitations;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_create_user_sessions::Migration),
             Box::new(m20261128_000005_create_audit_events::Migration),
             Box::new(m20261128_000006_create_password_reset_tokens::Migration),
+            Box::new(m20261128_000007_create_organization_invitations::Migration),
         ]
     }
 }

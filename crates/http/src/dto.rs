@@ -138,3 +138,30 @@ impl From<UserRecord> for UserDto {
         }
     }
 }
+
+/// `?limit=&cursor=` of every list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1..200, default 50.
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn request(&self) -> inventiv_service::paging::PageRequest {
+        inventiv_service::paging::PageRequest {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
+}
+
+/// A service page mapped to its DTO.
+pub fn page<T, D>(page: inventiv_service::paging::Page<T>, map: impl Fn(T) -> D) -> Page<D> {
+    Page {
+        items: page.items.into_iter().map(map).collect(),
+        next_cursor: page.next_cursor,
+    }
+}

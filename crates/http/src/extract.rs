@@ -127,6 +127,28 @@ impl FromRequest for ForRefresh {
     }
 }
 
+/// An optional session: `None` without credentials; credentials that are present must be
+/// valid (401 otherwise) — a bad token is never silently treated as anonymous.
+pub struct MaybeAuthenticated(pub Option<Principal>);
+
+impl FromRequest for MaybeAuthenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    #[tracing::instrument(skip_all)]
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let present = req.headers().contains_key(header::AUTHORIZATION)
+            || req
+                .cookie(SESSION_COOKIE)
+                .is_some_and(|c| !c.value().is_empty());
+        if !present {
+            return Box::pin(async { Ok(MaybeAuthenticated(None)) });
+        }
+        let fut = extract(req, false);
+        Box::pin(async move { fut.await.map(|p| MaybeAuthenticated(Some(p))) })
+    }
+}
+
 /// Request facts for sessions and audit events.
 pub struct Meta(pub RequestMeta);
 

@@ -9,6 +9,8 @@ pub enum Constraint {
     OrganizationSlug,
     MembershipPrimaryKey,
     AuditChainSeq,
+    InvitationPendingEmail,
+    InvitationTokenHash,
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
@@ -33,6 +35,16 @@ const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::AuditChainSeq,
         "ux_audit_events_chain",
         "audit_events.chain_key, audit_events.chain_seq",
+    ),
+    (
+        Constraint::InvitationPendingEmail,
+        "ux_invitations_pending_email",
+        "organization_invitations.organization_id, organization_invitations.email",
+    ),
+    (
+        Constraint::InvitationTokenHash,
+        "ux_invitations_token_hash",
+        "organization_invitations.token_hash",
     ),
 ];
 

@@ -60,3 +60,48 @@ pub async fn record(
 pub async fn verify(db: &Db) -> Result<VerifyReport, ServiceError> {
     Ok(audit::verify(db).await?)
 }
+
+/// How timestamps appear inside audit `before`/`after` documents.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    inventiv_persistence::rfc3339_micros(t)
+}
+
+/// `GET /organizations/current/audit` filters.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub since: Option<OffsetDateTime>,
+}
+
+/// The current org's events, newest first (owner/admin/manager).
+pub async fn list_for_org(
+    deps: &crate::Deps,
+    principal: &crate::auth::Principal,
+    filter: &AuditFilter,
+    page: &crate::paging::PageRequest,
+) -> Result<crate::paging::Page<AuditRecord>, ServiceError> {
+    let (org, _) =
+        crate::organizations::current_org(principal, inventiv_domain::Action::ViewAudit)?;
+    let (limit, before) = page.parse::<i64>()?;
+    if let Some(action) = &filter.action
+        && (action.len() > 64
+            || !action
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'))
+    {
+        return Err(ServiceError::invalid(
+            "action",
+            "a dotted lowercase action name, e.g. member.role_changed",
+        ));
+    }
+    let rows = audit::list(
+        &deps.db,
+        Some(org),
+        filter.action.as_deref(),
+        filter.since,
+        before,
+        limit + 1,
+    )
+    .await?;
+    Ok(crate::paging::page_of(rows, limit, |e| e.id))
+}

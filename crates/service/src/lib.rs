@@ -16,7 +16,11 @@ pub mod bootstrap;
 mod clock;
 mod deps;
 mod error;
+pub mod invitations;
 pub mod mailer;
+pub mod members;
+pub mod organizations;
+pub mod paging;
 pub mod password;
 pub mod rate_limit;
 pub mod tokens;
@@ -27,7 +31,10 @@ pub use error::ServiceError;
 
 /// The records use cases return (read-only data, no database handle).
 pub mod records {
-    pub use inventiv_persistence::repo::memberships::MembershipRecord;
+    pub use inventiv_persistence::repo::audit::AuditRecord;
+    pub use inventiv_persistence::repo::invitations::InvitationRecord;
+    pub use inventiv_persistence::repo::memberships::{MemberRow, MembershipRecord};
+    pub use inventiv_persistence::repo::organizations::MyOrg;
     pub use inventiv_persistence::repo::organizations::OrgRecord;
     pub use inventiv_persistence::repo::sessions::SessionRecord;
     pub use inventiv_persistence::repo::users::UserRecord;

@@ -133,7 +133,7 @@ async fn login(
 }
 
 /// Revoke the current session and clear the cookie.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 204, description = "Signed out"),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
@@ -151,7 +151,7 @@ async fn logout(
 
 /// A new access token for the same session; the presented token stops working. Accepted even
 /// past the token's `exp` while the session itself is live.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "New token (also set as the cookie)", body = TokenResponse),
     (status = 401, description = "Session revoked, expired, or token superseded", body = ErrorBody),
 ))]
@@ -165,7 +165,7 @@ async fn refresh(state: web::Data<AppState>, who: ForRefresh) -> Result<HttpResp
 }
 
 /// Who I am, this session's workspace, and the permissions and modules allowed there.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "Me", body = MeResponse),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
@@ -190,7 +190,7 @@ pub struct UpdateMeRequest {
 }
 
 /// Update my profile (username, first and last name).
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "Updated", body = MeResponse),
     (status = 400, description = "Invalid field", body = ErrorBody),
     (status = 409, description = "`username_taken`", body = ErrorBody),
@@ -224,7 +224,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// Change my password; every other session of mine is revoked, this one is kept.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 204, description = "Changed"),
     (status = 400, description = "The new password breaks the policy", body = ErrorBody),
     (status = 403, description = "`invalid_current_password`", body = ErrorBody),
@@ -248,7 +248,7 @@ async fn change_password(
 }
 
 /// My live sessions, most recently used first.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "Sessions", body = Page<SessionDto>),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
@@ -269,7 +269,7 @@ async fn list_sessions(
 }
 
 /// Revoke one of my sessions.
-#[utoipa::path(tag = "auth", params(("id" = Uuid, Path, description = "Session id")), responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", params(("id" = Uuid, Path, description = "Session id")), responses(
     (status = 204, description = "Revoked"),
     (status = 404, description = "No live session of yours with this id", body = ErrorBody),
 ))]
@@ -291,7 +291,7 @@ pub struct RevokedCount {
 }
 
 /// Revoke all my sessions but this one.
-#[utoipa::path(tag = "auth", responses(
+#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "How many were revoked", body = RevokedCount),
 ))]
 #[post("/auth/sessions/revoke-others")]

@@ -1,6 +1,9 @@
 //! Routes, one module per resource; each exposes `configure`.
 
+mod audit;
 mod auth;
+mod invitations;
+mod members;
 mod ops;
 mod organizations;
 
@@ -11,4 +14,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     ops::configure(cfg);
     auth::configure(cfg);
     organizations::configure(cfg);
+    members::configure(cfg);
+    invitations::configure(cfg);
+    audit::configure(cfg);
 }

@@ -1,8 +1,8 @@
 //! `organization_memberships`: (org, user, role).
 
 use crate::entities::memberships::{ActiveModel, Column, Entity, Model};
-use crate::repo::corrupt;
-use crate::{Store, StoreError};
+use crate::repo::{corrupt, exec_sql, query_all_sql};
+use crate::{Backend, Store, StoreError, Tx};
 use inventiv_domain::{OrgId, Role, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use time::OffsetDateTime;
@@ -56,5 +56,157 @@ pub async fn find<S: Store>(
         .one(s.conn())
         .await?
         .map(record)
+        .transpose()
+}
+
+/// The owners of `org`, locked until the end of `tx` (`FOR UPDATE` on PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` already holds the write lock). Every change that could remove an owner
+/// reads this first, so two concurrent demotions cannot both see "another owner remains".
+pub async fn lock_owners(tx: &Tx, org: OrgId) -> Result<Vec<UserId>, StoreError> {
+    let lock = match tx.backend() {
+        Backend::Postgres => " ORDER BY user_id FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let rows = query_all_sql(
+        tx,
+        &format!(
+            "SELECT user_id FROM organization_memberships WHERE organization_id = $1 AND role = 'owner'{lock}"
+        ),
+        vec![org.as_uuid().into()],
+    )
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok(UserId::from_uuid(r.try_get("", "user_id")?)))
+        .collect()
+}
+
+/// A member with their account's public fields.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub user_id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Role,
+    pub joined_at: OffsetDateTime,
+}
+
+/// Members of `org` ordered by user id, after `after`, at most `limit`.
+pub async fn list<S: Store>(
+    s: &S,
+    org: OrgId,
+    after: Option<UserId>,
+    limit: u64,
+) -> Result<Vec<MemberRow>, StoreError> {
+    let mut sql = String::from(
+        "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at \
+         FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.organization_id = $1",
+    );
+    let mut values: Vec<sea_orm::Value> = vec![org.as_uuid().into()];
+    if let Some(after) = after {
+        sql.push_str(" AND u.id > $2");
+        values.push(after.as_uuid().into());
+    }
+    sql.push_str(&format!(" ORDER BY u.id LIMIT {limit}"));
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let role: String = row.try_get("", "role")?;
+            Ok(MemberRow {
+                user_id: UserId::from_uuid(row.try_get("", "id")?),
+                email: row.try_get("", "email")?,
+                username: row.try_get("", "username")?,
+                first_name: row.try_get("", "first_name")?,
+                last_name: row.try_get("", "last_name")?,
+                role: role
+                    .parse()
+                    .map_err(|e| corrupt("organization_memberships.role", e))?,
+                joined_at: row.try_get("", "created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Sets a member's role; false if they are not a member.
+pub async fn set_role<S: Store>(
+    s: &S,
+    org: OrgId,
+    user: UserId,
+    role: Role,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_memberships SET role = $1 WHERE organization_id = $2 AND user_id = $3",
+        vec![
+            role.as_str().into(),
+            org.as_uuid().into(),
+            user.as_uuid().into(),
+        ],
+    )
+    .await?
+        == 1)
+}
+
+/// Removes a membership, and moves that user's sessions in `org` back to Personal.
+pub async fn delete<S: Store>(s: &S, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+    exec_sql(
+        s,
+        "UPDATE user_sessions SET current_organization_id = NULL, organization_role = NULL \
+         WHERE user_id = $1 AND current_organization_id = $2",
+        vec![user.as_uuid().into(), org.as_uuid().into()],
+    )
+    .await?;
+    Ok(exec_sql(
+        s,
+        "DELETE FROM organization_memberships WHERE organization_id = $1 AND user_id = $2",
+        vec![org.as_uuid().into(), user.as_uuid().into()],
+    )
+    .await?
+        == 1)
+}
+
+/// How many owners `org` has (unlocked read; for reports and tests).
+pub async fn count_owners<S: Store>(s: &S, org: OrgId) -> Result<u64, StoreError> {
+    Ok(Entity::find()
+        .filter(Column::OrganizationId.eq(org.as_uuid()))
+        .filter(Column::Role.eq(Role::Owner.as_str()))
+        .all(s.conn())
+        .await?
+        .len() as u64)
+}
+
+/// One member with their account's public fields.
+pub async fn find_row<S: Store>(
+    s: &S,
+    org: OrgId,
+    user: UserId,
+) -> Result<Option<MemberRow>, StoreError> {
+    let rows = query_all_sql(
+        s,
+        "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at \
+         FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.organization_id = $1 AND m.user_id = $2",
+        vec![org.as_uuid().into(), user.as_uuid().into()],
+    )
+    .await?;
+    rows.into_iter()
+        .next()
+        .map(|row| {
+            let role: String = row.try_get("", "role")?;
+            Ok(MemberRow {
+                user_id: UserId::from_uuid(row.try_get("", "id")?),
+                email: row.try_get("", "email")?,
+                username: row.try_get("", "username")?,
+                first_name: row.try_get("", "first_name")?,
+                last_name: row.try_get("", "last_name")?,
+                role: role
+                    .parse()
+                    .map_err(|e| corrupt("organization_memberships.role", e))?,
+                joined_at: row.try_get("", "created_at")?,
+            })
+        })
         .transpose()
 }

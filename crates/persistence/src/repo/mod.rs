@@ -1,6 +1,7 @@
 //! Repositories: one module per table (or small group), functions taking a [`crate::Store`].
 
 pub mod audit;
+pub mod invitations;
 pub mod memberships;
 pub mod organizations;
 pub mod reset_tokens;

@@ -1,9 +1,9 @@
 //! `organizations`: tenants.
 
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
-use crate::repo::corrupt;
+use crate::repo::{corrupt, exec_sql, query_all_sql};
 use crate::{Store, StoreError};
-use inventiv_domain::{OrgId, OrgName, Slug, UserId};
+use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use time::OffsetDateTime;
 
@@ -71,4 +71,96 @@ pub async fn find_by_slug<S: Store>(s: &S, slug: &Slug) -> Result<Option<OrgReco
 
 pub async fn count<S: Store>(s: &S) -> Result<u64, StoreError> {
     Ok(Entity::find().count(s.conn()).await?)
+}
+
+/// One of a user's organizations, with their role and the member count.
+#[derive(Debug, Clone)]
+pub struct MyOrg {
+    pub org: OrgRecord,
+    pub role: Role,
+    pub member_count: i64,
+}
+
+/// The organizations `user` belongs to, ordered by id, after `after`, at most `limit`.
+pub async fn list_for_user<S: Store>(
+    s: &S,
+    user: UserId,
+    after: Option<OrgId>,
+    limit: u64,
+) -> Result<Vec<MyOrg>, StoreError> {
+    let mut sql = String::from(
+        "SELECT o.id, o.name, o.slug, o.created_by_user_id, o.require_distinct_activators, \
+                o.created_at, o.updated_at, m.role, \
+                (SELECT COUNT(*) FROM organization_memberships c WHERE c.organization_id = o.id) AS member_count \
+         FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
+         WHERE m.user_id = $1",
+    );
+    let mut values: Vec<sea_orm::Value> = vec![user.as_uuid().into()];
+    if let Some(after) = after {
+        sql.push_str(" AND o.id > $2");
+        values.push(after.as_uuid().into());
+    }
+    sql.push_str(&format!(" ORDER BY o.id LIMIT {limit}"));
+    let rows = query_all_sql(s, &sql, values).await?;
+    rows.into_iter()
+        .map(|row| {
+            let model = Model {
+                id: row.try_get("", "id")?,
+                name: row.try_get("", "name")?,
+                slug: row.try_get("", "slug")?,
+                created_by_user_id: row.try_get("", "created_by_user_id")?,
+                require_distinct_activators: row.try_get("", "require_distinct_activators")?,
+                created_at: row.try_get("", "created_at")?,
+                updated_at: row.try_get("", "updated_at")?,
+            };
+            let role: String = row.try_get("", "role")?;
+            Ok(MyOrg {
+                org: record(model)?,
+                role: role
+                    .parse()
+                    .map_err(|e| corrupt("organization_memberships.role", e))?,
+                member_count: row.try_get("", "member_count")?,
+            })
+        })
+        .collect()
+}
+
+/// Changes the name and/or the distinct-activators setting.
+pub async fn update<S: Store>(
+    s: &S,
+    id: OrgId,
+    name: Option<&OrgName>,
+    require_distinct_activators: Option<bool>,
+    now: OffsetDateTime,
+) -> Result<Option<OrgRecord>, StoreError> {
+    let Some(current) = Entity::find_by_id(id.as_uuid()).one(s.conn()).await? else {
+        return Ok(None);
+    };
+    let mut model: ActiveModel = current.into();
+    if let Some(name) = name {
+        model.name = Set(name.as_str().to_owned());
+    }
+    if let Some(flag) = require_distinct_activators {
+        model.require_distinct_activators = Set(flag);
+    }
+    model.updated_at = Set(now);
+    record(model.update(s.conn()).await?).map(Some)
+}
+
+/// Deletes the organization (memberships and invitations cascade; sessions fall back to
+/// Personal through their `ON DELETE SET NULL`).
+pub async fn delete<S: Store>(s: &S, id: OrgId) -> Result<bool, StoreError> {
+    exec_sql(
+        s,
+        "UPDATE user_sessions SET organization_role = NULL WHERE current_organization_id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?;
+    Ok(exec_sql(
+        s,
+        "DELETE FROM organizations WHERE id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?
+        == 1)
 }

@@ -10,3 +10,4 @@ mod bootstrap;
 mod helpers;
 mod mail;
 mod ops;
+mod orgs;

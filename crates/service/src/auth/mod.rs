@@ -15,6 +15,7 @@ mod sessions;
 pub use account::{Me, ProfileInput, change_password, me, update_profile};
 pub use login::{LoginInput, LoginOutcome, login};
 pub use principal::{Principal, authenticate, authenticate_for_refresh};
+pub(crate) use reset::token_hash;
 pub use reset::{confirm_password_reset, request_password_reset};
 pub use sessions::{
     SessionView, list_sessions, logout, refresh, revoke_others, revoke_session, switch_workspace,
@@ -38,6 +39,8 @@ pub struct AuthConfig {
     pub login_by_account: RateLimiter,
     pub reset_by_ip: RateLimiter,
     pub reset_by_account: RateLimiter,
+    pub accept_by_ip: RateLimiter,
+    pub accept_by_account: RateLimiter,
 }
 
 impl AuthConfig {
@@ -59,6 +62,8 @@ impl AuthConfig {
             login_by_account: limiter(),
             reset_by_ip: limiter(),
             reset_by_account: limiter(),
+            accept_by_ip: limiter(),
+            accept_by_account: limiter(),
         })
     }
 }
@@ -72,7 +77,7 @@ pub struct IssuedToken {
 
 /// Signs a token for session `sid` at `generation`; it expires with the access TTL or the
 /// session's absolute expiry, whichever comes first.
-pub(crate) fn issue_token(
+pub fn issue_token(
     deps: &Deps,
     user: UserId,
     sid: SessionId,

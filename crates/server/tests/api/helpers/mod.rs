@@ -71,6 +71,10 @@ pub async fn spawn_app_with(
     let smtp = SmtpSink::start().await;
     let mut settings = test_settings(&database, smtp.port());
     customize(&mut settings);
+    if std::env::var_os("TEST_LOG").is_some() {
+        // `TEST_LOG=1 cargo test …` shows the server's logs (errors with their causes).
+        inventiv_server::telemetry::init(&settings);
+    }
     let app = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("application starts");

@@ -129,6 +129,27 @@ impl SmtpSink {
         }
     }
 
+    /// Waits (up to 10 s) until `n` messages to `to` have arrived and returns the n-th (1-based).
+    pub async fn wait_for_nth(&self, to: &str, n: usize) -> ReceivedMail {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.arrived.notified();
+            let mut to_them = self
+                .messages()
+                .into_iter()
+                .filter(|m| m.to.iter().any(|t| t == to));
+            if let Some(m) = to_them.nth(n - 1) {
+                return m;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "fewer than {n} emails to {to} within 10 s; received: {:?}",
+                    self.messages()
+                );
+            }
+        }
+    }
+
     async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);

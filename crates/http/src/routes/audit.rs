@@ -1,0 +1,95 @@
+//! `GET /organizations/current/audit` (owner/admin/manager).
+
+use crate::AppState;
+use crate::dto::{Page, page};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Authenticated;
+use actix_web::{get, web};
+use inventiv_service::audit::{self, AuditFilter};
+use inventiv_service::paging::PageRequest;
+use inventiv_service::records::AuditRecord;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list);
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventDto {
+    id: i64,
+    organization_id: Option<Uuid>,
+    actor_user_id: Option<Uuid>,
+    /// Dotted lowercase, e.g. `member.role_changed`.
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    #[schema(value_type = Object)]
+    before: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
+    after: Option<serde_json::Value>,
+    request_id: Option<String>,
+    ip: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: OffsetDateTime,
+    hash: String,
+}
+
+fn event_dto(e: AuditRecord) -> AuditEventDto {
+    AuditEventDto {
+        id: e.id,
+        organization_id: e.organization_id.map(|o| o.as_uuid()),
+        actor_user_id: e.actor_user_id.map(|u| u.as_uuid()),
+        action: e.action,
+        target_type: e.target_type,
+        target_id: e.target_id,
+        before: e.before,
+        after: e.after,
+        request_id: e.request_id,
+        ip: e.ip,
+        occurred_at: e.occurred_at,
+        hash: e.hash,
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Exact action name.
+    action: Option<String>,
+    /// RFC 3339; events at or after it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    since: Option<OffsetDateTime>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The current organization's audit trail, newest first.
+#[utoipa::path(tag = "audit", params(AuditQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Events", body = Page<AuditEventDto>),
+    (status = 403, description = "Not owner, admin or manager", body = ErrorBody),
+))]
+#[get("/organizations/current/audit")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<AuditQuery>,
+) -> Result<web::Json<Page<AuditEventDto>>, ApiError> {
+    let q = query.into_inner();
+    let filter = AuditFilter {
+        action: q.action,
+        since: q.since,
+    };
+    let paging = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(web::Json(page(
+        audit::list_for_org(&state.deps, &who.0, &filter, &paging).await?,
+        event_dto,
+    )))
+}

@@ -1,0 +1,238 @@
+//! `organization_invitations`. Every read is scoped to an org, except the lookup by token
+//! hash (the public accept page, where the token itself is the credential).
+
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::{Store, StoreError};
+use inventiv_domain::{Email, InvitationId, InvitationStatus, OrgId, Role, UserId};
+use sea_orm::{QueryResult, Value};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct InvitationRecord {
+    pub id: InvitationId,
+    pub organization_id: OrgId,
+    pub email: Email,
+    pub role: Role,
+    /// As stored; the effective status also depends on `expires_at` (see the domain).
+    pub status: InvitationStatus,
+    pub invited_by_user_id: Option<UserId>,
+    /// The inviter's email, if the account still exists (for the accept page and lists).
+    pub invited_by_email: Option<String>,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub accepted_by_user_id: Option<UserId>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "i.id, i.organization_id, i.email, i.role, i.status, i.invited_by_user_id, \
+     u.email AS invited_by_email, i.expires_at, i.accepted_at, i.accepted_by_user_id, i.revoked_at, i.created_at \
+     FROM organization_invitations i LEFT JOIN users u ON u.id = i.invited_by_user_id";
+
+fn record(row: QueryResult) -> Result<InvitationRecord, StoreError> {
+    let email: String = row.try_get("", "email")?;
+    let role: String = row.try_get("", "role")?;
+    let status: String = row.try_get("", "status")?;
+    Ok(InvitationRecord {
+        id: InvitationId::from_uuid(row.try_get("", "id")?),
+        organization_id: OrgId::from_uuid(row.try_get("", "organization_id")?),
+        email: Email::parse(&email).map_err(|e| corrupt("organization_invitations.email", e))?,
+        role: role
+            .parse()
+            .map_err(|e| corrupt("organization_invitations.role", e))?,
+        status: status
+            .parse()
+            .map_err(|e| corrupt("organization_invitations.status", e))?,
+        invited_by_user_id: row
+            .try_get::<Option<uuid::Uuid>>("", "invited_by_user_id")?
+            .map(UserId::from_uuid),
+        invited_by_email: row.try_get("", "invited_by_email")?,
+        expires_at: row.try_get("", "expires_at")?,
+        accepted_at: row.try_get("", "accepted_at")?,
+        accepted_by_user_id: row
+            .try_get::<Option<uuid::Uuid>>("", "accepted_by_user_id")?
+            .map(UserId::from_uuid),
+        revoked_at: row.try_get("", "revoked_at")?,
+        created_at: row.try_get("", "created_at")?,
+    })
+}
+
+/// What an invite stores.
+pub struct NewInvitation<'a> {
+    pub id: InvitationId,
+    pub organization_id: OrgId,
+    pub email: &'a Email,
+    pub role: Role,
+    pub token_hash: &'a str,
+    pub invited_by: UserId,
+    pub expires_at: OffsetDateTime,
+    pub now: OffsetDateTime,
+}
+
+/// Marks a pending-but-expired invitation for (org, email) as `expired`, so the partial
+/// unique index admits a new one.
+pub async fn expire_stale<S: Store>(
+    s: &S,
+    org: OrgId,
+    email: &Email,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "UPDATE organization_invitations SET status = 'expired', updated_at = $1 \
+         WHERE organization_id = $2 AND email = $3 AND status = 'pending' AND expires_at <= $1",
+        vec![now.into(), org.as_uuid().into(), email.as_str().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores a pending invitation; another pending one for the address is
+/// `Conflict(InvitationPendingEmail)`.
+pub async fn insert<S: Store>(s: &S, new: NewInvitation<'_>) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "INSERT INTO organization_invitations (id, organization_id, email, role, token_hash, status, \
+             invited_by_user_id, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $8)",
+        vec![
+            new.id.as_uuid().into(),
+            new.organization_id.as_uuid().into(),
+            new.email.as_str().into(),
+            new.role.as_str().into(),
+            new.token_hash.into(),
+            new.invited_by.as_uuid().into(),
+            new.expires_at.into(),
+            new.now.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The invitation `id` of `org` (None if absent or another org's).
+pub async fn find_in_org<S: Store>(
+    s: &S,
+    org: OrgId,
+    id: InvitationId,
+) -> Result<Option<InvitationRecord>, StoreError> {
+    query_one_sql(
+        s,
+        &format!("SELECT {COLUMNS} WHERE i.organization_id = $1 AND i.id = $2"),
+        vec![org.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?
+    .map(record)
+    .transpose()
+}
+
+/// The invitation carrying this token hash (the public accept flow).
+pub async fn find_by_token_hash<S: Store>(
+    s: &S,
+    token_hash: &str,
+) -> Result<Option<InvitationRecord>, StoreError> {
+    query_one_sql(
+        s,
+        &format!("SELECT {COLUMNS} WHERE i.token_hash = $1"),
+        vec![token_hash.into()],
+    )
+    .await?
+    .map(record)
+    .transpose()
+}
+
+/// Invitations of `org`, newest first, filtered by *effective* status at `now`.
+pub async fn list<S: Store>(
+    s: &S,
+    org: OrgId,
+    status: Option<InvitationStatus>,
+    now: OffsetDateTime,
+    before: Option<InvitationId>,
+    limit: u64,
+) -> Result<Vec<InvitationRecord>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} WHERE i.organization_id = $1");
+    let mut values: Vec<Value> = vec![org.as_uuid().into()];
+    let bind = |v: Value, values: &mut Vec<Value>| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    match status {
+        None => {}
+        Some(InvitationStatus::Pending) => {
+            let p = bind(now.into(), &mut values);
+            sql.push_str(&format!(" AND i.status = 'pending' AND i.expires_at > {p}"));
+        }
+        Some(InvitationStatus::Expired) => {
+            let p = bind(now.into(), &mut values);
+            sql.push_str(&format!(
+                " AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires_at <= {p}))"
+            ));
+        }
+        Some(InvitationStatus::Accepted) => sql.push_str(" AND i.status = 'accepted'"),
+        Some(InvitationStatus::Revoked) => sql.push_str(" AND i.status = 'revoked'"),
+    }
+    if let Some(before) = before {
+        let p = bind(before.as_uuid().into(), &mut values);
+        sql.push_str(&format!(" AND i.id < {p}"));
+    }
+    sql.push_str(&format!(" ORDER BY i.id DESC LIMIT {limit}"));
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// pending → accepted, once: false if it was no longer pending or had expired.
+pub async fn mark_accepted<S: Store>(
+    s: &S,
+    id: InvitationId,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_invitations SET status = 'accepted', accepted_at = $1, accepted_by_user_id = $2, updated_at = $1 \
+         WHERE id = $3 AND status = 'pending' AND expires_at > $1",
+        vec![now.into(), user.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?
+        == 1)
+}
+
+/// pending → revoked: false if it was no longer pending.
+pub async fn mark_revoked<S: Store>(
+    s: &S,
+    org: OrgId,
+    id: InvitationId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_invitations SET status = 'revoked', revoked_at = $1, updated_at = $1 \
+         WHERE organization_id = $2 AND id = $3 AND status = 'pending'",
+        vec![now.into(), org.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?
+        == 1)
+}
+
+/// pending/expired → pending with a new token and expiry (resend). A newer pending invitation
+/// for the same address is `Conflict(InvitationPendingEmail)`.
+pub async fn renew<S: Store>(
+    s: &S,
+    org: OrgId,
+    id: InvitationId,
+    token_hash: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_invitations SET status = 'pending', token_hash = $1, expires_at = $2, updated_at = $3 \
+         WHERE organization_id = $4 AND id = $5 AND status IN ('pending', 'expired')",
+        vec![token_hash.into(), expires_at.into(), now.into(), org.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?
+        == 1)
+}

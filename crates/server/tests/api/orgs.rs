@@ -1,0 +1,1171 @@
+//! Organizations, memberships, invitations and the org audit trail (issue 4; SPEC §2.1, §2.2,
+//! §4.2): role tests for every endpoint, cross-tenant tests, the invitation lifecycle over
+//! real SMTP, and the last-owner and single-use invariants under concurrency.
+
+use crate::helpers::{ReceivedMail, TestApp, assert_error, json_with_status, spawn_app};
+use inventiv_domain::{OrgId, Role, UserId};
+use inventiv_persistence::repo::memberships;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const PW: &str = "a-good-password";
+const ROLES: [Role; 4] = [Role::Owner, Role::Admin, Manager, Role::User];
+use Role::Manager;
+
+/// An org with one member of each role, each signed in and switched into it, plus an outsider
+/// (no membership, personal workspace).
+struct Org4 {
+    id: OrgId,
+    users: Vec<(Role, UserId, String)>,
+    outsider: String,
+}
+
+impl Org4 {
+    async fn new(app: &TestApp, slug: &str) -> Org4 {
+        let mut members = Vec::new();
+        for role in ROLES {
+            let email = format!("{}@{slug}.test", role.as_str());
+            members.push((role, app.create_user(&email, PW).await, email));
+        }
+        let pairs: Vec<(UserId, Role)> = members.iter().map(|(r, u, _)| (*u, *r)).collect();
+        let id = app.create_org(slug, &pairs).await;
+        let mut users = Vec::new();
+        for (role, user, email) in members {
+            let token = app
+                .switch(&app.login(&email, PW).await.token, Some(id))
+                .await;
+            users.push((role, user, token));
+        }
+        let outsider_email = format!("outsider@{slug}.test");
+        app.create_user(&outsider_email, PW).await;
+        let outsider = app.login(&outsider_email, PW).await.token;
+        Org4 {
+            id,
+            users,
+            outsider,
+        }
+    }
+
+    fn token(&self, role: Role) -> &str {
+        &self.users.iter().find(|(r, _, _)| *r == role).unwrap().2
+    }
+
+    fn user(&self, role: Role) -> UserId {
+        self.users.iter().find(|(r, _, _)| *r == role).unwrap().1
+    }
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+fn invitation_token(mail: &ReceivedMail) -> String {
+    let body = mail.body_text();
+    let start = body.find("/invitations/").expect("link in the email") + "/invitations/".len();
+    body[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn creating_an_org_makes_the_creator_owner_and_switches_the_session() {
+    let app = spawn_app().await;
+    app.create_user("alice@example.com", PW).await;
+    let s = app.login("alice@example.com", PW).await;
+    let res = app
+        .post_as(
+            &s.token,
+            "/organizations",
+            json!({"name": "Acme Research Lab"}),
+        )
+        .await;
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("inventiv_session=")
+    );
+    let org = json_with_status(res, 201).await;
+    assert_eq!(org["slug"], "acme-research-lab");
+    assert_eq!(org["role"], "owner");
+    let token = org["access_token"].as_str().unwrap();
+    let me = app.me(token).await;
+    assert_eq!(me["current_organization_slug"], "acme-research-lab");
+    assert_eq!(me["current_organization_role"], "owner");
+    assert_error(app.get_as(&s.token, "/auth/me").await, 401, "unauthorized").await;
+
+    let res = app
+        .post_as(
+            token,
+            "/organizations",
+            json!({"name": "Other", "slug": "acme-research-lab"}),
+        )
+        .await;
+    assert_error(res, 409, "slug_taken").await;
+    let res = app
+        .post_as(
+            token,
+            "/organizations",
+            json!({"name": "Bad", "slug": "Not A Slug"}),
+        )
+        .await;
+    assert!(assert_error(res, 400, "validation_failed").await["fields"]["slug"].is_string());
+    let second = json_with_status(
+        app.post_as(
+            token,
+            "/organizations",
+            json!({"name": "Second", "set_as_current": false}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(second.get("access_token").is_none());
+    app.me(token).await; // not switched: the token still works
+
+    let page1 = json_with_status(app.get_as(token, "/organizations?limit=1").await, 200).await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 1);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let page2 = json_with_status(
+        app.get_as(token, &format!("/organizations?limit=1&cursor={cursor}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["next_cursor"], Value::Null);
+    assert_eq!(page2["items"][0]["member_count"], 1);
+    assert_ne!(page1["items"][0]["id"], page2["items"][0]["id"]);
+    assert_error(
+        app.get_as(token, "/organizations?limit=0").await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.get_as(token, "/organizations?cursor=%%%").await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    app.assert_audit_verifies().await;
+}
+
+/// Every endpoint × {owner, admin, manager, user, non-member, anonymous}: the status §2.3 says.
+#[tokio::test]
+async fn role_matrix_of_every_org_endpoint() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "matrix").await;
+    let stranger = app.create_user("victim@matrix.test", PW).await;
+    memberships::insert(&app.db, org.id, stranger, Role::User, app.deps.clock.now())
+        .await
+        .unwrap();
+    let victim = stranger.to_string();
+
+    // (method, path, body, [owner, admin, manager, user, non-member, anonymous])
+    let cases: Vec<(Method, String, Option<Value>, [u16; 6])> = vec![
+        (
+            Method::GET,
+            "/organizations".into(),
+            None,
+            [200, 200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            "/organizations/current/members".into(),
+            None,
+            [200, 200, 200, 200, 403, 401],
+        ),
+        (
+            Method::PATCH,
+            "/organizations/current".into(),
+            Some(json!({"name": "Renamed"})),
+            [200, 403, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/organizations/current/invitations".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            Method::POST,
+            "/organizations/current/invitations".into(),
+            Some(json!({"email": "x@y.test"})),
+            [201, 409, 409, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/organizations/current/audit".into(),
+            None,
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            Method::PUT,
+            format!("/organizations/current/members/{victim}"),
+            Some(json!({"role": "user"})),
+            [200, 200, 200, 403, 403, 401],
+        ),
+        (
+            Method::PUT,
+            format!("/organizations/current/members/{victim}"),
+            Some(json!({"role": "admin"})),
+            [200, 200, 403, 403, 403, 401],
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let tokens = [
+            Some(org.token(Role::Owner)),
+            Some(org.token(Role::Admin)),
+            Some(org.token(Manager)),
+            Some(org.token(Role::User)),
+            Some(org.outsider.as_str()),
+            None,
+        ];
+        for (i, token) in tokens.into_iter().enumerate() {
+            let res = send(&app, method.clone(), &path, token, body.clone()).await;
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            assert_eq!(status, expected[i], "{method} {path} as actor #{i}: {text}");
+            if status == 403 && i == 4 {
+                assert!(text.contains("organization_required"), "{text}");
+            }
+            // Put the victim back for the next actor.
+            memberships::set_role(&app.db, org.id, stranger, Role::User)
+                .await
+                .unwrap();
+        }
+        memberships::set_role(&app.db, org.id, stranger, Role::User)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn change_role_follows_the_delegation_rule_for_every_triple() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "triples").await;
+    let target = app.create_user("target@triples.test", PW).await;
+    memberships::insert(&app.db, org.id, target, Role::User, app.deps.clock.now())
+        .await
+        .unwrap();
+    // §2.1, written out: what each actor may assign.
+    let assignable = |actor: Role| -> &'static [Role] {
+        match actor {
+            Role::Owner => &[Role::Owner, Role::Admin, Manager, Role::User],
+            Role::Admin => &[Role::Admin, Role::User],
+            Manager => &[Manager, Role::User],
+            Role::User => &[],
+        }
+    };
+    for actor in ROLES {
+        for from in ROLES {
+            for to in ROLES {
+                memberships::set_role(&app.db, org.id, target, from)
+                    .await
+                    .unwrap();
+                let res = app
+                    .put_as(
+                        org.token(actor),
+                        &format!("/organizations/current/members/{target}"),
+                        json!({"role": to.as_str()}),
+                    )
+                    .await;
+                let allowed = assignable(actor).contains(&from) && assignable(actor).contains(&to);
+                let expected = if allowed { 200 } else { 403 };
+                let status = res.status().as_u16();
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(
+                    status, expected,
+                    "{actor:?} changing {from:?}→{to:?}: {body}"
+                );
+                let now = memberships::find(&app.db, org.id, target)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .role;
+                assert_eq!(
+                    now,
+                    if allowed { to } else { from },
+                    "{actor:?} {from:?}→{to:?}"
+                );
+                if status == 403 && actor != Role::User {
+                    assert_eq!(body["error"], "role_change_not_allowed");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn remove_follows_the_delegation_rule_and_kills_the_removed_members_workspace() {
+    let app = spawn_app().await;
+    for actor in ROLES {
+        for target_role in ROLES {
+            let org = Org4::new(
+                &app,
+                &format!("rm-{}-{}", actor.as_str(), target_role.as_str()),
+            )
+            .await;
+            let email = format!("t-{}-{}@rm.test", actor.as_str(), target_role.as_str());
+            let target = app.create_user(&email, PW).await;
+            memberships::insert(&app.db, org.id, target, target_role, app.deps.clock.now())
+                .await
+                .unwrap();
+            let target_token = app
+                .switch(&app.login(&email, PW).await.token, Some(org.id))
+                .await;
+            let res = app
+                .delete_as(
+                    org.token(actor),
+                    &format!("/organizations/current/members/{target}"),
+                )
+                .await;
+            let allowed = match actor {
+                Role::Owner => true,
+                Role::Admin => matches!(target_role, Role::Admin | Role::User),
+                Manager => matches!(target_role, Manager | Role::User),
+                Role::User => false,
+            };
+            assert_eq!(
+                res.status().as_u16(),
+                if allowed { 204 } else { 403 },
+                "{actor:?} removing {target_role:?}"
+            );
+            let me = app.me(&target_token).await;
+            if allowed {
+                assert_eq!(
+                    me["current_organization_id"],
+                    Value::Null,
+                    "removed → Personal at once"
+                );
+            } else {
+                assert_eq!(me["current_organization_id"], org.id.to_string());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_last_owner_cannot_leave_be_demoted_or_removed() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "lonely").await;
+    let owner = org.user(Role::Owner);
+    assert_error(
+        app.post_as(
+            org.token(Role::Owner),
+            "/organizations/current/leave",
+            json!({}),
+        )
+        .await,
+        409,
+        "last_owner",
+    )
+    .await;
+    let res = app
+        .put_as(
+            org.token(Role::Owner),
+            &format!("/organizations/current/members/{owner}"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_error(res, 409, "last_owner").await;
+    assert_error(
+        app.delete_as(
+            org.token(Role::Owner),
+            &format!("/organizations/current/members/{owner}"),
+        )
+        .await,
+        409,
+        "last_owner",
+    )
+    .await;
+    // Others may leave; the leaver's session is back in Personal.
+    assert_eq!(
+        app.post_as(
+            org.token(Role::User),
+            "/organizations/current/leave",
+            json!({})
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        app.me(org.token(Role::User)).await["current_organization_id"],
+        Value::Null
+    );
+    // With a second owner, the first may go.
+    let admin = org.user(Role::Admin);
+    json_with_status(
+        app.put_as(
+            org.token(Role::Owner),
+            &format!("/organizations/current/members/{admin}"),
+            json!({"role": "owner"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        app.post_as(
+            org.token(Role::Owner),
+            "/organizations/current/leave",
+            json!({})
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(memberships::count_owners(&app.db, org.id).await.unwrap(), 1);
+    app.assert_audit_verifies().await;
+}
+
+async fn two_owner_race(app: &TestApp, round: usize) {
+    let a = app.create_user(&format!("a{round}@race.test"), PW).await;
+    let b = app.create_user(&format!("b{round}@race.test"), PW).await;
+    let org = app
+        .create_org(
+            &format!("race-{round}"),
+            &[(a, Role::Owner), (b, Role::Owner)],
+        )
+        .await;
+    let ta = app
+        .switch(
+            &app.login(&format!("a{round}@race.test"), PW).await.token,
+            Some(org),
+        )
+        .await;
+    let tb = app
+        .switch(
+            &app.login(&format!("b{round}@race.test"), PW).await.token,
+            Some(org),
+        )
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (client, base) = (app.client.clone(), app.address.clone());
+        let (token, other) = if i % 2 == 0 {
+            (ta.clone(), b)
+        } else {
+            (tb.clone(), a)
+        };
+        tasks.push(tokio::spawn(async move {
+            let req = match i % 4 {
+                0 | 1 => client
+                    .put(format!("{base}/organizations/current/members/{other}"))
+                    .json(&json!({"role": "user"})),
+                _ => client.post(format!("{base}/organizations/current/leave")),
+            };
+            req.bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(
+            [200, 204, 403, 404, 409].contains(&status),
+            "unexpected {status}"
+        );
+    }
+    let owners = memberships::count_owners(&app.db, org).await.unwrap();
+    assert!(owners >= 1, "round {round}: the org lost all its owners");
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_or_leaving_in_parallel_never_orphan_the_org() {
+    let app = spawn_app().await;
+    for round in 0..20 {
+        two_owner_race(&app, round).await;
+    }
+    app.assert_audit_verifies().await;
+}
+
+#[tokio::test]
+async fn update_and_delete_the_current_org() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "doomed").await;
+    let updated = json_with_status(
+        app.as_bearer(
+            Method::PATCH,
+            "/organizations/current",
+            org.token(Role::Owner),
+        )
+        .json(&json!({"name": "Renamed Org", "require_distinct_activators": true}))
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            updated["name"].as_str(),
+            updated["require_distinct_activators"].as_bool()
+        ),
+        (Some("Renamed Org"), Some(true))
+    );
+    assert_eq!(
+        app.delete_as(org.token(Role::Admin), "/organizations/current")
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.delete_as(org.token(Role::Owner), "/organizations/current")
+            .await
+            .status(),
+        204
+    );
+    for role in ROLES {
+        assert_eq!(
+            app.me(org.token(role)).await["current_organization_id"],
+            Value::Null,
+            "{role:?} back in Personal"
+        );
+    }
+    let events =
+        inventiv_persistence::repo::audit::list(&app.db, Some(org.id), None, None, None, 50)
+            .await
+            .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions[..2], ["org.deleted", "org.updated"], "{actions:?}");
+    let updated_event = &events[1];
+    assert_eq!(updated_event.before.as_ref().unwrap()["name"], "Org doomed");
+    assert_eq!(updated_event.after.as_ref().unwrap()["name"], "Renamed Org");
+    app.assert_audit_verifies().await;
+}
+
+#[tokio::test]
+async fn ids_of_another_org_are_404_and_nothing_changes_there() {
+    let app = spawn_app().await;
+    let a = Org4::new(&app, "tenant-a").await;
+    let b = Org4::new(&app, "tenant-b").await;
+    let res = app
+        .post_as(
+            b.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "guest@b.test"}),
+        )
+        .await;
+    let b_invitation = json_with_status(res, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_user = b.user(Role::User);
+    let owner_a = a.token(Role::Owner);
+
+    let res = app
+        .put_as(
+            owner_a,
+            &format!("/organizations/current/members/{b_user}"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_error(res, 404, "not_found").await;
+    assert_error(
+        app.delete_as(owner_a, &format!("/organizations/current/members/{b_user}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.delete_as(
+            owner_a,
+            &format!("/organizations/current/invitations/{b_invitation}"),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let res = app
+        .post_as(
+            owner_a,
+            &format!("/organizations/current/invitations/{b_invitation}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_error(res, 404, "not_found").await;
+    let res = app
+        .put_as(
+            owner_a,
+            "/organizations/current",
+            json!({"organization_id": b.id.to_string()}),
+        )
+        .await;
+    assert_error(res, 403, "not_a_member").await;
+
+    // Lists in A show nothing of B.
+    let members = json_with_status(
+        app.get_as(owner_a, "/organizations/current/members").await,
+        200,
+    )
+    .await;
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["email"].as_str().unwrap().ends_with("@tenant-a.test"))
+    );
+    let invitations = json_with_status(
+        app.get_as(owner_a, "/organizations/current/invitations")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(invitations["items"].as_array().unwrap().len(), 0);
+    let audit = json_with_status(
+        app.get_as(owner_a, "/organizations/current/audit?limit=200")
+            .await,
+        200,
+    )
+    .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["organization_id"] == a.id.to_string())
+    );
+
+    // Nothing changed in B.
+    assert_eq!(
+        memberships::find(&app.db, b.id, b_user)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::User
+    );
+    let b_list = json_with_status(
+        app.get_as(b.token(Role::Owner), "/organizations/current/invitations")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(b_list["items"][0]["status"], "pending");
+}
+
+#[tokio::test]
+async fn invitation_lifecycle_over_real_email_including_the_anonymous_account_creation() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "inviting").await;
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "New.Person@Example.com", "role": "manager"}),
+        )
+        .await;
+    let invitation = json_with_status(res, 201).await;
+    assert_eq!(
+        (
+            invitation["email"].as_str(),
+            invitation["role"].as_str(),
+            invitation["status"].as_str()
+        ),
+        (
+            Some("new.person@example.com"),
+            Some("manager"),
+            Some("pending")
+        )
+    );
+    assert!(
+        invitation.to_string().find("token").is_none(),
+        "the token never reaches the inviter: {invitation}"
+    );
+
+    let mail = app.smtp.wait_for("new.person@example.com").await;
+    assert!(mail.header("Subject").unwrap().contains("Org inviting"));
+    let token = invitation_token(&mail);
+    assert!(mail.body_text().contains(&format!(
+        "{}/invitations/{token}",
+        app.settings.server.public_url
+    )));
+
+    let preview = json_with_status(
+        app.get(&format!("/organizations/invitations/{token}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(preview["organization_name"], "Org inviting");
+    assert_eq!(preview["role"], "manager");
+    assert_eq!(preview["account_exists"], false);
+    assert_eq!(preview["invited_by"], "owner@inviting.test");
+
+    // Duplicate invitation; admin may not invite an owner; a user may not invite at all.
+    let again = app
+        .post_as(
+            org.token(Role::Admin),
+            "/organizations/current/invitations",
+            json!({"email": "new.person@example.com"}),
+        )
+        .await;
+    assert_error(again, 409, "invitation_pending").await;
+    let res = app
+        .post_as(
+            org.token(Role::Admin),
+            "/organizations/current/invitations",
+            json!({"email": "x@example.com", "role": "owner"}),
+        )
+        .await;
+    assert_error(res, 403, "role_change_not_allowed").await;
+    let res = app
+        .post_as(
+            org.token(Role::User),
+            "/organizations/current/invitations",
+            json!({"email": "x@example.com"}),
+        )
+        .await;
+    assert_error(res, 403, "forbidden").await;
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "admin@inviting.test"}),
+        )
+        .await;
+    assert_error(res, 409, "already_member").await;
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "y@example.com", "expires_in_days": 31}),
+        )
+        .await;
+    assert_error(res, 400, "validation_failed").await;
+
+    // The anonymous path: no account → the password creates it, with a session in the org.
+    let res = app
+        .post_json(
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({}),
+        )
+        .await;
+    assert_error(res, 400, "validation_failed").await;
+    let res = app
+        .post_json(
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({"password": "invitee-password", "first_name": "New"}),
+        )
+        .await;
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("inventiv_session=")
+    );
+    let accepted = json_with_status(res, 200).await;
+    let me = app.me(accepted["access_token"].as_str().unwrap()).await;
+    assert_eq!(me["current_organization_id"], org.id.to_string());
+    assert_eq!(me["current_organization_role"], "manager");
+    assert_eq!(me["first_name"], "New");
+    app.login("new.person@example.com", "invitee-password")
+        .await;
+
+    // Used: 410 everywhere.
+    assert_error(
+        app.get(&format!("/organizations/invitations/{token}"))
+            .await,
+        410,
+        "invitation_gone",
+    )
+    .await;
+    let res = app
+        .post_json(
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({"password": "whatever-pass"}),
+        )
+        .await;
+    assert_error(res, 410, "invitation_gone").await;
+    let list = json_with_status(
+        app.get_as(
+            org.token(Manager),
+            "/organizations/current/invitations?status=accepted",
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    app.assert_audit_verifies().await;
+}
+
+#[tokio::test]
+async fn accepting_as_a_signed_in_user_existing_accounts_and_mismatches() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "acc").await;
+    app.create_user("bob@example.com", PW).await;
+    let invite = |email: &'static str, role: &'static str| {
+        let token = org.token(Role::Owner).to_owned();
+        let app = &app;
+        async move {
+            let already = app
+                .smtp
+                .messages()
+                .iter()
+                .filter(|m| m.to == [email])
+                .count();
+            json_with_status(
+                app.post_as(
+                    &token,
+                    "/organizations/current/invitations",
+                    json!({"email": email, "role": role}),
+                )
+                .await,
+                201,
+            )
+            .await;
+            invitation_token(&app.smtp.wait_for_nth(email, already + 1).await)
+        }
+    };
+    let token = invite("bob@example.com", "admin").await;
+    // Anonymous but the account exists → sign in first.
+    let res = app
+        .post_json(
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({"password": "doesnt-matter"}),
+        )
+        .await;
+    assert_error(res, 401, "login_required").await;
+    // Signed in as somebody else → 403.
+    let res = app
+        .post_as(
+            &org.outsider,
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({}),
+        )
+        .await;
+    assert_error(res, 403, "email_mismatch").await;
+    // Signed in as Bob → member, session unchanged.
+    let bob = app.login("bob@example.com", PW).await;
+    let accepted = json_with_status(
+        app.post_as(
+            &bob.token,
+            &format!("/organizations/invitations/{token}/accept"),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(accepted["role"], "admin");
+    assert!(accepted.get("access_token").is_none());
+    let bob_org = app.switch(&bob.token, Some(org.id)).await;
+    assert_eq!(app.me(&bob_org).await["current_organization_role"], "admin");
+
+    // An invitation for an existing member never changes their role.
+    let owner_token = org.token(Role::Owner).to_owned();
+    let bob_id: UserId = app.me(&bob_org).await["user_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    memberships::delete(&app.db, org.id, bob_id).await.unwrap();
+    let second = invite("bob@example.com", "user").await;
+    memberships::insert(&app.db, org.id, bob_id, Role::Admin, app.deps.clock.now())
+        .await
+        .unwrap();
+    let res = app
+        .post_as(
+            &bob_org,
+            &format!("/organizations/invitations/{second}/accept"),
+            json!({}),
+        )
+        .await;
+    assert_error(res, 409, "already_member").await;
+    assert_eq!(
+        memberships::find(&app.db, org.id, bob_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Admin
+    );
+    // Revoked invitations are gone.
+    let third = invite("carol@example.com", "user").await;
+    let list = json_with_status(
+        app.get_as(
+            &owner_token,
+            "/organizations/current/invitations?status=pending",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let carol = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["email"] == "carol@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.delete_as(
+            org.token(Manager),
+            &format!("/organizations/current/invitations/{carol}")
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_error(
+        app.delete_as(
+            &owner_token,
+            &format!("/organizations/current/invitations/{carol}"),
+        )
+        .await,
+        409,
+        "invitation_not_pending",
+    )
+    .await;
+    let res = app
+        .post_json(
+            &format!("/organizations/invitations/{third}/accept"),
+            json!({"password": "carol-password"}),
+        )
+        .await;
+    assert_error(res, 410, "invitation_gone").await;
+    assert_error(
+        app.get("/organizations/invitations/not-a-real-token").await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn resend_renews_the_link_and_expiry_is_computed_on_read() {
+    let clock = Arc::new(inventiv_service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let long = |s: &mut inventiv_server::Settings| {
+        s.auth.access_token_ttl_seconds = 90 * 86_400;
+        s.auth.session_idle_seconds = 90 * 86_400;
+        s.auth.session_absolute_seconds = 90 * 86_400;
+    };
+    let app = crate::helpers::spawn_app_with(long, clock.clone()).await;
+    let org = Org4::new(&app, "expiry").await;
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "late@example.com", "expires_in_days": 1}),
+        )
+        .await;
+    let id = json_with_status(res, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = invitation_token(&app.smtp.wait_for("late@example.com").await);
+    clock.advance(time::Duration::days(2));
+    assert_error(
+        app.get(&format!("/organizations/invitations/{first}"))
+            .await,
+        410,
+        "invitation_gone",
+    )
+    .await;
+    let expired = json_with_status(
+        app.get_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations?status=expired",
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(expired["items"][0]["id"], id.as_str());
+    // A manager may not resend an invitation for a role they cannot assign? (user: they can.)
+    let resent = json_with_status(
+        app.post_as(
+            org.token(Manager),
+            &format!("/organizations/current/invitations/{id}/resend"),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(resent["status"], "pending");
+    let second = invitation_token(&app.smtp.wait_for_nth("late@example.com", 2).await);
+    assert_ne!(first, second);
+    assert_error(
+        app.get(&format!("/organizations/invitations/{first}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    json_with_status(
+        app.get(&format!("/organizations/invitations/{second}"))
+            .await,
+        200,
+    )
+    .await;
+    // A new invitation for an address whose old one expired is allowed.
+    clock.advance(time::Duration::days(8));
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "late@example.com"}),
+        )
+        .await;
+    json_with_status(res, 201).await;
+}
+
+#[tokio::test]
+async fn an_invitation_is_accepted_exactly_once_under_20_parallel_accepts() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "single").await;
+    app.post_as(
+        org.token(Role::Owner),
+        "/organizations/current/invitations",
+        json!({"email": "once@example.com"}),
+    )
+    .await;
+    let token = invitation_token(&app.smtp.wait_for("once@example.com").await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (client, url) = (
+            app.client.clone(),
+            app.url(&format!("/organizations/invitations/{token}/accept")),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"password": format!("password-number-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 401, 410].contains(s)),
+        "{statuses:?}"
+    );
+    let members = json_with_status(
+        app.get_as(org.token(Role::Owner), "/organizations/current/members")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["email"] == "once@example.com")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_org_audit_log_filters_and_pages() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "audited").await;
+    for i in 0..3 {
+        app.post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": format!("p{i}@example.com")}),
+        )
+        .await;
+    }
+    let all = json_with_status(
+        app.get_as(
+            org.token(Manager),
+            "/organizations/current/audit?action=invitation.created&limit=2",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items[0]["id"].as_i64() > items[1]["id"].as_i64(),
+        "newest first"
+    );
+    assert_eq!(items[0]["after"]["email"], "p2@example.com");
+    assert_eq!(items[0]["actor_user_id"], org.user(Role::Owner).to_string());
+    assert_eq!(items[0]["hash"].as_str().unwrap().len(), 64);
+    let cursor = all["next_cursor"].as_str().unwrap();
+    let rest = json_with_status(
+        app.get_as(
+            org.token(Manager),
+            &format!("/organizations/current/audit?action=invitation.created&cursor={cursor}"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let future = "2999-01-01T00:00:00Z";
+    let none = json_with_status(
+        app.get_as(
+            org.token(Role::Admin),
+            &format!("/organizations/current/audit?since={future}"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    assert_error(
+        app.get_as(
+            org.token(Role::Admin),
+            "/organizations/current/audit?since=yesterday",
+        )
+        .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get_as(
+            org.token(Role::Admin),
+            "/organizations/current/audit?action=DROP%20TABLE",
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+}

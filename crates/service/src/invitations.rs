@@ -1,0 +1,553 @@
+//! Invitations (SPEC §2.1, §4.2): the token goes only into the email; the accept flow can
+//! create the account; acceptance is single-use under concurrency (a conditional UPDATE).
+
+use crate::audit::{AuditActor, AuditEntry, record};
+use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
+use crate::mailer::{OutgoingEmail, send_in_background};
+use crate::organizations::{actor_of, current_org};
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{
+    Action, Email, ExpiresInDays, InvitationId, InvitationStatus, OrgId, Password, PersonName,
+    Role, SessionId, UserId, authorize, effective_status,
+};
+use inventiv_persistence::repo::invitations::{self, InvitationRecord, NewInvitation};
+use inventiv_persistence::repo::organizations::{self, OrgRecord};
+use inventiv_persistence::repo::sessions::{self, NewSession};
+use inventiv_persistence::repo::{memberships, users};
+use inventiv_persistence::{Constraint, StoreError};
+use serde_json::json;
+use time::OffsetDateTime;
+
+fn conflict(code: &'static str, message: &str) -> ServiceError {
+    ServiceError::Conflict {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+fn gone(status: InvitationStatus) -> ServiceError {
+    let why = match status {
+        InvitationStatus::Accepted => "has already been used",
+        InvitationStatus::Revoked => "has been revoked",
+        InvitationStatus::Expired | InvitationStatus::Pending => "has expired",
+    };
+    ServiceError::Gone {
+        code: "invitation_gone",
+        message: format!("This invitation {why}."),
+    }
+}
+
+/// `POST /organizations/current/invitations` input.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    pub email: String,
+    pub role: Option<Role>,
+    pub expires_in_days: Option<i64>,
+}
+
+/// Invites `email` with a role the caller may assign (§2.1). The token is emailed, never
+/// returned. 409 `already_member` / `invitation_pending`.
+pub async fn invite(
+    deps: &Deps,
+    principal: &Principal,
+    input: NewInvite,
+    meta: &RequestMeta,
+) -> Result<InvitationRecord, ServiceError> {
+    let role = input.role.unwrap_or(Role::User);
+    let (org, _) = current_org(principal, Action::Invite { role })?;
+    let email = Email::parse(&input.email)?;
+    let days = ExpiresInDays::parse(input.expires_in_days)?;
+    let token = crate::tokens::random_token(32);
+    let now = deps.clock.now();
+    let expires_at = now + days.duration();
+    let id = InvitationId::new();
+
+    let tx = deps.db.begin_write().await?;
+    if let Some(user) = users::find_by_email(&tx, &email).await?
+        && memberships::find(&tx, org, user.id).await?.is_some()
+    {
+        return Err(conflict(
+            "already_member",
+            "This person is already a member of the organization.",
+        ));
+    }
+    invitations::expire_stale(&tx, org, &email, now).await?;
+    let stored = NewInvitation {
+        id,
+        organization_id: org,
+        email: &email,
+        role,
+        token_hash: &token_hash(&token),
+        invited_by: principal.user_id,
+        expires_at,
+        now,
+    };
+    match invitations::insert(&tx, stored).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
+            return Err(conflict(
+                "invitation_pending",
+                "A pending invitation for this address already exists.",
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "invitation.created",
+            organization: Some(org),
+            target_type: "invitation",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(json!({"email": email.as_str(), "role": role.as_str(), "expires_at": crate::audit::timestamp(expires_at)})),
+        },
+    )
+    .await?;
+    let invitation = invitations::find_in_org(&tx, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    let org_record = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or(ServiceError::NotFound("organization"))?;
+    tx.commit().await?;
+    send_invitation(deps, &org_record, &invitation, &token, &principal.email);
+    Ok(invitation)
+}
+
+fn send_invitation(
+    deps: &Deps,
+    org: &OrgRecord,
+    invitation: &InvitationRecord,
+    token: &str,
+    inviter: &Email,
+) {
+    let link = format!("{}/invitations/{token}", deps.public_url);
+    let mail = OutgoingEmail {
+        to: invitation.email.clone(),
+        subject: format!("You are invited to join {} on Inventiv", org.name.as_str()),
+        text: format!(
+            "{inviter} invites you to join the organization \"{}\" on Inventiv as {}.\n\n\
+             Accept the invitation here (it creates your account if you have none):\n{link}\n\n\
+             The invitation expires on {} (UTC). If you did not expect it, ignore this email.\n",
+            org.name.as_str(),
+            invitation.role.as_str(),
+            crate::audit::timestamp(invitation.expires_at),
+        ),
+    };
+    send_in_background(deps.mailer.clone(), mail);
+}
+
+/// `GET /organizations/current/invitations?status=`.
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    status: Option<InvitationStatus>,
+    page: &PageRequest,
+) -> Result<Page<InvitationRecord>, ServiceError> {
+    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let (limit, before) = page.parse::<InvitationId>()?;
+    let rows =
+        invitations::list(&deps.db, org, status, deps.clock.now(), before, limit + 1).await?;
+    Ok(page_of(rows, limit, |i| i.id))
+}
+
+/// Loads an invitation of the caller's org for revoke/resend, with the §2.1 check on its role.
+async fn manageable(
+    deps: &Deps,
+    principal: &Principal,
+    id: InvitationId,
+    action: fn(Role) -> Action,
+) -> Result<(OrgId, InvitationRecord), ServiceError> {
+    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let invitation = invitations::find_in_org(&deps.db, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    authorize(&principal.actor(), action(invitation.role))?;
+    Ok((org, invitation))
+}
+
+/// `DELETE /organizations/current/invitations/{id}`: only a pending one (409 otherwise).
+pub async fn revoke(
+    deps: &Deps,
+    principal: &Principal,
+    id: InvitationId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (org, invitation) = manageable(deps, principal, id, |role| Action::RevokeInvitation {
+        role,
+    })
+    .await?;
+    let now = deps.clock.now();
+    inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(|_| {
+        conflict(
+            "invitation_not_pending",
+            "Only a pending invitation can be revoked.",
+        )
+    })?;
+    let tx = deps.db.begin_write().await?;
+    if !invitations::mark_revoked(&tx, org, id, now).await? {
+        return Err(conflict(
+            "invitation_not_pending",
+            "Only a pending invitation can be revoked.",
+        ));
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "invitation.revoked",
+            organization: Some(org),
+            target_type: "invitation",
+            target_id: id.to_string(),
+            before: Some(json!({"status": "pending"})),
+            after: Some(json!({"status": "revoked", "email": invitation.email.as_str()})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `POST /organizations/current/invitations/{id}/resend`: a new token and expiry, emailed;
+/// the old link stops working. For a pending or expired invitation.
+pub async fn resend(
+    deps: &Deps,
+    principal: &Principal,
+    id: InvitationId,
+    expires_in_days: Option<i64>,
+    meta: &RequestMeta,
+) -> Result<InvitationRecord, ServiceError> {
+    let (org, invitation) = manageable(deps, principal, id, |role| Action::ResendInvitation {
+        role,
+    })
+    .await?;
+    let now = deps.clock.now();
+    inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(|_| {
+        conflict(
+            "invitation_not_pending",
+            "An accepted or revoked invitation cannot be resent.",
+        )
+    })?;
+    let days = ExpiresInDays::parse(expires_in_days)?;
+    let token = crate::tokens::random_token(32);
+    let expires_at = now + days.duration();
+    let tx = deps.db.begin_write().await?;
+    match invitations::renew(&tx, org, id, &token_hash(&token), expires_at, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(conflict(
+                "invitation_not_pending",
+                "An accepted or revoked invitation cannot be resent.",
+            ));
+        }
+        Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
+            return Err(conflict(
+                "invitation_pending",
+                "A newer pending invitation for this address exists.",
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "invitation.resent",
+            organization: Some(org),
+            target_type: "invitation",
+            target_id: id.to_string(),
+            before: Some(json!({"expires_at": crate::audit::timestamp(invitation.expires_at)})),
+            after: Some(json!({"expires_at": crate::audit::timestamp(expires_at)})),
+        },
+    )
+    .await?;
+    let renewed = invitations::find_in_org(&tx, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    let org_record = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or(ServiceError::NotFound("organization"))?;
+    tx.commit().await?;
+    send_invitation(deps, &org_record, &renewed, &token, &principal.email);
+    Ok(renewed)
+}
+
+/// What the public accept page shows.
+#[derive(Debug, Clone)]
+pub struct InvitationPreview {
+    pub organization: OrgRecord,
+    pub invitation: InvitationRecord,
+    pub account_exists: bool,
+}
+
+/// A pending invitation by its token: 404 unknown, 410 expired/revoked/used.
+async fn pending_by_token(
+    deps: &Deps,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<InvitationRecord, ServiceError> {
+    if token.is_empty() || token.len() > 256 {
+        return Err(ServiceError::NotFound("invitation"));
+    }
+    let invitation = invitations::find_by_token_hash(&deps.db, &token_hash(token))
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    match effective_status(invitation.status, invitation.expires_at, now) {
+        InvitationStatus::Pending => Ok(invitation),
+        other => Err(gone(other)),
+    }
+}
+
+/// `GET /organizations/invitations/{token}` (public).
+pub async fn preview(deps: &Deps, token: &str) -> Result<InvitationPreview, ServiceError> {
+    let invitation = pending_by_token(deps, token, deps.clock.now()).await?;
+    let organization = organizations::find_by_id(&deps.db, invitation.organization_id)
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    let account_exists = users::find_by_email(&deps.db, &invitation.email)
+        .await?
+        .is_some();
+    Ok(InvitationPreview {
+        organization,
+        invitation,
+        account_exists,
+    })
+}
+
+/// The account fields an anonymous accept supplies.
+#[derive(Clone, Default)]
+pub struct NewAccount {
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// What accepting produced.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub organization: OrgRecord,
+    pub role: Role,
+    pub user_id: UserId,
+    /// Set when the account was created now: a session already switched to the org.
+    pub session: Option<(SessionId, IssuedToken)>,
+}
+
+/// `POST /organizations/invitations/{token}/accept`, per SPEC §4.2.
+pub async fn accept(
+    deps: &Deps,
+    token: &str,
+    principal: Option<&Principal>,
+    account: NewAccount,
+    meta: &RequestMeta,
+) -> Result<Accepted, ServiceError> {
+    let ip = meta.ip.as_deref().unwrap_or("unknown");
+    enforce_limit(
+        deps,
+        deps.auth.accept_by_ip.check(&format!("ip:{ip}")),
+        "auth.accept_rate_limited",
+        "ip",
+        meta,
+    )
+    .await?;
+    let now = deps.clock.now();
+    let invitation = pending_by_token(deps, token, now).await?;
+    enforce_limit(
+        deps,
+        deps.auth
+            .accept_by_account
+            .check(&format!("account:{}", invitation.email.as_str())),
+        "auth.accept_rate_limited",
+        "account",
+        meta,
+    )
+    .await?;
+    let org = invitation.organization_id;
+    let role = invitation.role;
+
+    // Who accepts: the signed-in user, or a new account created now.
+    let (user_id, new_account) = match principal {
+        Some(p) => {
+            if p.email != invitation.email {
+                return Err(ServiceError::Forbidden {
+                    code: "email_mismatch",
+                    message: "This invitation was sent to another email address.".to_owned(),
+                });
+            }
+            (p.user_id, None)
+        }
+        None => {
+            if users::find_by_email(&deps.db, &invitation.email)
+                .await?
+                .is_some()
+            {
+                return Err(login_required());
+            }
+            let password = Password::parse(account.password.as_deref().unwrap_or_default())
+                .map_err(|e| ServiceError::invalid("password", e.reason))?;
+            let first = account
+                .first_name
+                .as_deref()
+                .map(|v| PersonName::parse("first_name", v))
+                .transpose()?;
+            let last = account
+                .last_name
+                .as_deref()
+                .map(|v| PersonName::parse("last_name", v))
+                .transpose()?;
+            let hash = deps.passwords.hash(&password).await?;
+            (UserId::new(), Some((hash, first, last)))
+        }
+    };
+
+    let tx = deps.db.begin_write().await?;
+    if let Some((hash, first, last)) = &new_account {
+        let created = users::insert(
+            &tx,
+            users::NewUser {
+                id: user_id,
+                email: &invitation.email,
+                username: None,
+                first_name: first.as_ref().map(|n| n.as_str()),
+                last_name: last.as_ref().map(|n| n.as_str()),
+                password_hash: hash,
+                is_platform_admin: false,
+                now,
+            },
+        )
+        .await;
+        match created {
+            Ok(_) => {}
+            Err(StoreError::Conflict(Constraint::UserEmail)) => return Err(login_required()),
+            Err(other) => return Err(other.into()),
+        }
+        record(
+            &tx,
+            now,
+            AuditActor {
+                user: Some(user_id),
+                session: None,
+            },
+            meta,
+            AuditEntry {
+                action: "user.created",
+                organization: None,
+                target_type: "user",
+                target_id: user_id.to_string(),
+                before: None,
+                after: Some(json!({"email": invitation.email.as_str(), "via": "invitation"})),
+            },
+        )
+        .await?;
+    }
+    // After the account exists (accepted_by_user_id references it); the conditional UPDATE
+    // lets exactly one concurrent accept through.
+    if !invitations::mark_accepted(&tx, invitation.id, user_id, now).await? {
+        // Someone else used it first (or it expired this instant).
+        return Err(gone(InvitationStatus::Accepted));
+    }
+    match memberships::insert(&tx, org, user_id, role, now).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(Constraint::MembershipPrimaryKey)) => {
+            // The role of an existing member is never changed by an invitation.
+            return Err(conflict(
+                "already_member",
+                "You are already a member of this organization.",
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let actor = AuditActor {
+        user: Some(user_id),
+        session: principal.map(|p| p.session_id),
+    };
+    for (action, target_type, target_id, after) in [
+        (
+            "invitation.accepted",
+            "invitation",
+            invitation.id.to_string(),
+            json!({"status": "accepted"}),
+        ),
+        (
+            "member.added",
+            "user",
+            user_id.to_string(),
+            json!({"role": role.as_str(), "via": "invitation"}),
+        ),
+    ] {
+        record(
+            &tx,
+            now,
+            actor,
+            meta,
+            AuditEntry {
+                action,
+                organization: Some(org),
+                target_type,
+                target_id,
+                before: None,
+                after: Some(after),
+            },
+        )
+        .await?;
+    }
+    let session = if new_account.is_some() {
+        let session = sessions::insert(
+            &tx,
+            NewSession {
+                id: SessionId::new(),
+                user_id,
+                organization: Some((org, role)),
+                ip: meta.ip.as_deref(),
+                user_agent: meta.user_agent.as_deref(),
+                now,
+                idle_expires_at: now + deps.auth.session_idle,
+                expires_at: now + deps.auth.session_absolute,
+            },
+        )
+        .await?;
+        Some(session)
+    } else {
+        None
+    };
+    let organization = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or(ServiceError::NotFound("invitation"))?;
+    tx.commit().await?;
+    let session = match session {
+        Some(s) => Some((
+            s.id,
+            issue_token(
+                deps,
+                user_id,
+                s.id,
+                s.token_generation,
+                Some((org, role)),
+                s.expires_at,
+            )?,
+        )),
+        None => None,
+    };
+    Ok(Accepted {
+        organization,
+        role,
+        user_id,
+        session,
+    })
+}
+
+fn login_required() -> ServiceError {
+    ServiceError::Unauthenticated {
+        code: "login_required",
+        message: "An account exists for this email: sign in, then accept the invitation."
+            .to_owned(),
+    }
+}

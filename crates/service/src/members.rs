@@ -1,0 +1,200 @@
+//! Memberships (SPEC §2.1, §2.2): list, change role, remove, leave.
+//!
+//! Every change that could remove an owner runs in one write transaction that first locks the
+//! org's owner rows, then re-reads the *actor's* membership (it may have changed since the
+//! request began), asks the domain whether the change is allowed, checks the last-owner rule
+//! against the locked count, writes, and records the audit event.
+
+use crate::audit::{AuditEntry, record};
+use crate::auth::Principal;
+use crate::organizations::{actor_of, current_org};
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{
+    Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, assignable,
+    authorize, ensure_owner_remains, permissions, removes_owner,
+};
+use inventiv_persistence::Tx;
+use inventiv_persistence::repo::memberships::{self, MemberRow};
+use serde_json::json;
+
+/// `GET /organizations/current/members`.
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    page: &PageRequest,
+) -> Result<Page<MemberRow>, ServiceError> {
+    let (org, _) = current_org(principal, Action::ViewMembers)?;
+    let (limit, after) = page.parse::<UserId>()?;
+    let rows = memberships::list(&deps.db, org, after, limit + 1).await?;
+    Ok(page_of(rows, limit, |m| m.user_id))
+}
+
+fn denied(reason: DenyReason) -> ServiceError {
+    ServiceError::Denied(Denied { reason })
+}
+
+fn last_owner() -> ServiceError {
+    ServiceError::Conflict {
+        code: "last_owner",
+        message: "An organization must keep at least one owner; promote another member first."
+            .to_owned(),
+    }
+}
+
+/// Opens the transaction, locks the owners and returns the actor as they are *now*.
+async fn begin(
+    deps: &Deps,
+    principal: &Principal,
+    org: OrgId,
+) -> Result<(Tx, Actor, u64), ServiceError> {
+    let tx = deps.db.begin_write().await?;
+    let owners = memberships::lock_owners(&tx, org).await?.len() as u64;
+    let role = memberships::find(&tx, org, principal.user_id)
+        .await?
+        .map(|m| m.role)
+        .ok_or_else(|| ServiceError::Forbidden {
+            code: "not_a_member",
+            message: "You are no longer a member of this organization.".to_owned(),
+        })?;
+    let actor = Actor {
+        workspace: Workspace::Org { org, role },
+        ..principal.actor()
+    };
+    Ok((tx, actor, owners))
+}
+
+/// The target member, or 404 — but 403 first if the actor could not act on members at all
+/// (a `user` learns nothing from probing ids).
+async fn target(
+    tx: &Tx,
+    actor: &Actor,
+    org: OrgId,
+    user: UserId,
+    needed: Permission,
+) -> Result<MemberRow, ServiceError> {
+    match memberships::find_row(tx, org, user).await? {
+        Some(row) => Ok(row),
+        None if permissions(actor).contains(&needed) => Err(ServiceError::NotFound("member")),
+        None => Err(denied(DenyReason::NotAllowed)),
+    }
+}
+
+/// `PUT /organizations/current/members/{user_id}`: per §2.1; 409 `last_owner`.
+pub async fn change_role(
+    deps: &Deps,
+    principal: &Principal,
+    user: UserId,
+    to: Role,
+    meta: &RequestMeta,
+) -> Result<MemberRow, ServiceError> {
+    let (org, _) = current_org(principal, Action::ViewMembers)?;
+    let (tx, actor, owners) = begin(deps, principal, org).await?;
+    let member = target(&tx, &actor, org, user, Permission::MembersChangeRole).await?;
+    let from = member.role;
+    if from == to {
+        // Idempotent: a no-op for an actor who could assign this role at all.
+        let allowed = permissions(&actor).contains(&Permission::MembersChangeRole)
+            && actor
+                .org_role()
+                .is_some_and(|r| assignable(r).contains(&to));
+        return if allowed {
+            Ok(member)
+        } else {
+            Err(denied(DenyReason::RoleChangeNotAllowed))
+        };
+    }
+    authorize(&actor, Action::ChangeRole { from, to })?;
+    if removes_owner(from, Some(to)) {
+        ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
+    }
+    memberships::set_role(&tx, org, user, to).await?;
+    record(
+        &tx,
+        deps.clock.now(),
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "member.role_changed",
+            organization: Some(org),
+            target_type: "user",
+            target_id: user.to_string(),
+            before: Some(json!({"role": from.as_str()})),
+            after: Some(json!({"role": to.as_str()})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(MemberRow { role: to, ..member })
+}
+
+/// `DELETE /organizations/current/members/{user_id}`: per §2.1 (yourself = leave); 409
+/// `last_owner`. The removed user's sessions in this org fall back to Personal at once.
+pub async fn remove(
+    deps: &Deps,
+    principal: &Principal,
+    user: UserId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    if user == principal.user_id {
+        return leave(deps, principal, meta).await;
+    }
+    let (org, _) = current_org(principal, Action::ViewMembers)?;
+    let (tx, actor, owners) = begin(deps, principal, org).await?;
+    let member = target(&tx, &actor, org, user, Permission::MembersRemove).await?;
+    authorize(&actor, Action::RemoveMember { role: member.role })?;
+    if removes_owner(member.role, None) {
+        ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
+    }
+    memberships::delete(&tx, org, user).await?;
+    record(
+        &tx,
+        deps.clock.now(),
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "member.removed",
+            organization: Some(org),
+            target_type: "user",
+            target_id: user.to_string(),
+            before: Some(json!({"role": member.role.as_str(), "email": member.email})),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `POST /organizations/current/leave`: always allowed, except for the last owner.
+pub async fn leave(
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (org, _) = current_org(principal, Action::LeaveOrg)?;
+    let (tx, actor, owners) = begin(deps, principal, org).await?;
+    authorize(&actor, Action::LeaveOrg)?;
+    let role = actor.org_role().unwrap_or(Role::User);
+    if removes_owner(role, None) {
+        ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
+    }
+    memberships::delete(&tx, org, principal.user_id).await?;
+    record(
+        &tx,
+        deps.clock.now(),
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "member.left",
+            organization: Some(org),
+            target_type: "user",
+            target_id: principal.user_id.to_string(),
+            before: Some(json!({"role": role.as_str()})),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

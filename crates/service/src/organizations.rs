@@ -1,0 +1,250 @@
+//! Organizations (SPEC §4.2): list mine, create (creator = owner), update and delete the
+//! current one.
+
+use crate::audit::{AuditActor, AuditEntry, record};
+use crate::auth::{IssuedToken, Principal, issue_token};
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, Workspace, authorize};
+use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
+use inventiv_persistence::repo::{memberships, sessions};
+use inventiv_persistence::{Constraint, StoreError};
+use serde_json::json;
+
+/// The org of the caller's workspace after `action` is authorized (403 otherwise).
+pub(crate) fn current_org(
+    principal: &Principal,
+    action: Action,
+) -> Result<(OrgId, Role), ServiceError> {
+    authorize(&principal.actor(), action)?;
+    match principal.actor().workspace {
+        Workspace::Org { org, role } => Ok((org, role)),
+        // authorize() refuses org actions in Personal; this arm only keeps the types honest.
+        Workspace::Personal => Err(ServiceError::Denied(inventiv_domain::Denied {
+            reason: inventiv_domain::DenyReason::RequiresOrgWorkspace,
+        })),
+    }
+}
+
+pub(crate) fn actor_of(principal: &Principal) -> AuditActor {
+    AuditActor {
+        user: Some(principal.user_id),
+        session: Some(principal.session_id),
+    }
+}
+
+fn org_json(org: &OrgRecord) -> serde_json::Value {
+    json!({
+        "name": org.name.as_str(),
+        "slug": org.slug.as_str(),
+        "require_distinct_activators": org.require_distinct_activators,
+    })
+}
+
+/// `GET /organizations`: the caller's organizations with their role.
+pub async fn list_mine(
+    deps: &Deps,
+    principal: &Principal,
+    page: &PageRequest,
+) -> Result<Page<MyOrg>, ServiceError> {
+    let (limit, after) = page.parse::<OrgId>()?;
+    let rows = organizations::list_for_user(&deps.db, principal.user_id, after, limit + 1).await?;
+    Ok(page_of(rows, limit, |o| o.org.id))
+}
+
+/// `POST /organizations` input.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: String,
+    pub slug: Option<String>,
+    pub set_as_current: bool,
+}
+
+/// Creates an org owned by the caller; with `set_as_current` this session switches to it and
+/// a new token is returned.
+pub async fn create(
+    deps: &Deps,
+    principal: &Principal,
+    input: NewOrganization,
+    meta: &RequestMeta,
+) -> Result<(OrgRecord, Option<IssuedToken>), ServiceError> {
+    authorize(&principal.actor(), Action::CreateOrganization)?;
+    let name = OrgName::parse(&input.name)?;
+    let slug = match input.slug.as_deref() {
+        Some(slug) => Slug::parse(slug)?,
+        None => Slug::from_name(name.as_str()).ok_or_else(|| {
+            ServiceError::invalid("slug", "cannot derive a slug from this name; give one")
+        })?,
+    };
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let org = match organizations::insert(
+        &tx,
+        NewOrg {
+            id: OrgId::new(),
+            name: &name,
+            slug: &slug,
+            created_by: Some(principal.user_id),
+            now,
+        },
+    )
+    .await
+    {
+        Ok(org) => org,
+        Err(StoreError::Conflict(Constraint::OrganizationSlug)) => {
+            return Err(ServiceError::Conflict {
+                code: "slug_taken",
+                message: format!("The slug {:?} is already taken.", slug.as_str()),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
+    memberships::insert(&tx, org.id, principal.user_id, Role::Owner, now).await?;
+    let actor = actor_of(principal);
+    let entry = |action, target_type, target_id: String, after| AuditEntry {
+        action,
+        organization: Some(org.id),
+        target_type,
+        target_id,
+        before: None,
+        after: Some(after),
+    };
+    record(
+        &tx,
+        now,
+        actor,
+        meta,
+        entry(
+            "org.created",
+            "organization",
+            org.id.to_string(),
+            org_json(&org),
+        ),
+    )
+    .await?;
+    record(
+        &tx,
+        now,
+        actor,
+        meta,
+        entry(
+            "member.added",
+            "user",
+            principal.user_id.to_string(),
+            json!({"role": "owner"}),
+        ),
+    )
+    .await?;
+    let token =
+        if input.set_as_current && principal.credential == inventiv_domain::Credential::Session {
+            let generation = sessions::set_workspace(
+                &tx,
+                principal.session_id,
+                principal.token_generation,
+                Some((org.id, Role::Owner)),
+            )
+            .await?
+            .ok_or_else(|| {
+                crate::auth::unauthorized("The access token was superseded by a newer one.")
+            })?;
+            Some((generation, org.id))
+        } else {
+            None
+        };
+    tx.commit().await?;
+    let token = match token {
+        Some((generation, org_id)) => Some(issue_token(
+            deps,
+            principal.user_id,
+            principal.session_id,
+            generation,
+            Some((org_id, Role::Owner)),
+            principal.session_expires_at,
+        )?),
+        None => None,
+    };
+    Ok((org, token))
+}
+
+/// `PATCH /organizations/current` input.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationChange {
+    pub name: Option<String>,
+    pub require_distinct_activators: Option<bool>,
+}
+
+/// Owner only.
+pub async fn update_current(
+    deps: &Deps,
+    principal: &Principal,
+    change: OrganizationChange,
+    meta: &RequestMeta,
+) -> Result<OrgRecord, ServiceError> {
+    let (org, _) = current_org(principal, Action::UpdateOrg)?;
+    let name = change.name.as_deref().map(OrgName::parse).transpose()?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let before = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or(ServiceError::NotFound("organization"))?;
+    let after = organizations::update(
+        &tx,
+        org,
+        name.as_ref(),
+        change.require_distinct_activators,
+        now,
+    )
+    .await?
+    .ok_or(ServiceError::NotFound("organization"))?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "org.updated",
+            organization: Some(org),
+            target_type: "organization",
+            target_id: org.to_string(),
+            before: Some(org_json(&before)),
+            after: Some(org_json(&after)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Owner only. Sessions in the org fall back to Personal. (Once instances exist, an org with
+/// non-terminated instances cannot be deleted: 409.)
+pub async fn delete_current(
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (org, _) = current_org(principal, Action::DeleteOrg)?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let before = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or(ServiceError::NotFound("organization"))?;
+    // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "org.deleted",
+            organization: Some(org),
+            target_type: "organization",
+            target_id: org.to_string(),
+            before: Some(org_json(&before)),
+            after: None,
+        },
+    )
+    .await?;
+    organizations::delete(&tx, org).await?;
+    tx.commit().await?;
+    Ok(())
+}
