@@ -7,10 +7,11 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 VENV := .venv
 PY_TOOLS := openapi-spec-validator==0.9.0
 
-.PHONY: run test test-postgres lint fmt docs openapi-check bench build release clean help
+.PHONY: run demo test test-postgres lint fmt docs openapi-check bench build release clean help
 
 help:
 	@echo "make run            start the server on the embedded SQLite database (data/)"
+	@echo "make demo           seed two demo organizations, print their logins, then run"
 	@echo "make test           run the whole test suite (SQLite)"
 	@echo "make test-postgres  run the integration suite on PostgreSQL (PG_URL=$(PG_URL))"
 	@echo "make lint           rustfmt check + clippy with warnings denied"
@@ -20,6 +21,10 @@ help:
 	@echo "make bench          HTTP load benchmark on loopback (BENCH_SECONDS, BENCH_CONNECTIONS)"
 
 run:
+	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
+
+demo:
+	$(CARGO) run -p inventiv-server --bin inventiv-server -- seed-demo
 	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
 
 build:

@@ -15,6 +15,8 @@ mod m20261128_000004_create_user_sessions;
 mod m20261128_000005_create_audit_events;
 mod m20261128_000006_create_password_reset_tokens;
 mod m20261128_000007_create_organization_invitations;
+mod m20261128_000008_create_models;
+mod m20261128_000009_create_instances;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_audit_events::Migration),
             Box::new(m20261128_000006_create_password_reset_tokens::Migration),
             Box::new(m20261128_000007_create_organization_invitations::Migration),
+            Box::new(m20261128_000008_create_models::Migration),
+            Box::new(m20261128_000009_create_instances::Migration),
         ]
     }
 }

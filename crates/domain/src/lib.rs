@@ -23,6 +23,7 @@ pub mod activation;
 pub mod authorization_doc;
 pub mod delegation;
 pub mod ids;
+pub mod instance;
 pub mod invitation;
 pub mod modules;
 pub mod money;
@@ -41,6 +42,7 @@ pub use ids::{
     ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId, SessionId,
     ShareId, UsageId, UserId,
 };
+pub use instance::{InstanceStatus, InvalidTransition};
 pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};
 pub use modules::{Access, Module, ModuleId, modules};
 pub use money::{MoneyError, accrued_cost_micros, charged_micros};

@@ -163,6 +163,33 @@ impl Db {
         Ok(())
     }
 
+    /// The plan lines of an `EXPLAIN` (PostgreSQL) or `EXPLAIN QUERY PLAN` (SQLite) statement.
+    /// On PostgreSQL sequential scans are disabled for the statement, so the answer says which
+    /// index the planner *can* use even on a tiny table. For tests and operators only.
+    pub async fn explain(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+        let tx = self.conn.begin().await?;
+        let column = match self.backend {
+            Backend::Postgres => {
+                tx.execute_unprepared("SET LOCAL enable_seqscan = off")
+                    .await?;
+                "QUERY PLAN"
+            }
+            Backend::Sqlite => "detail",
+        };
+        let rows = tx
+            .query_all_raw(sea_orm::Statement::from_string(
+                db_backend(self.backend),
+                sql.to_owned(),
+            ))
+            .await?;
+        let lines = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", column))
+            .collect::<Result<_, _>>()?;
+        tx.rollback().await?;
+        Ok(lines)
+    }
+
     /// Runs one SQL statement with no parameters. For tests and operator commands only
     /// (e.g. simulating tampering); never with user input.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {

@@ -11,6 +11,8 @@ pub enum Constraint {
     AuditChainSeq,
     InvitationPendingEmail,
     InvitationTokenHash,
+    ModelOrgModelId,
+    ModelPublicModelId,
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
@@ -45,6 +47,16 @@ const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::InvitationTokenHash,
         "ux_invitations_token_hash",
         "organization_invitations.token_hash",
+    ),
+    (
+        Constraint::ModelOrgModelId,
+        "ux_models_org_model_id",
+        "models.organization_id, models.model_id",
+    ),
+    (
+        Constraint::ModelPublicModelId,
+        "ux_models_public_model_id",
+        "models.model_id",
     ),
 ];
 
@@ -98,6 +110,9 @@ fn is_unavailable_text(text: &str) -> bool {
         "pool timed out",
         "error communicating with database",
         "unexpected end of file",
+        // Retryable by nature: the client may simply try again.
+        "deadlock detected",
+        "could not serialize access",
     ];
     MARKERS.iter().any(|m| text.contains(m))
 }

@@ -5,6 +5,8 @@ use inventiv_http::{AppState, CookieSettings, HttpSettings, Metrics};
 use inventiv_persistence::{Db, DbOptions};
 use inventiv_service::auth::AuthConfig;
 use inventiv_service::bootstrap::{self, BootstrapOutcome, BootstrapSettings};
+use inventiv_service::instances::lifecycle;
+use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
 use inventiv_service::password::{HashCost, PasswordHasher};
 use inventiv_service::{Clock, Deps, SystemClock};
@@ -68,8 +70,23 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.auth.session_absolute_seconds,
         settings.rate_limit.login_per_minute,
     )?;
+    let p = &settings.providers;
+    let providers = Providers::new(
+        MockSettings {
+            endpoint_url: p.mock.endpoint_url.clone(),
+            boot_delay: Duration::from_millis(p.mock.boot_delay_ms),
+            ready_delay: Duration::from_millis(p.mock.ready_delay_ms),
+            hourly_cost_micros: p.mock.hourly_cost_micros,
+        },
+        ExternalSettings {
+            ready_timeout: Duration::from_secs(p.external.ready_timeout_secs),
+            health_interval: Duration::from_secs(p.external.health_interval_secs.max(1)),
+            request_timeout: Duration::from_millis(p.external.request_timeout_ms),
+        },
+    )?;
     Ok(Deps {
         db,
+        providers,
         clock,
         mailer,
         passwords: PasswordHasher::new(cost)?,
@@ -109,6 +126,17 @@ impl Application {
         let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+
+        let resumed = lifecycle::reconcile(&deps)
+            .await
+            .map_err(|e| anyhow::anyhow!("resuming instances: {e}"))?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "resumed instances left mid-way by a previous process"
+            );
+        }
+        lifecycle::spawn_health_checks(deps.clone());
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {

@@ -1,4 +1,4 @@
-//! `inventiv-server [serve|migrate|bootstrap|audit-verify|openapi]` — `serve` is the default.
+//! `inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|openapi]` — `serve` is the default.
 
 use inventiv_server::{Application, Settings, build_deps, telemetry};
 use inventiv_service::SystemClock;
@@ -6,12 +6,15 @@ use inventiv_service::bootstrap::BootstrapOutcome;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-const USAGE: &str = "usage: inventiv-server [serve|migrate|bootstrap|audit-verify|openapi]
+const USAGE: &str =
+    "usage: inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|openapi]
 
   serve         migrate, bootstrap, then serve HTTP (default)
   migrate       apply pending database migrations and exit
   bootstrap     migrate and ensure the platform admin and its organization exist, then exit
   audit-verify  recompute every audit chain; exit 1 and name the first broken link if any
+  seed-demo     migrate, then fill two demo organizations (every role, models, instances) and
+                print their logins (idempotent)
   openapi       print the OpenAPI document (the same as GET /openapi.json) and exit
 
 Settings: config/default.toml, config/$INVENTIV_ENV.toml, then INVENTIV__SECTION__KEY variables.";
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         "migrate" => migrate(settings).await,
         "bootstrap" => bootstrap(settings).await,
         "audit-verify" => audit_verify(settings).await,
+        "seed-demo" => seed_demo(settings).await,
         other => {
             eprintln!("unknown command {other:?}\n\n{USAGE}");
             return ExitCode::from(2);
@@ -136,6 +140,27 @@ async fn audit_verify(settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn seed_demo(settings: Settings) -> anyhow::Result<ExitCode> {
+    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
+    deps.db.migrate().await?;
+    let outcome = inventiv_service::demo::seed(&deps)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if outcome.created {
+        println!("Demo data created (instances become ready once the server runs).");
+    } else {
+        println!("Demo data already present; nothing created.");
+    }
+    println!(
+        "Demo logins (password for all: {}):",
+        inventiv_service::demo::DEMO_PASSWORD
+    );
+    for login in outcome.logins {
+        println!("  {:<28} {}", login.email, login.description);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the generated admin password — once, on the run that created the account.

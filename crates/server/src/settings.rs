@@ -140,6 +140,32 @@ pub struct LogSettings {
     pub level: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockProviderSettings {
+    /// Where every mock instance "answers" (point it at a local OpenAI-compatible upstream).
+    pub endpoint_url: String,
+    pub boot_delay_ms: u64,
+    pub ready_delay_ms: u64,
+    pub hourly_cost_micros: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalProviderSettings {
+    /// How long a registered endpoint may take to answer `GET /v1/models`.
+    pub ready_timeout_secs: u64,
+    pub health_interval_secs: u64,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersSection {
+    pub mock: MockProviderSettings,
+    pub external: ExternalProviderSettings,
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +178,7 @@ pub struct Settings {
     pub smtp: SmtpSection,
     pub bootstrap: BootstrapSection,
     pub rate_limit: RateLimitSettings,
+    pub providers: ProvidersSection,
     pub log: LogSettings,
 }
 

@@ -1,5 +1,6 @@
 use crate::auth::AuthConfig;
 use crate::clock::Clock;
+use crate::instances::providers::Providers;
 use crate::mailer::Mailer;
 use crate::password::PasswordHasher;
 use inventiv_persistence::Db;
@@ -14,6 +15,8 @@ pub struct Deps {
     pub passwords: PasswordHasher,
     /// Token keys, lifetimes and rate limiters.
     pub auth: Arc<AuthConfig>,
+    /// Instance providers by name (`mock`, `external`).
+    pub providers: Providers,
     /// Base URL for links in emails (`server.public_url`), without a trailing slash.
     pub public_url: String,
 }

@@ -7,7 +7,7 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, Workspace, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
-use inventiv_persistence::repo::{memberships, sessions};
+use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 
@@ -215,8 +215,8 @@ pub async fn update_current(
     Ok(after)
 }
 
-/// Owner only. Sessions in the org fall back to Personal. (Once instances exist, an org with
-/// non-terminated instances cannot be deleted: 409.)
+/// Owner only. 409 `org_has_instances` while any instance is not terminated. Sessions in the
+/// org fall back to Personal.
 pub async fn delete_current(
     deps: &Deps,
     principal: &Principal,
@@ -228,6 +228,15 @@ pub async fn delete_current(
     let before = organizations::find_by_id(&tx, org)
         .await?
         .ok_or(ServiceError::NotFound("organization"))?;
+    let live = instances::count_live_in_org(&tx, org).await?;
+    if live > 0 {
+        return Err(ServiceError::Conflict {
+            code: "org_has_instances",
+            message: format!("{live} instance(s) are not terminated yet; terminate them first."),
+        });
+    }
+    // Terminated instances go with the org (the audit trail keeps their history).
+    instances::delete_terminated_in_org(&tx, org).await?;
     // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
     record(
         &tx,

@@ -2,8 +2,10 @@
 
 mod audit;
 mod auth;
+mod instances;
 mod invitations;
 mod members;
+mod models;
 mod ops;
 mod organizations;
 
@@ -17,4 +19,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     members::configure(cfg);
     invitations::configure(cfg);
     audit::configure(cfg);
+    instances::configure(cfg);
+    models::configure(cfg);
 }

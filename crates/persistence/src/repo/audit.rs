@@ -8,8 +8,9 @@
 //! `BEGIN IMMEDIATE` write lock on SQLite). The triggers of the migration refuse UPDATE and
 //! DELETE; [`verify`] detects what was changed behind their back.
 
+use crate::db::db_backend;
 use crate::entities::audit_events::{ActiveModel, Column, Entity, Model};
-use crate::repo::{exec_sql, query_one_sql};
+use crate::repo::{exec_sql, query_one_sql, ts};
 use crate::{Backend, Db, Store, StoreError, Tx, rfc3339_micros, truncate_micros};
 use inventiv_domain::{OrgId, SessionId, UserId};
 use sea_orm::{
@@ -168,21 +169,28 @@ pub async fn list<S: Store>(
     before_id: Option<i64>,
     limit: u64,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut q = Entity::find().filter(Column::ChainKey.eq(chain_key(org)));
+    let mut sql = String::from("SELECT * FROM audit_events WHERE chain_key = $1");
+    let mut values: Vec<sea_orm::Value> = vec![chain_key(org).into()];
     if let Some(action) = action {
-        q = q.filter(Column::Action.eq(action));
+        values.push(action.into());
+        sql.push_str(&format!(" AND action = ${}", values.len()));
     }
     if let Some(since) = since {
-        q = q.filter(Column::OccurredAt.gte(truncate_micros(since)));
+        values.push(truncate_micros(since).into());
+        // Compared through ts() (see repo::ts): text comparison is wrong within a second on SQLite.
+        let (column, value) = (
+            ts(s.backend(), "occurred_at"),
+            ts(s.backend(), &format!("${}", values.len())),
+        );
+        sql.push_str(&format!(" AND {column} >= {value}"));
     }
     if let Some(before) = before_id {
-        q = q.filter(Column::Id.lt(before));
+        values.push(before.into());
+        sql.push_str(&format!(" AND id < ${}", values.len()));
     }
-    let rows = q
-        .order_by_desc(Column::Id)
-        .limit(limit)
-        .all(s.conn())
-        .await?;
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+    let statement = sea_orm::Statement::from_sql_and_values(db_backend(s.backend()), sql, values);
+    let rows = Entity::find().from_raw_sql(statement).all(s.conn()).await?;
     Ok(rows.into_iter().map(record).collect())
 }
 

@@ -1,7 +1,7 @@
 //! `organization_invitations`. Every read is scoped to an org, except the lookup by token
 //! hash (the public accept page, where the token itself is the credential).
 
-use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, ts};
 use crate::{Store, StoreError};
 use inventiv_domain::{Email, InvitationId, InvitationStatus, OrgId, Role, UserId};
 use sea_orm::{QueryResult, Value};
@@ -77,10 +77,13 @@ pub async fn expire_stale<S: Store>(
     email: &Email,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let (expires, now_sql) = (ts(s.backend(), "expires_at"), ts(s.backend(), "$1"));
     exec_sql(
         s,
-        "UPDATE organization_invitations SET status = 'expired', updated_at = $1 \
-         WHERE organization_id = $2 AND email = $3 AND status = 'pending' AND expires_at <= $1",
+        &format!(
+            "UPDATE organization_invitations SET status = 'expired', updated_at = $1 \
+             WHERE organization_id = $2 AND email = $3 AND status = 'pending' AND {expires} <= {now_sql}"
+        ),
         vec![now.into(), org.as_uuid().into(), email.as_str().into()],
     )
     .await?;
@@ -159,13 +162,15 @@ pub async fn list<S: Store>(
     match status {
         None => {}
         Some(InvitationStatus::Pending) => {
-            let p = bind(now.into(), &mut values);
-            sql.push_str(&format!(" AND i.status = 'pending' AND i.expires_at > {p}"));
+            let p = ts(s.backend(), &bind(now.into(), &mut values));
+            let expires = ts(s.backend(), "i.expires_at");
+            sql.push_str(&format!(" AND i.status = 'pending' AND {expires} > {p}"));
         }
         Some(InvitationStatus::Expired) => {
-            let p = bind(now.into(), &mut values);
+            let p = ts(s.backend(), &bind(now.into(), &mut values));
+            let expires = ts(s.backend(), "i.expires_at");
             sql.push_str(&format!(
-                " AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires_at <= {p}))"
+                " AND (i.status = 'expired' OR (i.status = 'pending' AND {expires} <= {p}))"
             ));
         }
         Some(InvitationStatus::Accepted) => sql.push_str(" AND i.status = 'accepted'"),
@@ -190,10 +195,13 @@ pub async fn mark_accepted<S: Store>(
     user: UserId,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    let (expires, now_sql) = (ts(s.backend(), "expires_at"), ts(s.backend(), "$1"));
     Ok(exec_sql(
         s,
-        "UPDATE organization_invitations SET status = 'accepted', accepted_at = $1, accepted_by_user_id = $2, updated_at = $1 \
-         WHERE id = $3 AND status = 'pending' AND expires_at > $1",
+        &format!(
+            "UPDATE organization_invitations SET status = 'accepted', accepted_at = $1, accepted_by_user_id = $2, \
+                 updated_at = $1 WHERE id = $3 AND status = 'pending' AND {expires} > {now_sql}"
+        ),
         vec![now.into(), user.as_uuid().into(), id.as_uuid().into()],
     )
     .await?

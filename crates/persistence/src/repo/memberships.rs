@@ -59,19 +59,26 @@ pub async fn find<S: Store>(
         .transpose()
 }
 
-/// The owners of `org`, locked until the end of `tx` (`FOR UPDATE` on PostgreSQL; SQLite's
-/// `BEGIN IMMEDIATE` already holds the write lock). Every change that could remove an owner
-/// reads this first, so two concurrent demotions cannot both see "another owner remains".
+/// The owners of `org`, with the org's membership changes serialized until the end of `tx`.
+///
+/// On PostgreSQL this first takes `FOR NO KEY UPDATE` on the organization's row: one lock per
+/// org that every owner-reducing change takes first, so two concurrent demotions cannot both
+/// see "another owner remains". (Locking the owner rows themselves was tried and deadlocks
+/// under load: a waiter re-checking a row another transaction just demoted or deleted joins a
+/// lock cycle.) `NO KEY` keeps foreign-key checks of unrelated inserts (e.g. an invitation
+/// being accepted) from waiting. On SQLite, `BEGIN IMMEDIATE` already holds the write lock.
 pub async fn lock_owners(tx: &Tx, org: OrgId) -> Result<Vec<UserId>, StoreError> {
-    let lock = match tx.backend() {
-        Backend::Postgres => " ORDER BY user_id FOR UPDATE",
-        Backend::Sqlite => "",
-    };
+    if tx.backend() == Backend::Postgres {
+        query_all_sql(
+            tx,
+            "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+            vec![org.as_uuid().into()],
+        )
+        .await?;
+    }
     let rows = query_all_sql(
         tx,
-        &format!(
-            "SELECT user_id FROM organization_memberships WHERE organization_id = $1 AND role = 'owner'{lock}"
-        ),
+        "SELECT user_id FROM organization_memberships WHERE organization_id = $1 AND role = 'owner'",
         vec![org.as_uuid().into()],
     )
     .await?;

@@ -1,8 +1,10 @@
 //! Repositories: one module per table (or small group), functions taking a [`crate::Store`].
 
 pub mod audit;
+pub mod instances;
 pub mod invitations;
 pub mod memberships;
+pub mod models;
 pub mod organizations;
 pub mod reset_tokens;
 pub mod sessions;
@@ -39,6 +41,17 @@ pub(crate) async fn query_all_sql<S: Store>(
 ) -> Result<Vec<QueryResult>, StoreError> {
     let stmt = Statement::from_sql_and_values(db_backend(s.backend()), sql, values);
     Ok(s.conn().query_all_raw(stmt).await?)
+}
+
+/// A timestamp expression that compares correctly on this backend. PostgreSQL compares
+/// `timestamptz` natively. SQLite stores RFC 3339 text whose fraction is written without
+/// trailing zeros (`…04.5Z` vs `…04.000001Z`), which text comparison gets wrong within a second,
+/// so comparisons go through `julianday()` there (millisecond resolution).
+pub(crate) fn ts(backend: crate::Backend, expr: &str) -> String {
+    match backend {
+        crate::Backend::Postgres => expr.to_owned(),
+        crate::Backend::Sqlite => format!("julianday({expr})"),
+    }
 }
 
 pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {

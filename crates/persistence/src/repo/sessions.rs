@@ -264,20 +264,21 @@ pub async fn revoke_all_for_user<S: Store>(
 }
 
 /// The user's live sessions (not revoked, not expired at `now`), most recently used first.
+/// Expiry is compared here, in Rust: a user has few sessions and this avoids comparing
+/// timestamps as text on SQLite.
 pub async fn list_live<S: Store>(
     s: &S,
     user: UserId,
     now: OffsetDateTime,
 ) -> Result<Vec<SessionRecord>, StoreError> {
-    Entity::find()
+    let rows = Entity::find()
         .filter(Column::UserId.eq(user.as_uuid()))
         .filter(Column::RevokedAt.is_null())
-        .filter(Column::ExpiresAt.gt(now))
-        .filter(Column::IdleExpiresAt.gt(now))
         .order_by_desc(Column::LastUsedAt)
         .all(s.conn())
-        .await?
-        .into_iter()
+        .await?;
+    rows.into_iter()
+        .filter(|m| m.expires_at > now && m.idle_expires_at > now)
         .map(record)
         .collect()
 }

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod helpers;
+mod instances;
 mod mail;
 mod ops;
 mod orgs;

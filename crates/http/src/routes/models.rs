@@ -1,0 +1,179 @@
+//! Models (SPEC §4.3): the public catalogue plus the current org's private models.
+
+use crate::AppState;
+use crate::dto::{Page, PageQuery, page};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Authenticated, Meta};
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use inventiv_domain::ModelId;
+use inventiv_service::models::{self, Model, ModelInput};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(get_one)
+        .service(create)
+        .service(update)
+        .service(remove);
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelDto {
+    id: Uuid,
+    name: String,
+    /// e.g. a Hugging Face repo id.
+    model_id: String,
+    required_vram_gb: i32,
+    context_length: i32,
+    is_active: bool,
+    /// `public` (the catalogue) or `org` (private to `organization_name`): the badge.
+    visibility: &'static str,
+    organization_id: Option<Uuid>,
+    organization_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+fn model_dto(m: Model) -> ModelDto {
+    ModelDto {
+        id: m.id.as_uuid(),
+        name: m.name,
+        model_id: m.model_id,
+        required_vram_gb: m.required_vram_gb,
+        context_length: m.context_length,
+        is_active: m.is_active,
+        visibility: if m.organization_id.is_some() {
+            "org"
+        } else {
+            "public"
+        },
+        organization_id: m.organization_id.map(|o| o.as_uuid()),
+        organization_name: m.organization_name,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRequest {
+    name: String,
+    model_id: String,
+    required_vram_gb: i64,
+    context_length: i64,
+    /// Default true.
+    is_active: Option<bool>,
+}
+
+impl From<ModelRequest> for ModelInput {
+    fn from(r: ModelRequest) -> Self {
+        ModelInput {
+            name: r.name,
+            model_id: r.model_id,
+            required_vram_gb: r.required_vram_gb,
+            context_length: r.context_length,
+            is_active: r.is_active,
+        }
+    }
+}
+
+/// The public catalogue plus this org's models (Personal: the public catalogue).
+#[utoipa::path(tag = "models", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Models", body = Page<ModelDto>),
+))]
+#[get("/models")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<ModelDto>>, ApiError> {
+    Ok(web::Json(page(
+        models::list(&state.deps, &who.0, &query.request()).await?,
+        model_dto,
+    )))
+}
+
+/// One model visible in this workspace.
+#[utoipa::path(tag = "models", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "The model", body = ModelDto),
+    (status = 404, description = "Not visible here", body = ErrorBody),
+))]
+#[get("/models/{id}")]
+async fn get_one(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<ModelDto>, ApiError> {
+    Ok(web::Json(model_dto(
+        models::get(&state.deps, &who.0, ModelId::from_uuid(path.into_inner())).await?,
+    )))
+}
+
+/// Add a model to this org (owner/admin), or to the public catalogue (platform admin, Personal).
+#[utoipa::path(tag = "models", security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 201, description = "Created", body = ModelDto),
+    (status = 400, description = "Invalid field", body = ErrorBody),
+    (status = 403, description = "Role may not write models here", body = ErrorBody),
+    (status = 409, description = "`model_id_taken`", body = ErrorBody),
+))]
+#[post("/models")]
+async fn create(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    body: web::Json<ModelRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let model = models::create(&state.deps, &who.0, body.into_inner().into(), &meta.0).await?;
+    Ok(HttpResponse::Created().json(model_dto(model)))
+}
+
+/// Replace a model of this org's catalogue (or a public one, as platform admin in Personal).
+#[utoipa::path(tag = "models", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Updated", body = ModelDto),
+    (status = 403, description = "Not yours to write (e.g. a public model from an org)", body = ErrorBody),
+    (status = 404, description = "Not visible here", body = ErrorBody),
+    (status = 409, description = "`model_id_taken`", body = ErrorBody),
+))]
+#[put("/models/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+    body: web::Json<ModelRequest>,
+) -> Result<web::Json<ModelDto>, ApiError> {
+    let id = ModelId::from_uuid(path.into_inner());
+    Ok(web::Json(model_dto(
+        models::update(&state.deps, &who.0, id, body.into_inner().into(), &meta.0).await?,
+    )))
+}
+
+/// Delete a model nothing references (409 `model_in_use` otherwise: deactivate it instead).
+#[utoipa::path(tag = "models", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "Not yours to write", body = ErrorBody),
+    (status = 404, description = "Not visible here", body = ErrorBody),
+    (status = 409, description = "`model_in_use`", body = ErrorBody),
+))]
+#[delete("/models/{id}")]
+async fn remove(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    models::delete(
+        &state.deps,
+        &who.0,
+        ModelId::from_uuid(path.into_inner()),
+        &meta.0,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

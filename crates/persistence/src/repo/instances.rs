@@ -1,0 +1,312 @@
+//! `instances`, always read and written through a [`Scope`]: an org sees its own rows; the
+//! personal workspace sees the caller's rows with `organization_id` NULL (legacy rows stay
+//! reachable by their owner). There is no unscoped lookup by id; the lifecycle reconciler's
+//! cross-tenant scan is named for what it is ([`in_flight`]).
+
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::{Store, StoreError};
+use inventiv_domain::{
+    Activation, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope, UserId,
+};
+use sea_orm::{QueryResult, Value};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct InstanceRecord {
+    pub id: InstanceId,
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub owner_user_id: Option<UserId>,
+    pub model_id: ModelId,
+    pub model_name: String,
+    pub provider: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub status: InstanceStatus,
+    pub failure_reason: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub hourly_cost_micros: i64,
+    pub activation: Activation,
+    pub tech_activated_at: Option<OffsetDateTime>,
+    pub eco_activated_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub ready_at: Option<OffsetDateTime>,
+    pub terminated_at: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
+}
+
+impl InstanceRecord {
+    /// The scope the row belongs to.
+    pub fn scope(&self) -> Option<Scope> {
+        match (self.organization_id, self.owner_user_id) {
+            (Some(org), _) => Some(Scope::Org(org)),
+            (None, Some(user)) => Some(Scope::Personal(user)),
+            (None, None) => None,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT i.id, i.organization_id, o.name AS organization_name, i.owner_user_id, i.model_id, \
+     m.name AS model_name, i.provider, i.zone, i.instance_type, i.status, i.failure_reason, i.endpoint_url, \
+     i.hourly_cost_micros, i.tech_activated_by, i.tech_activated_at, i.eco_activated_by, i.eco_activated_at, \
+     i.created_at, i.ready_at, i.terminated_at, i.updated_at \
+     FROM instances i JOIN models m ON m.id = i.model_id LEFT JOIN organizations o ON o.id = i.organization_id";
+
+fn uuid_opt(row: &QueryResult, col: &str) -> Result<Option<uuid::Uuid>, StoreError> {
+    Ok(row.try_get::<Option<uuid::Uuid>>("", col)?)
+}
+
+fn record(row: QueryResult) -> Result<InstanceRecord, StoreError> {
+    let status: String = row.try_get("", "status")?;
+    Ok(InstanceRecord {
+        id: InstanceId::from_uuid(row.try_get("", "id")?),
+        organization_id: uuid_opt(&row, "organization_id")?.map(OrgId::from_uuid),
+        organization_name: row.try_get("", "organization_name")?,
+        owner_user_id: uuid_opt(&row, "owner_user_id")?.map(UserId::from_uuid),
+        model_id: ModelId::from_uuid(row.try_get("", "model_id")?),
+        model_name: row.try_get("", "model_name")?,
+        provider: row.try_get("", "provider")?,
+        zone: row.try_get("", "zone")?,
+        instance_type: row.try_get("", "instance_type")?,
+        status: status.parse().map_err(|e| corrupt("instances.status", e))?,
+        failure_reason: row.try_get("", "failure_reason")?,
+        endpoint_url: row.try_get("", "endpoint_url")?,
+        hourly_cost_micros: row.try_get("", "hourly_cost_micros")?,
+        activation: Activation {
+            tech_by: uuid_opt(&row, "tech_activated_by")?.map(UserId::from_uuid),
+            eco_by: uuid_opt(&row, "eco_activated_by")?.map(UserId::from_uuid),
+        },
+        tech_activated_at: row.try_get("", "tech_activated_at")?,
+        eco_activated_at: row.try_get("", "eco_activated_at")?,
+        created_at: row.try_get("", "created_at")?,
+        ready_at: row.try_get("", "ready_at")?,
+        terminated_at: row.try_get("", "terminated_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+    })
+}
+
+/// The scope filter over alias `prefix` (`i.` in selects, empty in updates).
+fn in_scope(scope: Scope, prefix: &str, values: &mut Vec<Value>) -> String {
+    match scope {
+        Scope::Org(org) => {
+            values.push(org.as_uuid().into());
+            format!("{prefix}organization_id = ${}", values.len())
+        }
+        Scope::Personal(user) => {
+            values.push(user.as_uuid().into());
+            format!(
+                "{prefix}organization_id IS NULL AND {prefix}owner_user_id = ${}",
+                values.len()
+            )
+        }
+    }
+}
+
+/// Listing filters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstanceFilter {
+    /// Only operational (or only non-operational) instances. Personal instances are
+    /// operational by definition.
+    pub operational: Option<bool>,
+}
+
+/// Instances of `scope`, ordered by id, after `after`.
+pub async fn list<S: Store>(
+    s: &S,
+    scope: Scope,
+    filter: InstanceFilter,
+    after: Option<InstanceId>,
+    limit: u64,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    let mut values = Vec::new();
+    let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, "i.", &mut values));
+    let both = "(i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL)";
+    match (filter.operational, scope) {
+        (None, _) | (Some(true), Scope::Personal(_)) => {}
+        (Some(false), Scope::Personal(_)) => sql.push_str(" AND 1 = 0"),
+        (Some(true), Scope::Org(_)) => sql.push_str(&format!(" AND {both}")),
+        (Some(false), Scope::Org(_)) => sql.push_str(&format!(" AND NOT {both}")),
+    }
+    if let Some(after) = after {
+        values.push(after.as_uuid().into());
+        sql.push_str(&format!(" AND i.id > ${}", values.len()));
+    }
+    sql.push_str(&format!(" ORDER BY i.id LIMIT {limit}"));
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// One instance of `scope`.
+pub async fn find<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: InstanceId,
+) -> Result<Option<InstanceRecord>, StoreError> {
+    let mut values = Vec::new();
+    let filter = in_scope(scope, "i.", &mut values);
+    values.push(id.as_uuid().into());
+    query_one_sql(
+        s,
+        &format!("{SELECT} WHERE {filter} AND i.id = ${}", values.len()),
+        values,
+    )
+    .await?
+    .map(record)
+    .transpose()
+}
+
+/// What a deployment stores.
+pub struct NewInstance<'a> {
+    pub id: InstanceId,
+    pub scope: Scope,
+    pub owner: UserId,
+    pub model: ModelId,
+    pub provider: &'a str,
+    pub zone: Option<&'a str>,
+    pub instance_type: Option<&'a str>,
+    pub endpoint_url: Option<&'a str>,
+    pub hourly_cost_micros: i64,
+    pub now: OffsetDateTime,
+}
+
+/// Stores a new instance in `provisioning`, stamped with its scope.
+pub async fn insert<S: Store>(s: &S, new: NewInstance<'_>) -> Result<(), StoreError> {
+    let org = match new.scope {
+        Scope::Org(org) => Some(org.as_uuid()),
+        Scope::Personal(_) => None,
+    };
+    exec_sql(
+        s,
+        "INSERT INTO instances (id, organization_id, owner_user_id, model_id, provider, zone, instance_type, status, \
+             endpoint_url, hourly_cost_micros, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'provisioning', $8, $9, $10, $10)",
+        vec![
+            new.id.as_uuid().into(),
+            org.into(),
+            new.owner.as_uuid().into(),
+            new.model.as_uuid().into(),
+            new.provider.into(),
+            new.zone.map(str::to_owned).into(),
+            new.instance_type.map(str::to_owned).into(),
+            new.endpoint_url.map(str::to_owned).into(),
+            new.hourly_cost_micros.into(),
+            new.now.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A lifecycle step.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub from: &'a [InstanceStatus],
+    pub to: InstanceStatus,
+    pub endpoint_url: Option<&'a str>,
+    pub failure_reason: Option<&'a str>,
+    pub now: OffsetDateTime,
+}
+
+/// Moves an instance of `scope` to `to` if it is in one of `from` (compare-and-set, so a
+/// concurrent terminate and a provider callback cannot both win). Sets `ready_at` on the first
+/// `ready`, `terminated_at` on `terminated`. Returns whether it moved.
+pub async fn transition<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: InstanceId,
+    t: Transition<'_>,
+) -> Result<bool, StoreError> {
+    let mut values: Vec<Value> = vec![
+        t.to.as_str().into(),
+        t.now.into(),
+        t.endpoint_url.map(str::to_owned).into(),
+        t.failure_reason.map(str::to_owned).into(),
+        id.as_uuid().into(),
+    ];
+    let ready_at = if t.to == InstanceStatus::Ready {
+        "COALESCE(ready_at, $2)"
+    } else {
+        "ready_at"
+    };
+    let terminated_at = if t.to == InstanceStatus::Terminated {
+        "$2"
+    } else {
+        "terminated_at"
+    };
+    let scope_sql = in_scope(scope, "", &mut values);
+    let from: Vec<String> = t.from.iter().map(|f| format!("'{}'", f.as_str())).collect();
+    let sql = format!(
+        "UPDATE instances SET status = $1, updated_at = $2, endpoint_url = COALESCE($3, endpoint_url), \
+             failure_reason = $4, ready_at = {ready_at}, terminated_at = {terminated_at} \
+         WHERE id = $5 AND {scope_sql} AND status IN ({})",
+        from.join(", ")
+    );
+    Ok(exec_sql(s, &sql, values).await? == 1)
+}
+
+/// Sets or clears one activation flag of an instance of `scope`.
+pub async fn set_flag<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: InstanceId,
+    flag: Flag,
+    by: Option<UserId>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let column = match flag {
+        Flag::Tech => "tech",
+        Flag::Eco => "eco",
+    };
+    let at: Option<OffsetDateTime> = by.map(|_| now);
+    let mut values: Vec<Value> = vec![
+        by.map(|u| u.as_uuid()).into(),
+        at.into(),
+        now.into(),
+        id.as_uuid().into(),
+    ];
+    let scope_sql = in_scope(scope, "", &mut values);
+    let sql = format!(
+        "UPDATE instances SET {column}_activated_by = $1, {column}_activated_at = $2, updated_at = $3 \
+         WHERE id = $4 AND {scope_sql}"
+    );
+    Ok(exec_sql(s, &sql, values).await? == 1)
+}
+
+/// How many instances of `org` are not terminated.
+pub async fn count_live_in_org<S: Store>(s: &S, org: OrgId) -> Result<i64, StoreError> {
+    let row = query_one_sql(
+        s,
+        "SELECT COUNT(*) AS n FROM instances WHERE organization_id = $1 AND status <> 'terminated'",
+        vec![org.as_uuid().into()],
+    )
+    .await?
+    .ok_or_else(|| corrupt("instances", "count returned no row"))?;
+    Ok(row.try_get("", "n")?)
+}
+
+/// Removes the terminated instances of `org` (when the org itself is deleted).
+pub async fn delete_terminated_in_org<S: Store>(s: &S, org: OrgId) -> Result<u64, StoreError> {
+    exec_sql(
+        s,
+        "DELETE FROM instances WHERE organization_id = $1 AND status = 'terminated'",
+        vec![org.as_uuid().into()],
+    )
+    .await
+}
+
+/// Every instance not yet settled (provisioning, booting, ready, terminating) across all
+/// tenants — for the lifecycle reconciler and health checker only, never for a request.
+pub async fn in_flight<S: Store>(s: &S) -> Result<Vec<InstanceRecord>, StoreError> {
+    query_all_sql(
+        s,
+        &format!("{SELECT} WHERE i.status IN ('provisioning', 'booting', 'ready', 'terminating') ORDER BY i.id"),
+        vec![],
+    )
+    .await?
+    .into_iter()
+    .map(record)
+    .collect()
+}

@@ -1,0 +1,315 @@
+//! Instances (SPEC §4.3): scoped to the caller's workspace — an org's rows, or in Personal the
+//! caller's own rows with no org (legacy rows stay reachable by their owner). Writes stamp the
+//! workspace. Out-of-scope ids are 404.
+
+pub mod lifecycle;
+pub mod providers;
+
+use crate::audit::{AuditEntry, record};
+use crate::auth::Principal;
+use crate::organizations::actor_of;
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{
+    Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
+    authorize, ensure_applicable,
+};
+use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
+use inventiv_persistence::repo::{models, organizations};
+use serde_json::json;
+
+pub use instances::InstanceFilter as Filter;
+pub use instances::InstanceRecord as Instance;
+
+/// `GET /instances`.
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    filter: InstanceFilter,
+    page: &PageRequest,
+) -> Result<Page<InstanceRecord>, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewInstances)?;
+    let (limit, after) = page.parse::<InstanceId>()?;
+    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1).await?;
+    Ok(page_of(rows, limit, |i| i.id))
+}
+
+/// `GET /instances/{id}`.
+pub async fn get(
+    deps: &Deps,
+    principal: &Principal,
+    id: InstanceId,
+) -> Result<InstanceRecord, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewInstances)?;
+    instances::find(&deps.db, actor.scope(), id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))
+}
+
+/// `POST /deployments` input.
+#[derive(Debug, Clone)]
+pub struct Deploy {
+    pub model_id: ModelId,
+    pub provider: Option<String>,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub hourly_cost_micros: Option<i64>,
+}
+
+fn short(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ServiceError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(
+            ServiceError::invalid(field, format!("at most {max} printable characters")),
+        ),
+        other => Ok(other),
+    }
+}
+
+/// Deploys a model in the caller's workspace (owner/admin in an org; anyone for themselves in
+/// Personal). 201 with the instance in `provisioning`; the provider takes it from there.
+pub async fn deploy(
+    deps: &Deps,
+    principal: &Principal,
+    input: Deploy,
+    meta: &RequestMeta,
+) -> Result<InstanceRecord, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::Deploy)?;
+    let scope = actor.scope();
+    let provider_name = input.provider.unwrap_or_else(|| "mock".to_owned());
+    let provider = deps.providers.get(&provider_name).ok_or_else(|| {
+        ServiceError::invalid(
+            "provider",
+            format!("one of: {}", deps.providers.names().join(", ")),
+        )
+    })?;
+    let endpoint = provider
+        .initial_endpoint(input.endpoint_url.as_deref())
+        .map_err(|reason| ServiceError::invalid("endpoint_url", reason))?;
+    let zone = short("zone", input.zone, 64)?;
+    let instance_type = short("instance_type", input.instance_type, 64)?;
+    let cost = input
+        .hourly_cost_micros
+        .unwrap_or_else(|| provider.default_hourly_cost_micros());
+    if !(0..=1_000_000_000_000).contains(&cost) {
+        return Err(ServiceError::invalid(
+            "hourly_cost_micros",
+            "0 to 10^12 micro-EUR",
+        ));
+    }
+    let model = models::find(&deps.db, scope, input.model_id)
+        .await?
+        .filter(|m| m.is_active)
+        .ok_or_else(|| {
+            ServiceError::invalid("model_id", "no active model with this id in this workspace")
+        })?;
+
+    let id = InstanceId::new();
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    instances::insert(
+        &tx,
+        NewInstance {
+            id,
+            scope,
+            owner: principal.user_id,
+            model: model.id,
+            provider: provider.name(),
+            zone: zone.as_deref(),
+            instance_type: instance_type.as_deref(),
+            endpoint_url: endpoint.as_deref(),
+            hourly_cost_micros: cost,
+            now,
+        },
+    )
+    .await?;
+    let org = match scope {
+        Scope::Org(org) => Some(org),
+        Scope::Personal(_) => None,
+    };
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "instance.created",
+            organization: org,
+            target_type: "instance",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(json!({
+                "model_id": model.id.to_string(), "provider": provider.name(), "status": "provisioning",
+                "hourly_cost_micros": cost,
+            })),
+        },
+    )
+    .await?;
+    let instance = instances::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    tx.commit().await?;
+    lifecycle::spawn_bring_up(deps.clone(), instance.clone());
+    Ok(instance)
+}
+
+fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {
+    ServiceError::Conflict {
+        code: "invalid_state",
+        message: format!("{err}."),
+    }
+}
+
+/// `POST /instances/{id}/terminate` (202): → terminating, then terminated in the background.
+pub async fn terminate(
+    deps: &Deps,
+    principal: &Principal,
+    id: InstanceId,
+    meta: &RequestMeta,
+) -> Result<InstanceRecord, ServiceError> {
+    change(
+        deps,
+        principal,
+        id,
+        meta,
+        Action::Terminate,
+        InstanceStatus::terminate,
+    )
+    .await
+}
+
+/// `POST /instances/{id}/reinstall` (202): a ready or failed instance → provisioning again.
+pub async fn reinstall(
+    deps: &Deps,
+    principal: &Principal,
+    id: InstanceId,
+    meta: &RequestMeta,
+) -> Result<InstanceRecord, ServiceError> {
+    change(
+        deps,
+        principal,
+        id,
+        meta,
+        Action::Reinstall,
+        InstanceStatus::reinstall,
+    )
+    .await
+}
+
+async fn change(
+    deps: &Deps,
+    principal: &Principal,
+    id: InstanceId,
+    meta: &RequestMeta,
+    action: Action,
+    next: fn(InstanceStatus) -> Result<InstanceStatus, inventiv_domain::InvalidTransition>,
+) -> Result<InstanceRecord, ServiceError> {
+    let actor = principal.actor();
+    // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
+    authorize(&actor, Action::ViewInstances)?;
+    let scope = actor.scope();
+    let instance = instances::find(&deps.db, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    authorize(&actor, action)?;
+    let to = next(instance.status).map_err(invalid_state)?;
+    let change = lifecycle::Step {
+        from: &[instance.status],
+        to,
+        endpoint_url: None,
+        failure_reason: None,
+    };
+    if !lifecycle::step(deps, &instance, change, actor_of(principal), meta).await? {
+        return Err(ServiceError::Conflict {
+            code: "invalid_state",
+            message: "The instance changed state meanwhile; reload and retry.".to_owned(),
+        });
+    }
+    let moved = instances::find(&deps.db, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    match to {
+        InstanceStatus::Terminating => lifecycle::spawn_tear_down(deps.clone(), moved.clone()),
+        _ => lifecycle::spawn_bring_up(deps.clone(), moved.clone()),
+    }
+    Ok(moved)
+}
+
+/// `POST /instances/{id}/activation`: tech by owner/admin, eco by owner/manager; with the org's
+/// `require_distinct_activators`, one user may not hold both flags (409). Personal instances
+/// are operational by definition (409 `activation_not_applicable`).
+pub async fn set_activation(
+    deps: &Deps,
+    principal: &Principal,
+    id: InstanceId,
+    flag: Flag,
+    active: bool,
+    meta: &RequestMeta,
+) -> Result<InstanceRecord, ServiceError> {
+    let actor = principal.actor();
+    // Visibility first: an out-of-scope id is 404 whatever the role.
+    authorize(&actor, Action::ViewInstances)?;
+    let scope = actor.scope();
+    let instance = instances::find(&deps.db, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    authorize(&actor, Action::SetActivation { flag })?;
+    let Workspace::Org { org, role } = actor.workspace else {
+        return Err(activation_error(ActivationError::NotApplicable));
+    };
+    ensure_applicable(instance.organization_id.is_none()).map_err(activation_error)?;
+    let distinct = organizations::find_by_id(&deps.db, org)
+        .await?
+        .is_some_and(|o| o.require_distinct_activators);
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    // Re-read inside the write transaction: the flags of a concurrent change count.
+    let current = instances::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    let after = current
+        .activation
+        .set(principal.user_id, role, flag, active, distinct)
+        .map_err(activation_error)?;
+    instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "instance.activation_changed",
+            organization: Some(org),
+            target_type: "instance",
+            target_id: id.to_string(),
+            before: Some(json!({"flag": flag.as_str(), "active": current.activation.holder(flag).is_some()})),
+            after: Some(json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)})),
+        },
+    )
+    .await?;
+    let updated = instances::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("instance"))?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+pub(crate) fn activation_error(err: ActivationError) -> ServiceError {
+    match err {
+        ActivationError::RoleNotAllowed { .. } => ServiceError::Denied(inventiv_domain::Denied {
+            reason: inventiv_domain::DenyReason::NotAllowed,
+        }),
+        ActivationError::DistinctActivatorsRequired => ServiceError::Conflict {
+            code: "distinct_activators_required",
+            message: "This organization requires the technical and economic approvals to come from two different people."
+                .to_owned(),
+        },
+        ActivationError::NotApplicable => ServiceError::Conflict {
+            code: "activation_not_applicable",
+            message: "Personal resources are operational by definition; there is nothing to approve.".to_owned(),
+        },
+    }
+}

@@ -1,0 +1,261 @@
+//! Models (SPEC §4.3): the public catalogue (`organization_id` NULL, written by platform admins
+//! from the personal workspace) and org-private models (written by owner/admin). An org sees
+//! the public catalogue plus its own; Personal sees the public catalogue.
+
+use crate::audit::{AuditEntry, record};
+use crate::auth::Principal;
+use crate::organizations::actor_of;
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{Action, ModelId, OrgId, Scope, authorize};
+use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
+use inventiv_persistence::{Constraint, StoreError};
+use serde_json::json;
+
+pub use models::ModelRecord as Model;
+
+/// `GET /models`.
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    page: &PageRequest,
+) -> Result<Page<ModelRecord>, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewModels)?;
+    let (limit, after) = page.parse::<ModelId>()?;
+    Ok(page_of(
+        models::list(&deps.db, actor.scope(), after, limit + 1).await?,
+        limit,
+        |m| m.id,
+    ))
+}
+
+/// `GET /models/{id}`.
+pub async fn get(
+    deps: &Deps,
+    principal: &Principal,
+    id: ModelId,
+) -> Result<ModelRecord, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewModels)?;
+    models::find(&deps.db, actor.scope(), id)
+        .await?
+        .ok_or(ServiceError::NotFound("model"))
+}
+
+/// `POST`/`PUT /models` input (validated into [`ModelFields`]).
+#[derive(Debug, Clone)]
+pub struct ModelInput {
+    pub name: String,
+    pub model_id: String,
+    pub required_vram_gb: i64,
+    pub context_length: i64,
+    pub is_active: Option<bool>,
+}
+
+fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            "1 to 100 printable characters",
+        ));
+    }
+    let model_id = input.model_id.trim().to_owned();
+    if model_id.is_empty()
+        || model_id.len() > 200
+        || !model_id.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ServiceError::invalid(
+            "model_id",
+            "1 to 200 visible ASCII characters, e.g. meta-llama/Llama-3.1-8B",
+        ));
+    }
+    let required_vram_gb = i32::try_from(input.required_vram_gb)
+        .ok()
+        .filter(|v| (0..=4096).contains(v))
+        .ok_or_else(|| ServiceError::invalid("required_vram_gb", "0 to 4096"))?;
+    let context_length = i32::try_from(input.context_length)
+        .ok()
+        .filter(|v| (1..=100_000_000).contains(v))
+        .ok_or_else(|| ServiceError::invalid("context_length", "1 to 100000000"))?;
+    Ok(ModelFields {
+        name,
+        model_id,
+        required_vram_gb,
+        context_length,
+        is_active: input.is_active.unwrap_or(true),
+    })
+}
+
+/// The catalogue a writer writes to: its org, or (platform admin in Personal) the public one.
+fn catalogue(scope: Scope) -> Option<OrgId> {
+    match scope {
+        Scope::Org(org) => Some(org),
+        Scope::Personal(_) => None,
+    }
+}
+
+fn taken(err: StoreError) -> ServiceError {
+    match err {
+        StoreError::Conflict(Constraint::ModelOrgModelId | Constraint::ModelPublicModelId) => {
+            ServiceError::Conflict {
+                code: "model_id_taken",
+                message: "This catalogue already has a model with this model_id.".to_owned(),
+            }
+        }
+        other => other.into(),
+    }
+}
+
+fn model_json(f: &ModelFields) -> serde_json::Value {
+    json!({"name": f.name, "model_id": f.model_id, "required_vram_gb": f.required_vram_gb,
+           "context_length": f.context_length, "is_active": f.is_active})
+}
+
+pub async fn create(
+    deps: &Deps,
+    principal: &Principal,
+    input: ModelInput,
+    meta: &RequestMeta,
+) -> Result<ModelRecord, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::CreateModel)?;
+    let fields = validate(input)?;
+    let owner = catalogue(actor.scope());
+    let id = ModelId::new();
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    models::insert(&tx, owner, id, &fields, now)
+        .await
+        .map_err(taken)?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "model.created",
+            organization: owner,
+            target_type: "model",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(model_json(&fields)),
+        },
+    )
+    .await?;
+    let model = models::find(&tx, actor.scope(), id)
+        .await?
+        .ok_or(ServiceError::NotFound("model"))?;
+    tx.commit().await?;
+    Ok(model)
+}
+
+/// The model, if the caller may see it, and whether it belongs to the caller's catalogue
+/// (a public model seen from an org is readable but not writable: 403).
+async fn writable(
+    deps: &Deps,
+    principal: &Principal,
+    id: ModelId,
+    action: Action,
+) -> Result<(Scope, ModelRecord), ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewModels)?;
+    let scope = actor.scope();
+    let model = models::find(&deps.db, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("model"))?;
+    authorize(&actor, action)?;
+    if model.organization_id != catalogue(scope) {
+        return Err(ServiceError::Forbidden {
+            code: "forbidden",
+            message: "Public catalogue models are managed by platform admins.".to_owned(),
+        });
+    }
+    Ok((scope, model))
+}
+
+pub async fn update(
+    deps: &Deps,
+    principal: &Principal,
+    id: ModelId,
+    input: ModelInput,
+    meta: &RequestMeta,
+) -> Result<ModelRecord, ServiceError> {
+    let (scope, before) = writable(deps, principal, id, Action::UpdateModel).await?;
+    let fields = validate(input)?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    if !models::update(&tx, catalogue(scope), id, &fields, now)
+        .await
+        .map_err(taken)?
+    {
+        return Err(ServiceError::NotFound("model"));
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "model.updated",
+            organization: catalogue(scope),
+            target_type: "model",
+            target_id: id.to_string(),
+            before: Some(json!({"name": before.name, "model_id": before.model_id, "is_active": before.is_active})),
+            after: Some(model_json(&fields)),
+        },
+    )
+    .await?;
+    let model = models::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("model"))?;
+    tx.commit().await?;
+    Ok(model)
+}
+
+/// 409 `model_in_use` while any instance (live or in the cost history) references it:
+/// deactivate it instead (`is_active: false`).
+pub async fn delete(
+    deps: &Deps,
+    principal: &Principal,
+    id: ModelId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (scope, before) = writable(deps, principal, id, Action::DeleteModel).await?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let (live, total) = models::usage(&tx, id).await?;
+    if total > 0 {
+        let message = if live > 0 {
+            format!("{live} live instance(s) use this model; terminate them first.")
+        } else {
+            "Terminated instances reference this model in the cost history; deactivate it instead."
+                .to_owned()
+        };
+        return Err(ServiceError::Conflict {
+            code: "model_in_use",
+            message,
+        });
+    }
+    if !models::delete(&tx, catalogue(scope), id).await? {
+        return Err(ServiceError::NotFound("model"));
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "model.deleted",
+            organization: catalogue(scope),
+            target_type: "model",
+            target_id: id.to_string(),
+            before: Some(json!({"name": before.name, "model_id": before.model_id})),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
