@@ -17,6 +17,7 @@ mod m20261128_000006_create_password_reset_tokens;
 mod m20261128_000007_create_organization_invitations;
 mod m20261128_000008_create_models;
 mod m20261128_000009_create_instances;
+mod m20261128_000010_create_api_keys;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_create_organization_invitations::Migration),
             Box::new(m20261128_000008_create_models::Migration),
             Box::new(m20261128_000009_create_instances::Migration),
+            Box::new(m20261128_000010_create_api_keys::Migration),
         ]
     }
 }

@@ -34,7 +34,8 @@ pub struct MeResponse {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub is_platform_admin: bool,
-    pub session_id: Uuid,
+    /// The session (null when the caller used an API key).
+    pub session_id: Option<Uuid>,
     pub current_organization_id: Option<Uuid>,
     pub current_organization_name: Option<String>,
     pub current_organization_slug: Option<String>,
@@ -58,7 +59,7 @@ impl From<Me> for MeResponse {
             first_name: me.user.first_name,
             last_name: me.user.last_name,
             is_platform_admin: me.user.is_platform_admin,
-            session_id: me.session_id.as_uuid(),
+            session_id: me.session_id.map(|s| s.as_uuid()),
             current_organization_id: me.organization.as_ref().map(|o| o.id.as_uuid()),
             current_organization_name: me.organization.as_ref().map(|o| o.name.as_str().to_owned()),
             current_organization_slug: me.organization.as_ref().map(|o| o.slug.as_str().to_owned()),

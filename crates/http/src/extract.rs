@@ -24,9 +24,17 @@ pub struct ForRefresh(pub Principal);
 enum Source {
     Bearer,
     Cookie,
+    ApiKey,
 }
 
+/// The `X-API-Key` header (an alternative to `Authorization: Bearer sk-inv-…`).
+const API_KEY_HEADER: &str = "x-api-key";
+
 fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
+    if let Some(value) = req.headers().get(API_KEY_HEADER) {
+        let key = value.to_str().unwrap_or_default().trim();
+        return Ok((key.to_owned(), Source::ApiKey));
+    }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().unwrap_or_default();
         let token = value
@@ -35,7 +43,12 @@ fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
-        return Ok((token.to_owned(), Source::Bearer));
+        let source = if token.starts_with(inventiv_service::api_keys::KEY_PREFIX) {
+            Source::ApiKey
+        } else {
+            Source::Bearer
+        };
+        return Ok((token.to_owned(), source));
     }
     match req.cookie(SESSION_COOKIE) {
         Some(cookie) if !cookie.value().is_empty() => {
@@ -90,16 +103,18 @@ fn extract(
         if matches!(source, Source::Cookie) {
             check_csrf(req, state)?;
         }
-        Ok(token)
+        Ok((token, source))
     });
     Box::pin(async move {
-        let token = credential?;
+        let (token, source) = credential?;
         let state =
             state.ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
-        let principal = if for_refresh {
-            auth::authenticate_for_refresh(&state.deps, &token).await
-        } else {
-            auth::authenticate(&state.deps, &token).await
+        let principal = match source {
+            Source::ApiKey => inventiv_service::api_keys::authenticate(&state.deps, &token).await,
+            Source::Bearer | Source::Cookie if for_refresh => {
+                auth::authenticate_for_refresh(&state.deps, &token).await
+            }
+            Source::Bearer | Source::Cookie => auth::authenticate(&state.deps, &token).await,
         };
         principal.map_err(ApiError::from)
     })
@@ -138,6 +153,7 @@ impl FromRequest for MaybeAuthenticated {
     #[tracing::instrument(skip_all)]
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let present = req.headers().contains_key(header::AUTHORIZATION)
+            || req.headers().contains_key(API_KEY_HEADER)
             || req
                 .cookie(SESSION_COOKIE)
                 .is_some_and(|c| !c.value().is_empty());

@@ -13,6 +13,7 @@ pub enum Constraint {
     InvitationTokenHash,
     ModelOrgModelId,
     ModelPublicModelId,
+    ApiKeyHash,
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)

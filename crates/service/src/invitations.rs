@@ -467,7 +467,7 @@ pub async fn accept(
     }
     let actor = AuditActor {
         user: Some(user_id),
-        session: principal.map(|p| p.session_id),
+        session: principal.and_then(Principal::session_id),
     };
     for (action, target_type, target_id, after) in [
         (

@@ -10,6 +10,7 @@
 //!   so tests can pin it.
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
@@ -17,6 +18,7 @@ mod clock;
 pub mod demo;
 mod deps;
 mod error;
+pub mod finops;
 pub mod instances;
 pub mod invitations;
 pub mod mailer;
@@ -27,6 +29,7 @@ pub mod paging;
 pub mod password;
 pub mod rate_limit;
 pub mod tokens;
+pub mod users;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deps::{Deps, RequestMeta};

@@ -29,7 +29,7 @@ pub(crate) fn current_org(
 pub(crate) fn actor_of(principal: &Principal) -> AuditActor {
     AuditActor {
         user: Some(principal.user_id),
-        session: Some(principal.session_id),
+        session: principal.session_id(),
     }
 }
 
@@ -135,31 +135,31 @@ pub async fn create(
         ),
     )
     .await?;
-    let token =
-        if input.set_as_current && principal.credential == inventiv_domain::Credential::Session {
+    let switched = match (input.set_as_current, principal.session) {
+        (true, Some(session)) => {
             let generation = sessions::set_workspace(
                 &tx,
-                principal.session_id,
-                principal.token_generation,
+                session.id,
+                session.token_generation,
                 Some((org.id, Role::Owner)),
             )
             .await?
             .ok_or_else(|| {
                 crate::auth::unauthorized("The access token was superseded by a newer one.")
             })?;
-            Some((generation, org.id))
-        } else {
-            None
-        };
+            Some((session, generation))
+        }
+        _ => None,
+    };
     tx.commit().await?;
-    let token = match token {
-        Some((generation, org_id)) => Some(issue_token(
+    let token = match switched {
+        Some((session, generation)) => Some(issue_token(
             deps,
             principal.user_id,
-            principal.session_id,
+            session.id,
             generation,
-            Some((org_id, Role::Owner)),
-            principal.session_expires_at,
+            Some((org.id, Role::Owner)),
+            session.expires_at,
         )?),
         None => None,
     };

@@ -1,13 +1,16 @@
 //! Routes, one module per resource; each exposes `configure`.
 
+mod api_keys;
 mod audit;
 mod auth;
+mod finops;
 mod instances;
 mod invitations;
 mod members;
 mod models;
 mod ops;
 mod organizations;
+mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -21,4 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     audit::configure(cfg);
     instances::configure(cfg);
     models::configure(cfg);
+    api_keys::configure(cfg);
+    users::configure(cfg);
+    finops::configure(cfg);
 }

@@ -310,3 +310,69 @@ pub async fn in_flight<S: Store>(s: &S) -> Result<Vec<InstanceRecord>, StoreErro
     .map(record)
     .collect()
 }
+
+/// What cost accounting needs of an instance.
+#[derive(Debug, Clone)]
+pub struct CostRow {
+    pub id: InstanceId,
+    pub model_id: ModelId,
+    pub model_name: String,
+    pub hourly_cost_micros: i64,
+    pub ready_at: OffsetDateTime,
+    pub terminated_at: Option<OffsetDateTime>,
+}
+
+/// Instances of `scope` that ran at some point in `[from, to)` (ready before `to`, not
+/// terminated before `from`).
+pub async fn cost_rows<S: Store>(
+    s: &S,
+    scope: Scope,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<CostRow>, StoreError> {
+    let mut values = Vec::new();
+    let filter = in_scope(scope, "i.", &mut values);
+    values.push(to.into());
+    let to_p = crate::repo::ts(s.backend(), &format!("${}", values.len()));
+    values.push(from.into());
+    let from_p = crate::repo::ts(s.backend(), &format!("${}", values.len()));
+    let (ready, terminated) = (
+        crate::repo::ts(s.backend(), "i.ready_at"),
+        crate::repo::ts(s.backend(), "i.terminated_at"),
+    );
+    let sql = format!(
+        "SELECT i.id, i.model_id, m.name AS model_name, i.hourly_cost_micros, i.ready_at, i.terminated_at \
+         FROM instances i JOIN models m ON m.id = i.model_id \
+         WHERE {filter} AND i.ready_at IS NOT NULL AND {ready} < {to_p} \
+           AND (i.terminated_at IS NULL OR {terminated} > {from_p}) ORDER BY i.id"
+    );
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(CostRow {
+                id: InstanceId::from_uuid(row.try_get("", "id")?),
+                model_id: ModelId::from_uuid(row.try_get("", "model_id")?),
+                model_name: row.try_get("", "model_name")?,
+                hourly_cost_micros: row.try_get("", "hourly_cost_micros")?,
+                ready_at: row.try_get("", "ready_at")?,
+                terminated_at: row.try_get("", "terminated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The hourly prices of the instances of `scope` that are running now (ready once, not
+/// terminated).
+pub async fn running_costs<S: Store>(s: &S, scope: Scope) -> Result<Vec<i64>, StoreError> {
+    let mut values = Vec::new();
+    let filter = in_scope(scope, "i.", &mut values);
+    let sql = format!(
+        "SELECT i.hourly_cost_micros FROM instances i WHERE {filter} AND i.ready_at IS NOT NULL AND i.terminated_at IS NULL"
+    );
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(|row| Ok(row.try_get("", "hourly_cost_micros")?))
+        .collect()
+}

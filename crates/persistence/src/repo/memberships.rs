@@ -217,3 +217,16 @@ pub async fn find_row<S: Store>(
         })
         .transpose()
 }
+
+/// The organizations where `user` is an owner, ordered by id (lock order for deletions).
+pub async fn owned_orgs<S: Store>(s: &S, user: UserId) -> Result<Vec<OrgId>, StoreError> {
+    let rows = query_all_sql(
+        s,
+        "SELECT organization_id FROM organization_memberships WHERE user_id = $1 AND role = 'owner' ORDER BY organization_id",
+        vec![user.as_uuid().into()],
+    )
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok(OrgId::from_uuid(r.try_get("", "organization_id")?)))
+        .collect()
+}

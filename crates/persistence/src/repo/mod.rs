@@ -1,5 +1,6 @@
 //! Repositories: one module per table (or small group), functions taking a [`crate::Store`].
 
+pub mod api_keys;
 pub mod audit;
 pub mod instances;
 pub mod invitations;

@@ -4,7 +4,10 @@ use crate::entities::users::{ActiveModel, Column, Entity, Model};
 use crate::repo::corrupt;
 use crate::{Store, StoreError};
 use inventiv_domain::{Email, UserId, Username};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use time::OffsetDateTime;
 
 /// A user as the service layer sees it. `password_hash` is a PHC string; never serialize it.
@@ -154,4 +157,61 @@ pub async fn update_profile<S: Store>(
     }
     model.updated_at = Set(now);
     record(model.update(s.conn()).await?).map(Some)
+}
+
+/// All accounts, ordered by id, after `after` (platform admins only).
+pub async fn list<S: Store>(
+    s: &S,
+    after: Option<UserId>,
+    limit: u64,
+) -> Result<Vec<UserRecord>, StoreError> {
+    let mut q = Entity::find();
+    if let Some(after) = after {
+        q = q.filter(Column::Id.gt(after.as_uuid()));
+    }
+    q.order_by_asc(Column::Id)
+        .limit(limit)
+        .all(s.conn())
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// Sets or clears `disabled_at` and/or `is_platform_admin`.
+pub async fn set_flags<S: Store>(
+    s: &S,
+    id: UserId,
+    disabled_at: Option<Option<OffsetDateTime>>,
+    is_platform_admin: Option<bool>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if let Some(disabled_at) = disabled_at {
+        crate::repo::exec_sql(
+            s,
+            "UPDATE users SET disabled_at = $1, updated_at = $2 WHERE id = $3",
+            vec![disabled_at.into(), now.into(), id.as_uuid().into()],
+        )
+        .await?;
+    }
+    if let Some(flag) = is_platform_admin {
+        crate::repo::exec_sql(
+            s,
+            "UPDATE users SET is_platform_admin = $1, updated_at = $2 WHERE id = $3",
+            vec![flag.into(), now.into(), id.as_uuid().into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes an account; memberships, sessions, API keys and reset tokens cascade.
+pub async fn delete<S: Store>(s: &S, id: UserId) -> Result<bool, StoreError> {
+    Ok(crate::repo::exec_sql(
+        s,
+        "DELETE FROM users WHERE id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?
+        == 1)
 }

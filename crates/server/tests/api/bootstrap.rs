@@ -153,8 +153,18 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
     let database = TestDatabase::create().await;
     let first = run_binary(&database, &["seed-demo"]);
     let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
-    for login in ["alice@acme.demo", "maya@acme.demo", "uma@globex.demo", "pat@demo.inventiv.local", "inventiv-demo"] {
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for login in [
+        "alice@acme.demo",
+        "maya@acme.demo",
+        "uma@globex.demo",
+        "pat@demo.inventiv.local",
+        "inventiv-demo",
+    ] {
         assert!(stdout.contains(login), "{login} missing from:\n{stdout}");
     }
     let second = run_binary(&database, &["seed-demo"]);
@@ -162,10 +172,18 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
 
     let smtp = crate::helpers::SmtpSink::start().await;
     let settings = crate::helpers::test_settings(&database, smtp.port());
-    let deps = inventiv_server::build_deps(&settings, std::sync::Arc::new(inventiv_service::SystemClock)).await.unwrap();
+    let deps = inventiv_server::build_deps(
+        &settings,
+        std::sync::Arc::new(inventiv_service::SystemClock),
+    )
+    .await
+    .unwrap();
     assert_eq!(organizations::count(&deps.db).await.unwrap(), 2);
     assert_eq!(users::count(&deps.db).await.unwrap(), 9);
-    let acme = organizations::find_by_slug(&deps.db, &Slug::parse("acme").unwrap()).await.unwrap().unwrap();
+    let acme = organizations::find_by_slug(&deps.db, &Slug::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let instances = inventiv_persistence::repo::instances::list(
         &deps.db,
         inventiv_domain::Scope::Org(acme.id),
@@ -176,6 +194,19 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
     .await
     .unwrap();
     assert_eq!(instances.len(), 2);
-    assert_eq!(instances.iter().filter(|i| i.activation.operational(false)).count(), 1, "one operational, one waiting");
-    assert_eq!(inventiv_service::audit::verify(&deps.db).await.unwrap().broken, None);
+    assert_eq!(
+        instances
+            .iter()
+            .filter(|i| i.activation.operational(false))
+            .count(),
+        1,
+        "one operational, one waiting"
+    );
+    assert_eq!(
+        inventiv_service::audit::verify(&deps.db)
+            .await
+            .unwrap()
+            .broken,
+        None
+    );
 }

@@ -9,6 +9,7 @@ mod auth;
 mod bootstrap;
 mod helpers;
 mod instances;
+mod keys_users_finops;
 mod mail;
 mod ops;
 mod orgs;

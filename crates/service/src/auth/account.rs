@@ -15,7 +15,7 @@ use serde_json::json;
 #[derive(Debug, Clone)]
 pub struct Me {
     pub user: UserRecord,
-    pub session_id: inventiv_domain::SessionId,
+    pub session_id: Option<inventiv_domain::SessionId>,
     pub workspace: Workspace,
     pub organization: Option<OrgRecord>,
     pub permissions: Vec<Permission>,
@@ -45,7 +45,7 @@ pub(crate) async fn me_in(
     };
     Ok(Me {
         user,
-        session_id: principal.session_id,
+        session_id: principal.session_id(),
         workspace,
         organization,
         permissions: permissions(&actor),
@@ -108,7 +108,7 @@ pub async fn update_profile(
         now,
         AuditActor {
             user: Some(principal.user_id),
-            session: Some(principal.session_id),
+            session: principal.session_id(),
         },
         meta,
         AuditEntry {
@@ -163,7 +163,7 @@ pub async fn change_password(
     let revoked = sessions::revoke_all_for_user(
         &tx,
         user.id,
-        Some(principal.session_id),
+        Some(principal.session()?.id),
         "password_changed",
         now,
     )
@@ -173,7 +173,7 @@ pub async fn change_password(
         now,
         AuditActor {
             user: Some(user.id),
-            session: Some(principal.session_id),
+            session: principal.session_id(),
         },
         meta,
         AuditEntry {

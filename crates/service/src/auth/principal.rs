@@ -11,14 +11,45 @@ pub struct Principal {
     pub user_id: UserId,
     pub email: Email,
     pub is_platform_admin: bool,
-    pub session_id: SessionId,
-    pub token_generation: i32,
-    pub session_expires_at: time::OffsetDateTime,
+    /// Set when the caller authenticated with a session token.
+    pub session: Option<SessionRef>,
+    /// Set when the caller authenticated with an API key.
+    pub api_key: Option<ApiKeyRef>,
     pub workspace: Workspace,
     pub credential: Credential,
 }
 
+/// The live session behind a request.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRef {
+    pub id: SessionId,
+    pub token_generation: i32,
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// The API key behind a request.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRef {
+    pub id: inventiv_domain::ApiKeyId,
+    /// The models/offerings this key may call (None: any its scope allows).
+    pub allowed_models: Option<Vec<String>>,
+}
+
 impl Principal {
+    /// The session, for operations that only a signed-in session may perform (403
+    /// `api_key_not_allowed` with an API key).
+    pub fn session(&self) -> Result<SessionRef, ServiceError> {
+        self.session.ok_or_else(|| ServiceError::Forbidden {
+            code: "api_key_not_allowed",
+            message: "This requires a signed-in session, not an API key.".to_owned(),
+        })
+    }
+
+    /// The session id, if any (audit events).
+    pub fn session_id(&self) -> Option<SessionId> {
+        self.session.map(|s| s.id)
+    }
+
     /// The actor the domain policy judges.
     pub fn actor(&self) -> Actor {
         Actor {
@@ -103,9 +134,12 @@ async fn load(deps: &Deps, claims: &Claims) -> Result<Principal, ServiceError> {
         user_id: session.user_id,
         email: session.email,
         is_platform_admin: session.is_platform_admin,
-        session_id: sid,
-        token_generation: session.token_generation,
-        session_expires_at: session.expires_at,
+        session: Some(SessionRef {
+            id: sid,
+            token_generation: session.token_generation,
+            expires_at: session.expires_at,
+        }),
+        api_key: None,
         workspace,
         credential: Credential::Session,
     })

@@ -1,27 +1,17 @@
 use super::{IssuedToken, Principal, issue_token, unauthorized};
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{Credential, OrgId, SessionId, Workspace};
+use inventiv_domain::{OrgId, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
 use inventiv_persistence::repo::sessions::{self, SessionRecord};
 use serde_json::json;
 use std::collections::HashMap;
 
-fn session_only(principal: &Principal) -> Result<(), ServiceError> {
-    match principal.credential {
-        Credential::Session => Ok(()),
-        Credential::ApiKey => Err(ServiceError::Forbidden {
-            code: "api_key_not_allowed",
-            message: "Sessions are managed by signing in, not with an API key.".to_owned(),
-        }),
-    }
-}
-
 fn actor(principal: &Principal) -> AuditActor {
     AuditActor {
         user: Some(principal.user_id),
-        session: Some(principal.session_id),
+        session: principal.session_id(),
     }
 }
 
@@ -39,7 +29,7 @@ pub async fn switch_workspace(
     target: Option<OrgId>,
     meta: &RequestMeta,
 ) -> Result<(super::Me, IssuedToken), ServiceError> {
-    session_only(principal)?;
+    let session = principal.session()?;
     let tx = deps.db.begin_write().await?;
     let workspace = match target {
         None => None,
@@ -53,14 +43,9 @@ pub async fn switch_workspace(
             }
         },
     };
-    let generation = sessions::set_workspace(
-        &tx,
-        principal.session_id,
-        principal.token_generation,
-        workspace,
-    )
-    .await?
-    .ok_or_else(superseded)?;
+    let generation = sessions::set_workspace(&tx, session.id, session.token_generation, workspace)
+        .await?
+        .ok_or_else(superseded)?;
     let before = match principal.workspace {
         Workspace::Personal => None,
         Workspace::Org { org, .. } => Some(org.to_string()),
@@ -74,7 +59,7 @@ pub async fn switch_workspace(
             action: "session.workspace_switched",
             organization: None,
             target_type: "session",
-            target_id: principal.session_id.to_string(),
+            target_id: session.id.to_string(),
             before: Some(json!({"organization_id": before})),
             after: Some(json!({"organization_id": workspace.map(|(o, _)| o.to_string())})),
         },
@@ -84,10 +69,10 @@ pub async fn switch_workspace(
     let token = issue_token(
         deps,
         principal.user_id,
-        principal.session_id,
+        session.id,
         generation,
         workspace,
-        principal.session_expires_at,
+        session.expires_at,
     )?;
     let workspace = workspace.map_or(Workspace::Personal, |(org, role)| Workspace::Org {
         org,
@@ -99,11 +84,10 @@ pub async fn switch_workspace(
 
 /// `POST /auth/refresh`: a new token for the same session; the presented one stops working.
 pub async fn refresh(deps: &Deps, principal: &Principal) -> Result<IssuedToken, ServiceError> {
-    session_only(principal)?;
-    let generation =
-        sessions::bump_generation(&deps.db, principal.session_id, principal.token_generation)
-            .await?
-            .ok_or_else(superseded)?;
+    let session = principal.session()?;
+    let generation = sessions::bump_generation(&deps.db, session.id, session.token_generation)
+        .await?
+        .ok_or_else(superseded)?;
     let workspace = match principal.workspace {
         Workspace::Org { org, role } => Some((org, role)),
         Workspace::Personal => None,
@@ -111,10 +95,10 @@ pub async fn refresh(deps: &Deps, principal: &Principal) -> Result<IssuedToken, 
     issue_token(
         deps,
         principal.user_id,
-        principal.session_id,
+        session.id,
         generation,
         workspace,
-        principal.session_expires_at,
+        session.expires_at,
     )
 }
 
@@ -124,11 +108,11 @@ pub async fn logout(
     principal: &Principal,
     meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
-    session_only(principal)?;
+    let session = principal.session()?;
     revoke_in_tx(
         deps,
         principal,
-        principal.session_id,
+        session.id,
         "logout",
         "session.logout",
         meta,
@@ -144,7 +128,7 @@ pub async fn revoke_session(
     id: SessionId,
     meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
-    session_only(principal)?;
+    principal.session()?;
     if revoke_in_tx(
         deps,
         principal,
@@ -199,13 +183,13 @@ pub async fn revoke_others(
     principal: &Principal,
     meta: &RequestMeta,
 ) -> Result<u64, ServiceError> {
-    session_only(principal)?;
+    let session = principal.session()?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     let revoked = sessions::revoke_all_for_user(
         &tx,
         principal.user_id,
-        Some(principal.session_id),
+        Some(session.id),
         "revoked_by_user",
         now,
     )
@@ -242,7 +226,7 @@ pub async fn list_sessions(
     deps: &Deps,
     principal: &Principal,
 ) -> Result<Vec<SessionView>, ServiceError> {
-    session_only(principal)?;
+    let current = principal.session()?;
     let live = sessions::list_live(&deps.db, principal.user_id, deps.clock.now()).await?;
     let mut orgs: HashMap<OrgId, Option<OrgRecord>> = HashMap::new();
     let mut views = Vec::with_capacity(live.len());
@@ -258,7 +242,7 @@ pub async fn list_sessions(
             },
             None => None,
         };
-        let is_current = session.id == principal.session_id;
+        let is_current = session.id == current.id;
         views.push(SessionView {
             session,
             organization,

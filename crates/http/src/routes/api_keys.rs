@@ -1,0 +1,180 @@
+//! `/api_keys` (SPEC §4.3): org keys in an org workspace, my personal keys in Personal.
+
+use crate::AppState;
+use crate::dto::{Page, PageQuery, page};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Authenticated, Meta};
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use inventiv_domain::ApiKeyId;
+use inventiv_service::api_keys::{self, ApiKey, NewKey};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(rename)
+        .service(revoke);
+}
+
+/// A key's metadata (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyDto {
+    id: Uuid,
+    name: String,
+    /// The first characters of the secret, to recognize it.
+    prefix: String,
+    /// `personal` or `org` (the badge).
+    scope: &'static str,
+    organization_id: Option<Uuid>,
+    organization_name: Option<String>,
+    owner_user_id: Uuid,
+    allowed_models: Option<Vec<String>>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+fn key_dto(k: ApiKey) -> ApiKeyDto {
+    ApiKeyDto {
+        id: k.id.as_uuid(),
+        name: k.name,
+        prefix: k.key_prefix,
+        scope: if k.organization_id.is_some() {
+            "org"
+        } else {
+            "personal"
+        },
+        organization_id: k.organization_id.map(|o| o.as_uuid()),
+        organization_name: k.organization_name,
+        owner_user_id: k.owner_user_id.as_uuid(),
+        allowed_models: k.allowed_models,
+        expires_at: k.expires_at,
+        last_used_at: k.last_used_at,
+        revoked_at: k.revoked_at,
+        created_at: k.created_at,
+    }
+}
+
+/// The org's keys (org workspace) or my personal keys; metadata only.
+#[utoipa::path(tag = "api_keys", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Keys", body = Page<ApiKeyDto>),
+))]
+#[get("/api_keys")]
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<ApiKeyDto>>, ApiError> {
+    Ok(web::Json(page(
+        api_keys::list(&state.deps, &who.0, &query.request()).await?,
+        key_dto,
+    )))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    name: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<OffsetDateTime>,
+    /// Restrict the key to these models/offerings (`org_slug/code` or public model ids).
+    allowed_models: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    key: ApiKeyDto,
+    /// `sk-inv-…`: shown this once, never again.
+    secret: String,
+}
+
+/// Create a key (org: owner/admin; Personal: for myself). The secret is in this answer only.
+#[utoipa::path(tag = "api_keys", security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 201, description = "Created", body = CreatedKey),
+    (status = 400, description = "Invalid name, expiry or allowed_models", body = ErrorBody),
+    (status = 403, description = "Role may not create keys", body = ErrorBody),
+))]
+#[post("/api_keys")]
+async fn create(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    body: web::Json<CreateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let input = NewKey {
+        name: b.name,
+        expires_at: b.expires_at,
+        allowed_models: b.allowed_models,
+    };
+    let (key, secret) = api_keys::create(&state.deps, &who.0, input, &meta.0).await?;
+    Ok(HttpResponse::Created().json(CreatedKey {
+        key: key_dto(key),
+        secret,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameKeyRequest {
+    name: String,
+}
+
+/// Rename a key.
+#[utoipa::path(tag = "api_keys", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Renamed", body = ApiKeyDto),
+    (status = 403, description = "Role may not manage keys", body = ErrorBody),
+    (status = 404, description = "No such key in this workspace", body = ErrorBody),
+))]
+#[put("/api_keys/{id}")]
+async fn rename(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+    body: web::Json<RenameKeyRequest>,
+) -> Result<web::Json<ApiKeyDto>, ApiError> {
+    let key = api_keys::rename(
+        &state.deps,
+        &who.0,
+        ApiKeyId::from_uuid(path.into_inner()),
+        &body.name,
+        &meta.0,
+    )
+    .await?;
+    Ok(web::Json(key_dto(key)))
+}
+
+/// Revoke a key: refused on its very next request.
+#[utoipa::path(tag = "api_keys", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 204, description = "Revoked"),
+    (status = 403, description = "Role may not manage keys", body = ErrorBody),
+    (status = 404, description = "No such key in this workspace", body = ErrorBody),
+    (status = 409, description = "`already_revoked`", body = ErrorBody),
+))]
+#[delete("/api_keys/{id}")]
+async fn revoke(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    api_keys::revoke(
+        &state.deps,
+        &who.0,
+        ApiKeyId::from_uuid(path.into_inner()),
+        &meta.0,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,121 @@
+//! `/finops/*` (SPEC §4.3): costs of the current workspace's instances, in micro-EUR.
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Authenticated;
+use actix_web::{get, web};
+use inventiv_service::finops::{self, GroupBy};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(current).service(dashboard);
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CurrentCostDto {
+    /// Always `EUR`; amounts are integer micro-EUR (1 EUR = 1 000 000).
+    currency: &'static str,
+    /// Burn rate of the running instances, micro-EUR per hour.
+    hourly_micros: i64,
+    instances: usize,
+}
+
+/// The burn rate of the running instances in this workspace.
+#[utoipa::path(tag = "finops", security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Burn rate", body = CurrentCostDto),
+    (status = 403, description = "Not a finops viewer", body = ErrorBody),
+))]
+#[get("/finops/cost/current")]
+async fn current(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<web::Json<CurrentCostDto>, ApiError> {
+    let c = finops::current(&state.deps, &who.0).await?;
+    Ok(web::Json(CurrentCostDto {
+        currency: "EUR",
+        hourly_micros: c.hourly_micros,
+        instances: c.instances,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CostQuery {
+    /// RFC 3339, inclusive.
+    #[serde(with = "time::serde::rfc3339")]
+    #[param(value_type = String)]
+    from: OffsetDateTime,
+    /// RFC 3339, exclusive; at most 366 days after `from`.
+    #[serde(with = "time::serde::rfc3339")]
+    #[param(value_type = String)]
+    to: OffsetDateTime,
+    /// `day` (default), `instance` or `model`.
+    group_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CostGroupDto {
+    key: String,
+    label: String,
+    cost_micros: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CostReportDto {
+    currency: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    to: OffsetDateTime,
+    group_by: String,
+    total_micros: i64,
+    groups: Vec<CostGroupDto>,
+}
+
+/// Instance costs accrued in `[from, to)`, grouped by day, instance or model.
+#[utoipa::path(tag = "finops", params(CostQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Costs", body = CostReportDto),
+    (status = 400, description = "Invalid range or grouping", body = ErrorBody),
+    (status = 403, description = "Not a finops viewer", body = ErrorBody),
+))]
+#[get("/finops/dashboard/costs")]
+async fn dashboard(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<CostQuery>,
+) -> Result<web::Json<CostReportDto>, ApiError> {
+    let q = query.into_inner();
+    let group_name = q.group_by.unwrap_or_else(|| "day".to_owned());
+    let group_by = match group_name.as_str() {
+        "day" => GroupBy::Day,
+        "instance" => GroupBy::Instance,
+        "model" => GroupBy::Model,
+        _ => {
+            return Err(inventiv_service::ServiceError::invalid(
+                "group_by",
+                "day, instance or model",
+            )
+            .into());
+        }
+    };
+    let r = finops::costs(&state.deps, &who.0, q.from, q.to, group_by).await?;
+    Ok(web::Json(CostReportDto {
+        currency: "EUR",
+        from: r.from,
+        to: r.to,
+        group_by: group_name,
+        total_micros: r.total_micros,
+        groups: r
+            .groups
+            .into_iter()
+            .map(|g| CostGroupDto {
+                key: g.key,
+                label: g.label,
+                cost_micros: g.cost_micros,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,275 @@
+//! API keys (SPEC §4.3, §6): personal keys (Personal workspace, owned by the caller) and org keys
+//! (owner/admin). `sk-inv-` + 256 random bits; only the SHA-256 is stored; the secret is returned
+//! once. A key acts as a `user` of its org (or as its owner in Personal) and may only read and
+//! call models — never manage anything.
+
+use crate::audit::{AuditEntry, record};
+use crate::auth::{ApiKeyRef, Principal};
+use crate::organizations::actor_of;
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{Action, ApiKeyId, Credential, Email, Role, Scope, Workspace, authorize};
+use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+pub use api_keys::ApiKeyRecord as ApiKey;
+
+/// Every key starts with this, so leaked keys are easy to recognize (and to scan for).
+pub const KEY_PREFIX: &str = "sk-inv-";
+
+/// `last_used_at` is written at most this often per key.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+fn key_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn scope_org(scope: Scope) -> Option<inventiv_domain::OrgId> {
+    match scope {
+        Scope::Org(org) => Some(org),
+        Scope::Personal(_) => None,
+    }
+}
+
+/// `GET /api_keys`: the org's keys, or my personal keys (metadata only, never a secret).
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    page: &PageRequest,
+) -> Result<Page<ApiKeyRecord>, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewApiKeys)?;
+    let (limit, before) = page.parse::<ApiKeyId>()?;
+    Ok(page_of(
+        api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?,
+        limit,
+        |k| k.id,
+    ))
+}
+
+/// `POST /api_keys` input.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_models: Option<Vec<String>>,
+}
+
+fn valid_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            "1 to 100 printable characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates a key; returns it with its secret — the only time the secret is shown.
+pub async fn create(
+    deps: &Deps,
+    principal: &Principal,
+    input: NewKey,
+    meta: &RequestMeta,
+) -> Result<(ApiKeyRecord, String), ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::CreateApiKey)?;
+    let scope = actor.scope();
+    let name = valid_name(&input.name)?;
+    let now = deps.clock.now();
+    if input.expires_at.is_some_and(|t| t <= now) {
+        return Err(ServiceError::invalid("expires_at", "must be in the future"));
+    }
+    if let Some(models) = &input.allowed_models
+        && (models.is_empty()
+            || models.len() > 100
+            || models
+                .iter()
+                .any(|m| m.is_empty() || m.len() > 200 || !m.chars().all(|c| c.is_ascii_graphic())))
+    {
+        return Err(ServiceError::invalid(
+            "allowed_models",
+            "1 to 100 model names of 1 to 200 visible characters",
+        ));
+    }
+    let secret = format!("{KEY_PREFIX}{}", crate::tokens::random_token(32));
+    let prefix: String = secret.chars().take(KEY_PREFIX.len() + 6).collect();
+    let id = ApiKeyId::new();
+    let tx = deps.db.begin_write().await?;
+    api_keys::insert(
+        &tx,
+        NewApiKey {
+            id,
+            scope,
+            owner: principal.user_id,
+            name: &name,
+            key_prefix: &prefix,
+            key_hash: &key_hash(&secret),
+            allowed_models: input.allowed_models.as_deref(),
+            expires_at: input.expires_at,
+            now,
+        },
+    )
+    .await?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "api_key.created",
+            organization: scope_org(scope),
+            target_type: "api_key",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(
+                json!({"name": name, "prefix": prefix, "allowed_models": input.allowed_models,
+                               "expires_at": input.expires_at.map(crate::audit::timestamp)}),
+            ),
+        },
+    )
+    .await?;
+    let key = api_keys::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("api key"))?;
+    tx.commit().await?;
+    Ok((key, secret))
+}
+
+/// Loads a key of the caller's scope for a change (view first: out of scope is 404).
+async fn changeable(
+    deps: &Deps,
+    principal: &Principal,
+    id: ApiKeyId,
+) -> Result<(Scope, ApiKeyRecord), ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewApiKeys)?;
+    let key = api_keys::find(&deps.db, actor.scope(), id)
+        .await?
+        .ok_or(ServiceError::NotFound("api key"))?;
+    authorize(&actor, Action::RevokeApiKey)?;
+    Ok((actor.scope(), key))
+}
+
+/// `PUT /api_keys/{id}`: rename.
+pub async fn rename(
+    deps: &Deps,
+    principal: &Principal,
+    id: ApiKeyId,
+    name: &str,
+    meta: &RequestMeta,
+) -> Result<ApiKeyRecord, ServiceError> {
+    let (scope, before) = changeable(deps, principal, id).await?;
+    let name = valid_name(name)?;
+    let tx = deps.db.begin_write().await?;
+    api_keys::rename(&tx, scope, id, &name).await?;
+    record(
+        &tx,
+        deps.clock.now(),
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "api_key.renamed",
+            organization: scope_org(scope),
+            target_type: "api_key",
+            target_id: id.to_string(),
+            before: Some(json!({"name": before.name})),
+            after: Some(json!({"name": name})),
+        },
+    )
+    .await?;
+    let key = api_keys::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("api key"))?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// `DELETE /api_keys/{id}`: revoke; the key is refused on the very next request.
+pub async fn revoke(
+    deps: &Deps,
+    principal: &Principal,
+    id: ApiKeyId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (scope, key) = changeable(deps, principal, id).await?;
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    if !api_keys::revoke(&tx, scope, id, now).await? {
+        return Err(ServiceError::Conflict {
+            code: "already_revoked",
+            message: "This key is already revoked.".to_owned(),
+        });
+    }
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "api_key.revoked",
+            organization: scope_org(scope),
+            target_type: "api_key",
+            target_id: id.to_string(),
+            before: Some(json!({"name": key.name, "prefix": key.key_prefix})),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn invalid_key() -> ServiceError {
+    ServiceError::Unauthenticated {
+        code: "invalid_api_key",
+        message: "The API key is invalid, revoked or expired.".to_owned(),
+    }
+}
+
+/// Authenticates a request by API key (revocation and expiry checked on every request).
+pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, ServiceError> {
+    if !secret.starts_with(KEY_PREFIX) || secret.len() > 200 {
+        return Err(invalid_key());
+    }
+    let hash = key_hash(secret);
+    let found = api_keys::find_by_hash(&deps.db, &hash)
+        .await?
+        .ok_or_else(invalid_key)?;
+    // The lookup was by hash; compare again in constant time so no path depends on timing.
+    if !bool::from(found.key_hash.trim().as_bytes().ct_eq(hash.as_bytes())) {
+        return Err(invalid_key());
+    }
+    let now = deps.clock.now();
+    let key = found.key;
+    if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| now >= t) || found.user_disabled {
+        return Err(invalid_key());
+    }
+    if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
+        api_keys::touch(&deps.db, key.id, now).await?;
+    }
+    let workspace = match key.organization_id {
+        // A key acts as a `user` of its org, whatever its creator's role.
+        Some(org) => Workspace::Org {
+            org,
+            role: Role::User,
+        },
+        None => Workspace::Personal,
+    };
+    Ok(Principal {
+        user_id: key.owner_user_id,
+        email: Email::parse(&found.email)?,
+        is_platform_admin: false,
+        session: None,
+        api_key: Some(ApiKeyRef {
+            id: key.id,
+            allowed_models: key.allowed_models,
+        }),
+        workspace,
+        credential: Credential::ApiKey,
+    })
+}

@@ -1,0 +1,219 @@
+//! FinOps (SPEC §4.3): instance costs accrue from `hourly_cost_micros` between `ready_at` and
+//! `terminated_at` (or now), in integer micro-EUR. Finops viewers see their scope: an org's
+//! instances (owner/admin/manager), or in Personal the caller's own instances.
+
+use crate::auth::Principal;
+use crate::{Deps, ServiceError};
+use inventiv_domain::{Action, accrued_cost_micros, authorize};
+use inventiv_persistence::repo::instances::{self, CostRow};
+use std::collections::BTreeMap;
+use time::{Duration, OffsetDateTime, Time};
+
+/// The longest range one dashboard query may cover.
+pub const MAX_RANGE: Duration = Duration::days(366);
+
+/// `GET /finops/cost/current`.
+#[derive(Debug, Clone)]
+pub struct CurrentCost {
+    /// Sum of the hourly prices of the running instances, micro-EUR per hour.
+    pub hourly_micros: i64,
+    pub instances: usize,
+}
+
+pub async fn current(deps: &Deps, principal: &Principal) -> Result<CurrentCost, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewFinops)?;
+    let prices = instances::running_costs(&deps.db, actor.scope()).await?;
+    Ok(CurrentCost {
+        hourly_micros: prices.iter().sum(),
+        instances: prices.len(),
+    })
+}
+
+/// How a cost report is grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By UTC day.
+    Day,
+    Instance,
+    Model,
+}
+
+/// One group of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostGroup {
+    /// The day (`2026-11-28`), instance id or model id.
+    pub key: String,
+    /// Human label (the model's name for instance and model groups).
+    pub label: String,
+    pub cost_micros: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CostReport {
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub total_micros: i64,
+    pub groups: Vec<CostGroup>,
+}
+
+/// Checks a `[from, to)` range: `from < to`, at most [`MAX_RANGE`].
+pub fn check_range(from: OffsetDateTime, to: OffsetDateTime) -> Result<(), ServiceError> {
+    if from >= to {
+        return Err(ServiceError::invalid("to", "must be after from"));
+    }
+    if to - from > MAX_RANGE {
+        return Err(ServiceError::invalid(
+            "to",
+            "the range may cover at most 366 days",
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `[start, end)` at UTC midnights.
+fn days(start: OffsetDateTime, end: OffsetDateTime) -> Vec<(OffsetDateTime, OffsetDateTime)> {
+    let mut pieces = Vec::new();
+    let mut cursor = start;
+    while cursor < end {
+        let next_midnight = (cursor.date() + Duration::days(1))
+            .with_time(Time::MIDNIGHT)
+            .assume_utc();
+        let piece_end = next_midnight.min(end);
+        pieces.push((cursor, piece_end));
+        cursor = piece_end;
+    }
+    pieces
+}
+
+fn cost(row: &CostRow, start: OffsetDateTime, end: OffsetDateTime) -> Result<i64, ServiceError> {
+    accrued_cost_micros(row.hourly_cost_micros, (end - start).whole_seconds())
+        .map_err(ServiceError::internal)
+}
+
+/// `GET /finops/dashboard/costs`: accrual at one-second resolution, each (instance, group)
+/// piece rounded up to the micro-euro, the total being the sum of the pieces.
+pub async fn costs(
+    deps: &Deps,
+    principal: &Principal,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    group_by: GroupBy,
+) -> Result<CostReport, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewFinops)?;
+    check_range(from, to)?;
+    let now = deps.clock.now();
+    let rows = instances::cost_rows(&deps.db, actor.scope(), from, to).await?;
+    let mut groups: BTreeMap<String, CostGroup> = BTreeMap::new();
+    let mut add = |key: String, label: &str, micros: i64| {
+        let group = groups.entry(key.clone()).or_insert_with(|| CostGroup {
+            key,
+            label: label.to_owned(),
+            cost_micros: 0,
+        });
+        group.cost_micros += micros;
+    };
+    for row in &rows {
+        let start = row.ready_at.max(from);
+        let end = row.terminated_at.unwrap_or(now).min(to).min(now);
+        if end <= start {
+            continue;
+        }
+        match group_by {
+            GroupBy::Day => {
+                for (a, b) in days(start, end) {
+                    add(
+                        a.date().to_string(),
+                        &a.date().to_string(),
+                        cost(row, a, b)?,
+                    );
+                }
+            }
+            GroupBy::Instance => add(row.id.to_string(), &row.model_name, cost(row, start, end)?),
+            GroupBy::Model => add(
+                row.model_id.to_string(),
+                &row.model_name,
+                cost(row, start, end)?,
+            ),
+        }
+    }
+    let groups: Vec<CostGroup> = groups.into_values().collect();
+    Ok(CostReport {
+        from,
+        to,
+        total_micros: groups.iter().map(|g| g.cost_micros).sum(),
+        groups,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn days_split_at_utc_midnight() {
+        let pieces = days(
+            datetime!(2026-01-01 22:00 UTC),
+            datetime!(2026-01-03 01:00 UTC),
+        );
+        assert_eq!(
+            pieces,
+            vec![
+                (
+                    datetime!(2026-01-01 22:00 UTC),
+                    datetime!(2026-01-02 00:00 UTC)
+                ),
+                (
+                    datetime!(2026-01-02 00:00 UTC),
+                    datetime!(2026-01-03 00:00 UTC)
+                ),
+                (
+                    datetime!(2026-01-03 00:00 UTC),
+                    datetime!(2026-01-03 01:00 UTC)
+                ),
+            ]
+        );
+        assert!(
+            days(
+                datetime!(2026-01-01 22:00 UTC),
+                datetime!(2026-01-01 22:00 UTC)
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        assert!(
+            check_range(
+                datetime!(2026-01-02 0:00 UTC),
+                datetime!(2026-01-01 0:00 UTC)
+            )
+            .is_err()
+        );
+        assert!(
+            check_range(
+                datetime!(2026-01-01 0:00 UTC),
+                datetime!(2026-01-01 0:00 UTC)
+            )
+            .is_err()
+        );
+        assert!(
+            check_range(
+                datetime!(2025-01-01 0:00 UTC),
+                datetime!(2026-06-01 0:00 UTC)
+            )
+            .is_err()
+        );
+        assert!(
+            check_range(
+                datetime!(2026-01-01 0:00 UTC),
+                datetime!(2026-01-02 0:00 UTC)
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! Users (SPEC §4.3): in an org workspace, its members (owner/admin/manager list; owner/admin
+//! create an account + membership with a role they may assign); in Personal, platform admins
+//! manage every account. Deleting a user is refused while they are the last owner of an org;
+//! disabling a user revokes their sessions and API keys at once.
+
+use crate::audit::{AuditEntry, record};
+use crate::auth::{Principal, token_hash};
+use crate::mailer::{OutgoingEmail, send_in_background};
+use crate::organizations::actor_of;
+use crate::paging::{Page, PageRequest, page_of};
+use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::{
+    Action, Email, OrgId, Password, PersonName, Role, UserId, Username, Workspace, authorize,
+    ensure_owner_remains,
+};
+use inventiv_persistence::repo::users::{self, NewUser, ProfileChange, UserRecord};
+use inventiv_persistence::repo::{api_keys, memberships, reset_tokens, sessions};
+use inventiv_persistence::{Constraint, StoreError};
+use serde_json::json;
+use time::Duration;
+
+/// How long the set-password link of an account created without a password works.
+const WELCOME_LINK_TTL: Duration = Duration::hours(72);
+
+/// A user as listed: in an org workspace with their role there.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub user: UserRecord,
+    pub role: Option<Role>,
+}
+
+fn org_of(workspace: Workspace) -> Option<OrgId> {
+    match workspace {
+        Workspace::Org { org, .. } => Some(org),
+        Workspace::Personal => None,
+    }
+}
+
+/// `GET /users`.
+pub async fn list(
+    deps: &Deps,
+    principal: &Principal,
+    page: &PageRequest,
+) -> Result<Page<UserView>, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ListUsers)?;
+    let (limit, after) = page.parse::<UserId>()?;
+    let views = match org_of(actor.workspace) {
+        Some(org) => {
+            let members = memberships::list(&deps.db, org, after, limit + 1).await?;
+            let mut views = Vec::with_capacity(members.len());
+            for m in members {
+                if let Some(user) = users::find_by_id(&deps.db, m.user_id).await? {
+                    views.push(UserView {
+                        user,
+                        role: Some(m.role),
+                    });
+                }
+            }
+            views
+        }
+        None => users::list(&deps.db, after, limit + 1)
+            .await?
+            .into_iter()
+            .map(|user| UserView { user, role: None })
+            .collect(),
+    };
+    Ok(page_of(views, limit, |v| v.user.id))
+}
+
+/// `GET /users/{id}`: a member of the org (org workspace) or any account (platform admin).
+pub async fn get(deps: &Deps, principal: &Principal, id: UserId) -> Result<UserView, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::ListUsers)?;
+    let role = match org_of(actor.workspace) {
+        Some(org) => Some(
+            memberships::find(&deps.db, org, id)
+                .await?
+                .ok_or(ServiceError::NotFound("user"))?
+                .role,
+        ),
+        None => None,
+    };
+    let user = users::find_by_id(&deps.db, id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    Ok(UserView { user, role })
+}
+
+/// `POST /users` input.
+#[derive(Clone, Default)]
+pub struct NewUserInput {
+    pub email: String,
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// Creates an account (+ a membership in the current org). Without a password, a one-time
+/// set-password link is emailed (the reset mechanism). 409 `email_taken`.
+pub async fn create(
+    deps: &Deps,
+    principal: &Principal,
+    input: NewUserInput,
+    meta: &RequestMeta,
+) -> Result<UserView, ServiceError> {
+    let actor = principal.actor();
+    let org = org_of(actor.workspace);
+    let role = match org {
+        Some(_) => Some(input.role.unwrap_or(Role::User)),
+        None => input.role,
+    };
+    authorize(&actor, Action::CreateUser { role })?;
+    let email = Email::parse(&input.email)?;
+    let first = input
+        .first_name
+        .as_deref()
+        .map(|v| PersonName::parse("first_name", v))
+        .transpose()?;
+    let last = input
+        .last_name
+        .as_deref()
+        .map(|v| PersonName::parse("last_name", v))
+        .transpose()?;
+    let (password, emailed_link) = match &input.password {
+        Some(pw) => (Password::parse(pw)?, false),
+        // Nobody knows this one: the account is usable once its owner sets a password.
+        None => (Password::parse(&crate::tokens::random_password(32))?, true),
+    };
+    let hash = deps.passwords.hash(&password).await?;
+    let now = deps.clock.now();
+    let id = UserId::new();
+    let link_token = crate::tokens::random_token(32);
+
+    let tx = deps.db.begin_write().await?;
+    let new = NewUser {
+        id,
+        email: &email,
+        username: None,
+        first_name: first.as_ref().map(PersonName::as_str),
+        last_name: last.as_ref().map(PersonName::as_str),
+        password_hash: &hash,
+        is_platform_admin: false,
+        now,
+    };
+    let user = match users::insert(&tx, new).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict(Constraint::UserEmail)) => {
+            return Err(ServiceError::Conflict {
+                code: "email_taken",
+                message:
+                    "An account with this email exists; invite it to the organization instead."
+                        .to_owned(),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let actor_audit = actor_of(principal);
+    record(
+        &tx,
+        now,
+        actor_audit,
+        meta,
+        AuditEntry {
+            action: "user.created",
+            organization: None,
+            target_type: "user",
+            target_id: id.to_string(),
+            before: None,
+            after: Some(
+                json!({"email": email.as_str(), "organization_id": org.map(|o| o.to_string())}),
+            ),
+        },
+    )
+    .await?;
+    if let (Some(org), Some(role)) = (org, role) {
+        memberships::insert(&tx, org, id, role, now).await?;
+        record(
+            &tx,
+            now,
+            actor_audit,
+            meta,
+            AuditEntry {
+                action: "member.added",
+                organization: Some(org),
+                target_type: "user",
+                target_id: id.to_string(),
+                before: None,
+                after: Some(json!({"role": role.as_str(), "via": "users.create"})),
+            },
+        )
+        .await?;
+    }
+    if emailed_link {
+        reset_tokens::replace(
+            &tx,
+            id,
+            &token_hash(&link_token),
+            now,
+            now + WELCOME_LINK_TTL,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if emailed_link {
+        let link = format!("{}/reset-password?token={link_token}", deps.public_url);
+        send_in_background(
+            deps.mailer.clone(),
+            OutgoingEmail {
+                to: email,
+                subject: "Your Inventiv account: choose a password".to_owned(),
+                text: format!(
+                    "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
+                    principal.email
+                ),
+            },
+        );
+    }
+    Ok(UserView { user, role })
+}
+
+/// `PUT /users/{id}` input: profile fields (self or platform admin), flags (platform admin).
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub username: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub is_platform_admin: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+pub async fn update(
+    deps: &Deps,
+    principal: &Principal,
+    id: UserId,
+    input: UserUpdate,
+    meta: &RequestMeta,
+) -> Result<UserView, ServiceError> {
+    let actor = principal.actor();
+    let is_self = id == principal.user_id;
+    let admin = authorize(&actor, Action::UpdateUser).is_ok();
+    let own_profile = is_self && principal.session.is_some();
+    if !(admin || own_profile) {
+        authorize(&actor, Action::UpdateUser)?;
+    }
+    if !admin && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
+        return Err(ServiceError::Forbidden {
+            code: "forbidden",
+            message: "Only platform admins change these.".to_owned(),
+        });
+    }
+    if is_self && (input.disabled == Some(true) || input.is_platform_admin == Some(false)) {
+        return Err(ServiceError::Conflict {
+            code: "cannot_change_self",
+            message: "You cannot disable yourself or drop your own platform-admin flag.".to_owned(),
+        });
+    }
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let change = ProfileChange {
+        username: input
+            .username
+            .map(|u| blank(u).map(|u| Username::parse(&u)).transpose())
+            .transpose()?,
+        first_name: input
+            .first_name
+            .map(|v| {
+                blank(v)
+                    .map(|v| PersonName::parse("first_name", &v).map(|n| n.as_str().to_owned()))
+                    .transpose()
+            })
+            .transpose()?,
+        last_name: input
+            .last_name
+            .map(|v| {
+                blank(v)
+                    .map(|v| PersonName::parse("last_name", &v).map(|n| n.as_str().to_owned()))
+                    .transpose()
+            })
+            .transpose()?,
+    };
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let before = users::find_by_id(&tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    match users::update_profile(&tx, id, change, now).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(Constraint::UserUsername)) => {
+            return Err(ServiceError::Conflict {
+                code: "username_taken",
+                message: "This username is already taken.".to_owned(),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let disabled_at = input.disabled.map(|d| d.then_some(now));
+    users::set_flags(&tx, id, disabled_at, input.is_platform_admin, now).await?;
+    let mut revoked = (0, 0);
+    if input.disabled == Some(true) && before.disabled_at.is_none() {
+        // Disabling takes effect at once: every session and key of the account dies now.
+        revoked = (
+            sessions::revoke_all_for_user(&tx, id, None, "user_disabled", now).await?,
+            api_keys::revoke_all_of_user(&tx, id, now).await?,
+        );
+    }
+    let action = match input.disabled {
+        Some(true) if before.disabled_at.is_none() => "user.disabled",
+        Some(false) if before.disabled_at.is_some() => "user.enabled",
+        _ => "user.updated",
+    };
+    let after = users::find_by_id(&tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action,
+            organization: None,
+            target_type: "user",
+            target_id: id.to_string(),
+            before: Some(json!({"is_platform_admin": before.is_platform_admin, "disabled": before.disabled_at.is_some()})),
+            after: Some(json!({"is_platform_admin": after.is_platform_admin, "disabled": after.disabled_at.is_some(),
+                               "sessions_revoked": revoked.0, "api_keys_revoked": revoked.1})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(UserView {
+        user: after,
+        role: None,
+    })
+}
+
+/// `DELETE /users/{id}` (platform admin): 409 `last_owner` if the user is the last owner of any
+/// org; otherwise the account, its memberships, sessions and API keys go in one transaction.
+pub async fn delete(
+    deps: &Deps,
+    principal: &Principal,
+    id: UserId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    authorize(&principal.actor(), Action::DeleteUser)?;
+    if id == principal.user_id {
+        return Err(ServiceError::Conflict {
+            code: "cannot_change_self",
+            message: "You cannot delete your own account here.".to_owned(),
+        });
+    }
+    let now = deps.clock.now();
+    let tx = deps.db.begin_write().await?;
+    let user = users::find_by_id(&tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    let owned = memberships::owned_orgs(&tx, id).await?;
+    for org in &owned {
+        // Same lock as every other owner-reducing change, taken in org-id order.
+        let owners = memberships::lock_owners(&tx, *org).await?;
+        if owners.contains(&id) {
+            ensure_owner_remains(owners.len() as u64, 1).map_err(|_| ServiceError::Conflict {
+                code: "last_owner",
+                message:
+                    "This user is the last owner of an organization; transfer ownership first."
+                        .to_owned(),
+            })?;
+        }
+    }
+    for org in owned.iter().copied().chain(memberships_of(&tx, id).await?) {
+        record(
+            &tx,
+            now,
+            actor_of(principal),
+            meta,
+            AuditEntry {
+                action: "member.removed",
+                organization: Some(org),
+                target_type: "user",
+                target_id: id.to_string(),
+                before: Some(json!({"email": user.email.as_str(), "reason": "account deleted"})),
+                after: None,
+            },
+        )
+        .await?;
+    }
+    users::delete(&tx, id).await?;
+    record(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        AuditEntry {
+            action: "user.deleted",
+            organization: None,
+            target_type: "user",
+            target_id: id.to_string(),
+            before: Some(json!({"email": user.email.as_str()})),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The orgs where `user` is a member but not an owner.
+async fn memberships_of(
+    tx: &inventiv_persistence::Tx,
+    user: UserId,
+) -> Result<Vec<OrgId>, ServiceError> {
+    let mut orgs = Vec::new();
+    for my in
+        inventiv_persistence::repo::organizations::list_for_user(tx, user, None, 10_000).await?
+    {
+        if my.role != Role::Owner {
+            orgs.push(my.org.id);
+        }
+    }
+    Ok(orgs)
+}
