@@ -1,0 +1,410 @@
+//! Double activation and role-driven module visibility (issue 7; SPEC §1, §2.3, §2.4).
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app,
+};
+use crate::instances::{Team, deploy, public_model};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PW: &str = "a-good-password";
+
+async fn flag(app: &TestApp, token: &str, id: &str, flag: &str, active: bool) -> reqwest::Response {
+    app.post_as(
+        token,
+        &format!("/instances/{id}/activation"),
+        json!({"flag": flag, "active": active}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_role_and_flag_pair() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let instance = deploy(&app, &team.admin, json!({"model_id": model})).await;
+    let id = instance["id"].as_str().unwrap();
+    // (role token, may set tech, may set eco) — SPEC §2.3.
+    let table = [
+        (&team.owner, true, true),
+        (&team.admin, true, false),
+        (&team.manager, false, true),
+        (&team.user, false, false),
+    ];
+    for (token, tech, eco) in table {
+        for (name, allowed) in [("tech", tech), ("eco", eco)] {
+            for active in [true, false] {
+                let res = flag(&app, token, id, name, active).await;
+                if allowed {
+                    let body = json_with_status(res, 200).await;
+                    assert_eq!(
+                        body[format!("{name}_activated_by")].is_string(),
+                        active,
+                        "{body}"
+                    );
+                } else {
+                    assert_error(res, 403, "forbidden").await;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_instance_is_operational_only_once_both_flags_are_set() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let id = deploy(&app, &team.admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tech = json_with_status(flag(&app, &team.admin, &id, "tech", true).await, 200).await;
+    assert_eq!(
+        (
+            tech["operational"].as_bool(),
+            tech["missing_activation"].clone()
+        ),
+        (Some(false), json!(["eco"]))
+    );
+    let both = json_with_status(flag(&app, &team.manager, &id, "eco", true).await, 200).await;
+    assert_eq!(
+        (
+            both["operational"].as_bool(),
+            both["missing_activation"].clone()
+        ),
+        (Some(true), json!([]))
+    );
+    let admin_id = app.me(&team.admin).await["user_id"].clone();
+    assert_eq!(both["tech_activated_by"], admin_id);
+    let cleared = json_with_status(flag(&app, &team.admin, &id, "tech", false).await, 200).await;
+    assert_eq!(
+        (
+            cleared["operational"].as_bool(),
+            cleared["missing_activation"].clone()
+        ),
+        (Some(false), json!(["tech"]))
+    );
+    // Every change is audited.
+    let events = json_with_status(
+        app.get_as(
+            &team.owner,
+            "/organizations/current/audit?action=instance.activation_changed",
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        events["items"][0]["after"],
+        json!({"flag": "tech", "active": false, "operational": false})
+    );
+    app.assert_audit_verifies().await;
+}
+
+#[tokio::test]
+async fn distinct_activators_when_the_org_requires_them() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let id = deploy(&app, &team.admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Off (the default): the owner may give both approvals.
+    json_with_status(flag(&app, &team.owner, &id, "tech", true).await, 200).await;
+    json_with_status(flag(&app, &team.owner, &id, "eco", true).await, 200).await;
+    json_with_status(flag(&app, &team.owner, &id, "eco", false).await, 200).await;
+    let res = app
+        .as_bearer(Method::PATCH, "/organizations/current", &team.owner)
+        .json(&json!({"require_distinct_activators": true}))
+        .send()
+        .await
+        .unwrap();
+    json_with_status(res, 200).await;
+    assert_error(
+        flag(&app, &team.owner, &id, "eco", true).await,
+        409,
+        "distinct_activators_required",
+    )
+    .await;
+    let ok = json_with_status(flag(&app, &team.manager, &id, "eco", true).await, 200).await;
+    assert_eq!(ok["operational"], true);
+}
+
+/// Permission → a request it guards (in the current workspace), for the "omitted ⇒ 403" check.
+fn guarded(instance: &str, member: &str) -> Vec<(&'static str, Method, String, Value)> {
+    vec![
+        (
+            "org.update",
+            Method::PATCH,
+            "/organizations/current".into(),
+            json!({"name": "Renamed"}),
+        ),
+        (
+            "invitations.create",
+            Method::POST,
+            "/organizations/current/invitations".into(),
+            json!({"email": "g@example.com"}),
+        ),
+        (
+            "invitations.list",
+            Method::GET,
+            "/organizations/current/invitations".into(),
+            Value::Null,
+        ),
+        (
+            "members.change_role",
+            Method::PUT,
+            format!("/organizations/current/members/{member}"),
+            json!({"role": "user"}),
+        ),
+        (
+            "instances.deploy",
+            Method::POST,
+            "/deployments".into(),
+            json!({"model_id": uuid::Uuid::nil()}),
+        ),
+        (
+            "instances.terminate",
+            Method::POST,
+            format!("/instances/{instance}/terminate"),
+            Value::Null,
+        ),
+        (
+            "activation.tech",
+            Method::POST,
+            format!("/instances/{instance}/activation"),
+            json!({"flag": "tech", "active": false}),
+        ),
+        (
+            "activation.eco",
+            Method::POST,
+            format!("/instances/{instance}/activation"),
+            json!({"flag": "eco", "active": false}),
+        ),
+        (
+            "models.create",
+            Method::POST,
+            "/models".into(),
+            json!({"name": "n", "model_id": "x/y", "required_vram_gb": 1, "context_length": 1}),
+        ),
+        (
+            "api_keys.create",
+            Method::POST,
+            "/api_keys".into(),
+            json!({"name": "k"}),
+        ),
+        ("users.list", Method::GET, "/users".into(), Value::Null),
+        (
+            "users.create",
+            Method::POST,
+            "/users".into(),
+            json!({"email": "u@example.com", "password": "a-good-password"}),
+        ),
+        (
+            "finops.view",
+            Method::GET,
+            "/finops/cost/current".into(),
+            Value::Null,
+        ),
+        (
+            "audit.view",
+            Method::GET,
+            "/organizations/current/audit".into(),
+            Value::Null,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn me_lists_the_modules_and_permissions_of_each_workspace_and_omitted_permissions_are_403() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let instance = deploy(&app, &team.admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let member = team.user_ids[3].to_string();
+    app.create_user("pat@example.com", PW).await;
+    let pat = app.login("pat@example.com", PW).await.token;
+    let platform_admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+
+    // SPEC §2.4, written out (Personal also shows `instances`: its users manage their own).
+    // Instance-guarded checks use an instance in the actor's own scope (another scope's id is
+    // 404 before any role check).
+    let pat_instance = deploy(&app, &pat, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_instance = deploy(&app, &platform_admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected_modules: [(&str, &str, Vec<&str>); 6] = [
+        (
+            "personal",
+            &pat,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:read",
+                "api_keys:write",
+                "organizations:write",
+                "instances:write",
+                "finops:read",
+            ],
+        ),
+        (
+            "platform admin",
+            &platform_admin,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:write",
+                "api_keys:write",
+                "organizations:write",
+                "instances:write",
+                "users:write",
+                "finops:read",
+                "settings:write",
+            ],
+        ),
+        (
+            "owner",
+            &team.owner,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:write",
+                "api_keys:write",
+                "organizations:write",
+                "instances:write",
+                "members:write",
+                "invitations:write",
+                "users:write",
+                "finops:read",
+                "audit:read",
+                "sharing:write",
+                "settings:write",
+            ],
+        ),
+        (
+            "admin",
+            &team.admin,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:write",
+                "api_keys:write",
+                "organizations:write",
+                "instances:write",
+                "members:write",
+                "invitations:write",
+                "users:write",
+                "finops:read",
+                "audit:read",
+                "sharing:write",
+            ],
+        ),
+        (
+            "manager",
+            &team.manager,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:read",
+                "api_keys:read",
+                "organizations:write",
+                "instances:read",
+                "members:write",
+                "invitations:write",
+                "users:read",
+                "finops:read",
+                "audit:read",
+                "sharing:write",
+            ],
+        ),
+        (
+            "user",
+            &team.user,
+            vec![
+                "dashboard:read",
+                "chat:write",
+                "workbench:write",
+                "models:read",
+                "api_keys:read",
+                "organizations:write",
+                "instances:read",
+                "members:read",
+            ],
+        ),
+    ];
+    for (name, token, modules) in expected_modules {
+        let me = app.me(token).await;
+        let got: Vec<String> = me["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["id"].as_str().unwrap(),
+                    m["access"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(got, modules, "modules of {name}");
+        let permissions: Vec<String> = me["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        let own_instance = match name {
+            "personal" => &pat_instance,
+            "platform admin" => &admin_instance,
+            _ => &instance,
+        };
+        for (permission, method, path, body) in guarded(own_instance, &member) {
+            let mut req = app.as_bearer(method.clone(), &path, token);
+            if !body.is_null() {
+                req = req.json(&body);
+            }
+            let status = req.send().await.unwrap().status().as_u16();
+            if permissions.iter().any(|p| p == permission) {
+                assert_ne!(
+                    status, 403,
+                    "{name} holds {permission} but {method} {path} answered 403"
+                );
+            } else {
+                assert_eq!(
+                    status, 403,
+                    "{name} lacks {permission} but {method} {path} answered {status}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn authorization_doc_is_generated_from_the_permission_map() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/authorization.md"
+    ))
+    .unwrap();
+    assert_eq!(
+        doc,
+        inventiv_domain::authorization_markdown(),
+        "docs/authorization.md is stale: run `make docs`"
+    );
+}
