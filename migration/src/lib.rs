@@ -18,6 +18,9 @@ mod m20261128_000007_create_organization_invitations;
 mod m20261128_000008_create_models;
 mod m20261128_000009_create_instances;
 mod m20261128_000010_create_api_keys;
+mod m20261128_000011_create_organization_models;
+mod m20261128_000012_create_organization_model_shares;
+mod m20261128_000013_create_inference_usage;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -37,6 +40,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_create_models::Migration),
             Box::new(m20261128_000009_create_instances::Migration),
             Box::new(m20261128_000010_create_api_keys::Migration),
+            Box::new(m20261128_000011_create_organization_models::Migration),
+            Box::new(m20261128_000012_create_organization_model_shares::Migration),
+            Box::new(m20261128_000013_create_inference_usage::Migration),
         ]
     }
 }

@@ -161,6 +161,14 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(S::NOT_FOUND, "not_found", format!("No such {what}."))
             }
             ServiceError::Conflict { code, message } => ApiError::new(S::CONFLICT, code, message),
+            ServiceError::NotFoundCode { code, message } => {
+                ApiError::new(S::NOT_FOUND, code, message)
+            }
+            ServiceError::Upstream {
+                status,
+                code,
+                message,
+            } => ApiError::new(S::from_u16(status).unwrap_or(S::BAD_GATEWAY), code, message),
             ServiceError::Gone { code, message } => ApiError::new(S::GONE, code, message),
             ServiceError::RateLimited { retry_after_secs } => ApiError {
                 retry_after_secs: Some(retry_after_secs),

@@ -42,6 +42,8 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Maximum JSON body on management endpoints, in bytes.
     pub json_limit: usize,
+    /// Maximum body of a proxied OpenAI request, in bytes.
+    pub proxy_body_limit: usize,
     /// Seconds given to in-flight requests on SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
 }
@@ -51,6 +53,7 @@ impl Default for HttpSettings {
         Self {
             workers: 0,
             json_limit: 1024 * 1024,
+            proxy_body_limit: 10 * 1024 * 1024,
             shutdown_timeout_secs: 10,
         }
     }
@@ -98,6 +101,7 @@ pub fn serve(
     let known = Arc::new(fallback::KnownRoutes::from_openapi(&doc));
     let doc_json = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let json_limit = settings.json_limit;
+    let payload_limit = settings.proxy_body_limit;
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -105,6 +109,7 @@ pub fn serve(
             .app_data(web::Data::from(doc_json.clone()))
             .app_data(web::Data::from(known.clone()))
             .app_data(error::json_config(json_limit))
+            .app_data(web::PayloadConfig::new(payload_limit))
             .app_data(error::query_config())
             .app_data(error::path_config())
             .wrap(from_fn(metrics::middleware))

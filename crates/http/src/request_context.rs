@@ -3,11 +3,11 @@
 //! response is JSON even when actix produced it.
 
 use crate::error::{ApiError, error_body};
-use actix_web::Error;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -17,6 +17,10 @@ tokio::task_local! {
     /// The current request's id, readable while its handler runs (used by [`ApiError`]).
     pub static REQUEST_ID: String;
 }
+
+/// When the request arrived (for the proxy's `X-Inventiv-Overhead-Ms`).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestStart(pub Instant);
 
 /// The request id of the request being handled, if called inside one.
 pub fn current_request_id() -> Option<String> {
@@ -38,8 +42,9 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
+    req.extensions_mut().insert(RequestStart(started));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let result = REQUEST_ID
         .scope(id.clone(), next.call(req))
         .instrument(span.clone())

@@ -14,6 +14,9 @@ pub enum Constraint {
     ModelOrgModelId,
     ModelPublicModelId,
     ApiKeyHash,
+    OfferingCode,
+    ShareLive,
+    UsageRequest,
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
@@ -58,6 +61,26 @@ const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::ModelPublicModelId,
         "ux_models_public_model_id",
         "models.model_id",
+    ),
+    (
+        Constraint::ApiKeyHash,
+        "ux_api_keys_hash",
+        "api_keys.key_hash",
+    ),
+    (
+        Constraint::OfferingCode,
+        "ux_offerings_org_code",
+        "organization_models.organization_id, organization_models.code",
+    ),
+    (
+        Constraint::ShareLive,
+        "ux_shares_live",
+        "organization_model_shares.provider_organization_id, organization_model_shares.consumer_organization_id, organization_model_shares.organization_model_id",
+    ),
+    (
+        Constraint::UsageRequest,
+        "ux_usage_request",
+        "inference_usage.request_id",
     ),
 ];
 

@@ -9,6 +9,7 @@ use inventiv_service::instances::lifecycle;
 use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
 use inventiv_service::password::{HashCost, PasswordHasher};
+use inventiv_service::proxy::{Proxy, ProxySettings};
 use inventiv_service::{Clock, Deps, SystemClock};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -84,9 +85,18 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             request_timeout: Duration::from_millis(p.external.request_timeout_ms),
         },
     )?;
+    let proxy = Proxy::new(
+        &ProxySettings {
+            upstream_timeout: Duration::from_secs(settings.proxy.upstream_timeout_secs),
+            connect_timeout: Duration::from_millis(settings.proxy.connect_timeout_ms),
+            pool_idle_per_host: settings.proxy.pool_idle_per_host,
+        },
+        db.clone(),
+    )?;
     Ok(Deps {
         db,
         providers,
+        proxy,
         clock,
         mailer,
         passwords: PasswordHasher::new(cost)?,
@@ -157,6 +167,7 @@ impl Application {
             &HttpSettings {
                 workers: settings.server.workers,
                 json_limit: settings.server.json_limit_bytes,
+                proxy_body_limit: settings.proxy.max_body_bytes,
                 shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
             },
         )?;
@@ -191,7 +202,9 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or a stop through the handle), then closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
-        tracing::info!("server stopped; closing the database pool");
+        // Every proxied request that completed has queued its usage row: store them all.
+        self.deps.proxy.meter.flush().await;
+        tracing::info!("server stopped, usage flushed; closing the database pool");
         self.deps.db.close().await?;
         Ok(())
     }

@@ -166,6 +166,16 @@ pub struct ProvidersSection {
     pub external: ExternalProviderSettings,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    pub upstream_timeout_secs: u64,
+    pub connect_timeout_ms: u64,
+    pub pool_idle_per_host: usize,
+    /// Maximum body of a proxied request.
+    pub max_body_bytes: usize,
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +189,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSection,
     pub rate_limit: RateLimitSettings,
     pub providers: ProvidersSection,
+    pub proxy: ProxySection,
     pub log: LogSettings,
 }
 

@@ -17,6 +17,8 @@ pub struct Deps {
     pub auth: Arc<AuthConfig>,
     /// Instance providers by name (`mock`, `external`).
     pub providers: Providers,
+    /// The OpenAI-compatible proxy's client and usage meter.
+    pub proxy: crate::proxy::Proxy,
     /// Base URL for links in emails (`server.public_url`), without a trailing slash.
     pub public_url: String,
 }

@@ -21,6 +21,16 @@ pub enum ServiceError {
     /// 404: absent, or not in the caller's scope (indistinguishable on purpose).
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// 404 with a specific code (e.g. `model_not_found`).
+    #[error("{code}: {message}")]
+    NotFoundCode { code: &'static str, message: String },
+    /// 502/503/504 about an upstream (`upstream_error`, `no_ready_instance`, `upstream_timeout`).
+    #[error("{code}: {message}")]
+    Upstream {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
     /// 409 with a code (`slug_taken`, `last_owner`, `already_member`, …).
     #[error("{code}: {message}")]
     Conflict { code: &'static str, message: String },

@@ -217,3 +217,106 @@ mod tests {
         );
     }
 }
+
+/// Which side of the usage a dashboard reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageSideQuery {
+    /// What this workspace consumed (its spend).
+    Consumer,
+    /// What others consumed of this org's offerings (its revenue).
+    Provider,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroupBy {
+    Day,
+    Offering,
+    ApiKey,
+    /// The counterparty: the provider (consumer side) or the consumer (provider side).
+    Organization,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageGroup {
+    pub key: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub charged_micros: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageReport {
+    pub total: UsageGroup,
+    pub groups: Vec<UsageGroup>,
+}
+
+/// `GET /finops/usage`: token usage and charges of one side, in `[from, to)`.
+pub async fn usage(
+    deps: &Deps,
+    principal: &Principal,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    side: UsageSideQuery,
+    group_by: UsageGroupBy,
+) -> Result<UsageReport, ServiceError> {
+    use inventiv_persistence::repo::usage::{self, UsageSide};
+    let actor = principal.actor();
+    authorize(&actor, Action::ViewFinops)?;
+    check_range(from, to)?;
+    let reader = match (actor.workspace, side) {
+        (inventiv_domain::Workspace::Org { org, .. }, UsageSideQuery::Consumer) => {
+            UsageSide::Consumer(org)
+        }
+        (inventiv_domain::Workspace::Org { org, .. }, UsageSideQuery::Provider) => {
+            UsageSide::Provider(org)
+        }
+        (inventiv_domain::Workspace::Personal, UsageSideQuery::Consumer) => {
+            UsageSide::Personal(principal.user_id)
+        }
+        (inventiv_domain::Workspace::Personal, UsageSideQuery::Provider) => {
+            return Err(ServiceError::invalid(
+                "side",
+                "the personal workspace provides nothing; use side=consumer",
+            ));
+        }
+    };
+    let rows = usage::rows(&deps.db, reader, from, to).await?;
+    let mut groups: BTreeMap<String, UsageGroup> = BTreeMap::new();
+    let mut total = UsageGroup {
+        key: "total".to_owned(),
+        ..UsageGroup::default()
+    };
+    let none = || "none".to_owned();
+    for row in rows {
+        let key = match group_by {
+            UsageGroupBy::Day => row.occurred_at.date().to_string(),
+            UsageGroupBy::Offering => row.offering_id.map_or_else(none, |o| o.to_string()),
+            UsageGroupBy::ApiKey => row.api_key_id.map_or_else(none, |k| k.to_string()),
+            UsageGroupBy::Organization => match side {
+                UsageSideQuery::Consumer => row
+                    .provider_organization_id
+                    .map_or_else(none, |o| o.to_string()),
+                UsageSideQuery::Provider => row
+                    .consumer_organization_id
+                    .map_or_else(none, |o| o.to_string()),
+            },
+        };
+        for group in [
+            groups.entry(key.clone()).or_insert_with(|| UsageGroup {
+                key,
+                ..UsageGroup::default()
+            }),
+            &mut total,
+        ] {
+            group.requests += 1;
+            group.input_tokens += row.input_tokens;
+            group.output_tokens += row.output_tokens;
+            group.charged_micros += row.charged_micros;
+        }
+    }
+    Ok(UsageReport {
+        total,
+        groups: groups.into_values().collect(),
+    })
+}

@@ -10,6 +10,7 @@
 //!   so tests can pin it.
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
 
+mod activation;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -27,7 +28,9 @@ pub mod models;
 pub mod organizations;
 pub mod paging;
 pub mod password;
+pub mod proxy;
 pub mod rate_limit;
+pub mod sharing;
 pub mod tokens;
 pub mod users;
 

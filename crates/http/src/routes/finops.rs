@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(current).service(dashboard);
+    cfg.service(current).service(dashboard).service(usage);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -117,5 +117,96 @@ async fn dashboard(
                 cost_micros: g.cost_micros,
             })
             .collect(),
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    #[serde(with = "time::serde::rfc3339")]
+    #[param(value_type = String)]
+    from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[param(value_type = String)]
+    to: OffsetDateTime,
+    /// `consumer` (default: what this workspace spent) or `provider` (what others spent on this org's offerings).
+    side: Option<String>,
+    /// `day` (default), `offering`, `api_key` or `organization` (the counterparty).
+    group_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageGroupDto {
+    key: String,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    charged_micros: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageReportDto {
+    currency: &'static str,
+    side: String,
+    group_by: String,
+    total: UsageGroupDto,
+    groups: Vec<UsageGroupDto>,
+}
+
+fn usage_group(g: finops::UsageGroup) -> UsageGroupDto {
+    UsageGroupDto {
+        key: g.key,
+        requests: g.requests,
+        input_tokens: g.input_tokens,
+        output_tokens: g.output_tokens,
+        charged_micros: g.charged_micros,
+    }
+}
+
+/// Token usage and charges of this workspace: its spend (consumer) or its revenue (provider).
+#[utoipa::path(tag = "finops", params(UsageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Usage", body = UsageReportDto),
+    (status = 400, description = "Invalid range, side or grouping", body = ErrorBody),
+    (status = 403, description = "Not a finops viewer", body = ErrorBody),
+))]
+#[get("/finops/usage")]
+async fn usage(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<UsageQuery>,
+) -> Result<web::Json<UsageReportDto>, ApiError> {
+    use finops::{UsageGroupBy, UsageSideQuery};
+    let q = query.into_inner();
+    let side_name = q.side.unwrap_or_else(|| "consumer".to_owned());
+    let side = match side_name.as_str() {
+        "consumer" => UsageSideQuery::Consumer,
+        "provider" => UsageSideQuery::Provider,
+        _ => {
+            return Err(
+                inventiv_service::ServiceError::invalid("side", "consumer or provider").into(),
+            );
+        }
+    };
+    let group_name = q.group_by.unwrap_or_else(|| "day".to_owned());
+    let group_by = match group_name.as_str() {
+        "day" => UsageGroupBy::Day,
+        "offering" => UsageGroupBy::Offering,
+        "api_key" => UsageGroupBy::ApiKey,
+        "organization" => UsageGroupBy::Organization,
+        _ => {
+            return Err(inventiv_service::ServiceError::invalid(
+                "group_by",
+                "day, offering, api_key or organization",
+            )
+            .into());
+        }
+    };
+    let report = finops::usage(&state.deps, &who.0, q.from, q.to, side, group_by).await?;
+    Ok(web::Json(UsageReportDto {
+        currency: "EUR",
+        side: side_name,
+        group_by: group_name,
+        total: usage_group(report.total),
+        groups: report.groups.into_iter().map(usage_group).collect(),
     }))
 }

@@ -4,12 +4,14 @@ mod api_keys;
 mod audit;
 mod auth;
 mod finops;
-mod instances;
+pub(crate) mod instances;
 mod invitations;
 mod members;
 mod models;
 mod ops;
 mod organizations;
+mod proxy;
+mod sharing;
 mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -27,4 +29,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     api_keys::configure(cfg);
     users::configure(cfg);
     finops::configure(cfg);
+    sharing::configure(cfg);
+    proxy::configure(cfg);
 }

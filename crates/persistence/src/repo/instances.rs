@@ -376,3 +376,34 @@ pub async fn running_costs<S: Store>(s: &S, scope: Scope) -> Result<Vec<i64>, St
         .map(|row| Ok(row.try_get("", "hourly_cost_micros")?))
         .collect()
 }
+
+/// Where a request for `model` may go in `scope`: ready instances with an endpoint that are
+/// operational (personal ones by definition; org ones with both approvals).
+pub async fn routable<S: Store>(
+    s: &S,
+    scope: Scope,
+    model: ModelId,
+) -> Result<Vec<(InstanceId, String)>, StoreError> {
+    let mut values = Vec::new();
+    let filter = in_scope(scope, "i.", &mut values);
+    values.push(model.as_uuid().into());
+    let operational = match scope {
+        Scope::Org(_) => " AND i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL",
+        Scope::Personal(_) => "",
+    };
+    let sql = format!(
+        "SELECT i.id, i.endpoint_url FROM instances i WHERE {filter} AND i.model_id = ${} AND i.status = 'ready' \
+         AND i.endpoint_url IS NOT NULL{operational}",
+        values.len()
+    );
+    query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok((
+                InstanceId::from_uuid(row.try_get("", "id")?),
+                row.try_get("", "endpoint_url")?,
+            ))
+        })
+        .collect()
+}

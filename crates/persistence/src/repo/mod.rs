@@ -6,9 +6,12 @@ pub mod instances;
 pub mod invitations;
 pub mod memberships;
 pub mod models;
+pub mod offerings;
 pub mod organizations;
 pub mod reset_tokens;
 pub mod sessions;
+pub mod shares;
+pub mod usage;
 pub mod users;
 
 use crate::{Store, StoreError, db::db_backend};

@@ -199,3 +199,35 @@ pub async fn usage<S: Store>(s: &S, id: ModelId) -> Result<(i64, i64), StoreErro
     .ok_or_else(|| corrupt("instances", "aggregate returned no row"))?;
     Ok((row.try_get("", "live")?, row.try_get("", "total")?))
 }
+
+/// The active public catalogue model with this upstream `model_id` (the proxy's fallback).
+pub async fn find_public_by_name<S: Store>(
+    s: &S,
+    model_id: &str,
+) -> Result<Option<ModelRecord>, StoreError> {
+    query_one_sql(
+        s,
+        &format!(
+            "{SELECT} WHERE m.organization_id IS NULL AND m.model_id = $1 AND m.is_active = TRUE"
+        ),
+        vec![model_id.into()],
+    )
+    .await?
+    .map(record)
+    .transpose()
+}
+
+/// Active public catalogue models.
+pub async fn active_public<S: Store>(s: &S) -> Result<Vec<ModelRecord>, StoreError> {
+    query_all_sql(
+        s,
+        &format!(
+            "{SELECT} WHERE m.organization_id IS NULL AND m.is_active = TRUE ORDER BY m.model_id"
+        ),
+        vec![],
+    )
+    .await?
+    .into_iter()
+    .map(record)
+    .collect()
+}

@@ -15,7 +15,7 @@ use inventiv_domain::{
     authorize, ensure_applicable,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
-use inventiv_persistence::repo::{models, organizations};
+use inventiv_persistence::repo::models;
 use serde_json::json;
 
 pub use instances::InstanceFilter as Filter;
@@ -256,24 +256,20 @@ pub async fn set_activation(
     let instance = instances::find(&deps.db, scope, id)
         .await?
         .ok_or(ServiceError::NotFound("instance"))?;
-    authorize(&actor, Action::SetActivation { flag })?;
-    let Workspace::Org { org, role } = actor.workspace else {
-        return Err(activation_error(ActivationError::NotApplicable));
+    let Workspace::Org { org, .. } = actor.workspace else {
+        authorize(&actor, Action::SetActivation { flag })?;
+        return Err(crate::activation::error(ActivationError::NotApplicable));
     };
-    ensure_applicable(instance.organization_id.is_none()).map_err(activation_error)?;
-    let distinct = organizations::find_by_id(&deps.db, org)
-        .await?
-        .is_some_and(|o| o.require_distinct_activators);
+    ensure_applicable(instance.organization_id.is_none()).map_err(crate::activation::error)?;
+    let distinct = crate::activation::distinct_required(deps, org).await?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     // Re-read inside the write transaction: the flags of a concurrent change count.
     let current = instances::find(&tx, scope, id)
         .await?
         .ok_or(ServiceError::NotFound("instance"))?;
-    let after = current
-        .activation
-        .set(principal.user_id, role, flag, active, distinct)
-        .map_err(activation_error)?;
+    let after =
+        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
     instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
     record(
         &tx,
@@ -295,21 +291,4 @@ pub async fn set_activation(
         .ok_or(ServiceError::NotFound("instance"))?;
     tx.commit().await?;
     Ok(updated)
-}
-
-pub(crate) fn activation_error(err: ActivationError) -> ServiceError {
-    match err {
-        ActivationError::RoleNotAllowed { .. } => ServiceError::Denied(inventiv_domain::Denied {
-            reason: inventiv_domain::DenyReason::NotAllowed,
-        }),
-        ActivationError::DistinctActivatorsRequired => ServiceError::Conflict {
-            code: "distinct_activators_required",
-            message: "This organization requires the technical and economic approvals to come from two different people."
-                .to_owned(),
-        },
-        ActivationError::NotApplicable => ServiceError::Conflict {
-            code: "activation_not_applicable",
-            message: "Personal resources are operational by definition; there is nothing to approve.".to_owned(),
-        },
-    }
 }

@@ -1,0 +1,160 @@
+//! `inference_usage`: one row per metered request, inserted in batches, idempotent by
+//! `request_id`; read per consumer or provider org (or a personal user) over a time range.
+
+use crate::repo::{exec_sql, query_all_sql, ts};
+use crate::{Store, StoreError};
+use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId, UsageId, UserId};
+use sea_orm::Value;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct UsageRecord {
+    pub id: UsageId,
+    pub request_id: String,
+    pub occurred_at: OffsetDateTime,
+    pub api_key_id: Option<ApiKeyId>,
+    pub user_id: Option<UserId>,
+    pub consumer_organization_id: Option<OrgId>,
+    pub provider_organization_id: Option<OrgId>,
+    pub offering_id: Option<OfferingId>,
+    pub share_id: Option<ShareId>,
+    pub model_id: ModelId,
+    pub instance_id: InstanceId,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub price_input_micros_per_1k: i64,
+    pub price_output_micros_per_1k: i64,
+    pub charged_micros: i64,
+}
+
+/// Inserts a batch; rows whose `request_id` is already stored are skipped (idempotent).
+/// Returns how many were new.
+pub async fn insert_batch<S: Store>(
+    s: &S,
+    rows: &[UsageRecord],
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = String::from(
+        "INSERT INTO inference_usage (id, request_id, occurred_at, api_key_id, user_id, consumer_organization_id, \
+             provider_organization_id, organization_model_id, share_id, model_id, instance_id, input_tokens, output_tokens, \
+             price_input_micros_per_1k, price_output_micros_per_1k, charged_micros, created_at) VALUES ",
+    );
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 17);
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let base = i * 17;
+        let placeholders: Vec<String> = (1..=17).map(|k| format!("${}", base + k)).collect();
+        sql.push_str(&format!("({})", placeholders.join(", ")));
+        values.extend([
+            r.id.as_uuid().into(),
+            r.request_id.clone().into(),
+            r.occurred_at.into(),
+            r.api_key_id.map(|v| v.as_uuid()).into(),
+            r.user_id.map(|v| v.as_uuid()).into(),
+            r.consumer_organization_id.map(|v| v.as_uuid()).into(),
+            r.provider_organization_id.map(|v| v.as_uuid()).into(),
+            r.offering_id.map(|v| v.as_uuid()).into(),
+            r.share_id.map(|v| v.as_uuid()).into(),
+            r.model_id.as_uuid().into(),
+            r.instance_id.as_uuid().into(),
+            r.input_tokens.into(),
+            r.output_tokens.into(),
+            r.price_input_micros_per_1k.into(),
+            r.price_output_micros_per_1k.into(),
+            r.charged_micros.into(),
+            now.into(),
+        ]);
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    exec_sql(s, &sql, values).await
+}
+
+/// Whose usage a query reads.
+#[derive(Debug, Clone, Copy)]
+pub enum UsageSide {
+    /// What this org consumed (its spend).
+    Consumer(OrgId),
+    /// What others consumed of this org's offerings (its revenue).
+    Provider(OrgId),
+    /// A personal user's own calls.
+    Personal(UserId),
+}
+
+/// A usage row with the names a dashboard shows.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub occurred_at: OffsetDateTime,
+    pub api_key_id: Option<ApiKeyId>,
+    pub consumer_organization_id: Option<OrgId>,
+    pub provider_organization_id: Option<OrgId>,
+    pub offering_id: Option<OfferingId>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub charged_micros: i64,
+}
+
+/// Usage rows of `side` in `[from, to)`.
+pub async fn rows<S: Store>(
+    s: &S,
+    side: UsageSide,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let (filter, owner): (&str, uuid::Uuid) = match side {
+        UsageSide::Consumer(org) => ("consumer_organization_id = $1", org.as_uuid()),
+        UsageSide::Provider(org) => ("provider_organization_id = $1", org.as_uuid()),
+        UsageSide::Personal(user) => (
+            "consumer_organization_id IS NULL AND user_id = $1",
+            user.as_uuid(),
+        ),
+    };
+    let (at, from_p, to_p) = (
+        ts(s.backend(), "occurred_at"),
+        ts(s.backend(), "$2"),
+        ts(s.backend(), "$3"),
+    );
+    let sql = format!(
+        "SELECT occurred_at, api_key_id, consumer_organization_id, provider_organization_id, organization_model_id, \
+                input_tokens, output_tokens, charged_micros \
+         FROM inference_usage WHERE {filter} AND {at} >= {from_p} AND {at} < {to_p} ORDER BY occurred_at"
+    );
+    let found = query_all_sql(s, &sql, vec![owner.into(), from.into(), to.into()]).await?;
+    found
+        .into_iter()
+        .map(|row| {
+            let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
+            Ok(UsageRow {
+                occurred_at: row.try_get("", "occurred_at")?,
+                api_key_id: uuid_opt("api_key_id")?.map(ApiKeyId::from_uuid),
+                consumer_organization_id: uuid_opt("consumer_organization_id")?
+                    .map(OrgId::from_uuid),
+                provider_organization_id: uuid_opt("provider_organization_id")?
+                    .map(OrgId::from_uuid),
+                offering_id: uuid_opt("organization_model_id")?.map(OfferingId::from_uuid),
+                input_tokens: row.try_get("", "input_tokens")?,
+                output_tokens: row.try_get("", "output_tokens")?,
+                charged_micros: row.try_get("", "charged_micros")?,
+            })
+        })
+        .collect()
+}
+
+/// How many usage rows carry this request id (tests and reconciliation).
+pub async fn count_request<S: Store>(s: &S, request_id: &str) -> Result<i64, StoreError> {
+    let rows = query_all_sql(
+        s,
+        "SELECT COUNT(*) AS n FROM inference_usage WHERE request_id = $1",
+        vec![request_id.into()],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
+}

@@ -1,0 +1,213 @@
+//! Model resolution (SPEC §5): `"<org_slug>/<code>"` names an offering — usable by its own org,
+//! or through an active, in-date, operational share; anything else names a public catalogue
+//! model served by an instance of the caller's scope. Discovery (`/v1/models`) is built from
+//! the very same checks, so nothing listed is refused and nothing refused is listed.
+
+use crate::auth::Principal;
+use crate::{Deps, ServiceError};
+use inventiv_domain::{
+    Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, ShareStatus, Workspace,
+    authorize,
+};
+use inventiv_persistence::repo::offerings::{self, OfferingRecord};
+use inventiv_persistence::repo::{instances, models, shares};
+
+/// Where a request goes and how it is billed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The name the client used.
+    pub requested: String,
+    /// The name the upstream serves (the underlying model's `model_id`).
+    pub upstream_model: String,
+    pub model_id: ModelId,
+    pub consumer: Option<OrgId>,
+    pub provider: Option<OrgId>,
+    pub offering: Option<OfferingId>,
+    pub share: Option<ShareId>,
+    /// micro-EUR per 1k input and output tokens.
+    pub prices: (i64, i64),
+    /// Ready, operational instances serving it: (id, endpoint).
+    pub instances: Vec<(InstanceId, String)>,
+}
+
+pub(crate) fn not_found(requested: &str) -> ServiceError {
+    ServiceError::NotFoundCode {
+        code: "model_not_found",
+        message: format!("The model {requested:?} does not exist or is not available to you."),
+    }
+}
+
+fn not_operational(requested: &str) -> ServiceError {
+    ServiceError::Forbidden {
+        code: "model_not_operational",
+        message: format!(
+            "The model {requested:?} is not operational yet (waiting for its technical or economic approval)."
+        ),
+    }
+}
+
+fn caller_org(principal: &Principal) -> Option<OrgId> {
+    match principal.actor().workspace {
+        Workspace::Org { org, .. } => Some(org),
+        Workspace::Personal => None,
+    }
+}
+
+/// How an offering is reached by the caller (before instances are looked up).
+async fn offering_access(
+    deps: &Deps,
+    principal: &Principal,
+    offering: &OfferingRecord,
+    requested: &str,
+) -> Result<(Option<ShareId>, (i64, i64)), ServiceError> {
+    let Some(org) = caller_org(principal) else {
+        return Err(not_found(requested));
+    };
+    if !offering.is_active {
+        return Err(not_found(requested));
+    }
+    if org == offering.organization_id {
+        // Own offering: metered, not charged (the org pays for its instances already).
+        return if offering.activation.operational(false) {
+            Ok((None, (0, 0)))
+        } else {
+            Err(not_operational(requested))
+        };
+    }
+    let now = deps.clock.now();
+    let share = shares::live_for(&deps.db, offering.organization_id, org, offering.id)
+        .await?
+        .filter(|s| s.status.effective(s.ends_at, now) == ShareStatus::Active && s.starts_at <= now)
+        .ok_or_else(|| not_found(requested))?;
+    if !(offering.activation.operational(false) && share.activation.operational(false)) {
+        return Err(not_operational(requested));
+    }
+    Ok((
+        Some(share.id),
+        (
+            share.price_input_micros_per_1k,
+            share.price_output_micros_per_1k,
+        ),
+    ))
+}
+
+fn allowed_by_key(principal: &Principal, requested: &str) -> bool {
+    principal
+        .api_key
+        .as_ref()
+        .and_then(|k| k.allowed_models.as_ref())
+        .is_none_or(|allowed| allowed.iter().any(|m| m == requested))
+}
+
+/// Resolves `requested` for `principal`, or says precisely why not.
+pub async fn resolve(
+    deps: &Deps,
+    principal: &Principal,
+    requested: &str,
+) -> Result<Target, ServiceError> {
+    let actor = principal.actor();
+    authorize(&actor, Action::UseInference)?;
+    if requested.is_empty() || requested.len() > 256 {
+        return Err(ServiceError::invalid("model", "1 to 256 characters"));
+    }
+    if !allowed_by_key(principal, requested) {
+        return Err(ServiceError::Forbidden {
+            code: "model_not_allowed",
+            message: format!("This API key may not call {requested:?}."),
+        });
+    }
+    let named_offering = match requested.split_once('/') {
+        Some((slug, code)) => offerings::find_by_name(&deps.db, slug, code).await?,
+        None => None,
+    };
+    let target = match named_offering {
+        Some(offering) => {
+            let (share, prices) = offering_access(deps, principal, &offering, requested).await?;
+            Target {
+                requested: requested.to_owned(),
+                upstream_model: offering.upstream_model.clone(),
+                model_id: offering.model_id,
+                consumer: caller_org(principal),
+                provider: Some(offering.organization_id),
+                offering: Some(offering.id),
+                share,
+                prices,
+                instances: instances::routable(
+                    &deps.db,
+                    Scope::Org(offering.organization_id),
+                    offering.model_id,
+                )
+                .await?,
+            }
+        }
+        None => {
+            let model = models::find_public_by_name(&deps.db, requested)
+                .await?
+                .ok_or_else(|| not_found(requested))?;
+            Target {
+                requested: requested.to_owned(),
+                upstream_model: model.model_id.clone(),
+                model_id: model.id,
+                consumer: caller_org(principal),
+                provider: caller_org(principal),
+                offering: None,
+                share: None,
+                prices: (0, 0),
+                instances: instances::routable(&deps.db, actor.scope(), model.id).await?,
+            }
+        }
+    };
+    if target.instances.is_empty() {
+        return Err(ServiceError::Upstream {
+            status: 503,
+            code: "no_ready_instance",
+            message: format!("No ready, operational instance serves {requested:?} right now."),
+        });
+    }
+    Ok(target)
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Clone)]
+pub struct ListedModel {
+    pub id: String,
+    pub owned_by: String,
+}
+
+/// Exactly the names [`resolve`] would accept now.
+pub async fn available(
+    deps: &Deps,
+    principal: &Principal,
+) -> Result<Vec<ListedModel>, ServiceError> {
+    authorize(&principal.actor(), Action::UseInference)?;
+    let mut names: Vec<(String, String)> = Vec::new();
+    for model in models::active_public(&deps.db).await? {
+        names.push((model.model_id.clone(), "public".to_owned()));
+    }
+    if let Some(org) = caller_org(principal) {
+        for offering in offerings::list(&deps.db, org, None, 10_000).await? {
+            names.push((
+                format!("{}/{}", offering.organization_slug, offering.code),
+                offering.organization_slug.clone(),
+            ));
+        }
+        for share in shares::live_received(&deps.db, org).await? {
+            names.push((
+                format!("{}/{}", share.provider_slug, share.offering_code),
+                share.provider_slug.clone(),
+            ));
+        }
+    }
+    let mut listed = Vec::new();
+    for (name, owner) in names {
+        if resolve(deps, principal, &name).await.is_ok()
+            && !listed.iter().any(|m: &ListedModel| m.id == name)
+        {
+            listed.push(ListedModel {
+                id: name,
+                owned_by: owner,
+            });
+        }
+    }
+    Ok(listed)
+}
