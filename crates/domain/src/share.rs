@@ -126,12 +126,13 @@ mod tests {
     #[test]
     fn transitions_for_every_status() {
         // (status, pause, resume, revoke)
-        let table: [(
+        type Row = (
             ShareStatus,
             Option<ShareStatus>,
             Option<ShareStatus>,
             Option<ShareStatus>,
-        ); 4] = [
+        );
+        let table: [Row; 4] = [
             (Active, Some(Paused), None, Some(Revoked)),
             (Paused, None, Some(Active), Some(Revoked)),
             (Revoked, None, None, None),

@@ -31,11 +31,16 @@ fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     }
 }
 
+/// Who acts, for the audit events of this module.
+struct Ctx<'a> {
+    deps: &'a Deps,
+    principal: &'a Principal,
+    meta: &'a RequestMeta,
+}
+
 async fn audit(
     tx: &inventiv_persistence::Tx,
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
+    ctx: &Ctx<'_>,
     org: OrgId,
     action: &'static str,
     target: (&'static str, String),
@@ -49,7 +54,14 @@ async fn audit(
         before: None,
         after: Some(after),
     };
-    record(tx, deps.clock.now(), actor_of(principal), meta, entry).await?;
+    record(
+        tx,
+        ctx.deps.clock.now(),
+        actor_of(ctx.principal),
+        ctx.meta,
+        entry,
+    )
+    .await?;
     Ok(())
 }
 
@@ -151,9 +163,11 @@ pub async fn create_offering(
         .map_err(code_taken)?;
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         org,
         "offering.created",
         ("offering", id.to_string()),
@@ -228,9 +242,11 @@ pub async fn update_offering(
         };
         audit(
             &tx,
-            deps,
-            principal,
-            meta,
+            &Ctx {
+                deps,
+                principal,
+                meta,
+            },
             org,
             action,
             ("offering", id.to_string()),
@@ -244,9 +260,11 @@ pub async fn update_offering(
         let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
         audit(
             &tx,
-            deps,
-            principal,
-            meta,
+            &Ctx {
+                deps,
+                principal,
+                meta,
+            },
             org,
             "offering.price_changed",
             ("offering", id.to_string()),
@@ -286,9 +304,11 @@ pub async fn set_offering_activation(
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         org,
         "offering.activation_changed",
         ("offering", id.to_string()),
@@ -396,9 +416,11 @@ pub async fn grant(
                        "price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1});
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         provider,
         "share.granted",
         ("share", id.to_string()),
@@ -407,9 +429,11 @@ pub async fn grant(
     .await?;
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         consumer.id,
         "share.received",
         ("share", id.to_string()),
@@ -475,9 +499,11 @@ pub async fn transition(
     let after = json!({"from": from.as_str(), "to": to.as_str()});
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         org,
         action,
         ("share", id.to_string()),
@@ -486,9 +512,11 @@ pub async fn transition(
     .await?;
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         share.consumer_organization_id,
         action,
         ("share", id.to_string()),
@@ -520,9 +548,11 @@ pub async fn set_share_prices(
     let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         org,
         "share.price_changed",
         ("share", id.to_string()),
@@ -561,9 +591,11 @@ pub async fn set_share_activation(
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        deps,
-        principal,
-        meta,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
         org,
         "share.activation_changed",
         ("share", id.to_string()),

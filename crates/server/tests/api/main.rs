@@ -14,3 +14,4 @@ mod keys_users_finops;
 mod mail;
 mod ops;
 mod orgs;
+mod proxy;

@@ -4,6 +4,7 @@
 
 mod smtp_sink;
 mod test_db;
+pub mod upstream;
 
 pub use smtp_sink::{ReceivedMail, SmtpSink};
 pub use test_db::TestDatabase;
