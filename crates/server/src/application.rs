@@ -90,6 +90,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             upstream_timeout: Duration::from_secs(settings.proxy.upstream_timeout_secs),
             connect_timeout: Duration::from_millis(settings.proxy.connect_timeout_ms),
             pool_idle_per_host: settings.proxy.pool_idle_per_host,
+            meter_linger: Duration::from_millis(settings.proxy.meter_linger_ms),
         },
         db.clone(),
     )?;

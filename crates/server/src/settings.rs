@@ -174,6 +174,8 @@ pub struct ProxySection {
     pub pool_idle_per_host: usize,
     /// Maximum body of a proxied request.
     pub max_body_bytes: usize,
+    /// How long the usage writer waits to batch rows (flushed at shutdown anyway).
+    pub meter_linger_ms: u64,
 }
 
 /// Every setting of the server.

@@ -22,6 +22,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Header on every proxied response: time spent in the proxy, upstream excluded.
 pub const OVERHEAD_HEADER: &str = "x-inventiv-overhead-ms";
+/// Header on every proxied response: the `request_id` of its usage row (for reconciliation).
+pub const USAGE_HEADER: &str = "x-inventiv-usage-id";
 
 #[derive(Serialize, ToSchema)]
 pub struct ModelEntry {
@@ -92,6 +94,7 @@ async fn relay(
         OVERHEAD_HEADER,
         format!("{:.3}", overhead.as_secs_f64() * 1000.0),
     ));
+    res.insert_header((USAGE_HEADER, answer.usage_id.to_string()));
     Ok(match answer.body {
         ProxyBody::Full(bytes) => res.body(bytes),
         ProxyBody::Stream(stream) => res

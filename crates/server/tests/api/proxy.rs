@@ -788,3 +788,120 @@ async fn offerings_and_shares_roles_and_tenancy() {
         json!([])
     );
 }
+
+/// SPEC §5 / issue 8: SIGTERM during a load of 2,000 requests — after the restart, every
+/// request that got a 200 has exactly one usage row.
+#[tokio::test]
+async fn sigterm_during_load_leaves_no_completed_request_unmetered() {
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let m = market().await;
+    // The in-process server built the market; the real binary takes over the same database.
+    m.app.handle.stop(true).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inventiv-server"))
+        .arg("serve")
+        .env("INVENTIV_ENV", "test")
+        .env("INVENTIV_CONFIG_DIR", crate::helpers::config_dir())
+        .env("INVENTIV__DATABASE__URL", m.app.database.url())
+        .env("INVENTIV__SERVER__DATA_DIR", m.app.database.data_dir())
+        .env("INVENTIV__SERVER__PORT", port.to_string())
+        .env("INVENTIV__PROVIDERS__MOCK__ENDPOINT_URL", &m.upstream.url)
+        .env(
+            "INVENTIV__BOOTSTRAP__ADMIN_PASSWORD",
+            crate::helpers::ADMIN_PASSWORD,
+        )
+        // A long batching window: rows of the last seconds are still queued at SIGTERM, so
+        // only the shutdown flush can store them.
+        .env("INVENTIV__PROXY__METER_LINGER_MS", "3000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server binary");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server binary did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    const TOTAL: usize = 2_000;
+    let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let signalled = Arc::new(AtomicBool::new(false));
+    let pid = child.id().to_string();
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (client, base, key) = (client.clone(), base.clone(), m.key.clone());
+        let (next, answered, signalled, pid) = (
+            next.clone(),
+            answered.clone(),
+            signalled.clone(),
+            pid.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut ok_ids = Vec::new();
+            while next.fetch_add(1, Ordering::SeqCst) < TOTAL {
+                let sent = client
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(&key)
+                    .json(&json!({"model": "prov/chat", "messages": []}))
+                    .send()
+                    .await;
+                if let Ok(res) = sent
+                    && res.status() == 200
+                {
+                    let id = res.headers()["x-inventiv-usage-id"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    if res.bytes().await.is_ok() {
+                        ok_ids.push(id);
+                    }
+                }
+                if answered.fetch_add(1, Ordering::SeqCst) == TOTAL / 4
+                    && !signalled.swap(true, Ordering::SeqCst)
+                {
+                    Command::new("kill")
+                        .args(["-TERM", &pid])
+                        .status()
+                        .expect("kill -TERM");
+                }
+            }
+            ok_ids
+        }));
+    }
+    let mut ok_ids = Vec::new();
+    for worker in workers {
+        ok_ids.extend(worker.await.unwrap());
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    assert!(signalled.load(Ordering::SeqCst));
+    assert!(
+        ok_ids.len() > TOTAL / 4,
+        "{} answered 200 before the shutdown",
+        ok_ids.len()
+    );
+    // The in-process app closed its pool when it stopped: read with a fresh one.
+    let db = inventiv_persistence::Db::connect(&m.app.database.url(), &Default::default())
+        .await
+        .unwrap();
+    for id in &ok_ids {
+        let rows = inventiv_persistence::repo::usage::count_request(&db, id)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "usage row of {id}");
+    }
+}

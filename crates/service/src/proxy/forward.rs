@@ -49,6 +49,8 @@ pub struct ProxyResponse {
     pub body: ProxyBody,
     /// Time spent waiting for the upstream's answer (excluded from the proxy's overhead).
     pub upstream_wait: Duration,
+    /// The `request_id` of the usage row this call writes once it completes successfully.
+    pub usage_id: UsageId,
 }
 
 /// Token counts reported by the upstream.
@@ -167,8 +169,10 @@ pub async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
+    let usage_id = UsageId::new();
     let meter = Metering {
         deps: deps.clone(),
+        usage_id,
         principal_user: principal.user_id,
         api_key: principal.api_key.as_ref().map(|k| k.id),
         target,
@@ -196,6 +200,7 @@ pub async fn forward(
             content_type,
             body: ProxyBody::Stream(chunks.chain(finish).boxed()),
             upstream_wait,
+            usage_id,
         });
     }
 
@@ -229,12 +234,14 @@ pub async fn forward(
         content_type,
         body: ProxyBody::Full(bytes),
         upstream_wait,
+        usage_id,
     })
 }
 
 /// What a finished request needs to write its usage row.
 struct Metering {
     deps: Deps,
+    usage_id: UsageId,
     principal_user: inventiv_domain::UserId,
     api_key: Option<inventiv_domain::ApiKeyId>,
     target: Target,
@@ -255,7 +262,7 @@ impl Metering {
                 0
             }
         };
-        let id = UsageId::new();
+        let id = self.usage_id;
         self.deps.proxy.meter.record(UsageRecord {
             id,
             // A fresh id per proxied call: ingestion is idempotent by it, and a client cannot

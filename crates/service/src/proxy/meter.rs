@@ -20,7 +20,6 @@ pub struct Meter {
 }
 
 const BATCH: usize = 500;
-const LINGER: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,10 +28,11 @@ impl std::fmt::Debug for Message {
 }
 
 impl Meter {
-    /// Starts the writer on the current runtime.
-    pub fn start(db: Db) -> Meter {
+    /// Starts the writer on the current runtime. `linger`: how long a first row waits for
+    /// company before a batch is written.
+    pub fn start(db: Db, linger: Duration) -> Meter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx));
+        tokio::spawn(run(db, rx, linger));
         Meter { tx }
     }
 
@@ -52,13 +52,13 @@ impl Meter {
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, linger: Duration) {
     let mut pending: Vec<UsageRecord> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         collect(first, &mut pending, &mut waiters);
         // Linger briefly so a burst becomes one insert.
-        let deadline = tokio::time::Instant::now() + LINGER;
+        let deadline = tokio::time::Instant::now() + linger;
         while pending.len() < BATCH && waiters.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(message)) => collect(message, &mut pending, &mut waiters),

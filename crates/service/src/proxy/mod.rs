@@ -24,6 +24,8 @@ pub struct ProxySettings {
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
     pub pool_idle_per_host: usize,
+    /// How long the usage writer waits to batch rows.
+    pub meter_linger: Duration,
 }
 
 impl Proxy {
@@ -39,7 +41,7 @@ impl Proxy {
             .build()?;
         Ok(Proxy {
             client,
-            meter: Meter::start(db),
+            meter: Meter::start(db, settings.meter_linger),
         })
     }
 }
