@@ -905,3 +905,43 @@ async fn sigterm_during_load_leaves_no_completed_request_unmetered() {
         assert_eq!(rows, 1, "usage row of {id}");
     }
 }
+
+/// The official `openai` Python client (installed into `.venv` by the Makefile) against the
+/// proxy: models list, chat, streaming chat, embeddings. Ignored by a bare `cargo test`;
+/// `make test` runs it (`--include-ignored`) after installing the client.
+#[tokio::test]
+#[ignore = "needs the openai Python client: run `make test`"]
+async fn the_official_openai_client_works_through_the_proxy() {
+    let m = market().await;
+    let python = std::env::var("INVENTIV_TEST_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_owned()
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let (base, key) = (m.app.address.clone(), m.key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(script)
+            .env("BASE_URL", base)
+            .env("API_KEY", key)
+            .env("MODEL", "prov/chat")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {python} (run `make test`, which installs the openai client): {e}"
+                )
+            })
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("openai client OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spend = usage(&m, &m.consumer.owner, "consumer", "day").await;
+    assert_eq!(
+        spend["total"]["requests"], 3,
+        "chat, streaming chat and embeddings were metered"
+    );
+}

@@ -154,7 +154,7 @@ fn async_stream(
                 }
                 2 if include_usage => Bytes::from(format!(
                     "data: {}\n\n",
-                    json!({"id": "c", "object": "chunk", "choices": [], "usage": usage()})
+                    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage()})
                 )),
                 2 => Bytes::new(),
                 3 => Bytes::from_static(b"data: [DONE]\n\n"),
