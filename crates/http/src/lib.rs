@@ -73,6 +73,36 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
              {\"error\", \"message\", \"request_id\"} with a stable snake_case code.",
         ))
         .build();
+    // Handlers in different modules share names (`list`, `create`…): derive each operation id
+    // from its method and path instead, which is unique and stable (`post_instances_id_terminate`).
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let slug: String = path
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            .split('_')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(format!("{method}_{slug}"));
+            }
+        }
+    }
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
