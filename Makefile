@@ -7,7 +7,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 VENV := .venv
 PY_TOOLS := openapi-spec-validator==0.9.0 openai==3.57.0
 
-.PHONY: run demo test test-postgres lint fmt docs openapi-check bench build release clean help
+.PHONY: run demo test test-postgres lint fmt docs openapi-check bench bench-proxy build release clean help
 
 help:
 	@echo "make run            start the server on the embedded SQLite database (data/)"
@@ -19,6 +19,7 @@ help:
 	@echo "make docs           regenerate docs/authorization.md from the permission map"
 	@echo "make openapi-check  validate the OpenAPI document with openapi-spec-validator"
 	@echo "make bench          HTTP load benchmark on loopback (BENCH_SECONDS, BENCH_CONNECTIONS)"
+	@echo "make bench-proxy    the proxy vs calling the upstream directly (latency, throughput, CPU)"
 
 run:
 	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
@@ -50,6 +51,10 @@ fmt:
 
 bench:
 	$(CARGO) bench -p inventiv-server --bench http_load
+
+bench-proxy:
+	$(CARGO) build --release -p inventiv-server --bin inventiv-server
+	$(CARGO) bench -p inventiv-server --bench proxy_load
 
 docs:
 	UPDATE_DOCS=1 $(CARGO) test -p inventiv-domain --test authorization_doc

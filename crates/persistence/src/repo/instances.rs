@@ -256,23 +256,25 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let column = match flag {
-        Flag::Tech => "tech",
-        Flag::Eco => "eco",
-    };
-    let at: Option<OffsetDateTime> = by.map(|_| now);
+    // Placeholders $1..$3 belong to the flag; the condition's values follow.
     let mut values: Vec<Value> = vec![
-        by.map(|u| u.as_uuid()).into(),
-        at.into(),
-        now.into(),
+        Value::Bool(None),
+        Value::Bool(None),
+        Value::Bool(None),
         id.as_uuid().into(),
     ];
     let scope_sql = in_scope(scope, "", &mut values);
-    let sql = format!(
-        "UPDATE instances SET {column}_activated_by = $1, {column}_activated_at = $2, updated_at = $3 \
-         WHERE id = $4 AND {scope_sql}"
-    );
-    Ok(exec_sql(s, &sql, values).await? == 1)
+    let condition = format!("id = $4 AND {scope_sql}");
+    crate::repo::set_activation_flag(
+        s,
+        "instances",
+        &condition,
+        values.split_off(3),
+        flag,
+        by,
+        now,
+    )
+    .await
 }
 
 /// How many instances of `org` are not terminated.

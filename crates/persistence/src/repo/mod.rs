@@ -58,6 +58,32 @@ pub(crate) fn ts(backend: crate::Backend, expr: &str) -> String {
     }
 }
 
+/// Sets (`by` = Some) or clears (None) one approval flag — the `tech_activated_by/at` or
+/// `eco_activated_by/at` columns every activatable table has — on the row of `table` matching
+/// `condition`. The condition's placeholders start at `$4` (`$1..$3` are by, at, now) and its
+/// values are `condition_values`. Returns whether a row matched.
+pub(crate) async fn set_activation_flag<S: Store>(
+    s: &S,
+    table: &str,
+    condition: &str,
+    condition_values: Vec<Value>,
+    flag: inventiv_domain::Flag,
+    by: Option<inventiv_domain::UserId>,
+    now: time::OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let column = match flag {
+        inventiv_domain::Flag::Tech => "tech",
+        inventiv_domain::Flag::Eco => "eco",
+    };
+    let at: Option<time::OffsetDateTime> = by.map(|_| now);
+    let mut values: Vec<Value> = vec![by.map(|u| u.as_uuid()).into(), at.into(), now.into()];
+    values.extend(condition_values);
+    let sql = format!(
+        "UPDATE {table} SET {column}_activated_by = $1, {column}_activated_at = $2, updated_at = $3 WHERE {condition}"
+    );
+    Ok(exec_sql(s, &sql, values).await? == 1)
+}
+
 pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }

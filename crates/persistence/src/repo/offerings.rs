@@ -205,26 +205,15 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let column = match flag {
-        Flag::Tech => "tech",
-        Flag::Eco => "eco",
-    };
-    let at: Option<OffsetDateTime> = by.map(|_| now);
-    let sql = format!(
-        "UPDATE organization_models SET {column}_activated_by = $1, {column}_activated_at = $2, updated_at = $3 \
-         WHERE organization_id = $4 AND id = $5"
-    );
-    Ok(exec_sql(
+    let condition = "organization_id = $4 AND id = $5";
+    crate::repo::set_activation_flag(
         s,
-        &sql,
-        vec![
-            by.map(|u| u.as_uuid()).into(),
-            at.into(),
-            now.into(),
-            org.as_uuid().into(),
-            id.as_uuid().into(),
-        ],
+        "organization_models",
+        condition,
+        vec![org.as_uuid().into(), id.as_uuid().into()],
+        flag,
+        by,
+        now,
     )
-    .await?
-        == 1)
+    .await
 }

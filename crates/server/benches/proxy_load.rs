@@ -1,0 +1,259 @@
+//! `make bench-proxy`: the proxy's added latency and CPU cost, measured in one run against a
+//! fast local OpenAI-compatible upstream (a fixed completion, keep-alive, TCP_NODELAY).
+//!
+//! The release server binary runs as its own process (so its CPU time can be read from
+//! /proc). Scenarios alternate: straight to the upstream, then through the proxy with an API
+//! key, at 1 and at 32 connections. The report gives the added latency p50/p99 at 1
+//! connection, the throughput at 32, and the proxy's CPU time per request (metering on).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[path = "driver.rs"]
+mod driver;
+
+const COMPLETION: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+
+/// A fast upstream: answers every request with a fixed completion, on keep-alive connections.
+async fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut filled = 0;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{COMPLETION}",
+                    COMPLETION.len()
+                );
+                loop {
+                    let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut buf[filled..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => filled += n,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while filled < end + 4 + length {
+                        match stream.read(&mut buf[filled..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => filled += n,
+                        }
+                    }
+                    buf.copy_within(end + 4 + length..filled, 0);
+                    filled -= end + 4 + length;
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let hz: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(100.0);
+    ticks / hz
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let up = upstream().await;
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let binary = root.join("target/release/inventiv-server");
+    assert!(
+        binary.exists(),
+        "build it first: cargo build --release -p inventiv-server (make bench-proxy does)"
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "inventiv-bench-proxy-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(&binary)
+        .arg("serve")
+        .current_dir(&root)
+        .env("INVENTIV__SERVER__PORT", port.to_string())
+        .env("INVENTIV__SERVER__DATA_DIR", &dir)
+        .env(
+            "INVENTIV__DATABASE__URL",
+            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+        )
+        .env(
+            "INVENTIV__BOOTSTRAP__ADMIN_PASSWORD",
+            "bench-admin-password",
+        )
+        .env(
+            "INVENTIV__PROVIDERS__MOCK__ENDPOINT_URL",
+            format!("http://127.0.0.1:{up}"),
+        )
+        .env("INVENTIV__PROVIDERS__MOCK__BOOT_DELAY_MS", "10")
+        .env("INVENTIV__PROVIDERS__MOCK__READY_DELAY_MS", "10")
+        .env("INVENTIV__LOG__LEVEL", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    while driver::request(port, "GET", "/healthz", None, None).await.0 != 200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The platform admin adds a public model, runs an instance of it in Personal (operational
+    // by definition) and makes a personal API key.
+    let (_, login) = driver::request(
+        port,
+        "POST",
+        "/auth/login",
+        None,
+        Some(r#"{"email":"admin@inventiv.local","password":"bench-admin-password"}"#),
+    )
+    .await;
+    let token = json(&login)["access_token"].as_str().unwrap().to_owned();
+    let model =
+        r#"{"name":"Bench","model_id":"bench/model","required_vram_gb":1,"context_length":4096}"#;
+    let (_, created) = driver::request(port, "POST", "/models", Some(&token), Some(model)).await;
+    let model_id = json(&created)["id"].as_str().unwrap().to_owned();
+    let (_, instance) = driver::request(
+        port,
+        "POST",
+        "/deployments",
+        Some(&token),
+        Some(&format!(r#"{{"model_id":"{model_id}"}}"#)),
+    )
+    .await;
+    let instance_id = json(&instance)["id"].as_str().unwrap().to_owned();
+    loop {
+        let (_, state) = driver::request(
+            port,
+            "GET",
+            &format!("/instances/{instance_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        if json(&state)["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, key) = driver::request(
+        port,
+        "POST",
+        "/api_keys",
+        Some(&token),
+        Some(r#"{"name":"bench"}"#),
+    )
+    .await;
+    let key = json(&key)["secret"].as_str().unwrap().to_owned();
+
+    let body = r#"{"model":"bench/model","messages":[{"role":"user","content":"Hi"}]}"#;
+    let direct = driver::raw_request("POST", "/v1/chat/completions", None, Some(body));
+    let proxied = driver::raw_request("POST", "/v1/chat/completions", Some(&key), Some(body));
+    // Warm both paths (connection pools, caches).
+    driver::run(up, &direct, 4, Duration::from_secs(1)).await;
+    driver::run(port, &proxied, 4, Duration::from_secs(1)).await;
+
+    let duration = Duration::from_secs(seconds);
+    let mut rows = Vec::new();
+    let mut cpu_per_request = 0.0;
+    for connections in [1usize, 32] {
+        let d = driver::run(up, &direct, connections, duration).await;
+        let cpu_before = cpu_seconds(server.id());
+        let p = driver::run(port, &proxied, connections, duration).await;
+        let cpu = cpu_seconds(server.id()) - cpu_before;
+        if connections == 32 {
+            cpu_per_request = cpu / p.requests as f64;
+        }
+        rows.push((connections, d, p));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut report = format!(
+        "Proxy vs direct, {seconds} s per scenario, alternating, on this machine ({} cores; driver, proxy and upstream share them).\n\n\
+         | connections | path | requests/s | p50 (µs) | p99 (µs) | errors |\n|---|---|---|---|---|---|\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for (c, d, p) in &rows {
+        report.push_str(&format!(
+            "| {c} | direct | {:.0} | {:.0} | {:.0} | {} |\n",
+            d.rps(),
+            d.p50_us,
+            d.p99_us,
+            d.errors
+        ));
+        report.push_str(&format!(
+            "| {c} | proxy | {:.0} | {:.0} | {:.0} | {} |\n",
+            p.rps(),
+            p.p50_us,
+            p.p99_us,
+            p.errors
+        ));
+    }
+    let (_, d1, p1) = &rows[0];
+    let (_, d32, p32) = &rows[1];
+    report.push_str(&format!(
+        "\nAdded latency at 1 connection: p50 {:.3} ms, p99 {:.3} ms.\n\
+         Throughput at 32 connections: proxy {:.0} req/s vs direct {:.0} req/s (ratio {:.2}).\n\
+         Proxy CPU per request (32 connections, metering on): {:.1} µs.\n",
+        (p1.p50_us - d1.p50_us) / 1000.0,
+        (p1.p99_us - d1.p99_us) / 1000.0,
+        p32.rps(),
+        d32.rps(),
+        p32.rps() / d32.rps(),
+        cpu_per_request * 1e6
+    ));
+    println!("{report}");
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("proxy_load.md"), &report).unwrap();
+}
