@@ -140,7 +140,7 @@ async fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    while driver::request(port, "GET", "/healthz", None, None).await.0 != 200 {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
