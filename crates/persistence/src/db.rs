@@ -5,6 +5,8 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Which database engine is behind a [`Db`].
@@ -38,12 +40,16 @@ impl Default for DbOptions {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    /// Bumped by every committed write transaction of this process: caches built from the
+    /// database compare it to know whether they may still be trusted.
+    epoch: Arc<AtomicU64>,
 }
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
     inner: DatabaseTransaction,
     backend: Backend,
+    epoch: Arc<AtomicU64>,
 }
 
 /// Something repositories can run statements on: the pool ([`Db`]) or a transaction ([`Tx`]).
@@ -78,9 +84,12 @@ impl Store for Tx {
 }
 
 impl Tx {
-    /// Commits; an error here means nothing was written.
+    /// Commits; an error here means nothing was written. A successful commit bumps the
+    /// process's write epoch (see [`Db::epoch`]).
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.inner.commit().await.map_err(StoreError::from)
+        self.inner.commit().await.map_err(StoreError::from)?;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -115,7 +124,11 @@ impl Db {
                 .busy_timeout(busy)
         });
         let conn = Database::connect(opts).await?;
-        Ok(Db { conn, backend })
+        Ok(Db {
+            conn,
+            backend,
+            epoch: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Applies every pending migration.
@@ -150,11 +163,19 @@ impl Db {
         Ok(Tx {
             inner,
             backend: self.backend,
+            epoch: self.epoch.clone(),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The write epoch: how many write transactions this process has committed. A value read
+    /// before a lookup, and equal after, proves that no write of this process happened in
+    /// between (writes of *other* processes are not seen: see docs/operations.md).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Closes the pool (graceful shutdown).
@@ -193,7 +214,9 @@ impl Db {
     /// Runs one SQL statement with no parameters. For tests and operator commands only
     /// (e.g. simulating tampering); never with user input.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
-        Ok(self.conn.execute_unprepared(sql).await?.rows_affected())
+        let affected = self.conn.execute_unprepared(sql).await?.rows_affected();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        Ok(affected)
     }
 }
 

@@ -70,6 +70,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.auth.session_idle_seconds,
         settings.auth.session_absolute_seconds,
         settings.rate_limit.login_per_minute,
+        settings.cache.enabled,
     )?;
     let p = &settings.providers;
     let providers = Providers::new(
@@ -91,6 +92,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             connect_timeout: Duration::from_millis(settings.proxy.connect_timeout_ms),
             pool_idle_per_host: settings.proxy.pool_idle_per_host,
             meter_linger: Duration::from_millis(settings.proxy.meter_linger_ms),
+            cache: settings.cache.enabled,
         },
         db.clone(),
     )?;

@@ -178,6 +178,14 @@ pub struct ProxySection {
     pub meter_linger_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// In-process caches of API keys and proxy routes, invalidated by every write of this
+    /// process. Turn off when running several replicas (their writes are not seen).
+    pub enabled: bool,
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,6 +200,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub providers: ProvidersSection,
     pub proxy: ProxySection,
+    pub cache: CacheSettings,
     pub log: LogSettings,
 }
 

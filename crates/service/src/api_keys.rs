@@ -237,20 +237,32 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         return Err(invalid_key());
     }
     let hash = key_hash(secret);
-    let found = api_keys::find_by_hash(&deps.db, &hash)
-        .await?
-        .ok_or_else(invalid_key)?;
+    let epoch = deps.db.epoch();
+    let found = match deps.auth.keys.get(&hash, epoch) {
+        Some(cached) => cached,
+        None => {
+            let found = api_keys::find_by_hash(&deps.db, &hash)
+                .await?
+                .ok_or_else(invalid_key)?;
+            deps.auth.keys.put(hash.clone(), epoch, found.clone());
+            found
+        }
+    };
     // The lookup was by hash; compare again in constant time so no path depends on timing.
     if !bool::from(found.key_hash.trim().as_bytes().ct_eq(hash.as_bytes())) {
         return Err(invalid_key());
     }
     let now = deps.clock.now();
-    let key = found.key;
+    let key = found.key.clone();
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| now >= t) || found.user_disabled {
         return Err(invalid_key());
     }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
         api_keys::touch(&deps.db, key.id, now).await?;
+        // The touch is not a transaction (no epoch bump): refresh the cached copy by hand.
+        let mut touched = found.clone();
+        touched.key.last_used_at = Some(now);
+        deps.auth.keys.put(hash, epoch, touched);
     }
     let workspace = match key.organization_id {
         // A key acts as a `user` of its org, whatever its creator's role.

@@ -15,6 +15,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod cache;
 mod clock;
 pub mod demo;
 mod deps;

@@ -111,18 +111,33 @@ async fn metrics_count_requests_per_route_pattern() {
 
 #[test]
 fn production_refuses_to_start_without_a_jwt_secret_and_development_keeps_the_generated_one() {
-    let err = inventiv_server::Settings::load(&crate::helpers::config_dir(), inventiv_server::Environment::Production)
-        .expect_err("production without INVENTIV__AUTH__JWT_SECRET must not load");
+    let err = inventiv_server::Settings::load(
+        &crate::helpers::config_dir(),
+        inventiv_server::Environment::Production,
+    )
+    .expect_err("production without INVENTIV__AUTH__JWT_SECRET must not load");
     assert!(format!("{err:#}").contains("jwt_secret"), "{err:#}");
 
-    let mut settings =
-        inventiv_server::Settings::load(&crate::helpers::config_dir(), inventiv_server::Environment::Development).unwrap();
+    let mut settings = inventiv_server::Settings::load(
+        &crate::helpers::config_dir(),
+        inventiv_server::Environment::Development,
+    )
+    .unwrap();
     let dir = std::env::temp_dir().join(format!("inventiv-secret-{}", uuid::Uuid::new_v4()));
     settings.server.data_dir = dir.clone();
     let first = settings.jwt_secret().unwrap();
     let again = settings.jwt_secret().unwrap();
     assert!(first.expose().len() >= 32);
-    assert_eq!(first.expose(), again.expose(), "generated once, then reused");
-    assert_eq!(std::fs::read_to_string(dir.join("jwt_secret")).unwrap().trim(), first.expose());
+    assert_eq!(
+        first.expose(),
+        again.expose(),
+        "generated once, then reused"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("jwt_secret"))
+            .unwrap()
+            .trim(),
+        first.expose()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

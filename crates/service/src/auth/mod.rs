@@ -21,9 +21,11 @@ pub use sessions::{
     SessionView, list_sessions, logout, refresh, revoke_others, revoke_session, switch_workspace,
 };
 
+use crate::cache::EpochCache;
 use crate::rate_limit::RateLimiter;
 use crate::{Deps, ServiceError};
 use inventiv_domain::{OrgId, Role, SessionId, UserId};
+use inventiv_persistence::repo::api_keys::KeyAuth;
 use jwt::{Claims, JwtKeys};
 use std::time::Duration as StdDuration;
 use time::{Duration, OffsetDateTime};
@@ -41,6 +43,8 @@ pub struct AuthConfig {
     pub reset_by_account: RateLimiter,
     pub accept_by_ip: RateLimiter,
     pub accept_by_account: RateLimiter,
+    /// API keys by hash (see [`crate::cache`]).
+    pub keys: EpochCache<String, KeyAuth>,
 }
 
 impl AuthConfig {
@@ -50,6 +54,7 @@ impl AuthConfig {
         session_idle_seconds: u64,
         session_absolute_seconds: u64,
         attempts_per_minute: u32,
+        caches: bool,
     ) -> Result<Self, ServiceError> {
         let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2));
         let limiter = || RateLimiter::new(attempts_per_minute, StdDuration::from_secs(60));
@@ -64,6 +69,7 @@ impl AuthConfig {
             reset_by_account: limiter(),
             accept_by_ip: limiter(),
             accept_by_account: limiter(),
+            keys: EpochCache::new(caches),
         })
     }
 }

@@ -16,6 +16,10 @@ use std::time::Duration;
 pub struct Proxy {
     pub client: reqwest::Client,
     pub meter: Meter,
+    /// Resolved routes by (scope, model name) (see [`crate::cache`]).
+    pub routes: std::sync::Arc<
+        crate::cache::EpochCache<(inventiv_domain::Scope, String), resolve::CachedTarget>,
+    >,
 }
 
 /// `[proxy]` settings.
@@ -26,6 +30,8 @@ pub struct ProxySettings {
     pub pool_idle_per_host: usize,
     /// How long the usage writer waits to batch rows.
     pub meter_linger: Duration,
+    /// Whether the routing cache is on (off with several replicas; see `crate::cache`).
+    pub cache: bool,
 }
 
 impl Proxy {
@@ -42,6 +48,7 @@ impl Proxy {
         Ok(Proxy {
             client,
             meter: Meter::start(db, settings.meter_linger),
+            routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
         })
     }
 }

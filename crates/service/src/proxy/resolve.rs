@@ -53,13 +53,16 @@ fn caller_org(principal: &Principal) -> Option<OrgId> {
     }
 }
 
+/// (share, prices, the share's end) — how the caller reaches an offering.
+type Access = (Option<ShareId>, (i64, i64), Option<time::OffsetDateTime>);
+
 /// How an offering is reached by the caller (before instances are looked up).
 async fn offering_access(
     deps: &Deps,
     principal: &Principal,
     offering: &OfferingRecord,
     requested: &str,
-) -> Result<(Option<ShareId>, (i64, i64)), ServiceError> {
+) -> Result<Access, ServiceError> {
     let Some(org) = caller_org(principal) else {
         return Err(not_found(requested));
     };
@@ -69,7 +72,7 @@ async fn offering_access(
     if org == offering.organization_id {
         // Own offering: metered, not charged (the org pays for its instances already).
         return if offering.activation.operational(false) {
-            Ok((None, (0, 0)))
+            Ok((None, (0, 0), None))
         } else {
             Err(not_operational(requested))
         };
@@ -82,13 +85,11 @@ async fn offering_access(
     if !(offering.activation.operational(false) && share.activation.operational(false)) {
         return Err(not_operational(requested));
     }
-    Ok((
-        Some(share.id),
-        (
-            share.price_input_micros_per_1k,
-            share.price_output_micros_per_1k,
-        ),
-    ))
+    let prices = (
+        share.price_input_micros_per_1k,
+        share.price_output_micros_per_1k,
+    );
+    Ok((Some(share.id), prices, share.ends_at))
 }
 
 fn allowed_by_key(principal: &Principal, requested: &str) -> bool {
@@ -116,13 +117,24 @@ pub async fn resolve(
             message: format!("This API key may not call {requested:?}."),
         });
     }
+    let now = deps.clock.now();
+    let epoch = deps.db.epoch();
+    let cache_key = (actor.scope(), requested.to_owned());
+    if let Some(hit) = deps.proxy.routes.get(&cache_key, epoch)
+        && hit.valid_until.is_none_or(|end| now < end)
+    {
+        return Ok(hit.target);
+    }
+    let mut valid_until = None;
     let named_offering = match requested.split_once('/') {
         Some((slug, code)) => offerings::find_by_name(&deps.db, slug, code).await?,
         None => None,
     };
     let target = match named_offering {
         Some(offering) => {
-            let (share, prices) = offering_access(deps, principal, &offering, requested).await?;
+            let (share, prices, ends_at) =
+                offering_access(deps, principal, &offering, requested).await?;
+            valid_until = ends_at;
             Target {
                 requested: requested.to_owned(),
                 upstream_model: offering.upstream_model.clone(),
@@ -164,7 +176,22 @@ pub async fn resolve(
             message: format!("No ready, operational instance serves {requested:?} right now."),
         });
     }
+    deps.proxy.routes.put(
+        cache_key,
+        epoch,
+        CachedTarget {
+            target: target.clone(),
+            valid_until,
+        },
+    );
     Ok(target)
+}
+
+/// A resolved route and until when it holds by date (a share's `ends_at`).
+#[derive(Debug, Clone)]
+pub struct CachedTarget {
+    target: Target,
+    valid_until: Option<time::OffsetDateTime>,
 }
 
 /// One entry of `GET /v1/models`.
