@@ -7,6 +7,9 @@ use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId,
 use sea_orm::Value;
 use time::OffsetDateTime;
 
+/// Rows per INSERT statement (see [`insert_batch`]).
+const CHUNK: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct UsageRecord {
     pub id: UsageId,
