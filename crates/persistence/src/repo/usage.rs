@@ -7,9 +7,6 @@ use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId,
 use sea_orm::Value;
 use time::OffsetDateTime;
 
-/// Rows per INSERT statement (see [`insert_batch`]).
-const CHUNK: usize = 8;
-
 #[derive(Debug, Clone)]
 pub struct UsageRecord {
     pub id: UsageId,
@@ -30,8 +27,9 @@ pub struct UsageRecord {
     pub charged_micros: i64,
 }
 
-/// Inserts a batch; rows whose `request_id` is already stored are skipped (idempotent).
-/// Returns how many were new.
+/// Inserts a batch in one statement; rows whose `request_id` is already stored are skipped
+/// (idempotent). Returns how many were new. (Splitting batches into small fixed-size statements
+/// was measured with `make bench-proxy`: no CPU gain, worse 1-connection latency.)
 pub async fn insert_batch<S: Store>(
     s: &S,
     rows: &[UsageRecord],
