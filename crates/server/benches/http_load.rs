@@ -12,7 +12,7 @@ use inventiv_server::settings::Secret;
 use inventiv_server::{Application, Environment, Settings};
 use std::time::Duration;
 
-#[path = "driver.rs"]
+#[path = "support/driver.rs"]
 mod driver;
 
 struct Scenario {
