@@ -214,8 +214,20 @@ pub struct VerifyReport {
 /// Recomputes every chain from its first event: sequence without gaps, each `prev_hash`
 /// equal to the previous `hash`, each `hash` recomputed from the row, and the head table
 /// pointing at the last event (which catches a deleted tail). Stops at the first broken link.
+///
+/// Safe while writers append: an event and its head move in one transaction, so the events
+/// up to a head read earlier are all committed. Each chain is therefore checked up to the head
+/// as first read, and events appended since are left for the next run. Chain keys are read
+/// from the events *before* the heads, so a chain created meanwhile is not taken for one
+/// without a head.
 pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
     const PAGE: u64 = 1000;
+    let event_chains: Vec<String> =
+        crate::repo::query_all_sql(db, "SELECT DISTINCT chain_key FROM audit_events", vec![])
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "chain_key"))
+            .collect::<Result<_, _>>()?;
     let heads = crate::repo::query_all_sql(
         db,
         "SELECT chain_key, last_seq, last_hash FROM audit_chain_heads ORDER BY chain_key",
@@ -237,11 +249,19 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
         ));
     }
     // Chains that have events but no head row are broken too.
-    let orphan = Entity::find()
-        .filter(Column::ChainKey.is_not_in(keys.iter().map(|k| k.0.clone())))
-        .order_by_asc(Column::Id)
-        .one(db.conn())
-        .await?;
+    let headless: Vec<String> = event_chains
+        .into_iter()
+        .filter(|c| !keys.iter().any(|k| &k.0 == c))
+        .collect();
+    let orphan = if headless.is_empty() {
+        None
+    } else {
+        Entity::find()
+            .filter(Column::ChainKey.is_in(headless))
+            .order_by_asc(Column::Id)
+            .one(db.conn())
+            .await?
+    };
     if let Some(row) = orphan {
         report.broken = Some(BrokenLink {
             chain_key: row.chain_key,
@@ -259,6 +279,7 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
             let rows = Entity::find()
                 .filter(Column::ChainKey.eq(key.clone()))
                 .filter(Column::ChainSeq.gte(expected_seq))
+                .filter(Column::ChainSeq.lte(last_seq))
                 .order_by_asc(Column::ChainSeq)
                 .limit(PAGE)
                 .all(db.conn())
