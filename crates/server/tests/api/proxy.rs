@@ -890,7 +890,7 @@ async fn sigterm_during_load_leaves_no_completed_request_unmetered() {
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     assert!(signalled.load(Ordering::SeqCst));
     assert!(
-        ok_ids.len() > TOTAL / 4,
+        ok_ids.len() >= TOTAL / 4,
         "{} answered 200 before the shutdown",
         ok_ids.len()
     );
