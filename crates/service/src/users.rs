@@ -10,10 +10,10 @@ use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, Email, OrgId, Password, PersonName, Role, UserId, Username, Workspace, authorize,
+    Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
     ensure_owner_remains,
 };
-use inventiv_persistence::repo::users::{self, NewUser, ProfileChange, UserRecord};
+use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
 use inventiv_persistence::repo::{api_keys, memberships, reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
@@ -256,29 +256,12 @@ pub async fn update(
             message: "You cannot disable yourself or drop your own platform-admin flag.".to_owned(),
         });
     }
-    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let change = ProfileChange {
-        username: input
-            .username
-            .map(|u| blank(u).map(|u| Username::parse(&u)).transpose())
-            .transpose()?,
-        first_name: input
-            .first_name
-            .map(|v| {
-                blank(v)
-                    .map(|v| PersonName::parse("first_name", &v).map(|n| n.as_str().to_owned()))
-                    .transpose()
-            })
-            .transpose()?,
-        last_name: input
-            .last_name
-            .map(|v| {
-                blank(v)
-                    .map(|v| PersonName::parse("last_name", &v).map(|n| n.as_str().to_owned()))
-                    .transpose()
-            })
-            .transpose()?,
+    let profile = crate::auth::ProfileInput {
+        username: input.username,
+        first_name: input.first_name,
+        last_name: input.last_name,
     };
+    let change = profile.parse()?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     let before = users::find_by_id(&tx, id)

@@ -61,35 +61,37 @@ pub struct ProfileInput {
     pub last_name: Option<Option<String>>,
 }
 
+impl ProfileInput {
+    /// Parses the fields (absent: unchanged; null or blank: cleared). Shared by `PUT /auth/me`
+    /// and `PUT /users/{id}`.
+    pub(crate) fn parse(self) -> Result<ProfileChange, ServiceError> {
+        let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let name = |field: &'static str, v: Option<Option<String>>| {
+            v.map(|v| {
+                blank(v)
+                    .map(|v| PersonName::parse(field, &v).map(|n| n.as_str().to_owned()))
+                    .transpose()
+            })
+            .transpose()
+        };
+        Ok(ProfileChange {
+            username: self
+                .username
+                .map(|u| blank(u).map(|u| Username::parse(&u)).transpose())
+                .transpose()?,
+            first_name: name("first_name", self.first_name)?,
+            last_name: name("last_name", self.last_name)?,
+        })
+    }
+}
+
 pub async fn update_profile(
     deps: &Deps,
     principal: &Principal,
     input: ProfileInput,
     meta: &RequestMeta,
 ) -> Result<Me, ServiceError> {
-    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let change = ProfileChange {
-        username: input
-            .username
-            .map(|u| blank(u).map(|u| Username::parse(&u)).transpose())
-            .transpose()?,
-        first_name: input
-            .first_name
-            .map(|v| {
-                blank(v)
-                    .map(|v| PersonName::parse("first_name", &v).map(|n| n.as_str().to_owned()))
-                    .transpose()
-            })
-            .transpose()?,
-        last_name: input
-            .last_name
-            .map(|v| {
-                blank(v)
-                    .map(|v| PersonName::parse("last_name", &v).map(|n| n.as_str().to_owned()))
-                    .transpose()
-            })
-            .transpose()?,
-    };
+    let change = input.parse()?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     let updated = match users::update_profile(&tx, principal.user_id, change, now).await {
