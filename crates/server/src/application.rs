@@ -109,7 +109,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
 }
 
 /// The `[bootstrap]` section, parsed.
-fn bootstrap_settings(settings: &Settings) -> anyhow::Result<BootstrapSettings> {
+pub fn bootstrap_settings(settings: &Settings) -> anyhow::Result<BootstrapSettings> {
     let b = &settings.bootstrap;
     Ok(BootstrapSettings {
         admin_email: Email::parse(&b.admin_email).context("bootstrap.admin_email")?,

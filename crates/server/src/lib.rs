@@ -10,5 +10,5 @@ mod application;
 pub mod settings;
 pub mod telemetry;
 
-pub use application::{Application, build_deps};
+pub use application::{Application, bootstrap_settings, build_deps};
 pub use settings::{Environment, Settings};

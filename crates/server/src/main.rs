@@ -1,6 +1,6 @@
 //! `inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|openapi]` — `serve` is the default.
 
-use inventiv_server::{Application, Settings, build_deps, telemetry};
+use inventiv_server::{Application, Settings, bootstrap_settings, build_deps, telemetry};
 use inventiv_service::SystemClock;
 use inventiv_service::bootstrap::BootstrapOutcome;
 use std::process::ExitCode;
@@ -94,17 +94,7 @@ async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
 async fn bootstrap(settings: Settings) -> anyhow::Result<ExitCode> {
     let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
     deps.db.migrate().await?;
-    let b = &settings.bootstrap;
-    let parsed = inventiv_service::bootstrap::BootstrapSettings {
-        admin_email: inventiv_domain::Email::parse(&b.admin_email)?,
-        admin_password: if b.admin_password.is_empty() {
-            None
-        } else {
-            Some(inventiv_domain::Password::parse(b.admin_password.expose())?)
-        },
-        org_name: inventiv_domain::OrgName::parse(&b.org_name)?,
-        org_slug: inventiv_domain::Slug::parse(&b.org_slug)?,
-    };
+    let parsed = bootstrap_settings(&settings)?;
     let outcome = inventiv_service::bootstrap::run(&deps, &parsed)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

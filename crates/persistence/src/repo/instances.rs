@@ -256,25 +256,9 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    // Placeholders $1..$3 belong to the flag; the condition's values follow.
-    let mut values: Vec<Value> = vec![
-        Value::Bool(None),
-        Value::Bool(None),
-        Value::Bool(None),
-        id.as_uuid().into(),
-    ];
-    let scope_sql = in_scope(scope, "", &mut values);
-    let condition = format!("id = $4 AND {scope_sql}");
-    crate::repo::set_activation_flag(
-        s,
-        "instances",
-        &condition,
-        values.split_off(3),
-        flag,
-        by,
-        now,
-    )
-    .await
+    let mut values: Vec<Value> = vec![id.as_uuid().into()];
+    let condition = format!("id = $1 AND {}", in_scope(scope, "", &mut values));
+    crate::repo::set_activation_flag(s, "instances", &condition, values, flag, by, now).await
 }
 
 /// How many instances of `org` are not terminated.

@@ -60,8 +60,8 @@ pub(crate) fn ts(backend: crate::Backend, expr: &str) -> String {
 
 /// Sets (`by` = Some) or clears (None) one approval flag — the `tech_activated_by/at` or
 /// `eco_activated_by/at` columns every activatable table has — on the row of `table` matching
-/// `condition`. The condition's placeholders start at `$4` (`$1..$3` are by, at, now) and its
-/// values are `condition_values`. Returns whether a row matched.
+/// `condition`, whose placeholders `$1..$n` are `condition_values` (the flag's own values are
+/// bound after them). Returns whether a row matched.
 pub(crate) async fn set_activation_flag<S: Store>(
     s: &S,
     table: &str,
@@ -76,10 +76,14 @@ pub(crate) async fn set_activation_flag<S: Store>(
         inventiv_domain::Flag::Eco => "eco",
     };
     let at: Option<time::OffsetDateTime> = by.map(|_| now);
-    let mut values: Vec<Value> = vec![by.map(|u| u.as_uuid()).into(), at.into(), now.into()];
-    values.extend(condition_values);
+    let mut values = condition_values;
+    let n = values.len();
+    values.extend([by.map(|u| u.as_uuid()).into(), at.into(), now.into()]);
     let sql = format!(
-        "UPDATE {table} SET {column}_activated_by = $1, {column}_activated_at = $2, updated_at = $3 WHERE {condition}"
+        "UPDATE {table} SET {column}_activated_by = ${}, {column}_activated_at = ${}, updated_at = ${} WHERE {condition}",
+        n + 1,
+        n + 2,
+        n + 3
     );
     Ok(exec_sql(s, &sql, values).await? == 1)
 }

@@ -205,7 +205,7 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let condition = "organization_id = $4 AND id = $5";
+    let condition = "organization_id = $1 AND id = $2";
     crate::repo::set_activation_flag(
         s,
         "organization_models",

@@ -250,7 +250,7 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let condition = "provider_organization_id = $4 AND id = $5";
+    let condition = "provider_organization_id = $1 AND id = $2";
     let values = vec![provider.as_uuid().into(), id.as_uuid().into()];
     crate::repo::set_activation_flag(
         s,
