@@ -1,4 +1,5 @@
 use crate::StoreError;
+use crate::epoch::{self, WriteEpoch};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -6,7 +7,6 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Which database engine is behind a [`Db`].
@@ -40,16 +40,16 @@ impl Default for DbOptions {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
-    /// Bumped by every committed write transaction of this process: caches built from the
-    /// database compare it to know whether they may still be trusted.
-    epoch: Arc<AtomicU64>,
+    /// Changes whenever the database may have changed (see [`crate::epoch`]): caches built
+    /// from the database compare it to know whether they may still be trusted.
+    epoch: Arc<WriteEpoch>,
 }
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
     inner: DatabaseTransaction,
     backend: Backend,
-    epoch: Arc<AtomicU64>,
+    epoch: Arc<WriteEpoch>,
 }
 
 /// Something repositories can run statements on: the pool ([`Db`]) or a transaction ([`Tx`]).
@@ -85,10 +85,16 @@ impl Store for Tx {
 
 impl Tx {
     /// Commits; an error here means nothing was written. A successful commit bumps the
-    /// process's write epoch (see [`Db::epoch`]).
+    /// process's write epoch (see [`Db::epoch`]) and, on PostgreSQL, notifies the other
+    /// replicas (the notification is delivered with the commit, never without it).
     pub async fn commit(self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            self.inner
+                .execute_unprepared(&format!("NOTIFY {}", epoch::CHANNEL))
+                .await?;
+        }
         self.inner.commit().await.map_err(StoreError::from)?;
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.epoch.bump();
         Ok(())
     }
 }
@@ -127,8 +133,18 @@ impl Db {
         Ok(Db {
             conn,
             backend,
-            epoch: Arc::new(AtomicU64::new(0)),
+            // SQLite has no other writer to hear about; PostgreSQL must listen first.
+            epoch: Arc::new(WriteEpoch::new(backend == Backend::Sqlite)),
         })
+    }
+
+    /// Follows the writes of other processes, forever (spawn it). On PostgreSQL, until this
+    /// runs and is connected, [`Db::epoch`] never repeats a value, so no cache entry is used;
+    /// on SQLite it returns at once. `url` is the one this pool was connected with.
+    pub async fn follow_other_writers(&self, url: &str) {
+        if self.backend == Backend::Postgres {
+            epoch::follow_other_writers(&self.epoch, url).await;
+        }
     }
 
     /// Applies every pending migration.
@@ -171,11 +187,17 @@ impl Db {
         self.backend
     }
 
-    /// The write epoch: how many write transactions this process has committed. A value read
-    /// before a lookup, and equal after, proves that no write of this process happened in
-    /// between (writes of *other* processes are not seen: see docs/operations.md).
+    /// The write epoch. A value read before a lookup, and equal after, proves that no write
+    /// committed by this process — nor, on PostgreSQL, notified by another one — happened in
+    /// between (see [`crate::epoch`] for the bound).
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+        self.epoch.read()
+    }
+
+    /// Whether [`Db::epoch`] can currently be relied on, i.e. caches can be used: always on
+    /// SQLite; on PostgreSQL while [`Db::follow_other_writers`] is connected.
+    pub fn caches_usable(&self) -> bool {
+        self.epoch.is_trusted()
     }
 
     /// Closes the pool (graceful shutdown).
@@ -215,7 +237,12 @@ impl Db {
     /// (e.g. simulating tampering); never with user input.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
         let affected = self.conn.execute_unprepared(sql).await?.rows_affected();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if self.backend == Backend::Postgres {
+            self.conn
+                .execute_unprepared(&format!("NOTIFY {}", epoch::CHANNEL))
+                .await?;
+        }
+        self.epoch.bump();
         Ok(affected)
     }
 }

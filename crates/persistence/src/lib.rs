@@ -13,6 +13,7 @@
 
 mod db;
 mod entities;
+pub mod epoch;
 mod error;
 pub mod repo;
 mod timefmt;

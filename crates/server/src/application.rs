@@ -21,6 +21,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     deps: Deps,
     bootstrap: BootstrapOutcome,
+    /// Listens for other replicas' writes, so the caches may be used (PostgreSQL).
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Connects the database and builds the use-case dependencies (no migration, no bootstrap).
@@ -150,6 +152,10 @@ impl Application {
             );
         }
         lifecycle::spawn_health_checks(deps.clone());
+        let follower = settings.cache.enabled.then(|| {
+            let (db, url) = (deps.db.clone(), settings.database.url.expose().to_owned());
+            tokio::spawn(async move { db.follow_other_writers(&url).await })
+        });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -179,6 +185,7 @@ impl Application {
             server,
             deps,
             bootstrap,
+            follower,
         })
     }
 
@@ -205,6 +212,9 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or a stop through the handle), then closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
         // Every proxied request that completed has queued its usage row: store them all.
         self.deps.proxy.meter.flush().await;
         tracing::info!("server stopped, usage flushed; closing the database pool");

@@ -181,8 +181,9 @@ pub struct ProxySection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
-    /// In-process caches of API keys and proxy routes, invalidated by every write of this
-    /// process. Turn off when running several replicas (their writes are not seen).
+    /// In-process caches of API keys and proxy routes, invalidated by every committed write of
+    /// this process and, on PostgreSQL, of every other replica (`LISTEN/NOTIFY`, see
+    /// `inventiv_persistence::epoch`).
     pub enabled: bool,
 }
 

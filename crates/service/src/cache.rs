@@ -3,19 +3,22 @@
 //! the epoch is unchanged (every committed write transaction bumps it). Time-based validity
 //! (expiry dates) is still checked by the callers on every use.
 //!
-//! Writes made by *other* processes do not bump this process's epoch, so with several
-//! replicas these caches must be switched off (`cache` settings) until cross-replica
-//! invalidation exists.
+//! On PostgreSQL the writes of *other* replicas bump the epoch too, when their notification
+//! arrives; while that cannot be guaranteed, the epoch never repeats and nothing is served
+//! from here (see `inventiv_persistence::epoch`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A map whose entries are valid for one write epoch.
 #[derive(Debug)]
 pub struct EpochCache<K, V> {
     enabled: bool,
     map: Mutex<HashMap<K, (u64, V)>>,
+    /// Answers served from the cache, for tests and operators.
+    hits: AtomicU64,
 }
 
 /// Entries kept at most; the map is simply cleared beyond (it refills on the next requests).
@@ -26,7 +29,13 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
         Self {
             enabled,
             map: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// How many lookups were answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// The value stored for `key` if it was stored at `epoch`.
@@ -35,9 +44,14 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
             return None;
         }
         let map = self.map.lock().ok()?;
-        map.get(key)
+        let hit = map
+            .get(key)
             .filter(|(at, _)| *at == epoch)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.clone());
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 
     /// Stores `value`, looked up after reading `epoch`.

@@ -9,7 +9,7 @@ use inventiv_persistence::Backend;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const PW: &str = "a-good-password";
+pub const PW: &str = "a-good-password";
 
 /// An org with one signed-in member per role.
 #[allow(dead_code)] // not every test reads every field

@@ -15,3 +15,4 @@ mod mail;
 mod ops;
 mod orgs;
 mod proxy;
+mod replicas;

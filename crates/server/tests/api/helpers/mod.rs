@@ -28,9 +28,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Db,
     pub deps: inventiv_service::Deps,
-    pub smtp: SmtpSink,
+    /// Shared with the app's replicas ([`TestApp::spawn_replica`]).
+    pub smtp: Arc<SmtpSink>,
     pub settings: Settings,
-    pub database: TestDatabase,
+    pub database: Arc<TestDatabase>,
     pub handle: actix_web::dev::ServerHandle,
 }
 
@@ -76,6 +77,15 @@ pub async fn spawn_app_with(
         // `TEST_LOG=1 cargo test …` shows the server's logs (errors with their causes).
         inventiv_server::telemetry::init(&settings);
     }
+    start(settings, clock, Arc::new(smtp), Arc::new(database)).await
+}
+
+async fn start(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    smtp: Arc<SmtpSink>,
+    database: Arc<TestDatabase>,
+) -> TestApp {
     let app = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("application starts");
@@ -108,6 +118,21 @@ pub struct Session {
 }
 
 impl TestApp {
+    /// Another replica over the same database, settings (JWT secret included), SMTP sink and
+    /// clock, with state of its own: pool, caches, write epoch, rate limits. `customize`
+    /// adjusts its settings.
+    pub async fn spawn_replica(&self, customize: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        customize(&mut settings);
+        start(
+            settings,
+            self.deps.clock.clone(),
+            self.smtp.clone(),
+            self.database.clone(),
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
