@@ -7,13 +7,14 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 VENV := .venv
 PY_TOOLS := openapi-spec-validator==0.9.0 openai==3.57.0
 
-.PHONY: run demo test test-postgres lint fmt docs openapi-check bench bench-proxy build release clean help
+.PHONY: run demo test test-postgres chaos lint fmt docs openapi-check bench bench-proxy build release clean help
 
 help:
 	@echo "make run            start the server on the embedded SQLite database (data/)"
 	@echo "make demo           seed two demo organizations, print their logins, then run"
 	@echo "make test           run the whole test suite (SQLite)"
 	@echo "make test-postgres  run the integration suite on PostgreSQL (PG_URL=$(PG_URL))"
+	@echo "make chaos          fault tests: kill -9 a replica, stop PostgreSQL, under load"
 	@echo "make lint           rustfmt check + clippy with warnings denied"
 	@echo "make fmt            format the code"
 	@echo "make docs           regenerate docs/authorization.md from the permission map"
@@ -45,6 +46,12 @@ test-postgres: $(VENV)/.installed
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p inventiv-server --test chaos -- -D warnings
+
+# Fault tests (kill -9 of a replica under write load; a private PostgreSQL server stopped
+# under load). Not part of `cargo test`: they kill processes. One at a time.
+chaos:
+	INVENTIV_TEST_DATABASE_URL=$${INVENTIV_TEST_DATABASE_URL:-$(PG_URL)} $(CARGO) test -p inventiv-server --test chaos -- --test-threads=1 --nocapture
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,18 @@
+//! Fault tests (issue 9, SPEC §7), run by `make chaos` — never by a bare `cargo test`: they
+//! kill processes, stop a PostgreSQL server and take tens of seconds.
+//!
+//! - [`kill9`]: two replicas (real server processes) over one database; one is killed with
+//!   SIGKILL during a write load. No acknowledged change is lost, none is half-written, the
+//!   survivor keeps serving, the restarted replica resumes what the dead one left mid-way.
+//! - [`outage`]: a private PostgreSQL server, stopped and restarted under load. The server
+//!   answers 503 `database_unavailable` meanwhile (never hangs, never a bare 500), `/readyz`
+//!   says so, and service resumes by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../api/helpers/mod.rs"]
+mod helpers;
+mod kill9;
+mod load;
+mod outage;
+mod process;
