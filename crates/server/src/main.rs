@@ -1,4 +1,4 @@
-//! `inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|openapi]` — `serve` is the default.
+//! `inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|seed-scale|openapi]` — `serve` is the default.
 
 use inventiv_server::{Application, Settings, bootstrap_settings, build_deps, telemetry};
 use inventiv_service::SystemClock;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 const USAGE: &str =
-    "usage: inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|openapi]
+    "usage: inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|seed-scale|openapi]
 
   serve         migrate, bootstrap, then serve HTTP (default)
   migrate       apply pending database migrations and exit
@@ -15,6 +15,9 @@ const USAGE: &str =
   audit-verify  recompute every audit chain; exit 1 and name the first broken link if any
   seed-demo     migrate, then fill two demo organizations (every role, models, instances) and
                 print their logins (idempotent)
+  seed-scale ORGS INSTANCES_PER_ORG
+                migrate, then bulk-insert synthetic organizations scale-1..ORGS with
+                INSTANCES_PER_ORG settled instances each (for scale measurements; incremental)
   openapi       print the OpenAPI document (the same as GET /openapi.json) and exit
 
 Settings: config/default.toml, config/$INVENTIV_ENV.toml, then INVENTIV__SECTION__KEY variables.";
@@ -57,6 +60,7 @@ async fn main() -> ExitCode {
         "bootstrap" => bootstrap(settings).await,
         "audit-verify" => audit_verify(settings).await,
         "seed-demo" => seed_demo(settings).await,
+        "seed-scale" => seed_scale(settings).await,
         other => {
             eprintln!("unknown command {other:?}\n\n{USAGE}");
             return ExitCode::from(2);
@@ -150,6 +154,34 @@ async fn seed_demo(settings: Settings) -> anyhow::Result<ExitCode> {
     for login in outcome.logins {
         println!("  {:<28} {}", login.email, login.description);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed_scale(settings: Settings) -> anyhow::Result<ExitCode> {
+    let numbers: Vec<u32> = std::env::args()
+        .skip(2)
+        .map(|a| a.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("seed-scale ORGS INSTANCES_PER_ORG: {e}"))?;
+    let [orgs, per_org] = numbers[..] else {
+        anyhow::bail!("seed-scale ORGS INSTANCES_PER_ORG: two numbers expected");
+    };
+    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
+    deps.db.migrate().await?;
+    let started = std::time::Instant::now();
+    let seeded = inventiv_persistence::repo::scale::seed(
+        &deps.db,
+        orgs,
+        per_org,
+        inventiv_persistence::now_utc_micros(),
+    )
+    .await?;
+    println!(
+        "Added {} organizations and {} instances in {:.1} s.",
+        seeded.organizations,
+        seeded.instances,
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@ pub mod models;
 pub mod offerings;
 pub mod organizations;
 pub mod reset_tokens;
+pub mod scale;
 pub mod sessions;
 pub mod shares;
 pub mod usage;

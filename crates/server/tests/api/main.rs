@@ -16,3 +16,4 @@ mod ops;
 mod orgs;
 mod proxy;
 mod replicas;
+mod scale;
