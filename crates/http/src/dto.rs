@@ -9,6 +9,35 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Schema-only enums: the values the server accepts for fields it parses itself, so the OpenAPI
+/// document names them (clients and fuzzers then know that anything else is a 400).
+pub mod names {
+    #![allow(dead_code)]
+    use utoipa::ToSchema;
+
+    /// A role in an organization (SPEC §2).
+    #[derive(ToSchema)]
+    pub enum RoleName {
+        #[schema(rename = "owner")]
+        Owner,
+        #[schema(rename = "admin")]
+        Admin,
+        #[schema(rename = "manager")]
+        Manager,
+        #[schema(rename = "user")]
+        User,
+    }
+
+    /// An approval flag.
+    #[derive(ToSchema)]
+    pub enum FlagName {
+        #[schema(rename = "tech")]
+        Tech,
+        #[schema(rename = "eco")]
+        Eco,
+    }
+}
+
 /// A list page (SPEC §4): `next_cursor` is null on the last page.
 #[derive(Serialize, ToSchema)]
 pub struct Page<T> {
@@ -145,6 +174,7 @@ impl From<UserRecord> for UserDto {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1..200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

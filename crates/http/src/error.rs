@@ -246,7 +246,10 @@ pub(crate) fn query_config() -> web::QueryConfig {
     })
 }
 
-/// Path parameters that cannot parse (e.g. a malformed id) name no resource: 404.
+/// Path parameters that cannot parse (e.g. a malformed id) name no resource: 404 (or 405 when
+/// the path is another route's, see [`crate::fallback::path_error`]).
 pub(crate) fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err, _req| ApiError::not_found().into())
+    web::PathConfig::default().error_handler(|err, req| {
+        error::InternalError::from_response(err, crate::fallback::path_error(req)).into()
+    })
 }

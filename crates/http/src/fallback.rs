@@ -28,6 +28,14 @@ impl KnownRoutes {
         Self(routes)
     }
 
+    /// The methods of the parameter-free route spelled exactly `path`, if there is one.
+    fn allowed_literally(&self, path: &str) -> Option<&[String]> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.pattern() == Some(path))
+            .map(|(_, m)| m.as_slice())
+    }
+
     fn allowed(&self, path: &str) -> Option<&[String]> {
         self.0
             .iter()
@@ -39,24 +47,42 @@ impl KnownRoutes {
 pub async fn handler(req: HttpRequest, known: web::Data<KnownRoutes>) -> HttpResponse {
     let id = crate::request_context::current_request_id().unwrap_or_default();
     match known.allowed(req.path()) {
-        Some(methods) => {
-            let mut res = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!(
-                    "{} is not allowed here; allowed: {}.",
-                    req.method(),
-                    methods.join(", ")
-                ),
-            )
-            .to_response(&id);
-            if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
-                res.headers_mut().insert(header::ALLOW, value);
-            }
-            res
-        }
+        Some(methods) => method_not_allowed(&req, methods, &id),
         None => {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").to_response(&id)
         }
+    }
+}
+
+fn method_not_allowed(req: &HttpRequest, methods: &[String], id: &str) -> HttpResponse {
+    let mut res = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed here; allowed: {}.",
+            req.method(),
+            methods.join(", ")
+        ),
+    )
+    .to_response(id);
+    if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// A path parameter that does not parse names no resource: 404 — unless the path is, letter
+/// for letter, another route of different methods (`DELETE /auth/sessions/revoke-others` hits
+/// `DELETE /auth/sessions/{id}`, but names the `POST`-only revoke-others resource): 405.
+pub fn path_error(req: &HttpRequest) -> HttpResponse {
+    let id = crate::request_context::current_request_id().unwrap_or_default();
+    let literal = req
+        .app_data::<web::Data<KnownRoutes>>()
+        .and_then(|known| known.allowed_literally(req.path()));
+    match literal {
+        Some(methods) if !methods.iter().any(|m| m == req.method().as_str()) => {
+            method_not_allowed(req, methods, &id)
+        }
+        _ => ApiError::not_found().to_response(&id),
     }
 }

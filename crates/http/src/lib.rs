@@ -11,6 +11,7 @@
 //!   (collected from the handlers' `#[utoipa::path]` by utoipa-actix-web, so code and document
 //!   cannot drift), and `/docs` renders that document without the internet.
 
+mod console;
 mod cookies;
 mod dto;
 mod error;
@@ -100,6 +101,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 operation.operation_id = Some(format!("{method}_{slug}"));
+                document_generic_errors(operation, method == "get");
             }
         }
     }
@@ -118,6 +120,68 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
     );
     doc
+}
+
+/// Adds the errors any operation of its shape can answer, whatever its handler says: the
+/// extractors and actix raise them before the handler runs (SPEC §4), so a client must expect
+/// them. A handler's own description of the same status is kept.
+fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, read_only: bool) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let has = |place: ParameterIn| {
+        operation.parameters.iter().flatten().any(|p| match p {
+            RefOr::T(p) => p.parameter_in == place,
+            RefOr::Ref(_) => false,
+        })
+    };
+    let has_body = operation.request_body.is_some();
+    let mut generic: Vec<(&str, &str)> = Vec::new();
+    if has_body || has(ParameterIn::Query) {
+        generic.push((
+            "400",
+            "`malformed_json`, `invalid_body`, `invalid_query` or `validation_failed`",
+        ));
+    }
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    if secured {
+        generic.push((
+            "401",
+            "`unauthorized`: no credential, or a revoked, expired or superseded one",
+        ));
+    }
+    if secured && !read_only {
+        generic.push(("403", "`api_key_not_allowed`: API keys may only read"));
+    }
+    if has(ParameterIn::Path) {
+        generic.push(("404", "`not_found`: no such resource in this workspace"));
+    }
+    if has_body {
+        generic.push(("413", "`payload_too_large`: the body is over the limit"));
+        generic.push((
+            "415",
+            "`unsupported_media_type`: the body is not application/json",
+        ));
+    }
+    for (status, description) in generic {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .build(),
+                )
+            });
+    }
 }
 
 /// Binds the application to `listener` and returns the running server (await it to serve;
@@ -147,6 +211,7 @@ pub fn serve(
             .into_utoipa_app()
             .configure(routes::configure)
             .into_app()
+            .configure(console::configure)
             .default_service(web::to(fallback::handler))
     })
     .shutdown_timeout(settings.shutdown_timeout_secs)

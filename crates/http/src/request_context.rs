@@ -5,6 +5,7 @@
 use crate::error::{ApiError, error_body};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
@@ -37,11 +38,28 @@ fn incoming_id(req: &ServiceRequest) -> Option<String> {
     ok.then(|| value.to_owned())
 }
 
+/// The most header bytes (names and values) a request may carry. actix itself only refuses a
+/// head over 128 KiB, with a bare 431 that has neither our JSON body nor a request id; real
+/// clients send a few KiB (a JWT is under 1 KiB), so anything over this is refused here.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+fn header_bytes(req: &ServiceRequest) -> usize {
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    if header_bytes(&req) > MAX_HEADER_BYTES {
+        let response =
+            ApiError::from_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).to_response(&id);
+        return Ok(req.into_response(response));
+    }
     let started = Instant::now();
     req.extensions_mut().insert(RequestStart(started));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());

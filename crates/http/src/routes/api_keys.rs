@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ApiKeyId;
 use inventiv_service::api_keys::{self, ApiKey, NewKey};
@@ -83,11 +83,14 @@ async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
+    /// 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<OffsetDateTime>,
     /// Restrict the key to these models/offerings (`org_slug/code` or public model ids).
+    #[schema(min_items = 1, max_items = 100)]
     allowed_models: Option<Vec<String>>,
 }
 
@@ -109,7 +112,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<CreateKeyRequest>,
+    body: Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewKey {
@@ -127,6 +130,8 @@ async fn create(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameKeyRequest {
+    /// 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
@@ -142,7 +147,7 @@ async fn rename(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<RenameKeyRequest>,
+    body: Json<RenameKeyRequest>,
 ) -> Result<web::Json<ApiKeyDto>, ApiError> {
     let key = api_keys::rename(
         &state.deps,

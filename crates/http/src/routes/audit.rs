@@ -27,9 +27,9 @@ pub struct AuditEventDto {
     action: String,
     target_type: Option<String>,
     target_id: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     before: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     after: Option<serde_json::Value>,
     request_id: Option<String>,
     ip: Option<String>,
@@ -58,12 +58,15 @@ fn event_dto(e: AuditRecord) -> AuditEventDto {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Exact action name.
+    /// Exact action name: dotted lowercase, e.g. `member.role_changed`.
+    #[param(pattern = "^[a-z._]{0,64}$")]
     action: Option<String>,
     /// RFC 3339; events at or after it.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
+    /// 1..200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::cookies::{cleared_cookie, session_cookie};
 use crate::dto::{MeResponse, Page, TokenResponse, UserDto, double_option};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, ForRefresh, Meta};
+use crate::extract::{Authenticated, ForRefresh, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_service::auth::{self, LoginInput, ProfileInput, SessionView};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ fn session_dto(view: SessionView) -> SessionDto {
 async fn login(
     state: web::Data<AppState>,
     meta: Meta,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let login = match (body.email, body.username) {
@@ -200,7 +200,7 @@ async fn put_me(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<UpdateMeRequest>,
+    body: Json<UpdateMeRequest>,
 ) -> Result<web::Json<MeResponse>, ApiError> {
     let b = body.into_inner();
     let input = ProfileInput {
@@ -220,6 +220,7 @@ async fn put_me(
 pub struct ChangePasswordRequest {
     current_password: String,
     /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
 }
 
@@ -234,7 +235,7 @@ async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth::change_password(
         &state.deps,
@@ -325,7 +326,7 @@ pub struct Accepted {
 async fn reset_request(
     state: web::Data<AppState>,
     meta: Meta,
-    body: web::Json<ResetRequest>,
+    body: Json<ResetRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth::request_password_reset(&state.deps, &body.email, &meta.0).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
@@ -338,6 +339,8 @@ async fn reset_request(
 pub struct ResetConfirm {
     /// The token from the emailed link.
     token: String,
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
 }
 
@@ -351,7 +354,7 @@ pub struct ResetConfirm {
 async fn reset_confirm(
     state: web::Data<AppState>,
     meta: Meta,
-    body: web::Json<ResetConfirm>,
+    body: Json<ResetConfirm>,
 ) -> Result<HttpResponse, ApiError> {
     auth::confirm_password_reset(&state.deps, &body.token, &body.new_password, &meta.0).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -41,18 +41,55 @@ async fn current(
     }))
 }
 
+/// Schema-only: the groupings of `GET /finops/dashboard/costs`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum CostGroup {
+    #[schema(rename = "day")]
+    Day,
+    #[schema(rename = "instance")]
+    Instance,
+    #[schema(rename = "model")]
+    Model,
+}
+
+/// Schema-only: the sides of `GET /finops/usage`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum UsageSide {
+    #[schema(rename = "consumer")]
+    Consumer,
+    #[schema(rename = "provider")]
+    Provider,
+}
+
+/// Schema-only: the groupings of `GET /finops/usage`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum UsageGroup {
+    #[schema(rename = "day")]
+    Day,
+    #[schema(rename = "offering")]
+    Offering,
+    #[schema(rename = "api_key")]
+    ApiKey,
+    #[schema(rename = "organization")]
+    Organization,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CostQuery {
     /// RFC 3339, inclusive.
     #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String)]
+    #[param(value_type = String, format = DateTime)]
     from: OffsetDateTime,
     /// RFC 3339, exclusive; at most 366 days after `from`.
     #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String)]
+    #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,
     /// `day` (default), `instance` or `model`.
+    #[param(inline, value_type = Option<CostGroup>)]
     group_by: Option<String>,
 }
 
@@ -124,14 +161,16 @@ async fn dashboard(
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String)]
+    #[param(value_type = String, format = DateTime)]
     from: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String)]
+    #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,
     /// `consumer` (default: what this workspace spent) or `provider` (what others spent on this org's offerings).
+    #[param(inline, value_type = Option<UsageSide>)]
     side: Option<String>,
     /// `day` (default), `offering`, `api_key` or `organization` (the counterparty).
+    #[param(inline, value_type = Option<UsageGroup>)]
     group_by: Option<String>,
 }
 

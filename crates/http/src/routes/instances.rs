@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, get, post, web};
 use inventiv_domain::{Flag, InstanceId, ModelId, can_set_roles};
 use inventiv_service::instances::{self, Deploy, Instance};
@@ -116,6 +116,8 @@ pub fn instance_dto(i: Instance) -> InstanceDto {
 pub struct InstanceQuery {
     /// Only operational (true) or non-operational (false) instances.
     operational: Option<bool>,
+    /// 1..200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -165,18 +167,30 @@ async fn get_one(
     Ok(web::Json(instance_dto(instance)))
 }
 
+/// Schema-only: the providers an instance can be deployed with.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum ProviderName {
+    #[schema(rename = "mock")]
+    Mock,
+    #[schema(rename = "external")]
+    External,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// A public model or one of this org's models.
     model_id: Uuid,
     /// `mock` (default) or `external`.
+    #[schema(inline, value_type = Option<ProviderName>)]
     provider: Option<String>,
     zone: Option<String>,
     instance_type: Option<String>,
     /// external: the base URL of an OpenAI-compatible server (the proxy calls `<endpoint_url>/v1/…`).
     endpoint_url: Option<String>,
     /// Price of an hour, micro-EUR (default: the provider's).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     hourly_cost_micros: Option<i64>,
 }
 
@@ -191,7 +205,7 @@ async fn deploy(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<DeployRequest>,
+    body: Json<DeployRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = Deploy {
@@ -257,8 +271,8 @@ async fn reinstall(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
-    /// `tech` or `eco`.
-    #[schema(value_type = String)]
+    // No doc comment: utoipa would wrap the inline enum in an unsatisfiable `allOf` with it.
+    #[schema(inline, value_type = crate::dto::names::FlagName)]
     flag: Flag,
     active: bool,
 }
@@ -276,7 +290,7 @@ async fn activation(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<ActivationRequest>,
+    body: Json<ActivationRequest>,
 ) -> Result<web::Json<InstanceDto>, ApiError> {
     let id = InstanceId::from_uuid(path.into_inner());
     let instance =

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::cookies::session_cookie;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, MaybeAuthenticated, Meta};
+use crate::extract::{Authenticated, Json, MaybeAuthenticated, Meta};
 use actix_web::{HttpResponse, delete, get, post, web};
 use inventiv_domain::{InvitationId, InvitationStatus, Role, effective_status};
 use inventiv_service::invitations::{self, NewAccount, NewInvite};
@@ -60,11 +60,13 @@ fn invitation_dto(i: InvitationRecord, now: OffsetDateTime) -> InvitationDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitationRequest {
+    #[schema(min_length = 3, max_length = 254)]
     email: String,
     /// Default `user`; must be a role you may assign.
-    #[schema(value_type = Option<String>)]
+    #[schema(inline, value_type = Option<crate::dto::names::RoleName>)]
     role: Option<Role>,
     /// 1..30, default 7.
+    #[schema(minimum = 1, maximum = 30)]
     expires_in_days: Option<i64>,
 }
 
@@ -80,7 +82,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<CreateInvitationRequest>,
+    body: Json<CreateInvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewInvite {
@@ -92,12 +94,28 @@ async fn create(
     Ok(HttpResponse::Created().json(invitation_dto(invitation, state.deps.clock.now())))
 }
 
+/// Schema-only: the effective statuses of an invitation.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum StatusName {
+    #[schema(rename = "pending")]
+    Pending,
+    #[schema(rename = "accepted")]
+    Accepted,
+    #[schema(rename = "revoked")]
+    Revoked,
+    #[schema(rename = "expired")]
+    Expired,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
     /// Filter by (effective) status.
-    #[param(value_type = Option<String>)]
+    #[param(inline, value_type = Option<StatusName>)]
     status: Option<InvitationStatus>,
+    /// 1..200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::{Role, UserId};
 use inventiv_service::members;
@@ -65,8 +65,8 @@ async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
-    /// `owner`, `admin`, `manager` or `user`.
-    #[schema(value_type = String)]
+    // No doc comment: utoipa would wrap the inline enum in an unsatisfiable `allOf` with it.
+    #[schema(inline, value_type = crate::dto::names::RoleName)]
     role: Role,
 }
 
@@ -84,7 +84,7 @@ async fn change_role(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<ChangeRoleRequest>,
+    body: Json<ChangeRoleRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
     let user = UserId::from_uuid(path.into_inner());
     let member = members::change_role(&state.deps, &who.0, user, body.role, &meta.0).await?;

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ModelId;
 use inventiv_service::models::{self, Model, ModelInput};
@@ -63,9 +63,15 @@ fn model_dto(m: Model) -> ModelDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRequest {
+    /// 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// 1 to 200 visible ASCII characters, e.g. `meta-llama/Llama-3.1-8B`.
+    #[schema(min_length = 1, max_length = 200)]
     model_id: String,
+    #[schema(minimum = 0, maximum = 4096)]
     required_vram_gb: i64,
+    #[schema(minimum = 1, maximum = 100_000_000)]
     context_length: i64,
     /// Default true.
     is_active: Option<bool>,
@@ -127,7 +133,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<ModelRequest>,
+    body: Json<ModelRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let model = models::create(&state.deps, &who.0, body.into_inner().into(), &meta.0).await?;
     Ok(HttpResponse::Created().json(model_dto(model)))
@@ -146,7 +152,7 @@ async fn update(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<ModelRequest>,
+    body: Json<ModelRequest>,
 ) -> Result<web::Json<ModelDto>, ApiError> {
     let id = ModelId::from_uuid(path.into_inner());
     Ok(web::Json(model_dto(

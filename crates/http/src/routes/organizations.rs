@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::cookies::session_cookie;
 use crate::dto::{MeResponse, MeWithToken, Page, PageQuery, TokenResponse, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use inventiv_domain::OrgId;
 use inventiv_service::auth;
@@ -75,8 +75,10 @@ async fn list_mine(
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganizationRequest {
     /// 1..100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// `[a-z0-9-]`, 2..64; derived from the name when absent.
+    #[schema(min_length = 2, max_length = 64, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     slug: Option<String>,
     /// Switch this session to the new org (default true).
     set_as_current: Option<bool>,
@@ -107,7 +109,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<CreateOrganizationRequest>,
+    body: Json<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewOrganization {
@@ -146,7 +148,7 @@ async fn switch_workspace(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<SwitchRequest>,
+    body: Json<SwitchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let target = body.organization_id.map(OrgId::from_uuid);
     let (me, token) = auth::switch_workspace(&state.deps, &who.0, target, &meta.0).await?;
@@ -161,6 +163,8 @@ async fn switch_workspace(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganizationRequest {
+    /// 1..100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     require_distinct_activators: Option<bool>,
 }
@@ -175,7 +179,7 @@ async fn update_current(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<UpdateOrganizationRequest>,
+    body: Json<UpdateOrganizationRequest>,
 ) -> Result<web::Json<OrganizationDto>, ApiError> {
     let b = body.into_inner();
     let change = OrganizationChange {

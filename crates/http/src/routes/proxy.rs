@@ -25,6 +25,15 @@ pub const OVERHEAD_HEADER: &str = "x-inventiv-overhead-ms";
 /// Header on every proxied response: the `request_id` of its usage row (for reconciliation).
 pub const USAGE_HEADER: &str = "x-inventiv-usage-id";
 
+/// An OpenAI request body: relayed as it is, with every OpenAI field; only `model` is read here.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiRequest {
+    /// `<org_slug>/<code>` (an offering) or a public catalogue model id.
+    #[schema(min_length = 1, max_length = 256)]
+    model: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ModelEntry {
     id: String,
@@ -104,7 +113,7 @@ async fn relay(
 }
 
 /// OpenAI chat completions (streaming with `"stream": true`).
-#[utoipa::path(tag = "openai", request_body(content = Object, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
+#[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer (JSON, or SSE when streaming)", body = Object),
     (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
     (status = 404, description = "`model_not_found`", body = ErrorBody),
@@ -123,8 +132,9 @@ async fn chat_completions(
 }
 
 /// OpenAI text completions.
-#[utoipa::path(tag = "openai", request_body(content = Object, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
+#[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer", body = Object),
+    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
     (status = 404, description = "`model_not_found`", body = ErrorBody),
     (status = 503, description = "`no_ready_instance`", body = ErrorBody),
 ))]
@@ -139,8 +149,9 @@ async fn completions(
 }
 
 /// OpenAI embeddings.
-#[utoipa::path(tag = "openai", request_body(content = Object, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
+#[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer", body = Object),
+    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
     (status = 404, description = "`model_not_found`", body = ErrorBody),
     (status = 503, description = "`no_ready_instance`", body = ErrorBody),
 ))]

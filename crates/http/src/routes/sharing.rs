@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, double_option, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, get, patch, post, web};
 use inventiv_domain::{Flag, ModelId, OfferingId, ShareId};
@@ -148,11 +148,15 @@ async fn list_offerings(
 pub struct CreateOfferingRequest {
     /// A public model or one of this org's models.
     model_id: Uuid,
-    /// `[a-z0-9-]`, unique in this org.
+    /// `[a-z0-9-]`, 2..64, unique in this org.
+    #[schema(min_length = 2, max_length = 64, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     code: String,
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     description: Option<String>,
     /// `private` (default) or `public`.
+    #[schema(inline, value_type = Option<VisibilityName>)]
     visibility: Option<String>,
 }
 
@@ -168,7 +172,7 @@ async fn create_offering(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<CreateOfferingRequest>,
+    body: Json<CreateOfferingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewOffering {
@@ -186,15 +190,20 @@ async fn create_offering(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOfferingRequest {
+    #[schema(min_length = 2, max_length = 64, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     code: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     description: Option<Option<String>>,
+    #[schema(inline, value_type = Option<VisibilityName>)]
     visibility: Option<String>,
     /// true publishes, false unpublishes.
     is_active: Option<bool>,
     /// Owner/manager; clears the economic approval.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     default_price_input_micros_per_1k: Option<i64>,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     default_price_output_micros_per_1k: Option<i64>,
 }
 
@@ -210,7 +219,7 @@ async fn update_offering(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateOfferingRequest>,
+    body: Json<UpdateOfferingRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let b = body.into_inner();
     let prices = match (
@@ -237,7 +246,7 @@ async fn update_offering(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRequest {
-    #[schema(value_type = String)]
+    #[schema(inline, value_type = crate::dto::names::FlagName)]
     flag: Flag,
     active: bool,
 }
@@ -254,7 +263,7 @@ async fn offering_activation(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<FlagRequest>,
+    body: Json<FlagRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let id = OfferingId::from_uuid(path.into_inner());
     Ok(web::Json(offering_dto(
@@ -263,11 +272,34 @@ async fn offering_activation(
     )))
 }
 
+/// Schema-only: who may be granted an offering.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum VisibilityName {
+    #[schema(rename = "private")]
+    Private,
+    #[schema(rename = "public")]
+    Public,
+}
+
+/// Schema-only: the sides of a share list.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum ShareSideName {
+    #[schema(rename = "provider")]
+    Provider,
+    #[schema(rename = "consumer")]
+    Consumer,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ShareQuery {
     /// `provider` (default: the shares this org gives) or `consumer` (those it receives).
+    #[param(inline, value_type = Option<ShareSideName>)]
     side: Option<String>,
+    /// 1..200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -275,6 +307,7 @@ pub struct ShareQuery {
 /// Shares this org gives or receives.
 #[utoipa::path(tag = "sharing", params(ShareQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Shares", body = Page<ShareDto>),
+    (status = 403, description = "Not in an organization workspace", body = ErrorBody),
 ))]
 #[get("/organizations/current/shares")]
 async fn list_shares(
@@ -308,7 +341,9 @@ async fn list_shares(
 pub struct GrantRequest {
     offering_id: Uuid,
     consumer_organization_slug: String,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     price_input_micros_per_1k: i64,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     price_output_micros_per_1k: i64,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -327,7 +362,7 @@ async fn grant(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<GrantRequest>,
+    body: Json<GrantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewGrant {
@@ -401,7 +436,9 @@ async fn revoke(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharePriceRequest {
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     price_input_micros_per_1k: i64,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     price_output_micros_per_1k: i64,
 }
 
@@ -416,7 +453,7 @@ async fn update_share(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<SharePriceRequest>,
+    body: Json<SharePriceRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let prices = (
         body.price_input_micros_per_1k,
@@ -444,7 +481,7 @@ async fn share_activation(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<FlagRequest>,
+    body: Json<FlagRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let share = sharing::set_share_activation(
         &state.deps,

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, double_option, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Meta};
+use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::{Role, UserId};
 use inventiv_service::users::{self, NewUserInput, UserUpdate, UserView};
@@ -86,13 +86,14 @@ async fn get_one(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(min_length = 3, max_length = 254)]
     email: String,
     /// Without it, a one-time set-password link is emailed.
     password: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
     /// Org workspace: the membership role (default `user`), one you may assign.
-    #[schema(value_type = Option<String>)]
+    #[schema(inline, value_type = Option<crate::dto::names::RoleName>)]
     role: Option<Role>,
 }
 
@@ -107,7 +108,7 @@ async fn create(
     state: web::Data<AppState>,
     who: Authenticated,
     meta: Meta,
-    body: web::Json<CreateUserRequest>,
+    body: Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewUserInput {
@@ -150,7 +151,7 @@ async fn update(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateUserRequest>,
+    body: Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserAccountDto>, ApiError> {
     let b = body.into_inner();
     let input = UserUpdate {

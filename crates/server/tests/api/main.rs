@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod helpers;
+mod hostile;
 mod instances;
 mod keys_users_finops;
 mod mail;

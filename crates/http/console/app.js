@@ -1,0 +1,146 @@
+// The Inventiv console: a single page over the public REST API. Public pages (invitation
+// links, password reset) are addressed by path, as the emails link to them; the signed-in
+// pages by hash (#/members…). Navigation shows only the modules /auth/me returns.
+
+import { ApiError, all, get, post, put } from './api.js';
+import { attempt, h, mount, notify } from './dom.js';
+import { renderLogin } from './pages/login.js';
+import { renderReset } from './pages/reset.js';
+import { renderInvitation } from './pages/invitation.js';
+import { renderHome } from './pages/home.js';
+import { renderOrganizations } from './pages/organizations.js';
+import { renderMembers } from './pages/members.js';
+import { renderSessions } from './pages/sessions.js';
+import { renderInstances } from './pages/instances.js';
+import { renderModels } from './pages/models.js';
+import { renderKeys } from './pages/keys.js';
+import { renderFinops } from './pages/finops.js';
+import { renderAudit } from './pages/audit.js';
+
+// Nav entries: the module /auth/me must list for the entry to show (null: always).
+const PAGES = [
+  { hash: '', label: 'Home', module: 'dashboard', render: renderHome },
+  { hash: 'organizations', label: 'Organizations', module: 'organizations', render: renderOrganizations },
+  { hash: 'members', label: 'Members', module: 'members', render: renderMembers },
+  { hash: 'instances', label: 'Instances', module: 'instances', render: renderInstances },
+  { hash: 'models', label: 'Models', module: 'models', render: renderModels },
+  { hash: 'api-keys', label: 'API keys', module: 'api_keys', render: renderKeys },
+  { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
+  { hash: 'audit', label: 'Audit log', module: 'audit', render: renderAudit },
+  { hash: 'sessions', label: 'My sessions', module: null, render: renderSessions },
+];
+
+const app = document.getElementById('app');
+
+/** What every signed-in page gets. */
+const ctx = {
+  me: null,
+  orgs: [],
+  can(permission) {
+    return Boolean(ctx.me && ctx.me.permissions.includes(permission));
+  },
+  hasModule(id) {
+    return Boolean(ctx.me && ctx.me.modules.some((m) => m.id === id));
+  },
+  /** Re-reads /auth/me and the organizations, then redraws the shell and the page. */
+  async reload() {
+    ctx.me = await get('/auth/me');
+    ctx.orgs = await all('/organizations');
+    await showApp();
+  },
+  async switchTo(orgId) {
+    await put('/organizations/current', { organization_id: orgId || null });
+    location.hash = '#/';
+    await ctx.reload();
+  },
+};
+
+function currentPage() {
+  const hash = location.hash.replace(/^#\/?/, '').split('?')[0];
+  const visible = PAGES.filter((p) => p.module === null || ctx.hasModule(p.module));
+  return visible.find((p) => p.hash === hash) || visible[0];
+}
+
+function banner() {
+  const me = ctx.me;
+  const text = me.current_organization_id
+    ? [h('strong', {}, `Org: ${me.current_organization_name}`), ' — your role: ', h('strong', { 'data-role': me.current_organization_role }, me.current_organization_role)]
+    : [h('strong', {}, 'Personal'), ' — your own resources'];
+  return h('div', { id: 'workspace-banner', class: me.current_organization_id ? 'banner banner-org' : 'banner banner-personal', role: 'note', 'aria-label': 'Current workspace' },
+    'Workspace: ', ...text);
+}
+
+function switcher() {
+  const select = h('select', { id: 'workspace-switcher', onchange: (e) => attempt(() => ctx.switchTo(e.target.value)) },
+    h('option', { value: '', selected: !ctx.me.current_organization_id }, 'Personal'),
+    ctx.orgs.map((o) => h('option', { value: o.id, selected: o.id === ctx.me.current_organization_id }, `${o.name} (${o.role})`)));
+  return h('label', { class: 'switcher' }, h('span', {}, 'Workspace'), select);
+}
+
+async function signOut() {
+  await attempt(async () => {
+    await post('/auth/logout');
+    ctx.me = null;
+    location.hash = '#/';
+    showLogin();
+  });
+}
+
+async function showApp() {
+  const page = currentPage();
+  const nav = h('nav', { 'aria-label': 'Modules' }, h('ul', {},
+    PAGES.filter((p) => p.module === null || ctx.hasModule(p.module)).map((p) =>
+      h('li', {}, h('a', { href: `#/${p.hash}`, 'aria-current': p === page ? 'page' : null, 'data-module': p.module || 'sessions' }, p.label)))));
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  mount(app,
+    h('header', { class: 'topbar' },
+      h('a', { class: 'brand', href: '#/' }, 'Inventiv'),
+      switcher(),
+      h('span', { class: 'who' }, ctx.me.email),
+      h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: signOut }, 'Sign out')),
+    banner(),
+    h('div', { class: 'layout' }, nav, main));
+  app.removeAttribute('aria-busy');
+  document.title = `${page.label} · Inventiv`;
+  try {
+    await page.render(main, ctx);
+  } catch (err) {
+    mount(main, h('p', { class: 'error', role: 'alert' }, err.message));
+  }
+}
+
+function showLogin() {
+  app.removeAttribute('aria-busy');
+  renderLogin(app, async () => {
+    await ctx.reload();
+    notify('Signed in.');
+  });
+}
+
+async function boot() {
+  const path = location.pathname;
+  if (path.startsWith('/invitations/')) {
+    renderInvitation(app, decodeURIComponent(path.slice('/invitations/'.length)));
+    app.removeAttribute('aria-busy');
+    return;
+  }
+  if (path === '/reset-password') {
+    renderReset(app, new URLSearchParams(location.search).get('token') || '');
+    app.removeAttribute('aria-busy');
+    return;
+  }
+  try {
+    await ctx.reload();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      showLogin();
+    } else {
+      mount(app, h('p', { class: 'error', role: 'alert' }, err.message));
+    }
+  }
+}
+
+window.addEventListener('hashchange', () => {
+  if (ctx.me && location.pathname === '/') showApp();
+});
+boot();

@@ -1,0 +1,116 @@
+// Small DOM helpers: element building, formatting, badges and the status line.
+
+/** h('button', {class: 'x', onclick: f}, 'text', child…) */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key in el && typeof value !== 'string') {
+      el[key] = value;
+    } else {
+      el.setAttribute(key, value === true ? '' : value);
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function mount(root, ...nodes) {
+  root.replaceChildren(...nodes.flat().filter(Boolean));
+}
+
+/** micro-EUR as euros, with enough decimals for small amounts. */
+export function money(micros) {
+  const euros = Number(micros || 0) / 1e6;
+  const digits = euros !== 0 && Math.abs(euros) < 1 ? 4 : 2;
+  return `€${euros.toFixed(digits)}`;
+}
+
+export function when(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+export function badge(text, kind = 'neutral') {
+  return h('span', { class: `badge badge-${kind}` }, text);
+}
+
+/** Personal / Org: <name> / Public, as the seed's frontend shows ownership. */
+export function scopeBadge(item) {
+  if (item.scope === 'personal' || item.visibility === 'personal') return badge('Personal', 'personal');
+  if (item.visibility === 'public' || (item.organization_id === null && item.scope !== 'org')) {
+    return badge('Public', 'public');
+  }
+  return badge(`Org: ${item.organization_name || 'organization'}`, 'org');
+}
+
+const FLAG_NAMES = { tech: 'technical', eco: 'economic' };
+
+/** "operational" or "non-operational: waiting for the economic approval". */
+export function activationState(item) {
+  if (item.operational) return badge('operational', 'ok');
+  const missing = (item.missing_activation || []).map((f) => FLAG_NAMES[f] || f);
+  const text = missing.length
+    ? `non-operational: waiting for the ${missing.join(' and ')} approval`
+    : 'non-operational';
+  return badge(text, 'warn');
+}
+
+let toastTimer = null;
+/** Announces a message in the status line (aria-live). */
+export function notify(message, kind = 'info') {
+  const toast = document.getElementById('toast');
+  if (!toast) return;
+  toast.className = `toast toast-${kind}`;
+  toast.textContent = message;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { toast.textContent = ''; toast.className = ''; }, 8000);
+}
+
+/** An error from the API, shown as its `message` (SPEC §4 error body). */
+export function errorText(err) {
+  return err && err.message ? err.message : String(err);
+}
+
+/** Runs `action`, reporting its failure in `where` (an element) and the status line. */
+export async function attempt(action, where) {
+  if (where) where.textContent = '';
+  try {
+    return await action();
+  } catch (err) {
+    const text = errorText(err);
+    if (where) where.textContent = text;
+    notify(text, 'error');
+    return undefined;
+  }
+}
+
+export function errorSlot() {
+  return h('p', { class: 'error', role: 'alert' });
+}
+
+/** A labelled form control. */
+export function field(label, control, hint) {
+  return h('label', { class: 'field' }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);
+}
+
+export function table(caption, headers, rows, empty = 'Nothing yet.') {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('div', { class: 'table-wrap' },
+    h('table', {},
+      h('caption', {}, caption),
+      h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)));
+}
+
+export function section(title, ...children) {
+  return h('section', { class: 'card' }, h('h2', {}, title), ...children);
+}

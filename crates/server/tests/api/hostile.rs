@@ -1,0 +1,333 @@
+//! Hostile input (SPEC §4, §6): oversized, deeply nested and non-UTF-8 bodies, huge headers,
+//! and SQL / LIKE metacharacters in every string filter of the list endpoints. Each answer is a
+//! 4xx in the error shape of SPEC §4 (or a 200 that took the characters literally), never a
+//! 500, and the server keeps answering afterwards.
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app, spawn_app_with,
+};
+use base64::Engine;
+use inventiv_service::SystemClock;
+use reqwest::Method;
+use std::sync::Arc;
+
+/// SQL and LIKE metacharacters, URL-encoded for a query string (NUL included: `%00`).
+const METACHARACTERS: &[(&str, &str)] = &[
+    ("percent", "%25"),
+    ("underscore", "_"),
+    ("quote", "%27"),
+    ("double quote", "%22"),
+    ("backslash", "%5C"),
+    ("comment", "%3B--"),
+    ("injection", "%27%20OR%20%271%27%3D%271"),
+    ("nul", "%00"),
+];
+
+/// The bootstrap admin, switched to the organization it owns (org-scoped lists answer there).
+async fn admin_in_org(app: &TestApp) -> String {
+    let session = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let orgs = json_with_status(app.get_as(&session.token, "/organizations").await, 200).await;
+    let org = orgs["items"][0]["id"].as_str().expect("the bootstrap org");
+    let res = app
+        .put_as(
+            &session.token,
+            "/organizations/current",
+            serde_json::json!({"organization_id": org}),
+        )
+        .await;
+    json_with_status(res, 200).await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+async fn send_raw(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.as_bearer(Method::POST, path, token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// `{"name":"xxx…"}` of exactly `len` bytes.
+fn name_body(len: usize) -> String {
+    let frame = r#"{"name":""}"#.len();
+    format!(r#"{{"name":"{}"}}"#, "x".repeat(len - frame))
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_limit_is_a_json_413() {
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let limit = app.settings.server.json_limit_bytes;
+
+    // At the limit the body is read (and refused for its content: the name is too long)…
+    let res = send_raw(&app, &token, "/organizations", name_body(limit)).await;
+    assert_error(res, 400, "validation_failed").await;
+    // …one byte over, it is not.
+    let res = send_raw(&app, &token, "/organizations", name_body(limit + 1)).await;
+    assert_error(res, 413, "payload_too_large").await;
+
+    // The same without a Content-Length (chunked): the limit holds while streaming.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = name_body(limit + 1)
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let res = send_raw(&app, &token, "/organizations", body).await;
+    assert_error(res, 413, "payload_too_large").await;
+
+    json_with_status(app.get_as(&token, "/auth/me").await, 200).await;
+}
+
+#[tokio::test]
+async fn a_proxied_body_over_its_configured_limit_is_a_json_413() {
+    let app = spawn_app_with(|s| s.proxy.max_body_bytes = 4096, Arc::new(SystemClock)).await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let body = format!(
+        r#"{{"model":"nobody/nothing","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    let res = send_raw(&app, &token, "/v1/chat/completions", body).await;
+    assert_error(res, 413, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_a_json_400_and_the_server_lives_on() {
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let depth = 10_000;
+    let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+
+    // Management endpoints: a body must be an object of the documented fields.
+    let res = send_raw(&app, &token, "/organizations", arrays.clone()).await;
+    assert_error(res, 400, "invalid_body").await;
+    let res = send_raw(&app, &token, "/organizations", objects.clone()).await;
+    assert_error(res, 400, "invalid_body").await;
+    let nested_field = format!(r#"{{"name":{arrays}}}"#);
+    let res = send_raw(&app, &token, "/organizations", nested_field).await;
+    assert_error(res, 400, "invalid_body").await;
+
+    // The proxy parses any JSON (it relays every OpenAI field): the parser's depth limit holds.
+    for nested in [&arrays, &objects] {
+        let body = format!(r#"{{"model":"nobody/nothing","messages":{nested}}}"#);
+        let res = send_raw(&app, &token, "/v1/chat/completions", body).await;
+        let error = assert_error(res, 400, "validation_failed").await;
+        assert!(error["fields"]["body"].is_string(), "{error}");
+    }
+
+    json_with_status(app.get_as(&token, "/auth/me").await, 200).await;
+}
+
+#[tokio::test]
+async fn a_json_array_is_not_an_object_body() {
+    // serde accepts a struct written as the array of its field values; the API does not.
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let res = app
+        .as_bearer(Method::PUT, "/auth/me", &token)
+        .header("content-type", "application/json")
+        .body("[null, null]")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "invalid_body").await;
+    let me = app.me(&token).await;
+    assert_eq!(me["first_name"], "Platform", "the profile was not cleared");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_json_body_is_a_400() {
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let bad = |before: &[u8]| [before, b"\xff\xfe\x80", b"\"}"].concat();
+
+    let res = send_raw(&app, &token, "/organizations", bad(br#"{"name":""#)).await;
+    assert_error(res, 400, "malformed_json").await;
+    let res = send_raw(&app, &token, "/auth/login", bad(br#"{"email":""#)).await;
+    assert_error(res, 400, "malformed_json").await;
+    let res = send_raw(&app, &token, "/v1/chat/completions", bad(br#"{"model":""#)).await;
+    assert_error(res, 400, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn huge_or_garbled_headers_are_a_clear_4xx_and_the_server_answers_afterwards() {
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+
+    // 64 KiB in one header: refused by the application, in the JSON error shape.
+    let res = app
+        .as_bearer(Method::GET, "/auth/me", &token)
+        .header("x-padding", "a".repeat(64 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 431, "headers_too_large").await;
+
+    // The same spread over many headers.
+    let mut req = app.as_bearer(Method::GET, "/auth/me", &token);
+    for i in 0..40 {
+        req = req.header(format!("x-padding-{i}"), "b".repeat(1024));
+    }
+    assert_error(req.send().await.unwrap(), 431, "headers_too_large").await;
+
+    // Over 128 KiB actix refuses the head before any application code runs: a bare 431.
+    let res = app
+        .as_bearer(Method::GET, "/auth/me", &token)
+        .header("x-padding", "c".repeat(200 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 431);
+
+    // Bytes that are not text in the Authorization header: not a credential.
+    let res = app
+        .client
+        .get(app.url("/auth/me"))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "unauthorized").await;
+
+    json_with_status(app.get_as(&token, "/auth/me").await, 200).await;
+}
+
+#[tokio::test]
+async fn sql_and_like_metacharacters_in_list_filters_are_refused_or_taken_literally() {
+    let app = spawn_app().await;
+    let token = admin_in_org(&app).await;
+
+    // `action` is an exact name: a LIKE wildcard matches nothing, never everything.
+    let all = json_with_status(
+        app.get_as(&token, "/organizations/current/audit?action=member.added")
+            .await,
+        200,
+    )
+    .await;
+    assert!(!all["items"].as_array().unwrap().is_empty(), "{all}");
+    for literal in ["member_added", "member.adde_", "_", "__", "member.added_"] {
+        let path = format!("/organizations/current/audit?action={literal}");
+        let page = json_with_status(app.get_as(&token, &path).await, 200).await;
+        assert_eq!(page["items"], serde_json::json!([]), "{literal}: {page}");
+    }
+
+    // Every other string filter takes a closed set of values: anything else is a 400.
+    for (name, value) in METACHARACTERS {
+        if *name != "underscore" {
+            let path = format!("/organizations/current/audit?action={value}");
+            let body = assert_error(app.get_as(&token, &path).await, 400, "validation_failed");
+            assert!(body.await["fields"]["action"].is_string(), "{name}");
+        }
+        let path = format!("/organizations/current/invitations?status={value}");
+        assert_error(app.get_as(&token, &path).await, 400, "invalid_query").await;
+        let path = format!("/organizations/current/shares?side={value}");
+        assert_error(app.get_as(&token, &path).await, 400, "validation_failed").await;
+        let range = "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z";
+        for path in [
+            format!("/finops/usage?{range}&side={value}"),
+            format!("/finops/usage?{range}&group_by={value}"),
+            format!("/finops/dashboard/costs?{range}&group_by={value}"),
+        ] {
+            assert_error(app.get_as(&token, &path).await, 400, "validation_failed").await;
+        }
+        for path in [
+            format!("/finops/usage?from={value}&to=2026-02-01T00:00:00Z"),
+            format!("/organizations/current/audit?since={value}"),
+        ] {
+            assert_error(app.get_as(&token, &path).await, 400, "invalid_query").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn metacharacters_in_cursors_limits_and_ids_are_refused_on_every_list() {
+    let app = spawn_app().await;
+    let token = admin_in_org(&app).await;
+    let lists = [
+        "/organizations",
+        "/organizations/current/members",
+        "/organizations/current/invitations",
+        "/organizations/current/audit",
+        "/organizations/current/offerings",
+        "/organizations/current/shares",
+        "/instances",
+        "/models",
+        "/api_keys",
+        "/users",
+    ];
+    // Cursors are opaque: raw metacharacters, and well-formed base64 of an injection attempt.
+    let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let mut cursors: Vec<String> = METACHARACTERS.iter().map(|(_, v)| v.to_string()).collect();
+    cursors.push(encode("' OR '1'='1"));
+    cursors.push(encode("%"));
+    cursors.push(encode("1; DROP TABLE users;--"));
+    for list in lists {
+        json_with_status(app.get_as(&token, list).await, 200).await;
+        for cursor in &cursors {
+            let path = format!("{list}?cursor={cursor}");
+            let body = assert_error(app.get_as(&token, &path).await, 400, "validation_failed");
+            assert!(body.await["fields"]["cursor"].is_string(), "{path}");
+        }
+        for (_, value) in METACHARACTERS {
+            let path = format!("{list}?limit={value}");
+            assert_error(app.get_as(&token, &path).await, 400, "invalid_query").await;
+        }
+    }
+
+    // In a path, a malformed id or token names no resource.
+    for (_, value) in METACHARACTERS {
+        for path in [
+            format!("/instances/{value}"),
+            format!("/users/{value}"),
+            format!("/organizations/invitations/{value}"),
+        ] {
+            assert_error(app.get_as(&token, &path).await, 404, "not_found").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn metacharacters_in_stored_text_round_trip_literally() {
+    let app = spawn_app().await;
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let name = r#"O'Brien "quoted" \ 100% _x_; DROP TABLE users;--"#;
+    let res = app
+        .post_as(
+            &token,
+            "/organizations",
+            serde_json::json!({"name": name, "slug": "obrien", "set_as_current": false}),
+        )
+        .await;
+    assert_eq!(json_with_status(res, 201).await["name"], name);
+    let orgs = json_with_status(app.get_as(&token, "/organizations").await, 200).await;
+    let names: Vec<&str> = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert!(names.contains(&name), "{names:?}");
+
+    // A NUL is a control character: refused, not truncated.
+    let res = app
+        .post_as(
+            &token,
+            "/organizations",
+            serde_json::json!({"name": "nul\u{0}name", "slug": "nul-name"}),
+        )
+        .await;
+    let body = assert_error(res, 400, "validation_failed").await;
+    assert!(body["fields"]["name"].is_string(), "{body}");
+}

@@ -1,0 +1,293 @@
+//! The web console in a real browser (issue 10): Debian's headless Chromium driven over
+//! WebDriver, against the real server with its SMTP sink. The flows of the seed: an invitation
+//! accepted from the emailed link (creating the account), the double activation by two roles,
+//! a `user` who gets no invite control, a password reset from the emailed link. With
+//! `SCREENSHOTS_DIR` set, the screenshots test writes the README's pictures there
+//! (`make screenshots`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../api/helpers/mod.rs"]
+mod helpers;
+mod webdriver;
+
+use helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, json_with_status, spawn_app_with};
+use inventiv_domain::{OrgId, Role};
+use inventiv_service::SystemClock;
+use serde_json::json;
+use std::sync::Arc;
+use webdriver::Browser;
+
+const PW: &str = "a-good-password";
+
+/// The app on a port known in advance, so that `public_url` (the links in emails, and the
+/// origin the CSRF rule accepts) is the address the browser uses.
+async fn app() -> TestApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    spawn_app_with(
+        move |s| {
+            s.server.port = port;
+            s.server.public_url = format!("http://127.0.0.1:{port}");
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+/// An organization "Acme AI" with one member of each role (`<role>@acme.test`).
+async fn acme(app: &TestApp) -> (OrgId, Vec<inventiv_domain::UserId>) {
+    let mut ids = Vec::new();
+    for role in ["owner", "admin", "manager", "user"] {
+        ids.push(app.create_user(&format!("{role}@acme.test"), PW).await);
+    }
+    let roles = [Role::Owner, Role::Admin, Role::Manager, Role::User];
+    let members: Vec<_> = ids.iter().copied().zip(roles).collect();
+    (app.create_org("acme", &members).await, ids)
+}
+
+/// Signs in through the login form and switches to `org` with the workspace selector.
+async fn sign_in(b: &Browser, app: &TestApp, email: &str, password: &str, org: Option<OrgId>) {
+    b.goto(&app.url("/")).await;
+    b.fill("#login-email", email).await;
+    b.fill("#login-password", password).await;
+    b.click("#login-submit").await;
+    b.find("#workspace-banner").await;
+    if let Some(org) = org {
+        b.click(&format!("#workspace-switcher option[value='{org}']"))
+            .await;
+        b.wait_text("#workspace-banner", "Org: Org acme").await;
+    }
+}
+
+async fn sign_out(b: &Browser) {
+    b.click("#sign-out").await;
+    b.find("#login-email").await;
+}
+
+/// The first link to `path` in the last email sent to `to`.
+async fn link_in_mail(app: &TestApp, to: &str, path: &str) -> String {
+    let body = app.smtp.wait_for(to).await.body_text();
+    let start = body.find(&app.url(path)).expect("the link in the email");
+    body[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_invitee_opens_the_emailed_link_creates_the_account_and_lands_in_the_org() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/members']").await;
+    b.fill("#invite-email", "newcomer@example.com").await;
+    b.click("#invite-role option[value='manager']").await;
+    b.click("#invite-button").await;
+    b.wait_text(
+        "tr[data-invitation='newcomer@example.com'] .status",
+        "pending",
+    )
+    .await;
+
+    // Another person, another browser state: only the link from the email.
+    let link = link_in_mail(&app, "newcomer@example.com", "/invitations/").await;
+    b.delete_cookies().await;
+    b.goto(&link).await;
+    b.wait_text("#invite-org", "Org acme").await;
+    b.wait_text("#invite-role", "manager").await;
+    b.wait_text("#invite-inviter", "owner@acme.test").await;
+    b.fill("#accept-first-name", "Nina").await;
+    b.fill("#accept-password", "newcomer-password").await;
+    b.click("#accept-submit").await;
+    let banner = b.wait_text("#workspace-banner", "Org: Org acme").await;
+    assert!(banner.contains("manager"), "{banner}");
+    b.quit().await;
+
+    // The account exists and its password works through the API.
+    app.login("newcomer@example.com", "newcomer-password").await;
+}
+
+#[tokio::test]
+async fn an_instance_is_operational_once_the_manager_and_the_admin_both_approved_it() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let body = json!({"name": "Llama", "model_id": "meta/llama-3", "required_vram_gb": 16, "context_length": 8192});
+    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(org)).await;
+    let instance = json_with_status(
+        app.post_as(&admin, "/deployments", json!({"model_id": model["id"]}))
+            .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = format!("tr[data-instance='{instance}']");
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "manager@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/instances']").await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "non-operational: waiting for the technical and economic approval",
+    )
+    .await;
+    assert!(
+        b.find_all(&format!("{row} [data-action='tech-set']"))
+            .await
+            .is_empty(),
+        "a manager gets no technical approval button"
+    );
+    b.click(&format!("{row} [data-action='eco-set']")).await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "non-operational: waiting for the technical approval",
+    )
+    .await;
+    sign_out(&b).await;
+
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/instances']").await;
+    b.click(&format!("{row} [data-action='tech-set']")).await;
+    b.wait_exact(&format!("{row} .activation"), "operational")
+        .await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn a_user_sees_the_members_but_no_invite_or_role_controls() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "user@acme.test", PW, Some(org)).await;
+    let banner = b.wait_text("#workspace-banner", "Org: Org acme").await;
+    assert!(banner.contains("user"), "{banner}");
+    // The nav shows only the modules /auth/me returned: a user has no audit log.
+    assert!(b.find_all("nav a[href='#/audit']").await.is_empty());
+    b.click("nav a[href='#/members']").await;
+    b.wait_text("tr[data-member='owner@acme.test'] .role", "owner")
+        .await;
+    assert!(
+        b.find_all("#invite-button").await.is_empty(),
+        "no invite button"
+    );
+    assert!(
+        b.find_all("select[id^='role-']").await.is_empty(),
+        "no role menus"
+    );
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn a_password_is_reset_through_the_emailed_link() {
+    let app = app().await;
+    acme(&app).await;
+    let b = Browser::start().await;
+    b.goto(&app.url("/")).await;
+    b.click("details summary").await;
+    b.fill("#reset-email", "user@acme.test").await;
+    b.click("#reset-request").await;
+    b.wait_text("#toast", "reset link").await;
+
+    let link = link_in_mail(&app, "user@acme.test", "/reset-password?token=").await;
+    b.goto(&link).await;
+    b.fill("#new-password", "brand-new-password").await;
+    b.fill("#confirm-password", "brand-new-password").await;
+    b.click("#reset-submit").await;
+    b.click("#go-sign-in").await;
+    sign_in(&b, &app, "user@acme.test", "brand-new-password", None).await;
+    b.wait_text("#workspace-banner", "Workspace").await;
+    b.quit().await;
+    let old = app
+        .post_json(
+            "/auth/login",
+            json!({"email": "user@acme.test", "password": PW}),
+        )
+        .await;
+    assert_eq!(old.status(), 401, "the old password no longer works");
+}
+
+/// The console's main pages, photographed (PNG) at laptop width and one at phone width. Written
+/// to `SCREENSHOTS_DIR` when set (`make screenshots` points it at docs/screenshots), else under
+/// target/.
+#[tokio::test]
+async fn screenshots_of_the_main_pages() {
+    let dir = std::env::var("SCREENSHOTS_DIR").map_or_else(
+        |_| {
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/screenshots"
+            ))
+        },
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let body = json!({"name": "Llama 3 8B", "model_id": "meta/llama-3-8b", "required_vram_gb": 16, "context_length": 8192});
+    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    for _ in 0..2 {
+        json_with_status(
+            app.post_as(&owner, "/deployments", json!({"model_id": model["id"]}))
+                .await,
+            201,
+        )
+        .await;
+    }
+    let invite = json!({"email": "guest@example.com", "role": "manager"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/invitations", invite)
+            .await,
+        201,
+    )
+    .await;
+
+    let b = Browser::start().await;
+    let mut shots = Vec::new();
+    let mut shoot = async |b: &Browser, name: &str| {
+        let png = b.screenshot().await;
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        shots.push(name.to_owned());
+    };
+    b.goto(&app.url("/")).await;
+    b.find("#login-email").await;
+    shoot(&b, "login").await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/members']").await;
+    b.wait_text("tr[data-invitation='guest@example.com'] .status", "pending")
+        .await;
+    shoot(&b, "members").await;
+    b.click("nav a[href='#/instances']").await;
+    b.wait_text("tbody .activation", "non-operational").await;
+    shoot(&b, "instances").await;
+    b.click("nav a[href='#/api-keys']").await;
+    b.fill("#key-name", "ci-pipeline").await;
+    b.click("#key-create").await;
+    b.wait_text("#key-secret", "sk-inv-").await;
+    shoot(&b, "api-keys").await;
+    b.click("nav a[href='#/finops']").await;
+    b.find("#burn-rate").await;
+    shoot(&b, "finops").await;
+    b.resize(390, 844).await;
+    b.click("nav a[href='#/members']").await;
+    b.wait_text("tr[data-member='owner@acme.test'] .role", "owner")
+        .await;
+    shoot(&b, "members-phone").await;
+    b.resize(1280, 900).await;
+    let link = link_in_mail(&app, "guest@example.com", "/invitations/").await;
+    b.delete_cookies().await;
+    b.goto(&link).await;
+    b.wait_text("#invite-org", "Org acme").await;
+    shoot(&b, "accept-invitation").await;
+    b.quit().await;
+    assert_eq!(shots.len(), 7);
+}
