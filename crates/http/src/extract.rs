@@ -64,7 +64,12 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// SPEC §6: a state-changing request authenticated by cookie must come from an allowed origin.
+/// SPEC §6: a state-changing request authenticated by cookie must come from an allowed origin:
+/// one of `auth.allowed_origins` (default: `server.public_url`), or this server itself as the
+/// browser addressed it (the Origin's host and port are the request's `Host`), so the console
+/// works whether it was opened as 127.0.0.1 or localhost. A cross-site page cannot pass the
+/// second test: its Origin names its own host, and a page on another host (DNS rebinding
+/// included) never holds this host's cookie.
 fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
@@ -72,23 +77,34 @@ fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    match origin {
-        Some(origin)
-            if state
-                .cookies
-                .allowed_origins
-                .iter()
-                .any(|o| o == origin.trim_end_matches('/')) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::new(
+        .and_then(|v| v.to_str().ok())
+        .map(|o| o.trim_end_matches('/'));
+    let allowed = origin.is_some_and(|origin| {
+        state.cookies.allowed_origins.iter().any(|o| o == origin) || same_origin(req, origin)
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "csrf_origin",
             "A cookie-authenticated change must come from an allowed Origin.",
-        )),
+        ))
     }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| !host.is_empty() && host.eq_ignore_ascii_case(authority))
 }
 
 fn extract(

@@ -858,6 +858,21 @@ async fn cookie_authenticated_writes_need_an_allowed_origin() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // Same host, another port: another origin.
+    let port = app.address.rsplit(':').next().unwrap();
+    let other_port = format!("http://127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1);
+    assert_error(post(Some(&other_port)).await.unwrap(), 403, "csrf_origin").await;
+    // This server as the browser addressed it (Origin = the request's Host) is accepted.
+    let same = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let res = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .header("Cookie", format!("inventiv_session={}", same.token))
+        .header("Origin", app.address.clone())
+        .send()
+        .await
+        .unwrap();
+    json_with_status(res, 200).await;
     // The configured origin (public_url) is accepted; bearer requests are exempt.
     let res = post(Some("http://127.0.0.1:8080")).await.unwrap();
     let fresh = json_with_status(res, 200).await["access_token"]
