@@ -86,7 +86,7 @@ async function signOut() {
   });
 }
 
-async function showApp() {
+async function showApp(focusMain = false) {
   const page = currentPage();
   const nav = h('nav', { 'aria-label': 'Modules' }, h('ul', {},
     PAGES.filter((p) => p.module === null || ctx.hasModule(p.module)).map((p) =>
@@ -107,6 +107,8 @@ async function showApp() {
   } catch (err) {
     mount(main, h('p', { class: 'error', role: 'alert' }, err.message));
   }
+  // After a navigation, keyboard and screen-reader users continue in the new page.
+  if (focusMain) main.focus();
 }
 
 function showLogin() {
@@ -141,6 +143,6 @@ async function boot() {
 }
 
 window.addEventListener('hashchange', () => {
-  if (ctx.me && location.pathname === '/') showApp();
+  if (ctx.me && location.pathname === '/') showApp(true);
 });
 boot();
