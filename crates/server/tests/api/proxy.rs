@@ -945,3 +945,42 @@ async fn the_official_openai_client_works_through_the_proxy() {
         "chat, streaming chat and embeddings were metered"
     );
 }
+
+/// Usage ingestion is idempotent: a batch written twice (a retry after an error whose commit
+/// did land) stores each request once.
+#[tokio::test]
+async fn usage_ingestion_is_idempotent_by_request() {
+    use inventiv_domain::{InstanceId, ModelId, UsageId};
+    use inventiv_persistence::repo::usage::{UsageRecord, count_request, insert_batch};
+    let app = crate::helpers::spawn_app().await;
+    let now = inventiv_persistence::now_utc_micros();
+    let rows: Vec<UsageRecord> = (0..3)
+        .map(|i| {
+            let id = UsageId::new();
+            UsageRecord {
+                id,
+                request_id: id.to_string(),
+                occurred_at: now,
+                api_key_id: None,
+                user_id: None,
+                consumer_organization_id: None,
+                provider_organization_id: None,
+                offering_id: None,
+                share_id: None,
+                model_id: ModelId::new(),
+                instance_id: InstanceId::new(),
+                input_tokens: i,
+                output_tokens: i,
+                price_input_micros_per_1k: 0,
+                price_output_micros_per_1k: 0,
+                charged_micros: 0,
+            }
+        })
+        .collect();
+    assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 3);
+    assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 0);
+    assert_eq!(insert_batch(&app.db, &rows[1..], now).await.unwrap(), 0);
+    for row in &rows {
+        assert_eq!(count_request(&app.db, &row.request_id).await.unwrap(), 1);
+    }
+}

@@ -8,7 +8,10 @@ use futures_util::stream::{BoxStream, StreamExt};
 use inventiv_domain::{UsageId, charged_micros};
 use inventiv_persistence::repo::usage::UsageRecord;
 use rand::RngExt;
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,18 +63,111 @@ struct Usage {
     output: u64,
 }
 
-fn usage_of(value: &Value) -> Option<Usage> {
-    let usage = value.get("usage").filter(|u| u.is_object())?;
+/// What the proxy reads of an upstream answer (or of one SSE chunk): only `usage`. Every other
+/// field is skipped by the parser without being built (answers can be large).
+#[derive(Deserialize)]
+struct Reported {
+    usage: Option<Value>,
+}
+
+/// The usage of an answer (or SSE chunk), if it reports one.
+fn usage_in(json: &[u8]) -> Option<Usage> {
+    let usage = serde_json::from_slice::<Reported>(json).ok()?.usage?;
+    let usage = usage.as_object()?;
+    let count = |field: &str| usage.get(field).and_then(Value::as_u64).unwrap_or(0);
     Some(Usage {
-        input: usage
-            .get("prompt_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        output: usage
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
+        input: count("prompt_tokens"),
+        output: count("completion_tokens"),
     })
+}
+
+/// An OpenAI request body, field by field, each value kept as its raw JSON text: only
+/// `model`, `stream` and `stream_options` are read, and the body is written back without
+/// parsing or rebuilding the rest (prompts can be large).
+struct RequestBody<'a> {
+    fields: BTreeMap<String, &'a RawValue>,
+}
+
+impl<'a> RequestBody<'a> {
+    fn parse(body: &'a [u8]) -> Result<Self, ServiceError> {
+        match serde_json::from_slice(body) {
+            Ok(fields) => Ok(Self { fields }),
+            Err(e) if e.is_data() => Err(ServiceError::invalid("body", "a JSON object")),
+            Err(e) => Err(ServiceError::invalid(
+                "body",
+                format!("not valid JSON: {e}"),
+            )),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, field: &str) -> Option<T> {
+        serde_json::from_str(self.fields.get(field)?.get()).ok()
+    }
+
+    /// The body with `model` replaced and, when asked, `stream_options.include_usage` set.
+    fn rewrite(&self, model: &str, include_usage: bool) -> Result<Vec<u8>, ServiceError> {
+        let mut out = Vec::with_capacity(self.fields.values().map(|v| v.get().len() + 16).sum());
+        for (key, raw) in &self.fields {
+            match key.as_str() {
+                "model" => write(&mut out, key, &model)?,
+                "stream_options" if include_usage => {}
+                _ => write(&mut out, key, raw)?,
+            }
+        }
+        if !self.fields.contains_key("model") {
+            write(&mut out, "model", &model)?;
+        }
+        if include_usage {
+            // Ask for the usage in the final chunk: that is what gets metered.
+            let mut options = self
+                .get::<Map<String, Value>>("stream_options")
+                .unwrap_or_default();
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+            write(&mut out, "stream_options", &Value::Object(options))?;
+        }
+        if out.is_empty() {
+            out.push(b'{');
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// Appends `"key":value` to an object being written into `out`.
+fn write(out: &mut Vec<u8>, key: &str, value: &dyn erased::Json) -> Result<(), ServiceError> {
+    out.push(if out.is_empty() { b'{' } else { b',' });
+    serde_json::to_writer(&mut *out, key).map_err(ServiceError::internal)?;
+    out.push(b':');
+    value.write(out)
+}
+
+/// A value written into the rewritten body: raw JSON text as it came, or serialized.
+mod erased {
+    use crate::ServiceError;
+    use serde_json::value::RawValue;
+
+    pub trait Json {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError>;
+    }
+
+    impl Json for &RawValue {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
+            out.extend_from_slice(self.get().as_bytes());
+            Ok(())
+        }
+    }
+
+    impl Json for &str {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
+            serde_json::to_writer(out, self).map_err(ServiceError::internal)
+        }
+    }
+
+    impl Json for serde_json::Value {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
+            serde_json::to_writer(out, self).map_err(ServiceError::internal)
+        }
+    }
 }
 
 fn upstream_error(status: u16, code: &'static str, message: &str) -> ServiceError {
@@ -89,39 +185,13 @@ pub async fn forward(
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<ProxyResponse, ServiceError> {
-    let mut request: Map<String, Value> = match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(ServiceError::invalid("body", "a JSON object")),
-        Err(e) => {
-            return Err(ServiceError::invalid(
-                "body",
-                format!("not valid JSON: {e}"),
-            ));
-        }
-    };
-    let requested = request
+    let request = RequestBody::parse(body)?;
+    let requested: String = request
         .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ServiceError::invalid("model", "required"))?
-        .to_owned();
+        .ok_or_else(|| ServiceError::invalid("model", "required"))?;
     let target = resolve(deps, principal, &requested).await?;
-    request.insert(
-        "model".to_owned(),
-        Value::String(target.upstream_model.clone()),
-    );
-    let streaming = endpoint.streams()
-        && request
-            .get("stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-    if streaming {
-        // Ask for the usage in the final chunk: that is what gets metered.
-        let options = request.entry("stream_options").or_insert_with(|| json!({}));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".to_owned(), Value::Bool(true));
-        }
-    }
-    let payload = serde_json::to_vec(&request).map_err(ServiceError::internal)?;
+    let streaming = endpoint.streams() && request.get::<bool>("stream").unwrap_or(false);
+    let payload = request.rewrite(&target.upstream_model, streaming)?;
     let pick = rand::rng().random_range(0..target.instances.len());
     let (instance_id, base) = target
         .instances
@@ -223,11 +293,7 @@ pub async fn forward(
     };
     let upstream_wait = started.elapsed();
     if status < 300 {
-        let usage = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .as_ref()
-            .and_then(usage_of);
-        meter.record(usage);
+        meter.record(usage_in(&bytes));
     }
     Ok(ProxyResponse {
         status,
@@ -301,8 +367,7 @@ impl SseScanner {
             let line = String::from_utf8_lossy(&line);
             if let Some(data) = line.trim_end().strip_prefix("data:")
                 && data.contains("\"usage\"")
-                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
-                && let Some(usage) = usage_of(&value)
+                && let Some(usage) = usage_in(data.trim().as_bytes())
             {
                 self.usage = Some(usage);
             }
@@ -316,7 +381,57 @@ impl SseScanner {
 
 #[cfg(test)]
 mod tests {
-    use super::SseScanner;
+    use super::{RequestBody, SseScanner, usage_in};
+    use serde_json::{Value, json};
+
+    fn rewritten(body: &str, include_usage: bool) -> Value {
+        let request = RequestBody::parse(body.as_bytes()).unwrap();
+        let out = request.rewrite("upstream/model", include_usage).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn the_body_is_relayed_as_it_came_but_for_the_model_and_the_usage_option() {
+        let body = r#"{"model":"acme/chat","messages":[{"role":"user","content":"h\u00e9 \"x\""}],"temperature":0.70,"n":1}"#;
+        let request = RequestBody::parse(body.as_bytes()).unwrap();
+        let text = String::from_utf8(request.rewrite("upstream/model", false).unwrap()).unwrap();
+        // Untouched values keep their exact text (escapes, number formatting).
+        assert!(text.contains(r#""content":"h\u00e9 \"x\"""#), "{text}");
+        assert!(text.contains(r#""temperature":0.70"#), "{text}");
+        assert_eq!(
+            rewritten(body, false),
+            json!({"model": "upstream/model", "messages": [{"role": "user", "content": "hé \"x\""}], "temperature": 0.70, "n": 1})
+        );
+        let streamed = rewritten(
+            r#"{"model":"m","stream":true,"stream_options":{"other":1,"include_usage":false}}"#,
+            true,
+        );
+        assert_eq!(
+            streamed["stream_options"],
+            json!({"other": 1, "include_usage": true})
+        );
+        let fresh = rewritten(r#"{"model":"m","stream":true}"#, true);
+        assert_eq!(fresh["stream_options"], json!({"include_usage": true}));
+        assert_eq!(rewritten("{}", false), json!({"model": "upstream/model"}));
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_refused() {
+        for body in ["[1,2]", "\"text\"", "3", "{\"model\":", "not json", ""] {
+            assert!(RequestBody::parse(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn usage_is_read_from_the_answer_and_nothing_else_is_needed() {
+        let answer = br#"{"id":"x","choices":[{"message":{"content":"long"}}],"usage":{"prompt_tokens":7,"completion_tokens":9,"total_tokens":16}}"#;
+        let usage = usage_in(answer).unwrap();
+        assert_eq!((usage.input, usage.output), (7, 9));
+        assert!(usage_in(br#"{"choices":[]}"#).is_none());
+        assert!(usage_in(br#"{"usage":null}"#).is_none());
+        let partial = usage_in(br#"{"usage":{"prompt_tokens":3}}"#).unwrap();
+        assert_eq!((partial.input, partial.output), (3, 0));
+    }
 
     #[test]
     fn usage_is_found_across_chunk_boundaries() {
