@@ -380,6 +380,7 @@ impl SseScanner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{RequestBody, SseScanner, usage_in};
     use serde_json::{Value, json};
