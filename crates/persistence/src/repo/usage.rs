@@ -3,7 +3,7 @@
 //! over a time range.
 
 use crate::repo::{exec_sql, query_all_sql, ts};
-use crate::{Store, StoreError};
+use crate::{Backend, Db, Store, StoreError};
 use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId, UsageId, UserId};
 use sea_orm::Value;
 use time::OffsetDateTime;
@@ -28,52 +28,81 @@ pub struct UsageRecord {
     pub charged_micros: i64,
 }
 
-/// Inserts a batch in one statement; rows already stored (same `id`, whose text is the
-/// `request_id`) are skipped (idempotent). Returns how many were new. (Splitting batches into small fixed-size statements
-/// was measured with `make bench-proxy`: no CPU gain, worse 1-connection latency.)
-pub async fn insert_batch<S: Store>(
-    s: &S,
+const COLUMNS: &str = "INSERT INTO inference_usage (id, request_id, occurred_at, api_key_id, user_id, \
+     consumer_organization_id, provider_organization_id, organization_model_id, share_id, model_id, \
+     instance_id, input_tokens, output_tokens, price_input_micros_per_1k, price_output_micros_per_1k, \
+     charged_micros, created_at) VALUES ";
+const PER_ROW: usize = 17;
+
+fn values_of(r: &UsageRecord, now: OffsetDateTime) -> [Value; PER_ROW] {
+    [
+        r.id.as_uuid().into(),
+        r.request_id.clone().into(),
+        r.occurred_at.into(),
+        r.api_key_id.map(|v| v.as_uuid()).into(),
+        r.user_id.map(|v| v.as_uuid()).into(),
+        r.consumer_organization_id.map(|v| v.as_uuid()).into(),
+        r.provider_organization_id.map(|v| v.as_uuid()).into(),
+        r.offering_id.map(|v| v.as_uuid()).into(),
+        r.share_id.map(|v| v.as_uuid()).into(),
+        r.model_id.as_uuid().into(),
+        r.instance_id.as_uuid().into(),
+        r.input_tokens.into(),
+        r.output_tokens.into(),
+        r.price_input_micros_per_1k.into(),
+        r.price_output_micros_per_1k.into(),
+        r.charged_micros.into(),
+        now.into(),
+    ]
+}
+
+/// `($k+1, …, $k+17)` for the row starting at placeholder `k`.
+fn placeholders(first: usize) -> String {
+    let list: Vec<String> = (1..=PER_ROW).map(|k| format!("${}", first + k)).collect();
+    format!("({})", list.join(", "))
+}
+
+/// Rows per statement on SQLite (see [`insert_batch`]).
+const SQLITE_ROWS_PER_STATEMENT: usize = 16;
+
+/// Inserts a batch; rows already stored (same `id`, whose text is the `request_id`) are
+/// skipped, so a batch retried after a partial failure stores each row once. Returns how many
+/// were new. Each statement commits on its own (no transaction around them: none is needed for
+/// idempotent rows, and none moves the write epoch: no cache is built from usage rows).
+///
+/// PostgreSQL gets one multi-row `INSERT`. SQLite gets statements of at most 16 rows: sqlx's
+/// SQLite driver looks each argument up with `sqlite3_bind_parameter_name`, a linear scan, so
+/// binding grows with the square of a statement's placeholders (`perf` of `make bench-proxy`
+/// found 44 % of the server's CPU there with 500 rows × 17 placeholders), while one statement
+/// per row costs a hand-off to the driver's thread per row. Full chunks reuse one prepared
+/// statement.
+pub async fn insert_batch(
+    db: &Db,
     rows: &[UsageRecord],
     now: OffsetDateTime,
 ) -> Result<u64, StoreError> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut sql = String::from(
-        "INSERT INTO inference_usage (id, request_id, occurred_at, api_key_id, user_id, consumer_organization_id, \
-             provider_organization_id, organization_model_id, share_id, model_id, instance_id, input_tokens, output_tokens, \
-             price_input_micros_per_1k, price_output_micros_per_1k, charged_micros, created_at) VALUES ",
-    );
-    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 17);
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
+    let per_statement = match db.backend() {
+        Backend::Postgres => rows.len(),
+        Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
+    };
+    let mut new = 0;
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = String::from(COLUMNS);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * PER_ROW);
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholders(i * PER_ROW));
+            values.extend(values_of(r, now));
         }
-        let base = i * 17;
-        let placeholders: Vec<String> = (1..=17).map(|k| format!("${}", base + k)).collect();
-        sql.push_str(&format!("({})", placeholders.join(", ")));
-        values.extend([
-            r.id.as_uuid().into(),
-            r.request_id.clone().into(),
-            r.occurred_at.into(),
-            r.api_key_id.map(|v| v.as_uuid()).into(),
-            r.user_id.map(|v| v.as_uuid()).into(),
-            r.consumer_organization_id.map(|v| v.as_uuid()).into(),
-            r.provider_organization_id.map(|v| v.as_uuid()).into(),
-            r.offering_id.map(|v| v.as_uuid()).into(),
-            r.share_id.map(|v| v.as_uuid()).into(),
-            r.model_id.as_uuid().into(),
-            r.instance_id.as_uuid().into(),
-            r.input_tokens.into(),
-            r.output_tokens.into(),
-            r.price_input_micros_per_1k.into(),
-            r.price_output_micros_per_1k.into(),
-            r.charged_micros.into(),
-            now.into(),
-        ]);
+        sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        new += exec_sql(db, &sql, values).await?;
     }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    exec_sql(s, &sql, values).await
+    Ok(new)
 }
 
 /// Whose usage a query reads.

@@ -947,14 +947,14 @@ async fn the_official_openai_client_works_through_the_proxy() {
 }
 
 /// Usage ingestion is idempotent: a batch written twice (a retry after an error whose commit
-/// did land) stores each request once.
+/// did land) stores each request once. 40 rows: several statements on SQLite (16 rows each).
 #[tokio::test]
 async fn usage_ingestion_is_idempotent_by_request() {
     use inventiv_domain::{InstanceId, ModelId, UsageId};
     use inventiv_persistence::repo::usage::{UsageRecord, count_request, insert_batch};
     let app = crate::helpers::spawn_app().await;
     let now = inventiv_persistence::now_utc_micros();
-    let rows: Vec<UsageRecord> = (0..3)
+    let rows: Vec<UsageRecord> = (0..40)
         .map(|i| {
             let id = UsageId::new();
             UsageRecord {
@@ -977,9 +977,9 @@ async fn usage_ingestion_is_idempotent_by_request() {
             }
         })
         .collect();
-    assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 3);
-    assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 0);
-    assert_eq!(insert_batch(&app.db, &rows[1..], now).await.unwrap(), 0);
+    assert_eq!(insert_batch(&app.db, &rows[..20], now).await.unwrap(), 20);
+    assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 20);
+    assert_eq!(insert_batch(&app.db, &rows[5..], now).await.unwrap(), 0);
     for row in &rows {
         assert_eq!(count_request(&app.db, &row.request_id).await.unwrap(), 1);
     }
