@@ -181,25 +181,19 @@ async fn postgres_stopped_under_load_gives_503_then_service_resumes_by_itself() 
     let readiness = readyz_becomes(&server, 503).await;
     assert_eq!(readiness["database"], false, "{readiness}");
     let client = reqwest::Client::new();
-    let me = client
-        .get(server.url("/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_error(me, 503, "database_unavailable").await;
+    let me = || {
+        client
+            .get(server.url("/auth/me"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_error(me().await.unwrap(), 503, "database_unavailable").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     pg.start();
     let restarted = Instant::now();
     readyz_becomes(&server, 200).await;
-    let me = client
-        .get(server.url("/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    json_with_status(me, 200).await;
+    json_with_status(me().await.unwrap(), 200).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let outcomes = load.stop().await;
     println!("{}", summary(&outcomes));

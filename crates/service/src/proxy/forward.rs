@@ -88,8 +88,46 @@ struct RequestBody<'a> {
     fields: BTreeMap<String, &'a RawValue>,
 }
 
+/// How deeply a relayed body may nest: serde_json's own limit for the values it builds. Raw
+/// values are not built, so the limit is checked here, before they are relayed.
+const MAX_DEPTH: usize = 128;
+
+/// Whether `json` nests arrays and objects deeper than `limit` (strings are skipped).
+fn nests_deeper_than(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 impl<'a> RequestBody<'a> {
     fn parse(body: &'a [u8]) -> Result<Self, ServiceError> {
+        if nests_deeper_than(body, MAX_DEPTH) {
+            return Err(ServiceError::invalid(
+                "body",
+                format!("nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
         match serde_json::from_slice(body) {
             Ok(fields) => Ok(Self { fields }),
             Err(e) if e.is_data() => Err(ServiceError::invalid("body", "a JSON object")),
@@ -414,6 +452,19 @@ mod tests {
         let fresh = rewritten(r#"{"model":"m","stream":true}"#, true);
         assert_eq!(fresh["stream_options"], json!({"include_usage": true}));
         assert_eq!(rewritten("{}", false), json!({"model": "upstream/model"}));
+    }
+
+    #[test]
+    fn nesting_is_limited_but_brackets_in_strings_do_not_count() {
+        use super::nests_deeper_than;
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(nests_deeper_than(deep.as_bytes(), 128));
+        assert!(RequestBody::parse(deep.as_bytes()).is_err());
+        let fine = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(!nests_deeper_than(fine.as_bytes(), 128));
+        let quoted = format!("{{\"a\":\"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(!nests_deeper_than(quoted.as_bytes(), 128), "{quoted}");
+        assert!(RequestBody::parse(quoted.as_bytes()).is_ok());
     }
 
     #[test]
