@@ -16,6 +16,7 @@ import { renderModels } from './pages/models.js';
 import { renderKeys } from './pages/keys.js';
 import { renderFinops } from './pages/finops.js';
 import { renderAudit } from './pages/audit.js';
+import { renderSharing } from './pages/sharing.js';
 
 // Nav entries: the module /auth/me must list for the entry to show (null: always).
 const PAGES = [
@@ -25,6 +26,7 @@ const PAGES = [
   { hash: 'instances', label: 'Instances', module: 'instances', render: renderInstances },
   { hash: 'models', label: 'Models', module: 'models', render: renderModels },
   { hash: 'api-keys', label: 'API keys', module: 'api_keys', render: renderKeys },
+  { hash: 'sharing', label: 'Sharing', module: 'sharing', render: renderSharing },
   { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
   { hash: 'audit', label: 'Audit log', module: 'audit', render: renderAudit },
   { hash: 'sessions', label: 'My sessions', module: null, render: renderSessions },

@@ -80,6 +80,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../console/pages/sessions.js"),
     ),
+    (
+        "pages/sharing.js",
+        JS,
+        include_str!("../console/pages/sharing.js"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const INDEX: &str = include_str!("../console/index.html");

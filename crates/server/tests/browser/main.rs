@@ -242,6 +242,13 @@ async fn screenshots_of_the_main_pages() {
         )
         .await;
     }
+    let offering = json!({"model_id": model["id"], "code": "llama-8b", "name": "Llama 3 8B chat"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/offerings", offering)
+            .await,
+        201,
+    )
+    .await;
     let invite = json!({"email": "guest@example.com", "role": "manager"});
     json_with_status(
         app.post_as(&owner, "/organizations/current/invitations", invite)
@@ -274,6 +281,13 @@ async fn screenshots_of_the_main_pages() {
     b.click("#key-create").await;
     b.wait_text("#key-secret", "sk-inv-").await;
     shoot(&b, "api-keys").await;
+    b.click("nav a[href='#/sharing']").await;
+    b.wait_text(
+        "tr[data-offering='llama-8b'] .activation",
+        "non-operational",
+    )
+    .await;
+    shoot(&b, "sharing").await;
     b.click("nav a[href='#/finops']").await;
     b.find("#burn-rate").await;
     shoot(&b, "finops").await;
@@ -289,5 +303,54 @@ async fn screenshots_of_the_main_pages() {
     b.wait_text("#invite-org", "Org acme").await;
     shoot(&b, "accept-invitation").await;
     b.quit().await;
-    assert_eq!(shots.len(), 7);
+    assert_eq!(shots.len(), 8);
+}
+
+/// The sharing page: an offering becomes operational once an admin and a manager approved it
+/// there, each with the button of their role.
+#[tokio::test]
+async fn an_offering_is_approved_on_the_sharing_page_by_both_roles() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let body = json!({"name": "Llama", "model_id": "meta/llama-3", "required_vram_gb": 16, "context_length": 8192});
+    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(org)).await;
+    let offering = json!({"model_id": model["id"], "code": "chat", "name": "Chat"});
+    json_with_status(
+        app.post_as(&admin, "/organizations/current/offerings", offering)
+            .await,
+        201,
+    )
+    .await;
+    let row = "tr[data-offering='chat']";
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/sharing']").await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "waiting for the technical and economic approval",
+    )
+    .await;
+    assert!(
+        b.find_all(&format!("{row} [data-action='eco-set']"))
+            .await
+            .is_empty(),
+        "an admin gets no economic approval button"
+    );
+    b.click(&format!("{row} [data-action='tech-set']")).await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "waiting for the economic approval",
+    )
+    .await;
+    sign_out(&b).await;
+    sign_in(&b, &app, "manager@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/sharing']").await;
+    b.click(&format!("{row} [data-action='eco-set']")).await;
+    b.wait_exact(&format!("{row} .activation"), "operational")
+        .await;
+    b.quit().await;
 }
