@@ -354,3 +354,29 @@ async fn an_offering_is_approved_on_the_sharing_page_by_both_roles() {
         .await;
     b.quit().await;
 }
+
+/// Organizations and sessions from the console: create an organization (landing in it as its
+/// owner), switch back to Personal, and sign out every other session.
+#[tokio::test]
+async fn a_user_creates_an_organization_switches_back_and_signs_out_other_sessions() {
+    let app = app().await;
+    app.create_user("solo@example.com", PW).await;
+    let other = app.login("solo@example.com", PW).await.token;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "solo@example.com", PW, None).await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.click("nav a[href='#/organizations']").await;
+    b.fill("#org-name", "Beta Labs").await;
+    b.click("#org-create").await;
+    let banner = b.wait_text("#workspace-banner", "Org: Beta Labs").await;
+    assert!(banner.contains("owner"), "{banner}");
+    b.click("#workspace-switcher option[value='']").await;
+    b.wait_text("#workspace-banner", "Personal").await;
+
+    b.click("nav a[href='#/sessions']").await;
+    b.wait_text("tbody", "this session").await;
+    b.click("#revoke-others").await;
+    b.wait_text("#toast", "1 other session(s) signed out").await;
+    assert_eq!(app.get_as(&other, "/auth/me").await.status(), 401);
+    b.quit().await;
+}
