@@ -20,6 +20,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("../console/app.js")),
     ("api.js", JS, include_str!("../console/api.js")),
     ("dom.js", JS, include_str!("../console/dom.js")),
+    ("approvals.js", JS, include_str!("../console/approvals.js")),
     (
         "pages/audit.js",
         JS,

@@ -2,12 +2,8 @@
 // the technical / economic approval buttons for the roles that may press them.
 
 import { all, post } from '../api.js';
+import { approvalButtons } from '../approvals.js';
 import { activationState, attempt, errorSlot, field, h, money, mount, notify, scopeBadge, section, table } from '../dom.js';
-
-const FLAGS = [
-  { flag: 'tech', label: 'technical', at: 'tech_activated_at' },
-  { flag: 'eco', label: 'economic', at: 'eco_activated_at' },
-];
 
 export async function renderInstances(main, ctx) {
   const instances = await all('/instances');
@@ -15,20 +11,7 @@ export async function renderInstances(main, ctx) {
   const rows = instances.map((i) => {
     const actions = [];
     if (inOrg && i.scope === 'org') {
-      for (const f of FLAGS) {
-        if (!ctx.can(`activation.${f.flag}`)) continue;
-        const set = Boolean(i[f.at]);
-        actions.push(h('button', {
-          type: 'button',
-          class: set ? 'secondary' : '',
-          'data-action': `${f.flag}-${set ? 'clear' : 'set'}`,
-          onclick: () => attempt(async () => {
-            await post(`/instances/${i.id}/activation`, { flag: f.flag, active: !set });
-            notify(`${set ? 'Withdrew' : 'Gave'} the ${f.label} approval of ${i.model_name}.`);
-            await renderInstances(main, ctx);
-          }),
-        }, set ? `Withdraw ${f.label} approval` : `Give ${f.label} approval`));
-      }
+      actions.push(...approvalButtons(ctx, i, `/instances/${i.id}`, () => renderInstances(main, ctx)));
     }
     if (ctx.can('instances.terminate') && !['terminated', 'terminating'].includes(i.status)) {
       actions.push(h('button', { type: 'button', class: 'danger', onclick: () => attempt(async () => {

@@ -2,26 +2,8 @@
 // activation), the shares it grants to other organizations, and the ones it receives.
 
 import { all, post } from '../api.js';
+import { approvalButtons } from '../approvals.js';
 import { activationState, attempt, badge, h, money, mount, notify, section, table } from '../dom.js';
-
-const FLAGS = [['tech', 'technical'], ['eco', 'economic']];
-
-/** Give / withdraw buttons for the flags the caller may set on `item` (at `path`). */
-function approvals(ctx, item, path, redraw) {
-  return FLAGS.filter(([flag]) => ctx.can(`activation.${flag}`)).map(([flag, label]) => {
-    const missing = (item.missing_activation || []).includes(flag);
-    return h('button', {
-      type: 'button',
-      class: missing ? '' : 'secondary',
-      'data-action': `${flag}-${missing ? 'set' : 'clear'}`,
-      onclick: () => attempt(async () => {
-        await post(`${path}/activation`, { flag, active: missing });
-        notify(`${missing ? 'Gave' : 'Withdrew'} the ${label} approval.`);
-        await redraw();
-      }),
-    }, missing ? `Give ${label} approval` : `Withdraw ${label} approval`);
-  });
-}
 
 const price = (s) => `${money(s.price_input_micros_per_1k)} in / ${money(s.price_output_micros_per_1k)} out per 1k tokens`;
 
@@ -40,7 +22,7 @@ export async function renderSharing(main, ctx) {
     h('td', {}, o.name), h('td', {}, h('code', {}, o.name_for_clients)),
     h('td', {}, o.is_active ? badge('published', 'ok') : badge('unpublished', 'neutral')),
     h('td', { class: 'activation' }, activationState(o)),
-    h('td', { class: 'actions' }, approvals(ctx, o, `/organizations/current/offerings/${o.id}`, redraw))));
+    h('td', { class: 'actions' }, approvalButtons(ctx, o, `/organizations/current/offerings/${o.id}`, redraw))));
   const shareActions = (s) => {
     if (!ctx.can('shares.manage') || s.status === 'revoked' || s.status === 'expired') return [];
     const path = `/organizations/current/shares/${s.id}`;
@@ -55,7 +37,7 @@ export async function renderSharing(main, ctx) {
     h('td', {}, s.consumer_organization_slug), h('td', {}, h('code', {}, s.name_for_clients)),
     h('td', {}, price(s)), h('td', { class: 'status' }, s.status),
     h('td', { class: 'activation' }, activationState(s)),
-    h('td', { class: 'actions' }, approvals(ctx, s, `/organizations/current/shares/${s.id}`, redraw), shareActions(s))));
+    h('td', { class: 'actions' }, approvalButtons(ctx, s, `/organizations/current/shares/${s.id}`, redraw), shareActions(s))));
   const receivedRows = received.map((s) => h('tr', {},
     h('td', {}, s.provider_organization_slug), h('td', {}, h('code', {}, s.name_for_clients)),
     h('td', {}, price(s)), h('td', {}, s.status), h('td', {}, activationState(s))));

@@ -49,6 +49,14 @@ async fn acme(app: &TestApp) -> (OrgId, Vec<inventiv_domain::UserId>) {
     (app.create_org("acme", &members).await, ids)
 }
 
+/// A public catalogue model, created by the platform admin; returns its JSON.
+async fn public_model(app: &TestApp, name: &str, model_id: &str) -> serde_json::Value {
+    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let body =
+        json!({"name": name, "model_id": model_id, "required_vram_gb": 16, "context_length": 8192});
+    json_with_status(app.post_as(&platform, "/models", body).await, 201).await
+}
+
 /// Signs in through the login form and switches to `org` with the workspace selector.
 async fn sign_in(b: &Browser, app: &TestApp, email: &str, password: &str, org: Option<OrgId>) {
     b.goto(&app.url("/")).await;
@@ -113,9 +121,7 @@ async fn an_invitee_opens_the_emailed_link_creates_the_account_and_lands_in_the_
 async fn an_instance_is_operational_once_the_manager_and_the_admin_both_approved_it() {
     let app = app().await;
     let (org, _) = acme(&app).await;
-    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
-    let body = json!({"name": "Llama", "model_id": "meta/llama-3", "required_vram_gb": 16, "context_length": 8192});
-    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let model = public_model(&app, "Llama", "meta/llama-3").await;
     let admin = app.login("admin@acme.test", PW).await.token;
     let admin = app.switch(&admin, Some(org)).await;
     let instance = json_with_status(
@@ -229,9 +235,7 @@ async fn screenshots_of_the_main_pages() {
     std::fs::create_dir_all(&dir).unwrap();
     let app = app().await;
     let (org, _) = acme(&app).await;
-    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
-    let body = json!({"name": "Llama 3 8B", "model_id": "meta/llama-3-8b", "required_vram_gb": 16, "context_length": 8192});
-    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let model = public_model(&app, "Llama 3 8B", "meta/llama-3-8b").await;
     let owner = app.login("owner@acme.test", PW).await.token;
     let owner = app.switch(&owner, Some(org)).await;
     for _ in 0..2 {
@@ -312,9 +316,7 @@ async fn screenshots_of_the_main_pages() {
 async fn an_offering_is_approved_on_the_sharing_page_by_both_roles() {
     let app = app().await;
     let (org, _) = acme(&app).await;
-    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
-    let body = json!({"name": "Llama", "model_id": "meta/llama-3", "required_vram_gb": 16, "context_length": 8192});
-    let model = json_with_status(app.post_as(&platform, "/models", body).await, 201).await;
+    let model = public_model(&app, "Llama", "meta/llama-3").await;
     let admin = app.login("admin@acme.test", PW).await.token;
     let admin = app.switch(&admin, Some(org)).await;
     let offering = json!({"model_id": model["id"], "code": "chat", "name": "Chat"});

@@ -144,12 +144,13 @@ impl<'a> RequestBody<'a> {
 
     /// The body with `model` replaced and, when asked, `stream_options.include_usage` set.
     fn rewrite(&self, model: &str, include_usage: bool) -> Result<Vec<u8>, ServiceError> {
+        let model = serde_json::to_vec(model).map_err(ServiceError::internal)?;
         let mut out = Vec::with_capacity(self.fields.values().map(|v| v.get().len() + 16).sum());
         for (key, raw) in &self.fields {
             match key.as_str() {
                 "model" => write(&mut out, key, &model)?,
                 "stream_options" if include_usage => {}
-                _ => write(&mut out, key, raw)?,
+                _ => write(&mut out, key, raw.get().as_bytes())?,
             }
         }
         if !self.fields.contains_key("model") {
@@ -161,7 +162,8 @@ impl<'a> RequestBody<'a> {
                 .get::<Map<String, Value>>("stream_options")
                 .unwrap_or_default();
             options.insert("include_usage".to_owned(), Value::Bool(true));
-            write(&mut out, "stream_options", &Value::Object(options))?;
+            let options = serde_json::to_vec(&options).map_err(ServiceError::internal)?;
+            write(&mut out, "stream_options", &options)?;
         }
         if out.is_empty() {
             out.push(b'{');
@@ -171,41 +173,13 @@ impl<'a> RequestBody<'a> {
     }
 }
 
-/// Appends `"key":value` to an object being written into `out`.
-fn write(out: &mut Vec<u8>, key: &str, value: &dyn erased::Json) -> Result<(), ServiceError> {
+/// Appends `"key":value` (`value` already JSON text) to an object being written into `out`.
+fn write(out: &mut Vec<u8>, key: &str, value: &[u8]) -> Result<(), ServiceError> {
     out.push(if out.is_empty() { b'{' } else { b',' });
     serde_json::to_writer(&mut *out, key).map_err(ServiceError::internal)?;
     out.push(b':');
-    value.write(out)
-}
-
-/// A value written into the rewritten body: raw JSON text as it came, or serialized.
-mod erased {
-    use crate::ServiceError;
-    use serde_json::value::RawValue;
-
-    pub trait Json {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError>;
-    }
-
-    impl Json for &RawValue {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
-            out.extend_from_slice(self.get().as_bytes());
-            Ok(())
-        }
-    }
-
-    impl Json for &str {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
-            serde_json::to_writer(out, self).map_err(ServiceError::internal)
-        }
-    }
-
-    impl Json for serde_json::Value {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ServiceError> {
-            serde_json::to_writer(out, self).map_err(ServiceError::internal)
-        }
-    }
+    out.extend_from_slice(value);
+    Ok(())
 }
 
 fn upstream_error(status: u16, code: &'static str, message: &str) -> ServiceError {
