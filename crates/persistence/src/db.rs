@@ -49,7 +49,8 @@ pub struct Db {
 pub struct Tx {
     inner: DatabaseTransaction,
     backend: Backend,
-    epoch: Arc<WriteEpoch>,
+    /// The epoch to move on commit; `None` for writes no cache is built from.
+    epoch: Option<Arc<WriteEpoch>>,
 }
 
 /// Something repositories can run statements on: the pool ([`Db`]) or a transaction ([`Tx`]).
@@ -88,13 +89,15 @@ impl Tx {
     /// process's write epoch (see [`Db::epoch`]) and, on PostgreSQL, notifies the other
     /// replicas (the notification is delivered with the commit, never without it).
     pub async fn commit(self) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres && self.epoch.is_some() {
             self.inner
                 .execute_unprepared(&format!("NOTIFY {}", epoch::CHANNEL))
                 .await?;
         }
         self.inner.commit().await.map_err(StoreError::from)?;
-        self.epoch.bump();
+        if let Some(epoch) = self.epoch {
+            epoch.bump();
+        }
         Ok(())
     }
 }
@@ -165,6 +168,16 @@ impl Db {
     /// busy timeout at the start instead of failing with "database is locked" halfway through;
     /// on PostgreSQL, callers take row locks (`FOR UPDATE`) where an invariant needs them.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
+        self.begin(Some(self.epoch.clone())).await
+    }
+
+    /// A write transaction that neither moves the epoch nor notifies the other replicas: for
+    /// tables no cache is built from (usage rows), so their writes do not empty the caches.
+    pub(crate) async fn begin_untracked(&self) -> Result<Tx, StoreError> {
+        self.begin(None).await
+    }
+
+    async fn begin(&self, epoch: Option<Arc<WriteEpoch>>) -> Result<Tx, StoreError> {
         let inner = match self.backend {
             Backend::Sqlite => {
                 self.conn
@@ -179,7 +192,7 @@ impl Db {
         Ok(Tx {
             inner,
             backend: self.backend,
-            epoch: self.epoch.clone(),
+            epoch,
         })
     }
 

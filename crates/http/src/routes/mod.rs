@@ -18,6 +18,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Registers every route (and, through utoipa-actix-web, its OpenAPI description).
 pub fn configure(cfg: &mut ServiceConfig) {
+    // The proxy first: actix tries routes in order, and the proxy is the hot path (the
+    // routes before it with path parameters each cost a regex match).
+    proxy::configure(cfg);
     ops::configure(cfg);
     auth::configure(cfg);
     organizations::configure(cfg);
@@ -30,5 +33,4 @@ pub fn configure(cfg: &mut ServiceConfig) {
     users::configure(cfg);
     finops::configure(cfg);
     sharing::configure(cfg);
-    proxy::configure(cfg);
 }

@@ -56,26 +56,38 @@ fn values_of(r: &UsageRecord, now: OffsetDateTime) -> [Value; PER_ROW] {
     ]
 }
 
-/// `($k+1, …, $k+17)` for the row starting at placeholder `k`.
-fn placeholders(first: usize) -> String {
-    let list: Vec<String> = (1..=PER_ROW).map(|k| format!("${}", first + k)).collect();
-    format!("({})", list.join(", "))
+/// The placeholders of the row starting at argument `first`: `($k+1, …, $k+17)` on
+/// PostgreSQL, anonymous `(?, …, ?)` on SQLite. sqlx's SQLite driver asks SQLite for each
+/// argument's name, a linear scan of the statement's named parameters, so named ones make
+/// binding grow with the square of the row count (`perf` of `make bench-proxy` once found 44 %
+/// of the server's CPU there); anonymous ones have no name to scan.
+fn placeholders(sql: &mut String, backend: Backend, first: usize) {
+    sql.push('(');
+    for k in 1..=PER_ROW {
+        if k > 1 {
+            sql.push_str(", ");
+        }
+        match backend {
+            Backend::Postgres => {
+                sql.push('$');
+                sql.push_str(&(first + k).to_string());
+            }
+            Backend::Sqlite => sql.push('?'),
+        }
+    }
+    sql.push(')');
 }
 
 /// Rows per statement on SQLite (see [`insert_batch`]).
-const SQLITE_ROWS_PER_STATEMENT: usize = 16;
+const SQLITE_ROWS_PER_STATEMENT: usize = 32;
 
 /// Inserts a batch; rows already stored (same `id`, whose text is the `request_id`) are
 /// skipped, so a batch retried after a partial failure stores each row once. Returns how many
-/// were new. Each statement commits on its own (no transaction around them: none is needed for
-/// idempotent rows, and none moves the write epoch: no cache is built from usage rows).
+/// were new. The write does not move the write epoch: no cache is built from usage rows.
 ///
-/// PostgreSQL gets one multi-row `INSERT`. SQLite gets statements of at most 16 rows: sqlx's
-/// SQLite driver looks each argument up with `sqlite3_bind_parameter_name`, a linear scan, so
-/// binding grows with the square of a statement's placeholders (`perf` of `make bench-proxy`
-/// found 44 % of the server's CPU there with 500 rows × 17 placeholders), while one statement
-/// per row costs a hand-off to the driver's thread per row. Full chunks reuse one prepared
-/// statement.
+/// PostgreSQL gets one multi-row `INSERT`. SQLite gets statements of at most 32 rows in one
+/// transaction (one commit, one write of each touched page): full chunks reuse one prepared
+/// statement, where each batch size would be a new statement to parse.
 pub async fn insert_batch(
     db: &Db,
     rows: &[UsageRecord],
@@ -84,25 +96,36 @@ pub async fn insert_batch(
     if rows.is_empty() {
         return Ok(0);
     }
-    let per_statement = match db.backend() {
-        Backend::Postgres => rows.len(),
-        Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
-    };
-    let mut new = 0;
-    for chunk in rows.chunks(per_statement) {
-        let mut sql = String::from(COLUMNS);
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * PER_ROW);
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&placeholders(i * PER_ROW));
-            values.extend(values_of(r, now));
-        }
-        sql.push_str(" ON CONFLICT (id) DO NOTHING");
-        new += exec_sql(db, &sql, values).await?;
+    if db.backend() == Backend::Postgres {
+        return insert_rows(db, rows, now).await;
     }
+    let tx = db.begin_untracked().await?;
+    let mut new = 0;
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        new += insert_rows(&tx, chunk, now).await?;
+    }
+    tx.commit().await?;
     Ok(new)
+}
+
+/// One multi-row `INSERT … ON CONFLICT (id) DO NOTHING`.
+async fn insert_rows<S: Store>(
+    s: &S,
+    rows: &[UsageRecord],
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let mut sql = String::with_capacity(COLUMNS.len() + rows.len() * PER_ROW * 5 + 32);
+    sql.push_str(COLUMNS);
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * PER_ROW);
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        placeholders(&mut sql, s.backend(), i * PER_ROW);
+        values.extend(values_of(r, now));
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    exec_sql(s, &sql, values).await
 }
 
 /// Whose usage a query reads.

@@ -214,7 +214,8 @@ pub async fn forward(
     let started = Instant::now();
     let sent = deps
         .proxy
-        .client
+        .client()
+        .map_err(ServiceError::internal)?
         .post(format!("{base}{}", endpoint.path()))
         .header("content-type", "application/json")
         .body(payload)

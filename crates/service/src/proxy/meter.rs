@@ -2,11 +2,17 @@
 //! inserts them in batches (idempotent by `request_id`), off the request path. `flush` drains
 //! everything received so far — called on graceful shutdown, so no completed request is left
 //! unmetered.
+//!
+//! The writer wakes once per batch, not once per row: after the first row of a batch it sleeps
+//! for the linger time (cut short by a flush) and then takes whatever arrived meanwhile. While
+//! it sleeps it is not waiting on the channel, so sending a row wakes no thread: the request
+//! path pays for a queue push, not for a context switch.
 
 use inventiv_persistence::Db;
 use inventiv_persistence::repo::usage::{self, UsageRecord};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 enum Message {
     Usage(Box<UsageRecord>),
@@ -17,6 +23,8 @@ enum Message {
 #[derive(Clone, Debug)]
 pub struct Meter {
     tx: mpsc::UnboundedSender<Message>,
+    /// Cuts the writer's linger short (a flush is waiting).
+    hurry: Arc<Notify>,
 }
 
 const BATCH: usize = 500;
@@ -32,8 +40,9 @@ impl Meter {
     /// company before a batch is written.
     pub fn start(db: Db, linger: Duration) -> Meter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx, linger));
-        Meter { tx }
+        let hurry = Arc::new(Notify::new());
+        tokio::spawn(run(db, rx, linger, hurry.clone()));
+        Meter { tx, hurry }
     }
 
     /// Queues one row (never blocks the request).
@@ -47,23 +56,31 @@ impl Meter {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).is_ok() {
+            self.hurry.notify_one();
             let _ = wait.await;
         }
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, linger: Duration) {
+async fn run(
+    db: Db,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    linger: Duration,
+    hurry: Arc<Notify>,
+) {
     let mut pending: Vec<UsageRecord> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         collect(first, &mut pending, &mut waiters);
-        // Linger briefly so a burst becomes one insert.
-        let deadline = tokio::time::Instant::now() + linger;
-        while pending.len() < BATCH && waiters.is_empty() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(message)) => collect(message, &mut pending, &mut waiters),
-                Ok(None) | Err(_) => break,
+        // Linger so a burst becomes one batch, unless a flush is waiting.
+        if waiters.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = hurry.notified() => {}
             }
+        }
+        while let Ok(message) = rx.try_recv() {
+            collect(message, &mut pending, &mut waiters);
         }
         while !pending.is_empty() {
             let now = inventiv_persistence::now_utc_micros();

@@ -9,12 +9,16 @@ pub use forward::{Endpoint, ProxyBody, ProxyResponse, forward};
 pub use meter::Meter;
 pub use resolve::{ListedModel, Target, available};
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The proxy's HTTP client (pooled keep-alive connections, TCP_NODELAY) and its meter.
+/// The proxy's upstream clients (pooled keep-alive connections, TCP_NODELAY) and its meter.
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    pub client: reqwest::Client,
+    settings: ProxySettings,
+    /// Tells this proxy's clients from another's in [`CLIENT`] (tests run several servers).
+    id: u64,
     pub meter: Meter,
     /// Resolved routes by (scope, model name) (see [`crate::cache`]).
     pub routes: std::sync::Arc<
@@ -34,21 +38,53 @@ pub struct ProxySettings {
     pub cache: bool,
 }
 
+thread_local! {
+    /// This thread's upstream client, with the id of the [`Proxy`] it belongs to.
+    ///
+    /// One client (one connection pool) per thread, not one shared: a pooled connection is
+    /// driven by a task on the thread that opened it, so a shared pool hands most requests
+    /// from the thread serving them to another one and back (two wake-ups, two context
+    /// switches). With a pool per thread, an HTTP worker's requests go out and come back on
+    /// connections its own thread drives.
+    static CLIENT: RefCell<Option<(u64, reqwest::Client)>> = const { RefCell::new(None) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 impl Proxy {
     pub fn new(
         settings: &ProxySettings,
         db: inventiv_persistence::Db,
     ) -> Result<Proxy, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.upstream_timeout)
-            .connect_timeout(settings.connect_timeout)
-            .pool_max_idle_per_host(settings.pool_idle_per_host)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Proxy {
-            client,
+        let proxy = Proxy {
+            settings: settings.clone(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             meter: Meter::start(db, settings.meter_linger),
             routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
+        };
+        // Fail at start, not on the first request, if the client cannot be built.
+        proxy.build_client()?;
+        Ok(proxy)
+    }
+
+    fn build_client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .timeout(self.settings.upstream_timeout)
+            .connect_timeout(self.settings.connect_timeout)
+            .pool_max_idle_per_host(self.settings.pool_idle_per_host)
+            .tcp_nodelay(true)
+            .build()
+    }
+
+    /// The calling thread's upstream client (built on its first use there).
+    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        CLIENT.with_borrow_mut(|slot| match slot {
+            Some((id, client)) if *id == self.id => Ok(client.clone()),
+            _ => {
+                let client = self.build_client()?;
+                *slot = Some((self.id, client.clone()));
+                Ok(client)
+            }
         })
     }
 }
