@@ -947,7 +947,7 @@ async fn the_official_openai_client_works_through_the_proxy() {
 }
 
 /// Usage ingestion is idempotent: a batch written twice (a retry after an error whose commit
-/// did land) stores each request once. 40 rows: several statements on SQLite (16 rows each).
+/// did land) stores each request once. 40 rows: two statements on SQLite (32 rows each).
 #[tokio::test]
 async fn usage_ingestion_is_idempotent_by_request() {
     use inventiv_domain::{InstanceId, ModelId, UsageId};

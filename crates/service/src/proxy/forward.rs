@@ -18,13 +18,19 @@ use std::time::{Duration, Instant};
 /// The OpenAI endpoints the proxy serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    ChatCompletions,
-    Completions,
-    Embeddings,
+    ChatCompletions = 0,
+    Completions = 1,
+    Embeddings = 2,
 }
 
 impl Endpoint {
-    fn path(self) -> &'static str {
+    pub(super) const ALL: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ];
+
+    pub(super) fn path(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",
             Endpoint::Completions => "/v1/completions",
@@ -205,18 +211,18 @@ pub async fn forward(
     let streaming = endpoint.streams() && request.get::<bool>("stream").unwrap_or(false);
     let payload = request.rewrite(&target.upstream_model, streaming)?;
     let pick = rand::rng().random_range(0..target.instances.len());
-    let (instance_id, base) = target
+    let upstream = target
         .instances
         .get(pick)
-        .cloned()
         .ok_or_else(|| upstream_error(503, "no_ready_instance", "no instance"))?;
+    let (instance_id, url) = (upstream.id, upstream.url(endpoint).clone());
 
     let started = Instant::now();
     let sent = deps
         .proxy
         .client()
         .map_err(ServiceError::internal)?
-        .post(format!("{base}{}", endpoint.path()))
+        .post(url)
         .header("content-type", "application/json")
         .body(payload)
         .send()
@@ -254,7 +260,8 @@ pub async fn forward(
         .to_owned();
     let usage_id = UsageId::new();
     let meter = Metering {
-        deps: deps.clone(),
+        meter: deps.proxy.meter.clone(),
+        clock: deps.clock.clone(),
         usage_id,
         principal_user: principal.user_id,
         api_key: principal.api_key.as_ref().map(|k| k.id),
@@ -319,11 +326,12 @@ pub async fn forward(
 
 /// What a finished request needs to write its usage row.
 struct Metering {
-    deps: Deps,
+    meter: super::Meter,
+    clock: Arc<dyn crate::Clock>,
     usage_id: UsageId,
     principal_user: inventiv_domain::UserId,
     api_key: Option<inventiv_domain::ApiKeyId>,
-    target: Target,
+    target: Arc<Target>,
     instance_id: inventiv_domain::InstanceId,
 }
 
@@ -342,12 +350,12 @@ impl Metering {
             }
         };
         let id = self.usage_id;
-        self.deps.proxy.meter.record(UsageRecord {
+        self.meter.record(UsageRecord {
             id,
             // A fresh id per proxied call: ingestion is idempotent by it, and a client cannot
             // make two calls share one (as it could with its own X-Request-Id).
             request_id: id.to_string(),
-            occurred_at: self.deps.clock.now(),
+            occurred_at: self.clock.now(),
             api_key_id: self.api_key,
             user_id: Some(self.principal_user),
             consumer_organization_id: self.target.consumer,

@@ -11,6 +11,9 @@ use inventiv_domain::{
 };
 use inventiv_persistence::repo::offerings::{self, OfferingRecord};
 use inventiv_persistence::repo::{instances, models, shares};
+use std::sync::Arc;
+
+use super::forward::Endpoint;
 
 /// Where a request goes and how it is billed.
 #[derive(Debug, Clone)]
@@ -26,8 +29,49 @@ pub struct Target {
     pub share: Option<ShareId>,
     /// micro-EUR per 1k input and output tokens.
     pub prices: (i64, i64),
-    /// Ready, operational instances serving it: (id, endpoint).
-    pub instances: Vec<(InstanceId, String)>,
+    /// Ready, operational instances serving it.
+    pub instances: Vec<Upstream>,
+}
+
+/// A ready instance, with its endpoint's URLs parsed once (when the route is resolved) rather
+/// than on every request.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub id: InstanceId,
+    /// By [`Endpoint`], in the order of [`Endpoint::ALL`].
+    urls: [reqwest::Url; 3],
+}
+
+impl Upstream {
+    /// `None` (and a warning) for an endpoint that is not a valid base URL.
+    fn new(id: InstanceId, base: &str) -> Option<Upstream> {
+        let parse = |endpoint: Endpoint| {
+            reqwest::Url::parse(&format!("{}{}", base.trim_end_matches('/'), endpoint.path()))
+        };
+        match Endpoint::ALL.map(parse) {
+            [Ok(a), Ok(b), Ok(c)] => Some(Upstream {
+                id,
+                urls: [a, b, c],
+            }),
+            _ => {
+                tracing::warn!(instance = %id, endpoint = base, "instance endpoint is not a valid URL; not routed to");
+                None
+            }
+        }
+    }
+
+    pub fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+        &self.urls[endpoint as usize]
+    }
+}
+
+/// The ready, operational instances of `model` in `scope`.
+async fn upstreams(deps: &Deps, scope: Scope, model: ModelId) -> Result<Vec<Upstream>, ServiceError> {
+    Ok(instances::routable(&deps.db, scope, model)
+        .await?
+        .into_iter()
+        .filter_map(|(id, base)| Upstream::new(id, &base))
+        .collect())
 }
 
 pub(crate) fn not_found(requested: &str) -> ServiceError {
@@ -100,12 +144,13 @@ fn allowed_by_key(principal: &Principal, requested: &str) -> bool {
         .is_none_or(|allowed| allowed.iter().any(|m| m == requested))
 }
 
-/// Resolves `requested` for `principal`, or says precisely why not.
+/// Resolves `requested` for `principal`, or says precisely why not. The target is shared with
+/// the routing cache (a hit costs a reference count, not a copy).
 pub async fn resolve(
     deps: &Deps,
     principal: &Principal,
     requested: &str,
-) -> Result<Target, ServiceError> {
+) -> Result<Arc<Target>, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::UseInference)?;
     if requested.is_empty() || requested.len() > 256 {
@@ -144,12 +189,8 @@ pub async fn resolve(
                 offering: Some(offering.id),
                 share,
                 prices,
-                instances: instances::routable(
-                    &deps.db,
-                    Scope::Org(offering.organization_id),
-                    offering.model_id,
-                )
-                .await?,
+                instances: upstreams(deps, Scope::Org(offering.organization_id), offering.model_id)
+                    .await?,
             }
         }
         None => {
@@ -165,7 +206,7 @@ pub async fn resolve(
                 offering: None,
                 share: None,
                 prices: (0, 0),
-                instances: instances::routable(&deps.db, actor.scope(), model.id).await?,
+                instances: upstreams(deps, actor.scope(), model.id).await?,
             }
         }
     };
@@ -176,6 +217,7 @@ pub async fn resolve(
             message: format!("No ready, operational instance serves {requested:?} right now."),
         });
     }
+    let target = Arc::new(target);
     deps.proxy.routes.put(
         cache_key,
         epoch,
@@ -190,7 +232,7 @@ pub async fn resolve(
 /// A resolved route and until when it holds by date (a share's `ends_at`).
 #[derive(Debug, Clone)]
 pub struct CachedTarget {
-    target: Target,
+    target: Arc<Target>,
     valid_until: Option<time::OffsetDateTime>,
 }
 
