@@ -40,6 +40,9 @@ impl Default for DbOptions {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    /// How this pool was opened, to open another like it ([`Db::dedicated`]).
+    url: Arc<str>,
+    options: DbOptions,
     /// Changes whenever the database may have changed (see [`crate::epoch`]): caches built
     /// from the database compare it to know whether they may still be trusted.
     epoch: Arc<WriteEpoch>,
@@ -119,25 +122,36 @@ impl Db {
         if backend == Backend::Sqlite {
             create_sqlite_parent_dir(url)?;
         }
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(options.max_connections)
-            .min_connections(0)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_timeout(options.acquire_timeout)
-            .sqlx_logging(false);
-        let busy = options.sqlite_busy_timeout;
-        opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(busy)
-        });
-        let conn = Database::connect(opts).await?;
         Ok(Db {
-            conn,
+            conn: open(url, options, false).await?,
             backend,
+            url: url.into(),
+            options: options.clone(),
             // SQLite has no other writer to hear about; PostgreSQL must listen first.
             epoch: Arc::new(WriteEpoch::new(backend == Backend::Sqlite)),
+        })
+    }
+
+    /// A pool of its own, of at most `max_connections`, on the same database and sharing the
+    /// write epoch, for a background task. Its connections are opened lazily, by that task:
+    /// on PostgreSQL a connection's socket belongs to the runtime that opened it, so a task
+    /// on the main runtime borrowing a connection an HTTP worker opened depends on that
+    /// worker's thread (and fails once the workers stop, at shutdown). An in-memory SQLite
+    /// database cannot be opened twice: its pool is shared instead.
+    pub async fn dedicated(&self, max_connections: u32) -> Result<Db, StoreError> {
+        if self.url.contains(":memory:") || self.url.contains("mode=memory") {
+            return Ok(self.clone());
+        }
+        let options = DbOptions {
+            max_connections,
+            ..self.options.clone()
+        };
+        Ok(Db {
+            conn: open(&self.url, &options, true).await?,
+            options,
+            url: self.url.clone(),
+            backend: self.backend,
+            epoch: self.epoch.clone(),
         })
     }
 
@@ -265,6 +279,29 @@ pub(crate) fn db_backend(backend: Backend) -> DbBackend {
         Backend::Sqlite => DbBackend::Sqlite,
         Backend::Postgres => DbBackend::Postgres,
     }
+}
+
+/// Opens a pool (`lazy`: without connecting until a connection is first needed).
+async fn open(
+    url: &str,
+    options: &DbOptions,
+    lazy: bool,
+) -> Result<DatabaseConnection, StoreError> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(options.max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_timeout(options.acquire_timeout)
+        .connect_lazy(lazy)
+        .sqlx_logging(false);
+    let busy = options.sqlite_busy_timeout;
+    opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(busy)
+    });
+    Ok(Database::connect(opts).await?)
 }
 
 fn create_sqlite_parent_dir(url: &str) -> Result<(), StoreError> {

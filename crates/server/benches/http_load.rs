@@ -21,8 +21,11 @@ use inventiv_server::settings::Secret;
 use inventiv_server::{Application, Environment, Settings};
 use std::time::{Duration, Instant};
 
+#[path = "support/database.rs"]
+mod database;
 #[path = "support/driver.rs"]
 mod driver;
+use database::BenchDatabase;
 
 struct Scenario {
     name: &'static str,
@@ -225,48 +228,4 @@ async fn login(port: u16) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// The bench's own database: a new PostgreSQL database, or a SQLite file in `dir`.
-struct BenchDatabase {
-    url: String,
-    backend: &'static str,
-    /// (server URL, database name) to drop at the end.
-    postgres: Option<(String, String)>,
-}
-
-impl BenchDatabase {
-    async fn create(dir: &std::path::Path) -> BenchDatabase {
-        match std::env::var("INVENTIV_BENCH_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("inventiv_bench_{}", uuid::Uuid::new_v4().simple());
-                let admin = Db::connect(&server, &DbOptions::default()).await.unwrap();
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
-                let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-                BenchDatabase {
-                    url: format!("{base}/{name}"),
-                    backend: "PostgreSQL",
-                    postgres: Some((server.clone(), name)),
-                }
-            }
-            _ => BenchDatabase {
-                url: format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-                backend: "SQLite",
-                postgres: None,
-            },
-        }
-    }
-
-    async fn drop(self) {
-        if let Some((server, name)) = self.postgres {
-            let admin = Db::connect(&server, &DbOptions::default()).await.unwrap();
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-        }
-    }
 }

@@ -5,6 +5,8 @@
 //! /proc). Scenarios alternate: straight to the upstream, then through the proxy with an API
 //! key, at 1 and at 32 connections. The report gives the added latency p50/p99 at 1
 //! connection, the throughput at 32, and the proxy's CPU time per request (metering on).
+//! It runs on a SQLite file, or on a fresh PostgreSQL database of the server named by
+//! `INVENTIV_BENCH_DATABASE_URL`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+#[path = "support/database.rs"]
+mod database;
 #[path = "support/driver.rs"]
 mod driver;
 
@@ -112,6 +116,7 @@ async fn main() {
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    let database = database::BenchDatabase::create(&dir).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -122,10 +127,7 @@ async fn main() {
         .current_dir(&root)
         .env("INVENTIV__SERVER__PORT", port.to_string())
         .env("INVENTIV__SERVER__DATA_DIR", &dir)
-        .env(
-            "INVENTIV__DATABASE__URL",
-            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-        )
+        .env("INVENTIV__DATABASE__URL", &database.url)
         .env(
             "INVENTIV__BOOTSTRAP__ADMIN_PASSWORD",
             "bench-admin-password",
@@ -136,7 +138,10 @@ async fn main() {
         )
         .env("INVENTIV__PROVIDERS__MOCK__BOOT_DELAY_MS", "10")
         .env("INVENTIV__PROVIDERS__MOCK__READY_DELAY_MS", "10")
-        .env("INVENTIV__LOG__LEVEL", "error")
+        .env(
+            "INVENTIV__LOG__LEVEL",
+            "info,actix_server=info,inventiv_http=warn",
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -200,7 +205,9 @@ async fn main() {
     let proxied = driver::raw_request("POST", "/v1/chat/completions", Some(&key), Some(body));
     // Warm both paths (connection pools, caches).
     driver::run(up, &direct, 4, Duration::from_secs(1)).await;
-    driver::run(port, &proxied, 4, Duration::from_secs(1)).await;
+    let warm = driver::run(port, &proxied, 4, Duration::from_secs(1)).await;
+    // Every proxied 200 must leave exactly one usage row (checked after the server stops).
+    let mut answered = warm.requests - warm.errors;
 
     let duration = Duration::from_secs(seconds);
     let mut rows = Vec::new();
@@ -210,6 +217,7 @@ async fn main() {
         let cpu_before = cpu_seconds(server.id());
         let p = driver::run(port, &proxied, connections, duration).await;
         let cpu = cpu_seconds(server.id()) - cpu_before;
+        answered += p.requests - p.errors;
         if connections == 32 {
             cpu_per_request = cpu / p.requests as f64;
         }
@@ -218,11 +226,22 @@ async fn main() {
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
+    let stopped = std::time::Instant::now();
     let _ = server.wait();
+    let stopping = stopped.elapsed();
+    let db = inventiv_persistence::Db::connect(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let stored = inventiv_persistence::repo::usage::count_all(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let backend = database.backend;
+    database.drop().await;
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut report = format!(
-        "Proxy vs direct, {seconds} s per scenario, alternating, on this machine ({} cores; driver, proxy and upstream share them).\n\n\
+        "Proxy vs direct, {backend}, {seconds} s per scenario, alternating, on this machine ({} cores; driver, proxy and upstream share them).\n\n\
          | connections | path | requests/s | p50 (µs) | p99 (µs) | errors |\n|---|---|---|---|---|---|\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -247,15 +266,21 @@ async fn main() {
     report.push_str(&format!(
         "\nAdded latency at 1 connection: p50 {:.3} ms, p99 {:.3} ms.\n\
          Throughput at 32 connections: proxy {:.0} req/s vs direct {:.0} req/s (ratio {:.2}).\n\
-         Proxy CPU per request (32 connections, metering on): {:.1} µs.\n",
+         Proxy CPU per request (32 connections, metering on): {:.1} µs.\n\
+         Usage rows stored: {stored} for {answered} proxied 200s (graceful stop, with the final flush, took {:.1} s).\n",
         (p1.p50_us - d1.p50_us) / 1000.0,
         (p1.p99_us - d1.p99_us) / 1000.0,
         p32.rps(),
         d32.rps(),
         p32.rps() / d32.rps(),
-        cpu_per_request * 1e6
+        cpu_per_request * 1e6,
+        stopping.as_secs_f64()
     ));
     println!("{report}");
+    assert_eq!(
+        stored, answered as i64,
+        "every proxied 200 has exactly one usage row"
+    );
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("proxy_load.md"), &report).unwrap();

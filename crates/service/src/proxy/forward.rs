@@ -281,7 +281,7 @@ pub async fn forward(
         });
         let finish = futures_util::stream::once(async move {
             let usage = scanner.lock().ok().and_then(|s| s.usage);
-            meter.record(usage);
+            meter.record(usage).await;
             None
         })
         .filter_map(|item: Option<Result<Bytes, std::io::Error>>| async move { item });
@@ -313,7 +313,7 @@ pub async fn forward(
     };
     let upstream_wait = started.elapsed();
     if status < 300 {
-        meter.record(usage_in(&bytes));
+        meter.record(usage_in(&bytes)).await;
     }
     Ok(ProxyResponse {
         status,
@@ -336,7 +336,7 @@ struct Metering {
 }
 
 impl Metering {
-    fn record(self, usage: Option<Usage>) {
+    async fn record(self, usage: Option<Usage>) {
         let usage = usage.unwrap_or_else(|| {
             tracing::warn!(model = %self.target.requested, "the upstream reported no usage; metering 0 tokens");
             Usage::default()
@@ -350,26 +350,28 @@ impl Metering {
             }
         };
         let id = self.usage_id;
-        self.meter.record(UsageRecord {
-            id,
-            // A fresh id per proxied call: ingestion is idempotent by it, and a client cannot
-            // make two calls share one (as it could with its own X-Request-Id).
-            request_id: id.to_string(),
-            occurred_at: self.clock.now(),
-            api_key_id: self.api_key,
-            user_id: Some(self.principal_user),
-            consumer_organization_id: self.target.consumer,
-            provider_organization_id: self.target.provider,
-            offering_id: self.target.offering,
-            share_id: self.target.share,
-            model_id: self.target.model_id,
-            instance_id: self.instance_id,
-            input_tokens: i64::try_from(usage.input).unwrap_or(i64::MAX),
-            output_tokens: i64::try_from(usage.output).unwrap_or(i64::MAX),
-            price_input_micros_per_1k: p_in,
-            price_output_micros_per_1k: p_out,
-            charged_micros: charged,
-        });
+        self.meter
+            .record(UsageRecord {
+                id,
+                // A fresh id per proxied call: ingestion is idempotent by it, and a client cannot
+                // make two calls share one (as it could with its own X-Request-Id).
+                request_id: id.to_string(),
+                occurred_at: self.clock.now(),
+                api_key_id: self.api_key,
+                user_id: Some(self.principal_user),
+                consumer_organization_id: self.target.consumer,
+                provider_organization_id: self.target.provider,
+                offering_id: self.target.offering,
+                share_id: self.target.share,
+                model_id: self.target.model_id,
+                instance_id: self.instance_id,
+                input_tokens: i64::try_from(usage.input).unwrap_or(i64::MAX),
+                output_tokens: i64::try_from(usage.output).unwrap_or(i64::MAX),
+                price_input_micros_per_1k: p_in,
+                price_output_micros_per_1k: p_out,
+                charged_micros: charged,
+            })
+            .await;
     }
 }
 

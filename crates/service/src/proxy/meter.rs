@@ -7,6 +7,14 @@
 //! for the linger time (cut short by a flush) and then takes whatever arrived meanwhile. While
 //! it sleeps it is not waiting on the channel, so sending a row wakes no thread: the request
 //! path pays for a queue push, not for a context switch.
+//!
+//! The queue is bounded ([`CAPACITY`] rows): when the database cannot keep up (or is down),
+//! requests wait for room before they answer instead of the process growing without bound.
+//! A billing row is never dropped to make room.
+//!
+//! The writer has a connection pool of its own ([`Db::dedicated`]), so request handlers never
+//! wait for it and it never borrows a connection an HTTP worker opened (on PostgreSQL those
+//! stop working when the workers stop, which is exactly when the final flush runs).
 
 use inventiv_persistence::Db;
 use inventiv_persistence::repo::usage::{self, UsageRecord};
@@ -22,12 +30,17 @@ enum Message {
 /// Cheap to clone; all clones feed the same writer.
 #[derive(Clone, Debug)]
 pub struct Meter {
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::Sender<Message>,
     /// Cuts the writer's linger short (a flush is waiting).
     hurry: Arc<Notify>,
 }
 
-const BATCH: usize = 500;
+/// Rows per insert.
+const BATCH: usize = 1000;
+
+/// Rows queued at most (about 300 bytes each): a few seconds of the proxy's full speed on this
+/// machine, or minutes of a busy production load, while the database is slow or away.
+pub const CAPACITY: usize = 100_000;
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,15 +52,25 @@ impl Meter {
     /// Starts the writer on the current runtime. `linger`: how long a first row waits for
     /// company before a batch is written.
     pub fn start(db: Db, linger: Duration) -> Meter {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(CAPACITY);
         let hurry = Arc::new(Notify::new());
-        tokio::spawn(run(db, rx, linger, hurry.clone()));
+        let hurried = hurry.clone();
+        tokio::spawn(async move {
+            let db = match db.dedicated(1).await {
+                Ok(own) => own,
+                Err(err) => {
+                    tracing::warn!(error = %err, "usage writer: no pool of its own; sharing the main one");
+                    db
+                }
+            };
+            run(db, rx, linger, hurried).await;
+        });
         Meter { tx, hurry }
     }
 
-    /// Queues one row (never blocks the request).
-    pub fn record(&self, row: UsageRecord) {
-        if self.tx.send(Message::Usage(Box::new(row))).is_err() {
+    /// Queues one row; waits only while the queue is full (see the module's notes).
+    pub async fn record(&self, row: UsageRecord) {
+        if self.tx.send(Message::Usage(Box::new(row))).await.is_err() {
             tracing::error!("usage writer is gone; a usage row was dropped");
         }
     }
@@ -55,19 +78,14 @@ impl Meter {
     /// Waits until every row queued before this call is stored.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).is_ok() {
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
             self.hurry.notify_one();
             let _ = wait.await;
         }
     }
 }
 
-async fn run(
-    db: Db,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    linger: Duration,
-    hurry: Arc<Notify>,
-) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Message>, linger: Duration, hurry: Arc<Notify>) {
     let mut pending: Vec<UsageRecord> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {

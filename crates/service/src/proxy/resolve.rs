@@ -46,7 +46,11 @@ impl Upstream {
     /// `None` (and a warning) for an endpoint that is not a valid base URL.
     fn new(id: InstanceId, base: &str) -> Option<Upstream> {
         let parse = |endpoint: Endpoint| {
-            reqwest::Url::parse(&format!("{}{}", base.trim_end_matches('/'), endpoint.path()))
+            reqwest::Url::parse(&format!(
+                "{}{}",
+                base.trim_end_matches('/'),
+                endpoint.path()
+            ))
         };
         match Endpoint::ALL.map(parse) {
             [Ok(a), Ok(b), Ok(c)] => Some(Upstream {
@@ -66,7 +70,11 @@ impl Upstream {
 }
 
 /// The ready, operational instances of `model` in `scope`.
-async fn upstreams(deps: &Deps, scope: Scope, model: ModelId) -> Result<Vec<Upstream>, ServiceError> {
+async fn upstreams(
+    deps: &Deps,
+    scope: Scope,
+    model: ModelId,
+) -> Result<Vec<Upstream>, ServiceError> {
     Ok(instances::routable(&deps.db, scope, model)
         .await?
         .into_iter()
@@ -189,8 +197,12 @@ pub async fn resolve(
                 offering: Some(offering.id),
                 share,
                 prices,
-                instances: upstreams(deps, Scope::Org(offering.organization_id), offering.model_id)
-                    .await?,
+                instances: upstreams(
+                    deps,
+                    Scope::Org(offering.organization_id),
+                    offering.model_id,
+                )
+                .await?,
             }
         }
         None => {
