@@ -16,7 +16,7 @@
 
 use inventiv_domain::{Role, Slug};
 use inventiv_persistence::repo::{memberships, organizations, scale};
-use inventiv_persistence::{Db, DbOptions, now_utc_micros};
+use inventiv_persistence::now_utc_micros;
 use inventiv_server::settings::Secret;
 use inventiv_server::{Application, Environment, Settings};
 use std::time::{Duration, Instant};
