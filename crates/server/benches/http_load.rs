@@ -15,8 +15,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use inventiv_domain::{Role, Slug};
-use inventiv_persistence::repo::{memberships, organizations, scale};
 use inventiv_persistence::now_utc_micros;
+use inventiv_persistence::repo::{memberships, organizations, scale};
 use inventiv_server::settings::Secret;
 use inventiv_server::{Application, Environment, Settings};
 use std::time::{Duration, Instant};

@@ -97,7 +97,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             cache: settings.cache.enabled,
         },
         db.clone(),
-    )?;
+    );
     Ok(Deps {
         db,
         providers,

@@ -1,10 +1,12 @@
 //! Forwarding to the chosen instance and metering the answer.
 
+use super::client;
 use super::resolve::{Target, resolve};
 use crate::auth::Principal;
 use crate::{Deps, ServiceError};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
+use http_body_util::BodyExt;
 use inventiv_domain::{UsageId, charged_micros};
 use inventiv_persistence::repo::usage::UsageRecord;
 use rand::RngExt;
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The OpenAI endpoints the proxy serves.
@@ -215,36 +217,28 @@ pub async fn forward(
         .instances
         .get(pick)
         .ok_or_else(|| upstream_error(503, "no_ready_instance", "no instance"))?;
-    let (instance_id, url) = (upstream.id, upstream.url(endpoint).clone());
+    let instance_id = upstream.id;
+    let request = client::post(upstream.uri(endpoint), payload).map_err(ServiceError::internal)?;
 
+    // The upstream timeout bounds the wait for the answer's head and, unless it streams, for
+    // its whole body; a stream may last longer, but never stays silent longer than that.
+    let timeout = deps.proxy.settings.upstream_timeout;
     let started = Instant::now();
-    let sent = deps
-        .proxy
-        .client()
-        .map_err(ServiceError::internal)?
-        .post(url)
-        .header("content-type", "application/json")
-        .body(payload)
-        .send()
-        .await;
-    let upstream = match sent {
-        Ok(res) => res,
-        Err(err) if err.is_timeout() => {
-            return Err(upstream_error(
-                504,
-                "upstream_timeout",
-                "The model server did not answer in time.",
-            ));
-        }
-        Err(_) => {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let answer = match tokio::time::timeout_at(deadline, deps.proxy.client().request(request)).await
+    {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => {
             return Err(upstream_error(
                 502,
                 "upstream_unreachable",
                 "The model server could not be reached.",
             ));
         }
+        Err(_) => return Err(timed_out()),
     };
-    let status = upstream.status().as_u16();
+    let (head, body) = answer.into_parts();
+    let status = head.status.as_u16();
     if status >= 500 {
         return Err(upstream_error(
             502,
@@ -252,9 +246,9 @@ pub async fn forward(
             &format!("The model server failed (HTTP {status})."),
         ));
     }
-    let content_type = upstream
-        .headers()
-        .get("content-type")
+    let content_type = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
@@ -271,45 +265,32 @@ pub async fn forward(
 
     if streaming && status < 300 && content_type.starts_with("text/event-stream") {
         let upstream_wait = started.elapsed();
-        let scanner = Arc::new(Mutex::new(SseScanner::default()));
-        let feed = scanner.clone();
-        let chunks = upstream.bytes_stream().map(move |chunk| {
-            if let (Ok(bytes), Ok(mut scanner)) = (&chunk, feed.lock()) {
-                scanner.feed(bytes);
-            }
-            chunk.map_err(std::io::Error::other)
-        });
-        let finish = futures_util::stream::once(async move {
-            let usage = scanner.lock().ok().and_then(|s| s.usage);
-            meter.record(usage).await;
-            None
-        })
-        .filter_map(|item: Option<Result<Bytes, std::io::Error>>| async move { item });
+        let relay = StreamRelay {
+            body,
+            silence: timeout,
+            scanner: SseScanner::default(),
+            meter,
+        };
+        let chunks = futures_util::stream::unfold(Some(relay), StreamRelay::next).boxed();
         return Ok(ProxyResponse {
             status,
             content_type,
-            body: ProxyBody::Stream(chunks.chain(finish).boxed()),
+            body: ProxyBody::Stream(chunks),
             upstream_wait,
             usage_id,
         });
     }
 
-    let bytes = match upstream.bytes().await {
-        Ok(bytes) => bytes,
-        Err(err) if err.is_timeout() => {
-            return Err(upstream_error(
-                504,
-                "upstream_timeout",
-                "The model server did not answer in time.",
-            ));
-        }
-        Err(_) => {
+    let bytes = match tokio::time::timeout_at(deadline, body.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => {
             return Err(upstream_error(
                 502,
                 "upstream_error",
                 "The model server's answer was cut off.",
             ));
         }
+        Err(_) => return Err(timed_out()),
     };
     let upstream_wait = started.elapsed();
     if status < 300 {
@@ -322,6 +303,49 @@ pub async fn forward(
         upstream_wait,
         usage_id,
     })
+}
+
+fn timed_out() -> ServiceError {
+    upstream_error(
+        504,
+        "upstream_timeout",
+        "The model server did not answer in time.",
+    )
+}
+
+/// A streamed answer being passed on: each chunk goes out as it arrives, scanned for the
+/// usage on the way; the usage row is written when the stream ends, however it ends (the
+/// client got a 200 either way).
+struct StreamRelay {
+    body: client::Incoming,
+    /// The longest wait for the next chunk.
+    silence: Duration,
+    scanner: SseScanner,
+    meter: Metering,
+}
+
+impl StreamRelay {
+    /// One step of the relay (for `stream::unfold`): the next chunk and the state after it.
+    async fn next(
+        relay: Option<StreamRelay>,
+    ) -> Option<(Result<Bytes, std::io::Error>, Option<StreamRelay>)> {
+        let mut relay = relay?;
+        let failure =
+            match tokio::time::timeout(relay.silence, client::next_chunk(&mut relay.body)).await {
+                Ok(Some(Ok(chunk))) => {
+                    relay.scanner.feed(&chunk);
+                    return Some((Ok(chunk), Some(relay)));
+                }
+                Ok(None) => None,
+                Ok(Some(Err(err))) => Some(std::io::Error::other(err)),
+                Err(_) => Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the model server went silent",
+                )),
+            };
+        relay.meter.record(relay.scanner.usage).await;
+        failure.map(|err| (Err(err), None))
+    }
 }
 
 /// What a finished request needs to write its usage row.

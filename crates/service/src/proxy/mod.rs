@@ -1,6 +1,7 @@
 //! The OpenAI-compatible proxy (SPEC §5): resolve the model, pick a ready operational instance,
 //! forward (streaming SSE through as it arrives), and meter the usage into `inference_usage`.
 
+mod client;
 mod forward;
 pub mod meter;
 pub mod resolve;
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// The proxy's upstream clients (pooled keep-alive connections, TCP_NODELAY) and its meter.
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    settings: ProxySettings,
+    pub(crate) settings: ProxySettings,
     /// Tells this proxy's clients from another's in [`CLIENT`] (tests run several servers).
     id: u64,
     pub meter: Meter,
@@ -46,44 +47,29 @@ thread_local! {
     /// from the thread serving them to another one and back (two wake-ups, two context
     /// switches). With a pool per thread, an HTTP worker's requests go out and come back on
     /// connections its own thread drives.
-    static CLIENT: RefCell<Option<(u64, reqwest::Client)>> = const { RefCell::new(None) };
+    static CLIENT: RefCell<Option<(u64, client::Http)>> = const { RefCell::new(None) };
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Proxy {
-    pub fn new(
-        settings: &ProxySettings,
-        db: inventiv_persistence::Db,
-    ) -> Result<Proxy, reqwest::Error> {
-        let proxy = Proxy {
+    pub fn new(settings: &ProxySettings, db: inventiv_persistence::Db) -> Proxy {
+        Proxy {
             settings: settings.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             meter: Meter::start(db, settings.meter_linger),
             routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
-        };
-        // Fail at start, not on the first request, if the client cannot be built.
-        proxy.build_client()?;
-        Ok(proxy)
-    }
-
-    fn build_client(&self) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
-            .timeout(self.settings.upstream_timeout)
-            .connect_timeout(self.settings.connect_timeout)
-            .pool_max_idle_per_host(self.settings.pool_idle_per_host)
-            .tcp_nodelay(true)
-            .build()
+        }
     }
 
     /// The calling thread's upstream client (built on its first use there).
-    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+    fn client(&self) -> client::Http {
         CLIENT.with_borrow_mut(|slot| match slot {
-            Some((id, client)) if *id == self.id => Ok(client.clone()),
+            Some((id, client)) if *id == self.id => client.clone(),
             _ => {
-                let client = self.build_client()?;
+                let client = client::build(&self.settings);
                 *slot = Some((self.id, client.clone()));
-                Ok(client)
+                client
             }
         })
     }

@@ -39,33 +39,34 @@ pub struct Target {
 pub struct Upstream {
     pub id: InstanceId,
     /// By [`Endpoint`], in the order of [`Endpoint::ALL`].
-    urls: [reqwest::Url; 3],
+    uris: [http::Uri; 3],
 }
 
 impl Upstream {
-    /// `None` (and a warning) for an endpoint that is not a valid base URL.
+    /// `None` (and a warning) for an endpoint that is not a valid `http://` base URL.
     fn new(id: InstanceId, base: &str) -> Option<Upstream> {
         let parse = |endpoint: Endpoint| {
-            reqwest::Url::parse(&format!(
-                "{}{}",
-                base.trim_end_matches('/'),
-                endpoint.path()
-            ))
+            format!("{}{}", base.trim_end_matches('/'), endpoint.path())
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|uri| {
+                    uri.scheme() == Some(&http::uri::Scheme::HTTP) && uri.host().is_some()
+                })
         };
         match Endpoint::ALL.map(parse) {
-            [Ok(a), Ok(b), Ok(c)] => Some(Upstream {
+            [Some(a), Some(b), Some(c)] => Some(Upstream {
                 id,
-                urls: [a, b, c],
+                uris: [a, b, c],
             }),
             _ => {
-                tracing::warn!(instance = %id, endpoint = base, "instance endpoint is not a valid URL; not routed to");
+                tracing::warn!(instance = %id, endpoint = base, "instance endpoint is not a valid http:// URL; not routed to");
                 None
             }
         }
     }
 
-    pub fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
-        &self.urls[endpoint as usize]
+    pub fn uri(&self, endpoint: Endpoint) -> &http::Uri {
+        &self.uris[endpoint as usize]
     }
 }
 
