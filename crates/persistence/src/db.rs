@@ -88,6 +88,12 @@ impl Store for Tx {
 }
 
 impl Tx {
+    /// Runs one SQL statement with no parameters inside the transaction. For tests and
+    /// operator commands only (e.g. holding a lock); never with user input.
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(self.inner.execute_unprepared(sql).await?.rows_affected())
+    }
+
     /// Commits; an error here means nothing was written. A successful commit bumps the
     /// process's write epoch (see [`Db::epoch`]) and, on PostgreSQL, notifies the other
     /// replicas (the notification is delivered with the commit, never without it).

@@ -176,6 +176,8 @@ pub struct ProxySection {
     pub max_body_bytes: usize,
     /// How long the usage writer waits to batch rows (flushed at shutdown anyway).
     pub meter_linger_ms: u64,
+    /// Usage rows queued at most before proxied requests wait for the writer.
+    pub meter_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -510,6 +510,38 @@ async fn streaming_is_passed_through_as_it_arrives_and_metered_from_the_final_ch
     );
 }
 
+/// The upstream timeout (1 s here) bounds silence, not length: a stream whose chunks come
+/// 600 ms apart runs to its end past it; one that goes silent is cut. The client got a 200
+/// both times, so both are metered.
+#[tokio::test]
+async fn a_stream_may_outlast_the_upstream_timeout_but_not_stay_silent_longer() {
+    let m = market().await;
+    let request = json!({"model": "prov/chat", "stream": true, "messages": []});
+    m.upstream.knobs.stream_gap_ms.store(600, Ordering::SeqCst);
+    let res = m
+        .app
+        .post_as(&m.key, "/v1/chat/completions", request.clone())
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("data: [DONE]"), "{body}");
+
+    m.upstream.knobs.stream_gap_ms.store(0, Ordering::SeqCst);
+    m.upstream.knobs.hold_streams.store(true, Ordering::SeqCst);
+    let res = m.app.post_as(&m.key, "/v1/chat/completions", request).await;
+    assert_eq!(res.status(), 200);
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(20), res.bytes())
+        .await
+        .expect("a silent stream is cut, not left hanging");
+    if let Ok(body) = cut {
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("Hel") && !body.contains("[DONE]"), "{body}");
+    }
+    m.upstream.knobs.release.notify_one();
+    let spend = usage(&m, &m.consumer.owner, "consumer", "day").await;
+    assert_eq!(spend["total"]["requests"], 2);
+}
+
 #[tokio::test]
 async fn completions_and_embeddings_and_upstream_failures() {
     let m = market().await;
@@ -946,18 +978,13 @@ async fn the_official_openai_client_works_through_the_proxy() {
     );
 }
 
-/// Usage ingestion is idempotent: a batch written twice (a retry after an error whose commit
-/// did land) stores each request once. 40 rows: two statements on SQLite (32 rows each).
-#[tokio::test]
-async fn usage_ingestion_is_idempotent_by_request() {
+/// `n` usage rows of no one in particular, occurred at `now`.
+fn usage_rows(n: i64, now: OffsetDateTime) -> Vec<inventiv_persistence::repo::usage::UsageRecord> {
     use inventiv_domain::{InstanceId, ModelId, UsageId};
-    use inventiv_persistence::repo::usage::{UsageRecord, count_request, insert_batch};
-    let app = crate::helpers::spawn_app().await;
-    let now = inventiv_persistence::now_utc_micros();
-    let rows: Vec<UsageRecord> = (0..40)
+    (0..n)
         .map(|i| {
             let id = UsageId::new();
-            UsageRecord {
+            inventiv_persistence::repo::usage::UsageRecord {
                 id,
                 request_id: id.to_string(),
                 occurred_at: now,
@@ -976,11 +1003,77 @@ async fn usage_ingestion_is_idempotent_by_request() {
                 charged_micros: 0,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Usage ingestion is idempotent: a batch written twice (a retry after an error whose commit
+/// did land) stores each request once. 40 rows: two statements on SQLite (32 rows each).
+#[tokio::test]
+async fn usage_ingestion_is_idempotent_by_request() {
+    use inventiv_persistence::repo::usage::{count_request, insert_batch};
+    let app = crate::helpers::spawn_app().await;
+    let now = inventiv_persistence::now_utc_micros();
+    let rows = usage_rows(40, now);
     assert_eq!(insert_batch(&app.db, &rows[..20], now).await.unwrap(), 20);
     assert_eq!(insert_batch(&app.db, &rows, now).await.unwrap(), 20);
     assert_eq!(insert_batch(&app.db, &rows[5..], now).await.unwrap(), 0);
     for row in &rows {
         assert_eq!(count_request(&app.db, &row.request_id).await.unwrap(), 1);
     }
+}
+
+/// While the database cannot take usage rows, the writer's queue fills up and then requests
+/// wait for room: none is dropped, and every one is stored once the database is back.
+#[tokio::test]
+async fn a_full_usage_queue_makes_requests_wait_and_drops_nothing() {
+    use inventiv_persistence::repo::usage::count_all;
+    use inventiv_service::proxy::Meter;
+    let app = crate::helpers::spawn_app().await;
+    let before = count_all(&app.db).await.unwrap();
+    // Another session takes the table's write lock and holds it.
+    let locker = inventiv_persistence::Db::connect(&app.database.url(), &Default::default())
+        .await
+        .unwrap();
+    let lock = locker.begin_write().await.unwrap();
+    if app.db.backend() == inventiv_persistence::Backend::Postgres {
+        lock.execute_unprepared("LOCK TABLE inference_usage IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+    let meter = Meter::start(app.db.clone(), std::time::Duration::from_millis(5), 4);
+    let mut rows = usage_rows(10, inventiv_persistence::now_utc_micros()).into_iter();
+    // The first row is taken by the writer, which then waits on the lock; four more fill the
+    // queue.
+    meter.record(rows.next().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for row in rows.by_ref().take(4) {
+        meter.record(row).await;
+    }
+    let waiting = tokio::spawn({
+        let meter = meter.clone();
+        let rest: Vec<_> = rows.collect();
+        async move {
+            for row in rest {
+                meter.record(row).await;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "with the queue full, recording waits for room"
+    );
+    assert_eq!(
+        count_all(&app.db).await.unwrap(),
+        before,
+        "nothing stored yet"
+    );
+    drop(lock);
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("room is made once the lock is gone")
+        .unwrap();
+    meter.flush().await;
+    assert_eq!(count_all(&app.db).await.unwrap(), before + 10);
+    locker.close().await.unwrap();
 }

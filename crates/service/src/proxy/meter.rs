@@ -8,9 +8,10 @@
 //! it sleeps it is not waiting on the channel, so sending a row wakes no thread: the request
 //! path pays for a queue push, not for a context switch.
 //!
-//! The queue is bounded ([`CAPACITY`] rows): when the database cannot keep up (or is down),
-//! requests wait for room before they answer instead of the process growing without bound.
-//! A billing row is never dropped to make room.
+//! The queue is bounded (`[proxy] meter_queue` rows, 100,000 by default: a few seconds of the
+//! proxy's full speed on this machine, or minutes of a busy production load): when the
+//! database cannot keep up, or is away, requests wait for room before they answer instead of
+//! the process growing without bound. A billing row is never dropped to make room.
 //!
 //! The writer has a connection pool of its own ([`Db::dedicated`]), so request handlers never
 //! wait for it and it never borrows a connection an HTTP worker opened (on PostgreSQL those
@@ -38,10 +39,6 @@ pub struct Meter {
 /// Rows per insert.
 const BATCH: usize = 1000;
 
-/// Rows queued at most (about 300 bytes each): a few seconds of the proxy's full speed on this
-/// machine, or minutes of a busy production load, while the database is slow or away.
-pub const CAPACITY: usize = 100_000;
-
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Message")
@@ -50,9 +47,9 @@ impl std::fmt::Debug for Message {
 
 impl Meter {
     /// Starts the writer on the current runtime. `linger`: how long a first row waits for
-    /// company before a batch is written.
-    pub fn start(db: Db, linger: Duration) -> Meter {
-        let (tx, rx) = mpsc::channel(CAPACITY);
+    /// company before a batch is written; `capacity`: rows queued at most (at least 1).
+    pub fn start(db: Db, linger: Duration, capacity: usize) -> Meter {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         let hurry = Arc::new(Notify::new());
         let hurried = hurry.clone();
         tokio::spawn(async move {

@@ -35,6 +35,8 @@ pub struct ProxySettings {
     pub pool_idle_per_host: usize,
     /// How long the usage writer waits to batch rows.
     pub meter_linger: Duration,
+    /// Usage rows queued at most (see [`Meter`]).
+    pub meter_queue: usize,
     /// Whether the routing cache is on (off with several replicas; see `crate::cache`).
     pub cache: bool,
 }
@@ -57,7 +59,7 @@ impl Proxy {
         Proxy {
             settings: settings.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            meter: Meter::start(db, settings.meter_linger),
+            meter: Meter::start(db, settings.meter_linger, settings.meter_queue),
             routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
         }
     }

@@ -293,3 +293,31 @@ pub async fn available(
     }
     Ok(listed)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{Endpoint, Upstream};
+    use inventiv_domain::InstanceId;
+
+    #[test]
+    fn an_instance_is_routed_to_only_with_a_valid_http_endpoint() {
+        let up = Upstream::new(InstanceId::new(), "http://10.0.0.7:8000/").unwrap();
+        assert_eq!(
+            up.uri(Endpoint::ChatCompletions).to_string(),
+            "http://10.0.0.7:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            up.uri(Endpoint::Embeddings).to_string(),
+            "http://10.0.0.7:8000/v1/embeddings"
+        );
+        let behind = Upstream::new(InstanceId::new(), "http://gpu-1.internal/vllm").unwrap();
+        assert_eq!(
+            behind.uri(Endpoint::Completions).to_string(),
+            "http://gpu-1.internal/vllm/v1/completions"
+        );
+        for bad in ["https://tls.example", "ftp://x", "not a url", "http://", ""] {
+            assert!(Upstream::new(InstanceId::new(), bad).is_none(), "{bad}");
+        }
+    }
+}

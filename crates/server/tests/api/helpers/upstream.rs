@@ -23,6 +23,8 @@ pub struct Knobs {
     /// Streams send their first chunk, then wait for this before the rest.
     pub release: Notify,
     pub hold_streams: std::sync::atomic::AtomicBool,
+    /// Streams wait this long before each chunk after the first.
+    pub stream_gap_ms: AtomicU64,
     /// The last request bodies received.
     pub received: Mutex<Vec<Value>>,
 }
@@ -144,6 +146,10 @@ fn async_stream(
     futures_util::stream::unfold(0u8, move |step| {
         let (first, rest, knobs) = (first.clone(), rest.clone(), knobs.clone());
         async move {
+            let gap = knobs.stream_gap_ms.load(Ordering::SeqCst);
+            if step > 0 && gap > 0 {
+                tokio::time::sleep(Duration::from_millis(gap)).await;
+            }
             let out = match step {
                 0 => first,
                 1 => {
