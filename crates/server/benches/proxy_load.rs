@@ -106,7 +106,14 @@ async fn main() {
         .unwrap_or(5);
     let up = upstream().await;
     let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let binary = root.join("target/release/inventiv-server");
+    // `INVENTIV_BENCH_SERVER_BIN=<checkout>/target/release/inventiv-server` runs another
+    // checkout's build, from that checkout (its config), for A/B runs in one sitting.
+    let binary: std::path::PathBuf = std::env::var_os("INVENTIV_BENCH_SERVER_BIN")
+        .map_or_else(|| root.join("target/release/inventiv-server"), Into::into);
+    let checkout = binary
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| root.clone(), std::path::Path::to_path_buf);
     assert!(
         binary.exists(),
         "build it first: cargo build --release -p inventiv-server (make bench-proxy does)"
@@ -124,7 +131,7 @@ async fn main() {
         .port();
     let mut server = Command::new(&binary)
         .arg("serve")
-        .current_dir(&root)
+        .current_dir(&checkout)
         .env("INVENTIV__SERVER__PORT", port.to_string())
         .env("INVENTIV__SERVER__DATA_DIR", &dir)
         .env("INVENTIV__DATABASE__URL", &database.url)
@@ -149,6 +156,9 @@ async fn main() {
         .await
         .is_err()
     {
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("the server exited before listening ({status}); its error is above");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
