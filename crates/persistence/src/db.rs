@@ -9,6 +9,9 @@ use sea_orm::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The advisory lock key migrations take turns on (any constant the application owns).
+const MIGRATION_LOCK: i64 = 0x1a7e_4711_0001;
+
 /// Which database engine is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -170,9 +173,26 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. On PostgreSQL, replicas starting at the same instant
+    /// take turns: the first applies what is pending while holding an advisory lock, and the
+    /// others then find nothing left to do. (A transaction on a connection of its own holds
+    /// the lock while the migrations run on the pool.) A SQLite file has one server.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let turn = match self.backend {
+            Backend::Postgres => {
+                let locker = self.dedicated(1).await?;
+                let tx = locker.conn.begin().await?;
+                tx.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .await?;
+                Some((locker, tx))
+            }
+            Backend::Sqlite => None,
+        };
         Migrator::up(&self.conn, None).await?;
+        if let Some((locker, tx)) = turn {
+            tx.commit().await?;
+            locker.close().await?;
+        }
         Ok(())
     }
 

@@ -206,3 +206,33 @@ async fn while_the_write_listener_is_down_the_caches_are_bypassed() {
     wait_for(true, "the listener did not reconnect").await;
     assert_eq!(app.db.epoch(), app.db.epoch());
 }
+
+/// Replicas starting at the same instant on a new PostgreSQL schema take turns migrating it:
+/// all of them start, and each migration is applied once. (A SQLite file has one server.)
+#[tokio::test]
+async fn replicas_starting_together_migrate_a_new_schema_once() {
+    use crate::helpers::TestDatabase;
+    use inventiv_persistence::{Db, DbOptions};
+    let database = TestDatabase::create().await;
+    if !database.is_postgres() {
+        return;
+    }
+    let url = database.url();
+    let starts = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+            let migrated = db.migrate().await;
+            db.close().await.unwrap();
+            migrated
+        })
+    });
+    for start in futures_util::future::join_all(starts).await {
+        start
+            .unwrap()
+            .expect("every replica migrates or finds nothing to do");
+    }
+    let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    assert!(db.ready().await.unwrap(), "no migration left pending");
+    db.close().await.unwrap();
+}
