@@ -357,6 +357,54 @@ async fn an_offering_is_approved_on_the_sharing_page_by_both_roles() {
     b.quit().await;
 }
 
+/// Sharing from the console: the owner offers a catalogue model, publishes it and grants it
+/// to another organization at a price, all through the sharing page's forms.
+#[tokio::test]
+async fn an_owner_offers_publishes_and_grants_a_model_from_the_console() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let model = public_model(&app, "Llama", "meta/llama-3").await;
+    let buyer = app.create_user("owner@beta.test", PW).await;
+    let beta = app.create_org("beta", &[(buyer, Role::Owner)]).await;
+    let row = "tr[data-offering='chat']";
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/sharing']").await;
+    b.click(&format!(
+        "#offer-model option[value='{}']",
+        model["id"].as_str().unwrap()
+    ))
+    .await;
+    b.fill("#offer-code", "chat").await;
+    b.fill("#offer-name", "Chat").await;
+    b.click("#offer-create").await;
+    b.wait_exact(&format!("{row} .state"), "unpublished").await;
+    b.click(&format!("{row} [data-action='publish']")).await;
+    b.wait_exact(&format!("{row} .state"), "published").await;
+    b.fill("#share-consumer", "beta").await;
+    b.fill("#share-price-in", "0.5").await;
+    b.fill("#share-price-out", "1.25").await;
+    b.click("#share-grant").await;
+    b.wait_exact("tr[data-share='beta'] .status", "active")
+        .await;
+    b.quit().await;
+
+    // The consumer receives exactly that: the offering, at the prices typed in euros.
+    let token = app.login("owner@beta.test", PW).await.token;
+    let token = app.switch(&token, Some(beta)).await;
+    let received = json_with_status(
+        app.get_as(&token, "/organizations/current/shares?side=consumer")
+            .await,
+        200,
+    )
+    .await;
+    let share = &received["items"][0];
+    assert_eq!(share["name_for_clients"], "acme/chat");
+    assert_eq!(share["price_input_micros_per_1k"], 500_000);
+    assert_eq!(share["price_output_micros_per_1k"], 1_250_000);
+}
+
 /// Organizations and sessions from the console: create an organization (landing in it as its
 /// owner), switch back to Personal, and sign out every other session.
 #[tokio::test]
