@@ -39,7 +39,7 @@ impl Default for DbOptions {
 }
 
 /// The connection pool. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
@@ -49,6 +49,16 @@ pub struct Db {
     /// Changes whenever the database may have changed (see [`crate::epoch`]): caches built
     /// from the database compare it to know whether they may still be trusted.
     epoch: Arc<WriteEpoch>,
+}
+
+/// Not derived: the URL may hold the database password.
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("max_connections", &self.options.max_connections)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
