@@ -97,6 +97,18 @@ export function errorSlot() {
   return h('p', { class: 'error', role: 'alert' });
 }
 
+/** An inline form: submitting it runs `action`, whose error is shown under the controls. */
+export function inlineForm(action, ...controls) {
+  const error = errorSlot();
+  return h('form', {
+    class: 'inline',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      await attempt(action, error);
+    },
+  }, ...controls, error);
+}
+
 /** A labelled form control. */
 export function field(label, control, hint) {
   return h('label', { class: 'field' }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);

@@ -4,7 +4,7 @@
 
 import { all, patch, post } from '../api.js';
 import { approvalButtons } from '../approvals.js';
-import { activationState, attempt, badge, errorSlot, field, h, money, mount, notify, section, table } from '../dom.js';
+import { activationState, attempt, badge, field, h, inlineForm, money, mount, notify, section, table } from '../dom.js';
 
 const price = (s) => `${money(s.price_input_micros_per_1k)} in / ${money(s.price_output_micros_per_1k)} out per 1k tokens`;
 
@@ -20,19 +20,12 @@ function offerForm(models, redraw) {
     models.filter((m) => m.is_active).map((m) => h('option', { value: m.id }, `${m.name} (${m.model_id})`)));
   const code = h('input', { id: 'offer-code', required: true, pattern: '[a-z0-9]+(-[a-z0-9]+)*', maxlength: 64 });
   const name = h('input', { id: 'offer-name', required: true, maxlength: 100 });
-  const error = errorSlot();
-  return h('form', {
-    class: 'inline',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      await attempt(async () => {
-        await post('/organizations/current/offerings', { model_id: model.value, code: code.value.trim(), name: name.value.trim() });
-        notify(`Offering ${code.value.trim()} created: publish it, then have it approved.`);
-        await redraw();
-      }, error);
-    },
+  return inlineForm(async () => {
+    await post('/organizations/current/offerings', { model_id: model.value, code: code.value.trim(), name: name.value.trim() });
+    notify(`Offering ${code.value.trim()} created: publish it, then have it approved.`);
+    await redraw();
   }, field('Model', model), field('Code', code, 'Clients call it <org>/<code>'), field('Name', name),
-  h('button', { type: 'submit', id: 'offer-create' }, 'Offer'), error);
+  h('button', { type: 'submit', id: 'offer-create' }, 'Offer'));
 }
 
 /** "Grant a share": one of our offerings to another organization, at a price. */
@@ -42,24 +35,17 @@ function grantForm(offerings, redraw) {
   const consumer = h('input', { id: 'share-consumer', required: true, placeholder: 'organization slug' });
   const priceIn = priceInput('share-price-in');
   const priceOut = priceInput('share-price-out');
-  const error = errorSlot();
-  return h('form', {
-    class: 'inline',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      await attempt(async () => {
-        await post('/organizations/current/shares', {
-          offering_id: offering.value,
-          consumer_organization_slug: consumer.value.trim(),
-          price_input_micros_per_1k: micros(priceIn),
-          price_output_micros_per_1k: micros(priceOut),
-        });
-        notify(`Shared with ${consumer.value.trim()}: it needs both approvals to be used.`);
-        await redraw();
-      }, error);
-    },
+  return inlineForm(async () => {
+    await post('/organizations/current/shares', {
+      offering_id: offering.value,
+      consumer_organization_slug: consumer.value.trim(),
+      price_input_micros_per_1k: micros(priceIn),
+      price_output_micros_per_1k: micros(priceOut),
+    });
+    notify(`Shared with ${consumer.value.trim()}: it needs both approvals to be used.`);
+    await redraw();
   }, field('Offering', offering), field('Consumer', consumer), field('Input, € per 1k tokens', priceIn),
-  field('Output, € per 1k tokens', priceOut), h('button', { type: 'submit', id: 'share-grant' }, 'Grant'), error);
+  field('Output, € per 1k tokens', priceOut), h('button', { type: 'submit', id: 'share-grant' }, 'Grant'));
 }
 
 /** Publish or unpublish an offering. */
