@@ -76,6 +76,80 @@ async fn sign_out(b: &Browser) {
     b.find("#login-email").await;
 }
 
+/// One of the two approvals of the double activation.
+#[derive(Clone, Copy)]
+enum Approval {
+    Technical,
+    Economic,
+}
+
+impl Approval {
+    fn other(self) -> Approval {
+        match self {
+            Approval::Technical => Approval::Economic,
+            Approval::Economic => Approval::Technical,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Approval::Technical => "technical",
+            Approval::Economic => "economic",
+        }
+    }
+
+    /// Its button in a row.
+    fn button(self) -> &'static str {
+        match self {
+            Approval::Technical => "[data-action='tech-set']",
+            Approval::Economic => "[data-action='eco-set']",
+        }
+    }
+}
+
+/// The double activation of `row` on the console page `page`: `first` (email, approval) sees no
+/// button for the other approval and gives its own; the row then waits for the other one,
+/// which `second` gives; the row is then operational.
+async fn approve_twice(
+    app: &TestApp,
+    org: OrgId,
+    page: &str,
+    row: &str,
+    (first, approval): (&str, Approval),
+    second: &str,
+) {
+    let activation = format!("{row} .activation");
+    let b = Browser::start().await;
+    sign_in(&b, app, first, PW, Some(org)).await;
+    b.click(&format!("nav a[href='{page}']")).await;
+    b.wait_text(
+        &activation,
+        "non-operational: waiting for the technical and economic approval",
+    )
+    .await;
+    let other = approval.other();
+    assert!(
+        b.find_all(&format!("{row} {}", other.button()))
+            .await
+            .is_empty(),
+        "{first} gets no {} approval button",
+        other.name()
+    );
+    b.click(&format!("{row} {}", approval.button())).await;
+    b.wait_text(
+        &activation,
+        &format!("non-operational: waiting for the {} approval", other.name()),
+    )
+    .await;
+    sign_out(&b).await;
+
+    sign_in(&b, app, second, PW, Some(org)).await;
+    b.click(&format!("nav a[href='{page}']")).await;
+    b.click(&format!("{row} {}", other.button())).await;
+    b.wait_exact(&activation, "operational").await;
+    b.quit().await;
+}
+
 /// The first link to `path` in the last email sent to `to`.
 async fn link_in_mail(app: &TestApp, to: &str, path: &str) -> String {
     let body = app.smtp.wait_for(to).await.body_text();
@@ -134,35 +208,8 @@ async fn an_instance_is_operational_once_the_manager_and_the_admin_both_approved
         .unwrap()
         .to_owned();
     let row = format!("tr[data-instance='{instance}']");
-
-    let b = Browser::start().await;
-    sign_in(&b, &app, "manager@acme.test", PW, Some(org)).await;
-    b.click("nav a[href='#/instances']").await;
-    b.wait_text(
-        &format!("{row} .activation"),
-        "non-operational: waiting for the technical and economic approval",
-    )
-    .await;
-    assert!(
-        b.find_all(&format!("{row} [data-action='tech-set']"))
-            .await
-            .is_empty(),
-        "a manager gets no technical approval button"
-    );
-    b.click(&format!("{row} [data-action='eco-set']")).await;
-    b.wait_text(
-        &format!("{row} .activation"),
-        "non-operational: waiting for the technical approval",
-    )
-    .await;
-    sign_out(&b).await;
-
-    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
-    b.click("nav a[href='#/instances']").await;
-    b.click(&format!("{row} [data-action='tech-set']")).await;
-    b.wait_exact(&format!("{row} .activation"), "operational")
-        .await;
-    b.quit().await;
+    let first = ("manager@acme.test", Approval::Economic);
+    approve_twice(&app, org, "#/instances", &row, first, "admin@acme.test").await;
 }
 
 #[tokio::test]
@@ -327,34 +374,8 @@ async fn an_offering_is_approved_on_the_sharing_page_by_both_roles() {
     )
     .await;
     let row = "tr[data-offering='chat']";
-
-    let b = Browser::start().await;
-    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
-    b.click("nav a[href='#/sharing']").await;
-    b.wait_text(
-        &format!("{row} .activation"),
-        "waiting for the technical and economic approval",
-    )
-    .await;
-    assert!(
-        b.find_all(&format!("{row} [data-action='eco-set']"))
-            .await
-            .is_empty(),
-        "an admin gets no economic approval button"
-    );
-    b.click(&format!("{row} [data-action='tech-set']")).await;
-    b.wait_text(
-        &format!("{row} .activation"),
-        "waiting for the economic approval",
-    )
-    .await;
-    sign_out(&b).await;
-    sign_in(&b, &app, "manager@acme.test", PW, Some(org)).await;
-    b.click("nav a[href='#/sharing']").await;
-    b.click(&format!("{row} [data-action='eco-set']")).await;
-    b.wait_exact(&format!("{row} .activation"), "operational")
-        .await;
-    b.quit().await;
+    let first = ("admin@acme.test", Approval::Technical);
+    approve_twice(&app, org, "#/sharing", row, first, "manager@acme.test").await;
 }
 
 /// Sharing from the console: the owner offers a catalogue model, publishes it and grants it
