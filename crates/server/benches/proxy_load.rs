@@ -145,10 +145,7 @@ async fn main() {
         )
         .env("INVENTIV__PROVIDERS__MOCK__BOOT_DELAY_MS", "10")
         .env("INVENTIV__PROVIDERS__MOCK__READY_DELAY_MS", "10")
-        .env(
-            "INVENTIV__LOG__LEVEL",
-            "info,actix_server=info,inventiv_http=warn",
-        )
+        .env("INVENTIV__LOG__LEVEL", "error")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -94,7 +94,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             connect_timeout: Duration::from_millis(settings.proxy.connect_timeout_ms),
             pool_idle_per_host: settings.proxy.pool_idle_per_host,
             meter_linger: Duration::from_millis(settings.proxy.meter_linger_ms),
-            meter_queue: settings.proxy.meter_queue.max(1),
+            meter_queue: settings.proxy.meter_queue,
             cache: settings.cache.enabled,
         },
         db.clone(),
