@@ -46,7 +46,7 @@ pub use ids::{
 pub use instance::{InstanceStatus, InvalidTransition};
 pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};
 pub use modules::{Access, Module, ModuleId, modules};
-pub use money::{MoneyError, accrued_cost_micros, charged_micros};
+pub use money::{MoneyError, accrued_cost_micros, charged_micros, worst_case_micros};
 pub use owners::{LastOwner, ensure_owner_remains, removes_owner};
 pub use policy::{Action, Denied, DenyReason, Permission, authorize, permissions};
 pub use role::{Role, assignable};

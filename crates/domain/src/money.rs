@@ -42,6 +42,34 @@ pub fn charged_micros(
     i64::try_from(total).map_err(|_| MoneyError::Overflow)
 }
 
+/// The most a request may cost (SPEC §5.2), which admission reserves against spend caps:
+/// each of `prompts` prompts is at most `context_length` input tokens and yields `choices`
+/// answers of at most `max_output` tokens each. Charged the way [`charged_micros`] charges, so
+/// any metered charge of such a request is at most this. `Overflow` when it does not fit an
+/// `i64` (no cap can admit it).
+pub fn worst_case_micros(
+    prompts: u64,
+    choices: u64,
+    context_length: u64,
+    max_output: u64,
+    price_input_micros_per_1k: i64,
+    price_output_micros_per_1k: i64,
+) -> Result<i64, MoneyError> {
+    let input = prompts
+        .checked_mul(context_length)
+        .ok_or(MoneyError::Overflow)?;
+    let output = prompts
+        .checked_mul(choices)
+        .and_then(|n| n.checked_mul(max_output))
+        .ok_or(MoneyError::Overflow)?;
+    charged_micros(
+        input,
+        output,
+        price_input_micros_per_1k,
+        price_output_micros_per_1k,
+    )
+}
+
 /// The cost accrued by an instance running `seconds` at `hourly_cost_micros`:
 /// `ceil(hourly × seconds / 3600)`; a negative duration counts as zero.
 pub fn accrued_cost_micros(hourly_cost_micros: i64, seconds: i64) -> Result<i64, MoneyError> {
@@ -57,6 +85,37 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn the_worst_case_bounds_every_charge_of_the_request() {
+        // 1 prompt of ≤ 4096 tokens, 2 choices of ≤ 100 tokens, at 1000 / 2000 µ€ per 1k.
+        assert_eq!(
+            worst_case_micros(1, 2, 4096, 100, 1000, 2000).unwrap(),
+            4096 + 400
+        );
+        assert_eq!(worst_case_micros(3, 1, 10, 0, 1000, 0).unwrap(), 30);
+        assert_eq!(
+            worst_case_micros(u64::MAX, 2, 2, 2, 1, 1),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            worst_case_micros(1, 1, u64::MAX / 2, 1, 1_000_000_000, 1),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_charge_within_the_bounds_passes_the_worst_case(
+            ctx in 1u64..200_000, max_out in 0u64..200_000, n in 1u64..8,
+            used_in in 0u64..200_000, used_out in 0u64..1_600_000,
+            p_in in 0i64..1_000_000_000, p_out in 0i64..1_000_000_000,
+        ) {
+            let worst = worst_case_micros(1, n, ctx, max_out, p_in, p_out).unwrap();
+            let (used_in, used_out) = (used_in.min(ctx), used_out.min(n * max_out));
+            prop_assert!(charged_micros(used_in, used_out, p_in, p_out).unwrap() <= worst);
+        }
+    }
 
     #[test]
     fn charged_table() {

@@ -109,8 +109,71 @@ impl ApiError {
     }
 }
 
-/// The serialized error body.
+/// The error body of the OpenAI-compatible routes (`/v1/*`, SPEC §5.3): OpenAI's own shape,
+/// so that every OpenAI client reports the failure properly.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorBody<'a> {
+    pub error: OpenAiError<'a>,
+    /// The `X-Request-Id` of the request.
+    pub request_id: &'a str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OpenAiError<'a> {
+    pub message: &'a str,
+    /// OpenAI's error type: `invalid_request_error`, `authentication_error`,
+    /// `permission_error`, `not_found_error`, `insufficient_quota`, `rate_limit_error`,
+    /// `api_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The request field at fault, if one is.
+    pub param: Option<&'a str>,
+    /// The stable code (the same as `error` elsewhere).
+    pub code: &'a str,
+}
+
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "insufficient_quota",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        s if s >= 500 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+tokio::task_local! {
+    /// Whether the request being handled is one of `/v1/*` (errors in OpenAI's shape).
+    pub static OPENAI_SHAPE: bool;
+}
+
+/// Whether errors of `path` take OpenAI's shape.
+pub fn is_openai_path(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+/// The serialized error body, in OpenAI's shape on `/v1/*`.
 pub(crate) fn error_body(err: &ApiError, request_id: &str) -> String {
+    if OPENAI_SHAPE.try_with(|openai| *openai).unwrap_or(false) {
+        let body = OpenAiErrorBody {
+            error: OpenAiError {
+                message: &err.message,
+                kind: openai_type(err.status),
+                param: err
+                    .fields
+                    .as_ref()
+                    .and_then(|f| f.keys().next())
+                    .map(String::as_str),
+                code: &err.code,
+            },
+            request_id,
+        };
+        if let Ok(text) = serde_json::to_string(&body) {
+            return text;
+        }
+    }
     let body = ErrorBody {
         error: &err.code,
         message: &err.message,
@@ -148,6 +211,12 @@ impl From<ServiceError> for ApiError {
                     fields: Some(fields),
                     ..ApiError::new(S::BAD_REQUEST, "validation_failed", message)
                 }
+            }
+            ServiceError::BadRequest { code, message } => {
+                ApiError::new(S::BAD_REQUEST, code, message)
+            }
+            ServiceError::PaymentRequired { code, message } => {
+                ApiError::new(S::PAYMENT_REQUIRED, code, message)
             }
             ServiceError::Unauthenticated { code, message } => {
                 ApiError::new(S::UNAUTHORIZED, code, message)

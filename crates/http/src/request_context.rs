@@ -2,7 +2,7 @@
 //! a tracing span, the `X-Request-Id` response header, and the guarantee that an error
 //! response is JSON even when actix produced it.
 
-use crate::error::{ApiError, error_body};
+use crate::error::{ApiError, OPENAI_SHAPE, error_body, is_openai_path};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -55,6 +55,15 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let openai = is_openai_path(req.path());
+    OPENAI_SHAPE.scope(openai, handle(req, next, id)).await
+}
+
+async fn handle(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    id: String,
+) -> Result<ServiceResponse<BoxBody>, Error> {
     if header_bytes(&req) > MAX_HEADER_BYTES {
         let response =
             ApiError::from_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).to_response(&id);

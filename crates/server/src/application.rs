@@ -96,9 +96,21 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             meter_linger: Duration::from_millis(settings.proxy.meter_linger_ms),
             meter_queue: settings.proxy.meter_queue,
             cache: settings.cache.enabled,
+            reservation_ttl: Duration::from_secs(match settings.proxy.reservation_ttl_seconds {
+                0 => settings.proxy.upstream_timeout_secs + 60,
+                ttl => ttl,
+            }),
+            max_response_bytes: settings.proxy.max_response_bytes,
+            journal_dir: Some(if settings.proxy.journal_dir.is_empty() {
+                settings.server.data_dir.join("usage-journal")
+            } else {
+                std::path::PathBuf::from(&settings.proxy.journal_dir)
+            }),
         },
         db.clone(),
-    );
+        clock.clone(),
+    )
+    .context("opening the usage journal")?;
     Ok(Deps {
         db,
         providers,
@@ -216,8 +228,9 @@ impl Application {
         if let Some(follower) = &self.follower {
             follower.abort();
         }
-        // Every proxied request that completed has queued its usage row: store them all.
-        self.deps.proxy.meter.flush().await;
+        // Every proxied request that completed has queued its usage row: store them all, then
+        // give back the spend leases this process holds.
+        self.deps.proxy.shut_down().await;
         tracing::info!("server stopped, usage flushed; closing the database pool");
         self.deps.db.close().await?;
         Ok(())

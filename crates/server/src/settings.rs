@@ -178,6 +178,19 @@ pub struct ProxySection {
     pub meter_linger_ms: u64,
     /// Usage rows queued at most before proxied requests wait for the writer.
     pub meter_queue: usize,
+    /// How long a spend lease outlives its holder's last renewal (0: upstream timeout + 60 s).
+    #[serde(default)]
+    pub reservation_ttl_seconds: u64,
+    /// The largest answer (not streamed) read from a model server.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Where usage rows are journaled before answers complete (empty: `<data_dir>/usage-journal`).
+    #[serde(default)]
+    pub journal_dir: String,
+}
+
+fn default_max_response_bytes() -> usize {
+    64 << 20
 }
 
 #[derive(Debug, Clone, Deserialize)]

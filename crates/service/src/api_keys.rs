@@ -43,11 +43,29 @@ pub async fn list(
     let actor = principal.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let (limit, before) = page.parse::<ApiKeyId>()?;
-    Ok(page_of(
-        api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?,
-        limit,
-        |k| k.id,
-    ))
+    let mut keys = api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?;
+    api_keys::with_spend(&deps.db, &mut keys, this_month(deps)).await?;
+    Ok(page_of(keys, limit, |k| k.id))
+}
+
+fn this_month(deps: &Deps) -> i32 {
+    inventiv_persistence::repo::spend::month_of(deps.clock.now())
+}
+
+/// A monthly cap as given: an amount of micro-EUR ≥ 0. Who may set one: for an org key the
+/// economic side (owner/manager), for a personal key its owner.
+fn cap(principal: &Principal, cap: Option<i64>) -> Result<Option<i64>, ServiceError> {
+    let actor = principal.actor();
+    if matches!(actor.workspace, Workspace::Org { .. }) {
+        authorize(&actor, Action::SetPrice)?;
+    }
+    match cap {
+        Some(c) if c < 0 => Err(ServiceError::invalid(
+            "monthly_cap_micros",
+            "an amount of micro-EUR ≥ 0, or null for no cap",
+        )),
+        other => Ok(other),
+    }
 }
 
 /// `POST /api_keys` input.
@@ -56,6 +74,8 @@ pub struct NewKey {
     pub name: String,
     pub expires_at: Option<OffsetDateTime>,
     pub allowed_models: Option<Vec<String>>,
+    /// micro-EUR per calendar month (UTC); None: no cap.
+    pub monthly_cap_micros: Option<i64>,
 }
 
 fn valid_name(name: &str) -> Result<String, ServiceError> {
@@ -80,6 +100,10 @@ pub async fn create(
     authorize(&actor, Action::CreateApiKey)?;
     let scope = actor.scope();
     let name = valid_name(&input.name)?;
+    let monthly_cap_micros = match input.monthly_cap_micros {
+        Some(c) => cap(principal, Some(c))?,
+        None => None,
+    };
     let now = deps.clock.now();
     if input.expires_at.is_some_and(|t| t <= now) {
         return Err(ServiceError::invalid("expires_at", "must be in the future"));
@@ -111,6 +135,7 @@ pub async fn create(
             key_hash: &key_hash(&secret),
             allowed_models: input.allowed_models.as_deref(),
             expires_at: input.expires_at,
+            monthly_cap_micros,
             now,
         },
     )
@@ -128,7 +153,8 @@ pub async fn create(
             before: None,
             after: Some(
                 json!({"name": name, "prefix": prefix, "allowed_models": input.allowed_models,
-                               "expires_at": input.expires_at.map(crate::audit::timestamp)}),
+                               "expires_at": input.expires_at.map(crate::audit::timestamp),
+                               "monthly_cap_micros": monthly_cap_micros}),
             ),
         },
     )
@@ -156,40 +182,96 @@ async fn changeable(
 }
 
 /// `PUT /api_keys/{id}`: rename.
-pub async fn rename(
+/// `PUT /api_keys/{id}`: what changes (absent fields keep their value).
+#[derive(Debug, Clone, Default)]
+pub struct KeyChange {
+    pub name: Option<String>,
+    /// Some(None) removes the cap.
+    pub monthly_cap_micros: Option<Option<i64>>,
+}
+
+pub async fn update(
     deps: &Deps,
     principal: &Principal,
     id: ApiKeyId,
-    name: &str,
+    change: KeyChange,
     meta: &RequestMeta,
 ) -> Result<ApiKeyRecord, ServiceError> {
     let (scope, before) = changeable(deps, principal, id).await?;
-    let name = valid_name(name)?;
+    let name = change.name.as_deref().map(valid_name).transpose()?;
+    let new_cap = change
+        .monthly_cap_micros
+        .map(|c| cap(principal, c))
+        .transpose()?;
     let tx = deps.db.begin_write().await?;
-    api_keys::rename(&tx, scope, id, &name).await?;
+    if let Some(name) = &name {
+        api_keys::rename(&tx, scope, id, name).await?;
+        audit_key_change(
+            &tx,
+            deps,
+            principal,
+            meta,
+            scope,
+            id,
+            "api_key.renamed",
+            json!({"name": before.name}),
+            json!({"name": name}),
+        )
+        .await?;
+    }
+    if let Some(cap) = new_cap {
+        api_keys::set_cap(&tx, scope, id, cap).await?;
+        audit_key_change(
+            &tx,
+            deps,
+            principal,
+            meta,
+            scope,
+            id,
+            "api_key.cap_changed",
+            json!({"monthly_cap_micros": before.monthly_cap_micros}),
+            json!({"monthly_cap_micros": cap}),
+        )
+        .await?;
+    }
+    let mut key = api_keys::find(&tx, scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound("api key"))?;
+    tx.commit().await?;
+    api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
+    Ok(key)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn audit_key_change(
+    tx: &inventiv_persistence::Tx,
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+    scope: Scope,
+    id: ApiKeyId,
+    action: &'static str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> Result<(), ServiceError> {
     record(
-        &tx,
+        tx,
         deps.clock.now(),
         actor_of(principal),
         meta,
         AuditEntry {
-            action: "api_key.renamed",
+            action,
             organization: scope_org(scope),
             target_type: "api_key",
             target_id: id.to_string(),
-            before: Some(json!({"name": before.name})),
-            after: Some(json!({"name": name})),
+            before: Some(before),
+            after: Some(after),
         },
     )
     .await?;
-    let key = api_keys::find(&tx, scope, id)
-        .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
-    tx.commit().await?;
-    Ok(key)
+    Ok(())
 }
 
-/// `DELETE /api_keys/{id}`: revoke; the key is refused on the very next request.
 pub async fn revoke(
     deps: &Deps,
     principal: &Principal,
@@ -280,6 +362,7 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         api_key: Some(ApiKeyRef {
             id: key.id,
             allowed_models: key.allowed_models,
+            monthly_cap_micros: key.monthly_cap_micros,
         }),
         workspace,
         credential: Credential::ApiKey,

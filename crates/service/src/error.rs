@@ -9,6 +9,13 @@ pub enum ServiceError {
     /// 400: the input does not parse; one reason per field.
     #[error("invalid input")]
     Validation(BTreeMap<String, String>),
+    /// 400 with a code, for a malformed request that is not a field's validation
+    /// (`invalid_body`).
+    #[error("{code}: {message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 402: a spend cap would be passed (`spend_cap_reached`).
+    #[error("{code}: {message}")]
+    PaymentRequired { code: &'static str, message: String },
     /// 401 with a code (`unauthorized`, `invalid_credentials`, `login_required`, …).
     #[error("{code}: {message}")]
     Unauthenticated { code: &'static str, message: String },

@@ -41,6 +41,12 @@ pub struct ApiKeyDto {
     revoked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Monthly spend ceiling in micro-EUR (calendar month, UTC); null: none.
+    monthly_cap_micros: Option<i64>,
+    /// Charged to this key this month.
+    spent_this_month_micros: i64,
+    /// Budget held for calls in flight (slices leased by the proxy replicas).
+    reserved_micros: i64,
 }
 
 fn key_dto(k: ApiKey) -> ApiKeyDto {
@@ -61,6 +67,9 @@ fn key_dto(k: ApiKey) -> ApiKeyDto {
         last_used_at: k.last_used_at,
         revoked_at: k.revoked_at,
         created_at: k.created_at,
+        monthly_cap_micros: k.monthly_cap_micros,
+        spent_this_month_micros: k.spent_this_month_micros,
+        reserved_micros: k.reserved_micros,
     }
 }
 
@@ -92,6 +101,9 @@ pub struct CreateKeyRequest {
     /// Restrict the key to these models/offerings (`org_slug/code` or public model ids).
     #[schema(min_items = 1, max_items = 100)]
     allowed_models: Option<Vec<String>>,
+    /// Monthly spend ceiling in micro-EUR (org keys: owner/manager only).
+    #[schema(minimum = 0)]
+    monthly_cap_micros: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -119,6 +131,7 @@ async fn create(
         name: b.name,
         expires_at: b.expires_at,
         allowed_models: b.allowed_models,
+        monthly_cap_micros: b.monthly_cap_micros,
     };
     let (key, secret) = api_keys::create(&state.deps, &who.0, input, &meta.0).await?;
     Ok(HttpResponse::Created().json(CreatedKey {
@@ -129,15 +142,20 @@ async fn create(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameKeyRequest {
+pub struct UpdateKeyRequest {
     /// 1 to 100 printable characters.
     #[schema(min_length = 1, max_length = 100)]
-    name: String,
+    name: Option<String>,
+    /// Monthly spend ceiling in micro-EUR, or null to remove it (org keys: owner/manager only).
+    #[serde(default, deserialize_with = "crate::dto::double_option")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    monthly_cap_micros: Option<Option<i64>>,
 }
 
-/// Rename a key.
+/// Rename a key or change its monthly cap.
 #[utoipa::path(tag = "api_keys", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
-    (status = 200, description = "Renamed", body = ApiKeyDto),
+    (status = 200, description = "Changed", body = ApiKeyDto),
+    (status = 400, description = "Invalid name or cap", body = ErrorBody),
     (status = 403, description = "Role may not manage keys", body = ErrorBody),
     (status = 404, description = "No such key in this workspace", body = ErrorBody),
 ))]
@@ -147,13 +165,18 @@ async fn rename(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: Json<RenameKeyRequest>,
+    body: Json<UpdateKeyRequest>,
 ) -> Result<web::Json<ApiKeyDto>, ApiError> {
-    let key = api_keys::rename(
+    let b = body.into_inner();
+    let change = api_keys::KeyChange {
+        name: b.name,
+        monthly_cap_micros: b.monthly_cap_micros,
+    };
+    let key = api_keys::update(
         &state.deps,
         &who.0,
         ApiKeyId::from_uuid(path.into_inner()),
-        &body.name,
+        change,
         &meta.0,
     )
     .await?;

@@ -21,11 +21,17 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    /// The key's monthly spend ceiling in micro-EUR (None: none).
+    pub monthly_cap_micros: Option<i64>,
+    /// This month's spend and the budget replicas hold for in-flight calls (filled by
+    /// [`with_spend`]; 0 until then).
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
 }
 
 const SELECT: &str = "SELECT k.id, k.organization_id, o.name AS organization_name, k.owner_user_id, k.name, \
-     k.key_prefix, k.allowed_models, k.expires_at, k.last_used_at, k.revoked_at, k.created_at \
-     FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id";
+     k.key_prefix, k.allowed_models, k.expires_at, k.last_used_at, k.revoked_at, k.created_at, \
+     k.monthly_cap_micros FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id";
 
 fn record(row: QueryResult) -> Result<ApiKeyRecord, StoreError> {
     let allowed: Option<serde_json::Value> = row.try_get("", "allowed_models")?;
@@ -47,6 +53,9 @@ fn record(row: QueryResult) -> Result<ApiKeyRecord, StoreError> {
         last_used_at: row.try_get("", "last_used_at")?,
         revoked_at: row.try_get("", "revoked_at")?,
         created_at: row.try_get("", "created_at")?,
+        monthly_cap_micros: row.try_get("", "monthly_cap_micros")?,
+        spent_this_month_micros: 0,
+        reserved_micros: 0,
     })
 }
 
@@ -75,6 +84,7 @@ pub struct NewApiKey<'a> {
     pub key_hash: &'a str,
     pub allowed_models: Option<&'a [String]>,
     pub expires_at: Option<OffsetDateTime>,
+    pub monthly_cap_micros: Option<i64>,
     pub now: OffsetDateTime,
 }
 
@@ -86,8 +96,8 @@ pub async fn insert<S: Store>(s: &S, new: NewApiKey<'_>) -> Result<(), StoreErro
     let allowed = new.allowed_models.map(|m| serde_json::json!(m));
     exec_sql(
         s,
-        "INSERT INTO api_keys (id, organization_id, owner_user_id, name, key_prefix, key_hash, allowed_models, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO api_keys (id, organization_id, owner_user_id, name, key_prefix, key_hash, allowed_models, expires_at, created_at, monthly_cap_micros) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         vec![
             new.id.as_uuid().into(),
             org.into(),
@@ -98,6 +108,7 @@ pub async fn insert<S: Store>(s: &S, new: NewApiKey<'_>) -> Result<(), StoreErro
             allowed.into(),
             new.expires_at.into(),
             new.now.into(),
+            new.monthly_cap_micros.into(),
         ],
     )
     .await?;
@@ -154,6 +165,24 @@ pub async fn rename<S: Store>(
     Ok(exec_sql(
         s,
         &format!("UPDATE api_keys SET name = $1 WHERE id = $2 AND {filter}"),
+        values,
+    )
+    .await?
+        == 1)
+}
+
+/// Sets (or, with None, removes) the monthly spend cap of a key of `scope`.
+pub async fn set_cap<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: ApiKeyId,
+    cap: Option<i64>,
+) -> Result<bool, StoreError> {
+    let mut values: Vec<Value> = vec![cap.into(), id.as_uuid().into()];
+    let filter = in_scope(scope, &mut values).replace("k.", "");
+    Ok(exec_sql(
+        s,
+        &format!("UPDATE api_keys SET monthly_cap_micros = $1 WHERE id = $2 AND {filter}"),
         values,
     )
     .await?
@@ -227,5 +256,24 @@ pub async fn touch<S: Store>(s: &S, id: ApiKeyId, now: OffsetDateTime) -> Result
         vec![now.into(), id.as_uuid().into()],
     )
     .await?;
+    Ok(())
+}
+
+/// Fills in the spend of `month` of each key (one query for all of them).
+pub async fn with_spend<S: Store>(
+    s: &S,
+    keys: &mut [ApiKeyRecord],
+    month: i32,
+) -> Result<(), StoreError> {
+    let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.id.as_uuid()).collect();
+    let spend =
+        crate::repo::spend::counters_of(s, crate::repo::spend::SubjectKind::ApiKey, &ids, month)
+            .await?;
+    for key in keys {
+        if let Some((spent, leased)) = spend.get(&key.id.as_uuid()) {
+            key.spent_this_month_micros = *spent;
+            key.reserved_micros = (*leased).max(0);
+        }
+    }
     Ok(())
 }

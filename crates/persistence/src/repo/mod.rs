@@ -12,6 +12,7 @@ pub mod reset_tokens;
 pub mod scale;
 pub mod sessions;
 pub mod shares;
+pub mod spend;
 pub mod usage;
 pub mod users;
 

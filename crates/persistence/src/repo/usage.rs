@@ -2,13 +2,35 @@
 //! (whose text is the `request_id`); read per consumer or provider org (or a personal user)
 //! over a time range.
 
+use crate::repo::spend::{self, Booking, Subject, SubjectKind};
 use crate::repo::{exec_sql, query_all_sql, ts};
 use crate::{Backend, Db, Store, StoreError};
 use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId, UsageId, UserId};
 use sea_orm::Value;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone)]
+/// Where a row's token counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageSource {
+    /// The upstream's own `usage`.
+    Upstream,
+    /// The upstream reported none: counted from what was relayed.
+    Estimated,
+}
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Upstream => "upstream",
+            UsageSource::Estimated => "estimated",
+        }
+    }
+}
+
+/// One metered request. Serializable: the proxy journals it locally before the answer's last
+/// byte leaves, and a restarted process replays the journal.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     pub id: UsageId,
     pub request_id: String,
@@ -26,13 +48,43 @@ pub struct UsageRecord {
     pub price_input_micros_per_1k: i64,
     pub price_output_micros_per_1k: i64,
     pub charged_micros: i64,
+    pub usage_source: UsageSource,
+    /// The upstream reported more than was reserved; the charge was clamped to the reservation.
+    pub clamped: bool,
+    /// The calendar month (UTC, `yyyymm`) of the request's admission: the month it spends in.
+    pub month: i32,
+    /// The spend leases its reservation was taken from (share cap, key cap).
+    pub share_lease: Option<uuid::Uuid>,
+    pub key_lease: Option<uuid::Uuid>,
+}
+
+impl UsageRecord {
+    /// The charges this row books against spend counters once stored.
+    fn bookings(&self) -> impl Iterator<Item = Booking> + '_ {
+        let share = self
+            .share_id
+            .map(|id| (SubjectKind::Share, id.as_uuid(), self.share_lease));
+        let key = self
+            .api_key_id
+            .map(|id| (SubjectKind::ApiKey, id.as_uuid(), self.key_lease));
+        [share, key]
+            .into_iter()
+            .flatten()
+            .filter(|_| self.charged_micros > 0)
+            .map(|(kind, id, lease)| Booking {
+                subject: Subject { kind, id },
+                month: self.month,
+                charged: self.charged_micros,
+                lease,
+            })
+    }
 }
 
 const COLUMNS: &str = "INSERT INTO inference_usage (id, request_id, occurred_at, api_key_id, user_id, \
      consumer_organization_id, provider_organization_id, organization_model_id, share_id, model_id, \
      instance_id, input_tokens, output_tokens, price_input_micros_per_1k, price_output_micros_per_1k, \
-     charged_micros, created_at) VALUES ";
-const PER_ROW: usize = 17;
+     charged_micros, usage_source, clamped, created_at) VALUES ";
+const PER_ROW: usize = 19;
 
 fn values_of(r: &UsageRecord, now: OffsetDateTime) -> [Value; PER_ROW] {
     [
@@ -52,11 +104,13 @@ fn values_of(r: &UsageRecord, now: OffsetDateTime) -> [Value; PER_ROW] {
         r.price_input_micros_per_1k.into(),
         r.price_output_micros_per_1k.into(),
         r.charged_micros.into(),
+        r.usage_source.as_str().into(),
+        r.clamped.into(),
         now.into(),
     ]
 }
 
-/// The placeholders of the row starting at argument `first`: `($k+1, …, $k+17)` on
+/// The placeholders of the row starting at argument `first`: `($k+1, …, $k+19)` on
 /// PostgreSQL, anonymous `(?, …, ?)` on SQLite. sqlx's SQLite driver asks SQLite for each
 /// argument's name, a linear scan of the statement's named parameters, so named ones make
 /// binding grow with the square of the row count (`perf` of `make bench-proxy` once found 44 %
@@ -82,13 +136,16 @@ fn placeholders(sql: &mut String, backend: Backend, first: usize) {
 const SQLITE_ROWS_PER_STATEMENT: usize = 32;
 
 /// Inserts a batch; rows already stored (same `id`, whose text is the `request_id`) are
-/// skipped, so a batch retried after a partial failure stores each row once. Returns how many
-/// were new. The write does not move the write epoch: no cache is built from usage rows.
+/// skipped, so a batch retried after a partial failure — or a crash journal replayed — stores
+/// each row once. In the same transaction, the charges of the rows actually stored are booked
+/// against their spend counters and leases ([`spend`]), and rows whose lease had lapsed are
+/// flagged `late`. Returns how many were new. The write does not move the write epoch: no cache
+/// is built from usage rows.
 ///
 /// PostgreSQL gets the whole batch as one JSON parameter of one statement whose text never
 /// changes, so it is parsed and planned once per connection, and binding costs one value
-/// rather than 17 per row. SQLite gets statements of at most 32 rows in one transaction (one
-/// commit, one write of each touched page): full chunks reuse one prepared statement.
+/// rather than 19 per row. SQLite gets statements of at most 32 rows (one commit, one write of
+/// each touched page): full chunks reuse one prepared statement.
 pub async fn insert_batch(
     db: &Db,
     rows: &[UsageRecord],
@@ -97,16 +154,49 @@ pub async fn insert_batch(
     if rows.is_empty() {
         return Ok(0);
     }
-    if db.backend() == Backend::Postgres {
-        return insert_json(db, rows, now).await;
-    }
     let tx = db.begin_untracked().await?;
-    let mut new = 0;
-    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        new += insert_rows(&tx, chunk, now).await?;
+    let mut stored = std::collections::HashSet::new();
+    if db.backend() == Backend::Postgres {
+        stored.extend(insert_json(&tx, rows, now).await?);
+    } else {
+        for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+            stored.extend(insert_rows(&tx, chunk, now).await?);
+        }
+    }
+    let new: Vec<&UsageRecord> = rows
+        .iter()
+        .filter(|r| stored.contains(&r.id.as_uuid()))
+        .collect();
+    let bookings: Vec<Booking> = new.iter().flat_map(|r| r.bookings()).collect();
+    if !bookings.is_empty() {
+        let late = spend::book(&tx, &bookings).await?;
+        let late_rows: Vec<uuid::Uuid> = new
+            .iter()
+            .filter(|r| {
+                [r.share_lease, r.key_lease]
+                    .iter()
+                    .flatten()
+                    .any(|l| late.contains(l))
+            })
+            .map(|r| r.id.as_uuid())
+            .collect();
+        for id in &late_rows {
+            exec_sql(
+                &tx,
+                "UPDATE inference_usage SET late = TRUE WHERE id = $1",
+                vec![(*id).into()],
+            )
+            .await?;
+        }
+        if !late_rows.is_empty() {
+            tracing::warn!(
+                rows = late_rows.len(),
+                "usage stored after its spend lease lapsed (a crash replay): flagged late"
+            );
+        }
     }
     tx.commit().await?;
-    Ok(new)
+    Ok(new.len() as u64)
 }
 
 /// A usage row as `insert_json` reads it (the time in microseconds since the epoch: exact,
@@ -129,28 +219,31 @@ struct JsonRow<'a> {
     price_input_micros_per_1k: i64,
     price_output_micros_per_1k: i64,
     charged_micros: i64,
+    usage_source: &'static str,
+    clamped: bool,
 }
 
 const INSERT_JSON: &str = "INSERT INTO inference_usage (id, request_id, occurred_at, api_key_id, user_id, \
      consumer_organization_id, provider_organization_id, organization_model_id, share_id, model_id, \
      instance_id, input_tokens, output_tokens, price_input_micros_per_1k, price_output_micros_per_1k, \
-     charged_micros, created_at) \
+     charged_micros, usage_source, clamped, created_at) \
      SELECT id, request_id, 'epoch'::timestamptz + occurred_us * interval '1 microsecond', api_key_id, user_id, \
      consumer_organization_id, provider_organization_id, organization_model_id, share_id, model_id, \
      instance_id, input_tokens, output_tokens, price_input_micros_per_1k, price_output_micros_per_1k, \
-     charged_micros, $2 \
+     charged_micros, usage_source, clamped, $2 \
      FROM json_to_recordset($1::json) AS r(id uuid, request_id text, occurred_us bigint, api_key_id uuid, \
      user_id uuid, consumer_organization_id uuid, provider_organization_id uuid, organization_model_id uuid, \
      share_id uuid, model_id uuid, instance_id uuid, input_tokens bigint, output_tokens bigint, \
-     price_input_micros_per_1k bigint, price_output_micros_per_1k bigint, charged_micros bigint) \
-     ON CONFLICT (id) DO NOTHING";
+     price_input_micros_per_1k bigint, price_output_micros_per_1k bigint, charged_micros bigint, \
+     usage_source text, clamped boolean) \
+     ON CONFLICT (id) DO NOTHING RETURNING id";
 
-/// The PostgreSQL batch: every row in one JSON array.
-async fn insert_json(
-    db: &Db,
+/// The PostgreSQL batch: every row in one JSON array. Returns the ids that were new.
+async fn insert_json<S: Store>(
+    s: &S,
     rows: &[UsageRecord],
     now: OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<uuid::Uuid>, StoreError> {
     let json: Vec<JsonRow<'_>> = rows
         .iter()
         .map(|r| JsonRow {
@@ -170,18 +263,32 @@ async fn insert_json(
             price_input_micros_per_1k: r.price_input_micros_per_1k,
             price_output_micros_per_1k: r.price_output_micros_per_1k,
             charged_micros: r.charged_micros,
+            usage_source: r.usage_source.as_str(),
+            clamped: r.clamped,
         })
         .collect();
     let json = serde_json::to_string(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    exec_sql(db, INSERT_JSON, vec![json.into(), now.into()]).await
+    returned_ids(s, INSERT_JSON, vec![json.into(), now.into()]).await
 }
 
-/// One multi-row `INSERT … ON CONFLICT (id) DO NOTHING`.
+async fn returned_ids<S: Store>(
+    s: &S,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<uuid::Uuid>, StoreError> {
+    query_all_sql(s, sql, values)
+        .await?
+        .into_iter()
+        .map(|row| Ok(row.try_get("", "id")?))
+        .collect()
+}
+
+/// One multi-row `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`.
 async fn insert_rows<S: Store>(
     s: &S,
     rows: &[UsageRecord],
     now: OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<uuid::Uuid>, StoreError> {
     let mut sql = String::with_capacity(COLUMNS.len() + rows.len() * PER_ROW * 5 + 32);
     sql.push_str(COLUMNS);
     let mut values: Vec<Value> = Vec::with_capacity(rows.len() * PER_ROW);
@@ -192,8 +299,8 @@ async fn insert_rows<S: Store>(
         placeholders(&mut sql, s.backend(), i * PER_ROW);
         values.extend(values_of(r, now));
     }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    exec_sql(s, &sql, values).await
+    sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
+    returned_ids(s, &sql, values).await
 }
 
 /// Whose usage a query reads.

@@ -1001,6 +1001,11 @@ fn usage_rows(n: i64, now: OffsetDateTime) -> Vec<inventiv_persistence::repo::us
                 price_input_micros_per_1k: 0,
                 price_output_micros_per_1k: 0,
                 charged_micros: 0,
+                usage_source: inventiv_persistence::repo::usage::UsageSource::Upstream,
+                clamped: false,
+                month: inventiv_persistence::repo::spend::month_of(now),
+                share_lease: None,
+                key_lease: None,
             }
         })
         .collect()
@@ -1040,7 +1045,13 @@ async fn a_full_usage_queue_makes_requests_wait_and_drops_nothing() {
             .await
             .unwrap();
     }
-    let meter = Meter::start(app.db.clone(), std::time::Duration::from_millis(5), 4);
+    let meter = Meter::start(
+        app.db.clone(),
+        std::time::Duration::from_millis(5),
+        4,
+        None,
+        None,
+    );
     let mut rows = usage_rows(10, inventiv_persistence::now_utc_micros()).into_iter();
     // The first row is taken by the writer, which then waits on the lock; four more fill the
     // queue.

@@ -33,6 +33,8 @@ pub struct ApiKeyRef {
     pub id: inventiv_domain::ApiKeyId,
     /// The models/offerings this key may call (None: any its scope allows).
     pub allowed_models: Option<Vec<String>>,
+    /// The key's monthly spend cap (None: none): the proxy admits its calls against it.
+    pub monthly_cap_micros: Option<i64>,
 }
 
 impl Principal {

@@ -1,11 +1,14 @@
 //! The OpenAI-compatible proxy (SPEC §5): resolve the model, pick a ready operational instance,
 //! forward (streaming SSE through as it arrives), and meter the usage into `inference_usage`.
 
+pub mod budget;
 mod client;
 mod forward;
+pub mod journal;
 pub mod meter;
 pub mod resolve;
 
+pub use budget::Budgets;
 pub use forward::{Endpoint, ProxyBody, ProxyResponse, forward};
 pub use meter::Meter;
 pub use resolve::{ListedModel, Target, available};
@@ -21,6 +24,8 @@ pub struct Proxy {
     /// Tells this proxy's clients from another's in [`CLIENT`] (tests run several servers).
     id: u64,
     pub meter: Meter,
+    /// Spend-cap admission: the budget leases this process holds.
+    pub budgets: std::sync::Arc<Budgets>,
     /// Resolved routes by (scope, model name) (see [`crate::cache`]).
     pub routes: std::sync::Arc<
         crate::cache::EpochCache<(inventiv_domain::Scope, String), resolve::CachedTarget>,
@@ -39,6 +44,12 @@ pub struct ProxySettings {
     pub meter_queue: usize,
     /// Whether the routing cache is on (off with several replicas; see `crate::cache`).
     pub cache: bool,
+    /// How long a spend lease outlives its holder's last renewal.
+    pub reservation_ttl: Duration,
+    /// The largest non-streamed answer read from a model server.
+    pub max_response_bytes: usize,
+    /// Where usage rows are journaled (None: not journaled).
+    pub journal_dir: Option<std::path::PathBuf>,
 }
 
 thread_local! {
@@ -55,13 +66,39 @@ thread_local! {
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Proxy {
-    pub fn new(settings: &ProxySettings, db: inventiv_persistence::Db) -> Proxy {
-        Proxy {
+    /// Starts the usage writer (which first replays orphaned journals) and the lease keeper.
+    pub fn new(
+        settings: &ProxySettings,
+        db: inventiv_persistence::Db,
+        clock: std::sync::Arc<dyn crate::Clock>,
+    ) -> std::io::Result<Proxy> {
+        let journal = match &settings.journal_dir {
+            Some(dir) => Some(std::sync::Arc::new(journal::Journal::open(dir)?)),
+            None => None,
+        };
+        let budgets = Budgets::new(db.clone(), settings.reservation_ttl, clock);
+        tokio::spawn(Budgets::maintain(std::sync::Arc::downgrade(&budgets)));
+        Ok(Proxy {
             settings: settings.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            meter: Meter::start(db, settings.meter_linger, settings.meter_queue),
+            meter: Meter::start(
+                db,
+                settings.meter_linger,
+                settings.meter_queue,
+                journal,
+                settings.journal_dir.clone(),
+            ),
+            budgets,
             routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
-        }
+        })
+    }
+
+    /// Clean shutdown, once the HTTP server has stopped: stores every queued usage row, gives
+    /// back the spend leases, and removes this process's journal.
+    pub async fn shut_down(&self) {
+        self.meter.flush().await;
+        self.budgets.release_idle(true).await;
+        self.meter.close();
     }
 
     /// The calling thread's upstream client (built on its first use there).

@@ -29,6 +29,10 @@ pub struct Target {
     pub share: Option<ShareId>,
     /// micro-EUR per 1k input and output tokens.
     pub prices: (i64, i64),
+    /// The underlying model's context length: the bound of a request's input and output.
+    pub context_length: u64,
+    /// The consumer's monthly cap on the share (None: none, or not a share).
+    pub share_cap: Option<i64>,
     /// Ready, operational instances serving it.
     pub instances: Vec<Upstream>,
 }
@@ -106,8 +110,14 @@ fn caller_org(principal: &Principal) -> Option<OrgId> {
     }
 }
 
-/// (share, prices, the share's end) — how the caller reaches an offering.
-type Access = (Option<ShareId>, (i64, i64), Option<time::OffsetDateTime>);
+/// How the caller reaches an offering.
+struct Access {
+    share: Option<ShareId>,
+    prices: (i64, i64),
+    /// The share's end: the route holds until then.
+    ends_at: Option<time::OffsetDateTime>,
+    share_cap: Option<i64>,
+}
 
 /// How an offering is reached by the caller (before instances are looked up).
 async fn offering_access(
@@ -125,7 +135,12 @@ async fn offering_access(
     if org == offering.organization_id {
         // Own offering: metered, not charged (the org pays for its instances already).
         return if offering.activation.operational(false) {
-            Ok((None, (0, 0), None))
+            Ok(Access {
+                share: None,
+                prices: (0, 0),
+                ends_at: None,
+                share_cap: None,
+            })
         } else {
             Err(not_operational(requested))
         };
@@ -142,7 +157,12 @@ async fn offering_access(
         share.price_input_micros_per_1k,
         share.price_output_micros_per_1k,
     );
-    Ok((Some(share.id), prices, share.ends_at))
+    Ok(Access {
+        share: Some(share.id),
+        prices,
+        ends_at: share.ends_at,
+        share_cap: None,
+    })
 }
 
 fn allowed_by_key(principal: &Principal, requested: &str) -> bool {
@@ -186,9 +206,15 @@ pub async fn resolve(
     };
     let target = match named_offering {
         Some(offering) => {
-            let (share, prices, ends_at) =
-                offering_access(deps, principal, &offering, requested).await?;
-            valid_until = ends_at;
+            let access = offering_access(deps, principal, &offering, requested).await?;
+            valid_until = access.ends_at;
+            let model = models::find(
+                &deps.db,
+                Scope::Org(offering.organization_id),
+                offering.model_id,
+            )
+            .await?
+            .ok_or_else(|| not_found(requested))?;
             Target {
                 requested: requested.to_owned(),
                 upstream_model: offering.upstream_model.clone(),
@@ -196,8 +222,10 @@ pub async fn resolve(
                 consumer: caller_org(principal),
                 provider: Some(offering.organization_id),
                 offering: Some(offering.id),
-                share,
-                prices,
+                share: access.share,
+                prices: access.prices,
+                context_length: context_of(model.context_length),
+                share_cap: access.share_cap,
                 instances: upstreams(
                     deps,
                     Scope::Org(offering.organization_id),
@@ -219,6 +247,8 @@ pub async fn resolve(
                 offering: None,
                 share: None,
                 prices: (0, 0),
+                context_length: context_of(model.context_length),
+                share_cap: None,
                 instances: upstreams(deps, actor.scope(), model.id).await?,
             }
         }
@@ -240,6 +270,11 @@ pub async fn resolve(
         },
     );
     Ok(target)
+}
+
+/// A model's context length as a token bound (a stored value below 1 bounds nothing: 1).
+fn context_of(stored: i32) -> u64 {
+    u64::try_from(stored).unwrap_or(0).max(1)
 }
 
 /// A resolved route and until when it holds by date (a share's `ends_at`).

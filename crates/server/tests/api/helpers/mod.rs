@@ -312,8 +312,11 @@ pub async fn json_with_status(res: reqwest::Response, status: u16) -> serde_json
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Asserts the error shape of SPEC §4: `{error, message, request_id}` with the given code.
+/// Asserts the error shape of SPEC §4: `{error, message, request_id}` with the given code — or,
+/// on the OpenAI-compatible routes (`/v1/*`), OpenAI's `{error: {message, type, param, code},
+/// request_id}` (SPEC §5.3).
 pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    let openai = res.url().path().starts_with("/v1/");
     let header_id = res
         .headers()
         .get("x-request-id")
@@ -331,9 +334,25 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
         "content-type {content_type}"
     );
     let body = json_with_status(res, status).await;
-    assert_eq!(body["error"], code, "body: {body}");
+    let error = if openai {
+        let error = &body["error"];
+        assert!(
+            error["type"].as_str().is_some_and(|t| !t.is_empty()),
+            "body: {body}"
+        );
+        assert!(error.get("param").is_some(), "body: {body}");
+        error
+    } else {
+        &body
+    };
+    let found = if openai {
+        &error["code"]
+    } else {
+        &error["error"]
+    };
+    assert_eq!(found, code, "body: {body}");
     assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
         "body: {body}"
     );
     assert_eq!(
