@@ -167,21 +167,24 @@ pub async fn create(
 }
 
 /// Loads a key of the caller's scope for a change (view first: out of scope is 404).
+/// The key `id` of the caller's scope (404 outside it), once `action` is allowed.
 async fn changeable(
     deps: &Deps,
     principal: &Principal,
     id: ApiKeyId,
+    action: Option<Action>,
 ) -> Result<(Scope, ApiKeyRecord), ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let key = api_keys::find(&deps.db, actor.scope(), id)
         .await?
         .ok_or(ServiceError::NotFound("api key"))?;
-    authorize(&actor, Action::RevokeApiKey)?;
+    if let Some(action) = action {
+        authorize(&actor, action)?;
+    }
     Ok((actor.scope(), key))
 }
 
-/// `PUT /api_keys/{id}`: rename.
 /// `PUT /api_keys/{id}`: what changes (absent fields keep their value).
 #[derive(Debug, Clone, Default)]
 pub struct KeyChange {
@@ -197,7 +200,9 @@ pub async fn update(
     change: KeyChange,
     meta: &RequestMeta,
 ) -> Result<ApiKeyRecord, ServiceError> {
-    let (scope, before) = changeable(deps, principal, id).await?;
+    // Renaming is key management (owner/admin); the cap is the economic side's (see `cap`).
+    let manage = change.name.is_some().then_some(Action::RevokeApiKey);
+    let (scope, before) = changeable(deps, principal, id, manage).await?;
     let name = change.name.as_deref().map(valid_name).transpose()?;
     let new_cap = change
         .monthly_cap_micros
@@ -278,7 +283,7 @@ pub async fn revoke(
     id: ApiKeyId,
     meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
-    let (scope, key) = changeable(deps, principal, id).await?;
+    let (scope, key) = changeable(deps, principal, id, Some(Action::RevokeApiKey)).await?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     if !api_keys::revoke(&tx, scope, id, now).await? {

@@ -401,3 +401,59 @@ pub async fn count_all<S: Store>(s: &S) -> Result<i64, StoreError> {
         .transpose()?
         .unwrap_or(0))
 }
+
+/// A stored usage row as reconciliation reads it.
+#[derive(Debug, Clone)]
+pub struct StoredUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub charged_micros: i64,
+    pub usage_source: String,
+    pub late: bool,
+    pub clamped: bool,
+    pub api_key_id: Option<ApiKeyId>,
+    pub share_id: Option<ShareId>,
+}
+
+/// The usage row with this id (the `X-Inventiv-Usage-Id` of a proxied answer).
+pub async fn find<S: Store>(s: &S, id: UsageId) -> Result<Option<StoredUsage>, StoreError> {
+    let row = crate::repo::query_one_sql(
+        s,
+        "SELECT input_tokens, output_tokens, charged_micros, usage_source, late, clamped, api_key_id, share_id \
+         FROM inference_usage WHERE id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?;
+    row.map(|row| {
+        Ok(StoredUsage {
+            input_tokens: row.try_get("", "input_tokens")?,
+            output_tokens: row.try_get("", "output_tokens")?,
+            charged_micros: row.try_get("", "charged_micros")?,
+            usage_source: row.try_get("", "usage_source")?,
+            late: row.try_get("", "late")?,
+            clamped: row.try_get("", "clamped")?,
+            api_key_id: row
+                .try_get::<Option<uuid::Uuid>>("", "api_key_id")?
+                .map(ApiKeyId::from_uuid),
+            share_id: row
+                .try_get::<Option<uuid::Uuid>>("", "share_id")?
+                .map(ShareId::from_uuid),
+        })
+    })
+    .transpose()
+}
+
+/// The sum of the charges stored for an API key (all time), for reconciliation.
+pub async fn charged_to_key<S: Store>(s: &S, key: ApiKeyId) -> Result<i64, StoreError> {
+    let rows = query_all_sql(
+        s,
+        "SELECT CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS total FROM inference_usage WHERE api_key_id = $1",
+        vec![key.as_uuid().into()],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| r.try_get::<i64>("", "total"))
+        .transpose()?
+        .unwrap_or(0))
+}

@@ -979,7 +979,10 @@ async fn the_official_openai_client_works_through_the_proxy() {
 }
 
 /// `n` usage rows of no one in particular, occurred at `now`.
-fn usage_rows(n: i64, now: OffsetDateTime) -> Vec<inventiv_persistence::repo::usage::UsageRecord> {
+pub fn usage_rows(
+    n: i64,
+    now: OffsetDateTime,
+) -> Vec<inventiv_persistence::repo::usage::UsageRecord> {
     use inventiv_domain::{InstanceId, ModelId, UsageId};
     (0..n)
         .map(|i| {

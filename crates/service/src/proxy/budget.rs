@@ -151,18 +151,12 @@ impl Budgets {
             .saturating_mul(SLICE_RESERVATIONS)
             .min(capped.cap / SLICE_OF_CAP)
             .max(amount);
-        let now = self.clock.now();
-        let expires = now + self.ttl;
-        let granted = spend::grant(
-            &self.db,
-            capped.subject,
-            month,
-            &self.holder,
-            (amount, want),
-            now,
-            expires,
-        )
-        .await?;
+        let mut granted = self.grant(capped.subject, month, amount, want).await?;
+        // Refused: this process's own idle leftovers may be what is missing. Give them back
+        // and ask once more, rather than refuse a call the cap can still take.
+        if granted.is_none() && self.release_unused(capped.subject, month).await {
+            granted = self.grant(capped.subject, month, amount, want).await?;
+        }
         let Some(lease) = granted else {
             return Err(ServiceError::PaymentRequired {
                 code: "spend_cap_reached",
@@ -189,6 +183,62 @@ impl Budgets {
             last_used: Instant::now(),
         });
         Ok(lease.id)
+    }
+
+    async fn grant(
+        &self,
+        subject: Subject,
+        month: i32,
+        need: i64,
+        want: i64,
+    ) -> Result<Option<spend::Lease>, ServiceError> {
+        let now = self.clock.now();
+        Ok(spend::grant(
+            &self.db,
+            subject,
+            month,
+            &self.holder,
+            (need, want),
+            now,
+            now + self.ttl,
+        )
+        .await?)
+    }
+
+    /// Returns the leases of (`subject`, `month`) with nothing in flight; whether there were any.
+    async fn release_unused(&self, subject: Subject, month: i32) -> bool {
+        let unused: Vec<Held> = {
+            let mut held = lock(&self.held);
+            let Some(leases) = held.get_mut(&(subject, month)) else {
+                return false;
+            };
+            let (unused, busy): (Vec<Held>, Vec<Held>) =
+                leases.drain(..).partition(|l| l.in_flight == 0);
+            *leases = busy;
+            unused
+        };
+        let any = !unused.is_empty();
+        for lease in unused {
+            self.give_back(subject, month, &lease).await;
+        }
+        any
+    }
+
+    async fn give_back(&self, subject: Subject, month: i32, lease: &Held) {
+        let returned = lease.granted - lease.consumed;
+        if let Err(err) = spend::release(
+            &self.db,
+            lease.id,
+            subject,
+            month,
+            returned,
+            self.clock.now(),
+        )
+        .await
+        {
+            // It lapses after the TTL instead: the budget comes back late, never twice.
+            tracing::warn!(error = %err, "returning a spend lease failed; it will lapse");
+        }
     }
 
     /// Ends one call's reservation on `lease`: `charged` (≤ the reservation) stays committed.

@@ -550,27 +550,33 @@ impl Relaying {
         }
     }
 
+    /// Writes the usage row. On a task of its own, so that it completes even if the response
+    /// is dropped meanwhile (the client left while the row waited for room in the queue);
+    /// awaited, so that the row is journaled before the response's last byte leaves.
     async fn finish(self) {
         let metered = self.scanner.metered();
-        self.meter.record(metered).await;
+        let meter = self.meter;
+        if let Err(err) = tokio::spawn(meter.record(metered)).await {
+            tracing::error!(error = %err, "metering a stream failed");
+        }
     }
 }
 
 impl StreamRelay {
     /// One step of the relay (for `stream::unfold`): the next chunk and the state after it.
+    ///
+    /// The relay stays inside `relay` while it waits for the upstream: if the response is
+    /// dropped meanwhile, `relay`'s `Drop` finds it and finishes the metering.
     async fn next(mut relay: StreamRelay) -> Option<(Result<Bytes, std::io::Error>, StreamRelay)> {
-        let mut relaying = relay.0.take()?;
-        match relaying.next_chunk().await {
-            Ok(Some(chunk)) => {
-                relay.0 = Some(relaying);
-                Some((Ok(chunk), relay))
-            }
+        let chunk = relay.0.as_mut()?.next_chunk().await;
+        match chunk {
+            Ok(Some(chunk)) => Some((Ok(chunk), relay)),
             Ok(None) => {
-                relaying.finish().await;
+                relay.0.take()?.finish().await;
                 None
             }
             Err(err) => {
-                relaying.finish().await;
+                relay.0.take()?.finish().await;
                 Some((Err(err), relay))
             }
         }
@@ -584,7 +590,7 @@ impl Drop for StreamRelay {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!("a stream was dropped outside a runtime; metering what was relayed");
+            tracing::error!("a stream was dropped outside a runtime: its usage row is lost");
             return;
         };
         runtime.spawn(async move {

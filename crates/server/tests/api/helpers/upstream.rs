@@ -27,6 +27,10 @@ pub struct Knobs {
     pub stream_gap_ms: AtomicU64,
     /// The last request bodies received.
     pub received: Mutex<Vec<Value>>,
+    /// Answers (and streams, even when asked) carry no `usage`.
+    pub omit_usage: std::sync::atomic::AtomicBool,
+    /// Answers report 1,000,000 completion tokens (more than any reservation allows).
+    pub inflate_usage: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -75,8 +79,16 @@ impl Upstream {
     }
 }
 
-fn usage() -> Value {
-    json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS, "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS})
+fn usage(knobs: &Knobs) -> Value {
+    if knobs.omit_usage.load(Ordering::SeqCst) {
+        return Value::Null;
+    }
+    let completion = if knobs.inflate_usage.load(Ordering::SeqCst) {
+        1_000_000
+    } else {
+        COMPLETION_TOKENS
+    };
+    json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": completion, "total_tokens": PROMPT_TOKENS + completion})
 }
 
 async fn gate(knobs: &Knobs, body: &Value) -> Option<HttpResponse> {
@@ -120,7 +132,7 @@ async fn completion(
     };
     HttpResponse::Ok().json(json!({
         "id": "cmpl-1", "object": if chat { "chat.completion" } else { "text_completion" }, "created": 1, "model": model,
-        "choices": [choice], "usage": usage(),
+        "choices": [choice], "usage": usage(&knobs),
     }))
 }
 
@@ -158,10 +170,12 @@ fn async_stream(
                     }
                     Bytes::from(rest.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>())
                 }
-                2 if include_usage => Bytes::from(format!(
-                    "data: {}\n\n",
-                    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage()})
-                )),
+                2 if include_usage && !knobs.omit_usage.load(Ordering::SeqCst) => {
+                    Bytes::from(format!(
+                        "data: {}\n\n",
+                        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage(&knobs)})
+                    ))
+                }
                 2 => Bytes::new(),
                 3 => Bytes::from_static(b"data: [DONE]\n\n"),
                 _ => return None,
