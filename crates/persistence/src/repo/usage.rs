@@ -457,3 +457,27 @@ pub async fn charged_to_key<S: Store>(s: &S, key: ApiKeyId) -> Result<i64, Store
         .transpose()?
         .unwrap_or(0))
 }
+
+/// How many of these usage ids are stored (reconciliation after a crash).
+pub async fn count_stored<S: Store>(s: &S, ids: &[UsageId]) -> Result<i64, StoreError> {
+    let mut found = 0;
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+        let values: Vec<Value> = chunk.iter().map(|id| id.as_uuid().into()).collect();
+        let rows = query_all_sql(
+            s,
+            &format!(
+                "SELECT COUNT(*) AS n FROM inference_usage WHERE id IN ({})",
+                list.join(", ")
+            ),
+            values,
+        )
+        .await?;
+        found += rows
+            .first()
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+    }
+    Ok(found)
+}

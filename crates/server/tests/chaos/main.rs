@@ -7,6 +7,8 @@
 //! - [`outage`]: a private PostgreSQL server, stopped and restarted under load. The server
 //!   answers 503 `database_unavailable` meanwhile (never hangs, never a bare 500), `/readyz`
 //!   says so, and service resumes by itself.
+//! - [`usage`]: a server killed with SIGKILL under proxy load: every call answered 200 has its
+//!   usage row once the process has restarted (its journal is replayed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,3 +18,4 @@ mod kill9;
 mod load;
 mod outage;
 mod process;
+mod usage;
