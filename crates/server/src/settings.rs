@@ -189,6 +189,25 @@ pub struct CacheSettings {
     pub enabled: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationsSettings {
+    /// Names nobody may take as an org slug or a public model namespace (SPEC §5.1).
+    pub reserved_slugs: Vec<String>,
+}
+
+impl OrganizationsSettings {
+    /// The reserved names, trimmed and lowercase (comparison is case-insensitive), blanks
+    /// dropped (a trailing comma in the environment variable is harmless).
+    pub fn reserved_slugs(&self) -> Vec<String> {
+        self.reserved_slugs
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +224,7 @@ pub struct Settings {
     pub proxy: ProxySection,
     pub cache: CacheSettings,
     pub log: LogSettings,
+    pub organizations: OrganizationsSettings,
 }
 
 fn default_env() -> Environment {
@@ -226,6 +246,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("auth.allowed_origins")
+                    .with_list_parse_key("organizations.reserved_slugs")
                     .try_parsing(true),
             )
             .build()
