@@ -13,6 +13,7 @@ mod hostile;
 mod instances;
 mod keys_users_finops;
 mod mail;
+mod namespaces;
 mod ops;
 mod orgs;
 mod proxy;
