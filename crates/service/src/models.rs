@@ -108,7 +108,11 @@ fn namespace_taken(namespace: &str) -> ServiceError {
 
 /// A public model's namespace must not be reserved (SPEC §5.1); whether an org owns it is
 /// decided by the claim inside the write ([`models::insert`], [`models::update`]).
-fn check_reserved(deps: &Deps, owner: Option<OrgId>, fields: &ModelFields) -> Result<(), ServiceError> {
+fn check_reserved(
+    deps: &Deps,
+    owner: Option<OrgId>,
+    fields: &ModelFields,
+) -> Result<(), ServiceError> {
     match (owner, namespace_of(&fields.model_id)) {
         (None, Some(namespace)) if deps.is_reserved_slug(&namespace) => {
             Err(namespace_taken(&namespace))

@@ -101,9 +101,9 @@ pub async fn create(
     .await
     {
         Ok(org) => org,
-        Err(StoreError::Conflict(
-            Constraint::OrganizationSlug | Constraint::ModelNamespace,
-        )) => return Err(taken()),
+        Err(StoreError::Conflict(Constraint::OrganizationSlug | Constraint::ModelNamespace)) => {
+            return Err(taken());
+        }
         Err(other) => return Err(other.into()),
     };
     memberships::insert(&tx, org.id, principal.user_id, Role::Owner, now).await?;

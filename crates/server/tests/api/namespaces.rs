@@ -224,7 +224,9 @@ async fn resolution_follows_the_namespace_owner_even_with_colliding_legacy_data(
     serve(&app, &victim, &stray).await;
     json_with_status(chat(&app, &key, "stray/model").await, 200).await;
     app.db
-        .execute_unprepared("UPDATE models SET model_id = 'victim/model' WHERE model_id = 'stray/model'")
+        .execute_unprepared(
+            "UPDATE models SET model_id = 'victim/model' WHERE model_id = 'stray/model'",
+        )
         .await
         .unwrap();
     assert_error(
@@ -298,8 +300,12 @@ async fn deleted_and_reserved_slugs_are_never_issued() {
     let app = spawn_app().await;
     let owner = someone(&app, "olivia@example.test").await;
     let created = json_with_status(
-        app.post_as(&owner, "/organizations", json!({"name": "Gone Corp", "slug": "gone"}))
-            .await,
+        app.post_as(
+            &owner,
+            "/organizations",
+            json!({"name": "Gone Corp", "slug": "gone"}),
+        )
+        .await,
         201,
     )
     .await;
@@ -315,7 +321,10 @@ async fn deleted_and_reserved_slugs_are_never_issued() {
         Some(NamespaceOwner::Org(None))
     );
     let newcomer = someone(&app, "nick@example.test").await;
-    for body in [json!({"name": "Gone", "slug": "gone"}), json!({"name": "Gone"})] {
+    for body in [
+        json!({"name": "Gone", "slug": "gone"}),
+        json!({"name": "Gone"}),
+    ] {
         assert_error(
             app.post_as(&newcomer, "/organizations", body).await,
             409,
@@ -387,7 +396,8 @@ async fn the_reserved_list_comes_from_the_settings() {
     assert_eq!(admin_org["slug"], "admin");
     let admin = admin(&app).await;
     assert_error(
-        app.post_as(&admin, "/models", model_body("ACME-CORP/m")).await,
+        app.post_as(&admin, "/models", model_body("ACME-CORP/m"))
+            .await,
         409,
         "namespace_taken",
     )

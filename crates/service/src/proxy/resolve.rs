@@ -9,8 +9,8 @@ use inventiv_domain::{
     Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, ShareStatus, Workspace,
     authorize,
 };
-use inventiv_persistence::repo::offerings::{self, OfferingRecord};
 use inventiv_persistence::repo::namespaces::{self, NamespaceOwner};
+use inventiv_persistence::repo::offerings::{self, OfferingRecord};
 use inventiv_persistence::repo::{instances, models, shares};
 use std::sync::Arc;
 
