@@ -501,3 +501,63 @@ async fn the_backfill_gives_a_colliding_name_to_its_earliest_owner() {
     let admin = admin(&app).await;
     json_with_status(app.get_as(&admin, &format!("/models/{tmp}")).await, 200).await;
 }
+
+/// Bootstrap and demo seeding create orgs and public models too: they claim their names like
+/// the API does, and bootstrap refuses a slug the catalogue already holds.
+#[tokio::test]
+async fn bootstrap_and_demo_seeding_claim_their_names() {
+    use inventiv_domain::{Email, OrgName, Slug};
+    use inventiv_persistence::repo::organizations;
+    use inventiv_service::{ServiceError, bootstrap, demo};
+
+    let app = spawn_app().await;
+    let slug = Slug::parse("inventiv-it").unwrap();
+    let org = organizations::find_by_slug(&app.db, &slug)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        namespaces::find(&app.db, "inventiv-it").await.unwrap(),
+        Some(NamespaceOwner::Org(Some(org.id)))
+    );
+
+    demo::seed(&app.deps).await.unwrap();
+    for slug in ["acme", "globex"] {
+        let org = organizations::find_by_slug(&app.db, &Slug::parse(slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            namespaces::find(&app.db, slug).await.unwrap(),
+            Some(NamespaceOwner::Org(Some(org.id)))
+        );
+    }
+    for public in ["meta-llama", "mistralai"] {
+        assert_eq!(
+            namespaces::find(&app.db, public).await.unwrap(),
+            Some(NamespaceOwner::Public)
+        );
+    }
+
+    public_model(&app, "second-org/model").await;
+    let refused = bootstrap::run(
+        &app.deps,
+        &bootstrap::BootstrapSettings {
+            admin_email: Email::parse(ADMIN_EMAIL).unwrap(),
+            admin_password: None,
+            org_name: OrgName::parse("Second Org").unwrap(),
+            org_slug: Slug::parse("second-org").unwrap(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Conflict {
+                code: "slug_taken",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
