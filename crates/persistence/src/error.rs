@@ -17,6 +17,8 @@ pub enum Constraint {
     OfferingCode,
     ShareLive,
     UsageRequest,
+    /// `model_namespaces` primary key: the name is owned by someone else (SPEC §5.1).
+    ModelNamespace,
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
@@ -81,6 +83,11 @@ const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::UsageRequest,
         "ux_usage_request",
         "inference_usage.request_id",
+    ),
+    (
+        Constraint::ModelNamespace,
+        "model_namespaces_pkey",
+        "model_namespaces.name",
     ),
 ];
 

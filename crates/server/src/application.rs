@@ -120,6 +120,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         passwords: PasswordHasher::new(cost)?,
         auth: Arc::new(auth),
         public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
+        reserved_slugs: settings.organizations.reserved_slugs().into(),
     })
 }
 

@@ -202,6 +202,25 @@ pub struct CacheSettings {
     pub enabled: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationsSettings {
+    /// Names nobody may take as an org slug or a public model namespace (SPEC §5.1).
+    pub reserved_slugs: Vec<String>,
+}
+
+impl OrganizationsSettings {
+    /// The reserved names, trimmed and lowercase (comparison is case-insensitive), blanks
+    /// dropped (a trailing comma in the environment variable is harmless).
+    pub fn reserved_slugs(&self) -> Vec<String> {
+        self.reserved_slugs
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -218,10 +237,22 @@ pub struct Settings {
     pub proxy: ProxySection,
     pub cache: CacheSettings,
     pub log: LogSettings,
+    pub organizations: OrganizationsSettings,
 }
 
 fn default_env() -> Environment {
     Environment::Development
+}
+
+/// `INVENTIV__<SECTION>__<KEY>` variables; the list-valued keys are comma-separated.
+fn environment_source() -> config::Environment {
+    config::Environment::with_prefix("INVENTIV")
+        .prefix_separator("__")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("auth.allowed_origins")
+        .with_list_parse_key("organizations.reserved_slugs")
+        .try_parsing(true)
 }
 
 impl Settings {
@@ -233,14 +264,7 @@ impl Settings {
                 config::File::from(config_dir.join(format!("{}.toml", environment.as_str())))
                     .required(false),
             )
-            .add_source(
-                config::Environment::with_prefix("INVENTIV")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("auth.allowed_origins")
-                    .try_parsing(true),
-            )
+            .add_source(environment_source())
             .build()
             .context("reading configuration")?;
         let mut settings: Settings = built.try_deserialize().context("invalid configuration")?;
@@ -324,4 +348,52 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{OrganizationsSettings, environment_source};
+    use std::collections::HashMap;
+
+    fn reserved_from(vars: &[(&str, &str)]) -> Vec<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml");
+        let built = config::Config::builder()
+            .add_source(config::File::from(std::path::Path::new(dir)))
+            .add_source(environment_source().source(Some(vars)))
+            .build()
+            .unwrap();
+        built
+            .get::<OrganizationsSettings>("organizations")
+            .unwrap()
+            .reserved_slugs()
+    }
+
+    #[test]
+    fn reserved_slugs_default_and_comma_separated_override() {
+        assert_eq!(
+            reserved_from(&[]),
+            [
+                "admin",
+                "api",
+                "v1",
+                "inventiv",
+                "openai",
+                "platform",
+                "marketplace",
+                "workbench"
+            ]
+        );
+        assert_eq!(
+            reserved_from(&[(
+                "INVENTIV__ORGANIZATIONS__RESERVED_SLUGS",
+                "Acme, globex,,initech"
+            )]),
+            ["acme", "globex", "initech"]
+        );
+    }
 }

@@ -138,7 +138,18 @@ async fn attempt(
                 },
             )
             .await
-            .map_err(internal_store)?;
+            .map_err(|err| match err {
+                // The insert claims the slug as a model namespace (SPEC §5.1): a public
+                // catalogue namespace or a deleted org's slug refuses it.
+                StoreError::Conflict(Constraint::ModelNamespace) => ServiceError::Conflict {
+                    code: "slug_taken",
+                    message: format!(
+                        "bootstrap.org_slug {:?} is taken (a public model namespace or a deleted organization's slug); choose another.",
+                        settings.org_slug.as_str()
+                    ),
+                },
+                other => internal_store(other),
+            })?;
             memberships::insert(&tx, org.id, admin_id, Role::Owner, now)
                 .await
                 .map_err(internal_store)?;

@@ -21,6 +21,18 @@ pub struct Deps {
     pub proxy: crate::proxy::Proxy,
     /// Base URL for links in emails (`server.public_url`), without a trailing slash.
     pub public_url: String,
+    /// Names no org slug and no public model namespace may take
+    /// (`organizations.reserved_slugs`, SPEC §5.1), trimmed and lowercase.
+    pub reserved_slugs: Arc<[String]>,
+}
+
+impl Deps {
+    /// Whether `name` (any case) is reserved by the operator.
+    pub fn is_reserved_slug(&self, name: &str) -> bool {
+        self.reserved_slugs
+            .iter()
+            .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Facts about the HTTP request behind a use case, recorded in audit events and sessions.

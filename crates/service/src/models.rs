@@ -9,6 +9,7 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{Action, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
+use inventiv_persistence::repo::namespaces::namespace_of;
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 
@@ -96,8 +97,35 @@ fn catalogue(scope: Scope) -> Option<OrgId> {
     }
 }
 
-fn taken(err: StoreError) -> ServiceError {
+fn namespace_taken(namespace: &str) -> ServiceError {
+    ServiceError::Conflict {
+        code: "namespace_taken",
+        message: format!(
+            "The namespace {namespace:?} belongs to an organization or is reserved; public models cannot use it."
+        ),
+    }
+}
+
+/// A public model's namespace must not be reserved (SPEC §5.1); whether an org owns it is
+/// decided by the claim inside the write ([`models::insert`], [`models::update`]).
+fn check_reserved(
+    deps: &Deps,
+    owner: Option<OrgId>,
+    fields: &ModelFields,
+) -> Result<(), ServiceError> {
+    match (owner, namespace_of(&fields.model_id)) {
+        (None, Some(namespace)) if deps.is_reserved_slug(&namespace) => {
+            Err(namespace_taken(&namespace))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn taken(err: StoreError, fields: &ModelFields) -> ServiceError {
     match err {
+        StoreError::Conflict(Constraint::ModelNamespace) => {
+            namespace_taken(&namespace_of(&fields.model_id).unwrap_or_default())
+        }
         StoreError::Conflict(Constraint::ModelOrgModelId | Constraint::ModelPublicModelId) => {
             ServiceError::Conflict {
                 code: "model_id_taken",
@@ -123,12 +151,13 @@ pub async fn create(
     authorize(&actor, Action::CreateModel)?;
     let fields = validate(input)?;
     let owner = catalogue(actor.scope());
+    check_reserved(deps, owner, &fields)?;
     let id = ModelId::new();
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     models::insert(&tx, owner, id, &fields, now)
         .await
-        .map_err(taken)?;
+        .map_err(|e| taken(e, &fields))?;
     record(
         &tx,
         now,
@@ -184,11 +213,16 @@ pub async fn update(
 ) -> Result<ModelRecord, ServiceError> {
     let (scope, before) = writable(deps, principal, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
+    // A public model already in a reserved namespace (it predates the setting) stays editable;
+    // only moving into one is refused.
+    if namespace_of(&before.model_id) != namespace_of(&fields.model_id) {
+        check_reserved(deps, catalogue(scope), &fields)?;
+    }
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     if !models::update(&tx, catalogue(scope), id, &fields, now)
         .await
-        .map_err(taken)?
+        .map_err(|e| taken(e, &fields))?
     {
         return Err(ServiceError::NotFound("model"));
     }

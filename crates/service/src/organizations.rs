@@ -76,8 +76,18 @@ pub async fn create(
             ServiceError::invalid("slug", "cannot derive a slug from this name; give one")
         })?,
     };
+    let taken = || ServiceError::Conflict {
+        code: "slug_taken",
+        message: format!("The slug {:?} is already taken.", slug.as_str()),
+    };
+    if deps.is_reserved_slug(slug.as_str()) {
+        return Err(taken());
+    }
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
+    // The insert claims the slug as a model namespace in this transaction (SPEC §5.1): a live
+    // org, a deleted org's slug or a public catalogue namespace all answer slug_taken, decided
+    // by the primary key under concurrency.
     let org = match organizations::insert(
         &tx,
         NewOrg {
@@ -91,11 +101,8 @@ pub async fn create(
     .await
     {
         Ok(org) => org,
-        Err(StoreError::Conflict(Constraint::OrganizationSlug)) => {
-            return Err(ServiceError::Conflict {
-                code: "slug_taken",
-                message: format!("The slug {:?} is already taken.", slug.as_str()),
-            });
+        Err(StoreError::Conflict(Constraint::OrganizationSlug | Constraint::ModelNamespace)) => {
+            return Err(taken());
         }
         Err(other) => return Err(other.into()),
     };

@@ -126,7 +126,7 @@ async fn get_one(
     (status = 201, description = "Created", body = ModelDto),
     (status = 400, description = "Invalid field", body = ErrorBody),
     (status = 403, description = "Role may not write models here", body = ErrorBody),
-    (status = 409, description = "`model_id_taken`", body = ErrorBody),
+    (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
 #[post("/models")]
 async fn create(
@@ -144,7 +144,7 @@ async fn create(
     (status = 200, description = "Updated", body = ModelDto),
     (status = 403, description = "Not yours to write (e.g. a public model from an org)", body = ErrorBody),
     (status = 404, description = "Not visible here", body = ErrorBody),
-    (status = 409, description = "`model_id_taken`", body = ErrorBody),
+    (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
 #[put("/models/{id}")]
 async fn update(

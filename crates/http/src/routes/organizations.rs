@@ -102,7 +102,7 @@ pub struct CreatedOrganization {
 #[utoipa::path(tag = "organizations", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Created", body = CreatedOrganization),
     (status = 400, description = "Invalid name or slug", body = ErrorBody),
-    (status = 409, description = "`slug_taken`", body = ErrorBody),
+    (status = 409, description = "`slug_taken` (also a public model namespace, a deleted org's slug or a reserved name)", body = ErrorBody),
 ))]
 #[post("/organizations")]
 async fn create(

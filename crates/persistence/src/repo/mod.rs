@@ -6,6 +6,7 @@ pub mod instances;
 pub mod invitations;
 pub mod memberships;
 pub mod models;
+pub mod namespaces;
 pub mod offerings;
 pub mod organizations;
 pub mod reset_tokens;

@@ -2,7 +2,7 @@
 //! Reads take a [`Scope`]: an org sees the public catalogue and its own models; Personal sees
 //! the public catalogue only.
 
-use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{ModelId, OrgId, Scope};
 use sea_orm::{QueryResult, Value};
@@ -106,8 +106,23 @@ pub struct ModelFields {
     pub is_active: bool,
 }
 
+/// A public model's `model_id` claims its namespace (SPEC §5.1); org models are never called
+/// by name (only through an offering's `<slug>/<code>`), so they claim nothing.
+async fn claim_namespace<S: Store>(
+    s: &S,
+    owner: Option<OrgId>,
+    fields: &ModelFields,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match (owner, namespaces::namespace_of(&fields.model_id)) {
+        (None, Some(namespace)) => namespaces::claim_public(s, &namespace, now).await,
+        _ => Ok(()),
+    }
+}
+
 /// Creates a model owned by `owner` (None = public). A duplicate `model_id` in the same
-/// catalogue is `Conflict(ModelOrgModelId | ModelPublicModelId)`.
+/// catalogue is `Conflict(ModelOrgModelId | ModelPublicModelId)`; a public `model_id` in a
+/// namespace owned by an org is `Conflict(ModelNamespace)`.
 pub async fn insert<S: Store>(
     s: &S,
     owner: Option<OrgId>,
@@ -115,6 +130,7 @@ pub async fn insert<S: Store>(
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    claim_namespace(s, owner, fields, now).await?;
     exec_sql(
         s,
         "INSERT INTO models (id, organization_id, name, model_id, required_vram_gb, context_length, is_active, created_at, updated_at) \
@@ -145,7 +161,8 @@ fn owned(owner: Option<OrgId>, values: &mut Vec<Value>) -> String {
     }
 }
 
-/// Updates a model of catalogue `owner`; false if there is none with this id.
+/// Updates a model of catalogue `owner`; false if there is none with this id. Renaming a
+/// public model into a namespace owned by an org is `Conflict(ModelNamespace)`.
 pub async fn update<S: Store>(
     s: &S,
     owner: Option<OrgId>,
@@ -153,6 +170,7 @@ pub async fn update<S: Store>(
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    claim_namespace(s, owner, fields, now).await?;
     let mut values: Vec<Value> = vec![
         fields.name.clone().into(),
         fields.model_id.clone().into(),

@@ -1,7 +1,7 @@
 //! `organizations`: tenants.
 
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
-use crate::repo::{corrupt, exec_sql, query_all_sql};
+use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
@@ -38,7 +38,11 @@ fn record(m: Model) -> Result<OrgRecord, StoreError> {
     })
 }
 
-/// Inserts an organization; a taken slug is `Conflict(OrganizationSlug)`.
+/// Inserts an organization and claims its slug as a model namespace (SPEC §5.1), so no path
+/// that creates an org can skip the claim. A slug taken by a live org is
+/// `Conflict(OrganizationSlug)`; one taken as a namespace (a public catalogue namespace, a
+/// deleted org's slug) is `Conflict(ModelNamespace)`. Run it in a transaction: on a conflict
+/// the org row must not stay behind.
 pub async fn insert<S: Store>(s: &S, new: NewOrg<'_>) -> Result<OrgRecord, StoreError> {
     let model = ActiveModel {
         id: Set(new.id.as_uuid()),
@@ -49,7 +53,9 @@ pub async fn insert<S: Store>(s: &S, new: NewOrg<'_>) -> Result<OrgRecord, Store
         created_at: Set(new.now),
         updated_at: Set(new.now),
     };
-    record(model.insert(s.conn()).await?)
+    let org = record(model.insert(s.conn()).await?)?;
+    namespaces::claim_for_org(s, new.slug, new.id, new.now).await?;
+    Ok(org)
 }
 
 pub async fn find_by_id<S: Store>(s: &S, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {

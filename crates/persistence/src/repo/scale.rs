@@ -72,6 +72,25 @@ pub async fn seed(
         vec![Value::from(i64::from(orgs)), Value::from(now)],
     )
     .await?;
+    // The namespaces the repositories would have claimed (SPEC §5.1): the public `scale/…`
+    // one and every seeded org's slug.
+    exec_sql(
+        &tx,
+        "INSERT INTO model_namespaces (name, kind, organization_id, created_at) \
+         SELECT 'scale', 'public', NULL, $1 \
+         WHERE NOT EXISTS (SELECT 1 FROM model_namespaces WHERE name = 'scale')",
+        vec![Value::from(now)],
+    )
+    .await?;
+    exec_sql(
+        &tx,
+        "INSERT INTO model_namespaces (name, kind, organization_id, created_at) \
+         SELECT o.slug, 'org', o.id, o.created_at FROM organizations o \
+         WHERE o.slug LIKE 'scale-%' \
+         AND NOT EXISTS (SELECT 1 FROM model_namespaces n WHERE n.name = o.slug)",
+        vec![],
+    )
+    .await?;
     let instances = if instances_per_org == 0 {
         0
     } else {

@@ -14,6 +14,7 @@ mod instances;
 mod keys_users_finops;
 mod mail;
 mod money;
+mod namespaces;
 mod ops;
 mod orgs;
 mod proxy;

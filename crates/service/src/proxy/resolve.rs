@@ -9,6 +9,7 @@ use inventiv_domain::{
     Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, ShareStatus, Workspace,
     authorize,
 };
+use inventiv_persistence::repo::namespaces::{self, NamespaceOwner};
 use inventiv_persistence::repo::offerings::{self, OfferingRecord};
 use inventiv_persistence::repo::{instances, models, shares};
 use std::sync::Arc;
@@ -200,8 +201,19 @@ pub async fn resolve(
         return Ok(hit.target);
     }
     let mut valid_until = None;
+    // SPEC §5.1: the namespace's owner decides which side a name is looked up on — an org's
+    // namespace names only its offerings (no fallback to the catalogue), any other name only
+    // the public catalogue — so one name can never reach both.
     let named_offering = match requested.split_once('/') {
-        Some((slug, code)) => offerings::find_by_name(&deps.db, slug, code).await?,
+        Some((slug, code)) => match namespaces::find(&deps.db, slug).await? {
+            Some(NamespaceOwner::Org(owner)) => Some(
+                offerings::find_by_name(&deps.db, slug, code)
+                    .await?
+                    .filter(|o| owner == Some(o.organization_id))
+                    .ok_or_else(|| not_found(requested))?,
+            ),
+            Some(NamespaceOwner::Public) | None => None,
+        },
         None => None,
     };
     let target = match named_offering {
