@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 const IDLE: Duration = Duration::from_secs(2);
 /// A lease is at most this many worst-case reservations (so one replica cannot hold a large
 /// share of a cap another replica could use) …
-const SLICE_RESERVATIONS: i64 = 64;
+const SLICE_RESERVATIONS: i64 = 1024;
 /// … and at most this fraction of the cap.
 const SLICE_OF_CAP: i64 = 10;
 
