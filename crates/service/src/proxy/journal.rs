@@ -159,11 +159,14 @@ impl Journal {
     }
 }
 
+/// Journal files found orphaned, each still open (and locked by this process) until deleted.
+pub type Orphaned = Vec<(PathBuf, File)>;
+
 /// The rows journaled by processes that are gone: every `usage-*.jsonl` of `dir` that no live
 /// process holds locked. Returns the rows and the files they came from (delete them once the
 /// rows are stored). A torn last line (the process died mid-write) is skipped: its answer had
 /// not been completed.
-pub fn orphans(dir: &Path) -> std::io::Result<(Vec<UsageRecord>, Vec<(PathBuf, File)>)> {
+pub fn orphans(dir: &Path) -> std::io::Result<(Vec<UsageRecord>, Orphaned)> {
     let mut rows = Vec::new();
     let mut files = Vec::new();
     let entries = match std::fs::read_dir(dir) {
