@@ -182,6 +182,9 @@ impl From<ServiceError> for ApiError {
                     "The database is unavailable; retry shortly.",
                 )
             }
+            ServiceError::BadRequest { code, message } => {
+                ApiError::new(S::BAD_REQUEST, code, message)
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 ApiError::from_status(S::INTERNAL_SERVER_ERROR)

@@ -157,6 +157,9 @@ pub struct ExternalProviderSettings {
     pub ready_timeout_secs: u64,
     pub health_interval_secs: u64,
     pub request_timeout_ms: u64,
+    /// CIDRs tenants' endpoints may be in besides public unicast addresses (the default,
+    /// empty); comma-separated in `INVENTIV__PROVIDERS__EXTERNAL__ALLOWED_NETWORKS`.
+    pub allowed_networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +229,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("auth.allowed_origins")
+                    .with_list_parse_key("providers.external.allowed_networks")
                     .try_parsing(true),
             )
             .build()

@@ -43,6 +43,10 @@ pub enum ServiceError {
     /// 503: the database cannot be reached right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// 400 with a specific code, for input that parses but is refused by a rule
+    /// (`endpoint_not_allowed`).
+    #[error("{code}: {message}")]
+    BadRequest { code: &'static str, message: String },
     /// 500: a bug. The message goes to the log, never to the client.
     #[error(transparent)]
     Internal(anyhow::Error),

@@ -218,6 +218,7 @@ pub async fn forward(
         .get(pick)
         .ok_or_else(|| upstream_error(503, "no_ready_instance", "no instance"))?;
     let instance_id = upstream.id;
+    let operator = upstream.operator;
     let request = client::post(upstream.uri(endpoint), payload).map_err(ServiceError::internal)?;
 
     // The upstream timeout bounds the wait for the answer's head and, unless it streams, for
@@ -225,7 +226,7 @@ pub async fn forward(
     let timeout = deps.proxy.settings.upstream_timeout;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let answer = match tokio::time::timeout_at(deadline, deps.proxy.client().request(request)).await
+    let answer = match tokio::time::timeout_at(deadline, deps.proxy.client().request(operator, request)).await
     {
         Ok(Ok(answer)) => answer,
         Ok(Err(_)) => {

@@ -39,6 +39,9 @@ pub struct ProxySettings {
     pub meter_queue: usize,
     /// Whether the routing cache is on (off with several replicas; see `crate::cache`).
     pub cache: bool,
+    /// `providers.external.allowed_networks`: where tenants' endpoints may be (see
+    /// [`crate::outbound`]).
+    pub allowed_networks: std::sync::Arc<crate::network::AllowedNetworks>,
 }
 
 thread_local! {
