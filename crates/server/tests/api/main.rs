@@ -18,3 +18,4 @@ mod orgs;
 mod proxy;
 mod replicas;
 mod scale;
+mod ssrf;
