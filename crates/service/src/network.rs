@@ -139,7 +139,8 @@ pub fn is_public_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = embedded_v4(ip) {
         return is_public_v4(v4);
     }
-    let block = |a: u16, b: u16, prefix: u8| v6_in(ip, Ipv6Addr::new(a, b, 0, 0, 0, 0, 0, 0), prefix);
+    let block =
+        |a: u16, b: u16, prefix: u8| v6_in(ip, Ipv6Addr::new(a, b, 0, 0, 0, 0, 0, 0), prefix);
     block(0x2000, 0, 3)
         // IETF protocol assignments: Teredo 2001::/32 (embeds an IPv4 address, obfuscated),
         // benchmarking 2001:2::/48, ORCHID; nothing a model server is reached at.
@@ -279,7 +280,11 @@ mod tests {
         ] {
             assert!(!public.allows(ip(refused)), "{refused} must be refused");
         }
-        for allowed in ["2606:4700:4700::1111", "2a00:1450:4007:80e::200e", "2400::1"] {
+        for allowed in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4007:80e::200e",
+            "2400::1",
+        ] {
             assert!(public.allows(ip(allowed)), "{allowed} is public");
         }
     }
@@ -316,7 +321,10 @@ mod tests {
             "64:ff9b::1.1.1.1",
             "2002:0808:0808::1",
         ] {
-            assert!(public.allows(ip(allowed)), "{allowed} embeds a public address");
+            assert!(
+                public.allows(ip(allowed)),
+                "{allowed} embeds a public address"
+            );
         }
         assert_eq!(
             embedded_v4("2002:c0a8:0101::".parse().unwrap()),
@@ -363,10 +371,23 @@ mod tests {
         assert_eq!(net.to_string(), "10.0.0.0/8");
         assert_eq!("::1".parse::<Cidr>().unwrap().to_string(), "::1/128");
         assert_eq!("1.2.3.4".parse::<Cidr>().unwrap().to_string(), "1.2.3.4/32");
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("127.0.0.1")));
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains(ip("127.0.0.1"))
+        );
         assert!(!"0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("::1")));
         assert!("::/0".parse::<Cidr>().unwrap().contains(ip("fe80::1")));
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "localhost", "10.0.0.0/", "10.0.0.0/-1", "127.1"] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "localhost",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "127.1",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
         assert!(AllowedNetworks::parse(&["10.0.0.0/8", "nope"]).is_err());

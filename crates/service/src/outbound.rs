@@ -218,10 +218,19 @@ mod tests {
 
     #[test]
     fn endpoint_keys_are_normalised() {
-        assert_eq!(key("http://GPU-1.Example.COM/v1").unwrap(), "gpu-1.example.com:80");
-        assert_eq!(key("http://gpu-1.example.com.:80").unwrap(), "gpu-1.example.com:80");
+        assert_eq!(
+            key("http://GPU-1.Example.COM/v1").unwrap(),
+            "gpu-1.example.com:80"
+        );
+        assert_eq!(
+            key("http://gpu-1.example.com.:80").unwrap(),
+            "gpu-1.example.com:80"
+        );
         assert_eq!(key("http://10.0.0.5:8000").unwrap(), "10.0.0.5:8000");
-        assert_eq!(key("http://[::FFFF:7f00:1]:81").unwrap(), "[::ffff:127.0.0.1]:81");
+        assert_eq!(
+            key("http://[::FFFF:7f00:1]:81").unwrap(),
+            "[::ffff:127.0.0.1]:81"
+        );
         assert_eq!(key("http://[2001:DB8:0::1]").unwrap(), "[2001:db8::1]:80");
     }
 
@@ -240,10 +249,20 @@ mod tests {
             "http://localhost:8000",
             "http://10.0.0.1",
         ] {
-            assert_eq!(admit(&public, url, t).await, Err(Refusal::NotAllowed), "{url}");
+            assert_eq!(
+                admit(&public, url, t).await,
+                Err(Refusal::NotAllowed),
+                "{url}"
+            );
         }
-        assert_eq!(admit(&public, "http://8.8.8.8:80", t).await, Ok("8.8.8.8:80".to_owned()));
-        assert_eq!(admit(&public, "https://8.8.8.8", t).await, Err(Refusal::Invalid));
+        assert_eq!(
+            admit(&public, "http://8.8.8.8:80", t).await,
+            Ok("8.8.8.8:80".to_owned())
+        );
+        assert_eq!(
+            admit(&public, "https://8.8.8.8", t).await,
+            Err(Refusal::Invalid)
+        );
         let dev = AllowedNetworks::parse(&["127.0.0.0/8", "::1"]).unwrap();
         assert_eq!(
             admit(&dev, "http://2130706433:9", t).await,

@@ -38,9 +38,7 @@ pub async fn claim_or_holder(
     };
     let row = query_one_sql(
         tx,
-        &format!(
-            "SELECT organization_id, user_id FROM endpoint_claims WHERE endpoint = $1{lock}"
-        ),
+        &format!("SELECT organization_id, user_id FROM endpoint_claims WHERE endpoint = $1{lock}"),
         vec![endpoint.into()],
     )
     .await?

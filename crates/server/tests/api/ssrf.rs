@@ -232,7 +232,10 @@ async fn the_proxy_and_the_checks_never_connect_to_an_endpoint_no_longer_allowed
         .await;
     for (token, id) in &users {
         let booting = wait_for_status(&strict, token, id, "booting").await;
-        assert_eq!(booting["failure_reason"], "health check failed", "{booting}");
+        assert_eq!(
+            booting["failure_reason"], "health check failed",
+            "{booting}"
+        );
     }
     assert_eq!(up.connections(), before, "a health check connected");
     // Back in routing behind its back (as after a restart of an allowing replica): the
@@ -251,7 +254,11 @@ async fn the_proxy_and_the_checks_never_connect_to_an_endpoint_no_longer_allowed
             "{err}"
         );
     }
-    assert_eq!(up.connections(), before, "the proxy connected to a refused address");
+    assert_eq!(
+        up.connections(),
+        before,
+        "the proxy connected to a refused address"
+    );
 
     // Bring-up checks (reinstall) are refused the same way, and say no more than that.
     for (token, id) in &users {
@@ -297,7 +304,10 @@ async fn an_endpoint_belongs_to_one_owner() {
             "endpoint_taken",
         )
         .await;
-        assert!(!err["message"].as_str().unwrap().contains("tenant-a"), "{err}");
+        assert!(
+            !err["message"].as_str().unwrap().contains("tenant-a"),
+            "{err}"
+        );
     }
     // Names are compared lowercase, with the default port.
     let named = Counting::start().await;

@@ -206,7 +206,10 @@ async fn take_claim(
         .filter_map(|url| url.parse::<http::Uri>().ok())
         .any(|uri| crate::outbound::endpoint_key(&uri).as_deref() == Some(key));
     if !in_use && endpoint_claims::transfer(tx, key, holder, scope, now).await? {
-        tracing::info!(endpoint = key, "endpoint claim taken over from an owner with no live instance there");
+        tracing::info!(
+            endpoint = key,
+            "endpoint claim taken over from an owner with no live instance there"
+        );
         return Ok(());
     }
     Err(ServiceError::Conflict {

@@ -115,7 +115,8 @@ pub struct ExternalProvider {
 }
 
 /// What a tenant learns when their endpoint is outside the allowed networks: nothing more.
-pub const NOT_ALLOWED_REASON: &str = "endpoint not allowed (outside the networks this server may call)";
+pub const NOT_ALLOWED_REASON: &str =
+    "endpoint not allowed (outside the networks this server may call)";
 
 /// How a `GET /v1/models` went, without the details of the error (see [`without_url`]).
 enum Probe {

@@ -321,7 +321,10 @@ mod tests {
             "http://gpu-1.internal/vllm/v1/completions"
         );
         for bad in ["https://tls.example", "ftp://x", "not a url", "http://", ""] {
-            assert!(Upstream::new(InstanceId::new(), bad, false).is_none(), "{bad}");
+            assert!(
+                Upstream::new(InstanceId::new(), bad, false).is_none(),
+                "{bad}"
+            );
         }
     }
 }
