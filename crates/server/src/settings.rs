@@ -262,6 +262,11 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             bail!("log.format must be pretty or json");
         }
+        if let Err(err) = inventiv_service::network::AllowedNetworks::parse(
+            &self.providers.external.allowed_networks,
+        ) {
+            bail!("providers.external.allowed_networks: {err}");
+        }
         Ok(())
     }
 

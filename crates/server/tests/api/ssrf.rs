@@ -383,3 +383,23 @@ async fn two_owners_registering_one_endpoint_at_once_get_one_claim() {
         assert_eq!(statuses, [201, 409], "round {round}");
     }
 }
+
+#[test]
+fn the_allowed_networks_of_each_environment() {
+    use inventiv_server::{Environment, Settings};
+    let dir = crate::helpers::config_dir();
+    let of = |env| {
+        Settings::load(&dir, env)
+            .unwrap()
+            .providers
+            .external
+            .allowed_networks
+    };
+    // `make run` may use a local model server; production keeps the default, public unicast
+    // only (loading production settings needs a real JWT secret, so its file is read).
+    assert_eq!(of(Environment::Development), ["127.0.0.0/8", "::1"]);
+    assert_eq!(of(Environment::Test), ["127.0.0.0/8", "::1"]);
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    assert!(read("default.toml").contains("\nallowed_networks = []\n"));
+    assert!(!read("production.toml").contains("allowed_networks"));
+}
