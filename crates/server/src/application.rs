@@ -81,6 +81,10 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             .map_err(anyhow::Error::msg)
             .context("providers.external.allowed_networks")?,
     );
+    tracing::info!(
+        added = ?p.external.allowed_networks,
+        "external endpoints may be at public unicast addresses and in the added networks"
+    );
     let providers = Providers::new(
         MockSettings {
             endpoint_url: p.mock.endpoint_url.clone(),
