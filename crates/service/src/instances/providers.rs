@@ -231,6 +231,15 @@ impl Provider for ExternalProvider {
 
 /// The kind of a failed call, never its text (which names the address and the OS error).
 fn without_url(err: &hyper_util::client::legacy::Error) -> &'static str {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return "timeout";
+        }
+        cause = e.source();
+    }
     if err.is_connect() {
         "connection refused"
     } else {
