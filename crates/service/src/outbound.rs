@@ -166,7 +166,9 @@ pub fn endpoint_key(uri: &http::Uri) -> Option<String> {
         Ok(IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => bare.trim_end_matches('.').to_ascii_lowercase(),
     };
-    if host.is_empty() {
+    // A DNS name is at most 253 characters (IP literals are shorter): a longer host names
+    // nothing, and the key stays within its column.
+    if host.is_empty() || host.len() > 253 + 2 {
         return None;
     }
     Some(format!("{host}:{port}"))
@@ -232,6 +234,7 @@ mod tests {
             "[::ffff:127.0.0.1]:81"
         );
         assert_eq!(key("http://[2001:DB8:0::1]").unwrap(), "[2001:db8::1]:80");
+        assert_eq!(key(&format!("http://{}.example", "a".repeat(250))), None);
     }
 
     #[tokio::test]
