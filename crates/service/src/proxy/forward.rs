@@ -226,20 +226,26 @@ pub async fn forward(
     let timeout = deps.proxy.settings.upstream_timeout;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let answer =
-        match tokio::time::timeout_at(deadline, deps.proxy.client().request(operator, request))
-            .await
-        {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => {
-                return Err(upstream_error(
-                    502,
-                    "upstream_unreachable",
-                    "The model server could not be reached.",
-                ));
+    let answer = match tokio::time::timeout_at(
+        deadline,
+        deps.proxy.client().request(operator, request),
+    )
+    .await
+    {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(err)) => {
+            // The client learns only that it is unreachable; the operator, why.
+            if crate::outbound::is_not_allowed(&err) {
+                tracing::warn!(instance = %instance_id, "not connecting: the instance's endpoint is outside the allowed networks");
             }
-            Err(_) => return Err(timed_out()),
-        };
+            return Err(upstream_error(
+                502,
+                "upstream_unreachable",
+                "The model server could not be reached.",
+            ));
+        }
+        Err(_) => return Err(timed_out()),
+    };
     let (head, body) = answer.into_parts();
     let status = head.status.as_u16();
     if status >= 500 {
