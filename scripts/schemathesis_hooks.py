@@ -79,7 +79,10 @@ INEXPRESSIBLE = [
     (400, "validation_failed", None, r"control characters|printable characters|^(must be )?\d+ to \d+ characters( long)?$"),
     (400, "validation_failed", "username", r"^may only contain letters, digits|^must not contain '@'$"),
     (400, "validation_failed", None, r"visible (ASCII )?characters"),
-    (400, "validation_failed", "endpoint_url", r"^required for the external provider$|^must be an http\(s\) base URL"),
+    (400, "validation_failed", "endpoint_url", r"^required for the external provider$|^must be an http:// base URL"),
+    # An external endpoint must resolve to allowed networks, and belongs to its first owner.
+    (400, "endpoint_not_allowed", None, r"."),
+    (409, "endpoint_taken", None, r"."),
     (400, "validation_failed", "email", r"."),
     (400, "validation_failed", "slug", r"^cannot derive a slug from this name; give one$"),
     # A reset token is a secret only the emailed link carries.

@@ -8,6 +8,7 @@ use inventiv_service::bootstrap::{self, BootstrapOutcome, BootstrapSettings};
 use inventiv_service::instances::lifecycle;
 use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
+use inventiv_service::network::AllowedNetworks;
 use inventiv_service::password::{HashCost, PasswordHasher};
 use inventiv_service::proxy::{Proxy, ProxySettings};
 use inventiv_service::{Clock, Deps, SystemClock};
@@ -75,6 +76,15 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.cache.enabled,
     )?;
     let p = &settings.providers;
+    let allowed_networks = Arc::new(
+        AllowedNetworks::parse(&p.external.allowed_networks)
+            .map_err(anyhow::Error::msg)
+            .context("providers.external.allowed_networks")?,
+    );
+    tracing::info!(
+        added = ?p.external.allowed_networks,
+        "external endpoints may be at public unicast addresses and in the added networks"
+    );
     let providers = Providers::new(
         MockSettings {
             endpoint_url: p.mock.endpoint_url.clone(),
@@ -86,8 +96,9 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             ready_timeout: Duration::from_secs(p.external.ready_timeout_secs),
             health_interval: Duration::from_secs(p.external.health_interval_secs.max(1)),
             request_timeout: Duration::from_millis(p.external.request_timeout_ms),
+            allowed_networks: allowed_networks.clone(),
         },
-    )?;
+    );
     let proxy = Proxy::new(
         &ProxySettings {
             upstream_timeout: Duration::from_secs(settings.proxy.upstream_timeout_secs),
@@ -106,6 +117,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             } else {
                 std::path::PathBuf::from(&settings.proxy.journal_dir)
             }),
+            allowed_networks,
         },
         db.clone(),
         clock.clone(),

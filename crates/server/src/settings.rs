@@ -157,6 +157,9 @@ pub struct ExternalProviderSettings {
     pub ready_timeout_secs: u64,
     pub health_interval_secs: u64,
     pub request_timeout_ms: u64,
+    /// CIDRs tenants' endpoints may be in besides public unicast addresses (the default,
+    /// empty); comma-separated in `INVENTIV__PROVIDERS__EXTERNAL__ALLOWED_NETWORKS`.
+    pub allowed_networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +255,7 @@ fn environment_source() -> config::Environment {
         .list_separator(",")
         .with_list_parse_key("auth.allowed_origins")
         .with_list_parse_key("organizations.reserved_slugs")
+        .with_list_parse_key("providers.external.allowed_networks")
         .try_parsing(true)
 }
 
@@ -294,6 +298,11 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             bail!("log.format must be pretty or json");
+        }
+        if let Err(err) = inventiv_service::network::AllowedNetworks::parse(
+            &self.providers.external.allowed_networks,
+        ) {
+            bail!("providers.external.allowed_networks: {err}");
         }
         Ok(())
     }

@@ -9,8 +9,8 @@ pub enum ServiceError {
     /// 400: the input does not parse; one reason per field.
     #[error("invalid input")]
     Validation(BTreeMap<String, String>),
-    /// 400 with a code, for a malformed request that is not a field's validation
-    /// (`invalid_body`).
+    /// 400 with a code, for a request that is not a field's validation: malformed
+    /// (`invalid_body`) or refused by a rule (`endpoint_not_allowed`).
     #[error("{code}: {message}")]
     BadRequest { code: &'static str, message: String },
     /// 402: a spend cap would be passed (`spend_cap_reached`).

@@ -187,7 +187,10 @@ pub struct DeployRequest {
     provider: Option<String>,
     zone: Option<String>,
     instance_type: Option<String>,
-    /// external: the base URL of an OpenAI-compatible server (the proxy calls `<endpoint_url>/v1/…`).
+    /// external: the `http://` base URL of an OpenAI-compatible server (the proxy calls
+    /// `<endpoint_url>/v1/…`). Its host must resolve only to allowed networks (public
+    /// addresses and `providers.external.allowed_networks`), and its host:port must not be
+    /// another owner's.
     endpoint_url: Option<String>,
     /// Price of an hour, micro-EUR (default: the provider's).
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
@@ -197,8 +200,9 @@ pub struct DeployRequest {
 /// Deploy a model in the current workspace (owner/admin in an org).
 #[utoipa::path(tag = "instances", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Provisioning", body = InstanceDto),
-    (status = 400, description = "Unknown model or provider, invalid endpoint", body = ErrorBody),
+    (status = 400, description = "Unknown model or provider, invalid endpoint (`validation_failed`), endpoint outside the allowed networks (`endpoint_not_allowed`)", body = ErrorBody),
     (status = 403, description = "Role may not deploy", body = ErrorBody),
+    (status = 409, description = "`endpoint_taken`: another organization or user registered this endpoint", body = ErrorBody),
 ))]
 #[post("/deployments")]
 async fn deploy(

@@ -117,7 +117,7 @@ async fn relay(
     (status = 200, description = "The upstream's answer (JSON, or SSE when streaming)", body = Object),
     (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
     (status = 404, description = "`model_not_found`", body = ErrorBody),
-    (status = 502, description = "`upstream_error`", body = ErrorBody),
+    (status = 502, description = "`upstream_error`, or `upstream_unreachable` (also for an endpoint outside the allowed networks)", body = ErrorBody),
     (status = 503, description = "`no_ready_instance`", body = ErrorBody),
     (status = 504, description = "`upstream_timeout`", body = ErrorBody),
 ))]

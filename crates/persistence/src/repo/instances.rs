@@ -364,12 +364,13 @@ pub async fn running_costs<S: Store>(s: &S, scope: Scope) -> Result<Vec<i64>, St
 }
 
 /// Where a request for `model` may go in `scope`: ready instances with an endpoint that are
-/// operational (personal ones by definition; org ones with both approvals).
+/// operational (personal ones by definition; org ones with both approvals): (id, endpoint,
+/// provider).
 pub async fn routable<S: Store>(
     s: &S,
     scope: Scope,
     model: ModelId,
-) -> Result<Vec<(InstanceId, String)>, StoreError> {
+) -> Result<Vec<(InstanceId, String, String)>, StoreError> {
     let mut values = Vec::new();
     let filter = in_scope(scope, "i.", &mut values);
     values.push(model.as_uuid().into());
@@ -378,7 +379,7 @@ pub async fn routable<S: Store>(
         Scope::Personal(_) => "",
     };
     let sql = format!(
-        "SELECT i.id, i.endpoint_url FROM instances i WHERE {filter} AND i.model_id = ${} AND i.status = 'ready' \
+        "SELECT i.id, i.endpoint_url, i.provider FROM instances i WHERE {filter} AND i.model_id = ${} AND i.status = 'ready' \
          AND i.endpoint_url IS NOT NULL{operational}",
         values.len()
     );
@@ -389,6 +390,7 @@ pub async fn routable<S: Store>(
             Ok((
                 InstanceId::from_uuid(row.try_get("", "id")?),
                 row.try_get("", "endpoint_url")?,
+                row.try_get("", "provider")?,
             ))
         })
         .collect()

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod endpoint_claims;
 pub mod instances;
 pub mod invitations;
 pub mod memberships;

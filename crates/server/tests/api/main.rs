@@ -20,3 +20,4 @@ mod orgs;
 mod proxy;
 mod replicas;
 mod scale;
+mod ssrf;

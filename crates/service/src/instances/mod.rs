@@ -8,6 +8,7 @@ pub mod providers;
 use crate::audit::{AuditEntry, record};
 use crate::auth::Principal;
 use crate::organizations::actor_of;
+use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
@@ -15,7 +16,7 @@ use inventiv_domain::{
     authorize, ensure_applicable,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
-use inventiv_persistence::repo::models;
+use inventiv_persistence::repo::{endpoint_claims, models};
 use serde_json::json;
 
 pub use instances::InstanceFilter as Filter;
@@ -89,6 +90,10 @@ pub async fn deploy(
     let endpoint = provider
         .initial_endpoint(input.endpoint_url.as_deref())
         .map_err(|reason| ServiceError::invalid("endpoint_url", reason))?;
+    let claim = match endpoint.as_deref() {
+        Some(url) => provider.admit(url).await.map_err(refused)?,
+        None => None,
+    };
     let zone = short("zone", input.zone, 64)?;
     let instance_type = short("instance_type", input.instance_type, 64)?;
     let cost = input
@@ -110,6 +115,9 @@ pub async fn deploy(
     let id = InstanceId::new();
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
+    if let Some(key) = claim.as_deref() {
+        take_claim(&tx, key, scope, now).await?;
+    }
     instances::insert(
         &tx,
         NewInstance {
@@ -141,10 +149,16 @@ pub async fn deploy(
             target_type: "instance",
             target_id: id.to_string(),
             before: None,
-            after: Some(json!({
-                "model_id": model.id.to_string(), "provider": provider.name(), "status": "provisioning",
-                "hourly_cost_micros": cost,
-            })),
+            after: Some({
+                let mut after = json!({
+                    "model_id": model.id.to_string(), "provider": provider.name(), "status": "provisioning",
+                    "hourly_cost_micros": cost,
+                });
+                if let Some(key) = &claim {
+                    after["endpoint_claim"] = json!(key);
+                }
+                after
+            }),
         },
     )
     .await?;
@@ -154,6 +168,54 @@ pub async fn deploy(
     tx.commit().await?;
     lifecycle::spawn_bring_up(deps.clone(), instance.clone());
     Ok(instance)
+}
+
+fn refused(refusal: Refusal) -> ServiceError {
+    match refusal {
+        Refusal::Invalid => ServiceError::invalid(
+            "endpoint_url",
+            "must be an http:// base URL without query, e.g. http://10.0.0.5:8000",
+        ),
+        Refusal::NotAllowed => ServiceError::BadRequest {
+            code: "endpoint_not_allowed",
+            message: "endpoint_url must resolve only to addresses this server may call (public \
+                      addresses, and the networks the operator allows)."
+                .to_owned(),
+        },
+    }
+}
+
+/// Claims endpoint `key` for `scope` in `tx`, or answers 409 `endpoint_taken` when another
+/// owner holds it. A claim is freed when its holder has no instance at the endpoint but
+/// terminated ones: the next owner to register it takes it over. The claim row is locked
+/// until `tx` ends, so neither a concurrent registration by the holder nor a second takeover
+/// can interleave.
+async fn take_claim(
+    tx: &inventiv_persistence::Tx,
+    key: &str,
+    scope: Scope,
+    now: time::OffsetDateTime,
+) -> Result<(), ServiceError> {
+    let holder = endpoint_claims::claim_or_holder(tx, key, scope, now).await?;
+    if holder == scope {
+        return Ok(());
+    }
+    let in_use = endpoint_claims::live_external_endpoints(tx, holder)
+        .await?
+        .iter()
+        .filter_map(|url| url.parse::<http::Uri>().ok())
+        .any(|uri| crate::outbound::endpoint_key(&uri).as_deref() == Some(key));
+    if !in_use && endpoint_claims::transfer(tx, key, holder, scope, now).await? {
+        tracing::info!(
+            endpoint = key,
+            "endpoint claim taken over from an owner with no live instance there"
+        );
+        return Ok(());
+    }
+    Err(ServiceError::Conflict {
+        code: "endpoint_taken",
+        message: "This endpoint is registered by another organization or user.".to_owned(),
+    })
 }
 
 fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {

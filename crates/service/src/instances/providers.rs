@@ -2,9 +2,16 @@
 //! provisioning → booting → ready after configured delays and points it at a configured
 //! endpoint (so the proxy can route to a local upstream). `external` registers an existing
 //! OpenAI-compatible server: ready when `GET <endpoint>/v1/models` answers 200, and checked
-//! periodically afterwards.
+//! periodically afterwards. Its endpoint is a tenant's input: it must be within the allowed
+//! networks at registration and at every connection (see [`crate::outbound`]).
 
+use crate::network::AllowedNetworks;
+use crate::outbound::{self, CheckedConnector, Refusal};
 use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +33,8 @@ pub struct ExternalSettings {
     /// Between two health checks of a ready instance.
     pub health_interval: Duration,
     pub request_timeout: Duration,
+    /// `providers.external.allowed_networks`.
+    pub allowed_networks: Arc<AllowedNetworks>,
 }
 
 /// A provider failure: the instance ends `failed` with this reason.
@@ -39,6 +48,9 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The endpoint to store at deployment (None: known only once ready).
     fn initial_endpoint(&self, requested: Option<&str>) -> Result<Option<String>, String>;
+    /// The registration check of a tenant's endpoint: `Some(key)`, the endpoint it claims
+    /// (see `crate::outbound::endpoint_key`), or `None` when it claims none (the operator's).
+    async fn admit(&self, endpoint: &str) -> Result<Option<String>, Refusal>;
     /// The default price of an hour of this instance, in micro-EUR.
     fn default_hourly_cost_micros(&self) -> i64;
     /// Provisioning: acquire the machine (returns when it boots).
@@ -61,6 +73,11 @@ impl Provider for MockProvider {
     }
 
     fn initial_endpoint(&self, _requested: Option<&str>) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+
+    /// The configured endpoint is the operator's: it is neither checked nor claimed.
+    async fn admit(&self, _endpoint: &str) -> Result<Option<String>, Refusal> {
         Ok(None)
     }
 
@@ -91,25 +108,54 @@ impl Provider for MockProvider {
 #[derive(Debug)]
 pub struct ExternalProvider {
     settings: ExternalSettings,
-    client: reqwest::Client,
+    /// hyper's client over the checked connector (the proxy's), not reqwest: it follows no
+    /// redirect (a redirect to a refused address would otherwise be a way around the check)
+    /// and reads no `HTTP_PROXY` variable.
+    client: Client<CheckedConnector, Empty<Bytes>>,
+}
+
+/// What a tenant learns when their endpoint is outside the allowed networks: nothing more.
+pub const NOT_ALLOWED_REASON: &str =
+    "endpoint not allowed (outside the networks this server may call)";
+
+/// How a `GET /v1/models` went, without the details of the error (see [`without_url`]).
+enum Probe {
+    Answered(http::StatusCode),
+    NotAllowed,
+    Failed(&'static str),
 }
 
 impl ExternalProvider {
-    pub fn new(settings: ExternalSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { settings, client })
+    pub fn new(settings: ExternalSettings) -> Self {
+        let connector =
+            CheckedConnector::new(settings.allowed_networks.clone(), settings.request_timeout);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        Self { settings, client }
+    }
+
+    async fn probe(&self, endpoint: &str) -> Probe {
+        let Ok(uri) = format!("{endpoint}/v1/models").parse::<http::Uri>() else {
+            return Probe::Failed("request error");
+        };
+        let Ok(request) = http::Request::get(uri).body(Empty::new()) else {
+            return Probe::Failed("request error");
+        };
+        match tokio::time::timeout(self.settings.request_timeout, self.client.request(request))
+            .await
+        {
+            Ok(Ok(res)) => Probe::Answered(res.status()),
+            Ok(Err(err)) if outbound::is_not_allowed(&err) => Probe::NotAllowed,
+            Ok(Err(err)) => Probe::Failed(without_url(&err)),
+            Err(_) => Probe::Failed("timeout"),
+        }
     }
 }
 
 /// A base URL the server may call: `http://host[:port][/path]`, no query, ≤ 2048 chars.
 pub fn valid_endpoint(url: &str) -> bool {
-    let Some(rest) = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-    else {
+    let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
     url.len() <= 2048
@@ -128,10 +174,20 @@ impl Provider for ExternalProvider {
         match requested {
             Some(url) if valid_endpoint(url) => Ok(Some(url.trim_end_matches('/').to_owned())),
             Some(_) => Err(
-                "must be an http(s) base URL without query, e.g. http://10.0.0.5:8000".to_owned(),
+                "must be an http:// base URL without query, e.g. http://10.0.0.5:8000".to_owned(),
             ),
             None => Err("required for the external provider".to_owned()),
         }
+    }
+
+    async fn admit(&self, endpoint: &str) -> Result<Option<String>, Refusal> {
+        outbound::admit(
+            &self.settings.allowed_networks,
+            endpoint,
+            self.settings.request_timeout,
+        )
+        .await
+        .map(Some)
     }
 
     fn default_hourly_cost_micros(&self) -> i64 {
@@ -146,15 +202,13 @@ impl Provider for ExternalProvider {
         let endpoint = endpoint.ok_or_else(|| ProviderFailure("no endpoint".to_owned()))?;
         let deadline = tokio::time::Instant::now() + self.settings.ready_timeout;
         loop {
-            let last = match self
-                .client
-                .get(format!("{endpoint}/v1/models"))
-                .send()
-                .await
-            {
-                Ok(res) if res.status().is_success() => return Ok(endpoint.to_owned()),
-                Ok(res) => format!("GET /v1/models answered {}", res.status().as_u16()),
-                Err(err) => format!("GET /v1/models failed: {}", without_url(&err)),
+            let last = match self.probe(endpoint).await {
+                Probe::Answered(status) if status.is_success() => return Ok(endpoint.to_owned()),
+                Probe::Answered(status) => format!("GET /v1/models answered {}", status.as_u16()),
+                // Nothing was sent, and retrying would not change the answer; what (if
+                // anything) listens there is not the tenant's to learn.
+                Probe::NotAllowed => return Err(ProviderFailure(NOT_ALLOWED_REASON.to_owned())),
+                Probe::Failed(why) => format!("GET /v1/models failed: {why}"),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(ProviderFailure(format!(
@@ -166,7 +220,7 @@ impl Provider for ExternalProvider {
     }
 
     async fn healthy(&self, endpoint: &str) -> bool {
-        matches!(self.client.get(format!("{endpoint}/v1/models")).send().await, Ok(res) if res.status().is_success())
+        matches!(self.probe(endpoint).await, Probe::Answered(status) if status.is_success())
     }
 
     async fn tear_down(&self) -> Result<(), ProviderFailure> {
@@ -175,13 +229,21 @@ impl Provider for ExternalProvider {
     }
 }
 
-fn without_url(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timeout".to_owned()
-    } else if err.is_connect() {
-        "connection refused".to_owned()
+/// The kind of a failed call, never its text (which names the address and the OS error).
+fn without_url(err: &hyper_util::client::legacy::Error) -> &'static str {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return "timeout";
+        }
+        cause = e.source();
+    }
+    if err.is_connect() {
+        "connection refused"
     } else {
-        "request error".to_owned()
+        "request error"
     }
 }
 
@@ -193,16 +255,16 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn new(mock: MockSettings, external: ExternalSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(mock: MockSettings, external: ExternalSettings) -> Self {
         let health_interval = external.health_interval;
         let list: [Arc<dyn Provider>; 2] = [
             Arc::new(MockProvider(mock)),
-            Arc::new(ExternalProvider::new(external)?),
+            Arc::new(ExternalProvider::new(external)),
         ];
-        Ok(Self {
+        Self {
             by_name: list.into_iter().map(|p| (p.name(), p)).collect(),
             health_interval,
-        })
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
@@ -224,13 +286,14 @@ mod tests {
     fn endpoints_must_be_plain_base_urls() {
         for ok in [
             "http://127.0.0.1:8000",
-            "https://llm.example.com/base",
+            "http://llm.example.com/base",
             "http://h",
         ] {
             assert!(valid_endpoint(ok), "{ok}");
         }
         for bad in [
             "ftp://x",
+            "https://llm.example.com",
             "http://",
             "http:///x",
             "http://h/?q=1",

@@ -5,17 +5,20 @@
 //!
 //! Plain `http://` only, as before (no TLS stack is built in): model servers sit on the
 //! provider's private network.
+//!
+//! Tenants' endpoints (`external` instances) go through [`CheckedConnector`]: every connection
+//! is checked against the allowed networks (SPEC §6 v2). The mock provider's endpoint is the
+//! operator's own configuration, not a tenant's input, and is called without that check (it
+//! is usually a local model server on loopback, which the public default refuses).
 
 use super::ProxySettings;
+use crate::outbound::CheckedConnector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
-
-/// A pooled keep-alive client (cheap to clone: clones share the pool).
-pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 /// The body of an upstream answer.
 pub type Incoming = hyper::body::Incoming;
@@ -23,15 +26,41 @@ pub type Incoming = hyper::body::Incoming;
 /// How long an unused pooled connection is kept.
 const IDLE: Duration = Duration::from_secs(90);
 
+/// Pooled keep-alive clients (cheap to clone: clones share the pools): one checked, for
+/// tenants' endpoints, and one for the operator's.
+#[derive(Clone, Debug)]
+pub struct Http {
+    checked: Client<CheckedConnector, Full<Bytes>>,
+    operator: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    /// Sends `request`; `operator` says the endpoint is the operator's (mock provider).
+    pub fn request(&self, operator: bool, request: http::Request<Full<Bytes>>) -> ResponseFuture {
+        if operator {
+            self.operator.request(request)
+        } else {
+            self.checked.request(request)
+        }
+    }
+}
+
 pub fn build(settings: &ProxySettings) -> Http {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(settings.connect_timeout));
-    Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(IDLE)
-        .pool_max_idle_per_host(settings.pool_idle_per_host)
-        .build(connector)
+        .pool_max_idle_per_host(settings.pool_idle_per_host);
+    let mut plain = HttpConnector::new();
+    plain.set_nodelay(true);
+    plain.set_connect_timeout(Some(settings.connect_timeout));
+    Http {
+        checked: builder.build(CheckedConnector::new(
+            settings.allowed_networks.clone(),
+            settings.connect_timeout,
+        )),
+        operator: builder.build(plain),
+    }
 }
 
 /// A JSON `POST` of `body` to `uri`.

@@ -414,6 +414,7 @@ pub async fn forward(
         .get(pick)
         .ok_or_else(|| upstream_error(503, "no_ready_instance", "no instance"))?;
     let instance_id = upstream.id;
+    let operator = upstream.operator;
     let request = client::post(upstream.uri(endpoint), payload).map_err(ServiceError::internal)?;
 
     // The upstream timeout bounds the wait for the answer's head and, unless it streams, for
@@ -421,10 +422,18 @@ pub async fn forward(
     let timeout = deps.proxy.settings.upstream_timeout;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let answer = match tokio::time::timeout_at(deadline, deps.proxy.client().request(request)).await
+    let answer = match tokio::time::timeout_at(
+        deadline,
+        deps.proxy.client().request(operator, request),
+    )
+    .await
     {
         Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => {
+        Ok(Err(err)) => {
+            // The client learns only that it is unreachable; the operator, why.
+            if crate::outbound::is_not_allowed(&err) {
+                tracing::warn!(instance = %instance_id, "not connecting: the instance's endpoint is outside the allowed networks");
+            }
             return Err(upstream_error(
                 502,
                 "upstream_unreachable",

@@ -50,6 +50,9 @@ pub struct ProxySettings {
     pub max_response_bytes: usize,
     /// Where usage rows are journaled (None: not journaled).
     pub journal_dir: Option<std::path::PathBuf>,
+    /// `providers.external.allowed_networks`: where tenants' endpoints may be (see
+    /// [`crate::outbound`]).
+    pub allowed_networks: std::sync::Arc<crate::network::AllowedNetworks>,
 }
 
 thread_local! {

@@ -43,13 +43,16 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub id: InstanceId,
+    /// The endpoint is the operator's (a `mock` instance), not a tenant's: connections to it
+    /// are not checked against the allowed networks (see `super::client`).
+    pub operator: bool,
     /// By [`Endpoint`], in the order of [`Endpoint::ALL`].
     uris: [http::Uri; 3],
 }
 
 impl Upstream {
     /// `None` (and a warning) for an endpoint that is not a valid `http://` base URL.
-    fn new(id: InstanceId, base: &str) -> Option<Upstream> {
+    fn new(id: InstanceId, base: &str, operator: bool) -> Option<Upstream> {
         let parse = |endpoint: Endpoint| {
             format!("{}{}", base.trim_end_matches('/'), endpoint.path())
                 .parse::<http::Uri>()
@@ -61,6 +64,7 @@ impl Upstream {
         match Endpoint::ALL.map(parse) {
             [Some(a), Some(b), Some(c)] => Some(Upstream {
                 id,
+                operator,
                 uris: [a, b, c],
             }),
             _ => {
@@ -84,7 +88,7 @@ async fn upstreams(
     Ok(instances::routable(&deps.db, scope, model)
         .await?
         .into_iter()
-        .filter_map(|(id, base)| Upstream::new(id, &base))
+        .filter_map(|(id, base, provider)| Upstream::new(id, &base, provider == "mock"))
         .collect())
 }
 
@@ -349,7 +353,7 @@ mod tests {
 
     #[test]
     fn an_instance_is_routed_to_only_with_a_valid_http_endpoint() {
-        let up = Upstream::new(InstanceId::new(), "http://10.0.0.7:8000/").unwrap();
+        let up = Upstream::new(InstanceId::new(), "http://10.0.0.7:8000/", false).unwrap();
         assert_eq!(
             up.uri(Endpoint::ChatCompletions).to_string(),
             "http://10.0.0.7:8000/v1/chat/completions"
@@ -358,13 +362,16 @@ mod tests {
             up.uri(Endpoint::Embeddings).to_string(),
             "http://10.0.0.7:8000/v1/embeddings"
         );
-        let behind = Upstream::new(InstanceId::new(), "http://gpu-1.internal/vllm").unwrap();
+        let behind = Upstream::new(InstanceId::new(), "http://gpu-1.internal/vllm", false).unwrap();
         assert_eq!(
             behind.uri(Endpoint::Completions).to_string(),
             "http://gpu-1.internal/vllm/v1/completions"
         );
         for bad in ["https://tls.example", "ftp://x", "not a url", "http://", ""] {
-            assert!(Upstream::new(InstanceId::new(), bad).is_none(), "{bad}");
+            assert!(
+                Upstream::new(InstanceId::new(), bad, false).is_none(),
+                "{bad}"
+            );
         }
     }
 }
