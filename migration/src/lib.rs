@@ -22,6 +22,7 @@ mod m20261128_000011_create_organization_models;
 mod m20261128_000012_create_organization_model_shares;
 mod m20261128_000013_create_inference_usage;
 mod m20261128_000014_usage_idempotent_by_id;
+mod m20261130_000002_shares_as_contracts;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000012_create_organization_model_shares::Migration),
             Box::new(m20261128_000013_create_inference_usage::Migration),
             Box::new(m20261128_000014_usage_idempotent_by_id::Migration),
+            Box::new(m20261130_000002_shares_as_contracts::Migration),
         ]
     }
 }
