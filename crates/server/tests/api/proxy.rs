@@ -44,8 +44,10 @@ pub async fn market() -> Market {
     let settings = move |s: &mut inventiv_server::Settings| {
         s.providers.mock.endpoint_url = url;
         s.proxy.upstream_timeout_secs = 1;
-        s.auth.access_token_ttl_seconds = 30 * 86_400;
-        s.auth.session_idle_seconds = 30 * 86_400;
+        // Long enough for the tests that move the clock past a 30-day proposal deadline.
+        s.auth.access_token_ttl_seconds = 90 * 86_400;
+        s.auth.session_idle_seconds = 90 * 86_400;
+        s.auth.session_absolute_seconds = 90 * 86_400;
     };
     let app = spawn_app_with(settings, clock.clone()).await;
     let model = public_model(&app, "meta/llama-3").await;
