@@ -321,6 +321,9 @@ pub async fn delete_offering(
         settle_expiry(deps, due).await?;
     }
     let tx = deps.db.begin_write().await?;
+    // The chain head first, as every share write does: the delete may cascade to ended share
+    // rows, and a share write holding the head must not wait on those rows the other way round.
+    audit_repo::lock_heads(&tx, &[org]).await?;
     // Lock the offering row (PostgreSQL) before looking at its shares: a proposal being
     // inserted meanwhile holds a key-share lock on it, so it is either seen below or waits
     // for this delete and then fails on the foreign key, never silently cascaded away.
@@ -445,10 +448,11 @@ async fn audit_both(
         }
         let (who, meta) = match actor {
             Some((principal, meta, acting)) if acting == side => {
-                if let (Some(map), Some(extra)) = (doc.as_object_mut(), own_extra.as_ref()) {
-                    if let Some(extra) = extra.as_object() {
-                        map.extend(extra.clone());
-                    }
+                if let (Some(map), Some(extra)) = (
+                    doc.as_object_mut(),
+                    own_extra.as_ref().and_then(|e| e.as_object()),
+                ) {
+                    map.extend(extra.clone());
                 }
                 (actor_of(principal), meta.clone())
             }
@@ -1071,6 +1075,8 @@ pub async fn set_share_activation(
     let distinct = crate::activation::distinct_required(deps, org).await?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
+    // Chain head before the share row, the order every two-party share write takes.
+    audit_repo::lock_heads(&tx, &[org]).await?;
     let current = shares::find(&tx, org, Side::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
