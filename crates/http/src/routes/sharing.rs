@@ -503,9 +503,26 @@ async fn accept(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: Option<Json<AcceptRequest>>,
-) -> Result<web::Json<ShareDto>, ApiError> {
-    let version = body.and_then(|b| b.into_inner().contract_version);
+    req: actix_web::HttpRequest,
+    body: Result<Json<AcceptRequest>, actix_web::Error>,
+) -> Result<web::Json<ShareDto>, actix_web::Error> {
+    // The body is optional, but a body that is there must be valid: a malformed version must
+    // not silently become "accept whatever is current".
+    let version = match body {
+        Ok(b) => b.into_inner().contract_version,
+        Err(e) => {
+            let headers = req.headers();
+            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
+                && headers
+                    .get(actix_web::http::header::CONTENT_LENGTH)
+                    .is_none_or(|len| len.as_bytes() == b"0");
+            if empty {
+                None
+            } else {
+                return Err(e);
+            }
+        }
+    };
     let share = sharing::accept(
         &state.deps,
         &who.0,
@@ -513,7 +530,8 @@ async fn accept(
         version,
         &meta.0,
     )
-    .await?;
+    .await
+    .map_err(ApiError::from)?;
     Ok(web::Json(share_dto(
         share,
         viewer(&who),

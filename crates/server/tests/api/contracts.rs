@@ -150,13 +150,25 @@ async fn the_consumer_accepts_a_version_and_a_change_of_terms_needs_a_new_accept
         ),
         (json!(false), json!(["consumer_acceptance"]))
     );
-    ok(post(
-        app,
-        &c.manager,
-        &format!("{}/accept", share_path(&fresh)),
-        json!({}),
-    )
-    .await)
+    // A body that is there must be valid; no body at all accepts the current version.
+    let accept_fresh = format!("{}/accept", share_path(&fresh));
+    for bad in [
+        json!({"contract_version": "1"}),
+        json!({"contract_version": 1, "x": 1}),
+        json!([1]),
+    ] {
+        let res = post(app, &c.manager, &accept_fresh, bad.clone()).await;
+        assert_eq!(res.status().as_u16(), 400, "{bad}");
+    }
+    assert_eq!(
+        listed(app, &c.user, "consumer", &fresh).await["status"],
+        "proposed"
+    );
+    ok(app
+        .as_bearer(Method::POST, &accept_fresh, &c.manager)
+        .send()
+        .await
+        .unwrap())
     .await;
     json_with_status(chat(app, &m.key, "prov/fresh").await, 200).await;
 
