@@ -1141,3 +1141,56 @@ async fn v1_shares_become_proposals_and_nothing_that_names_them_is_lost() {
     assert!(db.execute_unprepared(&dup).await.is_err());
     db.close().await.unwrap();
 }
+
+/// Two orgs that share with each other in both directions, writing at once: every write takes
+/// both chain heads in one fixed order, so none deadlocks (PostgreSQL would abort one with a
+/// deadlock error, a 500).
+#[tokio::test]
+async fn share_writes_in_opposite_directions_between_two_orgs_do_not_deadlock() {
+    let m = market().await;
+    let (app, p, c) = (&m.app, &m.provider, &m.consumer);
+    let model = public_model_id(&m).await;
+    let back = ok(post(
+        app,
+        &c.admin,
+        "/organizations/current/offerings",
+        json!({"model_id": model, "code": "back", "name": "Back"}),
+    )
+    .await)
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reverse = json!({"offering_id": back, "consumer_organization_slug": "prov", "price_input_micros_per_1k": 1, "price_output_micros_per_1k": 1});
+    let reverse = json_with_status(
+        post(app, &c.admin, "/organizations/current/shares", reverse).await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (forward, reverse) = (share_path(&m.share), share_path(&reverse));
+    // Each request moves a different flag, so each must succeed whatever the order.
+    let writers = [
+        (&p.admin, &forward),
+        (&c.admin, &forward),
+        (&c.admin, &reverse),
+        (&p.admin, &reverse),
+    ];
+    for _ in 0..10 {
+        for action in ["pause", "resume"] {
+            let calls = writers.iter().map(|(token, share)| {
+                let path = format!("{share}/{action}");
+                async move {
+                    let res = post(app, token, &path, json!({})).await;
+                    (res.status().as_u16(), res.text().await.unwrap())
+                }
+            });
+            for (status, body) in futures_util::future::join_all(calls).await {
+                assert_eq!(status, 200, "{action}: {body}");
+            }
+        }
+    }
+    app.assert_audit_verifies().await;
+}
