@@ -24,6 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::activation::Activation;
 use crate::values::ValueError;
 
 /// How long a proposal waits for the consumer's answer (SPEC §4.4).
@@ -188,6 +189,25 @@ impl ShareState {
             && self.starts_at <= now
             && !self.provider_paused
             && !self.consumer_paused
+    }
+
+    /// What the share lacks to be operational, as listed to both parties: the provider's
+    /// approvals (`tech`, `eco`) and `consumer_acceptance` of the current version.
+    #[must_use]
+    pub fn missing_activation(
+        &self,
+        provider_approvals: &Activation,
+        now: OffsetDateTime,
+    ) -> Vec<&'static str> {
+        let mut missing: Vec<&'static str> = provider_approvals
+            .missing(false)
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        if !self.accepted(now) {
+            missing.push("consumer_acceptance");
+        }
+        missing
     }
 
     fn live(&self, now: OffsetDateTime, wanted: &'static str) -> Result<ShareStatus, ShareError> {
@@ -414,6 +434,27 @@ mod tests {
             assert_eq!(s.effective(NOW + Duration::days(999)), status);
             assert!(!s.due_to_expire(NOW + Duration::days(999)));
         }
+    }
+
+    #[test]
+    fn missing_activation_names_each_party() {
+        use crate::ids::UserId;
+        let none = Activation::default();
+        let both = Activation {
+            tech_by: Some(UserId::new()),
+            eco_by: Some(UserId::new()),
+        };
+        assert_eq!(
+            at(Proposed).missing_activation(&none, NOW),
+            ["tech", "eco", "consumer_acceptance"]
+        );
+        assert_eq!(at(Active).missing_activation(&none, NOW), ["tech", "eco"]);
+        assert!(at(Active).missing_activation(&both, NOW).is_empty());
+        let repriced = at(Active).new_terms(None, NOW).unwrap();
+        assert_eq!(
+            repriced.missing_activation(&both, NOW),
+            ["consumer_acceptance"]
+        );
     }
 
     #[test]

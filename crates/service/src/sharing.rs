@@ -1108,14 +1108,5 @@ pub async fn set_share_activation(
 /// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
 /// approvals, and `consumer_acceptance` of the current contract version.
 pub fn missing_activation(share: &ShareRecord, now: OffsetDateTime) -> Vec<&'static str> {
-    let mut missing: Vec<&'static str> = share
-        .activation
-        .missing(false)
-        .iter()
-        .map(|f| f.as_str())
-        .collect();
-    if !share.state.accepted(now) {
-        missing.push("consumer_acceptance");
-    }
-    missing
+    share.state.missing_activation(&share.activation, now)
 }
