@@ -23,6 +23,7 @@ mod m20261128_000012_create_organization_model_shares;
 mod m20261128_000013_create_inference_usage;
 mod m20261128_000014_usage_idempotent_by_id;
 mod m20261130_000001_create_model_namespaces;
+mod m20261130_000002_shares_as_contracts;
 mod m20261130_000003_create_endpoint_claims;
 mod m20261130_000004_spend_caps_and_metering;
 pub mod sql;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000013_create_inference_usage::Migration),
             Box::new(m20261128_000014_usage_idempotent_by_id::Migration),
             Box::new(m20261130_000001_create_model_namespaces::Migration),
+            Box::new(m20261130_000002_shares_as_contracts::Migration),
             Box::new(m20261130_000003_create_endpoint_claims::Migration),
             Box::new(m20261130_000004_spend_caps_and_metering::Migration),
         ]

@@ -50,7 +50,7 @@ pub use money::{MoneyError, accrued_cost_micros, charged_micros, worst_case_micr
 pub use owners::{LastOwner, ensure_owner_remains, removes_owner};
 pub use policy::{Action, Denied, DenyReason, Permission, authorize, permissions};
 pub use role::{Role, assignable};
-pub use share::{InvalidShareTransition, ShareStatus};
+pub use share::{PROPOSAL_TTL, ShareError, ShareParty, ShareState, ShareStatus};
 pub use values::{
     Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username, ValueError,
 };

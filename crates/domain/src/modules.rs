@@ -155,9 +155,12 @@ pub fn modules(actor: &Actor) -> Vec<Module> {
                 ModuleId::Users => write_else_read(Permission::UsersCreate, Permission::UsersList),
                 ModuleId::Finops => read_if(has(Permission::FinopsView)),
                 ModuleId::Audit => read_if(has(Permission::AuditView)),
-                ModuleId::Sharing => {
-                    write_if(has(Permission::SharesManage) || has(Permission::PricesSet))
-                }
+                ModuleId::Sharing => write_if(
+                    has(Permission::SharesManage)
+                        || has(Permission::PricesSet)
+                        || has(Permission::SharesAccept)
+                        || has(Permission::SharesControlReceived),
+                ),
                 ModuleId::Settings => write_if(has(Permission::SettingsManage)),
             };
             access.map(|access| Module { id, access })

@@ -78,6 +78,10 @@ pub enum Permission {
     SharesManage,
     /// Set offering default prices and share prices (`prices.set`).
     PricesSet,
+    /// Accept or decline a received share, set its spend cap (`shares.accept`).
+    SharesAccept,
+    /// Pause, resume or revoke a received share, consumer side (`shares.control_received`).
+    SharesControlReceived,
     /// See API key metadata (`api_keys.view`).
     ApiKeysView,
     /// Create API keys (`api_keys.create`).
@@ -132,6 +136,8 @@ impl Permission {
         Permission::SharesView,
         Permission::SharesManage,
         Permission::PricesSet,
+        Permission::SharesAccept,
+        Permission::SharesControlReceived,
         Permission::ApiKeysView,
         Permission::ApiKeysCreate,
         Permission::ApiKeysRevoke,
@@ -176,6 +182,8 @@ impl Permission {
             Permission::SharesView => "shares.view",
             Permission::SharesManage => "shares.manage",
             Permission::PricesSet => "prices.set",
+            Permission::SharesAccept => "shares.accept",
+            Permission::SharesControlReceived => "shares.control_received",
             Permission::ApiKeysView => "api_keys.view",
             Permission::ApiKeysCreate => "api_keys.create",
             Permission::ApiKeysRevoke => "api_keys.revoke",
@@ -226,6 +234,8 @@ impl Permission {
             | Permission::OfferingsManage
             | Permission::SharesManage
             | Permission::PricesSet
+            | Permission::SharesAccept
+            | Permission::SharesControlReceived
             | Permission::ApiKeysCreate
             | Permission::ApiKeysRevoke
             | Permission::UsersCreate
@@ -286,7 +296,8 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::MembersRemove
         | Permission::FinopsView
         | Permission::AuditView
-        | Permission::UsersList => OWNER_ADMIN_MANAGER,
+        | Permission::UsersList
+        | Permission::SharesControlReceived => OWNER_ADMIN_MANAGER,
         Permission::InstancesDeploy
         | Permission::InstancesTerminate
         | Permission::InstancesReinstall
@@ -299,7 +310,9 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::ApiKeysRevoke
         | Permission::UsersCreate
         | Permission::ActivationTech => OWNER_ADMIN,
-        Permission::ActivationEco | Permission::PricesSet => OWNER_MANAGER,
+        Permission::ActivationEco | Permission::PricesSet | Permission::SharesAccept => {
+            OWNER_MANAGER
+        }
         Permission::UsersUpdate | Permission::UsersDelete => NOBODY,
     }
 }
@@ -353,6 +366,8 @@ const fn personal_rule(permission: Permission) -> PersonalRule {
         | Permission::SharesView
         | Permission::SharesManage
         | Permission::PricesSet
+        | Permission::SharesAccept
+        | Permission::SharesControlReceived
         | Permission::AuditView => PersonalRule::OrgOnly,
     }
 }
@@ -487,6 +502,10 @@ pub enum Action {
     ManageShare,
     /// `prices.set` (clears the eco flag: see [`crate::activation::Activation::price_changed`]).
     SetPrice,
+    /// `shares.accept`: accept or decline a received share, set its cap (consumer side).
+    AcceptShare,
+    /// `shares.control_received`: pause, resume or revoke a received share (consumer side).
+    ControlReceivedShare,
     /// `api_keys.view`
     ViewApiKeys,
     /// `api_keys.create`
@@ -548,6 +567,8 @@ impl Action {
             Action::ViewShares => Permission::SharesView,
             Action::ManageShare => Permission::SharesManage,
             Action::SetPrice => Permission::PricesSet,
+            Action::AcceptShare => Permission::SharesAccept,
+            Action::ControlReceivedShare => Permission::SharesControlReceived,
             Action::ViewApiKeys => Permission::ApiKeysView,
             Action::CreateApiKey => Permission::ApiKeysCreate,
             Action::RevokeApiKey => Permission::ApiKeysRevoke,
@@ -677,6 +698,8 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
         | Action::ViewShares
         | Action::ManageShare
         | Action::SetPrice
+        | Action::AcceptShare
+        | Action::ControlReceivedShare
         | Action::ViewApiKeys
         | Action::CreateApiKey
         | Action::RevokeApiKey
@@ -708,7 +731,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_permission_once_in_declaration_order() {
-        assert_eq!(Permission::ALL.len(), 38);
+        assert_eq!(Permission::ALL.len(), 40);
         assert!(Permission::ALL.windows(2).all(|w| w[0] < w[1]));
         let names: BTreeSet<_> = Permission::ALL.iter().map(Permission::name).collect();
         assert_eq!(names.len(), Permission::ALL.len());

@@ -92,6 +92,8 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::SharesView          =>     [__, __, OK, OK, OK, OK, OK, __],
         P::SharesManage        =>     [__, __, OK, OK, __, __, __, __],
         P::PricesSet           =>     [__, __, OK, __, OK, __, __, __],
+        P::SharesAccept        =>     [__, __, OK, __, OK, __, __, __],
+        P::SharesControlReceived =>   [__, __, OK, OK, OK, __, __, __],
         P::ApiKeysView         =>     [OK, OK, OK, OK, OK, OK, OK, OK],
         P::ApiKeysCreate       =>     [OK, OK, OK, OK, __, __, __, __],
         P::ApiKeysRevoke       =>     [OK, OK, OK, OK, __, __, __, __],
@@ -141,6 +143,8 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::SharesView => vec![Action::ViewShares],
         P::SharesManage => vec![Action::ManageShare],
         P::PricesSet => vec![Action::SetPrice],
+        P::SharesAccept => vec![Action::AcceptShare],
+        P::SharesControlReceived => vec![Action::ControlReceivedShare],
         P::ApiKeysView => vec![Action::ViewApiKeys],
         P::ApiKeysCreate => vec![Action::CreateApiKey],
         P::ApiKeysRevoke => vec![Action::RevokeApiKey],
@@ -179,7 +183,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 38 * 8);
+    assert_eq!(cells, 40 * 8);
 }
 
 #[test]
@@ -226,7 +230,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 38);
+    assert_eq!(Permission::ALL.len(), 40);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));

@@ -206,6 +206,27 @@ impl Db {
         Ok(())
     }
 
+    /// Applies only the first `steps` pending migrations: for tests that build a database as
+    /// an older release left it and then migrate it (never used by the server).
+    pub async fn migrate_steps(&self, steps: u32) -> Result<(), StoreError> {
+        Migrator::up(&self.conn, Some(steps)).await?;
+        Ok(())
+    }
+
+    /// The first column of the first row of a query without parameters, as an integer. For
+    /// tests and operators only; never with user input.
+    pub async fn query_i64(&self, sql: &str) -> Result<i64, StoreError> {
+        let row = self
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                db_backend(self.backend),
+                sql.to_owned(),
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no row from {sql}")))?;
+        Ok(row.try_get_by_index::<i64>(0)?)
+    }
+
     /// Readiness: the database answers and no migration is pending.
     pub async fn ready(&self) -> Result<bool, StoreError> {
         self.conn.execute_unprepared("SELECT 1").await?;

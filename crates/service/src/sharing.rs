@@ -2,31 +2,38 @@
 //! and shares (provider → consumer contracts with per-token prices). Both use the one
 //! activation mechanism; a price change clears the economic approval.
 
-use crate::audit::{AuditEntry, record};
+use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::Principal;
 use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, Flag, ModelId, OfferingId, OrgId, Scope, ShareId, ShareStatus, Slug, authorize,
+    Action, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty, ShareState,
+    ShareStatus, Slug, authorize,
 };
+use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
 use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord, Side};
 use inventiv_persistence::repo::{models, organizations};
-use inventiv_persistence::{Constraint, StoreError};
+use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
 pub use offerings::OfferingRecord as Offering;
 pub use shares::{ShareRecord as Share, Side as ShareSide};
 
+/// Highest price accepted, in micro-EUR per 1k tokens: 10 € per 1k tokens (10,000 € per
+/// million), several times the dearest public model, so a slipped digit is refused instead of
+/// billed. See docs/decisions.md.
+pub const MAX_PRICE_MICROS_PER_1K: i64 = 10_000_000;
+
 fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
-    if (0..=1_000_000_000).contains(&value) {
+    if (0..=MAX_PRICE_MICROS_PER_1K).contains(&value) {
         Ok(value)
     } else {
         Err(ServiceError::invalid(
             field,
-            "0 to 10^9 micro-EUR per 1k tokens",
+            "0 to 10^7 micro-EUR (10 EUR) per 1k tokens",
         ))
     }
 }
@@ -90,6 +97,8 @@ pub struct NewOffering {
     pub name: String,
     pub description: Option<String>,
     pub visibility: Option<String>,
+    /// Default prices (input, output) in micro-EUR per 1k tokens; 0 when absent.
+    pub default_prices: (Option<i64>, Option<i64>),
 }
 
 fn fields(
@@ -136,7 +145,8 @@ fn code_taken(err: StoreError) -> ServiceError {
     }
 }
 
-/// Owner/admin. Starts unpublished, priced 0, and non-operational.
+/// Owner/admin. Starts unpublished and non-operational, at the given default prices (0 when
+/// absent).
 pub async fn create_offering(
     deps: &Deps,
     principal: &Principal,
@@ -151,6 +161,16 @@ pub async fn create_offering(
         input.visibility,
         false,
     )?;
+    let prices = (
+        price(
+            "default_price_input_micros_per_1k",
+            input.default_prices.0.unwrap_or(0),
+        )?,
+        price(
+            "default_price_output_micros_per_1k",
+            input.default_prices.1.unwrap_or(0),
+        )?,
+    );
     models::find(&deps.db, Scope::Org(org), input.model_id)
         .await?
         .ok_or_else(|| {
@@ -158,7 +178,7 @@ pub async fn create_offering(
         })?;
     let id = OfferingId::new();
     let tx = deps.db.begin_write().await?;
-    offerings::insert(&tx, org, id, input.model_id, &f, (0, 0), deps.clock.now())
+    offerings::insert(&tx, org, id, input.model_id, &f, prices, deps.clock.now())
         .await
         .map_err(code_taken)?;
     audit(
@@ -171,7 +191,7 @@ pub async fn create_offering(
         org,
         "offering.created",
         ("offering", id.to_string()),
-        json!({"code": f.code, "name": f.name}),
+        json!({"code": f.code, "name": f.name, "default_price_input_micros_per_1k": prices.0, "default_price_output_micros_per_1k": prices.1}),
     )
     .await?;
     let offering = offerings::find(&tx, org, id)
@@ -279,6 +299,65 @@ pub async fn update_offering(
     Ok(offering)
 }
 
+/// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
+/// is proposed or active; its ended shares go with it.
+pub async fn delete_offering(
+    deps: &Deps,
+    principal: &Principal,
+    id: OfferingId,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let offering = offerings::find(&deps.db, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("offering"))?;
+    authorize(&principal.actor(), Action::ManageOffering)?;
+    let now = deps.clock.now();
+    for due in shares::live_of_offering(&deps.db, org, id)
+        .await?
+        .into_iter()
+        .filter(|s| s.state.due_to_expire(now))
+    {
+        settle_expiry(deps, due).await?;
+    }
+    let tx = deps.db.begin_write().await?;
+    // The chain head first, as every share write does: the delete may cascade to ended share
+    // rows, and a share write holding the head must not wait on those rows the other way round.
+    audit_repo::lock_heads(&tx, &[org]).await?;
+    // Lock the offering row (PostgreSQL) before looking at its shares: a proposal being
+    // inserted meanwhile holds a key-share lock on it, so it is either seen below or waits
+    // for this delete and then fails on the foreign key, never silently cascaded away.
+    offerings::lock(&tx, org, id).await?;
+    let live = shares::live_of_offering(&tx, org, id).await?;
+    if !live.is_empty() {
+        return Err(ServiceError::Conflict {
+            code: "offering_in_use",
+            message: format!(
+                "{} share(s) of this offering are proposed or active; revoke them first.",
+                live.len()
+            ),
+        });
+    }
+    if !offerings::delete(&tx, org, id).await? {
+        return Err(ServiceError::NotFound("offering"));
+    }
+    audit(
+        &tx,
+        &Ctx {
+            deps,
+            principal,
+            meta,
+        },
+        org,
+        "offering.deleted",
+        ("offering", id.to_string()),
+        json!({"code": offering.code}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn set_offering_activation(
     deps: &Deps,
     principal: &Principal,
@@ -323,9 +402,134 @@ pub async fn set_offering_activation(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shares
+// Shares (SPEC §4.4 v2: two-party contracts; the transitions are decided by
+// `inventiv_domain::ShareState` and written as compare-and-sets).
 
-/// `GET …/shares?side=`: the shares this org gives (provider) or receives (consumer).
+/// The other org's view of who acted: the org, never a user, session or IP.
+fn org_ref(id: OrgId, slug: &str) -> serde_json::Value {
+    json!({"id": id.to_string(), "slug": slug})
+}
+
+fn party_org(share: &ShareRecord, side: ShareParty) -> (OrgId, &str) {
+    match side {
+        ShareParty::Provider => (share.provider_organization_id, &share.provider_slug),
+        ShareParty::Consumer => (share.consumer_organization_id, &share.consumer_slug),
+    }
+}
+
+/// Records `action` in both orgs' chains (the caller locked both heads first, see
+/// [`lock_parties`]). The acting side's event names the user, session and IP as every event
+/// does; the other side's names only the acting org. `after` is what both may see;
+/// `own_extra` is merged into the acting side's event only (e.g. the consumer's cap).
+#[allow(clippy::too_many_arguments)]
+async fn audit_both(
+    tx: &Tx,
+    deps: &Deps,
+    actor: Option<(&Principal, &RequestMeta, ShareParty)>,
+    share: &ShareRecord,
+    action: &'static str,
+    after: serde_json::Value,
+    own_extra: Option<serde_json::Value>,
+) -> Result<(), ServiceError> {
+    let now = deps.clock.now();
+    let by = actor.map(|(_, _, side)| {
+        let (id, slug) = party_org(share, side);
+        org_ref(id, slug)
+    });
+    for side in [ShareParty::Provider, ShareParty::Consumer] {
+        let (chain, _) = party_org(share, side);
+        let mut doc = after.clone();
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("side".to_owned(), json!(side.as_str()));
+            map.insert(
+                "by_organization".to_owned(),
+                by.clone().unwrap_or(json!(null)),
+            );
+        }
+        let (who, meta) = match actor {
+            Some((principal, meta, acting)) if acting == side => {
+                if let (Some(map), Some(extra)) = (
+                    doc.as_object_mut(),
+                    own_extra.as_ref().and_then(|e| e.as_object()),
+                ) {
+                    map.extend(extra.clone());
+                }
+                (actor_of(principal), meta.clone())
+            }
+            // The counterparty (or the system): no person, no session, no address. The
+            // request id stays: it is ours, not theirs, and links the two events.
+            Some((_, meta, _)) => (
+                AuditActor::default(),
+                RequestMeta {
+                    request_id: meta.request_id.clone(),
+                    ip: None,
+                    user_agent: None,
+                },
+            ),
+            None => (AuditActor::default(), RequestMeta::default()),
+        };
+        let entry = AuditEntry {
+            action,
+            organization: Some(chain),
+            target_type: "share",
+            target_id: share.id.to_string(),
+            before: None,
+            after: Some(doc),
+        };
+        record(tx, now, who, &meta, entry).await?;
+    }
+    Ok(())
+}
+
+/// Opens a write transaction and locks both parties' chain heads, always in the same order.
+async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceError> {
+    let tx = deps.db.begin_write().await?;
+    audit_repo::lock_heads(
+        &tx,
+        &[
+            share.provider_organization_id,
+            share.consumer_organization_id,
+        ],
+    )
+    .await?;
+    Ok(tx)
+}
+
+/// Stores `expired` on a live share that is due (its end, or 30 days unanswered), with the
+/// event in both chains. Returns the share as it now is.
+async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, ServiceError> {
+    let now = deps.clock.now();
+    if !share.state.due_to_expire(now) {
+        return Ok(share);
+    }
+    let tx = lock_parties(deps, &share).await?;
+    if shares::set_status(&tx, share.id, share.state.status, ShareStatus::Expired, now).await? {
+        let reason = if share.state.ends_at.is_some_and(|end| now >= end) {
+            "ended"
+        } else {
+            "unanswered"
+        };
+        audit_both(
+            &tx,
+            deps,
+            None,
+            &share,
+            "share.expired",
+            json!({"from": share.state.status.as_str(), "reason": reason}),
+            None,
+        )
+        .await?;
+    }
+    let (org, _) = party_org(&share, ShareParty::Provider);
+    let fresh = shares::find_either(&tx, org, share.id)
+        .await?
+        .ok_or(ServiceError::NotFound("share"))?;
+    tx.commit().await?;
+    Ok(fresh)
+}
+
+/// `GET …/shares?side=`: the shares this org gives (provider) or receives (consumer). Due
+/// expiries of this org's shares are stored first, so what is listed is what is stored.
 pub async fn list_shares(
     deps: &Deps,
     principal: &Principal,
@@ -334,6 +538,14 @@ pub async fn list_shares(
 ) -> Result<Page<ShareRecord>, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewShares)?;
     let (limit, before) = page.parse::<ShareId>()?;
+    let now = deps.clock.now();
+    for due in shares::live_of(&deps.db, org)
+        .await?
+        .into_iter()
+        .filter(|s| s.state.due_to_expire(now))
+    {
+        settle_expiry(deps, due).await?;
+    }
     Ok(page_of(
         shares::list(&deps.db, org, side, before, limit + 1).await?,
         limit,
@@ -350,7 +562,12 @@ pub struct NewGrant {
     pub ends_at: Option<OffsetDateTime>,
 }
 
-/// Grant an offering to another org (owner/admin of the provider).
+fn prices_json(prices: (i64, i64)) -> serde_json::Value {
+    json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1})
+}
+
+/// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
+/// the consumer accepts.
 pub async fn grant(
     deps: &Deps,
     principal: &Principal,
@@ -390,8 +607,15 @@ pub async fn grant(
             "an organization cannot share with itself",
         ));
     }
+    // A live share that is due must not block a new proposal: store its expiry first.
+    if let Some(live) = shares::live_for(&deps.db, provider, consumer.id, input.offering_id).await?
+    {
+        settle_expiry(deps, live).await?;
+    }
     let id = ShareId::new();
+    let state = ShareState::proposed(now, input.ends_at);
     let tx = deps.db.begin_write().await?;
+    audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
     let new = NewShare {
         id,
         provider,
@@ -400,6 +624,7 @@ pub async fn grant(
         prices,
         starts_at: now,
         ends_at: input.ends_at,
+        proposal_expires_at: state.proposal_expires_at,
         now,
     };
     match shares::insert(&tx, new).await {
@@ -407,44 +632,186 @@ pub async fn grant(
         Err(StoreError::Conflict(Constraint::ShareLive)) => {
             return Err(ServiceError::Conflict {
                 code: "share_exists",
-                message: "A live share of this offering with this organization exists; pause, resume or revoke it.".to_owned(),
+                message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
             });
         }
         Err(other) => return Err(other.into()),
     }
-    let after = json!({"consumer": consumer.slug.as_str(), "offering_id": input.offering_id.to_string(),
-                       "price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1});
-    audit(
-        &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
-        provider,
-        "share.granted",
-        ("share", id.to_string()),
-        after.clone(),
-    )
-    .await?;
-    audit(
-        &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
-        consumer.id,
-        "share.received",
-        ("share", id.to_string()),
-        after,
-    )
-    .await?;
     let share = shares::find(&tx, provider, Side::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
+    let mut after = prices_json(prices);
+    if let Some(map) = after.as_object_mut() {
+        map.insert(
+            "offering_id".to_owned(),
+            json!(input.offering_id.to_string()),
+        );
+        map.insert(
+            "consumer".to_owned(),
+            org_ref(consumer.id, consumer.slug.as_str()),
+        );
+        map.insert("contract_version".to_owned(), json!(1));
+        map.insert(
+            "ends_at".to_owned(),
+            json!(input.ends_at.map(crate::audit::timestamp)),
+        );
+    }
+    audit_both(
+        &tx,
+        deps,
+        Some((principal, meta, ShareParty::Provider)),
+        &share,
+        "share.proposed",
+        after,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(share)
+}
+
+/// The share `id` as seen by the current org, which side the org is on, with any due expiry
+/// stored. 404 for an org that is not a party.
+async fn party_share(
+    deps: &Deps,
+    principal: &Principal,
+    id: ShareId,
+) -> Result<(OrgId, ShareParty, ShareRecord), ServiceError> {
+    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let share = shares::find_either(&deps.db, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("share"))?;
+    let side = if share.provider_organization_id == org {
+        ShareParty::Provider
+    } else {
+        ShareParty::Consumer
+    };
+    let share = settle_expiry(deps, share).await?;
+    Ok((org, side, share))
+}
+
+fn only(side: ShareParty, wanted: ShareParty, what: &str) -> Result<(), ServiceError> {
+    if side == wanted {
+        return Ok(());
+    }
+    let code = match wanted {
+        ShareParty::Provider => "provider_only",
+        ShareParty::Consumer => "consumer_only",
+    };
+    Err(ServiceError::Forbidden {
+        code,
+        message: format!("Only the {} of a share may {what}.", wanted.as_str()),
+    })
+}
+
+fn share_error(e: ShareError) -> ServiceError {
+    match e {
+        ShareError::InvalidState { .. } => ServiceError::Conflict {
+            code: "invalid_state",
+            message: format!("{e}."),
+        },
+        ShareError::ContractChanged { current, .. } => ServiceError::Conflict {
+            code: "contract_changed",
+            message: format!(
+                "The terms changed: the contract is now at version {current}; review it and accept that version."
+            ),
+        },
+    }
+}
+
+fn changed_meanwhile() -> ServiceError {
+    ServiceError::Conflict {
+        code: "invalid_state",
+        message: "The share changed meanwhile; reload.".to_owned(),
+    }
+}
+
+/// Re-reads the share inside `tx` (after the write) for the response.
+async fn reload(tx: &Tx, org: OrgId, id: ShareId) -> Result<ShareRecord, ServiceError> {
+    shares::find_either(tx, org, id)
+        .await?
+        .ok_or(ServiceError::NotFound("share"))
+}
+
+/// Consumer owner/manager: accept the current terms. `contract_version`, when given, must be
+/// the current one (else 409 `contract_changed`); the write is a compare-and-set on it, so an
+/// acceptance racing a change of terms fails instead of accepting terms nobody read.
+pub async fn accept(
+    deps: &Deps,
+    principal: &Principal,
+    id: ShareId,
+    contract_version: Option<i64>,
+    meta: &RequestMeta,
+) -> Result<ShareRecord, ServiceError> {
+    let (org, side, share) = party_share(deps, principal, id).await?;
+    only(side, ShareParty::Consumer, "accept it")?;
+    authorize(&principal.actor(), Action::AcceptShare)?;
+    let now = deps.clock.now();
+    let version = share
+        .state
+        .accept(contract_version, now)
+        .map_err(share_error)?;
+    let tx = lock_parties(deps, &share).await?;
+    if !shares::accept(&tx, org, id, version, principal.user_id, now).await? {
+        // Lost a race: tell the consumer precisely why, from what is stored now.
+        let current = reload(&tx, org, id).await?;
+        return Err(match current.state.accept(Some(version), now) {
+            Err(e) => share_error(e),
+            Ok(_) => changed_meanwhile(),
+        });
+    }
+    let updated = reload(&tx, org, id).await?;
+    let mut after = prices_json((
+        updated.price_input_micros_per_1k,
+        updated.price_output_micros_per_1k,
+    ));
+    if let Some(map) = after.as_object_mut() {
+        map.insert("contract_version".to_owned(), json!(version));
+    }
+    audit_both(
+        &tx,
+        deps,
+        Some((principal, meta, ShareParty::Consumer)),
+        &updated,
+        "share.accepted",
+        after,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Consumer owner/manager: decline a proposal (terminal).
+pub async fn decline(
+    deps: &Deps,
+    principal: &Principal,
+    id: ShareId,
+    meta: &RequestMeta,
+) -> Result<ShareRecord, ServiceError> {
+    let (org, side, share) = party_share(deps, principal, id).await?;
+    only(side, ShareParty::Consumer, "decline it")?;
+    authorize(&principal.actor(), Action::AcceptShare)?;
+    let now = deps.clock.now();
+    let to = share.state.decline(now).map_err(share_error)?;
+    let tx = lock_parties(deps, &share).await?;
+    if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+        return Err(changed_meanwhile());
+    }
+    let updated = reload(&tx, org, id).await?;
+    let after = json!({"from": share.state.status.as_str(), "contract_version": share.state.contract_version});
+    audit_both(
+        &tx,
+        deps,
+        Some((principal, meta, side)),
+        &updated,
+        "share.declined",
+        after,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
 }
 
 /// What a share status request asks.
@@ -455,21 +822,8 @@ pub enum ShareTransition {
     Revoke,
 }
 
-/// Provider side: a share of the current org (404 if it is not the provider).
-async fn provided(
-    deps: &Deps,
-    principal: &Principal,
-    id: ShareId,
-    action: Action,
-) -> Result<(OrgId, ShareRecord), ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
-    let share = shares::find(&deps.db, org, Side::Provider, id)
-        .await?
-        .ok_or(ServiceError::NotFound("share"))?;
-    authorize(&principal.actor(), action)?;
-    Ok((org, share))
-}
-
+/// Pause, resume (each side its own flag) or revoke (either side, terminal). Provider:
+/// owner/admin; consumer: owner/admin/manager.
 pub async fn transition(
     deps: &Deps,
     principal: &Principal,
@@ -477,91 +831,231 @@ pub async fn transition(
     change: ShareTransition,
     meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, share) = provided(deps, principal, id, Action::ManageShare).await?;
-    let now = deps.clock.now();
-    let from = share.status.effective(share.ends_at, now);
-    let (to, action) = match change {
-        ShareTransition::Pause => (from.pause(), "share.paused"),
-        ShareTransition::Resume => (from.resume(), "share.resumed"),
-        ShareTransition::Revoke => (from.revoke(), "share.revoked"),
+    let (org, side, share) = party_share(deps, principal, id).await?;
+    let action = match side {
+        ShareParty::Provider => Action::ManageShare,
+        ShareParty::Consumer => Action::ControlReceivedShare,
     };
-    let to = to.map_err(|e| ServiceError::Conflict {
-        code: "invalid_state",
-        message: format!("{e}."),
-    })?;
-    let tx = deps.db.begin_write().await?;
-    if !shares::set_status(&tx, org, id, share.status, to, now).await? {
-        return Err(ServiceError::Conflict {
-            code: "invalid_state",
-            message: "The share changed meanwhile; reload.".to_owned(),
-        });
-    }
-    let after = json!({"from": from.as_str(), "to": to.as_str()});
-    audit(
+    authorize(&principal.actor(), action)?;
+    let now = deps.clock.now();
+    let tx;
+    let (event, after) = match change {
+        ShareTransition::Pause | ShareTransition::Resume => {
+            let paused = matches!(change, ShareTransition::Pause);
+            share
+                .state
+                .set_paused(side, paused, now)
+                .map_err(share_error)?;
+            tx = lock_parties(deps, &share).await?;
+            if !shares::set_paused(&tx, id, side, paused, now).await? {
+                return Err(changed_meanwhile());
+            }
+            let event = if paused {
+                "share.paused"
+            } else {
+                "share.resumed"
+            };
+            (
+                event,
+                json!({"flag": format!("{}_paused", side.as_str()), "paused": paused}),
+            )
+        }
+        ShareTransition::Revoke => {
+            let to = share.state.revoke(now).map_err(share_error)?;
+            tx = lock_parties(deps, &share).await?;
+            if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+                return Err(changed_meanwhile());
+            }
+            (
+                "share.revoked",
+                json!({"from": share.state.status.as_str(), "to": to.as_str()}),
+            )
+        }
+    };
+    let updated = reload(&tx, org, id).await?;
+    audit_both(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
-        org,
-        action,
-        ("share", id.to_string()),
-        after.clone(),
-    )
-    .await?;
-    audit(
-        &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
-        share.consumer_organization_id,
-        action,
-        ("share", id.to_string()),
+        deps,
+        Some((principal, meta, side)),
+        &updated,
+        event,
         after,
+        None,
     )
     .await?;
-    let updated = shares::find(&tx, org, Side::Provider, id)
-        .await?
-        .ok_or(ServiceError::NotFound("share"))?;
     tx.commit().await?;
     Ok(updated)
 }
 
-/// `PATCH …/shares/{id}`: new prices (owner/manager of the provider); clears the eco flag.
-pub async fn set_share_prices(
+/// `PATCH …/shares/{id}` input. Provider: prices and `ends_at`; consumer: its monthly cap.
+#[derive(Debug, Clone, Default)]
+pub struct ShareChange {
+    pub price_input: Option<i64>,
+    pub price_output: Option<i64>,
+    /// `Some(None)` removes the end.
+    pub ends_at: Option<Option<OffsetDateTime>>,
+    /// `Some(None)` removes the cap.
+    pub monthly_cap_micros: Option<Option<i64>>,
+}
+
+/// Largest monthly cap accepted: 10^15 µ€ (one billion euros). Far above any real budget, and
+/// sums of a month's charges stay far from `i64::MAX`.
+pub const MAX_CAP_MICROS: i64 = 1_000_000_000_000_000;
+
+pub async fn update_share(
     deps: &Deps,
     principal: &Principal,
     id: ShareId,
-    prices: (i64, i64),
+    change: ShareChange,
     meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, _) = provided(deps, principal, id, Action::SetPrice).await?;
+    let (org, side, share) = party_share(deps, principal, id).await?;
+    let terms =
+        change.price_input.is_some() || change.price_output.is_some() || change.ends_at.is_some();
+    if terms {
+        only(side, ShareParty::Provider, "change its prices or end")?;
+    }
+    if change.monthly_cap_micros.is_some() {
+        only(side, ShareParty::Consumer, "set its spend cap")?;
+    }
+    if !terms && change.monthly_cap_micros.is_none() {
+        return Err(ServiceError::invalid(
+            "body",
+            "nothing to change: prices or ends_at (provider), monthly_cap_micros (consumer)",
+        ));
+    }
+    match side {
+        ShareParty::Provider => set_terms(deps, principal, org, share, change, meta).await,
+        ShareParty::Consumer => {
+            set_cap(
+                deps,
+                principal,
+                org,
+                share,
+                change.monthly_cap_micros.flatten(),
+                meta,
+            )
+            .await
+        }
+    }
+}
+
+/// Provider owner/manager: new prices or end → next contract version, back to `proposed`,
+/// economic approval cleared.
+async fn set_terms(
+    deps: &Deps,
+    principal: &Principal,
+    org: OrgId,
+    share: ShareRecord,
+    change: ShareChange,
+    meta: &RequestMeta,
+) -> Result<ShareRecord, ServiceError> {
+    authorize(&principal.actor(), Action::SetPrice)?;
     let prices = (
-        price("price_input_micros_per_1k", prices.0)?,
-        price("price_output_micros_per_1k", prices.1)?,
+        price(
+            "price_input_micros_per_1k",
+            change
+                .price_input
+                .unwrap_or(share.price_input_micros_per_1k),
+        )?,
+        price(
+            "price_output_micros_per_1k",
+            change
+                .price_output
+                .unwrap_or(share.price_output_micros_per_1k),
+        )?,
     );
-    let tx = deps.db.begin_write().await?;
-    shares::set_prices(&tx, org, id, prices, deps.clock.now()).await?;
-    let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
-    audit(
+    let now = deps.clock.now();
+    let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
+    if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
+        return Err(ServiceError::invalid("ends_at", "must be in the future"));
+    }
+    let current = (
+        share.price_input_micros_per_1k,
+        share.price_output_micros_per_1k,
+    );
+    if prices == current && ends_at == share.state.ends_at {
+        // Same terms: no new version for the consumer to accept.
+        return Ok(share);
+    }
+    let next = share.state.new_terms(ends_at, now).map_err(share_error)?;
+    let tx = lock_parties(deps, &share).await?;
+    if !shares::set_terms(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
         org,
-        "share.price_changed",
-        ("share", id.to_string()),
+        share.id,
+        share.state.contract_version,
+        prices,
+        &next,
+        now,
+    )
+    .await?
+    {
+        return Err(changed_meanwhile());
+    }
+    let updated = reload(&tx, org, share.id).await?;
+    let mut after = prices_json(prices);
+    if let Some(map) = after.as_object_mut() {
+        map.insert("contract_version".to_owned(), json!(next.contract_version));
+        map.insert(
+            "ends_at".to_owned(),
+            json!(ends_at.map(crate::audit::timestamp)),
+        );
+        map.insert("from_status".to_owned(), json!(share.state.status.as_str()));
+        map.insert("eco_cleared".to_owned(), json!(true));
+    }
+    let event = if prices == current {
+        "share.terms_changed"
+    } else {
+        "share.price_changed"
+    };
+    audit_both(
+        &tx,
+        deps,
+        Some((principal, meta, ShareParty::Provider)),
+        &updated,
+        event,
         after,
+        None,
     )
     .await?;
-    let updated = shares::find(&tx, org, Side::Provider, id)
-        .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Consumer owner/manager: the monthly cap. The provider's chain records that the cap changed,
+/// never its amount (only the consumer sees it).
+async fn set_cap(
+    deps: &Deps,
+    principal: &Principal,
+    org: OrgId,
+    share: ShareRecord,
+    cap: Option<i64>,
+    meta: &RequestMeta,
+) -> Result<ShareRecord, ServiceError> {
+    authorize(&principal.actor(), Action::AcceptShare)?;
+    if cap.is_some_and(|c| !(0..=MAX_CAP_MICROS).contains(&c)) {
+        return Err(ServiceError::invalid(
+            "monthly_cap_micros",
+            "null or 0 to 10^15 micro-EUR",
+        ));
+    }
+    let now = deps.clock.now();
+    let tx = lock_parties(deps, &share).await?;
+    if !shares::set_cap(&tx, org, share.id, cap, now).await? {
+        return Err(ServiceError::NotFound("share"));
+    }
+    let updated = reload(&tx, org, share.id).await?;
+    audit_both(
+        &tx,
+        deps,
+        Some((principal, meta, ShareParty::Consumer)),
+        &updated,
+        "share.cap_changed",
+        json!({}),
+        Some(json!({"monthly_cap_micros": cap, "previous_monthly_cap_micros": share.monthly_cap_micros})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -581,6 +1075,8 @@ pub async fn set_share_activation(
     let distinct = crate::activation::distinct_required(deps, org).await?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
+    // Chain head before the share row, the order every two-party share write takes.
+    audit_repo::lock_heads(&tx, &[org]).await?;
     let current = shares::find(&tx, org, Side::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
@@ -609,7 +1105,8 @@ pub async fn set_share_activation(
     Ok(updated)
 }
 
-/// The effective status of a share now (expiry computed on read).
-pub fn effective_status(share: &ShareRecord, now: OffsetDateTime) -> ShareStatus {
-    share.status.effective(share.ends_at, now)
+/// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
+/// approvals, and `consumer_acceptance` of the current contract version.
+pub fn missing_activation(share: &ShareRecord, now: OffsetDateTime) -> Vec<&'static str> {
+    share.state.missing_activation(&share.activation, now)
 }

@@ -5,10 +5,12 @@ use crate::dto::{Page, PageQuery, double_option, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, Json, Meta};
 use crate::routes::instances::can_set_map;
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use inventiv_domain::OrgId;
 use inventiv_domain::{Flag, ModelId, OfferingId, ShareId};
 use inventiv_service::sharing::{
-    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareSide, ShareTransition,
+    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareSide,
+    ShareTransition,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,8 +24,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(create_offering)
         .service(update_offering)
         .service(offering_activation)
+        .service(delete_offering)
         .service(list_shares)
         .service(grant)
+        .service(accept)
+        .service(decline)
         .service(pause)
         .service(resume)
         .service(revoke)
@@ -78,9 +83,28 @@ fn offering_dto(o: Offering) -> OfferingDto {
     }
 }
 
+/// One party of a share.
+#[derive(Serialize, ToSchema)]
+pub struct ShareOrgDto {
+    id: Uuid,
+    slug: String,
+    name: String,
+}
+
+/// What only the consumer sees of a share it receives. Never sent to the provider.
+#[derive(Serialize, ToSchema)]
+pub struct ConsumerTermsDto {
+    /// The consumer's monthly ceiling on this share in micro-EUR; null = no cap.
+    monthly_cap_micros: Option<i64>,
+    // Reserved for the spend figures of SPEC §4.4 (`spent_this_month_micros`,
+    // `reserved_micros`): added with the spend-cap admission, not invented here.
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ShareDto {
     id: Uuid,
+    provider_organization: ShareOrgDto,
+    consumer_organization: ShareOrgDto,
     provider_organization_id: Uuid,
     provider_organization_slug: String,
     consumer_organization_id: Uuid,
@@ -88,41 +112,77 @@ pub struct ShareDto {
     offering_id: Uuid,
     /// What the consumer puts in `model`.
     name_for_clients: String,
-    /// active, paused, revoked or expired (expiry computed now).
+    /// proposed, active, declined, revoked or expired.
     status: String,
+    /// Moves on with every change of prices or `ends_at`; the consumer accepts one version.
+    contract_version: i64,
+    /// The version the consumer last accepted (null: never).
+    accepted_version: Option<i64>,
     price_input_micros_per_1k: i64,
     price_output_micros_per_1k: i64,
     #[serde(with = "time::serde::rfc3339")]
     starts_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     ends_at: Option<OffsetDateTime>,
+    /// When an unanswered proposal expires.
+    #[serde(with = "time::serde::rfc3339::option")]
+    proposal_expires_at: Option<OffsetDateTime>,
+    provider_paused: bool,
+    consumer_paused: bool,
     operational: bool,
+    /// Any of `tech`, `eco` (the provider's approvals) and `consumer_acceptance`.
     missing_activation: Vec<&'static str>,
     can_set: BTreeMap<&'static str, Vec<&'static str>>,
+    /// Present only in the consumer's view.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    consumer_terms: Option<ConsumerTermsDto>,
 }
 
-fn share_dto(s: Share, now: OffsetDateTime) -> ShareDto {
+/// `viewer` is the org asking: the consumer's own terms are shown to the consumer only.
+fn share_dto(s: Share, viewer: Option<OrgId>, now: OffsetDateTime) -> ShareDto {
+    let consumer_terms = (viewer == Some(s.consumer_organization_id)).then_some(ConsumerTermsDto {
+        monthly_cap_micros: s.monthly_cap_micros,
+    });
     ShareDto {
         id: s.id.as_uuid(),
+        provider_organization: ShareOrgDto {
+            id: s.provider_organization_id.as_uuid(),
+            slug: s.provider_slug.clone(),
+            name: s.provider_name.clone(),
+        },
+        consumer_organization: ShareOrgDto {
+            id: s.consumer_organization_id.as_uuid(),
+            slug: s.consumer_slug.clone(),
+            name: s.consumer_name.clone(),
+        },
         provider_organization_id: s.provider_organization_id.as_uuid(),
         name_for_clients: format!("{}/{}", s.provider_slug, s.offering_code),
         provider_organization_slug: s.provider_slug.clone(),
         consumer_organization_id: s.consumer_organization_id.as_uuid(),
         consumer_organization_slug: s.consumer_slug.clone(),
         offering_id: s.offering_id.as_uuid(),
-        status: sharing::effective_status(&s, now).as_str().to_owned(),
+        status: s.state.effective(now).as_str().to_owned(),
+        contract_version: s.state.contract_version,
+        accepted_version: s.state.accepted_version,
         price_input_micros_per_1k: s.price_input_micros_per_1k,
         price_output_micros_per_1k: s.price_output_micros_per_1k,
-        starts_at: s.starts_at,
-        ends_at: s.ends_at,
-        operational: s.activation.operational(false),
-        missing_activation: s
-            .activation
-            .missing(false)
-            .iter()
-            .map(|f| f.as_str())
-            .collect(),
+        starts_at: s.state.starts_at,
+        ends_at: s.state.ends_at,
+        proposal_expires_at: s.state.proposal_expires_at,
+        provider_paused: s.state.provider_paused,
+        consumer_paused: s.state.consumer_paused,
+        operational: s.operational(now),
+        missing_activation: sharing::missing_activation(&s, now),
         can_set: can_set_map(),
+        consumer_terms,
+    }
+}
+
+fn viewer(who: &Authenticated) -> Option<OrgId> {
+    match who.0.actor().workspace {
+        inventiv_domain::Workspace::Org { org, .. } => Some(org),
+        inventiv_domain::Workspace::Personal => None,
     }
 }
 
@@ -158,9 +218,15 @@ pub struct CreateOfferingRequest {
     /// `private` (default) or `public`.
     #[schema(inline, value_type = Option<VisibilityName>)]
     visibility: Option<String>,
+    /// Default prices (owner/admin may set them at creation; later changes: owner/manager).
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    default_price_input_micros_per_1k: Option<i64>,
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    default_price_output_micros_per_1k: Option<i64>,
 }
 
-/// Create an offering (owner/admin): unpublished, priced 0, awaiting both approvals.
+/// Create an offering (owner/admin): unpublished, at its default prices (0 if absent),
+/// awaiting both approvals.
 #[utoipa::path(tag = "sharing", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Created", body = OfferingDto),
     (status = 400, description = "Invalid field", body = ErrorBody),
@@ -181,6 +247,10 @@ async fn create_offering(
         name: b.name,
         description: b.description,
         visibility: b.visibility,
+        default_prices: (
+            b.default_price_input_micros_per_1k,
+            b.default_price_output_micros_per_1k,
+        ),
     };
     Ok(HttpResponse::Created().json(offering_dto(
         sharing::create_offering(&state.deps, &who.0, input, &meta.0).await?,
@@ -201,9 +271,9 @@ pub struct UpdateOfferingRequest {
     /// true publishes, false unpublishes.
     is_active: Option<bool>,
     /// Owner/manager; clears the economic approval.
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(minimum = 0, maximum = 10_000_000)]
     default_price_input_micros_per_1k: Option<i64>,
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(minimum = 0, maximum = 10_000_000)]
     default_price_output_micros_per_1k: Option<i64>,
 }
 
@@ -272,6 +342,25 @@ async fn offering_activation(
     )))
 }
 
+/// Delete an offering (owner/admin); refused while a share of it is proposed or active.
+#[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "Role may not manage offerings", body = ErrorBody),
+    (status = 404, description = "No such offering here", body = ErrorBody),
+    (status = 409, description = "`offering_in_use`", body = ErrorBody),
+))]
+#[delete("/organizations/current/offerings/{id}")]
+async fn delete_offering(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OfferingId::from_uuid(path.into_inner());
+    sharing::delete_offering(&state.deps, &who.0, id, &meta.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Schema-only: who may be granted an offering.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -330,9 +419,10 @@ async fn list_shares(
         cursor: q.cursor,
     };
     let now = state.deps.clock.now();
+    let org = viewer(&who);
     Ok(web::Json(page(
         sharing::list_shares(&state.deps, &who.0, side, &paging).await?,
-        |s| share_dto(s, now),
+        |s| share_dto(s, org, now),
     )))
 }
 
@@ -341,18 +431,19 @@ async fn list_shares(
 pub struct GrantRequest {
     offering_id: Uuid,
     consumer_organization_slug: String,
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(minimum = 0, maximum = 10_000_000)]
     price_input_micros_per_1k: i64,
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(minimum = 0, maximum = 10_000_000)]
     price_output_micros_per_1k: i64,
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     ends_at: Option<OffsetDateTime>,
 }
 
-/// Grant an offering to another org (owner/admin of the provider).
+/// Propose an offering to another org (owner/admin of the provider): `proposed` until the
+/// consumer accepts.
 #[utoipa::path(tag = "sharing", security(("bearer" = []), ("session_cookie" = [])), responses(
-    (status = 201, description = "Granted", body = ShareDto),
+    (status = 201, description = "Proposed", body = ShareDto),
     (status = 400, description = "Unknown offering or consumer, invalid price or end", body = ErrorBody),
     (status = 403, description = "Role may not manage shares", body = ErrorBody),
     (status = 409, description = "`share_exists`", body = ErrorBody),
@@ -372,7 +463,7 @@ async fn grant(
         ends_at: b.ends_at,
     };
     let share = sharing::grant(&state.deps, &who.0, input, &meta.0).await?;
-    Ok(HttpResponse::Created().json(share_dto(share, state.deps.clock.now())))
+    Ok(HttpResponse::Created().json(share_dto(share, viewer(&who), state.deps.clock.now())))
 }
 
 async fn transition(
@@ -384,13 +475,102 @@ async fn transition(
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let share =
         sharing::transition(&state.deps, &who.0, ShareId::from_uuid(id), change, &meta.0).await?;
-    Ok(web::Json(share_dto(share, state.deps.clock.now())))
+    Ok(web::Json(share_dto(
+        share,
+        viewer(&who),
+        state.deps.clock.now(),
+    )))
 }
 
-/// Pause a share (provider owner/admin).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    /// The version the consumer read; when given it must be the current one (409
+    /// `contract_changed` otherwise).
+    contract_version: Option<i64>,
+}
+
+/// Accept a received share at its current terms (consumer owner/manager): `proposed` → `active`.
+#[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), request_body(content = Option<AcceptRequest>), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Active", body = ShareDto),
+    (status = 403, description = "Role may not accept, or this org is the provider (`consumer_only`)", body = ErrorBody),
+    (status = 404, description = "Not a share of this org", body = ErrorBody),
+    (status = 409, description = "`contract_changed`, `invalid_state`", body = ErrorBody),
+))]
+#[post("/organizations/current/shares/{id}/accept")]
+async fn accept(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+    req: actix_web::HttpRequest,
+    body: Result<Json<AcceptRequest>, actix_web::Error>,
+) -> Result<web::Json<ShareDto>, actix_web::Error> {
+    // The body is optional, but a body that is there must be valid: a malformed version must
+    // not silently become "accept whatever is current".
+    let version = match body {
+        Ok(b) => b.into_inner().contract_version,
+        Err(e) => {
+            let headers = req.headers();
+            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
+                && headers
+                    .get(actix_web::http::header::CONTENT_LENGTH)
+                    .is_none_or(|len| len.as_bytes() == b"0");
+            if empty {
+                None
+            } else {
+                return Err(e);
+            }
+        }
+    };
+    let share = sharing::accept(
+        &state.deps,
+        &who.0,
+        ShareId::from_uuid(path.into_inner()),
+        version,
+        &meta.0,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(web::Json(share_dto(
+        share,
+        viewer(&who),
+        state.deps.clock.now(),
+    )))
+}
+
+/// Decline a proposed share (consumer owner/manager; terminal).
+#[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Declined", body = ShareDto),
+    (status = 403, description = "Role may not decline, or this org is the provider (`consumer_only`)", body = ErrorBody),
+    (status = 404, description = "Not a share of this org", body = ErrorBody),
+    (status = 409, description = "`invalid_state`", body = ErrorBody),
+))]
+#[post("/organizations/current/shares/{id}/decline")]
+async fn decline(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    meta: Meta,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<ShareDto>, ApiError> {
+    let share = sharing::decline(
+        &state.deps,
+        &who.0,
+        ShareId::from_uuid(path.into_inner()),
+        &meta.0,
+    )
+    .await?;
+    Ok(web::Json(share_dto(
+        share,
+        viewer(&who),
+        state.deps.clock.now(),
+    )))
+}
+
+/// Pause a share: sets this side's own flag (provider owner/admin, consumer owner/admin/manager).
 #[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Paused", body = ShareDto),
-    (status = 404, description = "Not a share this org provides", body = ErrorBody),
+    (status = 404, description = "Not a share of this org", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
 #[post("/organizations/current/shares/{id}/pause")]
@@ -403,7 +583,7 @@ async fn pause(
     transition(state, who, meta, path.into_inner(), ShareTransition::Pause).await
 }
 
-/// Resume a paused share.
+/// Resume: lifts this side's own pause flag (the other side's stays).
 #[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Active again", body = ShareDto),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
@@ -418,7 +598,7 @@ async fn resume(
     transition(state, who, meta, path.into_inner(), ShareTransition::Resume).await
 }
 
-/// Revoke a share (terminal).
+/// Revoke a share, from either side (terminal).
 #[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Revoked", body = ShareDto),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
@@ -435,17 +615,30 @@ async fn revoke(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SharePriceRequest {
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
-    price_input_micros_per_1k: i64,
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
-    price_output_micros_per_1k: i64,
+pub struct UpdateShareRequest {
+    /// Provider owner/manager. A change of terms bumps `contract_version`, clears the eco
+    /// approval and puts an active share back to `proposed`.
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    price_input_micros_per_1k: Option<i64>,
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    price_output_micros_per_1k: Option<i64>,
+    /// Provider owner/manager; RFC 3339, null removes the end.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    ends_at: Option<Option<String>>,
+    /// Consumer owner/manager: monthly ceiling in micro-EUR, null removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    monthly_cap_micros: Option<Option<i64>>,
 }
 
-/// Change a share's prices (provider owner/manager); clears its economic approval.
+/// Change a share: the provider its terms (prices, `ends_at`), the consumer its spend cap.
 #[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
-    (status = 200, description = "Repriced", body = ShareDto),
-    (status = 403, description = "Role may not set prices", body = ErrorBody),
+    (status = 200, description = "Updated", body = ShareDto),
+    (status = 400, description = "Invalid field", body = ErrorBody),
+    (status = 403, description = "Role may not change this, or the other side's field (`provider_only`, `consumer_only`)", body = ErrorBody),
+    (status = 404, description = "Not a share of this org", body = ErrorBody),
+    (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
 #[patch("/organizations/current/shares/{id}")]
 async fn update_share(
@@ -453,21 +646,37 @@ async fn update_share(
     who: Authenticated,
     meta: Meta,
     path: web::Path<Uuid>,
-    body: Json<SharePriceRequest>,
+    body: Json<UpdateShareRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let prices = (
-        body.price_input_micros_per_1k,
-        body.price_output_micros_per_1k,
-    );
-    let share = sharing::set_share_prices(
+    let b = body.into_inner();
+    let ends_at = match b.ends_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(
+            OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map_err(
+                |_| inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time"),
+            )?,
+        )),
+    };
+    let change = ShareChange {
+        price_input: b.price_input_micros_per_1k,
+        price_output: b.price_output_micros_per_1k,
+        ends_at,
+        monthly_cap_micros: b.monthly_cap_micros,
+    };
+    let share = sharing::update_share(
         &state.deps,
         &who.0,
         ShareId::from_uuid(path.into_inner()),
-        prices,
+        change,
         &meta.0,
     )
     .await?;
-    Ok(web::Json(share_dto(share, state.deps.clock.now())))
+    Ok(web::Json(share_dto(
+        share,
+        viewer(&who),
+        state.deps.clock.now(),
+    )))
 }
 
 /// Set or clear an approval of a share (provider side).
@@ -492,5 +701,9 @@ async fn share_activation(
         &meta.0,
     )
     .await?;
-    Ok(web::Json(share_dto(share, state.deps.clock.now())))
+    Ok(web::Json(share_dto(
+        share,
+        viewer(&who),
+        state.deps.clock.now(),
+    )))
 }

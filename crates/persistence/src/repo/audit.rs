@@ -85,6 +85,35 @@ fn record(m: Model) -> AuditRecord {
     }
 }
 
+/// Locks the chain heads of `orgs` in one fixed order (ascending org id) before a write that
+/// appends to several chains: two transactions touching the same two orgs, whatever their
+/// direction, then queue on the first head instead of each holding one and waiting for the
+/// other (a deadlock on PostgreSQL). On SQLite `BEGIN IMMEDIATE` already serializes writers.
+pub async fn lock_heads(tx: &Tx, orgs: &[OrgId]) -> Result<(), StoreError> {
+    let mut keys: Vec<OrgId> = orgs.to_vec();
+    keys.sort();
+    keys.dedup();
+    for org in keys {
+        let key = chain_key(Some(org));
+        exec_sql(
+            tx,
+            "INSERT INTO audit_chain_heads (chain_key, last_seq, last_hash) VALUES ($1, 0, $2) \
+             ON CONFLICT (chain_key) DO NOTHING",
+            vec![key.clone().into(), GENESIS_HASH.into()],
+        )
+        .await?;
+        if tx.backend() == Backend::Postgres {
+            query_one_sql(
+                tx,
+                "SELECT last_seq FROM audit_chain_heads WHERE chain_key = $1 FOR UPDATE",
+                vec![key.into()],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Appends an event to its chain. Takes a [`Tx`] on purpose: an audit event is written in the
 /// same transaction as the change it records, never on its own.
 pub async fn append(tx: &Tx, event: NewAuditEvent) -> Result<AuditRecord, StoreError> {

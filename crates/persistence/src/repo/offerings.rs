@@ -217,3 +217,29 @@ pub async fn set_flag<S: Store>(
     )
     .await
 }
+
+/// Deletes an offering of `org` (its ended shares go with it: the usage rows, which have no
+/// foreign keys, and the audit trail keep the history).
+pub async fn delete<S: Store>(s: &S, org: OrgId, id: OfferingId) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "DELETE FROM organization_models WHERE organization_id = $1 AND id = $2",
+        vec![org.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?
+        == 1)
+}
+
+/// Locks an offering's row until the end of `tx` (PostgreSQL; SQLite's write transactions are
+/// serialized already).
+pub async fn lock(tx: &crate::Tx, org: OrgId, id: OfferingId) -> Result<(), StoreError> {
+    if tx.backend() == crate::Backend::Postgres {
+        query_one_sql(
+            tx,
+            "SELECT id FROM organization_models WHERE organization_id = $1 AND id = $2 FOR UPDATE",
+            vec![org.as_uuid().into(), id.as_uuid().into()],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,9 +1,13 @@
-//! `organization_model_shares`: read from either side (provider or consumer org), written by the
-//! provider; the proxy asks for the live share of (provider, consumer, offering).
+//! `organization_model_shares`: read and written from either side (provider or consumer org);
+//! every write is a compare-and-set on what the domain decided from, so a concurrent change
+//! makes it match no row instead of overwriting. The proxy asks for the live share of
+//! (provider, consumer, offering).
 
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
-use inventiv_domain::{Activation, Flag, OfferingId, OrgId, ShareId, ShareStatus, UserId};
+use inventiv_domain::{
+    Activation, Flag, OfferingId, OrgId, ShareId, ShareParty, ShareState, ShareStatus, UserId,
+};
 use sea_orm::{QueryResult, Value};
 use time::OffsetDateTime;
 
@@ -12,24 +16,47 @@ pub struct ShareRecord {
     pub id: ShareId,
     pub provider_organization_id: OrgId,
     pub provider_slug: String,
+    pub provider_name: String,
     pub consumer_organization_id: OrgId,
     pub consumer_slug: String,
+    pub consumer_name: String,
     pub offering_id: OfferingId,
     pub offering_code: String,
-    /// As stored; use `ShareStatus::effective` for expiry.
-    pub status: ShareStatus,
+    /// The offering is published (`is_active`).
+    pub offering_published: bool,
+    /// The offering's own two approvals.
+    pub offering_activation: Activation,
+    /// Status (as stored; `ShareState::effective` for a due expiry), versions, pauses, dates.
+    pub state: ShareState,
     pub price_input_micros_per_1k: i64,
     pub price_output_micros_per_1k: i64,
-    pub starts_at: OffsetDateTime,
-    pub ends_at: Option<OffsetDateTime>,
+    pub accepted_at: Option<OffsetDateTime>,
+    /// The consumer's monthly ceiling; never shown to the provider.
+    pub monthly_cap_micros: Option<i64>,
+    /// The provider's two approvals.
     pub activation: Activation,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
-const SELECT: &str = "SELECT s.id, s.provider_organization_id, p.slug AS provider_slug, s.consumer_organization_id, \
-     c.slug AS consumer_slug, s.organization_model_id, f.code AS offering_code, s.status, s.price_input_micros_per_1k, \
-     s.price_output_micros_per_1k, s.starts_at, s.ends_at, s.tech_activated_by, s.eco_activated_by, s.created_at, s.updated_at \
+impl ShareRecord {
+    /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
+    /// provider approvals, and the offering published and operational.
+    pub fn operational(&self, now: OffsetDateTime) -> bool {
+        self.state.carries_traffic(now)
+            && self.activation.operational(false)
+            && self.offering_published
+            && self.offering_activation.operational(false)
+    }
+}
+
+const SELECT: &str = "SELECT s.id, s.provider_organization_id, p.slug AS provider_slug, p.name AS provider_name, \
+     s.consumer_organization_id, c.slug AS consumer_slug, c.name AS consumer_name, s.organization_model_id, \
+     f.code AS offering_code, f.is_active AS offering_published, f.tech_activated_by AS offering_tech_by, \
+     f.eco_activated_by AS offering_eco_by, s.status, s.price_input_micros_per_1k, \
+     s.price_output_micros_per_1k, s.starts_at, s.ends_at, s.tech_activated_by, s.eco_activated_by, s.created_at, s.updated_at, \
+     s.contract_version, s.accepted_version, s.accepted_at, s.provider_paused, s.consumer_paused, s.monthly_cap_micros, \
+     s.proposal_expires_at \
      FROM organization_model_shares s JOIN organizations p ON p.id = s.provider_organization_id \
      JOIN organizations c ON c.id = s.consumer_organization_id JOIN organization_models f ON f.id = s.organization_model_id";
 
@@ -40,17 +67,33 @@ fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
         id: ShareId::from_uuid(row.try_get("", "id")?),
         provider_organization_id: OrgId::from_uuid(row.try_get("", "provider_organization_id")?),
         provider_slug: row.try_get("", "provider_slug")?,
+        provider_name: row.try_get("", "provider_name")?,
         consumer_organization_id: OrgId::from_uuid(row.try_get("", "consumer_organization_id")?),
         consumer_slug: row.try_get("", "consumer_slug")?,
+        consumer_name: row.try_get("", "consumer_name")?,
         offering_id: OfferingId::from_uuid(row.try_get("", "organization_model_id")?),
         offering_code: row.try_get("", "offering_code")?,
-        status: status
-            .parse()
-            .map_err(|e| corrupt("organization_model_shares.status", e))?,
+        offering_published: row.try_get("", "offering_published")?,
+        offering_activation: Activation {
+            tech_by: uuid_opt("offering_tech_by")?.map(UserId::from_uuid),
+            eco_by: uuid_opt("offering_eco_by")?.map(UserId::from_uuid),
+        },
+        state: ShareState {
+            status: status
+                .parse()
+                .map_err(|e| corrupt("organization_model_shares.status", e))?,
+            contract_version: row.try_get("", "contract_version")?,
+            accepted_version: row.try_get("", "accepted_version")?,
+            provider_paused: row.try_get("", "provider_paused")?,
+            consumer_paused: row.try_get("", "consumer_paused")?,
+            starts_at: row.try_get("", "starts_at")?,
+            ends_at: row.try_get("", "ends_at")?,
+            proposal_expires_at: row.try_get("", "proposal_expires_at")?,
+        },
         price_input_micros_per_1k: row.try_get("", "price_input_micros_per_1k")?,
         price_output_micros_per_1k: row.try_get("", "price_output_micros_per_1k")?,
-        starts_at: row.try_get("", "starts_at")?,
-        ends_at: row.try_get("", "ends_at")?,
+        accepted_at: row.try_get("", "accepted_at")?,
+        monthly_cap_micros: row.try_get("", "monthly_cap_micros")?,
         activation: Activation {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
@@ -82,16 +125,18 @@ pub struct NewShare {
     pub prices: (i64, i64),
     pub starts_at: OffsetDateTime,
     pub ends_at: Option<OffsetDateTime>,
+    pub proposal_expires_at: Option<OffsetDateTime>,
     pub now: OffsetDateTime,
 }
 
-/// Stores an active share; a live one for the same triple is `Conflict(ShareLive)`.
+/// Stores a proposal (version 1); a live one for the same triple is `Conflict(ShareLive)`.
 pub async fn insert<S: Store>(s: &S, new: NewShare) -> Result<(), StoreError> {
     exec_sql(
         s,
         "INSERT INTO organization_model_shares (id, provider_organization_id, consumer_organization_id, organization_model_id, \
-             status, price_input_micros_per_1k, price_output_micros_per_1k, starts_at, ends_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $9)",
+             status, price_input_micros_per_1k, price_output_micros_per_1k, starts_at, ends_at, created_at, updated_at, \
+             contract_version, provider_paused, consumer_paused, proposal_expires_at) \
+         VALUES ($1, $2, $3, $4, 'proposed', $5, $6, $7, $8, $9, $9, 1, FALSE, FALSE, $10)",
         vec![
             new.id.as_uuid().into(),
             new.provider.as_uuid().into(),
@@ -102,6 +147,7 @@ pub async fn insert<S: Store>(s: &S, new: NewShare) -> Result<(), StoreError> {
             new.starts_at.into(),
             new.ends_at.into(),
             new.now.into(),
+            new.proposal_expires_at.into(),
         ],
     )
     .await?;
@@ -159,7 +205,7 @@ pub async fn find_either<S: Store>(
         .transpose()
 }
 
-/// The live (active or paused) share of (provider, consumer, offering), if any.
+/// The live (proposed or active) share of (provider, consumer, offering), if any.
 pub async fn live_for<S: Store>(
     s: &S,
     provider: OrgId,
@@ -168,7 +214,7 @@ pub async fn live_for<S: Store>(
 ) -> Result<Option<ShareRecord>, StoreError> {
     let sql = format!(
         "{SELECT} WHERE s.provider_organization_id = $1 AND s.consumer_organization_id = $2 \
-         AND s.organization_model_id = $3 AND s.status IN ('active', 'paused')"
+         AND s.organization_model_id = $3 AND s.status IN ('proposed', 'active')"
     );
     query_one_sql(
         s,
@@ -184,7 +230,7 @@ pub async fn live_for<S: Store>(
     .transpose()
 }
 
-/// All live shares received by `consumer` (for `/v1/models`).
+/// All accepted shares received by `consumer` (for `/v1/models`).
 pub async fn live_received<S: Store>(
     s: &S,
     consumer: OrgId,
@@ -199,10 +245,43 @@ pub async fn live_received<S: Store>(
         .collect()
 }
 
-/// Compare-and-set on the status (provider side).
-pub async fn set_status<S: Store>(
+/// Live shares where `org` is on either side (to find those due to expire).
+pub async fn live_of<S: Store>(s: &S, org: OrgId) -> Result<Vec<ShareRecord>, StoreError> {
+    let sql = format!(
+        "{SELECT} WHERE (s.provider_organization_id = $1 OR s.consumer_organization_id = $1) \
+         AND s.status IN ('proposed', 'active') ORDER BY s.id"
+    );
+    query_all_sql(s, &sql, vec![org.as_uuid().into()])
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// Live shares of one offering (an offering with any cannot be deleted).
+pub async fn live_of_offering<S: Store>(
     s: &S,
     provider: OrgId,
+    offering: OfferingId,
+) -> Result<Vec<ShareRecord>, StoreError> {
+    let sql = format!(
+        "{SELECT} WHERE s.provider_organization_id = $1 AND s.organization_model_id = $2 \
+         AND s.status IN ('proposed', 'active') ORDER BY s.id"
+    );
+    query_all_sql(
+        s,
+        &sql,
+        vec![provider.as_uuid().into(), offering.as_uuid().into()],
+    )
+    .await?
+    .into_iter()
+    .map(record)
+    .collect()
+}
+
+/// Compare-and-set on the status: from `from` to the terminal `to` (decline, revoke, expire).
+pub async fn set_status<S: Store>(
+    s: &S,
     id: ShareId,
     from: ShareStatus,
     to: ShareStatus,
@@ -210,12 +289,10 @@ pub async fn set_status<S: Store>(
 ) -> Result<bool, StoreError> {
     Ok(exec_sql(
         s,
-        "UPDATE organization_model_shares SET status = $1, updated_at = $2 \
-         WHERE provider_organization_id = $3 AND id = $4 AND status = $5",
+        "UPDATE organization_model_shares SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
         vec![
             to.as_str().into(),
             now.into(),
-            provider.as_uuid().into(),
             id.as_uuid().into(),
             from.as_str().into(),
         ],
@@ -224,19 +301,114 @@ pub async fn set_status<S: Store>(
         == 1)
 }
 
-/// Sets the prices and clears the economic approval.
-pub async fn set_prices<S: Store>(
+/// The consumer's acceptance, one compare-and-set: only a `proposed` share still at
+/// `version` becomes active, so an acceptance racing a change of terms loses.
+pub async fn accept<S: Store>(
+    s: &S,
+    consumer: OrgId,
+    id: ShareId,
+    version: i64,
+    by: UserId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_model_shares SET status = 'active', accepted_version = contract_version, \
+             accepted_at = $1, accepted_by = $2, proposal_expires_at = NULL, updated_at = $1 \
+         WHERE consumer_organization_id = $3 AND id = $4 AND status = 'proposed' AND contract_version = $5",
+        vec![
+            now.into(),
+            by.as_uuid().into(),
+            consumer.as_uuid().into(),
+            id.as_uuid().into(),
+            version.into(),
+        ],
+    )
+    .await?
+        == 1)
+}
+
+/// Sets or lifts one side's pause flag (compare-and-set on that flag and a live status).
+pub async fn set_paused<S: Store>(
+    s: &S,
+    id: ShareId,
+    side: ShareParty,
+    paused: bool,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let column = match side {
+        ShareParty::Provider => "provider_paused",
+        ShareParty::Consumer => "consumer_paused",
+    };
+    Ok(exec_sql(
+        s,
+        &format!(
+            "UPDATE organization_model_shares SET {column} = $1, updated_at = $2 \
+             WHERE id = $3 AND {column} = $4 AND status IN ('proposed', 'active')"
+        ),
+        vec![
+            paused.into(),
+            now.into(),
+            id.as_uuid().into(),
+            (!paused).into(),
+        ],
+    )
+    .await?
+        == 1)
+}
+
+/// New terms from the provider: prices and end, the next contract version, back to
+/// `proposed` with a fresh answer deadline, economic approval cleared. Compare-and-set on the
+/// version the change was computed from.
+pub async fn set_terms<S: Store>(
     s: &S,
     provider: OrgId,
     id: ShareId,
+    from_version: i64,
     prices: (i64, i64),
+    next: &ShareState,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     Ok(exec_sql(
         s,
         "UPDATE organization_model_shares SET price_input_micros_per_1k = $1, price_output_micros_per_1k = $2, \
-             eco_activated_by = NULL, eco_activated_at = NULL, updated_at = $3 WHERE provider_organization_id = $4 AND id = $5",
-        vec![prices.0.into(), prices.1.into(), now.into(), provider.as_uuid().into(), id.as_uuid().into()],
+             ends_at = $3, contract_version = $4, status = 'proposed', proposal_expires_at = $5, \
+             eco_activated_by = NULL, eco_activated_at = NULL, updated_at = $6 \
+         WHERE provider_organization_id = $7 AND id = $8 AND contract_version = $9 AND status IN ('proposed', 'active')",
+        vec![
+            prices.0.into(),
+            prices.1.into(),
+            next.ends_at.into(),
+            next.contract_version.into(),
+            next.proposal_expires_at.into(),
+            now.into(),
+            provider.as_uuid().into(),
+            id.as_uuid().into(),
+            from_version.into(),
+        ],
+    )
+    .await?
+        == 1)
+}
+
+/// The consumer's monthly cap (`None` = no cap).
+pub async fn set_cap<S: Store>(
+    s: &S,
+    consumer: OrgId,
+    id: ShareId,
+    cap: Option<i64>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(exec_sql(
+        s,
+        "UPDATE organization_model_shares SET monthly_cap_micros = $1, updated_at = $2 \
+         WHERE consumer_organization_id = $3 AND id = $4",
+        vec![
+            cap.into(),
+            now.into(),
+            consumer.as_uuid().into(),
+            id.as_uuid().into(),
+        ],
     )
     .await?
         == 1)

@@ -8,6 +8,7 @@ mod activation;
 mod audit;
 mod auth;
 mod bootstrap;
+mod contracts;
 mod helpers;
 mod hostile;
 mod instances;

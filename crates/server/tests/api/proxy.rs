@@ -44,8 +44,10 @@ pub async fn market() -> Market {
     let settings = move |s: &mut inventiv_server::Settings| {
         s.providers.mock.endpoint_url = url;
         s.proxy.upstream_timeout_secs = 1;
-        s.auth.access_token_ttl_seconds = 30 * 86_400;
-        s.auth.session_idle_seconds = 30 * 86_400;
+        // Long enough for the tests that move the clock past a 30-day proposal deadline.
+        s.auth.access_token_ttl_seconds = 90 * 86_400;
+        s.auth.session_idle_seconds = 90 * 86_400;
+        s.auth.session_absolute_seconds = 90 * 86_400;
     };
     let app = spawn_app_with(settings, clock.clone()).await;
     let model = public_model(&app, "meta/llama-3").await;
@@ -111,6 +113,17 @@ pub async fn market() -> Market {
             .await)
         .await;
     }
+    // The consumer accepts the proposed terms (SPEC §4.4 v2): only then does the share carry
+    // traffic.
+    let accepted = ok(app
+        .post_as(
+            &consumer.owner,
+            &format!("/organizations/current/shares/{share}/accept"),
+            json!({"contract_version": 1}),
+        )
+        .await)
+    .await;
+    assert_eq!(accepted["status"], "active");
     let key = ok(app
         .post_as(&consumer.admin, "/api_keys", json!({"name": "consumer"}))
         .await)
@@ -317,7 +330,8 @@ async fn pause_revoke_expiry_unpublish_and_deactivation_each_cut_access_on_the_n
     .await;
     json_with_status(chat(&m.app, &m.key, "prov/chat").await, 200).await;
 
-    // A price change clears the share's economic approval: not operational until re-approved.
+    // A price change clears the share's economic approval and returns the contract to the
+    // consumer: no traffic until both the provider re-approves and the consumer re-accepts.
     let repriced = ok(m
         .app
         .as_bearer(Method::PATCH, &share, &m.provider.manager)
@@ -326,7 +340,31 @@ async fn pause_revoke_expiry_unpublish_and_deactivation_each_cut_access_on_the_n
         .await
         .unwrap())
     .await;
-    assert_eq!(repriced["missing_activation"], json!(["eco"]));
+    assert_eq!(
+        repriced["missing_activation"],
+        json!(["eco", "consumer_acceptance"])
+    );
+    assert_eq!(
+        (
+            repriced["status"].as_str(),
+            repriced["contract_version"].as_i64()
+        ),
+        (Some("proposed"), Some(2))
+    );
+    assert_error(
+        chat(&m.app, &m.key, "prov/chat").await,
+        404,
+        "model_not_found",
+    )
+    .await;
+    ok(m.app
+        .post_as(
+            &m.consumer.manager,
+            &format!("{share}/accept"),
+            json!({"contract_version": 2}),
+        )
+        .await)
+    .await;
     assert_error(
         chat(&m.app, &m.key, "prov/chat").await,
         403,
@@ -432,6 +470,14 @@ async fn pause_revoke_expiry_unpublish_and_deactivation_each_cut_access_on_the_n
             .await)
         .await;
     }
+    ok(m.app
+        .post_as(
+            &m.consumer.owner,
+            &format!("/organizations/current/shares/{second}/accept"),
+            json!({}),
+        )
+        .await)
+    .await;
     json_with_status(chat(&m.app, &m.key, "prov/chat").await, 200).await;
     m.clock.advance(Duration::hours(2));
     assert_error(
@@ -735,16 +781,32 @@ async fn offerings_and_shares_roles_and_tenancy() {
         "forbidden",
     )
     .await;
-    // Shares: the consumer may read but not manage; other ids are 404.
+    // Shares: the consumer cannot act as the provider (its own pause/revoke: see
+    // contracts.rs); the provider's manager may not pause or revoke.
+    assert_error(
+        m.app
+            .post_as(
+                &c.owner,
+                &format!("{share}/activation"),
+                json!({"flag": "tech", "active": false}),
+            )
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        m.app
+            .as_bearer(Method::PATCH, &share, &c.owner)
+            .json(&json!({"price_input_micros_per_1k": 1}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "provider_only",
+    )
+    .await;
     for action in ["pause", "revoke"] {
-        assert_error(
-            m.app
-                .post_as(&c.owner, &format!("{share}/{action}"), json!({}))
-                .await,
-            404,
-            "not_found",
-        )
-        .await;
         assert_error(
             m.app
                 .post_as(&p.manager, &format!("{share}/{action}"), json!({}))

@@ -407,7 +407,8 @@ async fn an_owner_offers_publishes_and_grants_a_model_from_the_console() {
     b.fill("#share-price-in", "0.5").await;
     b.fill("#share-price-out", "1.25").await;
     b.click("#share-grant").await;
-    b.wait_exact("tr[data-share='beta'] .status", "active")
+    // v2: a grant is a proposal until the consumer accepts it.
+    b.wait_exact("tr[data-share='beta'] .status", "proposed")
         .await;
     b.quit().await;
 

@@ -6,8 +6,7 @@
 use crate::auth::Principal;
 use crate::{Deps, ServiceError};
 use inventiv_domain::{
-    Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, ShareStatus, Workspace,
-    authorize,
+    Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, Workspace, authorize,
 };
 use inventiv_persistence::repo::namespaces::{self, NamespaceOwner};
 use inventiv_persistence::repo::offerings::{self, OfferingRecord};
@@ -151,9 +150,11 @@ async fn offering_access(
         };
     }
     let now = deps.clock.now();
+    // Only a contract the consumer accepted at its current version, in validity and paused by
+    // neither side carries traffic; a `proposed` share is answered like no share at all.
     let share = shares::live_for(&deps.db, offering.organization_id, org, offering.id)
         .await?
-        .filter(|s| s.status.effective(s.ends_at, now) == ShareStatus::Active && s.starts_at <= now)
+        .filter(|s| s.state.carries_traffic(now))
         .ok_or_else(|| not_found(requested))?;
     if !(offering.activation.operational(false) && share.activation.operational(false)) {
         return Err(not_operational(requested));
@@ -165,8 +166,8 @@ async fn offering_access(
     Ok(Access {
         share: Some(share.id),
         prices,
-        ends_at: share.ends_at,
-        share_cap: None,
+        ends_at: share.state.ends_at,
+        share_cap: share.monthly_cap_micros,
     })
 }
 
