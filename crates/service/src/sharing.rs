@@ -546,11 +546,10 @@ pub async fn list_shares(
     {
         settle_expiry(deps, due).await?;
     }
-    Ok(page_of(
-        shares::list(&deps.db, org, side, before, limit + 1).await?,
-        limit,
-        |s| s.id,
-    ))
+    let mut listed = shares::list(&deps.db, org, side, before, limit + 1).await?;
+    let month = inventiv_persistence::repo::spend::month_of(now);
+    shares::with_spend(&deps.db, org, &mut listed, month).await?;
+    Ok(page_of(listed, limit, |s| s.id))
 }
 
 /// `POST …/shares` input.
@@ -726,11 +725,20 @@ fn changed_meanwhile() -> ServiceError {
     }
 }
 
-/// Re-reads the share inside `tx` (after the write) for the response.
-async fn reload(tx: &Tx, org: OrgId, id: ShareId) -> Result<ShareRecord, ServiceError> {
-    shares::find_either(tx, org, id)
+/// Re-reads the share inside `tx` (after the write) for the response, with the consumer's
+/// spend when `org` is the consumer.
+async fn reload(
+    deps: &Deps,
+    tx: &Tx,
+    org: OrgId,
+    id: ShareId,
+) -> Result<ShareRecord, ServiceError> {
+    let mut share = shares::find_either(tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))
+        .ok_or(ServiceError::NotFound("share"))?;
+    let month = inventiv_persistence::repo::spend::month_of(deps.clock.now());
+    shares::with_spend(tx, org, std::slice::from_mut(&mut share), month).await?;
+    Ok(share)
 }
 
 /// Consumer owner/manager: accept the current terms. `contract_version`, when given, must be
@@ -754,13 +762,13 @@ pub async fn accept(
     let tx = lock_parties(deps, &share).await?;
     if !shares::accept(&tx, org, id, version, principal.user_id, now).await? {
         // Lost a race: tell the consumer precisely why, from what is stored now.
-        let current = reload(&tx, org, id).await?;
+        let current = reload(deps, &tx, org, id).await?;
         return Err(match current.state.accept(Some(version), now) {
             Err(e) => share_error(e),
             Ok(_) => changed_meanwhile(),
         });
     }
-    let updated = reload(&tx, org, id).await?;
+    let updated = reload(deps, &tx, org, id).await?;
     let mut after = prices_json((
         updated.price_input_micros_per_1k,
         updated.price_output_micros_per_1k,
@@ -798,7 +806,7 @@ pub async fn decline(
     if !shares::set_status(&tx, id, share.state.status, to, now).await? {
         return Err(changed_meanwhile());
     }
-    let updated = reload(&tx, org, id).await?;
+    let updated = reload(deps, &tx, org, id).await?;
     let after = json!({"from": share.state.status.as_str(), "contract_version": share.state.contract_version});
     audit_both(
         &tx,
@@ -872,7 +880,7 @@ pub async fn transition(
             )
         }
     };
-    let updated = reload(&tx, org, id).await?;
+    let updated = reload(deps, &tx, org, id).await?;
     audit_both(
         &tx,
         deps,
@@ -993,7 +1001,7 @@ async fn set_terms(
     {
         return Err(changed_meanwhile());
     }
-    let updated = reload(&tx, org, share.id).await?;
+    let updated = reload(deps, &tx, org, share.id).await?;
     let mut after = prices_json(prices);
     if let Some(map) = after.as_object_mut() {
         map.insert("contract_version".to_owned(), json!(next.contract_version));
@@ -1045,7 +1053,7 @@ async fn set_cap(
     if !shares::set_cap(&tx, org, share.id, cap, now).await? {
         return Err(ServiceError::NotFound("share"));
     }
-    let updated = reload(&tx, org, share.id).await?;
+    let updated = reload(deps, &tx, org, share.id).await?;
     audit_both(
         &tx,
         deps,

@@ -96,8 +96,10 @@ pub struct ShareOrgDto {
 pub struct ConsumerTermsDto {
     /// The consumer's monthly ceiling on this share in micro-EUR; null = no cap.
     monthly_cap_micros: Option<i64>,
-    // Reserved for the spend figures of SPEC §4.4 (`spent_this_month_micros`,
-    // `reserved_micros`): added with the spend-cap admission, not invented here.
+    /// Charged on this share this calendar month (UTC).
+    spent_this_month_micros: i64,
+    /// Budget held by the proxy for calls in flight (see docs/spend-caps.md).
+    reserved_micros: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,6 +145,8 @@ pub struct ShareDto {
 fn share_dto(s: Share, viewer: Option<OrgId>, now: OffsetDateTime) -> ShareDto {
     let consumer_terms = (viewer == Some(s.consumer_organization_id)).then_some(ConsumerTermsDto {
         monthly_cap_micros: s.monthly_cap_micros,
+        spent_this_month_micros: s.spent_this_month_micros,
+        reserved_micros: s.reserved_micros,
     });
     ShareDto {
         id: s.id.as_uuid(),

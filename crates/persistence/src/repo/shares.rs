@@ -33,6 +33,10 @@ pub struct ShareRecord {
     pub accepted_at: Option<OffsetDateTime>,
     /// The consumer's monthly ceiling; never shown to the provider.
     pub monthly_cap_micros: Option<i64>,
+    /// The consumer's spend on this share this month, and the budget held for calls in
+    /// flight (filled by [`with_spend`] for the consumer's view; 0 until then).
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
     /// The provider's two approvals.
     pub activation: Activation,
     pub created_at: OffsetDateTime,
@@ -94,6 +98,8 @@ fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
         price_output_micros_per_1k: row.try_get("", "price_output_micros_per_1k")?,
         accepted_at: row.try_get("", "accepted_at")?,
         monthly_cap_micros: row.try_get("", "monthly_cap_micros")?,
+        spent_this_month_micros: 0,
+        reserved_micros: 0,
         activation: Activation {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
@@ -434,4 +440,31 @@ pub async fn set_flag<S: Store>(
         now,
     )
     .await
+}
+
+/// Fills in this month's spend of the shares `viewer` receives (the consumer's figures: never
+/// for the provider's view).
+pub async fn with_spend<S: Store>(
+    s: &S,
+    viewer: OrgId,
+    shares: &mut [ShareRecord],
+    month: i32,
+) -> Result<(), StoreError> {
+    use crate::repo::spend::{SubjectKind, counters_of};
+    let ids: Vec<uuid::Uuid> = shares
+        .iter()
+        .filter(|sh| sh.consumer_organization_id == viewer)
+        .map(|sh| sh.id.as_uuid())
+        .collect();
+    let spend = counters_of(s, SubjectKind::Share, &ids, month).await?;
+    for share in shares.iter_mut() {
+        if share.consumer_organization_id != viewer {
+            continue;
+        }
+        if let Some((spent, leased)) = spend.get(&share.id.as_uuid()) {
+            share.spent_this_month_micros = *spent;
+            share.reserved_micros = (*leased).max(0);
+        }
+    }
+    Ok(())
 }

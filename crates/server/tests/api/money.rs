@@ -495,3 +495,88 @@ async fn a_dead_holders_lease_lapses_and_its_replayed_rows_are_late() {
         "{spent} + {leased}"
     );
 }
+
+/// A cap the consumer sets on a received share bounds every key of the consumer together; the
+/// consumer sees its spend, the provider sees neither the cap nor the spend.
+#[tokio::test]
+async fn a_share_cap_is_never_exceeded_and_only_the_consumer_sees_it() {
+    let m = market().await;
+    let cap = 3 * RESERVATION + 5;
+    let path = format!("/organizations/current/shares/{}", m.share);
+    let set_cap = |token: &str, cap: Value| {
+        m.app
+            .as_bearer(Method::PATCH, &path, token)
+            .json(&json!({"monthly_cap_micros": cap}))
+            .send()
+    };
+    assert_error(
+        set_cap(&m.consumer.admin, json!(cap)).await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    json_with_status(set_cap(&m.consumer.manager, json!(cap)).await.unwrap(), 200).await;
+    // Two keys of the consumer (the market's, uncapped, and a capped one) share the share's cap.
+    let (second, _) = capped_key(&m, Some(100 * RESERVATION)).await;
+    let calls = (0..30).map(|i| {
+        let key = if i % 2 == 0 {
+            m.key.clone()
+        } else {
+            second.clone()
+        };
+        let app = &m.app;
+        async move { call(app, &key, Some(500)).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 402),
+        "{statuses:?}"
+    );
+    assert!(ok >= 1 && ok < 30, "{statuses:?}");
+    m.app.deps.proxy.meter.flush().await;
+    let subject = Subject {
+        kind: SubjectKind::Share,
+        id: m.share.parse().unwrap(),
+    };
+    let month = spend::month_of(m.clock.now());
+    let (spent, leased) = spend::counter(&m.app.db, subject, month).await.unwrap();
+    assert_eq!(spent, ok * CHAT_CHARGE);
+    assert!(spent + leased <= cap, "{spent} + {leased} > {cap}");
+    // The consumer's view has the figures; the provider's has none of them.
+    let consumer = json_with_status(
+        m.app
+            .get_as(
+                &m.consumer.user,
+                "/organizations/current/shares?side=consumer",
+            )
+            .await,
+        200,
+    )
+    .await;
+    let share = &consumer["items"][0];
+    assert_eq!(share["monthly_cap_micros"], cap);
+    assert_eq!(share["spent_this_month_micros"], ok * CHAT_CHARGE);
+    assert!(share["reserved_micros"].as_i64().is_some(), "{share}");
+    let provider = json_with_status(
+        m.app
+            .get_as(
+                &m.provider.owner,
+                "/organizations/current/shares?side=provider",
+            )
+            .await,
+        200,
+    )
+    .await;
+    let share = &provider["items"][0];
+    for field in [
+        "monthly_cap_micros",
+        "spent_this_month_micros",
+        "reserved_micros",
+    ] {
+        assert!(
+            share.get(field).is_none(),
+            "{field} shown to the provider: {share}"
+        );
+    }
+}

@@ -250,7 +250,10 @@ async fn the_proxy_and_the_checks_never_connect_to_an_endpoint_no_longer_allowed
     for (token, _) in &users {
         let err = assert_error(chat(&strict, token).await, 502, "upstream_unreachable").await;
         assert!(
-            !err["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+            !err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1"),
             "{err}"
         );
     }
