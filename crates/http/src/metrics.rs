@@ -80,10 +80,7 @@ pub async fn middleware(
         .map(|s| s.metrics.clone());
     let res = next.call(req).await?;
     if let Some(metrics) = metrics {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+        let route = crate::request_context::route_of(res.request());
         metrics.observe(
             &method,
             &route,

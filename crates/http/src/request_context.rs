@@ -71,13 +71,24 @@ async fn handle(
     }
     let started = Instant::now();
     req.extensions_mut().insert(RequestStart(started));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    // Never the raw path nor the query: invitation tokens travel in the path
+    // (`/organizations/invitations/{token}`) and reset links carry `?token=`. The route
+    // template is only known once actix has routed the request, so it is recorded below.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty
+    );
     let result = REQUEST_ID
         .scope(id.clone(), next.call(req))
         .instrument(span.clone())
         .await;
     let mut res = match result {
-        Ok(res) => jsonify_error(res.map_into_boxed_body(), &id),
+        Ok(res) => {
+            span.record("route", route_of(res.request()).as_str());
+            jsonify_error(res.map_into_boxed_body(), &id)
+        }
         // An error that escaped every handler and extractor: still our JSON shape.
         Err(err) => {
             let api = ApiError::from_status(err.as_response_error().status_code());
@@ -98,6 +109,12 @@ async fn handle(
         }
     });
     Ok(res)
+}
+
+/// The route template that matched (`/organizations/invitations/{token}`), or `unmatched`:
+/// what logs and metrics may name, since a raw path can carry a secret.
+pub(crate) fn route_of(req: &actix_web::HttpRequest) -> String {
+    req.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
 }
 
 /// Replaces a non-JSON error body (actix's plain-text 404/405/413/…) with our JSON shape.

@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod instances;
 mod keys_users_finops;
+mod logs;
 mod mail;
 mod money;
 mod namespaces;

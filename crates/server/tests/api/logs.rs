@@ -1,0 +1,213 @@
+//! Secrets stay out of the server's output (issue 16 item 3): the real binary runs as a child
+//! process at `debug`, an invitation and a password reset are issued and used, and neither
+//! token — nor its SHA-256 hex, the form the database keeps — appears in what it printed.
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, ReceivedMail, SmtpSink, TestDatabase, config_dir,
+    json_with_status,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    base: String,
+    out: PathBuf,
+}
+
+impl Server {
+    async fn start(db: &TestDatabase, smtp_port: u16, level: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = db.data_dir().join(format!("server-{port}.log"));
+        let file = std::fs::File::create(&out).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_inventiv-server"))
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .env("INVENTIV_ENV", "test")
+            .env("INVENTIV_CONFIG_DIR", config_dir())
+            .env("INVENTIV__DATABASE__URL", db.url())
+            .env("INVENTIV__SERVER__DATA_DIR", db.data_dir())
+            .env("INVENTIV__SERVER__PORT", port.to_string())
+            .env("INVENTIV__AUTH__JWT_SECRET", "logs-test-jwt-secret-0123456789abcdef")
+            .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("INVENTIV__SMTP__HOST", "127.0.0.1")
+            .env("INVENTIV__SMTP__PORT", smtp_port.to_string())
+            .env("INVENTIV__SMTP__TLS", "none")
+            .env("INVENTIV__LOG__LEVEL", level)
+            // Both streams into one file: whatever the process prints counts.
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start the server binary");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            out,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(server.url("/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the process and returns everything it printed.
+    fn finish(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.out).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn after<'a>(mail: &'a ReceivedMail, marker: &str) -> String {
+    let body = mail.body_text();
+    let start = body.find(marker).expect("link in the email") + marker.len();
+    body[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+async fn ok(res: reqwest::Response, status: u16) -> Value {
+    json_with_status(res, status).await
+}
+
+#[tokio::test]
+async fn invitation_and_reset_tokens_never_reach_the_servers_output() {
+    let db = TestDatabase::create().await;
+    let smtp = SmtpSink::start().await;
+    let server = Server::start(&db, smtp.port(), "debug").await;
+    let client = reqwest::Client::new();
+
+    let login = client
+        .post(server.url("/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = ok(login, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orgs = client
+        .get(server.url("/organizations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let org = ok(orgs, 200).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let switched = client
+        .put(server.url("/organizations/current"))
+        .bearer_auth(&token)
+        .json(&json!({"organization_id": org}))
+        .send()
+        .await
+        .unwrap();
+    let token = ok(switched, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The invitation: previewed, then accepted (which creates the account).
+    let invited = client
+        .post(server.url("/organizations/current/invitations"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "invitee@example.com", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    ok(invited, 201).await;
+    let invitation = after(&smtp.wait_for("invitee@example.com").await, "/invitations/");
+    let preview = client
+        .get(server.url(&format!("/organizations/invitations/{invitation}")))
+        .send()
+        .await
+        .unwrap();
+    ok(preview, 200).await;
+    // The console's page for the link, with the token in the path too.
+    let page = client
+        .get(server.url(&format!("/invitations/{invitation}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().as_u16() < 500);
+    let accepted = client
+        .post(server.url(&format!(
+            "/organizations/invitations/{invitation}/accept"
+        )))
+        .json(&json!({"password": "invitee-password"}))
+        .send()
+        .await
+        .unwrap();
+    ok(accepted, 200).await;
+
+    // The reset: requested, its console page opened (`?token=`), then confirmed.
+    let requested = client
+        .post(server.url("/auth/password-reset/request"))
+        .json(&json!({"email": "invitee@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(requested.status(), 202);
+    let reset = after(&smtp.wait_for_nth("invitee@example.com", 2).await, "token=");
+    let page = client
+        .get(server.url(&format!("/reset-password?token={reset}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().as_u16() < 500);
+    let confirmed = client
+        .post(server.url("/auth/password-reset/confirm"))
+        .json(&json!({"token": reset, "new_password": "another-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 204);
+    // A used token, presented again: the error paths must not print it either.
+    let again = client
+        .get(server.url(&format!("/organizations/invitations/{invitation}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+
+    let output = server.finish();
+    assert!(
+        output.contains("/organizations/invitations/{token}"),
+        "the request lines name the route template: {output}"
+    );
+    for secret in [&invitation, &reset] {
+        let hash = hex::encode(Sha256::digest(secret.as_bytes()));
+        for needle in [secret.as_str(), hash.as_str()] {
+            assert!(
+                !output.contains(needle),
+                "{needle} is in the server's output:\n{}",
+                output
+                    .lines()
+                    .filter(|l| l.contains(needle))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
