@@ -114,7 +114,8 @@ async fn handle(
 /// The route template that matched (`/organizations/invitations/{token}`), or `unmatched`:
 /// what logs and metrics may name, since a raw path can carry a secret.
 pub(crate) fn route_of(req: &actix_web::HttpRequest) -> String {
-    req.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
+    req.match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
 }
 
 /// Replaces a non-JSON error body (actix's plain-text 404/405/413/…) with our JSON shape.

@@ -3,8 +3,7 @@
 //! token — nor its SHA-256 hex, the form the database keeps — appears in what it printed.
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, ReceivedMail, SmtpSink, TestDatabase, config_dir,
-    json_with_status,
+    ADMIN_EMAIL, ADMIN_PASSWORD, ReceivedMail, SmtpSink, TestDatabase, config_dir, json_with_status,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -35,7 +34,10 @@ impl Server {
             .env("INVENTIV__DATABASE__URL", db.url())
             .env("INVENTIV__SERVER__DATA_DIR", db.data_dir())
             .env("INVENTIV__SERVER__PORT", port.to_string())
-            .env("INVENTIV__AUTH__JWT_SECRET", "logs-test-jwt-secret-0123456789abcdef")
+            .env(
+                "INVENTIV__AUTH__JWT_SECRET",
+                "logs-test-jwt-secret-0123456789abcdef",
+            )
             .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("INVENTIV__SMTP__HOST", "127.0.0.1")
             .env("INVENTIV__SMTP__PORT", smtp_port.to_string())
@@ -152,9 +154,7 @@ async fn invitation_and_reset_tokens_never_reach_the_servers_output() {
         .unwrap();
     assert!(page.status().as_u16() < 500);
     let accepted = client
-        .post(server.url(&format!(
-            "/organizations/invitations/{invitation}/accept"
-        )))
+        .post(server.url(&format!("/organizations/invitations/{invitation}/accept")))
         .json(&json!({"password": "invitee-password"}))
         .send()
         .await
@@ -192,10 +192,6 @@ async fn invitation_and_reset_tokens_never_reach_the_servers_output() {
     assert_eq!(again.status(), 410);
 
     let output = server.finish();
-    assert!(
-        output.contains("/organizations/invitations/{token}"),
-        "the request lines name the route template: {output}"
-    );
     for secret in [&invitation, &reset] {
         let hash = hex::encode(Sha256::digest(secret.as_bytes()));
         for needle in [secret.as_str(), hash.as_str()] {
@@ -210,4 +206,9 @@ async fn invitation_and_reset_tokens_never_reach_the_servers_output() {
             );
         }
     }
+    assert!(
+        output.contains("/organizations/invitations/{token}"),
+        "the request lines name the route template ({} bytes of output)",
+        output.len()
+    );
 }
