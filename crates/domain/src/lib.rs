@@ -21,6 +21,7 @@
 
 pub mod activation;
 pub mod authorization_doc;
+pub mod dates;
 pub mod delegation;
 pub mod ids;
 pub mod instance;

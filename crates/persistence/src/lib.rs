@@ -20,4 +20,4 @@ mod timefmt;
 
 pub use db::{Backend, Db, DbOptions, Store, Tx};
 pub use error::{Constraint, StoreError};
-pub use timefmt::{now_utc_micros, rfc3339_micros, truncate_micros};
+pub use timefmt::{now_utc_micros, rfc3339_micros, to_utc, truncate_micros};

@@ -74,12 +74,15 @@ pub fn check_range(from: OffsetDateTime, to: OffsetDateTime) -> Result<(), Servi
 /// Splits `[start, end)` at UTC midnights.
 fn days(start: OffsetDateTime, end: OffsetDateTime) -> Vec<(OffsetDateTime, OffsetDateTime)> {
     let mut pieces = Vec::new();
-    let mut cursor = start;
+    // In UTC: the day boundaries are UTC midnights, and a cursor in another offset would
+    // name the wrong day (a piece ending before it starts).
+    let mut cursor = inventiv_persistence::to_utc(start);
     while cursor < end {
-        let next_midnight = (cursor.date() + Duration::days(1))
-            .with_time(Time::MIDNIGHT)
-            .assume_utc();
-        let piece_end = next_midnight.min(end);
+        // `next_day` is None after 9999-12-31: the range then ends at `end` (no overflow).
+        let piece_end = cursor
+            .date()
+            .next_day()
+            .map_or(end, |d| d.with_time(Time::MIDNIGHT).assume_utc().min(end));
         pieces.push((cursor, piece_end));
         cursor = piece_end;
     }
@@ -182,6 +185,26 @@ mod tests {
                 datetime!(2026-01-01 22:00 UTC)
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn days_split_in_utc_whatever_the_offset_and_stop_at_the_last_day() {
+        let pieces = days(
+            datetime!(2026-01-01 23:00 -05:00),
+            datetime!(2026-01-02 06:00 UTC),
+        );
+        assert_eq!(
+            pieces,
+            vec![(
+                datetime!(2026-01-02 04:00 UTC),
+                datetime!(2026-01-02 06:00 UTC)
+            )]
+        );
+        let last = datetime!(9999-12-31 23:59:59.999_999 UTC);
+        assert_eq!(
+            days(datetime!(9999-12-31 12:00 UTC), last),
+            vec![(datetime!(9999-12-31 12:00 UTC), last)]
         );
     }
 

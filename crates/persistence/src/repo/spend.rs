@@ -46,7 +46,7 @@ pub struct Subject {
 
 /// A calendar month in UTC as `yyyymm` (e.g. 202611).
 pub fn month_of(t: OffsetDateTime) -> i32 {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = crate::timefmt::to_utc(t);
     t.year() * 100 + i32::from(u8::from(t.month()))
 }
 
