@@ -9,6 +9,26 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// A date sent by the client, checked against the accepted range (1970..9999 in UTC, see
+/// `inventiv_domain::dates`) before any use, and returned in UTC: out of range is
+/// `400 validation_failed` naming `field`, never an overflow further on.
+pub(crate) fn date(
+    field: &str,
+    t: OffsetDateTime,
+) -> Result<OffsetDateTime, inventiv_service::ServiceError> {
+    inventiv_domain::dates::accepted(t).ok_or_else(|| {
+        inventiv_service::ServiceError::invalid(field, inventiv_domain::dates::OUT_OF_RANGE)
+    })
+}
+
+/// [`date`] for an optional field.
+pub(crate) fn opt_date(
+    field: &str,
+    t: Option<OffsetDateTime>,
+) -> Result<Option<OffsetDateTime>, inventiv_service::ServiceError> {
+    t.map(|t| date(field, t)).transpose()
+}
+
 /// Schema-only enums: the values the server accepts for fields it parses itself, so the OpenAPI
 /// document names them (clients and fuzzers then know that anything else is a 400).
 pub mod names {

@@ -1,7 +1,7 @@
 //! `/api_keys` (SPEC §4.3): org keys in an org workspace, my personal keys in Personal.
 
 use crate::AppState;
-use crate::dto::{Page, PageQuery, page};
+use crate::dto::{Page, PageQuery, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -129,7 +129,7 @@ async fn create(
     let b = body.into_inner();
     let input = NewKey {
         name: b.name,
-        expires_at: b.expires_at,
+        expires_at: opt_date("expires_at", b.expires_at)?,
         allowed_models: b.allowed_models,
         monthly_cap_micros: b.monthly_cap_micros,
     };

@@ -1,7 +1,7 @@
 //! `GET /organizations/current/audit` (owner/admin/manager).
 
 use crate::AppState;
-use crate::dto::{Page, page};
+use crate::dto::{Page, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use actix_web::{get, web};
@@ -85,7 +85,7 @@ async fn list(
     let q = query.into_inner();
     let filter = AuditFilter {
         action: q.action,
-        since: q.since,
+        since: opt_date("since", q.since)?,
     };
     let paging = PageRequest {
         limit: q.limit,

@@ -1,6 +1,7 @@
 //! `/finops/*` (SPEC §4.3): costs of the current workspace's instances, in micro-EUR.
 
 use crate::AppState;
+use crate::dto::date;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use actix_web::{get, web};
@@ -138,7 +139,8 @@ async fn dashboard(
             .into());
         }
     };
-    let r = finops::costs(&state.deps, &who.0, q.from, q.to, group_by).await?;
+    let (from, to) = (date("from", q.from)?, date("to", q.to)?);
+    let r = finops::costs(&state.deps, &who.0, from, to, group_by).await?;
     Ok(web::Json(CostReportDto {
         currency: "EUR",
         from: r.from,
@@ -240,7 +242,8 @@ async fn usage(
             .into());
         }
     };
-    let report = finops::usage(&state.deps, &who.0, q.from, q.to, side, group_by).await?;
+    let (from, to) = (date("from", q.from)?, date("to", q.to)?);
+    let report = finops::usage(&state.deps, &who.0, from, to, side, group_by).await?;
     Ok(web::Json(UsageReportDto {
         currency: "EUR",
         side: side_name,

@@ -1,7 +1,7 @@
 //! Offerings and shares (SPEC §4.4).
 
 use crate::AppState;
-use crate::dto::{Page, PageQuery, double_option, page};
+use crate::dto::{Page, PageQuery, date, double_option, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, Json, Meta};
 use crate::routes::instances::can_set_map;
@@ -464,7 +464,7 @@ async fn grant(
         offering_id: OfferingId::from_uuid(b.offering_id),
         consumer_slug: b.consumer_organization_slug,
         prices: (b.price_input_micros_per_1k, b.price_output_micros_per_1k),
-        ends_at: b.ends_at,
+        ends_at: opt_date("ends_at", b.ends_at)?,
     };
     let share = sharing::grant(&state.deps, &who.0, input, &meta.0).await?;
     Ok(HttpResponse::Created().json(share_dto(share, viewer(&who), state.deps.clock.now())))
@@ -656,11 +656,12 @@ async fn update_share(
     let ends_at = match b.ends_at {
         None => None,
         Some(None) => Some(None),
-        Some(Some(text)) => Some(Some(
+        Some(Some(text)) => Some(Some(date(
+            "ends_at",
             OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map_err(
                 |_| inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time"),
             )?,
-        )),
+        )?)),
     };
     let change = ShareChange {
         price_input: b.price_input_micros_per_1k,

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod contracts;
+mod dates;
 mod helpers;
 mod hostile;
 mod instances;
