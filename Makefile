@@ -26,6 +26,7 @@ help:
 	@echo "make schemathesis   fuzz the running server against its OpenAPI document (Schemathesis)"
 	@echo "make bench          HTTP load + scale benchmark on PostgreSQL (BENCH_SECONDS, BENCH_CONNECTIONS)"
 	@echo "make bench-proxy    the proxy vs calling the upstream directly (latency, throughput, CPU)"
+	@echo "make soak           RSS of the release server under hostile logins and fuzz-like bodies"
 
 run:
 	$(CARGO) run -p inventiv-server --bin inventiv-server -- serve
@@ -77,6 +78,13 @@ bench:
 bench-proxy:
 	$(CARGO) build --release -p inventiv-server --bin inventiv-server
 	$(CARGO) bench -p inventiv-server --bench proxy_load
+
+# Memory under hostile bodies (issue 16): the release binary as a child process, its VmRSS and
+# VmHWM read from /proc; fails when a target is missed. SQLite unless INVENTIV_BENCH_DATABASE_URL.
+.PHONY: soak
+soak:
+	$(CARGO) build --release -p inventiv-server --bin inventiv-server
+	$(CARGO) bench -p inventiv-server --bench soak
 
 docs:
 	UPDATE_DOCS=1 $(CARGO) test -p inventiv-domain --test authorization_doc

@@ -11,6 +11,7 @@
 //!   (collected from the handlers' `#[utoipa::path]` by utoipa-actix-web, so code and document
 //!   cannot drift), and `/docs` renders that document without the internet.
 
+mod body_budget;
 mod console;
 mod cookies;
 mod dto;
@@ -47,6 +48,8 @@ pub struct HttpSettings {
     pub proxy_body_limit: usize,
     /// Seconds given to in-flight requests on SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Bytes all request bodies in flight may take together (503 `server_busy` beyond).
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -56,6 +59,7 @@ impl Default for HttpSettings {
             json_limit: 1024 * 1024,
             proxy_body_limit: 10 * 1024 * 1024,
             shutdown_timeout_secs: 10,
+            max_inflight_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -159,6 +163,10 @@ fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, rea
     if has_body {
         generic.push(("413", "`payload_too_large`: the body is over the limit"));
         generic.push((
+            "503",
+            "`server_busy`: too many large bodies in flight; retry after `Retry-After` seconds",
+        ));
+        generic.push((
             "415",
             "`unsupported_media_type`: the body is not application/json",
         ));
@@ -197,15 +205,23 @@ pub fn serve(
     let json_limit = settings.json_limit;
     let payload_limit = settings.proxy_body_limit;
     let state = web::Data::new(state);
+    // One budget for the whole server, shared by every worker.
+    let budget = web::Data::new(body_budget::BodyBudget::new(
+        settings.max_inflight_body_bytes,
+        json_limit,
+        payload_limit,
+    ));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(budget.clone())
             .app_data(web::Data::from(doc_json.clone()))
             .app_data(web::Data::from(known.clone()))
             .app_data(error::json_config(json_limit))
             .app_data(web::PayloadConfig::new(payload_limit))
             .app_data(error::query_config())
             .app_data(error::path_config())
+            .wrap(from_fn(body_budget::middleware))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_context::middleware))
             .into_utoipa_app()

@@ -204,6 +204,7 @@ impl Application {
                 json_limit: settings.server.json_limit_bytes,
                 proxy_body_limit: settings.proxy.max_body_bytes,
                 shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+                max_inflight_body_bytes: settings.server.max_inflight_body_bytes,
             },
         )?;
         Ok(Application {

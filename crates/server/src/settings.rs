@@ -77,6 +77,8 @@ pub struct ServerSettings {
     /// Maximum JSON body on management endpoints, bytes.
     pub json_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// Bytes all request bodies in flight may take together; beyond, 503 `server_busy`.
+    pub max_inflight_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,9 +1,11 @@
 //! In-process sliding-window rate limits (login, password reset, invitation accept).
 //!
 //! Each key (e.g. `ip:203.0.113.9`, `account:alice@example.com`) may be used `limit` times per
-//! window. State is per process: with N replicas an attacker gets at most N × limit attempts
+//! window. Keys are kept as a 128-bit digest, never as the text the client sent (a 1 MB "email"
+//! costs 16 bytes here), and the map holds at most [`MAX_KEYS`] of them. State is per process: with N replicas an attacker gets at most N × limit attempts
 //! per window (documented in docs/operations.md).
 
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,7 +26,24 @@ pub enum Verdict {
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
-    state: Mutex<HashMap<String, Bucket>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<KeyDigest, Bucket>,
+    last_prune: Option<Instant>,
+}
+
+/// The first 128 bits of SHA-256 of a key: fixed size whatever the client sent, and
+/// collisions are out of reach.
+type KeyDigest = [u8; 16];
+
+fn digest(key: &str) -> KeyDigest {
+    let full = Sha256::digest(key.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 #[derive(Debug, Default)]
@@ -33,7 +52,13 @@ struct Bucket {
     limited: bool,
 }
 
+/// Above this many keys, buckets idle for a whole window are dropped (at most once a second:
+/// the sweep is linear).
 const PRUNE_ABOVE: usize = 10_000;
+/// The most keys a limiter holds (about 200 bytes each). When every slot is live, a new key
+/// evicts the bucket idle the longest: memory stays bounded under a flood of distinct keys,
+/// and the per-IP limit makes such a flood slow (see docs/decisions.md).
+pub const MAX_KEYS: usize = 50_000;
 
 impl RateLimiter {
     /// `limit` attempts per `window` for each key.
@@ -41,7 +66,7 @@ impl RateLimiter {
         Self {
             limit: limit.max(1) as usize,
             window,
-            state: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -54,19 +79,35 @@ impl RateLimiter {
         let Ok(mut state) = self.state.lock() else {
             return Verdict::Allowed;
         };
-        if state.len() > PRUNE_ABOVE {
+        let state = &mut *state;
+        let due = state
+            .last_prune
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if state.buckets.len() > PRUNE_ABOVE && due {
             let window = self.window;
-            state.retain(|_, b| {
+            state.buckets.retain(|_, b| {
                 b.attempts
                     .back()
-                    .is_some_and(|t| now.duration_since(*t) < window)
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
             });
+            state.last_prune = Some(now);
         }
-        let bucket = state.entry(key.to_owned()).or_default();
+        let key = digest(key);
+        if state.buckets.len() >= MAX_KEYS && !state.buckets.contains_key(&key) {
+            let idlest = state
+                .buckets
+                .iter()
+                .min_by_key(|(_, b)| b.attempts.back().copied())
+                .map(|(k, _)| *k);
+            if let Some(idlest) = idlest {
+                state.buckets.remove(&idlest);
+            }
+        }
+        let bucket = state.buckets.entry(key).or_default();
         while bucket
             .attempts
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
         {
             bucket.attempts.pop_front();
         }
@@ -76,7 +117,9 @@ impl RateLimiter {
             return Verdict::Allowed;
         }
         let oldest = bucket.attempts.front().copied().unwrap_or(now);
-        let retry = self.window.saturating_sub(now.duration_since(oldest));
+        let retry = self
+            .window
+            .saturating_sub(now.saturating_duration_since(oldest));
         let first = !bucket.limited;
         bucket.limited = true;
         Verdict::Limited {
@@ -120,5 +163,38 @@ mod tests {
             limiter.check_at("ip:1", t0 + Duration::from_secs(61)),
             Verdict::Allowed
         );
+    }
+
+    #[test]
+    fn keys_are_held_as_fixed_size_digests_and_their_number_is_capped() {
+        let limiter = RateLimiter::new(10, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let huge = format!("account:{}@example.com", "a".repeat(1024 * 1024));
+        assert_eq!(limiter.check_at(&huge, t0), Verdict::Allowed);
+        for i in 0..(MAX_KEYS + 100) {
+            // All live (inside the window): pruning cannot help, the cap must.
+            limiter.check_at(&format!("account:{i}"), t0 + Duration::from_millis(1));
+        }
+        let state = limiter.state.lock().unwrap();
+        assert_eq!(state.buckets.len(), MAX_KEYS);
+        // The idlest bucket (the huge key's, used first) went first.
+        assert!(!state.buckets.contains_key(&digest(&huge)));
+        assert!(
+            state
+                .buckets
+                .contains_key(&digest(&format!("account:{}", MAX_KEYS + 99)))
+        );
+    }
+
+    #[test]
+    fn a_key_and_its_digest_count_as_the_same_bucket() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(limiter.check_at("account:a@b.io", t0), Verdict::Allowed);
+        assert!(matches!(
+            limiter.check_at("account:a@b.io", t0),
+            Verdict::Limited { .. }
+        ));
+        assert_eq!(limiter.check_at("account:c@b.io", t0), Verdict::Allowed);
     }
 }

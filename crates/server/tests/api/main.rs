@@ -16,6 +16,7 @@ mod instances;
 mod keys_users_finops;
 mod logs;
 mod mail;
+mod memory;
 mod money;
 mod namespaces;
 mod ops;

@@ -28,6 +28,23 @@ fn invalid_credentials() -> ServiceError {
     }
 }
 
+/// The longest text that can name an account: an email of at most 254 characters (usernames
+/// are shorter), with some room for surrounding spaces.
+pub const MAX_LOGIN_CHARS: usize = 320;
+
+/// Refuses an over-long email or username before anything copies or keeps it (issue 16: 1 MB
+/// "emails" were kept by the rate limiter). It cannot name an account, so a 400 tells nothing.
+pub(crate) fn check_login_len(login: &str, field: &'static str) -> Result<(), ServiceError> {
+    // Bytes first: a cheap bound that needs no scan of a huge string.
+    if login.len() > 4 * MAX_LOGIN_CHARS || login.chars().count() > MAX_LOGIN_CHARS {
+        return Err(ServiceError::invalid(
+            field,
+            format!("at most {MAX_LOGIN_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the credentials and opens a session in the workspace of the user's most recently
 /// used session (if that membership still exists), else Personal.
 pub async fn login(
@@ -35,6 +52,12 @@ pub async fn login(
     input: LoginInput,
     meta: &RequestMeta,
 ) -> Result<LoginOutcome, ServiceError> {
+    let field = if input.login.contains('@') {
+        "email"
+    } else {
+        "username"
+    };
+    check_login_len(&input.login, field)?;
     let login = input.login.trim().to_lowercase();
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(

@@ -25,6 +25,7 @@ pub async fn request_password_reset(
     email: &str,
     meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
+    super::login::check_login_len(email, "email")?;
     let normalized = email.trim().to_lowercase();
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(
