@@ -72,6 +72,8 @@ INEXPRESSIBLE = [
     (400, "validation_failed", "email", r"^give either email or username$"),
     # References to rows that must exist in the caller's workspace.
     (400, "validation_failed", None, r"^no (active )?\w+ with this id in this (workspace|organization)$"),
+    # Dates are accepted from 1970 to 9999 as UTC instants (issue 16): a format can say neither.
+    (400, "validation_failed", None, r"^must be an RFC 3339 date-time between 1970 and 9999 \(UTC\)$"),
     # Relative to the clock.
     (400, "validation_failed", None, r"^must be in the future$"),
     # Text rules beyond lengths: no control characters, not blank once trimmed (the server

@@ -109,6 +109,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             }
         }
     }
+    openai_error_shape(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
@@ -124,6 +125,56 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
     );
     doc
+}
+
+/// The `/v1/*` routes answer errors in OpenAI's shape (SPEC §5.3), so their documented errors
+/// (the handlers' and the generic ones alike) reference `OpenAiErrorBody`, not `ErrorBody`: a
+/// client or fuzzer checking the answers against the document would otherwise see every
+/// `/v1` error as a violation.
+fn openai_error_shape(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Ref, RefOr};
+    let ours = Ref::from_schema_name("ErrorBody").ref_location;
+    let mut used = false;
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !error::is_openai_path(path) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                for content in response.content.values_mut() {
+                    let RefOr::T(content) = content else {
+                        continue;
+                    };
+                    if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == ours) {
+                        content.schema = Some(RefOr::Ref(Ref::from_schema_name("OpenAiErrorBody")));
+                        used = true;
+                    }
+                }
+            }
+        }
+    }
+    if used {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut schemas = Vec::new();
+        <error::OpenAiErrorBody as utoipa::ToSchema>::schemas(&mut schemas);
+        schemas.push((
+            "OpenAiErrorBody".to_owned(),
+            <error::OpenAiErrorBody as utoipa::PartialSchema>::schema(),
+        ));
+        for (name, schema) in schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+    }
 }
 
 /// Adds the errors any operation of its shape can answer, whatever its handler says: the

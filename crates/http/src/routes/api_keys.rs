@@ -95,6 +95,7 @@ pub struct CreateKeyRequest {
     /// 1 to 100 printable characters.
     #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// RFC 3339; years 1970 to 9999 (UTC).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<OffsetDateTime>,

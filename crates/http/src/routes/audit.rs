@@ -61,7 +61,7 @@ pub struct AuditQuery {
     /// Exact action name: dotted lowercase, e.g. `member.role_changed`.
     #[param(pattern = "^[a-z._]{0,64}$")]
     action: Option<String>,
-    /// RFC 3339; events at or after it.
+    /// RFC 3339; events at or after it; years 1970 to 9999 (UTC).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,

@@ -30,8 +30,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// The account's email (or give `username`).
+    /// The account's email (or give `username`). Longer than 320 characters: 400.
+    #[schema(max_length = 320)]
     email: Option<String>,
+    #[schema(max_length = 320)]
     username: Option<String>,
     password: String,
 }
@@ -308,6 +310,8 @@ async fn revoke_others(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    /// Longer than 320 characters: 400.
+    #[schema(max_length = 320)]
     email: String,
 }
 

@@ -81,11 +81,11 @@ enum UsageGroup {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CostQuery {
-    /// RFC 3339, inclusive.
+    /// RFC 3339, inclusive; years 1970 to 9999 (UTC).
     #[serde(with = "time::serde::rfc3339")]
     #[param(value_type = String, format = DateTime)]
     from: OffsetDateTime,
-    /// RFC 3339, exclusive; at most 366 days after `from`.
+    /// RFC 3339, exclusive; at most 366 days after `from`; years 1970 to 9999 (UTC).
     #[serde(with = "time::serde::rfc3339")]
     #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,
@@ -162,9 +162,11 @@ async fn dashboard(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// RFC 3339, inclusive; years 1970 to 9999 (UTC).
     #[serde(with = "time::serde::rfc3339")]
     #[param(value_type = String, format = DateTime)]
     from: OffsetDateTime,
+    /// RFC 3339, exclusive; years 1970 to 9999 (UTC).
     #[serde(with = "time::serde::rfc3339")]
     #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,

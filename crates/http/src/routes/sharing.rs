@@ -439,6 +439,7 @@ pub struct GrantRequest {
     price_input_micros_per_1k: i64,
     #[schema(minimum = 0, maximum = 10_000_000)]
     price_output_micros_per_1k: i64,
+    /// RFC 3339; years 1970 to 9999 (UTC).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     ends_at: Option<OffsetDateTime>,
@@ -626,7 +627,7 @@ pub struct UpdateShareRequest {
     price_input_micros_per_1k: Option<i64>,
     #[schema(minimum = 0, maximum = 10_000_000)]
     price_output_micros_per_1k: Option<i64>,
-    /// Provider owner/manager; RFC 3339, null removes the end.
+    /// Provider owner/manager; RFC 3339, years 1970 to 9999 (UTC); null removes the end.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     ends_at: Option<Option<String>>,

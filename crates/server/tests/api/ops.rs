@@ -141,3 +141,39 @@ fn production_refuses_to_start_without_a_jwt_secret_and_development_keeps_the_ge
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_v1_routes_document_their_errors_in_openais_shape() {
+    let app = spawn_app().await;
+    let doc = json_with_status(app.get("/openapi.json").await, 200).await;
+    assert!(doc["components"]["schemas"]["OpenAiErrorBody"].is_object());
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let openai = path.starts_with("/v1/");
+        for (_, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                if openai {
+                    assert_eq!(
+                        schema, "#/components/schemas/OpenAiErrorBody",
+                        "{path} {status}"
+                    );
+                    checked += 1;
+                } else {
+                    assert_ne!(
+                        schema, "#/components/schemas/OpenAiErrorBody",
+                        "{path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+    // What a /v1 route really answers has that shape.
+    let res = app.get("/v1/models").await;
+    let body = json_with_status(res, 401).await;
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+}
