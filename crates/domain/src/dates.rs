@@ -19,6 +19,7 @@ pub fn accepted(t: OffsetDateTime) -> Option<OffsetDateTime> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -81,7 +81,7 @@ impl Drop for Server {
     }
 }
 
-fn after<'a>(mail: &'a ReceivedMail, marker: &str) -> String {
+fn after(mail: &ReceivedMail, marker: &str) -> String {
     let body = mail.body_text();
     let start = body.find(marker).expect("link in the email") + marker.len();
     body[start..].split_whitespace().next().unwrap().to_owned()
