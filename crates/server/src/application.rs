@@ -74,7 +74,8 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.auth.session_absolute_seconds,
         settings.rate_limit.login_per_minute,
         settings.cache.enabled,
-    )?;
+    )?
+    .with_refresh_reuse_grace(settings.auth.refresh_reuse_grace_seconds);
     let p = &settings.providers;
     let allowed_networks = Arc::new(
         AllowedNetworks::parse(&p.external.allowed_networks)

@@ -99,6 +99,14 @@ pub struct AuthSettings {
     pub cookie_secure: bool,
     /// Origins accepted on cookie-authenticated writes; empty = `[server.public_url]`.
     pub allowed_origins: Vec<String>,
+    /// After a token refresh, how long the superseded token still refreshes (to the current
+    /// token) instead of revoking the session as reused (SPEC §6 v2).
+    #[serde(default = "default_refresh_reuse_grace_seconds")]
+    pub refresh_reuse_grace_seconds: u64,
+}
+
+fn default_refresh_reuse_grace_seconds() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ mod namespaces;
 mod ops;
 mod orgs;
 mod proxy;
+mod refresh_reuse;
 mod replicas;
 mod scale;
 mod ssrf;
