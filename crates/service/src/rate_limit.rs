@@ -1,8 +1,10 @@
 //! In-process sliding-window rate limits (login, password reset, invitation accept).
 //!
 //! Each key (e.g. `ip:203.0.113.9`, `account:alice@example.com`) may be used `limit` times per
-//! window. State is per process: with N replicas an attacker gets at most N × limit attempts
-//! per window (documented in docs/operations.md).
+//! window. This state is per process; on PostgreSQL the limits are shared by every replica
+//! through the database instead (see [`shared`]).
+
+pub mod shared;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -43,6 +45,16 @@ impl RateLimiter {
             window,
             state: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Attempts allowed per window for each key.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// Counts one attempt for `key` (refused attempts count too: hammering does not help).

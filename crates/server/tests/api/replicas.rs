@@ -236,3 +236,90 @@ async fn replicas_starting_together_migrate_a_new_schema_once() {
     assert!(db.ready().await.unwrap(), "no migration left pending");
     db.close().await.unwrap();
 }
+
+/// The `Retry-After` of a 429, checked against the error body.
+async fn limited(res: reqwest::Response) -> u64 {
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_error(res, 429, "rate_limited").await;
+    retry_after
+}
+
+async fn login(app: &TestApp, i: usize) -> reqwest::Response {
+    app.post_json(
+        "/auth/login",
+        json!({"email": format!("user{i}@example.com"), "password": "wrong-password"}),
+    )
+    .await
+}
+
+async fn reset(app: &TestApp) -> reqwest::Response {
+    app.post_json(
+        "/auth/password-reset/request",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await
+}
+
+/// Issue 16 item 9 (SPEC §6 v2): rate limits hold across replicas. On PostgreSQL the attempts
+/// are counted in the database, so two replicas together admit 10 logins a minute, not 20.
+/// On SQLite (one process by design) each replica's own limiter is checked.
+#[tokio::test]
+async fn rate_limits_hold_across_replicas() {
+    let clock = std::sync::Arc::new(inventiv_service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let a =
+        crate::helpers::spawn_app_with(|s| s.rate_limit.login_per_minute = 10, clock.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let shared = a.database.is_postgres();
+    let replicas = [&a, &b];
+    // On SQLite every attempt goes through A: B's limiter is its own.
+    let pick = |i: usize| if shared { replicas[i % 2] } else { &a };
+    for i in 0..10 {
+        // Different accounts: only the per-IP limit applies.
+        assert_eq!(login(pick(i), i).await.status(), 401, "attempt {}", i + 1);
+    }
+    let retry_after = limited(login(pick(10), 10).await).await;
+    assert!((1..=70).contains(&retry_after), "{retry_after}");
+    limited(login(pick(11), 11).await).await;
+    let events = inventiv_persistence::repo::audit::list(
+        &a.db,
+        None,
+        Some("auth.login_rate_limited"),
+        None,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(!events.is_empty(), "the refusal is audited");
+    if !shared {
+        return;
+    }
+    assert_eq!(events.len(), 1, "one event per burst for all replicas");
+    // Refused attempts do not count: once the announced delay has passed, both replicas
+    // admit attempts again.
+    clock.advance(time::Duration::seconds(
+        i64::try_from(retry_after).unwrap() - 1,
+    ));
+    limited(login(&b, 12).await).await;
+    clock.advance(time::Duration::seconds(1));
+    assert_eq!(login(&b, 13).await.status(), 401);
+    assert_eq!(login(&a, 14).await.status(), 401);
+
+    // Password reset requests share their limit the same way (and apart from logins').
+    for i in 0..10 {
+        assert_eq!(
+            reset(replicas[i % 2]).await.status(),
+            202,
+            "reset {}",
+            i + 1
+        );
+    }
+    limited(reset(&a).await).await;
+    limited(reset(&b).await).await;
+}

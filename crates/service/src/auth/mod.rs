@@ -46,6 +46,8 @@ pub struct AuthConfig {
     pub reset_by_account: RateLimiter,
     pub accept_by_ip: RateLimiter,
     pub accept_by_account: RateLimiter,
+    /// State of the limits shared through PostgreSQL (see [`crate::rate_limit::shared`]).
+    pub shared_limits: crate::rate_limit::shared::SharedLimits,
     /// API keys by hash (see [`crate::cache`]).
     pub keys: EpochCache<String, KeyAuth>,
 }
@@ -74,6 +76,7 @@ impl AuthConfig {
             reset_by_account: limiter(),
             accept_by_ip: limiter(),
             accept_by_account: limiter(),
+            shared_limits: Default::default(),
             keys: EpochCache::new(caches),
         })
     }
