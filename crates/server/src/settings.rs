@@ -173,8 +173,16 @@ pub struct ExternalProviderSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvidersSection {
+    /// How long a replica's lease on an instance bring-up (or tear-down) outlives its last
+    /// renewal: when a replica dies, a live one takes its work over this long after.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     pub mock: MockProviderSettings,
     pub external: ExternalProviderSettings,
+}
+
+fn default_lease_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]

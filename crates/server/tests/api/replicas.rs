@@ -239,6 +239,7 @@ async fn replicas_starting_together_migrate_a_new_schema_once() {
 
 /// The `Retry-After` of a 429, checked against the error body.
 async fn limited(res: reqwest::Response) -> u64 {
+    assert_eq!(res.status(), 429, "not limited");
     let retry_after: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
