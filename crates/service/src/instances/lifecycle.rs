@@ -228,68 +228,66 @@ pub fn spawn_bring_up(deps: Deps, instance: InstanceRecord) {
 }
 
 async fn bring_up(deps: &Deps, instance: &InstanceRecord) {
-    {
-        let Some(provider) = provider_of(&deps, &instance) else {
+    let Some(provider) = provider_of(deps, instance) else {
+        system_step(
+            deps,
+            instance,
+            instance.status,
+            InstanceStatus::Failed,
+            None,
+            Some("unknown provider"),
+        )
+        .await;
+        return;
+    };
+    if instance.status == InstanceStatus::Provisioning {
+        if let Err(failure) = provider.provision().await {
             system_step(
-                &deps,
-                &instance,
-                instance.status,
+                deps,
+                instance,
+                InstanceStatus::Provisioning,
                 InstanceStatus::Failed,
                 None,
-                Some("unknown provider"),
+                Some(&failure.0),
             )
             .await;
             return;
-        };
-        if instance.status == InstanceStatus::Provisioning {
-            if let Err(failure) = provider.provision().await {
-                system_step(
-                    &deps,
-                    &instance,
-                    InstanceStatus::Provisioning,
-                    InstanceStatus::Failed,
-                    None,
-                    Some(&failure.0),
-                )
-                .await;
-                return;
-            }
-            if !system_step(
-                &deps,
-                &instance,
-                InstanceStatus::Provisioning,
+        }
+        if !system_step(
+            deps,
+            instance,
+            InstanceStatus::Provisioning,
+            InstanceStatus::Booting,
+            None,
+            None,
+        )
+        .await
+        {
+            return;
+        }
+    }
+    match provider.wait_ready(instance.endpoint_url.as_deref()).await {
+        Ok(endpoint) => {
+            system_step(
+                deps,
+                instance,
                 InstanceStatus::Booting,
-                None,
+                InstanceStatus::Ready,
+                Some(&endpoint),
                 None,
             )
-            .await
-            {
-                return;
-            }
+            .await;
         }
-        match provider.wait_ready(instance.endpoint_url.as_deref()).await {
-            Ok(endpoint) => {
-                system_step(
-                    &deps,
-                    &instance,
-                    InstanceStatus::Booting,
-                    InstanceStatus::Ready,
-                    Some(&endpoint),
-                    None,
-                )
-                .await;
-            }
-            Err(failure) => {
-                system_step(
-                    &deps,
-                    &instance,
-                    InstanceStatus::Booting,
-                    InstanceStatus::Failed,
-                    None,
-                    Some(&failure.0),
-                )
-                .await;
-            }
+        Err(failure) => {
+            system_step(
+                deps,
+                instance,
+                InstanceStatus::Booting,
+                InstanceStatus::Failed,
+                None,
+                Some(&failure.0),
+            )
+            .await;
         }
     }
 }
