@@ -9,11 +9,12 @@ pub struct Migration;
 /// - `user_sessions.rotated_at`: when the session's token generation last moved (refresh or
 ///   workspace switch). A superseded generation presented within
 ///   `auth.refresh_reuse_grace_seconds` of it is a concurrent refresh (two tabs); later, a reuse.
-/// - `rate_limit_counters`: attempts per limiter key and time bucket, incremented atomically by
+/// - `rate_limit_attempts`: the attempts each limiter key made within its window, written by
 ///   every replica on PostgreSQL (a process-local limiter would give N replicas N × the limit).
 ///   `key_hash` is SHA-256 of the limiter's scope and its normalized key, so no login string
-///   (possibly hostile, possibly huge) is stored; `bucket` is a Unix time divided by the bucket
-///   length. Old buckets are pruned by the replicas as they go.
+///   (possibly hostile, possibly huge) is stored; `at_ms` is Unix milliseconds. Admitted attempts
+///   have `refused` false (at most `limit` per key and window); a refused row marks the first
+///   refusal of a burst. Rows older than the window are pruned by the replicas as they go.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -21,21 +22,21 @@ impl MigrationTrait for Migration {
             manager,
             r#"
             ALTER TABLE user_sessions ADD COLUMN rotated_at {ts} NULL;
-            CREATE TABLE rate_limit_counters (
+            CREATE TABLE rate_limit_attempts (
+                id {serial_pk},
                 key_hash VARCHAR(64) NOT NULL,
-                bucket BIGINT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-                refused INTEGER NOT NULL DEFAULT 0 CHECK (refused >= 0),
-                PRIMARY KEY (key_hash, bucket)
+                at_ms BIGINT NOT NULL,
+                refused {bool} NOT NULL DEFAULT FALSE
             );
-            CREATE INDEX ix_rate_limit_counters_bucket ON rate_limit_counters (bucket)
+            CREATE INDEX ix_rate_limit_attempts_key ON rate_limit_attempts (key_hash, at_ms);
+            CREATE INDEX ix_rate_limit_attempts_at ON rate_limit_attempts (at_ms)
             "#,
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        sql::drop_tables(manager, &["rate_limit_counters"]).await?;
+        sql::drop_tables(manager, &["rate_limit_attempts"]).await?;
         sql::exec_raw(manager, "ALTER TABLE user_sessions DROP COLUMN rotated_at").await
     }
 }

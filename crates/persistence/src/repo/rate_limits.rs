@@ -1,7 +1,8 @@
-//! `rate_limit_counters`: rate-limit attempts shared by every replica (SPEC §6 v2: limits hold
-//! across replicas). One row per (hashed key, time bucket); an attempt is one transaction that
-//! increments the current bucket and reads the window's total, serialized per key, so N
-//! replicas together admit exactly `limit` attempts per window, not N × `limit`.
+//! `rate_limit_attempts`: rate-limit attempts shared by every replica (SPEC §6 v2: limits hold
+//! across replicas). An attempt is one transaction, serialized per key, that counts the key's
+//! admitted attempts within the window and records this one if it is under the limit — an
+//! exact sliding window, the same as the in-process limiter's, so N replicas together admit
+//! exactly `limit` attempts per window, not N × `limit`.
 
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
 use crate::{Backend, Db, StoreError};
@@ -9,32 +10,32 @@ use crate::{Backend, Db, StoreError};
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// Counted; `total` attempts (this one included) are now in the window.
-    Allowed { total: i64 },
-    /// Over the limit, so not counted. `buckets` are the window's (bucket, attempts), oldest
-    /// first (when the next attempt will pass); `first` is true for the first refusal of the
-    /// key in this bucket (worth an audit event, once for all replicas).
+    Allowed,
+    /// Over the limit, so not recorded as admitted. `retry_after_ms`: until the oldest attempt
+    /// that keeps the key at its limit leaves the window. `first`: the first refusal since the
+    /// key's last admitted attempt, across all replicas (worth one audit event).
     Refused {
-        buckets: Vec<(i64, i64)>,
+        retry_after_ms: i64,
         first: bool,
     },
 }
 
-/// Counts one attempt of `key_hash` in `bucket`, against the attempts of buckets
-/// `oldest_bucket..=bucket`. Refused attempts are not counted (they would push the window
-/// forward for ever under a steady hammering, past the `Retry-After` announced).
+/// Counts one attempt of `key_hash` at `now_ms` against `limit` admitted attempts per
+/// `window_ms`. Refused attempts are not counted (hammering would otherwise push the window
+/// forward for ever, past the `Retry-After` announced).
 pub async fn attempt(
     db: &Db,
     key_hash: &str,
-    bucket: i64,
-    oldest_bucket: i64,
-    limit: i64,
+    now_ms: i64,
+    window_ms: i64,
+    limit: usize,
 ) -> Result<Attempt, StoreError> {
+    let since = now_ms.saturating_sub(window_ms);
     let tx = db.begin_untracked().await?;
     if db.backend() == Backend::Postgres {
-        // Per key, attempts are serialized for the whole transaction: without it, two replicas
-        // incrementing two different buckets at a bucket boundary could both see limit - 1.
-        // (SQLite write transactions are already serialized: BEGIN IMMEDIATE.)
+        // Per key, attempts are serialized for the whole transaction: otherwise two replicas
+        // could both count limit - 1 and both admit. (SQLite write transactions are already
+        // serialized: BEGIN IMMEDIATE.)
         exec_sql(
             &tx,
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -42,57 +43,67 @@ pub async fn attempt(
         )
         .await?;
     }
-    exec_sql(
+    let admitted: Vec<i64> = query_all_sql(
         &tx,
-        "INSERT INTO rate_limit_counters (key_hash, bucket, attempts, refused) VALUES ($1, $2, 1, 0) \
-         ON CONFLICT (key_hash, bucket) DO UPDATE SET attempts = rate_limit_counters.attempts + 1",
-        vec![key_hash.into(), bucket.into()],
+        "SELECT at_ms FROM rate_limit_attempts \
+         WHERE key_hash = $1 AND refused = FALSE AND at_ms > $2 ORDER BY at_ms",
+        vec![key_hash.into(), since.into()],
     )
-    .await?;
-    let rows = query_all_sql(
-        &tx,
-        "SELECT bucket, attempts FROM rate_limit_counters \
-         WHERE key_hash = $1 AND bucket >= $2 AND bucket <= $3 ORDER BY bucket",
-        vec![key_hash.into(), oldest_bucket.into(), bucket.into()],
-    )
-    .await?;
-    let mut buckets = Vec::with_capacity(rows.len());
-    for row in rows {
-        let attempts: i32 = row.try_get("", "attempts")?;
-        buckets.push((row.try_get::<i64>("", "bucket")?, i64::from(attempts)));
-    }
-    let total: i64 = buckets.iter().map(|(_, n)| n).sum();
-    if total <= limit {
+    .await?
+    .into_iter()
+    .map(|row| row.try_get::<i64>("", "at_ms"))
+    .collect::<Result<_, _>>()?;
+    if admitted.len() < limit {
+        // This key's expired rows go now: a key keeps at most `limit` admitted rows.
+        exec_sql(
+            &tx,
+            "DELETE FROM rate_limit_attempts WHERE key_hash = $1 AND at_ms <= $2",
+            vec![key_hash.into(), since.into()],
+        )
+        .await?;
+        exec_sql(
+            &tx,
+            "INSERT INTO rate_limit_attempts (key_hash, at_ms, refused) VALUES ($1, $2, FALSE)",
+            vec![key_hash.into(), now_ms.into()],
+        )
+        .await?;
         tx.commit().await?;
-        return Ok(Attempt::Allowed { total });
+        return Ok(Attempt::Allowed);
     }
-    let refused = query_one_sql(
+    // The next attempt passes when all but `limit - 1` of the admitted ones have left.
+    let oldest_blocking = admitted[admitted.len() - limit];
+    let last_admitted = admitted.last().copied().unwrap_or(since);
+    let already = query_one_sql(
         &tx,
-        "UPDATE rate_limit_counters SET attempts = attempts - 1, refused = refused + 1 \
-         WHERE key_hash = $1 AND bucket = $2 RETURNING refused",
-        vec![key_hash.into(), bucket.into()],
+        "SELECT 1 AS found FROM rate_limit_attempts \
+         WHERE key_hash = $1 AND refused = TRUE AND at_ms >= $2 LIMIT 1",
+        vec![key_hash.into(), last_admitted.into()],
     )
-    .await?;
-    let refused: i32 = match refused {
-        Some(row) => row.try_get("", "refused")?,
-        None => 1,
-    };
-    tx.commit().await?;
-    if let Some(last) = buckets.last_mut().filter(|(b, _)| *b == bucket) {
-        last.1 -= 1;
+    .await?
+    .is_some();
+    if !already {
+        // One refused row per burst (so at most one per admitted attempt): the marker that
+        // the next refusal is not the first.
+        exec_sql(
+            &tx,
+            "INSERT INTO rate_limit_attempts (key_hash, at_ms, refused) VALUES ($1, $2, TRUE)",
+            vec![key_hash.into(), now_ms.into()],
+        )
+        .await?;
     }
+    tx.commit().await?;
     Ok(Attempt::Refused {
-        buckets,
-        first: refused == 1,
+        retry_after_ms: oldest_blocking + window_ms - now_ms,
+        first: !already,
     })
 }
 
-/// Deletes every bucket older than `oldest_bucket` (no window reads them any more).
-pub async fn prune(db: &Db, oldest_bucket: i64) -> Result<u64, StoreError> {
+/// Deletes every attempt made at or before `before_ms` (no window reads them any more).
+pub async fn prune(db: &Db, before_ms: i64) -> Result<u64, StoreError> {
     exec_sql(
         db,
-        "DELETE FROM rate_limit_counters WHERE bucket < $1",
-        vec![oldest_bucket.into()],
+        "DELETE FROM rate_limit_attempts WHERE at_ms <= $1",
+        vec![before_ms.into()],
     )
     .await
 }
