@@ -341,3 +341,64 @@ async fn rate_limits_hold_across_replicas() {
         limited(res).await;
     }
 }
+
+/// Issue 16 item 10: an instance left mid-bring-up by a replica that died (here: its lease,
+/// held by a worker id no process has, written into the row) is finished by a live replica
+/// once the lease lapses — no restart. While the lease is live, nobody touches it. A terminate
+/// takes over a bring-up's lease at once. (`make chaos` does the same with a real SIGKILL.)
+#[tokio::test]
+async fn a_dead_replicas_instance_is_taken_over_when_its_lease_lapses() {
+    use crate::instances::{Team, deploy, private_model, wait_for_status};
+    use inventiv_service::Clock;
+    let clock = std::sync::Arc::new(inventiv_service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app =
+        crate::helpers::spawn_app_with(|s| s.providers.lease_seconds = 1, clock.clone()).await;
+    let team = Team::new(&app, "leases").await;
+    let model = private_model(&app, &team.admin, "leases/llm").await;
+    let instance = deploy(&app, &team.admin, json!({"model_id": model})).await;
+    let id = instance["id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &team.admin, &id, "ready").await;
+
+    // A dead replica's bring-up: back to provisioning, leased to a worker that does not run,
+    // until a minute from now.
+    let lease_until = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let dead = |status: &str, until: String| {
+        format!(
+            "UPDATE instances SET status = '{status}', ready_at = NULL, \
+             worker_id = 'dead-replica:up', lease_expires_at = '{until}'"
+        )
+    };
+    app.db
+        .execute_unprepared(&dead(
+            "provisioning",
+            lease_until(clock.now() + time::Duration::minutes(1)),
+        ))
+        .await
+        .unwrap();
+    // Several keeper rounds (every 333 ms) later, the live lease is still respected.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let current = json_with_status(
+        app.get_as(&team.admin, &format!("/instances/{id}")).await,
+        200,
+    )
+    .await;
+    assert_eq!(current["status"], "provisioning", "{current}");
+    // The lease lapses: the live replica takes the bring-up over and finishes it.
+    clock.advance(time::Duration::minutes(2));
+    wait_for_status(&app, &team.admin, &id, "ready").await;
+
+    // A terminated instance whose bring-up lease is still live elsewhere is torn down at once.
+    app.db
+        .execute_unprepared(&dead(
+            "terminating",
+            lease_until(clock.now() + time::Duration::hours(1)),
+        ))
+        .await
+        .unwrap();
+    wait_for_status(&app, &team.admin, &id, "terminated").await;
+}
