@@ -19,7 +19,7 @@ use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::Duration;
 
-/// How long the set-password link of an account created without a password works.
+/// How long the set-password link of a created account works.
 const WELCOME_LINK_TTL: Duration = Duration::hours(72);
 
 /// A user as listed: in an org workspace with their role there.
@@ -91,14 +91,14 @@ pub async fn get(deps: &Deps, principal: &Principal, id: UserId) -> Result<UserV
 #[derive(Clone, Default)]
 pub struct NewUserInput {
     pub email: String,
-    pub password: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub role: Option<Role>,
 }
 
-/// Creates an account (+ a membership in the current org). Without a password, a one-time
-/// set-password link is emailed (the reset mechanism). 409 `email_taken`.
+/// Creates an account (+ a membership in the current org) and emails its owner a one-time
+/// set-password link (the reset mechanism): the creator never chooses nor knows the password,
+/// so they cannot sign in as the new user (SPEC §6 v2). 409 `email_taken`.
 pub async fn create(
     deps: &Deps,
     principal: &Principal,
@@ -123,11 +123,8 @@ pub async fn create(
         .as_deref()
         .map(|v| PersonName::parse("last_name", v))
         .transpose()?;
-    let (password, emailed_link) = match &input.password {
-        Some(pw) => (Password::parse(pw)?, false),
-        // Nobody knows this one: the account is usable once its owner sets a password.
-        None => (Password::parse(&crate::tokens::random_password(32))?, true),
-    };
+    // Nobody knows this one: the account is usable once its owner sets a password.
+    let password = Password::parse(&crate::tokens::random_password(32))?;
     let hash = deps.passwords.hash(&password).await?;
     let now = deps.clock.now();
     let id = UserId::new();
@@ -192,31 +189,27 @@ pub async fn create(
         )
         .await?;
     }
-    if emailed_link {
-        reset_tokens::replace(
-            &tx,
-            id,
-            &token_hash(&link_token),
-            now,
-            now + WELCOME_LINK_TTL,
-        )
-        .await?;
-    }
+    reset_tokens::replace(
+        &tx,
+        id,
+        &token_hash(&link_token),
+        now,
+        now + WELCOME_LINK_TTL,
+    )
+    .await?;
     tx.commit().await?;
-    if emailed_link {
-        let link = format!("{}/reset-password?token={link_token}", deps.public_url);
-        send_in_background(
-            deps.mailer.clone(),
-            OutgoingEmail {
-                to: email,
-                subject: "Your Inventiv account: choose a password".to_owned(),
-                text: format!(
-                    "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
-                    principal.email
-                ),
-            },
-        );
-    }
+    let link = format!("{}/reset-password?token={link_token}", deps.public_url);
+    send_in_background(
+        deps.mailer.clone(),
+        OutgoingEmail {
+            to: email,
+            subject: "Your Inventiv account: choose a password".to_owned(),
+            text: format!(
+                "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
+                principal.email
+            ),
+        },
+    );
     Ok(UserView { user, role })
 }
 
