@@ -3,6 +3,7 @@
 //! manage every account. Deleting a user is refused while they are the last owner of an org;
 //! disabling a user revokes their sessions and API keys at once.
 
+use crate::api_keys::revoke_with_owner;
 use crate::audit::{AuditEntry, record};
 use crate::auth::{Principal, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
@@ -13,8 +14,9 @@ use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
     ensure_owner_remains,
 };
+use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
-use inventiv_persistence::repo::{api_keys, memberships, reset_tokens, sessions};
+use inventiv_persistence::repo::{memberships, reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::Duration;
@@ -277,7 +279,15 @@ pub async fn update(
         // Disabling takes effect at once: every session and key of the account dies now.
         revoked = (
             sessions::revoke_all_for_user(&tx, id, None, "user_disabled", now).await?,
-            api_keys::revoke_all_of_user(&tx, id, now).await?,
+            revoke_with_owner(
+                &tx,
+                now,
+                actor_of(principal),
+                meta,
+                OwnedKeys::All(id),
+                "account_disabled",
+            )
+            .await?,
         );
     }
     let action = match input.disabled {
@@ -361,6 +371,17 @@ pub async fn delete(
         )
         .await?;
     }
+    // The keys go with the account (ON DELETE CASCADE); revoking them first leaves one
+    // `api_key.revoked` event per key in the trail.
+    revoke_with_owner(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        OwnedKeys::All(id),
+        "account_deleted",
+    )
+    .await?;
     users::delete(&tx, id).await?;
     record(
         &tx,

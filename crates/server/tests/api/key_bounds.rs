@@ -6,6 +6,8 @@ use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app,
 };
 use crate::instances::{Team, deploy, private_model, public_model, wait_for_status};
+use inventiv_domain::{OrgId, Role, UserId};
+use inventiv_persistence::repo::memberships;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -229,6 +231,7 @@ async fn api_keys_are_refused_by_every_write_outside_v1_before_anything_else() {
     let other = Team::new(&app, "other").await;
     let org_key = create_key(&app, &team.owner, "org key").await;
     let personal = app.login("owner@acme.test", "a-good-password").await.token;
+    let personal = app.switch(&personal, None).await;
     let personal_key = create_key(&app, &personal, "personal key").await;
     // The keys are valid: they read.
     for key in [&org_key, &personal_key] {
@@ -346,4 +349,279 @@ async fn api_keys_are_refused_by_every_write_outside_v1_before_anything_else() {
         json_with_status(app.get_as(key, "/v1/models").await, 200).await;
     }
     app.assert_audit_verifies().await;
+}
+
+// --- Item 1: an org key lives only while its creator may hold it --------------------------------
+
+const PW: &str = "a-good-password";
+
+/// A new account that is a `role` member of `org`, signed in and switched to it.
+async fn join(app: &TestApp, org: OrgId, email: &str, role: Role) -> (UserId, String) {
+    let id = app.create_user(email, PW).await;
+    memberships::insert(&app.db, org, id, role, app.deps.clock.now())
+        .await
+        .unwrap();
+    let token = app
+        .switch(&app.login(email, PW).await.token, Some(org))
+        .await;
+    (id, token)
+}
+
+/// Creates a key; returns its secret and id.
+async fn key_with_id(app: &TestApp, token: &str, name: &str) -> (String, String) {
+    let created = json_with_status(
+        app.post_as(token, "/api_keys", json!({"name": name})).await,
+        201,
+    )
+    .await;
+    (
+        created["secret"].as_str().unwrap().to_owned(),
+        created["key"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What an org key reads: the proxy, the members' emails, the instances.
+const READS: [&str; 3] = ["/v1/models", "/organizations/current/members", "/instances"];
+
+async fn assert_reads(app: &TestApp, key: &str) {
+    for path in READS {
+        json_with_status(app.get_as(key, path).await, 200).await;
+    }
+}
+
+async fn assert_refused(app: &TestApp, key: &str, who: &str) {
+    for path in READS {
+        let res = app.get_as(key, path).await;
+        assert_eq!(res.status(), 401, "{who}'s key still reads {path}");
+        assert_error(res, 401, "invalid_api_key").await;
+    }
+}
+
+#[tokio::test]
+async fn org_keys_are_revoked_with_their_creators_membership_role_or_account() {
+    let app = spawn_app().await;
+    let team = Team::new(&app, "acme").await;
+    let platform = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let (owner2_id, owner2) = join(&app, team.org, "owner2@acme.test", Role::Owner).await;
+    let names = ["removed", "demoted", "leaver", "disabled", "deleted"];
+    let mut people = Vec::new();
+    for name in names {
+        let (id, token) = join(&app, team.org, &format!("{name}@acme.test"), Role::Admin).await;
+        let (key, key_id) = key_with_id(&app, &token, name).await;
+        people.push((name, id, token, key, key_id));
+    }
+    let (owner_key, _) = key_with_id(&app, &team.owner, "owner").await;
+    let (owner2_key, _) = key_with_id(&app, &owner2, "owner2").await;
+    let disabled_session = app.login("disabled@acme.test", PW).await.token;
+    let disabled_session = app.switch(&disabled_session, None).await;
+    let (personal_key, _) = key_with_id(&app, &disabled_session, "personal").await;
+    for key in people.iter().map(|p| &p.3).chain([&owner_key, &owner2_key]) {
+        assert_reads(&app, key).await;
+    }
+    json_with_status(app.get_as(&personal_key, "/api_keys").await, 200).await;
+
+    // The preview: each member row tells how many keys removing them revokes.
+    let members = json_with_status(
+        app.get_as(&team.owner, "/organizations/current/members")
+            .await,
+        200,
+    )
+    .await;
+    let count_of = |email: &str| {
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == email)
+            .map(|m| m["org_api_keys"].clone())
+            .unwrap()
+    };
+    assert_eq!(count_of("removed@acme.test"), 1);
+    assert_eq!(count_of("manager@acme.test"), 0);
+
+    let member = |id: UserId| format!("/organizations/current/members/{id}");
+    let res = app.delete_as(&team.owner, &member(people[0].1)).await;
+    assert_eq!(res.status(), 204);
+    let demoted = json_with_status(
+        app.put_as(
+            &team.owner,
+            &member(people[1].1),
+            json!({"role": "manager"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(demoted["org_api_keys"], 0);
+    // An owner who becomes admin may still hold org keys: theirs keep working.
+    json_with_status(
+        app.put_as(&team.owner, &member(owner2_id), json!({"role": "admin"}))
+            .await,
+        200,
+    )
+    .await;
+    let res = app
+        .post_as(&people[2].2, "/organizations/current/leave", json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .put_as(
+            &platform,
+            &format!("/users/{}", people[3].1),
+            json!({"disabled": true}),
+        )
+        .await;
+    json_with_status(res, 200).await;
+    let res = app
+        .delete_as(&platform, &format!("/users/{}", people[4].1))
+        .await;
+    assert_eq!(res.status(), 204);
+
+    // The very next request with each of their keys is refused; the others still read.
+    for (name, _, _, key, _) in &people {
+        assert_refused(&app, key, name).await;
+    }
+    assert_error(
+        app.get_as(&personal_key, "/api_keys").await,
+        401,
+        "invalid_api_key",
+    )
+    .await;
+    assert_reads(&app, &owner_key).await;
+    assert_reads(&app, &owner2_key).await;
+
+    // Revoked, not transferred: the keys are listed as revoked (the deleted account's are gone
+    // with it), and each revocation is in the org's audit trail with its reason.
+    let listed = json_with_status(app.get_as(&team.owner, "/api_keys").await, 200).await;
+    let revoked_at = |id: &str| {
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["revoked_at"].clone())
+    };
+    for (name, _, _, _, id) in &people[..4] {
+        assert!(
+            revoked_at(id).is_some_and(|t| t.is_string()),
+            "{name}: {listed}"
+        );
+    }
+    assert_eq!(revoked_at(&people[4].4), None);
+    let events = json_with_status(
+        app.get_as(
+            &team.owner,
+            "/organizations/current/audit?action=api_key.revoked&limit=100",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let mut reasons: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["target_id"].as_str().unwrap().to_owned(),
+                e["after"]["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    let mut expected: Vec<(String, String)> = people
+        .iter()
+        .zip([
+            "member_removed",
+            "role_changed",
+            "member_left",
+            "account_disabled",
+            "account_deleted",
+        ])
+        .map(|(p, reason)| (p.4.clone(), reason.to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(reasons, expected);
+    app.assert_audit_verifies().await;
+}
+
+/// Changes a role in a committed write transaction, without the service.
+async fn set_role(app: &TestApp, org: OrgId, user: UserId, role: Role) {
+    let tx = app.db.begin_write().await.unwrap();
+    memberships::set_role(&tx, org, user, role).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn authentication_refuses_an_org_key_whose_creator_may_no_longer_hold_it() {
+    let app = spawn_app().await;
+    let team = Team::new(&app, "acme").await;
+    let admin_id = team.user_ids[1];
+    let (key, key_id) = key_with_id(&app, &team.admin, "k").await;
+    let hits = app.deps.auth.keys.hits();
+    for _ in 0..2 {
+        assert_reads(&app, &key).await;
+    }
+    if app.db.caches_usable() {
+        assert!(app.deps.auth.keys.hits() > hits, "the key was not cached");
+    }
+    // The membership changes without going through the service (a future code path, a fix by
+    // hand in the database): the key itself is not revoked, authentication refuses it anyway.
+    set_role(&app, team.org, admin_id, Role::Manager).await;
+    assert_refused(&app, &key, "a manager").await;
+    let listed = json_with_status(app.get_as(&team.owner, "/api_keys").await, 200).await;
+    let listed = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["revoked_at"], Value::Null, "{listed}");
+    set_role(&app, team.org, admin_id, Role::Admin).await;
+    assert_reads(&app, &key).await;
+    let tx = app.db.begin_write().await.unwrap();
+    memberships::delete(&tx, team.org, admin_id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_refused(&app, &key, "a removed member").await;
+}
+
+/// Within the bound the replicas promise for cached lookups (`replicas.rs`).
+const REPLICA_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_removal_through_one_replica_stops_the_key_on_the_other() {
+    let app = spawn_app().await;
+    let caches = app.database.is_postgres();
+    let b = app.spawn_replica(|s| s.cache.enabled = caches).await;
+    let team = Team::new(&app, "acme").await;
+    let (key, _) = key_with_id(&app, &team.admin, "k").await;
+    if caches {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !b.db.caches_usable() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "B never follows writes"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let hits = b.deps.auth.keys.hits();
+    for _ in 0..2 {
+        assert_reads(&b, &key).await;
+    }
+    if caches {
+        assert!(b.deps.auth.keys.hits() > hits, "key not cached on B");
+    }
+    let admin = format!("/organizations/current/members/{}", team.user_ids[1]);
+    assert_eq!(app.delete_as(&team.owner, &admin).await.status(), 204);
+    let started = std::time::Instant::now();
+    while b.get_as(&key, "/v1/models").await.status() != 401 {
+        assert!(
+            started.elapsed() < REPLICA_BOUND,
+            "the removed member's key still works on B"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_refused(&b, &key, "a removed member").await;
 }
