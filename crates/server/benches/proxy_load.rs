@@ -74,7 +74,10 @@ async fn upstream() -> u16 {
 async fn call(port: u16, method: &str, path: &str, token: &str, body: &str) -> serde_json::Value {
     let body = (!body.is_empty()).then_some(body);
     let (status, answer) = driver::request(port, method, path, Some(token), body).await;
-    assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {answer}"
+    );
     json(&answer)
 }
 
@@ -119,12 +122,20 @@ async fn capped_share_key(port: u16, admin: &str, model_id: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned();
-    while call(port, "GET", &format!("/instances/{instance}"), &prov, "").await["status"] != "ready" {
+    while call(port, "GET", &format!("/instances/{instance}"), &prov, "").await["status"] != "ready"
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     approve(port, &prov, &format!("/instances/{instance}/activation")).await;
     let body = format!(r#"{{"model_id":"{model_id}","code":"chat","name":"Chat"}}"#);
-    let offering = call(port, "POST", "/organizations/current/offerings", &prov, &body).await["id"]
+    let offering = call(
+        port,
+        "POST",
+        "/organizations/current/offerings",
+        &prov,
+        &body,
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -144,7 +155,14 @@ async fn capped_share_key(port: u16, admin: &str, model_id: &str) -> String {
     call(port, "POST", &format!("{path}/accept"), &cons, "{}").await;
     // Caps far above what a run spends (a call costs at most 4096 + 128 µ€ here).
     let cap = 1_000_000_000_000_i64;
-    call(port, "PATCH", &path, &cons, &format!(r#"{{"monthly_cap_micros":{cap}}}"#)).await;
+    call(
+        port,
+        "PATCH",
+        &path,
+        &cons,
+        &format!(r#"{{"monthly_cap_micros":{cap}}}"#),
+    )
+    .await;
     let body = format!(r#"{{"name":"capped","monthly_cap_micros":{cap}}}"#);
     call(port, "POST", "/api_keys", &cons, &body).await["secret"]
         .as_str()
@@ -291,7 +309,8 @@ async fn main() {
     let capped = capped_share_key(port, &token, &model_id).await;
 
     let body = r#"{"model":"bench/model","messages":[{"role":"user","content":"Hi"}]}"#;
-    let shared = r#"{"model":"prov/chat","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let shared =
+        r#"{"model":"prov/chat","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#;
     let direct = driver::raw_request("POST", "/v1/chat/completions", None, Some(body));
     let scenarios = [
         (
