@@ -533,7 +533,7 @@ async fn a_share_cap_is_never_exceeded_and_only_the_consumer_sees_it() {
         statuses.iter().all(|s| *s == 200 || *s == 402),
         "{statuses:?}"
     );
-    assert!(ok >= 1 && ok < 30, "{statuses:?}");
+    assert!((1..30).contains(&ok), "{statuses:?}");
     m.app.deps.proxy.meter.flush().await;
     let subject = Subject {
         kind: SubjectKind::Share,
