@@ -125,6 +125,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Adds the errors any operation of its shape can answer, whatever its handler says: the
 /// extractors and actix raise them before the handler runs (SPEC §4), so a client must expect
 /// them. A handler's own description of the same status is kept.
+///
+/// On `/v1/*` (`openai`) the error body is OpenAI's shape.
 fn document_generic_errors(
     operation: &mut utoipa::openapi::path::Operation,
     read_only: bool,
@@ -183,7 +185,11 @@ fn document_generic_errors(
                         .content(
                             "application/json",
                             ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .schema(Some(Ref::from_schema_name(if openai {
+                                    "OpenAiErrorBody"
+                                } else {
+                                    "ErrorBody"
+                                })))
                                 .build(),
                         )
                         .build(),
