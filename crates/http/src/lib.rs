@@ -101,7 +101,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 operation.operation_id = Some(format!("{method}_{slug}"));
-                document_generic_errors(operation, method == "get");
+                document_generic_errors(operation, method == "get", error::is_openai_path(path));
             }
         }
     }
@@ -125,7 +125,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Adds the errors any operation of its shape can answer, whatever its handler says: the
 /// extractors and actix raise them before the handler runs (SPEC §4), so a client must expect
 /// them. A handler's own description of the same status is kept.
-fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, read_only: bool) {
+///
+/// On `/v1/*` (`openai`) the error body is OpenAI's shape.
+fn document_generic_errors(
+    operation: &mut utoipa::openapi::path::Operation,
+    read_only: bool,
+    openai: bool,
+) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
@@ -150,8 +156,12 @@ fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, rea
             "`unauthorized`: no credential, or a revoked, expired or superseded one",
         ));
     }
-    if secured && !read_only {
-        generic.push(("403", "`api_key_not_allowed`: API keys may only read"));
+    // Public writes too: `extract::read_only_keys` refuses any write carrying a key.
+    if !read_only && !openai {
+        generic.push((
+            "403",
+            "`api_key_not_allowed`: API keys may only read outside /v1",
+        ));
     }
     if has(ParameterIn::Path) {
         generic.push(("404", "`not_found`: no such resource in this workspace"));
@@ -175,7 +185,11 @@ fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, rea
                         .content(
                             "application/json",
                             ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .schema(Some(Ref::from_schema_name(if openai {
+                                    "OpenAiErrorBody"
+                                } else {
+                                    "ErrorBody"
+                                })))
                                 .build(),
                         )
                         .build(),
@@ -206,6 +220,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::new(payload_limit))
             .app_data(error::query_config())
             .app_data(error::path_config())
+            .wrap(from_fn(extract::read_only_keys))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_context::middleware))
             .into_utoipa_app()

@@ -12,6 +12,7 @@ mod contracts;
 mod helpers;
 mod hostile;
 mod instances;
+mod key_bounds;
 mod keys_users_finops;
 mod mail;
 mod money;
