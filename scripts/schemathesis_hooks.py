@@ -101,6 +101,12 @@ def _inexpressible(response) -> bool:
         return False
     if not isinstance(body, dict):
         return False
+    if isinstance(body.get("error"), dict):
+        # /v1/*: OpenAI's error shape; the field at fault is its `param`.
+        error = body["error"]
+        body = {"error": error.get("code"), "message": error.get("message", "")}
+        if error.get("param"):
+            body["fields"] = {error["param"]: error.get("message", "")}
     for status, code, field, pattern in INEXPRESSIBLE:
         if response.status_code != status or body.get("error") != code:
             continue

@@ -26,6 +26,8 @@ mod m20261130_000001_create_model_namespaces;
 mod m20261130_000002_shares_as_contracts;
 mod m20261130_000003_create_endpoint_claims;
 mod m20261130_000004_spend_caps_and_metering;
+mod m20261130_000005_refresh_reuse_and_shared_limits;
+mod m20261130_000006_instance_leases;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -53,6 +55,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_shares_as_contracts::Migration),
             Box::new(m20261130_000003_create_endpoint_claims::Migration),
             Box::new(m20261130_000004_spend_caps_and_metering::Migration),
+            Box::new(m20261130_000005_refresh_reuse_and_shared_limits::Migration),
+            Box::new(m20261130_000006_instance_leases::Migration),
         ]
     }
 }

@@ -49,7 +49,9 @@ pub use invitation::{InvitationError, InvitationStatus, accept, effective_status
 pub use modules::{Access, Module, ModuleId, modules};
 pub use money::{MoneyError, accrued_cost_micros, charged_micros, worst_case_micros};
 pub use owners::{LastOwner, ensure_owner_remains, removes_owner};
-pub use policy::{Action, Denied, DenyReason, Permission, authorize, permissions};
+pub use policy::{
+    Action, Denied, DenyReason, Permission, authorize, may_hold_org_api_keys, permissions,
+};
 pub use role::{Role, assignable};
 pub use share::{PROPOSAL_TTL, ShareError, ShareParty, ShareState, ShareStatus};
 pub use values::{

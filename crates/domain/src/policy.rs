@@ -317,6 +317,14 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
     }
 }
 
+/// May a member with `role` hold org API keys? Exactly the roles that may create them: an org
+/// key works only while its creator is such a member (SPEC §6 v2), so removing a member or
+/// demoting them below these roles revokes the org keys they created.
+#[must_use]
+pub fn may_hold_org_api_keys(role: Role) -> bool {
+    org_roles(Permission::ApiKeysCreate).contains(&role)
+}
+
 /// Who holds a permission in the personal workspace.
 enum PersonalRule {
     /// Every user, on their own resources (or the public catalogue).
@@ -782,6 +790,16 @@ mod tests {
             let permission = Action::SetActivation { flag }.permission();
             assert_eq!(org_roles(permission), can_set_roles(flag), "{flag}");
         }
+    }
+
+    #[test]
+    fn org_keys_are_held_by_the_roles_that_create_them() {
+        for role in [Role::Owner, Role::Admin, Role::Manager, Role::User] {
+            let creates = org_roles(Permission::ApiKeysCreate).contains(&role);
+            assert_eq!(may_hold_org_api_keys(role), creates, "{role:?}");
+        }
+        assert!(may_hold_org_api_keys(Role::Admin));
+        assert!(!may_hold_org_api_keys(Role::Manager));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! [`Meta`] (request id, client IP, user agent).
 
 use crate::{ApiError, AppState};
-use actix_web::dev::Payload;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
 use inventiv_service::RequestMeta;
 use inventiv_service::auth::{self, Principal};
@@ -58,6 +60,48 @@ fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
             "Sign in first: no session cookie or bearer token.",
         )),
     }
+}
+
+/// Whether the request presents an API key (valid or not), by the same rules as
+/// [`credential`]: an `X-API-Key` header, or a bearer token with the key prefix.
+fn carries_api_key(req: &ServiceRequest) -> bool {
+    if req.headers().contains_key(API_KEY_HEADER) {
+        return true;
+    }
+    req.headers()
+        .get_all(header::AUTHORIZATION)
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            let value = value.trim_start();
+            value.len() > 7
+                && value.is_char_boundary(7)
+                && value[..7].eq_ignore_ascii_case("bearer ")
+                && value[7..]
+                    .trim_start()
+                    .starts_with(inventiv_service::api_keys::KEY_PREFIX)
+        })
+}
+
+/// SPEC §6 (v2): API keys are read-only outside `/v1/*`. Any request that could change state
+/// (every method but GET, HEAD and OPTIONS) and carries a key is refused with 403
+/// `api_key_not_allowed` here, before routing, extractors, body parsing or any lookup: no
+/// handler can forget it, and public routes (login, invitation accept, password reset) cannot
+/// be made to act as the key's user either. Nothing about the key is looked up, so a refusal
+/// says nothing about whether it is valid.
+pub async fn read_only_keys(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !crate::error::is_openai_path(req.path()) && carries_api_key(&req) {
+        let refusal = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "api_key_not_allowed",
+            "API keys may only read outside /v1; sign in to change anything.",
+        );
+        return Ok(req.into_response(refusal.error_response()));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 fn unauthorized(message: &str) -> ApiError {

@@ -105,11 +105,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         for (method, operation) in operations {
             if let Some(operation) = operation {
                 operation.operation_id = Some(format!("{method}_{slug}"));
-                document_generic_errors(operation, method == "get");
+                document_generic_errors(operation, method == "get", error::is_openai_path(path));
             }
         }
     }
-    openai_error_shape(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
@@ -127,60 +126,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The `/v1/*` routes answer errors in OpenAI's shape (SPEC §5.3), so their documented errors
-/// (the handlers' and the generic ones alike) reference `OpenAiErrorBody`, not `ErrorBody`: a
-/// client or fuzzer checking the answers against the document would otherwise see every
-/// `/v1` error as a violation.
-fn openai_error_shape(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{Ref, RefOr};
-    let ours = Ref::from_schema_name("ErrorBody").ref_location;
-    let mut used = false;
-    for (path, item) in doc.paths.paths.iter_mut() {
-        if !error::is_openai_path(path) {
-            continue;
-        }
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for response in operation.responses.responses.values_mut() {
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                for content in response.content.values_mut() {
-                    let RefOr::T(content) = content else {
-                        continue;
-                    };
-                    if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == ours) {
-                        content.schema = Some(RefOr::Ref(Ref::from_schema_name("OpenAiErrorBody")));
-                        used = true;
-                    }
-                }
-            }
-        }
-    }
-    if used {
-        let components = doc.components.get_or_insert_with(Default::default);
-        let mut schemas = Vec::new();
-        <error::OpenAiErrorBody as utoipa::ToSchema>::schemas(&mut schemas);
-        schemas.push((
-            "OpenAiErrorBody".to_owned(),
-            <error::OpenAiErrorBody as utoipa::PartialSchema>::schema(),
-        ));
-        for (name, schema) in schemas {
-            components.schemas.entry(name).or_insert(schema);
-        }
-    }
-}
-
 /// Adds the errors any operation of its shape can answer, whatever its handler says: the
 /// extractors and actix raise them before the handler runs (SPEC §4), so a client must expect
 /// them. A handler's own description of the same status is kept.
-fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, read_only: bool) {
+///
+/// On `/v1/*` (`openai`) the error body is OpenAI's shape.
+fn document_generic_errors(
+    operation: &mut utoipa::openapi::path::Operation,
+    read_only: bool,
+    openai: bool,
+) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
@@ -205,8 +160,12 @@ fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, rea
             "`unauthorized`: no credential, or a revoked, expired or superseded one",
         ));
     }
-    if secured && !read_only {
-        generic.push(("403", "`api_key_not_allowed`: API keys may only read"));
+    // Public writes too: `extract::read_only_keys` refuses any write carrying a key.
+    if !read_only && !openai {
+        generic.push((
+            "403",
+            "`api_key_not_allowed`: API keys may only read outside /v1",
+        ));
     }
     if has(ParameterIn::Path) {
         generic.push(("404", "`not_found`: no such resource in this workspace"));
@@ -234,7 +193,11 @@ fn document_generic_errors(operation: &mut utoipa::openapi::path::Operation, rea
                         .content(
                             "application/json",
                             ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .schema(Some(Ref::from_schema_name(if openai {
+                                    "OpenAiErrorBody"
+                                } else {
+                                    "ErrorBody"
+                                })))
                                 .build(),
                         )
                         .build(),
@@ -273,6 +236,7 @@ pub fn serve(
             .app_data(error::query_config())
             .app_data(error::path_config())
             .wrap(from_fn(body_budget::middleware))
+            .wrap(from_fn(extract::read_only_keys))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_context::middleware))
             .into_utoipa_app()

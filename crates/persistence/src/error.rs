@@ -19,6 +19,32 @@ pub enum Constraint {
     UsageRequest,
     /// `model_namespaces` primary key: the name is owned by someone else (SPEC §5.1).
     ModelNamespace,
+    /// A foreign key (`ON DELETE RESTRICT`) from an instance or an offering refused the deletion
+    /// of their model.
+    ModelInUse,
+}
+
+/// Foreign keys that refuse a deletion, by their PostgreSQL name (the default
+/// `<table>_<column>_fkey`). SQLite names no constraint in its message ("FOREIGN KEY constraint
+/// failed"): the repository function that deletes decides there (see [`is_foreign_key`]).
+const FOREIGN_KEYS: &[(Constraint, &str)] = &[
+    (Constraint::ModelInUse, "instances_model_id_fkey"),
+    (Constraint::ModelInUse, "organization_models_model_id_fkey"),
+];
+
+/// Whether `err` is a foreign-key violation that no name in [`FOREIGN_KEYS`] matched (SQLite's
+/// unnamed one). A `DELETE` can only break the keys that point at the rows it deletes, so the
+/// repository function issuing one knows which constraint it was. SQLite runs `ON DELETE
+/// RESTRICT` as a trigger: the error is then `SQLITE_CONSTRAINT_TRIGGER` (1811), not the
+/// foreign-key code sea-orm classifies, with the same fixed message.
+pub(crate) fn is_foreign_key(err: &StoreError) -> bool {
+    match err {
+        StoreError::Db(db) => {
+            matches!(db.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+                || db.to_string().contains("FOREIGN KEY constraint failed")
+        }
+        _ => false,
+    }
 }
 
 /// (constraint, PostgreSQL index name, the text SQLite puts in its message)
@@ -113,6 +139,13 @@ impl From<DbErr> for StoreError {
         if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
             for (constraint, pg_name, sqlite_text) in UNIQUE_CONSTRAINTS {
                 if message.contains(&format!("\"{pg_name}\"")) || message.ends_with(sqlite_text) {
+                    return StoreError::Conflict(*constraint);
+                }
+            }
+        }
+        if let Some(SqlErr::ForeignKeyConstraintViolation(message)) = err.sql_err() {
+            for (constraint, pg_name) in FOREIGN_KEYS {
+                if message.contains(&format!("\"{pg_name}\"")) {
                     return StoreError::Conflict(*constraint);
                 }
             }

@@ -70,6 +70,106 @@ async fn upstream() -> u16 {
     port
 }
 
+/// One management call that must succeed; its JSON answer.
+async fn call(port: u16, method: &str, path: &str, token: &str, body: &str) -> serde_json::Value {
+    let body = (!body.is_empty()).then_some(body);
+    let (status, answer) = driver::request(port, method, path, Some(token), body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {answer}"
+    );
+    json(&answer)
+}
+
+/// Switches `token`'s session to the org `slug`; the new token.
+async fn switch(port: u16, token: &str, slug: &str) -> String {
+    let orgs = call(port, "GET", "/organizations", token, "").await;
+    let org = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["slug"] == slug)
+        .unwrap()["id"]
+        .clone();
+    let body = format!(r#"{{"organization_id":{org}}}"#);
+    call(port, "PUT", "/organizations/current", token, &body).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Both approvals (the platform admin owns the orgs: it may give both).
+async fn approve(port: u16, token: &str, path: &str) {
+    for flag in ["tech", "eco"] {
+        let body = format!(r#"{{"flag":"{flag}","active":true}}"#);
+        call(port, "POST", path, token, &body).await;
+    }
+}
+
+/// Sets up a priced share through the API and returns a consumer key capped (like the share)
+/// far above what the run can spend, so every call is admitted against two caps.
+///
+/// The platform admin owns both orgs: `prov` runs the model and offers it as `prov/chat`,
+/// `cons` accepts the share and calls it.
+async fn capped_share_key(port: u16, admin: &str, model_id: &str) -> String {
+    for slug in ["prov", "cons"] {
+        let body = format!(r#"{{"name":"Bench {slug}","slug":"{slug}","set_as_current":false}}"#);
+        call(port, "POST", "/organizations", admin, &body).await;
+    }
+    let prov = switch(port, admin, "prov").await;
+    let body = format!(r#"{{"model_id":"{model_id}"}}"#);
+    let instance = call(port, "POST", "/deployments", &prov, &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    while call(port, "GET", &format!("/instances/{instance}"), &prov, "").await["status"] != "ready"
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    approve(port, &prov, &format!("/instances/{instance}/activation")).await;
+    let body = format!(r#"{{"model_id":"{model_id}","code":"chat","name":"Chat"}}"#);
+    let offering = call(
+        port,
+        "POST",
+        "/organizations/current/offerings",
+        &prov,
+        &body,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/organizations/current/offerings/{offering}");
+    call(port, "PATCH", &path, &prov, r#"{"is_active":true}"#).await;
+    approve(port, &prov, &format!("{path}/activation")).await;
+    let body = format!(
+        r#"{{"offering_id":"{offering}","consumer_organization_slug":"cons","price_input_micros_per_1k":1000,"price_output_micros_per_1k":2000}}"#
+    );
+    let share = call(port, "POST", "/organizations/current/shares", &prov, &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/organizations/current/shares/{share}");
+    approve(port, &prov, &format!("{path}/activation")).await;
+    let cons = switch(port, &prov, "cons").await;
+    call(port, "POST", &format!("{path}/accept"), &cons, "{}").await;
+    // Caps far above what a run spends (a call costs at most 4096 + 128 µ€ here).
+    let cap = 1_000_000_000_000_i64;
+    call(
+        port,
+        "PATCH",
+        &path,
+        &cons,
+        &format!(r#"{{"monthly_cap_micros":{cap}}}"#),
+    )
+    .await;
+    let body = format!(r#"{{"name":"capped","monthly_cap_micros":{cap}}}"#);
+    call(port, "POST", "/api_keys", &cons, &body).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -206,29 +306,45 @@ async fn main() {
     )
     .await;
     let key = json(&key)["secret"].as_str().unwrap().to_owned();
+    let capped = capped_share_key(port, &token, &model_id).await;
 
     let body = r#"{"model":"bench/model","messages":[{"role":"user","content":"Hi"}]}"#;
+    let shared =
+        r#"{"model":"prov/chat","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#;
     let direct = driver::raw_request("POST", "/v1/chat/completions", None, Some(body));
-    let proxied = driver::raw_request("POST", "/v1/chat/completions", Some(&key), Some(body));
-    // Warm both paths (connection pools, caches).
+    let scenarios = [
+        (
+            "public model, no cap",
+            driver::raw_request("POST", "/v1/chat/completions", Some(&key), Some(body)),
+        ),
+        (
+            "priced share, key and share caps",
+            driver::raw_request("POST", "/v1/chat/completions", Some(&capped), Some(shared)),
+        ),
+    ];
+    // Warm every path (connection pools, caches, spend leases).
     driver::run(up, &direct, 4, Duration::from_secs(1)).await;
-    let warm = driver::run(port, &proxied, 4, Duration::from_secs(1)).await;
     // Every proxied 200 must leave exactly one usage row (checked after the server stops).
-    let mut answered = warm.requests - warm.errors;
+    let mut answered = 0;
+    for (_, proxied) in &scenarios {
+        let warm = driver::run(port, proxied, 4, Duration::from_secs(1)).await;
+        assert_eq!(warm.errors, 0, "the warm-up failed");
+        answered += warm.requests - warm.errors;
+    }
 
     let duration = Duration::from_secs(seconds);
+    // (scenario, connections, direct, proxied, proxy CPU per request)
     let mut rows = Vec::new();
-    let mut cpu_per_request = 0.0;
-    for connections in [1usize, 32] {
-        let d = driver::run(up, &direct, connections, duration).await;
-        let cpu_before = cpu_seconds(server.id());
-        let p = driver::run(port, &proxied, connections, duration).await;
-        let cpu = cpu_seconds(server.id()) - cpu_before;
-        answered += p.requests - p.errors;
-        if connections == 32 {
-            cpu_per_request = cpu / p.requests as f64;
+    for (name, proxied) in &scenarios {
+        for connections in [1usize, 32] {
+            let d = driver::run(up, &direct, connections, duration).await;
+            let cpu_before = cpu_seconds(server.id());
+            let p = driver::run(port, proxied, connections, duration).await;
+            let cpu = cpu_seconds(server.id()) - cpu_before;
+            answered += p.requests - p.errors;
+            let per_request = cpu / p.requests.max(1) as f64;
+            rows.push((*name, connections, d, p, per_request));
         }
-        rows.push((connections, d, p));
     }
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -249,38 +365,44 @@ async fn main() {
 
     let mut report = format!(
         "Proxy vs direct, {backend}, {seconds} s per scenario, alternating, on this machine ({} cores; driver, proxy and upstream share them).\n\n\
-         | connections | path | requests/s | p50 (µs) | p99 (µs) | errors |\n|---|---|---|---|---|---|\n",
+         | proxied path | connections | path | requests/s | p50 (µs) | p99 (µs) | errors |\n|---|---|---|---|---|---|---|\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    for (c, d, p) in &rows {
+    for (name, c, d, p, _) in &rows {
         report.push_str(&format!(
-            "| {c} | direct | {:.0} | {:.0} | {:.0} | {} |\n",
+            "| {name} | {c} | direct | {:.0} | {:.0} | {:.0} | {} |\n",
             d.rps(),
             d.p50_us,
             d.p99_us,
             d.errors
         ));
         report.push_str(&format!(
-            "| {c} | proxy | {:.0} | {:.0} | {:.0} | {} |\n",
+            "| {name} | {c} | proxy | {:.0} | {:.0} | {:.0} | {} |\n",
             p.rps(),
             p.p50_us,
             p.p99_us,
             p.errors
         ));
     }
-    let (_, d1, p1) = &rows[0];
-    let (_, d32, p32) = &rows[1];
+    report.push('\n');
+    for pair in rows.chunks(2) {
+        let [(name, _, d1, p1, _), (_, _, d32, p32, cpu)] = pair else {
+            continue;
+        };
+        report.push_str(&format!(
+            "{name}: added latency at 1 connection p50 {:.3} ms, p99 {:.3} ms; \
+             throughput at 32 connections {:.0} req/s vs direct {:.0} (ratio {:.2}); \
+             proxy CPU per request at 32 connections {:.1} µs.\n",
+            (p1.p50_us - d1.p50_us) / 1000.0,
+            (p1.p99_us - d1.p99_us) / 1000.0,
+            p32.rps(),
+            d32.rps(),
+            p32.rps() / d32.rps(),
+            cpu * 1e6,
+        ));
+    }
     report.push_str(&format!(
-        "\nAdded latency at 1 connection: p50 {:.3} ms, p99 {:.3} ms.\n\
-         Throughput at 32 connections: proxy {:.0} req/s vs direct {:.0} req/s (ratio {:.2}).\n\
-         Proxy CPU per request (32 connections, metering on): {:.1} µs.\n\
-         Usage rows stored: {stored} for {answered} proxied 200s (graceful stop, with the final flush, took {:.1} s).\n",
-        (p1.p50_us - d1.p50_us) / 1000.0,
-        (p1.p99_us - d1.p99_us) / 1000.0,
-        p32.rps(),
-        d32.rps(),
-        p32.rps() / d32.rps(),
-        cpu_per_request * 1e6,
+        "Usage rows stored: {stored} for {answered} proxied 200s (graceful stop, with the final flush, took {:.1} s).\n",
         stopping.as_secs_f64()
     ));
     println!("{report}");

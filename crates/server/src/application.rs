@@ -74,7 +74,8 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.auth.session_absolute_seconds,
         settings.rate_limit.login_per_minute,
         settings.cache.enabled,
-    )?;
+    )?
+    .with_refresh_reuse_grace(settings.auth.refresh_reuse_grace_seconds);
     let p = &settings.providers;
     let allowed_networks = Arc::new(
         AllowedNetworks::parse(&p.external.allowed_networks)
@@ -98,7 +99,8 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
             request_timeout: Duration::from_millis(p.external.request_timeout_ms),
             allowed_networks: allowed_networks.clone(),
         },
-    );
+    )
+    .with_lease_ttl(Duration::from_secs(p.lease_seconds.max(1)));
     let proxy = Proxy::new(
         &ProxySettings {
             upstream_timeout: Duration::from_secs(settings.proxy.upstream_timeout_secs),
@@ -174,9 +176,10 @@ impl Application {
         if resumed > 0 {
             tracing::info!(
                 resumed,
-                "resumed instances left mid-way by a previous process"
+                "resumed instances left mid-way and not held by a live replica"
             );
         }
+        lifecycle::spawn_lease_keeper(deps.clone());
         lifecycle::spawn_health_checks(deps.clone());
         let follower = settings.cache.enabled.then(|| {
             let (db, url) = (deps.db.clone(), settings.database.url.expose().to_owned());

@@ -101,6 +101,14 @@ pub struct AuthSettings {
     pub cookie_secure: bool,
     /// Origins accepted on cookie-authenticated writes; empty = `[server.public_url]`.
     pub allowed_origins: Vec<String>,
+    /// After a token refresh, how long the superseded token still refreshes (to the current
+    /// token) instead of revoking the session as reused (SPEC §6 v2).
+    #[serde(default = "default_refresh_reuse_grace_seconds")]
+    pub refresh_reuse_grace_seconds: u64,
+}
+
+fn default_refresh_reuse_grace_seconds() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,8 +175,16 @@ pub struct ExternalProviderSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvidersSection {
+    /// How long a replica's lease on an instance bring-up (or tear-down) outlives its last
+    /// renewal: when a replica dies, a live one takes its work over this long after.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     pub mock: MockProviderSettings,
     pub external: ExternalProviderSettings,
+}
+
+fn default_lease_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]

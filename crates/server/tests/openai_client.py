@@ -28,5 +28,14 @@ try:
     raise AssertionError("an unknown model must be refused")
 except openai.NotFoundError as err:
     assert err.status_code == 404
+    assert err.code == "model_not_found", err.body
+
+# A spend cap the call's worst case does not fit: the client reports OpenAI's error shape.
+try:
+    client.chat.completions.create(model=model, messages=[], max_tokens=8192, n=128)
+    raise AssertionError("a call past the key's cap must be refused")
+except openai.APIStatusError as err:
+    assert err.status_code == 402, err
+    assert err.code == "spend_cap_reached" and err.type == "insufficient_quota", err.body
 
 print("openai client OK")

@@ -1,15 +1,19 @@
 //! API keys (SPEC §4.3, §6): personal keys (Personal workspace, owned by the caller) and org keys
 //! (owner/admin). `sk-inv-` + 256 random bits; only the SHA-256 is stored; the secret is returned
 //! once. A key acts as a `user` of its org (or as its owner in Personal) and may only read and
-//! call models — never manage anything.
+//! call models — never manage anything. An org key works only while its creator is a member
+//! whose role may hold org keys (owner/admin): removal, demotion, leaving, disabling or
+//! deleting the account revokes it in the same transaction (see [`revoke_with_owner`]).
 
-use crate::audit::{AuditEntry, record};
+use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{ApiKeyRef, Principal};
 use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{Action, ApiKeyId, Credential, Email, Role, Scope, Workspace, authorize};
-use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
+use inventiv_domain::{
+    Action, ApiKeyId, Credential, Email, Role, Scope, Workspace, authorize, may_hold_org_api_keys,
+};
+use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey, OwnedKeys};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -311,6 +315,39 @@ pub async fn revoke(
     Ok(())
 }
 
+/// Revokes the live keys `which` designates in `tx` — the transaction that removes, demotes,
+/// disables or deletes their owner — with one `api_key.revoked` event per key giving `reason`
+/// (`member_removed`, `member_left`, `role_changed`, `account_disabled`, `account_deleted`).
+/// Returns how many keys went.
+pub(crate) async fn revoke_with_owner(
+    tx: &inventiv_persistence::Tx,
+    now: OffsetDateTime,
+    actor: AuditActor,
+    meta: &RequestMeta,
+    which: OwnedKeys,
+    reason: &'static str,
+) -> Result<u64, ServiceError> {
+    let revoked = api_keys::revoke_owned(tx, which, now).await?;
+    for key in &revoked {
+        record(
+            tx,
+            now,
+            actor,
+            meta,
+            AuditEntry {
+                action: "api_key.revoked",
+                organization: key.organization_id,
+                target_type: "api_key",
+                target_id: key.id.to_string(),
+                before: Some(json!({"name": key.name, "prefix": key.key_prefix})),
+                after: Some(json!({"reason": reason})),
+            },
+        )
+        .await?;
+    }
+    Ok(revoked.len() as u64)
+}
+
 fn invalid_key() -> ServiceError {
     ServiceError::Unauthenticated {
         code: "invalid_api_key",
@@ -342,6 +379,13 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
     let now = deps.clock.now();
     let key = found.key.clone();
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| now >= t) || found.user_disabled {
+        return Err(invalid_key());
+    }
+    // Defence in depth (SPEC §6 v2): removal and demotion revoke the creator's org keys in
+    // their own transaction; an org key whose creator is not, now, a member who may hold org
+    // keys is refused here too, whatever path changed the membership. The lookup joins the
+    // membership, and the cache entry dies with the write that changed it (write epoch).
+    if key.organization_id.is_some() && !found.creator_role.is_some_and(may_hold_org_api_keys) {
         return Err(invalid_key());
     }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {

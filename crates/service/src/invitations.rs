@@ -6,6 +6,7 @@ use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash
 use crate::mailer::{OutgoingEmail, send_in_background};
 use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
+use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
     Action, Email, ExpiresInDays, InvitationId, InvitationStatus, OrgId, Password, PersonName,
@@ -352,7 +353,7 @@ pub async fn accept(
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(
         deps,
-        deps.auth.accept_by_ip.check(&format!("ip:{ip}")),
+        shared::check(deps, &deps.auth.accept_by_ip, "accept", &format!("ip:{ip}")).await?,
         "auth.accept_rate_limited",
         "ip",
         meta,
@@ -362,9 +363,13 @@ pub async fn accept(
     let invitation = pending_by_token(deps, token, now).await?;
     enforce_limit(
         deps,
-        deps.auth
-            .accept_by_account
-            .check(&format!("account:{}", invitation.email.as_str())),
+        shared::check(
+            deps,
+            &deps.auth.accept_by_account,
+            "accept",
+            &format!("account:{}", invitation.email.as_str()),
+        )
+        .await?,
         "auth.accept_rate_limited",
         "account",
         meta,

@@ -5,6 +5,7 @@
 //! request began), asks the domain whether the change is allowed, checks the last-owner rule
 //! against the locked count, writes, and records the audit event.
 
+use crate::api_keys::revoke_with_owner;
 use crate::audit::{AuditEntry, record};
 use crate::auth::Principal;
 use crate::organizations::{actor_of, current_org};
@@ -12,9 +13,10 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
     Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, assignable,
-    authorize, ensure_owner_remains, permissions, removes_owner,
+    authorize, ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
 };
 use inventiv_persistence::Tx;
+use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::memberships::{self, MemberRow};
 use serde_json::json;
 
@@ -109,9 +111,23 @@ pub async fn change_role(
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
     memberships::set_role(&tx, org, user, to).await?;
+    let now = deps.clock.now();
+    let keys_revoked = if may_hold_org_api_keys(from) && !may_hold_org_api_keys(to) {
+        revoke_with_owner(
+            &tx,
+            now,
+            actor_of(principal),
+            meta,
+            OwnedKeys::InOrg { org, user },
+            "role_changed",
+        )
+        .await?
+    } else {
+        0
+    };
     record(
         &tx,
-        deps.clock.now(),
+        now,
         actor_of(principal),
         meta,
         AuditEntry {
@@ -120,16 +136,21 @@ pub async fn change_role(
             target_type: "user",
             target_id: user.to_string(),
             before: Some(json!({"role": from.as_str()})),
-            after: Some(json!({"role": to.as_str()})),
+            after: Some(json!({"role": to.as_str(), "api_keys_revoked": keys_revoked})),
         },
     )
     .await?;
     tx.commit().await?;
-    Ok(MemberRow { role: to, ..member })
+    Ok(MemberRow {
+        role: to,
+        org_api_keys: member.org_api_keys - keys_revoked as i64,
+        ..member
+    })
 }
 
 /// `DELETE /organizations/current/members/{user_id}`: per §2.1 (yourself = leave); 409
-/// `last_owner`. The removed user's sessions in this org fall back to Personal at once.
+/// `last_owner`. The removed user's sessions in this org fall back to Personal at once, and
+/// the org keys they created are revoked in the same transaction (SPEC §6 v2).
 pub async fn remove(
     deps: &Deps,
     principal: &Principal,
@@ -147,9 +168,19 @@ pub async fn remove(
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
     memberships::delete(&tx, org, user).await?;
+    let now = deps.clock.now();
+    let keys_revoked = revoke_with_owner(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        OwnedKeys::InOrg { org, user },
+        "member_removed",
+    )
+    .await?;
     record(
         &tx,
-        deps.clock.now(),
+        now,
         actor_of(principal),
         meta,
         AuditEntry {
@@ -158,7 +189,7 @@ pub async fn remove(
             target_type: "user",
             target_id: user.to_string(),
             before: Some(json!({"role": member.role.as_str(), "email": member.email})),
-            after: None,
+            after: Some(json!({"api_keys_revoked": keys_revoked})),
         },
     )
     .await?;
@@ -180,9 +211,22 @@ pub async fn leave(
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
     memberships::delete(&tx, org, principal.user_id).await?;
+    let now = deps.clock.now();
+    let keys_revoked = revoke_with_owner(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        OwnedKeys::InOrg {
+            org,
+            user: principal.user_id,
+        },
+        "member_left",
+    )
+    .await?;
     record(
         &tx,
-        deps.clock.now(),
+        now,
         actor_of(principal),
         meta,
         AuditEntry {
@@ -191,7 +235,7 @@ pub async fn leave(
             target_type: "user",
             target_id: principal.user_id.to_string(),
             before: Some(json!({"role": role.as_str()})),
-            after: None,
+            after: Some(json!({"api_keys_revoked": keys_revoked})),
         },
     )
     .await?;

@@ -248,7 +248,7 @@ pub async fn update(
     Ok(model)
 }
 
-/// 409 `model_in_use` while any instance (live or in the cost history) references it:
+/// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:
 /// deactivate it instead (`is_active: false`).
 pub async fn delete(
     deps: &Deps,
@@ -272,8 +272,20 @@ pub async fn delete(
             message,
         });
     }
-    if !models::delete(&tx, catalogue(scope), id).await? {
-        return Err(ServiceError::NotFound("model"));
+    // Offerings are not counted above: their RESTRICT foreign key refuses the DELETE, which is
+    // also what catches an instance or offering created concurrently with this check.
+    match models::delete(&tx, catalogue(scope), id).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ServiceError::NotFound("model")),
+        Err(StoreError::Conflict(Constraint::ModelInUse)) => {
+            return Err(ServiceError::Conflict {
+                code: "model_in_use",
+                message: "An offering or an instance uses this model; delete or terminate it \
+                          first, or deactivate the model instead."
+                    .to_owned(),
+            });
+        }
+        Err(other) => return Err(other.into()),
     }
     record(
         &tx,

@@ -149,6 +149,7 @@ pub async fn create(
                 session.id,
                 session.token_generation,
                 Some((org.id, Role::Owner)),
+                now,
             )
             .await?
             .ok_or_else(|| {

@@ -2,8 +2,11 @@
 //!
 //! Each key (e.g. `ip:203.0.113.9`, `account:alice@example.com`) may be used `limit` times per
 //! window. Keys are kept as a 128-bit digest, never as the text the client sent (a 1 MB "email"
-//! costs 16 bytes here), and the map holds at most [`MAX_KEYS`] of them. State is per process: with N replicas an attacker gets at most N × limit attempts
-//! per window (documented in docs/operations.md).
+//! costs 16 bytes here), and the map holds at most [`MAX_KEYS`] of them. This state is per
+//! process; on PostgreSQL the limits are shared by every replica through the database instead
+//! (see [`shared`]).
+
+pub mod shared;
 
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -68,6 +71,16 @@ impl RateLimiter {
             window,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Attempts allowed per window for each key.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// Counts one attempt for `key` (refused attempts count too: hammering does not help).

@@ -3,6 +3,7 @@
 //! manage every account. Deleting a user is refused while they are the last owner of an org;
 //! disabling a user revokes their sessions and API keys at once.
 
+use crate::api_keys::revoke_with_owner;
 use crate::audit::{AuditEntry, record};
 use crate::auth::{Principal, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
@@ -13,13 +14,14 @@ use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
     ensure_owner_remains,
 };
+use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
-use inventiv_persistence::repo::{api_keys, memberships, reset_tokens, sessions};
+use inventiv_persistence::repo::{memberships, reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::Duration;
 
-/// How long the set-password link of an account created without a password works.
+/// How long the set-password link of a created account works.
 const WELCOME_LINK_TTL: Duration = Duration::hours(72);
 
 /// A user as listed: in an org workspace with their role there.
@@ -91,14 +93,14 @@ pub async fn get(deps: &Deps, principal: &Principal, id: UserId) -> Result<UserV
 #[derive(Clone, Default)]
 pub struct NewUserInput {
     pub email: String,
-    pub password: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub role: Option<Role>,
 }
 
-/// Creates an account (+ a membership in the current org). Without a password, a one-time
-/// set-password link is emailed (the reset mechanism). 409 `email_taken`.
+/// Creates an account (+ a membership in the current org) and emails its owner a one-time
+/// set-password link (the reset mechanism): the creator never chooses nor knows the password,
+/// so they cannot sign in as the new user (SPEC §6 v2). 409 `email_taken`.
 pub async fn create(
     deps: &Deps,
     principal: &Principal,
@@ -123,11 +125,8 @@ pub async fn create(
         .as_deref()
         .map(|v| PersonName::parse("last_name", v))
         .transpose()?;
-    let (password, emailed_link) = match &input.password {
-        Some(pw) => (Password::parse(pw)?, false),
-        // Nobody knows this one: the account is usable once its owner sets a password.
-        None => (Password::parse(&crate::tokens::random_password(32))?, true),
-    };
+    // Nobody knows this one: the account is usable once its owner sets a password.
+    let password = Password::parse(&crate::tokens::random_password(32))?;
     let hash = deps.passwords.hash(&password).await?;
     let now = deps.clock.now();
     let id = UserId::new();
@@ -192,31 +191,27 @@ pub async fn create(
         )
         .await?;
     }
-    if emailed_link {
-        reset_tokens::replace(
-            &tx,
-            id,
-            &token_hash(&link_token),
-            now,
-            now + WELCOME_LINK_TTL,
-        )
-        .await?;
-    }
+    reset_tokens::replace(
+        &tx,
+        id,
+        &token_hash(&link_token),
+        now,
+        now + WELCOME_LINK_TTL,
+    )
+    .await?;
     tx.commit().await?;
-    if emailed_link {
-        let link = format!("{}/reset-password?token={link_token}", deps.public_url);
-        send_in_background(
-            deps.mailer.clone(),
-            OutgoingEmail {
-                to: email,
-                subject: "Your Inventiv account: choose a password".to_owned(),
-                text: format!(
-                    "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
-                    principal.email
-                ),
-            },
-        );
-    }
+    let link = format!("{}/reset-password?token={link_token}", deps.public_url);
+    send_in_background(
+        deps.mailer.clone(),
+        OutgoingEmail {
+            to: email,
+            subject: "Your Inventiv account: choose a password".to_owned(),
+            text: format!(
+                "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
+                principal.email
+            ),
+        },
+    );
     Ok(UserView { user, role })
 }
 
@@ -284,7 +279,15 @@ pub async fn update(
         // Disabling takes effect at once: every session and key of the account dies now.
         revoked = (
             sessions::revoke_all_for_user(&tx, id, None, "user_disabled", now).await?,
-            api_keys::revoke_all_of_user(&tx, id, now).await?,
+            revoke_with_owner(
+                &tx,
+                now,
+                actor_of(principal),
+                meta,
+                OwnedKeys::All(id),
+                "account_disabled",
+            )
+            .await?,
         );
     }
     let action = match input.disabled {
@@ -368,6 +371,17 @@ pub async fn delete(
         )
         .await?;
     }
+    // The keys go with the account (ON DELETE CASCADE); revoking them first leaves one
+    // `api_key.revoked` event per key in the trail.
+    revoke_with_owner(
+        &tx,
+        now,
+        actor_of(principal),
+        meta,
+        OwnedKeys::All(id),
+        "account_deleted",
+    )
+    .await?;
     users::delete(&tx, id).await?;
     record(
         &tx,

@@ -38,7 +38,8 @@ export async function renderMembers(main, ctx) {
     }
     if (ctx.can('members.remove') && !self) {
       actions.push(h('button', { type: 'button', class: 'danger', onclick: () => attempt(async () => {
-        if (!window.confirm(`Remove ${m.email} from the organization?`)) return;
+        const keys = m.org_api_keys ? ` Their ${m.org_api_keys} API key(s) will be revoked.` : '';
+        if (!window.confirm(`Remove ${m.email} from the organization?${keys}`)) return;
         await del(`/organizations/current/members/${m.user_id}`);
         notify(`${m.email} removed.`);
         await renderMembers(main, ctx);

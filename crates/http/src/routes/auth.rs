@@ -155,11 +155,15 @@ async fn logout(
 /// past the token's `exp` while the session itself is live.
 #[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "New token (also set as the cookie)", body = TokenResponse),
-    (status = 401, description = "Session revoked, expired, or token superseded", body = ErrorBody),
+    (status = 401, description = "Session revoked, expired, or token superseded (a superseded token presented after the reuse grace revokes the session: refresh_reuse_detected)", body = ErrorBody),
 ))]
 #[post("/auth/refresh")]
-async fn refresh(state: web::Data<AppState>, who: ForRefresh) -> Result<HttpResponse, ApiError> {
-    let token = auth::refresh(&state.deps, &who.0).await?;
+async fn refresh(
+    state: web::Data<AppState>,
+    who: ForRefresh,
+    meta: Meta,
+) -> Result<HttpResponse, ApiError> {
+    let token = auth::refresh(&state.deps, &who.0, &meta.0).await?;
     let cookie = session_cookie(&state.cookies, &token.token, token.expires_at);
     Ok(HttpResponse::Ok()
         .cookie(cookie)

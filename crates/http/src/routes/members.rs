@@ -31,6 +31,9 @@ pub struct MemberDto {
     role: String,
     #[serde(with = "time::serde::rfc3339")]
     joined_at: OffsetDateTime,
+    /// Live org API keys this member created here: removing them (or demoting them below
+    /// owner/admin) revokes these keys.
+    org_api_keys: i64,
 }
 
 fn member_dto(m: MemberRow) -> MemberDto {
@@ -42,6 +45,7 @@ fn member_dto(m: MemberRow) -> MemberDto {
         last_name: m.last_name,
         role: m.role.as_str().to_owned(),
         joined_at: m.joined_at,
+        org_api_keys: m.org_api_keys,
     }
 }
 
@@ -71,7 +75,8 @@ pub struct ChangeRoleRequest {
 }
 
 /// Change a member's role, per the delegation rule: an owner changes anyone, an admin toggles
-/// user↔admin, a manager toggles user↔manager.
+/// user↔admin, a manager toggles user↔manager. Demoting an owner/admin to manager or user
+/// revokes the org API keys they created.
 #[utoipa::path(tag = "members", params(("user_id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The member with the new role", body = MemberDto),
     (status = 403, description = "`role_change_not_allowed` or `forbidden`", body = ErrorBody),
@@ -91,7 +96,8 @@ async fn change_role(
     Ok(web::Json(member_dto(member)))
 }
 
-/// Remove a member (yourself: same as leave). Their sessions in this org fall back to Personal.
+/// Remove a member (yourself: same as leave). Their sessions in this org fall back to Personal;
+/// the org API keys they created (`org_api_keys` in the member list) are revoked with them.
 #[utoipa::path(tag = "members", params(("user_id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 204, description = "Removed"),
     (status = 403, description = "`role_change_not_allowed` or `forbidden`", body = ErrorBody),

@@ -2,7 +2,7 @@
 //! `/v1/completions`, `/v1/embeddings`, authenticated by API key or session.
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, OpenAiErrorBody};
 use crate::extract::Authenticated;
 use crate::request_context::RequestStart;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
@@ -25,13 +25,32 @@ pub const OVERHEAD_HEADER: &str = "x-inventiv-overhead-ms";
 /// Header on every proxied response: the `request_id` of its usage row (for reconciliation).
 pub const USAGE_HEADER: &str = "x-inventiv-usage-id";
 
-/// An OpenAI request body: relayed as it is, with every OpenAI field; only `model` is read here.
+/// An OpenAI request body: relayed as it is, with every OpenAI field; only the fields below
+/// are read (and checked) by the proxy.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct OpenAiRequest {
     /// `<org_slug>/<code>` (an offering) or a public catalogue model id.
     #[schema(min_length = 1, max_length = 256)]
     model: String,
+    /// Stream the answer as server-sent events (a JSON boolean).
+    stream: Option<bool>,
+    /// `include_usage` must be a JSON boolean; the proxy sets it when streaming.
+    stream_options: Option<StreamOptions>,
+    /// Answers per prompt.
+    #[schema(minimum = 1, maximum = 128)]
+    n: Option<u32>,
+    /// Clamped to the model's context length; bounds the reservation against spend caps.
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    max_tokens: Option<u64>,
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    max_completion_tokens: Option<u64>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StreamOptions {
+    include_usage: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,7 +74,7 @@ pub struct ModelList {
 /// is accepted; nothing else is.
 #[utoipa::path(tag = "openai", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Models", body = ModelList),
-    (status = 401, description = "No valid API key or session", body = ErrorBody),
+    (status = 401, description = "No valid API key or session", body = OpenAiErrorBody),
 ))]
 #[get("/v1/models")]
 async fn models(
@@ -115,11 +134,13 @@ async fn relay(
 /// OpenAI chat completions (streaming with `"stream": true`).
 #[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer (JSON, or SSE when streaming)", body = Object),
-    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
-    (status = 404, description = "`model_not_found`", body = ErrorBody),
-    (status = 502, description = "`upstream_error`, or `upstream_unreachable` (also for an endpoint outside the allowed networks)", body = ErrorBody),
-    (status = 503, description = "`no_ready_instance`", body = ErrorBody),
-    (status = 504, description = "`upstream_timeout`", body = ErrorBody),
+    (status = 400, description = "`invalid_body` (e.g. a non-boolean `stream`) or `validation_failed`", body = OpenAiErrorBody),
+    (status = 402, description = "`spend_cap_reached`: the call's worst case does not fit a spend cap", body = OpenAiErrorBody),
+    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = OpenAiErrorBody),
+    (status = 404, description = "`model_not_found`", body = OpenAiErrorBody),
+    (status = 502, description = "`upstream_error`, or `upstream_unreachable` (also for an endpoint outside the allowed networks)", body = OpenAiErrorBody),
+    (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
+    (status = 504, description = "`upstream_timeout`", body = OpenAiErrorBody),
 ))]
 #[post("/v1/chat/completions")]
 async fn chat_completions(
@@ -134,9 +155,11 @@ async fn chat_completions(
 /// OpenAI text completions.
 #[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer", body = Object),
-    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
-    (status = 404, description = "`model_not_found`", body = ErrorBody),
-    (status = 503, description = "`no_ready_instance`", body = ErrorBody),
+    (status = 400, description = "`invalid_body` or `validation_failed`", body = OpenAiErrorBody),
+    (status = 402, description = "`spend_cap_reached`", body = OpenAiErrorBody),
+    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = OpenAiErrorBody),
+    (status = 404, description = "`model_not_found`", body = OpenAiErrorBody),
+    (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
 ))]
 #[post("/v1/completions")]
 async fn completions(
@@ -151,9 +174,11 @@ async fn completions(
 /// OpenAI embeddings.
 #[utoipa::path(tag = "openai", request_body(content = OpenAiRequest, content_type = "application/json"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "The upstream's answer", body = Object),
-    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = ErrorBody),
-    (status = 404, description = "`model_not_found`", body = ErrorBody),
-    (status = 503, description = "`no_ready_instance`", body = ErrorBody),
+    (status = 400, description = "`invalid_body` or `validation_failed`", body = OpenAiErrorBody),
+    (status = 402, description = "`spend_cap_reached`", body = OpenAiErrorBody),
+    (status = 403, description = "`model_not_operational` or `model_not_allowed`", body = OpenAiErrorBody),
+    (status = 404, description = "`model_not_found`", body = OpenAiErrorBody),
+    (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
 ))]
 #[post("/v1/embeddings")]
 async fn embeddings(

@@ -496,7 +496,7 @@ pub struct AcceptRequest {
 }
 
 /// Accept a received share at its current terms (consumer owner/manager): `proposed` → `active`.
-#[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), request_body(content = Option<AcceptRequest>), security(("bearer" = []), ("session_cookie" = [])), responses(
+#[utoipa::path(tag = "sharing", params(("id" = Uuid, Path)), request_body(content = AcceptRequest, description = "Optional: an empty body accepts the current version"), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Active", body = ShareDto),
     (status = 403, description = "Role may not accept, or this org is the provider (`consumer_only`)", body = ErrorBody),
     (status = 404, description = "Not a share of this org", body = ErrorBody),

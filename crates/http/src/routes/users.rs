@@ -88,8 +88,8 @@ async fn get_one(
 pub struct CreateUserRequest {
     #[schema(min_length = 3, max_length = 254)]
     email: String,
-    /// Without it, a one-time set-password link is emailed.
-    password: Option<String>,
+    // No `password`: a one-time set-password link is always emailed, so nobody chooses another
+    // person's password (SPEC §6 v2); `deny_unknown_fields` refuses one with 400.
     first_name: Option<String>,
     last_name: Option<String>,
     /// Org workspace: the membership role (default `user`), one you may assign.
@@ -97,7 +97,8 @@ pub struct CreateUserRequest {
     role: Option<Role>,
 }
 
-/// Create an account (+ membership in the current org).
+/// Create an account (+ membership in the current org). The account has no usable password
+/// until its owner follows the one-time set-password link emailed to them (72 hours).
 #[utoipa::path(tag = "users", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Created", body = UserAccountDto),
     (status = 403, description = "Role may not create users or assign this role", body = ErrorBody),
@@ -113,7 +114,6 @@ async fn create(
     let b = body.into_inner();
     let input = NewUserInput {
         email: b.email,
-        password: b.password,
         first_name: b.first_name,
         last_name: b.last_name,
         role: b.role,

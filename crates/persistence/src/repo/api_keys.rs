@@ -3,7 +3,7 @@
 
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
-use inventiv_domain::{ApiKeyId, OrgId, Scope, UserId};
+use inventiv_domain::{ApiKeyId, OrgId, Role, Scope, UserId};
 use sea_orm::{QueryResult, Value};
 use time::OffsetDateTime;
 
@@ -204,18 +204,63 @@ pub async fn revoke<S: Store>(
     Ok(exec_sql(s, &sql, values).await? == 1)
 }
 
-/// Revokes every live key a user owns (account disabled or deleted).
-pub async fn revoke_all_of_user<S: Store>(
+/// A key revoked along with its owner's membership or account (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct RevokedKey {
+    pub id: ApiKeyId,
+    pub organization_id: Option<OrgId>,
+    pub name: String,
+    pub key_prefix: String,
+}
+
+/// Whose live keys [`revoke_owned`] revokes.
+#[derive(Debug, Clone, Copy)]
+pub enum OwnedKeys {
+    /// The org keys `user` created in `org` (membership removed, or role lowered).
+    InOrg { org: OrgId, user: UserId },
+    /// Every key of `user`, personal and org (account disabled or deleted).
+    All(UserId),
+}
+
+/// Revokes the live keys `which` designates, in one statement, and returns them.
+pub async fn revoke_owned<S: Store>(
     s: &S,
-    user: UserId,
+    which: OwnedKeys,
     now: OffsetDateTime,
-) -> Result<u64, StoreError> {
-    exec_sql(
-        s,
-        "UPDATE api_keys SET revoked_at = $1 WHERE owner_user_id = $2 AND revoked_at IS NULL",
-        vec![now.into(), user.as_uuid().into()],
-    )
-    .await
+) -> Result<Vec<RevokedKey>, StoreError> {
+    let (filter, values): (&str, Vec<Value>) = match which {
+        OwnedKeys::InOrg { org, user } => (
+            "owner_user_id = $2 AND organization_id = $3",
+            vec![now.into(), user.as_uuid().into(), org.as_uuid().into()],
+        ),
+        OwnedKeys::All(user) => (
+            "owner_user_id = $2",
+            vec![now.into(), user.as_uuid().into()],
+        ),
+    };
+    // RETURNING (PostgreSQL, SQLite ≥ 3.35): exactly the rows this statement revoked, so the
+    // audit trail names every one of them, and none twice, whatever runs concurrently.
+    let sql = format!(
+        "UPDATE api_keys SET revoked_at = $1 WHERE {filter} AND revoked_at IS NULL \
+         RETURNING id, organization_id, name, key_prefix"
+    );
+    let mut revoked = query_all_sql(s, &sql, values)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(RevokedKey {
+                id: ApiKeyId::from_uuid(row.try_get("", "id")?),
+                organization_id: row
+                    .try_get::<Option<uuid::Uuid>>("", "organization_id")?
+                    .map(OrgId::from_uuid),
+                name: row.try_get("", "name")?,
+                key_prefix: row.try_get("", "key_prefix")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // RETURNING gives no order: sort, so the audit events come in a stable order.
+    revoked.sort_by_key(|k| k.id);
+    Ok(revoked)
 }
 
 /// What authenticating a request by key needs, in one round trip.
@@ -225,13 +270,18 @@ pub struct KeyAuth {
     pub key_hash: String,
     pub email: String,
     pub user_disabled: bool,
+    /// For an org key: its creator's role in the key's org *now* (None: no longer a member).
+    pub creator_role: Option<Role>,
 }
 
 /// The key with this hash (any state; the caller checks revocation and expiry).
 pub async fn find_by_hash<S: Store>(s: &S, key_hash: &str) -> Result<Option<KeyAuth>, StoreError> {
     let sql = format!(
-        "{} , k.key_hash, u.email, u.disabled_at FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id \
-         JOIN users u ON u.id = k.owner_user_id WHERE k.key_hash = $1",
+        "{} , k.key_hash, u.email, u.disabled_at, m.role AS creator_role FROM api_keys k \
+         LEFT JOIN organizations o ON o.id = k.organization_id \
+         JOIN users u ON u.id = k.owner_user_id \
+         LEFT JOIN organization_memberships m ON m.organization_id = k.organization_id AND m.user_id = k.owner_user_id \
+         WHERE k.key_hash = $1",
         SELECT.split(" FROM ").next().unwrap_or_default()
     );
     let Some(row) = query_one_sql(s, &sql, vec![key_hash.into()]).await? else {
@@ -240,11 +290,17 @@ pub async fn find_by_hash<S: Store>(s: &S, key_hash: &str) -> Result<Option<KeyA
     let key_hash: String = row.try_get("", "key_hash")?;
     let email: String = row.try_get("", "email")?;
     let disabled: Option<OffsetDateTime> = row.try_get("", "disabled_at")?;
+    let creator_role = row
+        .try_get::<Option<String>>("", "creator_role")?
+        .map(|r| r.parse())
+        .transpose()
+        .map_err(|e| corrupt("organization_memberships.role", e))?;
     Ok(Some(KeyAuth {
         key: record(row)?,
         key_hash,
         email,
         user_disabled: disabled.is_some(),
+        creator_role,
     }))
 }
 

@@ -395,3 +395,139 @@ pub async fn routable<S: Store>(
         })
         .collect()
 }
+
+/// The statuses a replica drives an instance through (a bring-up or a tear-down), under a lease.
+const DRIVEN: &str = "('provisioning', 'booting', 'terminating')";
+
+/// What a lease is for; `instances.worker_id` is `<process id>:<job>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseJob {
+    /// provisioning/booting → ready or failed.
+    BringUp,
+    /// terminating → terminated. A terminate supersedes a bring-up in progress, so a tear-down
+    /// takes a bring-up's lease even while it is live.
+    TearDown,
+}
+
+impl LeaseJob {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseJob::BringUp => "up",
+            LeaseJob::TearDown => "down",
+        }
+    }
+}
+
+/// `worker_id` of `worker` doing `job`.
+pub fn lease_holder(worker: &str, job: LeaseJob) -> String {
+    format!("{worker}:{}", job.as_str())
+}
+
+/// Takes the lease of instance `id` for `worker` doing `job` until `expires_at`, if the
+/// instance still needs that job and nobody else holds a live lease on it (never claimed,
+/// released, already `worker`'s, lapsed at `now` — or, for a tear-down, a bring-up's). A
+/// compare-and-set: of two replicas claiming at once, one wins.
+pub async fn claim_lease<S: Store>(
+    s: &S,
+    id: InstanceId,
+    worker: &str,
+    job: LeaseJob,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let lease = crate::repo::ts(s.backend(), "lease_expires_at");
+    let now_p = crate::repo::ts(s.backend(), "$4");
+    let (statuses, steal) = match job {
+        LeaseJob::BringUp => ("('provisioning', 'booting')", ""),
+        LeaseJob::TearDown => ("('terminating')", " OR worker_id LIKE '%:up'"),
+    };
+    let changed = exec_sql(
+        s,
+        &format!(
+            "UPDATE instances SET worker_id = $2, lease_expires_at = $3 \
+             WHERE id = $1 AND status IN {statuses} \
+               AND (worker_id IS NULL OR worker_id = $2 OR lease_expires_at IS NULL \
+                    OR {lease} < {now_p}{steal})"
+        ),
+        vec![
+            id.as_uuid().into(),
+            lease_holder(worker, job).into(),
+            expires_at.into(),
+            now.into(),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// Pushes forward the leases `worker` holds for `job` on `ids` (what it is driving right now).
+pub async fn renew_leases<S: Store>(
+    s: &S,
+    ids: &[InstanceId],
+    worker: &str,
+    job: LeaseJob,
+    expires_at: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut values: Vec<Value> = vec![lease_holder(worker, job).into(), expires_at.into()];
+    let mut placeholders = Vec::with_capacity(ids.len());
+    for id in ids {
+        values.push(id.as_uuid().into());
+        placeholders.push(format!("${}", values.len()));
+    }
+    exec_sql(
+        s,
+        &format!(
+            "UPDATE instances SET lease_expires_at = $2 WHERE worker_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        ),
+        values,
+    )
+    .await
+}
+
+/// Gives up `worker`'s lease for `job` on `id` (its work is done, or stopped short: then the
+/// next takeover scan resumes it).
+pub async fn release_lease<S: Store>(
+    s: &S,
+    id: InstanceId,
+    worker: &str,
+    job: LeaseJob,
+) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "UPDATE instances SET worker_id = NULL, lease_expires_at = NULL WHERE id = $1 AND worker_id = $2",
+        vec![id.as_uuid().into(), lease_holder(worker, job).into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every tenant's instances that need driving and that no live lease of the right job covers
+/// at `now`: a replica died mid-way (its lease lapsed), nobody claimed them yet, or a
+/// bring-up still holds one that was terminated since. A `booting` instance that was ready
+/// once is the health check's, not a bring-up's.
+pub async fn unleased<S: Store>(
+    s: &S,
+    now: OffsetDateTime,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    let lease = crate::repo::ts(s.backend(), "i.lease_expires_at");
+    let now_p = crate::repo::ts(s.backend(), "$1");
+    query_all_sql(
+        s,
+        &format!(
+            "{SELECT} WHERE i.status IN {DRIVEN} \
+               AND NOT (i.status = 'booting' AND i.ready_at IS NOT NULL) \
+               AND (i.worker_id IS NULL OR i.lease_expires_at IS NULL OR {lease} < {now_p} \
+                    OR (i.status = 'terminating' AND i.worker_id LIKE '%:up')) \
+             ORDER BY i.id LIMIT 100"
+        ),
+        vec![now.into()],
+    )
+    .await?
+    .into_iter()
+    .map(record)
+    .collect()
+}

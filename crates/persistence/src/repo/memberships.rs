@@ -97,7 +97,14 @@ pub struct MemberRow {
     pub last_name: Option<String>,
     pub role: Role,
     pub joined_at: OffsetDateTime,
+    /// Live (not revoked) org API keys this member created in the org: what removing them, or
+    /// demoting them below owner/admin, revokes.
+    pub org_api_keys: i64,
 }
+
+/// The `org_api_keys` column of [`MemberRow`] (`m` is the membership row).
+const ORG_KEYS: &str = "(SELECT COUNT(*) FROM api_keys k WHERE k.organization_id = m.organization_id \
+     AND k.owner_user_id = m.user_id AND k.revoked_at IS NULL) AS org_api_keys";
 
 /// Members of `org` ordered by user id, after `after`, at most `limit`.
 pub async fn list<S: Store>(
@@ -106,9 +113,9 @@ pub async fn list<S: Store>(
     after: Option<UserId>,
     limit: u64,
 ) -> Result<Vec<MemberRow>, StoreError> {
-    let mut sql = String::from(
-        "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at \
-         FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+    let mut sql = format!(
+        "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at, \
+         {ORG_KEYS} FROM organization_memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.organization_id = $1",
     );
     let mut values: Vec<sea_orm::Value> = vec![org.as_uuid().into()];
@@ -132,6 +139,7 @@ pub async fn list<S: Store>(
                     .parse()
                     .map_err(|e| corrupt("organization_memberships.role", e))?,
                 joined_at: row.try_get("", "created_at")?,
+                org_api_keys: row.try_get("", "org_api_keys")?,
             })
         })
         .collect()
@@ -193,9 +201,11 @@ pub async fn find_row<S: Store>(
 ) -> Result<Option<MemberRow>, StoreError> {
     let rows = query_all_sql(
         s,
-        "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at \
-         FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.organization_id = $1 AND m.user_id = $2",
+        &format!(
+            "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at, \
+         {ORG_KEYS} FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.organization_id = $1 AND m.user_id = $2"
+        ),
         vec![org.as_uuid().into(), user.as_uuid().into()],
     )
     .await?;
@@ -213,6 +223,7 @@ pub async fn find_row<S: Store>(
                     .parse()
                     .map_err(|e| corrupt("organization_memberships.role", e))?,
                 joined_at: row.try_get("", "created_at")?,
+                org_api_keys: row.try_get("", "org_api_keys")?,
             })
         })
         .transpose()

@@ -10,6 +10,7 @@ pub mod models;
 pub mod namespaces;
 pub mod offerings;
 pub mod organizations;
+pub mod rate_limits;
 pub mod reset_tokens;
 pub mod scale;
 pub mod sessions;

@@ -3,7 +3,7 @@
 //! the public catalogue only.
 
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::{Constraint, Store, StoreError};
 use inventiv_domain::{ModelId, OrgId, Scope};
 use sea_orm::{QueryResult, Value};
 use time::OffsetDateTime;
@@ -196,13 +196,21 @@ pub async fn delete<S: Store>(
 ) -> Result<bool, StoreError> {
     let mut values: Vec<Value> = vec![id.as_uuid().into()];
     let condition = owned(owner, &mut values);
-    Ok(exec_sql(
+    match exec_sql(
         s,
         &format!("DELETE FROM models WHERE id = $1 AND {condition}"),
         values,
     )
-    .await?
-        == 1)
+    .await
+    {
+        Ok(deleted) => Ok(deleted == 1),
+        // Only the keys pointing at `models` can refuse this DELETE (instances, offerings):
+        // SQLite's unnamed violation is therefore this one (PostgreSQL's is mapped by name).
+        Err(err) if crate::error::is_foreign_key(&err) => {
+            Err(StoreError::Conflict(Constraint::ModelInUse))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// How many instances reference the model: (not terminated, all).

@@ -22,6 +22,8 @@ pub struct SessionRecord {
     pub idle_expires_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked (`logout`, `revoked_by_user`, `reuse_detected`…).
+    pub revoked_reason: Option<String>,
 }
 
 fn record(m: Model) -> Result<SessionRecord, StoreError> {
@@ -43,6 +45,7 @@ fn record(m: Model) -> Result<SessionRecord, StoreError> {
         idle_expires_at: m.idle_expires_at,
         expires_at: m.expires_at,
         revoked_at: m.revoked_at,
+        revoked_reason: m.revoked_reason,
     })
 }
 
@@ -98,6 +101,8 @@ pub struct SessionAuth {
     pub current_organization_id: Option<OrgId>,
     pub member_role: Option<Role>,
     pub token_generation: i32,
+    /// When the generation last moved (None: never since login).
+    pub rotated_at: Option<OffsetDateTime>,
     pub last_used_at: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -110,7 +115,7 @@ pub struct SessionAuth {
 pub async fn load_auth<S: Store>(s: &S, id: SessionId) -> Result<Option<SessionAuth>, StoreError> {
     let row = query_one_sql(
         s,
-        "SELECT s.id, s.user_id, s.current_organization_id, s.token_generation, s.last_used_at, \
+        "SELECT s.id, s.user_id, s.current_organization_id, s.token_generation, s.rotated_at, s.last_used_at, \
                 s.idle_expires_at, s.expires_at, s.revoked_at, u.email, u.is_platform_admin, \
                 u.disabled_at, m.role AS member_role \
          FROM user_sessions s \
@@ -138,6 +143,7 @@ pub async fn load_auth<S: Store>(s: &S, id: SessionId) -> Result<Option<SessionA
             .transpose()
             .map_err(|e| corrupt("organization_memberships.role", e))?,
         token_generation: row.try_get("", "token_generation")?,
+        rotated_at: row.try_get("", "rotated_at")?,
         last_used_at: row.try_get("", "last_used_at")?,
         idle_expires_at: row.try_get("", "idle_expires_at")?,
         expires_at: row.try_get("", "expires_at")?,
@@ -166,43 +172,66 @@ pub async fn touch<S: Store>(
 
 /// Moves a live session to another workspace and bumps its generation, but only if the
 /// generation is still `expected_generation` (a concurrent switch or refresh wins otherwise).
-/// Returns the new generation, or None if the session is gone, revoked or moved on.
+/// `rotated_at = now` (refresh-reuse grace). Returns the new generation, or None if the session
+/// is gone, revoked or moved on.
 pub async fn set_workspace<S: Store>(
     s: &S,
     id: SessionId,
     expected_generation: i32,
     organization: Option<(OrgId, Role)>,
+    now: OffsetDateTime,
 ) -> Result<Option<i32>, StoreError> {
     let changed = exec_sql(
         s,
         "UPDATE user_sessions SET current_organization_id = $1, organization_role = $2, \
-             token_generation = token_generation + 1 \
+             token_generation = token_generation + 1, rotated_at = $5 \
          WHERE id = $3 AND token_generation = $4 AND revoked_at IS NULL",
         vec![
             organization.map(|(o, _)| o.as_uuid()).into(),
             organization.map(|(_, r)| r.as_str().to_owned()).into(),
             id.as_uuid().into(),
             expected_generation.into(),
+            now.into(),
         ],
     )
     .await?;
     Ok((changed == 1).then_some(expected_generation + 1))
 }
 
-/// Bumps the generation without moving (token refresh). Same conditions as [`set_workspace`].
+/// Bumps the generation without moving (token refresh): a compare-and-set on the generation,
+/// with `rotated_at = now`. Same conditions as [`set_workspace`].
 pub async fn bump_generation<S: Store>(
     s: &S,
     id: SessionId,
     expected_generation: i32,
+    now: OffsetDateTime,
 ) -> Result<Option<i32>, StoreError> {
     let changed = exec_sql(
         s,
-        "UPDATE user_sessions SET token_generation = token_generation + 1 \
+        "UPDATE user_sessions SET token_generation = token_generation + 1, rotated_at = $3 \
          WHERE id = $1 AND token_generation = $2 AND revoked_at IS NULL",
-        vec![id.as_uuid().into(), expected_generation.into()],
+        vec![id.as_uuid().into(), expected_generation.into(), now.into()],
     )
     .await?;
     Ok((changed == 1).then_some(expected_generation + 1))
+}
+
+/// Revokes a live session whatever its user (refresh reuse: the presenter may be a thief).
+/// Returns whether it was live.
+pub async fn revoke_by_id<S: Store>(
+    s: &S,
+    id: SessionId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let changed = exec_sql(
+        s,
+        "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE id = $3 AND revoked_at IS NULL",
+        vec![now.into(), reason.into(), id.as_uuid().into()],
+    )
+    .await?;
+    Ok(changed == 1)
 }
 
 /// A session whose org membership vanished goes back to the personal workspace.

@@ -1011,6 +1011,18 @@ async fn the_official_openai_client_works_through_the_proxy() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_owned()
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    // A cap the script's last call (n = 128 answers of the whole context) cannot fit.
+    let path = format!("/api_keys/{}", key_id(&m).await);
+    json_with_status(
+        m.app
+            .as_bearer(Method::PUT, &path, &m.consumer.owner)
+            .json(&json!({"monthly_cap_micros": 1_000_000}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
     let (base, key) = (m.app.address.clone(), m.key.clone());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&python)
@@ -1038,6 +1050,12 @@ async fn the_official_openai_client_works_through_the_proxy() {
         spend["total"]["requests"], 3,
         "chat, streaming chat and embeddings were metered"
     );
+}
+
+/// The id of the market's consumer key.
+async fn key_id(m: &Market) -> String {
+    let keys = json_with_status(m.app.get_as(&m.consumer.owner, "/api_keys").await, 200).await;
+    keys["items"][0]["id"].as_str().unwrap().to_owned()
 }
 
 /// `n` usage rows of no one in particular, occurred at `now`.

@@ -236,3 +236,169 @@ async fn replicas_starting_together_migrate_a_new_schema_once() {
     assert!(db.ready().await.unwrap(), "no migration left pending");
     db.close().await.unwrap();
 }
+
+/// The `Retry-After` of a 429, checked against the error body.
+async fn limited(res: reqwest::Response) -> u64 {
+    assert_eq!(res.status(), 429, "not limited");
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_error(res, 429, "rate_limited").await;
+    retry_after
+}
+
+async fn login(app: &TestApp, i: usize) -> reqwest::Response {
+    app.post_json(
+        "/auth/login",
+        json!({"email": format!("user{i}@example.com"), "password": "wrong-password"}),
+    )
+    .await
+}
+
+async fn reset(app: &TestApp) -> reqwest::Response {
+    app.post_json(
+        "/auth/password-reset/request",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await
+}
+
+/// Issue 16 item 9 (SPEC §6 v2): rate limits hold across replicas. On PostgreSQL the attempts
+/// are counted in the database, so two replicas together admit 10 logins a minute, not 20.
+/// On SQLite (one process by design) each replica's own limiter is checked.
+#[tokio::test]
+async fn rate_limits_hold_across_replicas() {
+    let clock = std::sync::Arc::new(inventiv_service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let a =
+        crate::helpers::spawn_app_with(|s| s.rate_limit.login_per_minute = 10, clock.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let shared = a.database.is_postgres();
+    let replicas = [&a, &b];
+    // On SQLite every attempt goes through A: B's limiter is its own.
+    let pick = |i: usize| if shared { replicas[i % 2] } else { &a };
+    for i in 0..10 {
+        // Different accounts: only the per-IP limit applies.
+        assert_eq!(login(pick(i), i).await.status(), 401, "attempt {}", i + 1);
+    }
+    let retry_after = limited(login(pick(10), 10).await).await;
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    limited(login(pick(11), 11).await).await;
+    let events = inventiv_persistence::repo::audit::list(
+        &a.db,
+        None,
+        Some("auth.login_rate_limited"),
+        None,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(!events.is_empty(), "the refusal is audited");
+    if !shared {
+        return;
+    }
+    assert_eq!(events.len(), 1, "one event per burst for all replicas");
+    // Refused attempts do not count: once the announced delay has passed, both replicas
+    // admit attempts again.
+    clock.advance(time::Duration::seconds(
+        i64::try_from(retry_after).unwrap() - 1,
+    ));
+    limited(login(&b, 12).await).await;
+    clock.advance(time::Duration::seconds(1));
+    assert_eq!(login(&b, 13).await.status(), 401);
+    assert_eq!(login(&a, 14).await.status(), 401);
+
+    // Password reset requests share their limit the same way (and apart from logins').
+    for i in 0..10 {
+        assert_eq!(
+            reset(replicas[i % 2]).await.status(),
+            202,
+            "reset {}",
+            i + 1
+        );
+    }
+    limited(reset(&a).await).await;
+    limited(reset(&b).await).await;
+
+    // So do invitation accepts (per address, counted before the token is even looked up).
+    for i in 0..10 {
+        let res = replicas[i % 2]
+            .post_json(
+                &format!("/organizations/invitations/bogus-{i}/accept"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 404, "accept {}", i + 1);
+    }
+    for app in replicas {
+        let res = app
+            .post_json("/organizations/invitations/bogus/accept", json!({}))
+            .await;
+        limited(res).await;
+    }
+}
+
+/// Issue 16 item 10: an instance left mid-bring-up by a replica that died (here: its lease,
+/// held by a worker id no process has, written into the row) is finished by a live replica
+/// once the lease lapses — no restart. While the lease is live, nobody touches it. A terminate
+/// takes over a bring-up's lease at once. (`make chaos` does the same with a real SIGKILL.)
+#[tokio::test]
+async fn a_dead_replicas_instance_is_taken_over_when_its_lease_lapses() {
+    use crate::instances::{Team, deploy, private_model, wait_for_status};
+    use inventiv_service::Clock;
+    let clock = std::sync::Arc::new(inventiv_service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app =
+        crate::helpers::spawn_app_with(|s| s.providers.lease_seconds = 1, clock.clone()).await;
+    let team = Team::new(&app, "leases").await;
+    let model = private_model(&app, &team.admin, "leases/llm").await;
+    let instance = deploy(&app, &team.admin, json!({"model_id": model})).await;
+    let id = instance["id"].as_str().unwrap().to_owned();
+    wait_for_status(&app, &team.admin, &id, "ready").await;
+
+    // A dead replica's bring-up: back to provisioning, leased to a worker that does not run,
+    // until a minute from now.
+    let lease_until = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let dead = |status: &str, until: String| {
+        format!(
+            "UPDATE instances SET status = '{status}', ready_at = NULL, \
+             worker_id = 'dead-replica:up', lease_expires_at = '{until}'"
+        )
+    };
+    app.db
+        .execute_unprepared(&dead(
+            "provisioning",
+            lease_until(clock.now() + time::Duration::minutes(1)),
+        ))
+        .await
+        .unwrap();
+    // Several keeper rounds (every 333 ms) later, the live lease is still respected.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let current = json_with_status(
+        app.get_as(&team.admin, &format!("/instances/{id}")).await,
+        200,
+    )
+    .await;
+    assert_eq!(current["status"], "provisioning", "{current}");
+    // The lease lapses: the live replica takes the bring-up over and finishes it.
+    clock.advance(time::Duration::minutes(2));
+    wait_for_status(&app, &team.admin, &id, "ready").await;
+
+    // A terminated instance whose bring-up lease is still live elsewhere is torn down at once.
+    app.db
+        .execute_unprepared(&dead(
+            "terminating",
+            lease_until(clock.now() + time::Duration::hours(1)),
+        ))
+        .await
+        .unwrap();
+    wait_for_status(&app, &team.admin, &id, "terminated").await;
+}

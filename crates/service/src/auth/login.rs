@@ -1,4 +1,5 @@
 use super::{IssuedToken, enforce_limit, issue_token};
+use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{Email, Password, SessionId, Username};
 use inventiv_persistence::repo::memberships;
@@ -62,7 +63,7 @@ pub async fn login(
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(
         deps,
-        deps.auth.login_by_ip.check(&format!("ip:{ip}")),
+        shared::check(deps, &deps.auth.login_by_ip, "login", &format!("ip:{ip}")).await?,
         "auth.login_rate_limited",
         "ip",
         meta,
@@ -70,9 +71,13 @@ pub async fn login(
     .await?;
     enforce_limit(
         deps,
-        deps.auth
-            .login_by_account
-            .check(&format!("account:{login}")),
+        shared::check(
+            deps,
+            &deps.auth.login_by_account,
+            "login",
+            &format!("account:{login}"),
+        )
+        .await?,
         "auth.login_rate_limited",
         "account",
         meta,

@@ -37,12 +37,17 @@ pub struct AuthConfig {
     pub access_token_ttl: Duration,
     pub session_idle: Duration,
     pub session_absolute: Duration,
+    /// `auth.refresh_reuse_grace_seconds`: how long after a rotation the superseded token
+    /// still refreshes (to the current token) instead of revoking the session.
+    pub refresh_reuse_grace: Duration,
     pub login_by_ip: RateLimiter,
     pub login_by_account: RateLimiter,
     pub reset_by_ip: RateLimiter,
     pub reset_by_account: RateLimiter,
     pub accept_by_ip: RateLimiter,
     pub accept_by_account: RateLimiter,
+    /// State of the limits shared through PostgreSQL (see [`crate::rate_limit::shared`]).
+    pub shared_limits: crate::rate_limit::shared::SharedLimits,
     /// API keys by hash (see [`crate::cache`]).
     pub keys: EpochCache<String, KeyAuth>,
 }
@@ -63,14 +68,25 @@ impl AuthConfig {
             access_token_ttl: secs(access_token_ttl_seconds),
             session_idle: secs(session_idle_seconds),
             session_absolute: secs(session_absolute_seconds),
+            // SPEC §4.6 default; the server sets the configured value.
+            refresh_reuse_grace: Duration::seconds(10),
             login_by_ip: limiter(),
             login_by_account: limiter(),
             reset_by_ip: limiter(),
             reset_by_account: limiter(),
             accept_by_ip: limiter(),
             accept_by_account: limiter(),
+            shared_limits: Default::default(),
             keys: EpochCache::new(caches),
         })
+    }
+
+    /// Sets `auth.refresh_reuse_grace_seconds`.
+    #[must_use]
+    pub fn with_refresh_reuse_grace(mut self, seconds: u64) -> Self {
+        self.refresh_reuse_grace =
+            Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 2));
+        self
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Principal {
 pub struct SessionRef {
     pub id: SessionId,
     pub token_generation: i32,
+    /// The generation the presented token carries: equal to `token_generation` except on
+    /// `POST /auth/refresh`, which judges a superseded token itself (reuse or two tabs).
+    pub presented_generation: i32,
     pub expires_at: time::OffsetDateTime,
 }
 
@@ -79,22 +82,27 @@ pub async fn authenticate(deps: &Deps, token: &str) -> Result<Principal, Service
             message: "The access token has expired; sign in again.".to_owned(),
         });
     }
-    load(deps, &claims).await
+    load(deps, &claims, false).await
 }
 
-/// Like [`authenticate`] but accepts a token past its `exp`: `POST /auth/refresh` is
-/// authorized by the live session row and the matching generation, and each generation
-/// refreshes at most once.
+/// Like [`authenticate`] but accepts a token past its `exp`, and a superseded one: `POST
+/// /auth/refresh` is authorized by the live session row, and decides itself what a superseded
+/// generation means (see `sessions::refresh`: the current token within the grace, otherwise
+/// the session is revoked as stolen).
 pub async fn authenticate_for_refresh(deps: &Deps, token: &str) -> Result<Principal, ServiceError> {
     let claims = deps
         .auth
         .jwt
         .verify(token)
         .ok_or_else(|| unauthorized("The access token is invalid."))?;
-    load(deps, &claims).await
+    load(deps, &claims, true).await
 }
 
-async fn load(deps: &Deps, claims: &Claims) -> Result<Principal, ServiceError> {
+async fn load(
+    deps: &Deps,
+    claims: &Claims,
+    superseded_allowed: bool,
+) -> Result<Principal, ServiceError> {
     let sid: SessionId = claims
         .sid
         .parse()
@@ -112,7 +120,13 @@ async fn load(deps: &Deps, claims: &Claims) -> Result<Principal, ServiceError> {
     if now >= session.expires_at || now >= session.idle_expires_at {
         return Err(unauthorized("The session has expired; sign in again."));
     }
-    if i64::from(session.token_generation) != claims.generation {
+    let current = i64::from(session.token_generation);
+    // A generation the server never issued is a forgery (or a bug): never "superseded".
+    let presented = i32::try_from(claims.generation)
+        .ok()
+        .filter(|g| *g >= 0 && i64::from(*g) <= current)
+        .ok_or_else(|| unauthorized("The access token is invalid."))?;
+    if i64::from(presented) != current && !superseded_allowed {
         return Err(unauthorized(
             "The access token was superseded by a newer one.",
         ));
@@ -139,6 +153,7 @@ async fn load(deps: &Deps, claims: &Claims) -> Result<Principal, ServiceError> {
         session: Some(SessionRef {
             id: sid,
             token_generation: session.token_generation,
+            presented_generation: presented,
             expires_at: session.expires_at,
         }),
         api_key: None,

@@ -1,6 +1,7 @@
 use super::enforce_limit;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::mailer::OutgoingEmail;
+use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{Email, Password};
 use inventiv_persistence::repo::reset_tokens::{self, ConsumeError};
@@ -30,7 +31,7 @@ pub async fn request_password_reset(
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(
         deps,
-        deps.auth.reset_by_ip.check(&format!("ip:{ip}")),
+        shared::check(deps, &deps.auth.reset_by_ip, "reset", &format!("ip:{ip}")).await?,
         "auth.reset_rate_limited",
         "ip",
         meta,
@@ -38,9 +39,13 @@ pub async fn request_password_reset(
     .await?;
     enforce_limit(
         deps,
-        deps.auth
-            .reset_by_account
-            .check(&format!("account:{normalized}")),
+        shared::check(
+            deps,
+            &deps.auth.reset_by_account,
+            "reset",
+            &format!("account:{normalized}"),
+        )
+        .await?,
         "auth.reset_rate_limited",
         "account",
         meta,

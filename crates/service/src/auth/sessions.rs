@@ -30,6 +30,7 @@ pub async fn switch_workspace(
     meta: &RequestMeta,
 ) -> Result<(super::Me, IssuedToken), ServiceError> {
     let session = principal.session()?;
+    let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
     let workspace = match target {
         None => None,
@@ -43,16 +44,17 @@ pub async fn switch_workspace(
             }
         },
     };
-    let generation = sessions::set_workspace(&tx, session.id, session.token_generation, workspace)
-        .await?
-        .ok_or_else(superseded)?;
+    let generation =
+        sessions::set_workspace(&tx, session.id, session.token_generation, workspace, now)
+            .await?
+            .ok_or_else(superseded)?;
     let before = match principal.workspace {
         Workspace::Personal => None,
         Workspace::Org { org, .. } => Some(org.to_string()),
     };
     record(
         &tx,
-        deps.clock.now(),
+        now,
         actor(principal),
         meta,
         AuditEntry {
@@ -83,23 +85,100 @@ pub async fn switch_workspace(
 }
 
 /// `POST /auth/refresh`: a new token for the same session; the presented one stops working.
-pub async fn refresh(deps: &Deps, principal: &Principal) -> Result<IssuedToken, ServiceError> {
+///
+/// Rotation is a compare-and-set on the generation. A superseded generation (SPEC §6 v2) is
+/// judged by [`superseded_refresh`]: the token rotated just before (within
+/// `auth.refresh_reuse_grace_seconds`) gets the current token — two tabs refreshing at once —
+/// anything else revokes the session, since a stolen and a legitimate copy cannot both live.
+pub async fn refresh(
+    deps: &Deps,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<IssuedToken, ServiceError> {
     let session = principal.session()?;
-    let generation = sessions::bump_generation(&deps.db, session.id, session.token_generation)
+    if session.presented_generation == session.token_generation {
+        let now = deps.clock.now();
+        if let Some(generation) =
+            sessions::bump_generation(&deps.db, session.id, session.token_generation, now).await?
+        {
+            let workspace = match principal.workspace {
+                Workspace::Org { org, role } => Some((org, role)),
+                Workspace::Personal => None,
+            };
+            return issue_token(
+                deps,
+                principal.user_id,
+                session.id,
+                generation,
+                workspace,
+                session.expires_at,
+            );
+        }
+        // Lost the compare-and-set to a concurrent rotation: the presented token is now
+        // superseded, and judged as such against the row as it is now.
+    }
+    superseded_refresh(deps, principal, session, meta).await
+}
+
+/// A refresh with a superseded generation: the current token within the grace (without
+/// rotating again, or two tabs would keep superseding each other), else `reuse_detected`.
+async fn superseded_refresh(
+    deps: &Deps,
+    principal: &Principal,
+    session: super::SessionRef,
+    meta: &RequestMeta,
+) -> Result<IssuedToken, ServiceError> {
+    let now = deps.clock.now();
+    let current = sessions::load_auth(&deps.db, session.id)
         .await?
-        .ok_or_else(superseded)?;
-    let workspace = match principal.workspace {
-        Workspace::Org { org, role } => Some((org, role)),
-        Workspace::Personal => None,
-    };
-    issue_token(
-        deps,
-        principal.user_id,
-        session.id,
-        generation,
-        workspace,
-        session.expires_at,
-    )
+        .ok_or_else(|| unauthorized("The session does not exist."))?;
+    if current.revoked {
+        return Err(unauthorized("The session has been revoked."));
+    }
+    let just_rotated = current
+        .rotated_at
+        .is_some_and(|at| now - at <= deps.auth.refresh_reuse_grace);
+    if session.presented_generation.checked_add(1) == Some(current.token_generation) && just_rotated
+    {
+        let workspace = current.current_organization_id.zip(current.member_role);
+        return issue_token(
+            deps,
+            principal.user_id,
+            session.id,
+            current.token_generation,
+            workspace,
+            current.expires_at,
+        );
+    }
+    let tx = deps.db.begin_write().await?;
+    // Only the request that actually revokes records the event (two replayed copies at once
+    // give one event).
+    if sessions::revoke_by_id(&tx, session.id, "reuse_detected", now).await? {
+        record(
+            &tx,
+            now,
+            actor(principal),
+            meta,
+            AuditEntry {
+                action: "session.reuse_detected",
+                organization: None,
+                target_type: "session",
+                target_id: session.id.to_string(),
+                before: Some(json!({"token_generation": current.token_generation})),
+                after: Some(json!({
+                    "reason": "reuse_detected",
+                    "presented_generation": session.presented_generation,
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Err(ServiceError::Unauthenticated {
+        code: "refresh_reuse_detected",
+        message: "This token was already refreshed: the session has been revoked; sign in again."
+            .to_owned(),
+    })
 }
 
 /// `POST /auth/logout`: revokes the calling session.

@@ -252,6 +252,8 @@ fn without_url(err: &hyper_util::client::legacy::Error) -> &'static str {
 pub struct Providers {
     by_name: HashMap<&'static str, Arc<dyn Provider>>,
     pub health_interval: Duration,
+    /// This process's bring-up and tear-down leases (see [`super::lifecycle`]).
+    pub leases: Arc<super::lifecycle::Leases>,
 }
 
 impl Providers {
@@ -264,7 +266,16 @@ impl Providers {
         Self {
             by_name: list.into_iter().map(|p| (p.name(), p)).collect(),
             health_interval,
+            leases: Arc::new(super::lifecycle::Leases::new(Duration::from_secs(30))),
         }
+    }
+
+    /// Sets how long a bring-up lease outlives its holder's last renewal
+    /// (`providers.lease_seconds`).
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.leases = Arc::new(super::lifecycle::Leases::new(ttl));
+        self
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {

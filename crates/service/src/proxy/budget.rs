@@ -284,20 +284,7 @@ impl Budgets {
             done
         };
         for ((subject, month), lease) in done {
-            let returned = lease.granted - lease.consumed;
-            if let Err(err) = spend::release(
-                &self.db,
-                lease.id,
-                subject,
-                month,
-                returned,
-                self.clock.now(),
-            )
-            .await
-            {
-                // It lapses after the TTL instead: the budget comes back late, never twice.
-                tracing::warn!(error = %err, "returning a spend lease failed; it will lapse");
-            }
+            self.give_back(subject, month, &lease).await;
         }
     }
 

@@ -169,8 +169,8 @@ impl<'a> RequestBody<'a> {
         let Some(raw) = self.raw(field) else {
             return Ok(None);
         };
-        match raw.parse::<u64>() {
-            Ok(n) if range.contains(&n) => Ok(Some(n)),
+        match whole_number(raw) {
+            Some(n) if range.contains(&n) => Ok(Some(n)),
             _ => Err(invalid_body(format!(
                 "`{field}` must be a whole number from {} to {}",
                 range.start(),
@@ -286,6 +286,17 @@ impl<'a> RequestBody<'a> {
         out.push(b'}');
         Ok(out)
     }
+}
+
+/// A JSON number that is a whole number ≥ 0: `13`, or `13.0` (JSON Schema calls it an
+/// integer too).
+fn whole_number(raw: &str) -> Option<u64> {
+    raw.parse::<u64>().ok().or_else(|| {
+        raw.parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    })
 }
 
 /// What a request asks for that bounds its cost (see [`RequestBody::shape`]).
@@ -835,10 +846,11 @@ mod tests {
             r#"{"stream_options":[]}"#,
             r#"{"n":0}"#,
             r#"{"n":1.5}"#,
+            r#"{"n":-1.0}"#,
             r#"{"n":1000}"#,
             r#"{"max_tokens":-1}"#,
             r#"{"max_tokens":"10"}"#,
-            r#"{"max_completion_tokens":1e3}"#,
+            r#"{"max_completion_tokens":1e30}"#,
         ] {
             assert!(shape(bad, Endpoint::ChatCompletions).is_err(), "{bad}");
         }
