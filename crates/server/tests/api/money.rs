@@ -542,6 +542,16 @@ async fn a_share_cap_is_never_exceeded_and_only_the_consumer_sees_it() {
     let month = spend::month_of(m.clock.now());
     let (spent, leased) = spend::counter(&m.app.db, subject, month).await.unwrap();
     assert_eq!(spent, ok * CHAT_CHARGE);
+    // A share at its cap stays listed (SPEC §5.2): its calls get 402, it is not hidden.
+    let listed = json_with_status(m.app.get_as(&m.key, "/v1/models").await, 200).await;
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == "prov/chat"),
+        "{listed}"
+    );
     assert!(spent + leased <= cap, "{spent} + {leased} > {cap}");
     // The consumer's view has the figures; the provider's has none of them.
     let consumer = json_with_status(

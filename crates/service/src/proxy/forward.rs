@@ -219,7 +219,13 @@ impl<'a> RequestBody<'a> {
                 ));
             }
         }
-        let choices = self.count("n", 1..=128)?.unwrap_or(1);
+        let n = self.count("n", 1..=128)?.unwrap_or(1);
+        // An embedding generates nothing: no output to reserve for.
+        let choices = if endpoint == Endpoint::Embeddings {
+            0
+        } else {
+            n
+        };
         let limit = 0..=u64::from(u32::MAX);
         let max_output = match (
             self.count("max_tokens", limit.clone())?,
@@ -400,10 +406,7 @@ pub async fn forward(
     let requested: String = request
         .get("model")
         .ok_or_else(|| ServiceError::invalid("model", "required"))?;
-    let mut shape = request.shape(endpoint)?;
-    if endpoint == Endpoint::Embeddings {
-        shape.choices = 0;
-    }
+    let shape = request.shape(endpoint)?;
     let target = resolve(deps, principal, &requested).await?;
     let max_output = shape
         .max_output
@@ -868,7 +871,14 @@ mod tests {
         .unwrap();
         assert!(!null.streaming);
         assert_eq!((null.choices, null.max_output), (1, None));
-        // Embeddings never stream; a list of inputs is one prompt each, a token list is one.
+        // Embeddings never stream and generate nothing; a list of inputs is one prompt each, a
+        // token list is one.
+        assert_eq!(
+            shape(r#"{"input":"x"}"#, Endpoint::Embeddings)
+                .unwrap()
+                .choices,
+            0
+        );
         assert!(
             !shape(r#"{"stream":true}"#, Endpoint::Embeddings)
                 .unwrap()
