@@ -55,6 +55,7 @@ pub use policy::{
 pub use role::{Role, assignable};
 pub use share::{PROPOSAL_TTL, ShareError, ShareParty, ShareState, ShareStatus};
 pub use values::{
-    Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username, ValueError,
+    DisplayName, Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username,
+    ValueError,
 };
 pub use workspace::{Actor, Credential, Scope, Workspace};

@@ -49,6 +49,33 @@ fn check_len(
     }
 }
 
+/// Trims `input` after checking its *raw* length against `range.end()`, then checks the trimmed
+/// length against `range.start()`.
+///
+/// Why the raw length: the API documents `maxLength` on what the client sends, so a 101-character
+/// value must be refused even when trimming would bring it to 100 (a client validating against
+/// the OpenAPI document and the server must agree on what is too long).
+fn trimmed<'a>(
+    field: &'static str,
+    input: &'a str,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<&'a str, ValueError> {
+    let too_long = char_len(input) > *range.end();
+    let name = input.trim();
+    if too_long || char_len(name) < *range.start() {
+        return Err(ValueError::new(
+            field,
+            format!(
+                "must be {} to {} characters long",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    reject_control_chars(field, name)?;
+    Ok(name)
+}
+
 fn reject_control_chars(field: &'static str, s: &str) -> Result<(), ValueError> {
     if s.chars().any(char::is_control) {
         Err(ValueError::new(
@@ -113,7 +140,7 @@ macro_rules! deserialize_via_parse {
 
 /// An email address, normalized: trimmed and lowercased.
 ///
-/// Invariant: 3..=254 chars; exactly one `@`; local part 1..=64 chars without whitespace or
+/// Invariant: 3..=254 chars (as sent and as kept); exactly one `@`; local part 1..=64 chars without whitespace or
 /// control characters; domain contains a dot, has no empty label, and every label is `[a-z0-9-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
@@ -122,7 +149,7 @@ impl Email {
     /// Parses and normalizes an email address. Field name: `email`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         const FIELD: &str = "email";
-        let email = input.trim().to_lowercase();
+        let email = trimmed(FIELD, input, 3..=254)?.to_lowercase();
         check_len(FIELD, &email, 3..=254)?;
         let Some((local, domain)) = email.split_once('@') else {
             return Err(ValueError::new(FIELD, "must contain an @"));
@@ -234,18 +261,14 @@ deserialize_via_parse!(Slug);
 
 /// An organization's display name.
 ///
-/// Invariant: trimmed, 1..=100 chars, no control characters.
+/// Invariant: trimmed, 1..=100 chars, no control characters; at most 100 chars as sent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OrgName(String);
 
 impl OrgName {
     /// Trims and checks an organization name. Field name: `name`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        const FIELD: &str = "name";
-        let name = input.trim();
-        check_len(FIELD, name, 1..=100)?;
-        reject_control_chars(FIELD, name)?;
-        Ok(Self(name.to_owned()))
+        Ok(Self(trimmed("name", input, 1..=100)?.to_owned()))
     }
 }
 
@@ -265,11 +288,10 @@ impl Username {
     /// Parses and lowercases a username. Field name: `username`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         const FIELD: &str = "username";
-        let name = input.trim();
-        if name.contains('@') {
+        if input.contains('@') {
             return Err(ValueError::new(FIELD, "must not contain '@'"));
         }
-        check_len(FIELD, name, 3..=64)?;
+        let name = trimmed(FIELD, input, 3..=64)?;
         if !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -290,21 +312,40 @@ deserialize_via_parse!(Username);
 
 /// A first or last name.
 ///
-/// Invariant: trimmed, 0..=100 chars (empty allowed), no control characters.
+/// Invariant: trimmed, 0..=100 chars (empty allowed), no control characters; at most 100 chars
+/// as sent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PersonName(String);
 
 impl PersonName {
     /// Trims and checks a name; `field` is the request field (`first_name` / `last_name`).
     pub fn parse(field: &'static str, input: &str) -> Result<Self, ValueError> {
-        let name = input.trim();
-        check_len(field, name, 0..=100)?;
-        reject_control_chars(field, name)?;
-        Ok(Self(name.to_owned()))
+        Ok(Self(trimmed(field, input, 0..=100)?.to_owned()))
     }
 }
 
 string_value!(PersonName);
+
+// ---------------------------------------------------------------------------------------------
+
+/// The display name of a resource someone named: an API key, a catalogue model, an offering.
+///
+/// Invariant: trimmed, 1..=100 chars, no control characters; the input as sent is at most 100
+/// chars too (see [`trimmed`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Maximum length in characters, before and after trimming.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Trims and checks a display name; `field` is the request field it came from.
+    pub fn parse(field: &'static str, input: &str) -> Result<Self, ValueError> {
+        Ok(Self(trimmed(field, input, 1..=Self::MAX_CHARS)?.to_owned()))
+    }
+}
+
+string_value!(DisplayName);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -707,5 +748,23 @@ mod tests {
     fn value_error_display() {
         let err = ValueError::new("slug", "must not contain '--'");
         assert_eq!(err.to_string(), "slug: must not contain '--'");
+    }
+
+    #[test]
+    fn display_name_bounds_what_is_sent_not_what_is_kept() {
+        let hundred = "é".repeat(100);
+        assert_eq!(
+            DisplayName::parse("name", &hundred).unwrap().as_str(),
+            hundred
+        );
+        assert_eq!(DisplayName::parse("name", "  key  ").unwrap().as_str(), "key");
+        // 101 characters as sent, 100 once trimmed: refused, as the schema's maxLength says.
+        let padded = format!(" {hundred}");
+        assert_eq!(DisplayName::parse("name", &padded).unwrap_err().field, "name");
+        assert!(OrgName::parse(&padded).is_err());
+        assert!(PersonName::parse("first_name", &padded).is_err());
+        for bad in ["", "   ", "a\u{7}b"] {
+            assert!(DisplayName::parse("name", bad).is_err(), "{bad:?}");
+        }
     }
 }

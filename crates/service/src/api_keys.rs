@@ -11,7 +11,8 @@ use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, ApiKeyId, Credential, Email, Role, Scope, Workspace, authorize, may_hold_org_api_keys,
+    Action, ApiKeyId, Credential, DisplayName, Email, Role, Scope, Workspace, authorize,
+    may_hold_org_api_keys,
 };
 use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey, OwnedKeys};
 use serde_json::json;
@@ -83,14 +84,7 @@ pub struct NewKey {
 }
 
 fn valid_name(name: &str) -> Result<String, ServiceError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "name",
-            "1 to 100 printable characters",
-        ));
-    }
-    Ok(name.to_owned())
+    Ok(DisplayName::parse("name", name)?.into_inner())
 }
 
 /// Creates a key; returns it with its secret — the only time the secret is shown.

@@ -7,7 +7,7 @@ use crate::auth::Principal;
 use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{Action, ModelId, OrgId, Scope, authorize};
+use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
 use inventiv_persistence::{Constraint, StoreError};
@@ -55,16 +55,11 @@ pub struct ModelInput {
 }
 
 fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
-    let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "name",
-            "1 to 100 printable characters",
-        ));
-    }
+    let name = DisplayName::parse("name", &input.name)?.into_inner();
+    // The bound is on what was sent (the schema's maxLength), then on what is kept.
     let model_id = input.model_id.trim().to_owned();
     if model_id.is_empty()
-        || model_id.len() > 200
+        || input.model_id.chars().count() > 200
         || !model_id.chars().all(|c| c.is_ascii_graphic())
     {
         return Err(ServiceError::invalid(

@@ -8,8 +8,8 @@ use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty, ShareState,
-    ShareStatus, Slug, authorize,
+    Action, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty,
+    ShareState, ShareStatus, Slug, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
@@ -109,10 +109,7 @@ fn fields(
     is_active: bool,
 ) -> Result<OfferingFields, ServiceError> {
     let code = Slug::parse(code).map_err(|e| ServiceError::invalid("code", e.reason))?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ServiceError::invalid("name", "1 to 100 characters"));
-    }
+    let name = DisplayName::parse("name", name)?.into_inner();
     if description
         .as_ref()
         .is_some_and(|d| d.chars().count() > 1000)
@@ -128,7 +125,7 @@ fn fields(
     }
     Ok(OfferingFields {
         code: code.as_str().to_owned(),
-        name: name.to_owned(),
+        name,
         description,
         visibility,
         is_active,

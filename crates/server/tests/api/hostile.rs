@@ -335,3 +335,33 @@ async fn metacharacters_in_stored_text_round_trip_literally() {
     let body = assert_error(res, 400, "validation_failed").await;
     assert!(body["fields"]["name"].is_string(), "{body}");
 }
+
+/// The documented `maxLength` counts what the client sends: a name one character over it is
+/// refused even when trimming would bring it back under (found by Schemathesis on `/api_keys`).
+#[tokio::test]
+async fn a_name_over_its_max_length_is_refused_even_if_trimming_would_fit_it() {
+    let app = spawn_app().await;
+    let token = admin_in_org(&app).await;
+    let fits = format!("u{}", "*".repeat(99));
+    let padded = format!(" {fits}");
+    let cases = [
+        ("/api_keys", serde_json::json!({"name": padded})),
+        (
+            "/organizations",
+            serde_json::json!({"name": padded, "slug": "padded-org"}),
+        ),
+        (
+            "/users",
+            serde_json::json!({"email": format!(" {}@example.com", "a".repeat(242))}),
+        ),
+    ];
+    for (path, body) in cases {
+        let res = app.post_as(&token, path, body).await;
+        let error = assert_error(res, 400, "validation_failed").await;
+        assert!(error["fields"].is_object(), "{path}: {error}");
+    }
+    let res = app
+        .post_as(&token, "/api_keys", serde_json::json!({"name": fits}))
+        .await;
+    assert_eq!(json_with_status(res, 201).await["key"]["name"], fits);
+}
