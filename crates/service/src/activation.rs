@@ -1,7 +1,7 @@
 //! The one activation mechanism shared by instances, offerings and shares: who may set which
 //! flag (the domain's map), the org's distinct-activators rule, and the error mapping.
 
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
 use inventiv_domain::{Action, Activation, ActivationError, Flag, OrgId, Workspace, authorize};
 use inventiv_persistence::repo::organizations;
@@ -17,19 +17,19 @@ pub(crate) async fn distinct_required(deps: &Deps, org: OrgId) -> Result<bool, S
 /// The state after `principal` sets `flag` to `active` on a resource whose current state is
 /// `current` — or why not.
 pub(crate) fn next_state(
-    principal: &Principal,
+    ctx: &Ctx,
     current: &Activation,
     flag: Flag,
     active: bool,
     distinct: bool,
 ) -> Result<Activation, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::SetActivation { flag })?;
     let Workspace::Org { role, .. } = actor.workspace else {
         return Err(error(ActivationError::NotApplicable));
     };
     current
-        .set(principal.user_id, role, flag, active, distinct)
+        .set(ctx.user_id(), role, flag, active, distinct)
         .map_err(error)
 }
 

@@ -1,10 +1,10 @@
 //! Invitations (SPEC §2.1, §4.2): the token goes only into the email; the accept flow can
 //! create the account; acceptance is single-use under concurrency (a conditional UPDATE).
 
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
-use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
@@ -51,16 +51,15 @@ pub struct NewInvite {
 /// returned. 409 `already_member` / `invitation_pending`.
 pub async fn invite(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: NewInvite,
-    meta: &RequestMeta,
 ) -> Result<InvitationRecord, ServiceError> {
     let role = input.role.unwrap_or(Role::User);
-    let (org, _) = current_org(principal, Action::Invite { role })?;
+    let (org, _) = ctx.current_org(Action::Invite { role })?;
     let email = Email::parse(&input.email)?;
     let days = ExpiresInDays::parse(input.expires_in_days)?;
     let token = crate::tokens::random_token(32);
-    let now = deps.clock.now();
+    let now = ctx.now;
     let expires_at = now + days.duration();
     let id = InvitationId::new();
 
@@ -80,7 +79,7 @@ pub async fn invite(
         email: &email,
         role,
         token_hash: &token_hash(&token),
-        invited_by: principal.user_id,
+        invited_by: ctx.user_id(),
         expires_at,
         now,
     };
@@ -94,12 +93,7 @@ pub async fn invite(
         }
         Err(other) => return Err(other.into()),
     }
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "invitation.created",
             organization: Some(org),
             target_type: "invitation",
@@ -116,7 +110,7 @@ pub async fn invite(
         .await?
         .ok_or(ServiceError::NotFound("organization"))?;
     tx.commit().await?;
-    send_invitation(deps, &org_record, &invitation, &token, &principal.email);
+    send_invitation(deps, &org_record, &invitation, &token, &ctx.principal.email);
     Ok(invitation)
 }
 
@@ -146,44 +140,36 @@ fn send_invitation(
 /// `GET /organizations/current/invitations?status=`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     status: Option<InvitationStatus>,
     page: &PageRequest,
 ) -> Result<Page<InvitationRecord>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let (limit, before) = page.parse::<InvitationId>()?;
-    let rows =
-        invitations::list(&deps.db, org, status, deps.clock.now(), before, limit + 1).await?;
+    let rows = invitations::list(&deps.db, org, status, ctx.now, before, limit + 1).await?;
     Ok(page_of(rows, limit, |i| i.id))
 }
 
 /// Loads an invitation of the caller's org for revoke/resend, with the §2.1 check on its role.
 async fn manageable(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InvitationId,
     action: fn(Role) -> Action,
 ) -> Result<(OrgId, InvitationRecord), ServiceError> {
-    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let invitation = invitations::find_in_org(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("invitation"))?;
-    authorize(&principal.actor(), action(invitation.role))?;
+    authorize(&ctx.actor(), action(invitation.role))?;
     Ok((org, invitation))
 }
 
 /// `DELETE /organizations/current/invitations/{id}`: only a pending one (409 otherwise).
-pub async fn revoke(
-    deps: &Deps,
-    principal: &Principal,
-    id: InvitationId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, invitation) = manageable(deps, principal, id, |role| Action::RevokeInvitation {
-        role,
-    })
-    .await?;
-    let now = deps.clock.now();
+pub async fn revoke(deps: &Deps, ctx: &Ctx, id: InvitationId) -> Result<(), ServiceError> {
+    let (org, invitation) =
+        manageable(deps, ctx, id, |role| Action::RevokeInvitation { role }).await?;
+    let now = ctx.now;
     inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
             "invitation_not_pending",
@@ -197,11 +183,8 @@ pub async fn revoke(
             "Only a pending invitation can be revoked.",
         ));
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "invitation.revoked",
             organization: Some(org),
@@ -220,16 +203,13 @@ pub async fn revoke(
 /// the old link stops working. For a pending or expired invitation.
 pub async fn resend(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InvitationId,
     expires_in_days: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<InvitationRecord, ServiceError> {
-    let (org, invitation) = manageable(deps, principal, id, |role| Action::ResendInvitation {
-        role,
-    })
-    .await?;
-    let now = deps.clock.now();
+    let (org, invitation) =
+        manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
+    let now = ctx.now;
     inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
             "invitation_not_pending",
@@ -256,11 +236,8 @@ pub async fn resend(
         }
         Err(other) => return Err(other.into()),
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "invitation.resent",
             organization: Some(org),
@@ -278,7 +255,7 @@ pub async fn resend(
         .await?
         .ok_or(ServiceError::NotFound("organization"))?;
     tx.commit().await?;
-    send_invitation(deps, &org_record, &renewed, &token, &principal.email);
+    send_invitation(deps, &org_record, &renewed, &token, &ctx.principal.email);
     Ok(renewed)
 }
 

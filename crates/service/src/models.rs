@@ -2,11 +2,10 @@
 //! from the personal workspace) and org-private models (written by owner/admin). An org sees
 //! the public catalogue plus its own; Personal sees the public catalogue.
 
-use crate::audit::{AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::actor_of;
+use crate::Ctx;
+use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
 use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
@@ -18,10 +17,10 @@ pub use models::ModelRecord as Model;
 /// `GET /models`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<ModelRecord>, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     let (limit, after) = page.parse::<ModelId>()?;
     Ok(page_of(
@@ -32,12 +31,8 @@ pub async fn list(
 }
 
 /// `GET /models/{id}`.
-pub async fn get(
-    deps: &Deps,
-    principal: &Principal,
-    id: ModelId,
-) -> Result<ModelRecord, ServiceError> {
-    let actor = principal.actor();
+pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<ModelRecord, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
@@ -138,26 +133,22 @@ fn model_json(f: &ModelFields) -> serde_json::Value {
 
 pub async fn create(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: ModelInput,
-    meta: &RequestMeta,
 ) -> Result<ModelRecord, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::CreateModel)?;
     let fields = validate(input)?;
     let owner = catalogue(actor.scope());
     check_reserved(deps, owner, &fields)?;
     let id = ModelId::new();
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     models::insert(&tx, owner, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "model.created",
             organization: owner,
@@ -179,11 +170,11 @@ pub async fn create(
 /// (a public model seen from an org is readable but not writable: 403).
 async fn writable(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ModelId,
     action: Action,
 ) -> Result<(Scope, ModelRecord), ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     let scope = actor.scope();
     let model = models::find(&deps.db, scope, id)
@@ -201,19 +192,18 @@ async fn writable(
 
 pub async fn update(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ModelId,
     input: ModelInput,
-    meta: &RequestMeta,
 ) -> Result<ModelRecord, ServiceError> {
-    let (scope, before) = writable(deps, principal, id, Action::UpdateModel).await?;
+    let (scope, before) = writable(deps, ctx, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
     // A public model already in a reserved namespace (it predates the setting) stays editable;
     // only moving into one is refused.
     if namespace_of(&before.model_id) != namespace_of(&fields.model_id) {
         check_reserved(deps, catalogue(scope), &fields)?;
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if !models::update(&tx, catalogue(scope), id, &fields, now)
         .await
@@ -221,12 +211,7 @@ pub async fn update(
     {
         return Err(ServiceError::NotFound("model"));
     }
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "model.updated",
             organization: catalogue(scope),
             target_type: "model",
@@ -245,14 +230,9 @@ pub async fn update(
 
 /// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:
 /// deactivate it instead (`is_active: false`).
-pub async fn delete(
-    deps: &Deps,
-    principal: &Principal,
-    id: ModelId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (scope, before) = writable(deps, principal, id, Action::DeleteModel).await?;
-    let now = deps.clock.now();
+pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceError> {
+    let (scope, before) = writable(deps, ctx, id, Action::DeleteModel).await?;
+    let _now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let (live, total) = models::usage(&tx, id).await?;
     if total > 0 {
@@ -282,11 +262,8 @@ pub async fn delete(
         }
         Err(other) => return Err(other.into()),
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "model.deleted",
             organization: catalogue(scope),

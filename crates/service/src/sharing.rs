@@ -2,9 +2,8 @@
 //! and shares (provider → consumer contracts with per-token prices). Both use the one
 //! activation mechanism; a price change clears the economic approval.
 
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
@@ -38,16 +37,9 @@ fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     }
 }
 
-/// Who acts, for the audit events of this module.
-struct Ctx<'a> {
-    deps: &'a Deps,
-    principal: &'a Principal,
-    meta: &'a RequestMeta,
-}
-
 async fn audit(
     tx: &inventiv_persistence::Tx,
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     org: OrgId,
     action: &'static str,
     target: (&'static str, String),
@@ -61,14 +53,7 @@ async fn audit(
         before: None,
         after: Some(after),
     };
-    record(
-        tx,
-        ctx.deps.clock.now(),
-        actor_of(ctx.principal),
-        ctx.meta,
-        entry,
-    )
-    .await?;
+    ctx.record(tx, entry).await?;
     Ok(())
 }
 
@@ -77,10 +62,10 @@ async fn audit(
 
 pub async fn list_offerings(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<OfferingRecord>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let (limit, after) = page.parse::<OfferingId>()?;
     Ok(page_of(
         offerings::list(&deps.db, org, after, limit + 1).await?,
@@ -146,11 +131,10 @@ fn code_taken(err: StoreError) -> ServiceError {
 /// absent).
 pub async fn create_offering(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: NewOffering,
-    meta: &RequestMeta,
 ) -> Result<OfferingRecord, ServiceError> {
-    let (org, _) = current_org(principal, Action::ManageOffering)?;
+    let (org, _) = ctx.current_org(Action::ManageOffering)?;
     let f = fields(
         &input.code,
         &input.name,
@@ -175,16 +159,12 @@ pub async fn create_offering(
         })?;
     let id = OfferingId::new();
     let tx = deps.db.begin_write().await?;
-    offerings::insert(&tx, org, id, input.model_id, &f, prices, deps.clock.now())
+    offerings::insert(&tx, org, id, input.model_id, &f, prices, ctx.now)
         .await
         .map_err(code_taken)?;
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.created",
         ("offering", id.to_string()),
@@ -212,12 +192,11 @@ pub struct OfferingChange {
 
 pub async fn update_offering(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: OfferingId,
     change: OfferingChange,
-    meta: &RequestMeta,
 ) -> Result<OfferingRecord, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let before = offerings::find(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
@@ -227,11 +206,11 @@ pub async fn update_offering(
         || change.visibility.is_some()
         || change.is_active.is_some();
     if touches_fields {
-        authorize(&principal.actor(), Action::ManageOffering)?;
+        authorize(&ctx.actor(), Action::ManageOffering)?;
     }
     let prices = match change.prices {
         Some((input, output)) => {
-            authorize(&principal.actor(), Action::SetPrice)?;
+            authorize(&ctx.actor(), Action::SetPrice)?;
             Some((
                 price("price_input_micros_per_1k", input)?,
                 price("price_output_micros_per_1k", output)?,
@@ -246,7 +225,7 @@ pub async fn update_offering(
         Some(change.visibility.unwrap_or(before.visibility.clone())),
         change.is_active.unwrap_or(before.is_active),
     )?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if touches_fields {
         offerings::update_fields(&tx, org, id, &f, now)
@@ -259,11 +238,7 @@ pub async fn update_offering(
         };
         audit(
             &tx,
-            &Ctx {
-                deps,
-                principal,
-                meta,
-            },
+            ctx,
             org,
             action,
             ("offering", id.to_string()),
@@ -277,11 +252,7 @@ pub async fn update_offering(
         let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
         audit(
             &tx,
-            &Ctx {
-                deps,
-                principal,
-                meta,
-            },
+            ctx,
             org,
             "offering.price_changed",
             ("offering", id.to_string()),
@@ -298,18 +269,13 @@ pub async fn update_offering(
 
 /// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
 /// is proposed or active; its ended shares go with it.
-pub async fn delete_offering(
-    deps: &Deps,
-    principal: &Principal,
-    id: OfferingId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), ServiceError> {
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let offering = offerings::find(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
-    authorize(&principal.actor(), Action::ManageOffering)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), Action::ManageOffering)?;
+    let now = ctx.now;
     for due in shares::live_of_offering(&deps.db, org, id)
         .await?
         .into_iter()
@@ -340,11 +306,7 @@ pub async fn delete_offering(
     }
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.deleted",
         ("offering", id.to_string()),
@@ -357,34 +319,28 @@ pub async fn delete_offering(
 
 pub async fn set_offering_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: OfferingId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<OfferingRecord, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     offerings::find(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let current = offerings::find(&tx, org, id)
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     offerings::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.activation_changed",
         ("offering", id.to_string()),
@@ -422,14 +378,14 @@ fn party_org(share: &ShareRecord, side: ShareParty) -> (OrgId, &str) {
 async fn audit_both(
     tx: &Tx,
     deps: &Deps,
-    actor: Option<(&Principal, &RequestMeta, ShareParty)>,
+    actor: Option<(&Ctx, ShareParty)>,
     share: &ShareRecord,
     action: &'static str,
     after: serde_json::Value,
     own_extra: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
     let now = deps.clock.now();
-    let by = actor.map(|(_, _, side)| {
+    let by = actor.map(|(_, side)| {
         let (id, slug) = party_org(share, side);
         org_ref(id, slug)
     });
@@ -444,21 +400,21 @@ async fn audit_both(
             );
         }
         let (who, meta) = match actor {
-            Some((principal, meta, acting)) if acting == side => {
+            Some((ctx, acting)) if acting == side => {
                 if let (Some(map), Some(extra)) = (
                     doc.as_object_mut(),
                     own_extra.as_ref().and_then(|e| e.as_object()),
                 ) {
                     map.extend(extra.clone());
                 }
-                (actor_of(principal), meta.clone())
+                (ctx.audit_actor(), ctx.meta.clone())
             }
             // The counterparty (or the system): no person, no session, no address. The
             // request id stays: it is ours, not theirs, and links the two events.
-            Some((_, meta, _)) => (
+            Some((ctx, _)) => (
                 AuditActor::default(),
                 RequestMeta {
-                    request_id: meta.request_id.clone(),
+                    request_id: ctx.meta.request_id.clone(),
                     ip: None,
                     user_agent: None,
                 },
@@ -529,13 +485,13 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
 /// expiries of this org's shares are stored first, so what is listed is what is stored.
 pub async fn list_shares(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     side: Side,
     page: &PageRequest,
 ) -> Result<Page<ShareRecord>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     let (limit, before) = page.parse::<ShareId>()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     for due in shares::live_of(&deps.db, org)
         .await?
         .into_iter()
@@ -564,18 +520,13 @@ fn prices_json(prices: (i64, i64)) -> serde_json::Value {
 
 /// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
 /// the consumer accepts.
-pub async fn grant(
-    deps: &Deps,
-    principal: &Principal,
-    input: NewGrant,
-    meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
-    let (provider, _) = current_org(principal, Action::ManageShare)?;
+pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecord, ServiceError> {
+    let (provider, _) = ctx.current_org(Action::ManageShare)?;
     let prices = (
         price("price_input_micros_per_1k", input.prices.0)?,
         price("price_output_micros_per_1k", input.prices.1)?,
     );
-    let now = deps.clock.now();
+    let now = ctx.now;
     if input.ends_at.is_some_and(|end| end <= now) {
         return Err(ServiceError::invalid("ends_at", "must be in the future"));
     }
@@ -655,7 +606,7 @@ pub async fn grant(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Provider)),
+        Some((ctx, ShareParty::Provider)),
         &share,
         "share.proposed",
         after,
@@ -670,10 +621,10 @@ pub async fn grant(
 /// stored. 404 for an org that is not a party.
 async fn party_share(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
 ) -> Result<(OrgId, ShareParty, ShareRecord), ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     let share = shares::find_either(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
@@ -743,21 +694,20 @@ async fn reload(
 /// acceptance racing a change of terms fails instead of accepting terms nobody read.
 pub async fn accept(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     contract_version: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "accept it")?;
-    authorize(&principal.actor(), Action::AcceptShare)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), Action::AcceptShare)?;
+    let now = ctx.now;
     let version = share
         .state
         .accept(contract_version, now)
         .map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
-    if !shares::accept(&tx, org, id, version, principal.user_id, now).await? {
+    if !shares::accept(&tx, org, id, version, ctx.user_id(), now).await? {
         // Lost a race: tell the consumer precisely why, from what is stored now.
         let current = reload(deps, &tx, org, id).await?;
         return Err(match current.state.accept(Some(version), now) {
@@ -776,7 +726,7 @@ pub async fn accept(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Consumer)),
+        Some((ctx, ShareParty::Consumer)),
         &updated,
         "share.accepted",
         after,
@@ -788,16 +738,11 @@ pub async fn accept(
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
-pub async fn decline(
-    deps: &Deps,
-    principal: &Principal,
-    id: ShareId,
-    meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<ShareRecord, ServiceError> {
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "decline it")?;
-    authorize(&principal.actor(), Action::AcceptShare)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), Action::AcceptShare)?;
+    let now = ctx.now;
     let to = share.state.decline(now).map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
     if !shares::set_status(&tx, id, share.state.status, to, now).await? {
@@ -808,7 +753,7 @@ pub async fn decline(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, side)),
+        Some((ctx, side)),
         &updated,
         "share.declined",
         after,
@@ -831,18 +776,17 @@ pub enum ShareTransition {
 /// owner/admin; consumer: owner/admin/manager.
 pub async fn transition(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     change: ShareTransition,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     let action = match side {
         ShareParty::Provider => Action::ManageShare,
         ShareParty::Consumer => Action::ControlReceivedShare,
     };
-    authorize(&principal.actor(), action)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), action)?;
+    let now = ctx.now;
     let tx;
     let (event, after) = match change {
         ShareTransition::Pause | ShareTransition::Resume => {
@@ -878,16 +822,7 @@ pub async fn transition(
         }
     };
     let updated = reload(deps, &tx, org, id).await?;
-    audit_both(
-        &tx,
-        deps,
-        Some((principal, meta, side)),
-        &updated,
-        event,
-        after,
-        None,
-    )
-    .await?;
+    audit_both(&tx, deps, Some((ctx, side)), &updated, event, after, None).await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -909,12 +844,11 @@ pub const MAX_CAP_MICROS: i64 = 1_000_000_000_000_000;
 
 pub async fn update_share(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     change: ShareChange,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     let terms =
         change.price_input.is_some() || change.price_output.is_some() || change.ends_at.is_some();
     if terms {
@@ -930,17 +864,9 @@ pub async fn update_share(
         ));
     }
     match side {
-        ShareParty::Provider => set_terms(deps, principal, org, share, change, meta).await,
+        ShareParty::Provider => set_terms(deps, ctx, org, share, change).await,
         ShareParty::Consumer => {
-            set_cap(
-                deps,
-                principal,
-                org,
-                share,
-                change.monthly_cap_micros.flatten(),
-                meta,
-            )
-            .await
+            set_cap(deps, ctx, org, share, change.monthly_cap_micros.flatten()).await
         }
     }
 }
@@ -949,13 +875,12 @@ pub async fn update_share(
 /// economic approval cleared.
 async fn set_terms(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     org: OrgId,
     share: ShareRecord,
     change: ShareChange,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    authorize(&principal.actor(), Action::SetPrice)?;
+    authorize(&ctx.actor(), Action::SetPrice)?;
     let prices = (
         price(
             "price_input_micros_per_1k",
@@ -970,7 +895,7 @@ async fn set_terms(
                 .unwrap_or(share.price_output_micros_per_1k),
         )?,
     );
-    let now = deps.clock.now();
+    let now = ctx.now;
     let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
     if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
         return Err(ServiceError::invalid("ends_at", "must be in the future"));
@@ -1017,7 +942,7 @@ async fn set_terms(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Provider)),
+        Some((ctx, ShareParty::Provider)),
         &updated,
         event,
         after,
@@ -1032,20 +957,19 @@ async fn set_terms(
 /// never its amount (only the consumer sees it).
 async fn set_cap(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     org: OrgId,
     share: ShareRecord,
     cap: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    authorize(&principal.actor(), Action::AcceptShare)?;
+    authorize(&ctx.actor(), Action::AcceptShare)?;
     if cap.is_some_and(|c| !(0..=MAX_CAP_MICROS).contains(&c)) {
         return Err(ServiceError::invalid(
             "monthly_cap_micros",
             "null or 0 to 10^15 micro-EUR",
         ));
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = lock_parties(deps, &share).await?;
     if !shares::set_cap(&tx, org, share.id, cap, now).await? {
         return Err(ServiceError::NotFound("share"));
@@ -1054,7 +978,7 @@ async fn set_cap(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Consumer)),
+        Some((ctx, ShareParty::Consumer)),
         &updated,
         "share.cap_changed",
         json!({}),
@@ -1067,36 +991,30 @@ async fn set_cap(
 
 pub async fn set_share_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     shares::find(&deps.db, org, Side::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     // Chain head before the share row, the order every two-party share write takes.
     audit_repo::lock_heads(&tx, &[org]).await?;
     let current = shares::find(&tx, org, Side::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     shares::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "share.activation_changed",
         ("share", id.to_string()),

@@ -1,6 +1,7 @@
-use super::{Principal, unauthorized};
+use super::unauthorized;
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
 use inventiv_domain::{
     Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
 };
@@ -22,17 +23,17 @@ pub struct Me {
     pub modules: Vec<Module>,
 }
 
-pub async fn me(deps: &Deps, principal: &Principal) -> Result<Me, ServiceError> {
-    me_in(deps, principal, principal.workspace).await
+pub async fn me(deps: &Deps, ctx: &Ctx) -> Result<Me, ServiceError> {
+    me_in(deps, ctx, ctx.principal.workspace).await
 }
 
 /// The Me of `principal` as if acting in `workspace` (after a switch).
 pub(crate) async fn me_in(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     workspace: Workspace,
 ) -> Result<Me, ServiceError> {
-    let user = users::find_by_id(&deps.db, principal.user_id)
+    let user = users::find_by_id(&deps.db, ctx.user_id())
         .await?
         .ok_or_else(|| unauthorized("The account no longer exists."))?;
     let organization = match workspace {
@@ -41,11 +42,11 @@ pub(crate) async fn me_in(
     };
     let actor = inventiv_domain::Actor {
         workspace,
-        ..principal.actor()
+        ..ctx.actor()
     };
     Ok(Me {
         user,
-        session_id: principal.session_id(),
+        session_id: ctx.principal.session_id(),
         workspace,
         organization,
         permissions: permissions(&actor),
@@ -87,14 +88,13 @@ impl ProfileInput {
 
 pub async fn update_profile(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: ProfileInput,
-    meta: &RequestMeta,
 ) -> Result<Me, ServiceError> {
     let change = input.parse()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let updated = match users::update_profile(&tx, principal.user_id, change, now).await {
+    let updated = match users::update_profile(&tx, ctx.user_id(), change, now).await {
         Ok(Some(user)) => user,
         Ok(None) => return Err(unauthorized("The account no longer exists.")),
         Err(StoreError::Conflict(Constraint::UserUsername)) => {
@@ -105,19 +105,13 @@ pub async fn update_profile(
         }
         Err(other) => return Err(other.into()),
     };
-    record(
+    ctx.record(
         &tx,
-        now,
-        AuditActor {
-            user: Some(principal.user_id),
-            session: principal.session_id(),
-        },
-        meta,
         AuditEntry {
             action: "user.profile_updated",
             organization: None,
             target_type: "user",
-            target_id: principal.user_id.to_string(),
+            target_id: ctx.user_id().to_string(),
             before: None,
             after: Some(json!({
                 "username": updated.username.as_ref().map(|u| u.as_str().to_owned()),
@@ -128,20 +122,19 @@ pub async fn update_profile(
     )
     .await?;
     tx.commit().await?;
-    me(deps, principal).await
+    me(deps, ctx).await
 }
 
 /// `PUT /auth/me/password`: requires the current password; revokes every OTHER session of the
 /// user and keeps this one.
 pub async fn change_password(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     current: &str,
     new: &str,
-    meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
     let new = Password::parse(new).map_err(|e| ServiceError::invalid("new_password", e.reason))?;
-    let user = users::find_by_id(&deps.db, principal.user_id)
+    let user = users::find_by_id(&deps.db, ctx.user_id())
         .await?
         .ok_or_else(|| unauthorized("The account no longer exists."))?;
     let current_ok = match Password::parse(current) {
@@ -159,13 +152,13 @@ pub async fn change_password(
         });
     }
     let hash = deps.passwords.hash(&new).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     users::set_password_hash(&tx, user.id, &hash, now).await?;
     let revoked = sessions::revoke_all_for_user(
         &tx,
         user.id,
-        Some(principal.session()?.id),
+        Some(ctx.session()?.id),
         "password_changed",
         now,
     )
@@ -175,9 +168,9 @@ pub async fn change_password(
         now,
         AuditActor {
             user: Some(user.id),
-            session: principal.session_id(),
+            session: ctx.principal.session_id(),
         },
-        meta,
+        &ctx.meta,
         AuditEntry {
             action: "user.password_changed",
             organization: None,

@@ -5,12 +5,11 @@
 pub mod lifecycle;
 pub mod providers;
 
-use crate::audit::{AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::actor_of;
+use crate::Ctx;
+use crate::audit::AuditEntry;
 use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
 use inventiv_domain::{
     Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
     authorize, ensure_applicable,
@@ -25,11 +24,11 @@ pub use instances::InstanceRecord as Instance;
 /// `GET /instances`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     filter: InstanceFilter,
     page: &PageRequest,
 ) -> Result<Page<InstanceRecord>, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
     let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1).await?;
@@ -37,12 +36,8 @@ pub async fn list(
 }
 
 /// `GET /instances/{id}`.
-pub async fn get(
-    deps: &Deps,
-    principal: &Principal,
-    id: InstanceId,
-) -> Result<InstanceRecord, ServiceError> {
-    let actor = principal.actor();
+pub async fn get(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<InstanceRecord, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     instances::find(&deps.db, actor.scope(), id)
         .await?
@@ -71,13 +66,8 @@ fn short(field: &str, value: Option<String>, max: usize) -> Result<Option<String
 
 /// Deploys a model in the caller's workspace (owner/admin in an org; anyone for themselves in
 /// Personal). 201 with the instance in `provisioning`; the provider takes it from there.
-pub async fn deploy(
-    deps: &Deps,
-    principal: &Principal,
-    input: Deploy,
-    meta: &RequestMeta,
-) -> Result<InstanceRecord, ServiceError> {
-    let actor = principal.actor();
+pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRecord, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::Deploy)?;
     let scope = actor.scope();
     let provider_name = input.provider.unwrap_or_else(|| "mock".to_owned());
@@ -113,7 +103,7 @@ pub async fn deploy(
         })?;
 
     let id = InstanceId::new();
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if let Some(key) = claim.as_deref() {
         take_claim(&tx, key, scope, now).await?;
@@ -123,7 +113,7 @@ pub async fn deploy(
         NewInstance {
             id,
             scope,
-            owner: principal.user_id,
+            owner: ctx.user_id(),
             model: model.id,
             provider: provider.name(),
             zone: zone.as_deref(),
@@ -138,12 +128,7 @@ pub async fn deploy(
         Scope::Org(org) => Some(org),
         Scope::Personal(_) => None,
     };
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "instance.created",
             organization: org,
             target_type: "instance",
@@ -228,48 +213,29 @@ fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {
 /// `POST /instances/{id}/terminate` (202): → terminating, then terminated in the background.
 pub async fn terminate(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
-    meta: &RequestMeta,
 ) -> Result<InstanceRecord, ServiceError> {
-    change(
-        deps,
-        principal,
-        id,
-        meta,
-        Action::Terminate,
-        InstanceStatus::terminate,
-    )
-    .await
+    change(deps, ctx, id, Action::Terminate, InstanceStatus::terminate).await
 }
 
 /// `POST /instances/{id}/reinstall` (202): a ready or failed instance → provisioning again.
 pub async fn reinstall(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
-    meta: &RequestMeta,
 ) -> Result<InstanceRecord, ServiceError> {
-    change(
-        deps,
-        principal,
-        id,
-        meta,
-        Action::Reinstall,
-        InstanceStatus::reinstall,
-    )
-    .await
+    change(deps, ctx, id, Action::Reinstall, InstanceStatus::reinstall).await
 }
 
 async fn change(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
-    meta: &RequestMeta,
     action: Action,
     next: fn(InstanceStatus) -> Result<InstanceStatus, inventiv_domain::InvalidTransition>,
 ) -> Result<InstanceRecord, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
     authorize(&actor, Action::ViewInstances)?;
     let scope = actor.scope();
@@ -284,7 +250,7 @@ async fn change(
         endpoint_url: None,
         failure_reason: None,
     };
-    if !lifecycle::step(deps, &instance, change, actor_of(principal), meta).await? {
+    if !lifecycle::step(deps, &instance, change, ctx.audit_actor(), &ctx.meta).await? {
         return Err(ServiceError::Conflict {
             code: "invalid_state",
             message: "The instance changed state meanwhile; reload and retry.".to_owned(),
@@ -305,13 +271,12 @@ async fn change(
 /// are operational by definition (409 `activation_not_applicable`).
 pub async fn set_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<InstanceRecord, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role.
     authorize(&actor, Action::ViewInstances)?;
     let scope = actor.scope();
@@ -324,21 +289,15 @@ pub async fn set_activation(
     };
     ensure_applicable(instance.organization_id.is_none()).map_err(crate::activation::error)?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     // Re-read inside the write transaction: the flags of a concurrent change count.
     let current = instances::find(&tx, scope, id)
         .await?
         .ok_or(ServiceError::NotFound("instance"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "instance.activation_changed",
             organization: Some(org),
             target_type: "instance",

@@ -3,7 +3,7 @@
 use super::budget::{Capped, Reservation};
 use super::client;
 use super::resolve::{Target, resolve};
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -344,7 +344,7 @@ fn upstream_error(status: u16, code: &'static str, message: &str) -> ServiceErro
 
 /// The caps that apply to a call of `target` by `principal`: the share's (its consumer's) and
 /// the API key's.
-fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
+fn caps(ctx: &Ctx, target: &Target) -> Vec<Capped> {
     let share = target.share.zip(target.share_cap).map(|(id, cap)| Capped {
         subject: Subject {
             kind: SubjectKind::Share,
@@ -352,7 +352,7 @@ fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
         },
         cap,
     });
-    let key = principal.api_key.as_ref().and_then(|k| {
+    let key = ctx.principal.api_key().and_then(|k| {
         k.monthly_cap_micros.map(|cap| Capped {
             subject: Subject {
                 kind: SubjectKind::ApiKey,
@@ -367,12 +367,12 @@ fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
 /// Reserves the worst-case charge of the call against its caps (SPEC §5.2).
 async fn admit(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     target: &Target,
     shape: &Shape,
     max_output: u64,
 ) -> Result<Reservation, ServiceError> {
-    let caps = caps(principal, target);
+    let caps = caps(ctx, target);
     if caps.is_empty() {
         return Ok(Reservation::none());
     }
@@ -398,7 +398,7 @@ fn tokens_of(bytes: usize) -> u64 {
 /// Forwards one OpenAI request for `principal`.
 pub async fn forward(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<ProxyResponse, ServiceError> {
@@ -407,12 +407,12 @@ pub async fn forward(
         .get("model")
         .ok_or_else(|| ServiceError::invalid("model", "required"))?;
     let shape = request.shape(endpoint)?;
-    let target = resolve(deps, principal, &requested).await?;
+    let target = resolve(deps, ctx, &requested).await?;
     let max_output = shape
         .max_output
         .unwrap_or(target.context_length)
         .min(target.context_length);
-    let reservation = admit(deps, principal, &target, &shape, max_output).await?;
+    let reservation = admit(deps, ctx, &target, &shape, max_output).await?;
     let payload = request.rewrite(
         &target.upstream_model,
         shape.streaming,
@@ -476,8 +476,8 @@ pub async fn forward(
         meter: deps.proxy.meter.clone(),
         clock: deps.clock.clone(),
         usage_id,
-        principal_user: principal.user_id,
-        api_key: principal.api_key.as_ref().map(|k| k.id),
+        principal_user: ctx.user_id(),
+        api_key: ctx.principal.api_key().map(|k| k.id),
         target,
         instance_id,
         input_estimate,
