@@ -32,6 +32,7 @@ pub mod owners;
 pub mod policy;
 pub mod role;
 pub mod share;
+pub mod user_edit;
 pub mod values;
 pub mod workspace;
 
@@ -54,8 +55,9 @@ pub use policy::{
 };
 pub use role::{Role, assignable};
 pub use share::{PROPOSAL_TTL, ShareError, ShareParty, ShareState, ShareStatus};
+pub use user_edit::{UserEdit, locks_self_out, user_edit};
 pub use values::{
     DisplayName, Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username,
-    ValueError,
+    ValueError, optional_text,
 };
 pub use workspace::{Actor, Credential, Scope, Workspace};

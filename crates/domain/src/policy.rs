@@ -457,6 +457,12 @@ pub enum Action {
         /// The requested role.
         to: Role,
     },
+    /// `members.change_role` asked to set the role a member already has: accepted as a no-op
+    /// by an actor who could assign that role (an idempotent PUT), refused otherwise.
+    KeepRole {
+        /// The member's role, unchanged.
+        role: Role,
+    },
     /// `members.remove`: remove another member whose role is `role` (§2.1).
     RemoveMember {
         /// The removed member's role.
@@ -554,7 +560,7 @@ impl Action {
             Action::LeaveOrg => Permission::OrgLeave,
             Action::CreateOrganization => Permission::OrganizationsCreate,
             Action::ViewMembers => Permission::MembersView,
-            Action::ChangeRole { .. } => Permission::MembersChangeRole,
+            Action::ChangeRole { .. } | Action::KeepRole { .. } => Permission::MembersChangeRole,
             Action::RemoveMember { .. } => Permission::MembersRemove,
             Action::Invite { .. } => Permission::InvitationsCreate,
             Action::ListInvitations => Permission::InvitationsList,
@@ -662,6 +668,7 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
     let role = actor.org_role();
     match action {
         Action::ChangeRole { from, to } => delegated(role, |r| can_change_role(r, from, to)),
+        Action::KeepRole { role: kept } => delegated(role, |r| assignable(r).contains(&kept)),
         Action::RemoveMember { role: target } => delegated(role, |r| can_remove(r, target)),
         Action::Invite { role: invited } => delegated(role, |r| can_invite(r, invited)),
         Action::RevokeInvitation { role: invited } | Action::ResendInvitation { role: invited } => {

@@ -11,8 +11,8 @@ use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::{
-    Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, assignable,
-    authorize, ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
+    Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, authorize,
+    ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
 };
 use inventiv_persistence::Tx;
 use inventiv_persistence::repo::api_keys::OwnedKeys;
@@ -90,15 +90,8 @@ pub async fn change_role(
     let from = member.role;
     if from == to {
         // Idempotent: a no-op for an actor who could assign this role at all.
-        let allowed = permissions(&actor).contains(&Permission::MembersChangeRole)
-            && actor
-                .org_role()
-                .is_some_and(|r| assignable(r).contains(&to));
-        return if allowed {
-            Ok(member)
-        } else {
-            Err(denied(DenyReason::RoleChangeNotAllowed))
-        };
+        authorize(&actor, Action::KeepRole { role: to })?;
+        return Ok(member);
     }
     authorize(&actor, Action::ChangeRole { from, to })?;
     if removes_owner(from, Some(to)) {

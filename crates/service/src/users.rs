@@ -12,7 +12,7 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
-    ensure_owner_remains,
+    ensure_owner_remains, locks_self_out, user_edit,
 };
 use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
@@ -227,19 +227,14 @@ pub async fn update(
     input: UserUpdate,
 ) -> Result<UserView, ServiceError> {
     let actor = ctx.actor();
-    let is_self = id == ctx.user_id();
-    let admin = authorize(&actor, Action::UpdateUser).is_ok();
-    let own_profile = is_self && ctx.principal.session_id().is_some();
-    if !(admin || own_profile) {
-        authorize(&actor, Action::UpdateUser)?;
-    }
-    if !admin && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
+    let edit = user_edit(&actor, id)?;
+    if !edit.may_set_flags() && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
         return Err(ServiceError::Forbidden {
             code: "forbidden",
             message: "Only platform admins change these.".to_owned(),
         });
     }
-    if is_self && (input.disabled == Some(true) || input.is_platform_admin == Some(false)) {
+    if locks_self_out(&actor, id, input.disabled, input.is_platform_admin) {
         return Err(ServiceError::Conflict {
             code: "cannot_change_self",
             message: "You cannot disable yourself or drop your own platform-admin flag.".to_owned(),

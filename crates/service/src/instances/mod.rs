@@ -12,7 +12,7 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::{
     Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
-    authorize, ensure_applicable,
+    authorize, ensure_applicable, optional_text,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
@@ -55,15 +55,6 @@ pub struct Deploy {
     pub hourly_cost_micros: Option<i64>,
 }
 
-fn short(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ServiceError> {
-    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(
-            ServiceError::invalid(field, format!("at most {max} printable characters")),
-        ),
-        other => Ok(other),
-    }
-}
-
 /// Deploys a model in the caller's workspace (owner/admin in an org; anyone for themselves in
 /// Personal). 201 with the instance in `provisioning`; the provider takes it from there.
 pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRecord, ServiceError> {
@@ -84,8 +75,8 @@ pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRec
         Some(url) => provider.admit(url).await.map_err(refused)?,
         None => None,
     };
-    let zone = short("zone", input.zone, 64)?;
-    let instance_type = short("instance_type", input.instance_type, 64)?;
+    let zone = optional_text("zone", input.zone.as_deref(), 64)?;
+    let instance_type = optional_text("instance_type", input.instance_type.as_deref(), 64)?;
     let cost = input
         .hourly_cost_micros
         .unwrap_or_else(|| provider.default_hourly_cost_micros());
