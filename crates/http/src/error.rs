@@ -222,7 +222,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, code, message)
             }
             ServiceError::Denied(denied) => {
-                let code = denied.reason.code();
+                let code = denied.reason.code().as_str();
                 ApiError::new(S::FORBIDDEN, code, denied_message(code))
             }
             ServiceError::Forbidden { code, message } => ApiError::new(S::FORBIDDEN, code, message),
