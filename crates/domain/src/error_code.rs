@@ -132,6 +132,7 @@ impl fmt::Display for ErrorCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::ErrorCode;
     use std::collections::BTreeSet;

@@ -11,6 +11,7 @@ use crate::auth::Principal;
 use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, assignable,
     authorize, ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
@@ -33,12 +34,12 @@ pub async fn list(
 }
 
 fn denied(reason: DenyReason) -> ServiceError {
-    ServiceError::Denied(Denied { reason })
+    Denied { reason }.into()
 }
 
 fn last_owner() -> ServiceError {
     ServiceError::Conflict {
-        code: "last_owner",
+        code: ErrorCode::LastOwner,
         message: "An organization must keep at least one owner; promote another member first."
             .to_owned(),
     }
@@ -56,7 +57,7 @@ async fn begin(
         .await?
         .map(|m| m.role)
         .ok_or_else(|| ServiceError::Forbidden {
-            code: "not_a_member",
+            code: ErrorCode::NotAMember,
             message: "You are no longer a member of this organization.".to_owned(),
         })?;
     let actor = Actor {
@@ -77,7 +78,7 @@ async fn target(
 ) -> Result<MemberRow, ServiceError> {
     match memberships::find_row(tx, org, user).await? {
         Some(row) => Ok(row),
-        None if permissions(actor).contains(&needed) => Err(ServiceError::NotFound("member")),
+        None if permissions(actor).contains(&needed) => Err(ServiceError::not_found("member")),
         None => Err(denied(DenyReason::NotAllowed)),
     }
 }

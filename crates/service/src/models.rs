@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
@@ -41,7 +42,7 @@ pub async fn get(
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))
+        .ok_or_else(|| ServiceError::not_found("model"))
 }
 
 /// `POST`/`PUT /models` input (validated into [`ModelFields`]).
@@ -94,7 +95,7 @@ fn catalogue(scope: Scope) -> Option<OrgId> {
 
 fn namespace_taken(namespace: &str) -> ServiceError {
     ServiceError::Conflict {
-        code: "namespace_taken",
+        code: ErrorCode::NamespaceTaken,
         message: format!(
             "The namespace {namespace:?} belongs to an organization or is reserved; public models cannot use it."
         ),
@@ -123,7 +124,7 @@ fn taken(err: StoreError, fields: &ModelFields) -> ServiceError {
         }
         StoreError::Conflict(Constraint::ModelOrgModelId | Constraint::ModelPublicModelId) => {
             ServiceError::Conflict {
-                code: "model_id_taken",
+                code: ErrorCode::ModelIdTaken,
                 message: "This catalogue already has a model with this model_id.".to_owned(),
             }
         }
@@ -170,7 +171,7 @@ pub async fn create(
     .await?;
     let model = models::find(&tx, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model)
 }
@@ -188,11 +189,11 @@ async fn writable(
     let scope = actor.scope();
     let model = models::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     authorize(&actor, action)?;
     if model.organization_id != catalogue(scope) {
         return Err(ServiceError::Forbidden {
-            code: "forbidden",
+            code: ErrorCode::Forbidden,
             message: "Public catalogue models are managed by platform admins.".to_owned(),
         });
     }
@@ -219,7 +220,7 @@ pub async fn update(
         .await
         .map_err(|e| taken(e, &fields))?
     {
-        return Err(ServiceError::NotFound("model"));
+        return Err(ServiceError::not_found("model"));
     }
     record(
         &tx,
@@ -238,7 +239,7 @@ pub async fn update(
     .await?;
     let model = models::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model)
 }
@@ -263,7 +264,7 @@ pub async fn delete(
                 .to_owned()
         };
         return Err(ServiceError::Conflict {
-            code: "model_in_use",
+            code: ErrorCode::ModelInUse,
             message,
         });
     }
@@ -271,10 +272,10 @@ pub async fn delete(
     // also what catches an instance or offering created concurrently with this check.
     match models::delete(&tx, catalogue(scope), id).await {
         Ok(true) => {}
-        Ok(false) => return Err(ServiceError::NotFound("model")),
+        Ok(false) => return Err(ServiceError::not_found("model")),
         Err(StoreError::Conflict(Constraint::ModelInUse)) => {
             return Err(ServiceError::Conflict {
-                code: "model_in_use",
+                code: ErrorCode::ModelInUse,
                 message: "An offering or an instance uses this model; delete or terminate it \
                           first, or deactivate the model instead."
                     .to_owned(),

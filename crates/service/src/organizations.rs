@@ -5,6 +5,7 @@ use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, Workspace, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
@@ -20,9 +21,10 @@ pub(crate) fn current_org(
     match principal.actor().workspace {
         Workspace::Org { org, role } => Ok((org, role)),
         // authorize() refuses org actions in Personal; this arm only keeps the types honest.
-        Workspace::Personal => Err(ServiceError::Denied(inventiv_domain::Denied {
+        Workspace::Personal => Err(inventiv_domain::Denied {
             reason: inventiv_domain::DenyReason::RequiresOrgWorkspace,
-        })),
+        }
+        .into()),
     }
 }
 
@@ -77,7 +79,7 @@ pub async fn create(
         })?,
     };
     let taken = || ServiceError::Conflict {
-        code: "slug_taken",
+        code: ErrorCode::SlugTaken,
         message: format!("The slug {:?} is already taken.", slug.as_str()),
     };
     if deps.is_reserved_slug(slug.as_str()) {
@@ -194,7 +196,7 @@ pub async fn update_current(
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let after = organizations::update(
         &tx,
         org,
@@ -203,7 +205,7 @@ pub async fn update_current(
         now,
     )
     .await?
-    .ok_or(ServiceError::NotFound("organization"))?;
+    .ok_or_else(|| ServiceError::not_found("organization"))?;
     record(
         &tx,
         now,
@@ -235,11 +237,11 @@ pub async fn delete_current(
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let live = instances::count_live_in_org(&tx, org).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {
-            code: "org_has_instances",
+            code: ErrorCode::OrgHasInstances,
             message: format!("{live} instance(s) are not terminated yet; terminate them first."),
         });
     }

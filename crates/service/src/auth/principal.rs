@@ -1,6 +1,7 @@
 use super::jwt::Claims;
 use super::unauthorized;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Actor, Credential, Email, SessionId, UserId, Workspace};
 use inventiv_persistence::repo::sessions;
 use time::Duration;
@@ -45,7 +46,7 @@ impl Principal {
     /// `api_key_not_allowed` with an API key).
     pub fn session(&self) -> Result<SessionRef, ServiceError> {
         self.session.ok_or_else(|| ServiceError::Forbidden {
-            code: "api_key_not_allowed",
+            code: ErrorCode::ApiKeyNotAllowed,
             message: "This requires a signed-in session, not an API key.".to_owned(),
         })
     }
@@ -78,7 +79,7 @@ pub async fn authenticate(deps: &Deps, token: &str) -> Result<Principal, Service
         .ok_or_else(|| unauthorized("The access token is invalid."))?;
     if claims.exp <= deps.clock.now().unix_timestamp() {
         return Err(ServiceError::Unauthenticated {
-            code: "token_expired",
+            code: ErrorCode::TokenExpired,
             message: "The access token has expired; sign in again.".to_owned(),
         });
     }

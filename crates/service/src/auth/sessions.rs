@@ -1,6 +1,7 @@
 use super::{IssuedToken, Principal, issue_token, unauthorized};
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
@@ -38,7 +39,7 @@ pub async fn switch_workspace(
             Some(m) => Some((org, m.role)),
             None => {
                 return Err(ServiceError::Forbidden {
-                    code: "not_a_member",
+                    code: ErrorCode::NotAMember,
                     message: "You are not a member of this organization.".to_owned(),
                 });
             }
@@ -175,7 +176,7 @@ async fn superseded_refresh(
         tx.commit().await?;
     }
     Err(ServiceError::Unauthenticated {
-        code: "refresh_reuse_detected",
+        code: ErrorCode::RefreshReuseDetected,
         message: "This token was already refreshed: the session has been revoked; sign in again."
             .to_owned(),
     })
@@ -220,7 +221,7 @@ pub async fn revoke_session(
     {
         Ok(())
     } else {
-        Err(ServiceError::NotFound("session"))
+        Err(ServiceError::not_found("session"))
     }
 }
 
