@@ -17,6 +17,7 @@ use serde::{Serialize, Serializer};
 
 use crate::activation::{Flag, can_set_roles};
 use crate::delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
+use crate::error_code::ErrorCode;
 use crate::role::{Role, assignable};
 use crate::workspace::{Actor, Credential, Workspace};
 
@@ -615,14 +616,14 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// The stable snake_case error code.
+    /// The stable error code.
     #[must_use]
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            DenyReason::NotAllowed => "forbidden",
-            DenyReason::RoleChangeNotAllowed => "role_change_not_allowed",
-            DenyReason::RequiresOrgWorkspace => "organization_required",
-            DenyReason::ApiKeyNotAllowed => "api_key_not_allowed",
+            DenyReason::NotAllowed => ErrorCode::Forbidden,
+            DenyReason::RoleChangeNotAllowed => ErrorCode::RoleChangeNotAllowed,
+            DenyReason::RequiresOrgWorkspace => ErrorCode::OrganizationRequired,
+            DenyReason::ApiKeyNotAllowed => ErrorCode::ApiKeyNotAllowed,
         }
     }
 }
@@ -811,16 +812,19 @@ mod tests {
 
     #[test]
     fn deny_codes() {
-        assert_eq!(DenyReason::NotAllowed.code(), "forbidden");
+        assert_eq!(DenyReason::NotAllowed.code().as_str(), "forbidden");
         assert_eq!(
-            DenyReason::RoleChangeNotAllowed.code(),
+            DenyReason::RoleChangeNotAllowed.code().as_str(),
             "role_change_not_allowed"
         );
         assert_eq!(
-            DenyReason::RequiresOrgWorkspace.code(),
+            DenyReason::RequiresOrgWorkspace.code().as_str(),
             "organization_required"
         );
-        assert_eq!(DenyReason::ApiKeyNotAllowed.code(), "api_key_not_allowed");
+        assert_eq!(
+            DenyReason::ApiKeyNotAllowed.code().as_str(),
+            "api_key_not_allowed"
+        );
         let denied = Denied::from(DenyReason::NotAllowed);
         assert_eq!(denied.to_string(), "permission denied: forbidden");
     }

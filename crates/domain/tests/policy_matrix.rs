@@ -367,7 +367,7 @@ fn deny_codes_are_stable() {
         DenyReason::ApiKeyNotAllowed,
     ]
     .iter()
-    .map(DenyReason::code)
+    .map(|reason| reason.code().as_str())
     .collect();
     assert_eq!(
         codes,

@@ -10,6 +10,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
+use inventiv_domain::ErrorCode;
 use inventiv_service::auth::{self, Principal};
 use inventiv_service::{Ctx, RequestMeta};
 use std::future::{Ready, ready};
@@ -112,7 +113,7 @@ pub async fn read_only_keys(
     if !safe && !crate::error::is_openai_path(req.path()) && carries_api_key(&req) {
         let refusal = ApiError::new(
             StatusCode::FORBIDDEN,
-            "api_key_not_allowed",
+            ErrorCode::ApiKeyNotAllowed,
             "API keys may only read outside /v1; sign in to change anything.",
         );
         return Ok(req.into_response(refusal.error_response()));
@@ -121,7 +122,7 @@ pub async fn read_only_keys(
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
 }
 
 /// SPEC §6: a state-changing request authenticated by cookie must come from an allowed origin:
@@ -147,7 +148,7 @@ fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "csrf_origin",
+            ErrorCode::CsrfOrigin,
             "A cookie-authenticated change must come from an allowed Origin.",
         ))
     }

@@ -3,6 +3,7 @@
 
 use crate::Ctx;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, Activation, ActivationError, Flag, OrgId, Workspace, authorize};
 use inventiv_persistence::repo::organizations;
 
@@ -36,15 +37,15 @@ pub(crate) fn next_state(
 pub(crate) fn error(err: ActivationError) -> ServiceError {
     match err {
         ActivationError::RoleNotAllowed { .. } => {
-            ServiceError::Denied(inventiv_domain::Denied { reason: inventiv_domain::DenyReason::NotAllowed })
+            inventiv_domain::Denied { reason: inventiv_domain::DenyReason::NotAllowed }.into()
         }
         ActivationError::DistinctActivatorsRequired => ServiceError::Conflict {
-            code: "distinct_activators_required",
+            code: ErrorCode::DistinctActivatorsRequired,
             message: "This organization requires the technical and economic approvals to come from two different people."
                 .to_owned(),
         },
         ActivationError::NotApplicable => ServiceError::Conflict {
-            code: "activation_not_applicable",
+            code: ErrorCode::ActivationNotApplicable,
             message: "Personal resources are operational by definition; there is nothing to approve.".to_owned(),
         },
     }

@@ -10,6 +10,7 @@ use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{ApiKeyRef, Principal, Via};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, ApiKeyId, DisplayName, Email, Role, Scope, Workspace, authorize, may_hold_org_api_keys,
 };
@@ -154,7 +155,7 @@ pub async fn create(
     .await?;
     let key = api_keys::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
     Ok((key, secret))
 }
@@ -171,7 +172,7 @@ async fn changeable(
     authorize(&actor, Action::ViewApiKeys)?;
     let key = api_keys::find(&deps.db, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     if let Some(action) = action {
         authorize(&actor, action)?;
     }
@@ -228,7 +229,7 @@ pub async fn update(
     }
     let mut key = api_keys::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
     api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
     Ok(key)
@@ -266,7 +267,7 @@ pub async fn revoke(deps: &Deps, ctx: &Ctx, id: ApiKeyId) -> Result<(), ServiceE
     let tx = deps.db.begin_write().await?;
     if !api_keys::revoke(&tx, scope, id, now).await? {
         return Err(ServiceError::Conflict {
-            code: "already_revoked",
+            code: ErrorCode::AlreadyRevoked,
             message: "This key is already revoked.".to_owned(),
         });
     }
@@ -321,7 +322,7 @@ pub(crate) async fn revoke_with_owner(
 
 fn invalid_key() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "invalid_api_key",
+        code: ErrorCode::InvalidApiKey,
         message: "The API key is invalid, revoked or expired.".to_owned(),
     }
 }

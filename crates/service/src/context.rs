@@ -58,9 +58,10 @@ impl Ctx {
         match actor.workspace {
             Workspace::Org { org, role } => Ok((org, role)),
             // authorize() refuses org actions in Personal; this arm only keeps the types honest.
-            Workspace::Personal => Err(ServiceError::Denied(Denied {
+            Workspace::Personal => Err(Denied {
                 reason: DenyReason::RequiresOrgWorkspace,
-            })),
+            }
+            .into()),
         }
     }
 

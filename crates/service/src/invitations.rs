@@ -8,6 +8,7 @@ use crate::mailer::{OutgoingEmail, send_in_background};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Email, ExpiresInDays, InvitationId, InvitationStatus, OrgId, Password, PersonName,
     Role, SessionId, UserId, authorize, effective_status,
@@ -20,7 +21,7 @@ use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 
-fn conflict(code: &'static str, message: &str) -> ServiceError {
+fn conflict(code: ErrorCode, message: &str) -> ServiceError {
     ServiceError::Conflict {
         code,
         message: message.to_owned(),
@@ -34,7 +35,7 @@ fn gone(status: InvitationStatus) -> ServiceError {
         InvitationStatus::Expired | InvitationStatus::Pending => "has expired",
     };
     ServiceError::Gone {
-        code: "invitation_gone",
+        code: ErrorCode::InvitationGone,
         message: format!("This invitation {why}."),
     }
 }
@@ -68,7 +69,7 @@ pub async fn invite(
         && memberships::find(&tx, org, user.id).await?.is_some()
     {
         return Err(conflict(
-            "already_member",
+            ErrorCode::AlreadyMember,
             "This person is already a member of the organization.",
         ));
     }
@@ -87,7 +88,7 @@ pub async fn invite(
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
-                "invitation_pending",
+                ErrorCode::InvitationPending,
                 "A pending invitation for this address already exists.",
             ));
         }
@@ -105,10 +106,10 @@ pub async fn invite(
     .await?;
     let invitation = invitations::find_in_org(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &invitation, &token, &ctx.principal.email);
     Ok(invitation)
@@ -160,7 +161,7 @@ async fn manageable(
     let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let invitation = invitations::find_in_org(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     authorize(&ctx.actor(), action(invitation.role))?;
     Ok((org, invitation))
 }
@@ -172,14 +173,14 @@ pub async fn revoke(deps: &Deps, ctx: &Ctx, id: InvitationId) -> Result<(), Serv
     let now = ctx.now;
     inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "Only a pending invitation can be revoked.",
         )
     })?;
     let tx = deps.db.begin_write().await?;
     if !invitations::mark_revoked(&tx, org, id, now).await? {
         return Err(conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "Only a pending invitation can be revoked.",
         ));
     }
@@ -212,7 +213,7 @@ pub async fn resend(
     let now = ctx.now;
     inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "An accepted or revoked invitation cannot be resent.",
         )
     })?;
@@ -224,13 +225,13 @@ pub async fn resend(
         Ok(true) => {}
         Ok(false) => {
             return Err(conflict(
-                "invitation_not_pending",
+                ErrorCode::InvitationNotPending,
                 "An accepted or revoked invitation cannot be resent.",
             ));
         }
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
-                "invitation_pending",
+                ErrorCode::InvitationPending,
                 "A newer pending invitation for this address exists.",
             ));
         }
@@ -250,10 +251,10 @@ pub async fn resend(
     .await?;
     let renewed = invitations::find_in_org(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &renewed, &token, &ctx.principal.email);
     Ok(renewed)
@@ -274,11 +275,11 @@ async fn pending_by_token(
     now: OffsetDateTime,
 ) -> Result<InvitationRecord, ServiceError> {
     if token.is_empty() || token.len() > 256 {
-        return Err(ServiceError::NotFound("invitation"));
+        return Err(ServiceError::not_found("invitation"));
     }
     let invitation = invitations::find_by_token_hash(&deps.db, &token_hash(token))
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     match effective_status(invitation.status, invitation.expires_at, now) {
         InvitationStatus::Pending => Ok(invitation),
         other => Err(gone(other)),
@@ -290,7 +291,7 @@ pub async fn preview(deps: &Deps, token: &str) -> Result<InvitationPreview, Serv
     let invitation = pending_by_token(deps, token, deps.clock.now()).await?;
     let organization = organizations::find_by_id(&deps.db, invitation.organization_id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let account_exists = users::find_by_email(&deps.db, &invitation.email)
         .await?
         .is_some();
@@ -360,7 +361,7 @@ pub async fn accept(
         Some(p) => {
             if p.email != invitation.email {
                 return Err(ServiceError::Forbidden {
-                    code: "email_mismatch",
+                    code: ErrorCode::EmailMismatch,
                     message: "This invitation was sent to another email address.".to_owned(),
                 });
             }
@@ -441,7 +442,7 @@ pub async fn accept(
         Err(StoreError::Conflict(Constraint::MembershipPrimaryKey)) => {
             // The role of an existing member is never changed by an invitation.
             return Err(conflict(
-                "already_member",
+                ErrorCode::AlreadyMember,
                 "You are already a member of this organization.",
             ));
         }
@@ -502,7 +503,7 @@ pub async fn accept(
     };
     let organization = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     tx.commit().await?;
     let session = match session {
         Some(s) => Some((
@@ -528,7 +529,7 @@ pub async fn accept(
 
 fn login_required() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "login_required",
+        code: ErrorCode::LoginRequired,
         message: "An account exists for this email: sign in, then accept the invitation."
             .to_owned(),
     }

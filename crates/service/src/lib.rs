@@ -6,8 +6,8 @@
 //!   check (`inventiv_domain::authorize`, or [`Ctx::current_org`] for org actions), then runs
 //!   ONE write transaction holding the repository calls and the audit event
 //!   ([`Ctx::record`]), and commits.
-//! - No HTTP types here (no actix); errors are [`ServiceError`], mapped to HTTP in one place by
-//!   the http crate.
+//! - No HTTP types here (no actix) and no HTTP statuses: errors are [`ServiceError`] kinds
+//!   carrying an `inventiv_domain::ErrorCode`, mapped to HTTP in one place by the http crate.
 //! - Time comes from the injected [`Clock`], never from `OffsetDateTime::now_utc()` directly,
 //!   so tests can pin it.
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.

@@ -10,6 +10,7 @@ use crate::api_keys::revoke_with_owner;
 use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, authorize,
     ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
@@ -32,12 +33,12 @@ pub async fn list(
 }
 
 fn denied(reason: DenyReason) -> ServiceError {
-    ServiceError::Denied(Denied { reason })
+    Denied { reason }.into()
 }
 
 fn last_owner() -> ServiceError {
     ServiceError::Conflict {
-        code: "last_owner",
+        code: ErrorCode::LastOwner,
         message: "An organization must keep at least one owner; promote another member first."
             .to_owned(),
     }
@@ -51,7 +52,7 @@ async fn begin(deps: &Deps, ctx: &Ctx, org: OrgId) -> Result<(Tx, Actor, u64), S
         .await?
         .map(|m| m.role)
         .ok_or_else(|| ServiceError::Forbidden {
-            code: "not_a_member",
+            code: ErrorCode::NotAMember,
             message: "You are no longer a member of this organization.".to_owned(),
         })?;
     let actor = Actor {
@@ -72,7 +73,7 @@ async fn target(
 ) -> Result<MemberRow, ServiceError> {
     match memberships::find_row(tx, org, user).await? {
         Some(row) => Ok(row),
-        None if permissions(actor).contains(&needed) => Err(ServiceError::NotFound("member")),
+        None if permissions(actor).contains(&needed) => Err(ServiceError::not_found("member")),
         None => Err(denied(DenyReason::NotAllowed)),
     }
 }

@@ -6,6 +6,7 @@ use crate::Ctx;
 use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
@@ -36,7 +37,7 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<ModelRecord, Ser
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))
+        .ok_or_else(|| ServiceError::not_found("model"))
 }
 
 /// `POST`/`PUT /models` input (validated into [`ModelFields`]).
@@ -89,7 +90,7 @@ fn catalogue(scope: Scope) -> Option<OrgId> {
 
 fn namespace_taken(namespace: &str) -> ServiceError {
     ServiceError::Conflict {
-        code: "namespace_taken",
+        code: ErrorCode::NamespaceTaken,
         message: format!(
             "The namespace {namespace:?} belongs to an organization or is reserved; public models cannot use it."
         ),
@@ -118,7 +119,7 @@ fn taken(err: StoreError, fields: &ModelFields) -> ServiceError {
         }
         StoreError::Conflict(Constraint::ModelOrgModelId | Constraint::ModelPublicModelId) => {
             ServiceError::Conflict {
-                code: "model_id_taken",
+                code: ErrorCode::ModelIdTaken,
                 message: "This catalogue already has a model with this model_id.".to_owned(),
             }
         }
@@ -161,7 +162,7 @@ pub async fn create(
     .await?;
     let model = models::find(&tx, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model)
 }
@@ -179,11 +180,11 @@ async fn writable(
     let scope = actor.scope();
     let model = models::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     authorize(&actor, action)?;
     if model.organization_id != catalogue(scope) {
         return Err(ServiceError::Forbidden {
-            code: "forbidden",
+            code: ErrorCode::Forbidden,
             message: "Public catalogue models are managed by platform admins.".to_owned(),
         });
     }
@@ -209,7 +210,7 @@ pub async fn update(
         .await
         .map_err(|e| taken(e, &fields))?
     {
-        return Err(ServiceError::NotFound("model"));
+        return Err(ServiceError::not_found("model"));
     }
     ctx.record(&tx, AuditEntry {
             action: "model.updated",
@@ -223,7 +224,7 @@ pub async fn update(
     .await?;
     let model = models::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model)
 }
@@ -243,7 +244,7 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceEr
                 .to_owned()
         };
         return Err(ServiceError::Conflict {
-            code: "model_in_use",
+            code: ErrorCode::ModelInUse,
             message,
         });
     }
@@ -251,10 +252,10 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceEr
     // also what catches an instance or offering created concurrently with this check.
     match models::delete(&tx, catalogue(scope), id).await {
         Ok(true) => {}
-        Ok(false) => return Err(ServiceError::NotFound("model")),
+        Ok(false) => return Err(ServiceError::not_found("model")),
         Err(StoreError::Conflict(Constraint::ModelInUse)) => {
             return Err(ServiceError::Conflict {
-                code: "model_in_use",
+                code: ErrorCode::ModelInUse,
                 message: "An offering or an instance uses this model; delete or terminate it \
                           first, or deactivate the model instead."
                     .to_owned(),

@@ -6,6 +6,7 @@ use crate::audit::{AuditEntry, record};
 use crate::auth::{IssuedToken, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
@@ -55,7 +56,7 @@ pub async fn create(
         })?,
     };
     let taken = || ServiceError::Conflict {
-        code: "slug_taken",
+        code: ErrorCode::SlugTaken,
         message: format!("The slug {:?} is already taken.", slug.as_str()),
     };
     if deps.is_reserved_slug(slug.as_str()) {
@@ -171,7 +172,7 @@ pub async fn update_current(
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let after = organizations::update(
         &tx,
         org,
@@ -180,7 +181,7 @@ pub async fn update_current(
         now,
     )
     .await?
-    .ok_or(ServiceError::NotFound("organization"))?;
+    .ok_or_else(|| ServiceError::not_found("organization"))?;
     ctx.record(
         &tx,
         AuditEntry {
@@ -205,11 +206,11 @@ pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> 
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let live = instances::count_live_in_org(&tx, org).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {
-            code: "org_has_instances",
+            code: ErrorCode::OrgHasInstances,
             message: format!("{live} instance(s) are not terminated yet; terminate them first."),
         });
     }

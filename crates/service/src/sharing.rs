@@ -6,6 +6,7 @@ use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty,
     ShareState, ShareStatus, Slug, authorize,
@@ -120,7 +121,7 @@ fn fields(
 fn code_taken(err: StoreError) -> ServiceError {
     match err {
         StoreError::Conflict(Constraint::OfferingCode) => ServiceError::Conflict {
-            code: "code_taken",
+            code: ErrorCode::CodeTaken,
             message: "This organization already has an offering with this code.".to_owned(),
         },
         other => other.into(),
@@ -173,7 +174,7 @@ pub async fn create_offering(
     .await?;
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering)
 }
@@ -199,7 +200,7 @@ pub async fn update_offering(
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let before = offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     let touches_fields = change.code.is_some()
         || change.name.is_some()
         || change.description.is_some()
@@ -262,7 +263,7 @@ pub async fn update_offering(
     }
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering)
 }
@@ -273,7 +274,7 @@ pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let offering = offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     authorize(&ctx.actor(), Action::ManageOffering)?;
     let now = ctx.now;
     for due in shares::live_of_offering(&deps.db, org, id)
@@ -294,7 +295,7 @@ pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(
     let live = shares::live_of_offering(&tx, org, id).await?;
     if !live.is_empty() {
         return Err(ServiceError::Conflict {
-            code: "offering_in_use",
+            code: ErrorCode::OfferingInUse,
             message: format!(
                 "{} share(s) of this offering are proposed or active; revoke them first.",
                 live.len()
@@ -302,7 +303,7 @@ pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(
         });
     }
     if !offerings::delete(&tx, org, id).await? {
-        return Err(ServiceError::NotFound("offering"));
+        return Err(ServiceError::not_found("offering"));
     }
     audit(
         &tx,
@@ -327,13 +328,13 @@ pub async fn set_offering_activation(
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let current = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     offerings::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
@@ -349,7 +350,7 @@ pub async fn set_offering_activation(
     .await?;
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering)
 }
@@ -476,7 +477,7 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
     let (org, _) = party_org(&share, ShareParty::Provider);
     let fresh = shares::find_either(&tx, org, share.id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     tx.commit().await?;
     Ok(fresh)
 }
@@ -578,7 +579,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::ShareLive)) => {
             return Err(ServiceError::Conflict {
-                code: "share_exists",
+                code: ErrorCode::ShareExists,
                 message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
             });
         }
@@ -586,7 +587,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
     }
     let share = shares::find(&tx, provider, Side::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let mut after = prices_json(prices);
     if let Some(map) = after.as_object_mut() {
         map.insert(
@@ -627,7 +628,7 @@ async fn party_share(
     let (org, _) = ctx.current_org(Action::ViewShares)?;
     let share = shares::find_either(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let side = if share.provider_organization_id == org {
         ShareParty::Provider
     } else {
@@ -642,8 +643,8 @@ fn only(side: ShareParty, wanted: ShareParty, what: &str) -> Result<(), ServiceE
         return Ok(());
     }
     let code = match wanted {
-        ShareParty::Provider => "provider_only",
-        ShareParty::Consumer => "consumer_only",
+        ShareParty::Provider => ErrorCode::ProviderOnly,
+        ShareParty::Consumer => ErrorCode::ConsumerOnly,
     };
     Err(ServiceError::Forbidden {
         code,
@@ -654,11 +655,11 @@ fn only(side: ShareParty, wanted: ShareParty, what: &str) -> Result<(), ServiceE
 fn share_error(e: ShareError) -> ServiceError {
     match e {
         ShareError::InvalidState { .. } => ServiceError::Conflict {
-            code: "invalid_state",
+            code: ErrorCode::InvalidState,
             message: format!("{e}."),
         },
         ShareError::ContractChanged { current, .. } => ServiceError::Conflict {
-            code: "contract_changed",
+            code: ErrorCode::ContractChanged,
             message: format!(
                 "The terms changed: the contract is now at version {current}; review it and accept that version."
             ),
@@ -668,7 +669,7 @@ fn share_error(e: ShareError) -> ServiceError {
 
 fn changed_meanwhile() -> ServiceError {
     ServiceError::Conflict {
-        code: "invalid_state",
+        code: ErrorCode::InvalidState,
         message: "The share changed meanwhile; reload.".to_owned(),
     }
 }
@@ -683,7 +684,7 @@ async fn reload(
 ) -> Result<ShareRecord, ServiceError> {
     let mut share = shares::find_either(tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let month = inventiv_persistence::repo::spend::month_of(deps.clock.now());
     shares::with_spend(tx, org, std::slice::from_mut(&mut share), month).await?;
     Ok(share)
@@ -972,7 +973,7 @@ async fn set_cap(
     let now = ctx.now;
     let tx = lock_parties(deps, &share).await?;
     if !shares::set_cap(&tx, org, share.id, cap, now).await? {
-        return Err(ServiceError::NotFound("share"));
+        return Err(ServiceError::not_found("share"));
     }
     let updated = reload(deps, &tx, org, share.id).await?;
     audit_both(
@@ -999,7 +1000,7 @@ pub async fn set_share_activation(
     let (org, _) = ctx.current_org(Action::ViewShares)?;
     shares::find(&deps.db, org, Side::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
@@ -1007,7 +1008,7 @@ pub async fn set_share_activation(
     audit_repo::lock_heads(&tx, &[org]).await?;
     let current = shares::find(&tx, org, Side::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     shares::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
@@ -1023,7 +1024,7 @@ pub async fn set_share_activation(
     .await?;
     let updated = shares::find(&tx, org, Side::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     tx.commit().await?;
     Ok(updated)
 }

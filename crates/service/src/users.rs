@@ -10,6 +10,7 @@ use crate::auth::token_hash;
 use crate::mailer::{OutgoingEmail, send_in_background};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
     ensure_owner_remains, locks_self_out, user_edit,
@@ -78,14 +79,14 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<UserView, Service
         Some(org) => Some(
             memberships::find(&deps.db, org, id)
                 .await?
-                .ok_or(ServiceError::NotFound("user"))?
+                .ok_or_else(|| ServiceError::not_found("user"))?
                 .role,
         ),
         None => None,
     };
     let user = users::find_by_id(&deps.db, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     Ok(UserView { user, role })
 }
 
@@ -142,7 +143,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
         Ok(user) => user,
         Err(StoreError::Conflict(Constraint::UserEmail)) => {
             return Err(ServiceError::Conflict {
-                code: "email_taken",
+                code: ErrorCode::EmailTaken,
                 message:
                     "An account with this email exists; invite it to the organization instead."
                         .to_owned(),
@@ -230,13 +231,13 @@ pub async fn update(
     let edit = user_edit(&actor, id)?;
     if !edit.may_set_flags() && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
         return Err(ServiceError::Forbidden {
-            code: "forbidden",
+            code: ErrorCode::Forbidden,
             message: "Only platform admins change these.".to_owned(),
         });
     }
     if locks_self_out(&actor, id, input.disabled, input.is_platform_admin) {
         return Err(ServiceError::Conflict {
-            code: "cannot_change_self",
+            code: ErrorCode::CannotChangeSelf,
             message: "You cannot disable yourself or drop your own platform-admin flag.".to_owned(),
         });
     }
@@ -250,12 +251,12 @@ pub async fn update(
     let tx = deps.db.begin_write().await?;
     let before = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     match users::update_profile(&tx, id, change, now).await {
         Ok(_) => {}
         Err(StoreError::Conflict(Constraint::UserUsername)) => {
             return Err(ServiceError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 message: "This username is already taken.".to_owned(),
             });
         }
@@ -286,7 +287,7 @@ pub async fn update(
     };
     let after = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     ctx.record(&tx, AuditEntry {
             action,
             organization: None,
@@ -311,7 +312,7 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
     authorize(&ctx.actor(), Action::DeleteUser)?;
     if id == ctx.user_id() {
         return Err(ServiceError::Conflict {
-            code: "cannot_change_self",
+            code: ErrorCode::CannotChangeSelf,
             message: "You cannot delete your own account here.".to_owned(),
         });
     }
@@ -319,14 +320,14 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
     let tx = deps.db.begin_write().await?;
     let user = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     let owned = memberships::owned_orgs(&tx, id).await?;
     for org in &owned {
         // Same lock as every other owner-reducing change, taken in org-id order.
         let owners = memberships::lock_owners(&tx, *org).await?;
         if owners.contains(&id) {
             ensure_owner_remains(owners.len() as u64, 1).map_err(|_| ServiceError::Conflict {
-                code: "last_owner",
+                code: ErrorCode::LastOwner,
                 message:
                     "This user is the last owner of an organization; transfer ownership first."
                         .to_owned(),

@@ -2,6 +2,7 @@ use super::unauthorized;
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
 };
@@ -99,7 +100,7 @@ pub async fn update_profile(
         Ok(None) => return Err(unauthorized("The account no longer exists.")),
         Err(StoreError::Conflict(Constraint::UserUsername)) => {
             return Err(ServiceError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 message: "This username is already taken.".to_owned(),
             });
         }
@@ -147,7 +148,7 @@ pub async fn change_password(
     };
     if !current_ok {
         return Err(ServiceError::Forbidden {
-            code: "invalid_current_password",
+            code: ErrorCode::InvalidCurrentPassword,
             message: "The current password is incorrect.".to_owned(),
         });
     }

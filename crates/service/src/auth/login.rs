@@ -1,6 +1,7 @@
 use super::{IssuedToken, enforce_limit, issue_token};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, Password, SessionId, Username};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
@@ -24,7 +25,7 @@ pub struct LoginOutcome {
 
 fn invalid_credentials() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "invalid_credentials",
+        code: ErrorCode::InvalidCredentials,
         message: "The email/username or password is incorrect.".to_owned(),
     }
 }
@@ -116,7 +117,7 @@ pub async fn login(
     };
     if user.disabled_at.is_some() {
         return Err(ServiceError::Forbidden {
-            code: "account_disabled",
+            code: ErrorCode::AccountDisabled,
             message: "This account is disabled.".to_owned(),
         });
     }

@@ -26,6 +26,7 @@ pub use sessions::{
 use crate::cache::EpochCache;
 use crate::rate_limit::RateLimiter;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, Role, SessionId, UserId};
 use inventiv_persistence::repo::api_keys::KeyAuth;
 use jwt::{Claims, JwtKeys};
@@ -132,7 +133,7 @@ pub fn issue_token(
 
 pub(crate) fn unauthorized(message: &str) -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "unauthorized",
+        code: ErrorCode::Unauthorized,
         message: message.to_owned(),
     }
 }

@@ -1,6 +1,7 @@
 use super::jwt::Claims;
 use super::unauthorized;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Actor, Credential, Email, SessionId, UserId, Workspace};
 use inventiv_persistence::repo::sessions;
 use time::Duration;
@@ -52,7 +53,7 @@ impl Principal {
         match &self.via {
             Via::Session(session) => Ok(*session),
             Via::ApiKey(_) => Err(ServiceError::Forbidden {
-                code: "api_key_not_allowed",
+                code: ErrorCode::ApiKeyNotAllowed,
                 message: "This requires a signed-in session, not an API key.".to_owned(),
             }),
         }
@@ -105,7 +106,7 @@ pub async fn authenticate(deps: &Deps, token: &str) -> Result<Principal, Service
         .ok_or_else(|| unauthorized("The access token is invalid."))?;
     if claims.exp <= deps.clock.now().unix_timestamp() {
         return Err(ServiceError::Unauthenticated {
-            code: "token_expired",
+            code: ErrorCode::TokenExpired,
             message: "The access token has expired; sign in again.".to_owned(),
         });
     }

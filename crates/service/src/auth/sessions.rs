@@ -2,6 +2,7 @@ use super::{IssuedToken, issue_token, unauthorized};
 use crate::Ctx;
 use crate::audit::AuditEntry;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
@@ -31,7 +32,7 @@ pub async fn switch_workspace(
             Some(m) => Some((org, m.role)),
             None => {
                 return Err(ServiceError::Forbidden {
-                    code: "not_a_member",
+                    code: ErrorCode::NotAMember,
                     message: "You are not a member of this organization.".to_owned(),
                 });
             }
@@ -157,7 +158,7 @@ async fn superseded_refresh(
         tx.commit().await?;
     }
     Err(ServiceError::Unauthenticated {
-        code: "refresh_reuse_detected",
+        code: ErrorCode::RefreshReuseDetected,
         message: "This token was already refreshed: the session has been revoked; sign in again."
             .to_owned(),
     })
@@ -176,7 +177,7 @@ pub async fn revoke_session(deps: &Deps, ctx: &Ctx, id: SessionId) -> Result<(),
     if revoke_in_tx(deps, ctx, id, "revoked_by_user", "session.revoked").await? {
         Ok(())
     } else {
-        Err(ServiceError::NotFound("session"))
+        Err(ServiceError::not_found("session"))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::audit::AuditEntry;
 use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
     authorize, ensure_applicable, optional_text,
@@ -41,7 +42,7 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<InstanceRecor
     authorize(&actor, Action::ViewInstances)?;
     instances::find(&deps.db, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))
+        .ok_or_else(|| ServiceError::not_found("instance"))
 }
 
 /// `POST /deployments` input.
@@ -140,7 +141,7 @@ pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRec
     .await?;
     let instance = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
     lifecycle::spawn_bring_up(deps.clone(), instance.clone());
     Ok(instance)
@@ -153,7 +154,7 @@ fn refused(refusal: Refusal) -> ServiceError {
             "must be an http:// base URL without query, e.g. http://10.0.0.5:8000",
         ),
         Refusal::NotAllowed => ServiceError::BadRequest {
-            code: "endpoint_not_allowed",
+            code: ErrorCode::EndpointNotAllowed,
             message: "endpoint_url must resolve only to addresses this server may call (public \
                       addresses, and the networks the operator allows)."
                 .to_owned(),
@@ -189,14 +190,14 @@ async fn take_claim(
         return Ok(());
     }
     Err(ServiceError::Conflict {
-        code: "endpoint_taken",
+        code: ErrorCode::EndpointTaken,
         message: "This endpoint is registered by another organization or user.".to_owned(),
     })
 }
 
 fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {
     ServiceError::Conflict {
-        code: "invalid_state",
+        code: ErrorCode::InvalidState,
         message: format!("{err}."),
     }
 }
@@ -232,7 +233,7 @@ async fn change(
     let scope = actor.scope();
     let instance = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     authorize(&actor, action)?;
     let to = next(instance.status).map_err(invalid_state)?;
     let change = lifecycle::Step {
@@ -243,13 +244,13 @@ async fn change(
     };
     if !lifecycle::step(deps, &instance, change, ctx.audit_actor(), &ctx.meta).await? {
         return Err(ServiceError::Conflict {
-            code: "invalid_state",
+            code: ErrorCode::InvalidState,
             message: "The instance changed state meanwhile; reload and retry.".to_owned(),
         });
     }
     let moved = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     match to {
         InstanceStatus::Terminating => lifecycle::spawn_tear_down(deps.clone(), moved.clone()),
         _ => lifecycle::spawn_bring_up(deps.clone(), moved.clone()),
@@ -273,7 +274,7 @@ pub async fn set_activation(
     let scope = actor.scope();
     let instance = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     let Workspace::Org { org, .. } = actor.workspace else {
         authorize(&actor, Action::SetActivation { flag })?;
         return Err(crate::activation::error(ActivationError::NotApplicable));
@@ -285,7 +286,7 @@ pub async fn set_activation(
     // Re-read inside the write transaction: the flags of a concurrent change count.
     let current = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
     ctx.record(&tx, AuditEntry {
@@ -300,7 +301,7 @@ pub async fn set_activation(
     .await?;
     let updated = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
     Ok(updated)
 }

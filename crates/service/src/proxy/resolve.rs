@@ -5,6 +5,7 @@
 
 use crate::Ctx;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, Workspace, authorize,
 };
@@ -92,15 +93,15 @@ async fn upstreams(
 }
 
 pub(crate) fn not_found(requested: &str) -> ServiceError {
-    ServiceError::NotFoundCode {
-        code: "model_not_found",
+    ServiceError::NotFound {
+        code: ErrorCode::ModelNotFound,
         message: format!("The model {requested:?} does not exist or is not available to you."),
     }
 }
 
 fn not_operational(requested: &str) -> ServiceError {
     ServiceError::Forbidden {
-        code: "model_not_operational",
+        code: ErrorCode::ModelNotOperational,
         message: format!(
             "The model {requested:?} is not operational yet (waiting for its technical or economic approval)."
         ),
@@ -188,7 +189,7 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
     }
     if !allowed_by_key(ctx, requested) {
         return Err(ServiceError::Forbidden {
-            code: "model_not_allowed",
+            code: ErrorCode::ModelNotAllowed,
             message: format!("This API key may not call {requested:?}."),
         });
     }
@@ -266,9 +267,8 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
         }
     };
     if target.instances.is_empty() {
-        return Err(ServiceError::Upstream {
-            status: 503,
-            code: "no_ready_instance",
+        return Err(ServiceError::Unavailable {
+            code: ErrorCode::NoReadyInstance,
             message: format!("No ready, operational instance serves {requested:?} right now."),
         });
     }
