@@ -757,10 +757,16 @@ mod tests {
             DisplayName::parse("name", &hundred).unwrap().as_str(),
             hundred
         );
-        assert_eq!(DisplayName::parse("name", "  key  ").unwrap().as_str(), "key");
+        assert_eq!(
+            DisplayName::parse("name", "  key  ").unwrap().as_str(),
+            "key"
+        );
         // 101 characters as sent, 100 once trimmed: refused, as the schema's maxLength says.
         let padded = format!(" {hundred}");
-        assert_eq!(DisplayName::parse("name", &padded).unwrap_err().field, "name");
+        assert_eq!(
+            DisplayName::parse("name", &padded).unwrap_err().field,
+            "name"
+        );
         assert!(OrgName::parse(&padded).is_err());
         assert!(PersonName::parse("first_name", &padded).is_err());
         for bad in ["", "   ", "a\u{7}b"] {
