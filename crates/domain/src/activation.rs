@@ -13,6 +13,7 @@ use crate::values::ValueError;
 
 /// One of the two activation flags. Serialized lowercase (`"tech"`, `"eco"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Flag {
     /// Technical approval: the resource is correctly set up.

@@ -21,6 +21,7 @@ use crate::values::ValueError;
 
 /// Stored status of an invitation. Serialized lowercase (`"pending"`, …), as in the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationStatus {
     /// Waiting for the invitee; the only status that can be accepted or revoked.

@@ -17,19 +17,22 @@
 //!   `parse`, so holding an [`Email`] or a [`Slug`] proves it is valid.
 //! - **One map.** Guards, `permissions`, `modules` and `docs/authorization.md` are all derived
 //!   from [`policy`]; nothing else decides who may do what.
-//! - Depends only on serde, uuid, time and thiserror. Never on sea-orm, actix, tokio or anything
-//!   that performs I/O.
+//! - Depends only on serde, uuid, time and thiserror, and — behind the `utoipa` feature, which
+//!   only the http crate enables — on utoipa, so the OpenAPI document describes the wire enums
+//!   and ids from here. Never on sea-orm, actix, tokio or anything that performs I/O.
 
 pub mod activation;
 pub mod authorization_doc;
 pub mod dates;
 pub mod delegation;
 pub mod error_code;
+pub mod finops;
 pub mod ids;
 pub mod instance;
 pub mod invitation;
 pub mod modules;
 pub mod money;
+pub mod offering;
 pub mod owners;
 pub mod policy;
 pub mod role;

@@ -12,6 +12,7 @@ use crate::values::ValueError;
 
 /// A member's role in one organization. Serialized lowercase (`"owner"`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including the org itself and its settings.

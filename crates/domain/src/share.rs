@@ -92,6 +92,7 @@ impl FromStr for ShareStatus {
 
 /// The two parties of a share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ShareParty {
     Provider,
@@ -104,6 +105,19 @@ impl ShareParty {
         match self {
             ShareParty::Provider => "provider",
             ShareParty::Consumer => "consumer",
+        }
+    }
+}
+
+impl FromStr for ShareParty {
+    type Err = ValueError;
+
+    /// Exact names. Field name: `side` (the side of a share list).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "provider" => Ok(ShareParty::Provider),
+            "consumer" => Ok(ShareParty::Consumer),
+            _ => Err(ValueError::new("side", "provider or consumer")),
         }
     }
 }
@@ -318,6 +332,14 @@ mod tests {
             assert_eq!(status.as_str().parse::<ShareStatus>(), Ok(status));
         }
         assert!("paused".parse::<ShareStatus>().is_err());
+    }
+
+    #[test]
+    fn parties_round_trip_and_an_unknown_one_names_side() {
+        for party in [ShareParty::Provider, ShareParty::Consumer] {
+            assert_eq!(party.as_str().parse::<ShareParty>(), Ok(party));
+        }
+        assert_eq!("both".parse::<ShareParty>().unwrap_err().field, "side");
     }
 
     #[test]

@@ -21,41 +21,24 @@ pub(crate) fn date(
     })
 }
 
+/// An optional query parameter read by its domain type's `FromStr`. The query string itself
+/// parsed, so a name the type does not know is `400 validation_failed` naming the parameter
+/// (the reason lists the accepted names), not `invalid_query`.
+pub(crate) fn query_value<T>(
+    value: Option<&str>,
+) -> Result<Option<T>, inventiv_service::ServiceError>
+where
+    T: std::str::FromStr<Err = inventiv_domain::ValueError>,
+{
+    Ok(value.map(str::parse).transpose()?)
+}
+
 /// [`date`] for an optional field.
 pub(crate) fn opt_date(
     field: &str,
     t: Option<OffsetDateTime>,
 ) -> Result<Option<OffsetDateTime>, inventiv_service::ServiceError> {
     t.map(|t| date(field, t)).transpose()
-}
-
-/// Schema-only enums: the values the server accepts for fields it parses itself, so the OpenAPI
-/// document names them (clients and fuzzers then know that anything else is a 400).
-pub mod names {
-    #![allow(dead_code)]
-    use utoipa::ToSchema;
-
-    /// A role in an organization (SPEC §2).
-    #[derive(ToSchema)]
-    pub enum RoleName {
-        #[schema(rename = "owner")]
-        Owner,
-        #[schema(rename = "admin")]
-        Admin,
-        #[schema(rename = "manager")]
-        Manager,
-        #[schema(rename = "user")]
-        User,
-    }
-
-    /// An approval flag.
-    #[derive(ToSchema)]
-    pub enum FlagName {
-        #[schema(rename = "tech")]
-        Tech,
-        #[schema(rename = "eco")]
-        Eco,
-    }
 }
 
 /// A list page (SPEC §4): `next_cursor` is null on the last page.

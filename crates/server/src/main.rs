@@ -20,7 +20,8 @@ const USAGE: &str =
                 INSTANCES_PER_ORG settled instances each (for scale measurements; incremental)
   openapi       print the OpenAPI document (the same as GET /openapi.json) and exit
 
-Settings: config/default.toml, config/$INVENTIV_ENV.toml, then INVENTIV__SECTION__KEY variables.";
+Settings: config/default.toml, config/$INVENTIV_ENV.toml (built in; the same files in ./config or
+$INVENTIV_CONFIG_DIR override them when present), then INVENTIV__SECTION__KEY variables.";
 
 #[tokio::main]
 async fn main() -> ExitCode {

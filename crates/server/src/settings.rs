@@ -1,6 +1,12 @@
 //! Typed settings (SPEC §4.6). Sources, later ones winning: `config/default.toml`,
 //! `config/<INVENTIV_ENV>.toml` (`development` by default; `test`, `production`), then
 //! environment variables `INVENTIV__<SECTION>__<KEY>` (lists comma-separated).
+//!
+//! The repository's `config/*.toml` are compiled into the binary, so it runs from any
+//! directory; a file of the same name in the configuration directory (`./config`, or
+//! `INVENTIV_CONFIG_DIR`) overrides its built-in copy key by key, and a missing one is not an
+//! error. Each file keeps its rank: an on-disk `default.toml` still yields to the environment's
+//! file.
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -32,6 +38,15 @@ impl Environment {
             Self::Development => "development",
             Self::Test => "test",
             Self::Production => "production",
+        }
+    }
+
+    /// This environment's `config/<name>.toml`, as built into the binary.
+    fn built_in_toml(self) -> &'static str {
+        match self {
+            Self::Development => include_str!("../../../config/development.toml"),
+            Self::Test => include_str!("../../../config/test.toml"),
+            Self::Production => include_str!("../../../config/production.toml"),
         }
     }
 }
@@ -68,7 +83,10 @@ impl std::fmt::Debug for Secret {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    /// Base of the links in emails.
+    /// Base of the links in emails (and the default allowed origin). Unset or empty:
+    /// `http://<host>:<port>`, filled in by [`Settings::load`], so changing the port
+    /// keeps the links right.
+    #[serde(default)]
     pub public_url: String,
     /// Where the embedded database, the generated JWT secret and the email outbox live.
     pub data_dir: PathBuf,
@@ -277,25 +295,48 @@ fn environment_source() -> config::Environment {
         .try_parsing(true)
 }
 
+/// The repository's `config/default.toml`, as built into the binary.
+const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// `http://<host>:<port>`, with an IPv6 address in brackets.
+fn url_of(host: &str, port: u16) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
 impl Settings {
-    /// Loads the settings of `environment` from `config_dir` and the process environment.
+    /// Loads the settings of `environment`: the built-in files, overridden by those in
+    /// `config_dir` (each optional), then by the process environment.
     pub fn load(config_dir: &Path, environment: Environment) -> anyhow::Result<Settings> {
-        let built = config::Config::builder()
-            .add_source(config::File::from(config_dir.join("default.toml")))
-            .add_source(
-                config::File::from(config_dir.join(format!("{}.toml", environment.as_str())))
-                    .required(false),
-            )
+        let environment_file = format!("{}.toml", environment.as_str());
+        let files = [
+            ("default.toml", DEFAULT_TOML),
+            (environment_file.as_str(), environment.built_in_toml()),
+        ];
+        let mut builder = config::Config::builder();
+        for (name, built_in) in files {
+            builder = builder
+                .add_source(config::File::from_str(built_in, config::FileFormat::Toml))
+                .add_source(config::File::from(config_dir.join(name)).required(false));
+        }
+        let built = builder
             .add_source(environment_source())
             .build()
             .context("reading configuration")?;
         let mut settings: Settings = built.try_deserialize().context("invalid configuration")?;
         settings.environment = environment;
+        if settings.server.public_url.is_empty() {
+            settings.server.public_url = url_of(&settings.server.host, settings.server.port);
+        }
         settings.validate()?;
         Ok(settings)
     }
 
-    /// Loads from `./config` for the environment named by `INVENTIV_ENV`.
+    /// Loads for the environment named by `INVENTIV_ENV`, overridden by the files in `./config`
+    /// (or `INVENTIV_CONFIG_DIR`) when they exist.
     pub fn from_env() -> anyhow::Result<Settings> {
         let dir = std::env::var_os("INVENTIV_CONFIG_DIR")
             .map_or_else(|| PathBuf::from("config"), PathBuf::from);
@@ -380,17 +421,106 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{OrganizationsSettings, environment_source};
+    use super::{DEFAULT_TOML, Environment, OrganizationsSettings, Settings, environment_source};
     use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    /// A fresh, empty directory: a working directory with no `config/` in it.
+    fn empty_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("inventiv-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn without_config_files_on_disk_the_built_in_ones_apply() {
+        let dir = empty_dir();
+        let missing = dir.join("config");
+        let settings = Settings::load(&missing, Environment::Development).unwrap();
+        assert_eq!(
+            (settings.server.host.as_str(), settings.server.port),
+            ("127.0.0.1", 8080)
+        );
+        assert_eq!(settings.server.public_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            settings.database.url.expose(),
+            "sqlite://data/inventiv.db?mode=rwc"
+        );
+        // development.toml is built in too.
+        assert!(!settings.auth.cookie_secure);
+        assert_eq!(settings.log.format, "pretty");
+        assert_eq!(
+            settings.providers.external.allowed_networks,
+            ["127.0.0.0/8", "::1"]
+        );
+        let test = Settings::load(&missing, Environment::Test).unwrap();
+        assert_eq!(test.rate_limit.login_per_minute, 10000);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_on_disk_overrides_its_built_in_copy_key_by_key_and_keeps_its_rank() {
+        let dir = empty_dir();
+        std::fs::write(dir.join("development.toml"), "[server]\nport = 9090\n").unwrap();
+        // An on-disk default.toml still yields to the environment's (built-in) file.
+        std::fs::write(
+            dir.join("default.toml"),
+            "[log]\nformat = \"json\"\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(&dir, Environment::Development).unwrap();
+        assert_eq!(settings.server.port, 9090);
+        assert_eq!(settings.server.host, "127.0.0.1", "the other keys stay");
+        assert!(
+            !settings.auth.cookie_secure,
+            "development.toml's other keys stay"
+        );
+        assert_eq!(settings.log.level, "debug");
+        assert_eq!(settings.log.format, "pretty");
+        // The links in emails follow the port.
+        assert_eq!(settings.server.public_url, "http://127.0.0.1:9090");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn public_url_is_derived_only_when_unset() {
+        let dir = empty_dir();
+        std::fs::write(
+            dir.join("development.toml"),
+            "[server]\nhost = \"::1\"\nport = 8443\n",
+        )
+        .unwrap();
+        let derived = Settings::load(&dir, Environment::Development).unwrap();
+        assert_eq!(derived.server.public_url, "http://[::1]:8443");
+        assert_eq!(derived.allowed_origins(), ["http://[::1]:8443"]);
+
+        std::fs::write(
+            dir.join("development.toml"),
+            "[server]\npublic_url = \"https://inventiv.example.com/\"\n",
+        )
+        .unwrap();
+        let configured = Settings::load(&dir, Environment::Development).unwrap();
+        assert_eq!(
+            configured.server.public_url,
+            "https://inventiv.example.com/"
+        );
+        assert_eq!(
+            configured.allowed_origins(),
+            ["https://inventiv.example.com"]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     fn reserved_from(vars: &[(&str, &str)]) -> Vec<String> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml");
         let built = config::Config::builder()
-            .add_source(config::File::from(std::path::Path::new(dir)))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .add_source(environment_source().source(Some(vars)))
             .build()
             .unwrap();

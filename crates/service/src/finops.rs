@@ -9,6 +9,8 @@ use inventiv_persistence::repo::instances::{self, CostRow};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime, Time};
 
+pub use inventiv_domain::finops::{GroupBy, UsageGroupBy, UsageSideQuery};
+
 /// The longest range one dashboard query may cover.
 pub const MAX_RANGE: Duration = Duration::days(366);
 
@@ -28,15 +30,6 @@ pub async fn current(deps: &Deps, ctx: &Ctx) -> Result<CurrentCost, ServiceError
         hourly_micros: prices.iter().sum(),
         instances: prices.len(),
     })
-}
-
-/// How a cost report is grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    /// By UTC day.
-    Day,
-    Instance,
-    Model,
 }
 
 /// One group of a report.
@@ -239,24 +232,6 @@ mod tests {
             .is_ok()
         );
     }
-}
-
-/// Which side of the usage a dashboard reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsageSideQuery {
-    /// What this workspace consumed (its spend).
-    Consumer,
-    /// What others consumed of this org's offerings (its revenue).
-    Provider,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsageGroupBy {
-    Day,
-    Offering,
-    ApiKey,
-    /// The counterparty: the provider (consumer side) or the consumer (provider side).
-    Organization,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use crate::audit::{AuditActor, AuditEntry, record};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
+use inventiv_domain::offering::Visibility;
 use inventiv_domain::{
     Action, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty,
     ShareState, ShareStatus, Slug, authorize,
@@ -105,15 +106,16 @@ fn fields(
             "at most 1000 characters",
         ));
     }
-    let visibility = visibility.unwrap_or_else(|| "private".to_owned());
-    if !matches!(visibility.as_str(), "private" | "public") {
-        return Err(ServiceError::invalid("visibility", "private or public"));
-    }
+    let visibility: Visibility = visibility
+        .as_deref()
+        .map(str::parse)
+        .transpose()?
+        .unwrap_or_default();
     Ok(OfferingFields {
         code: code.as_str().to_owned(),
         name,
         description,
-        visibility,
+        visibility: visibility.as_str().to_owned(),
         is_active,
     })
 }

@@ -1,11 +1,11 @@
 //! `/finops/*` (SPEC §4.3): costs of the current workspace's instances, in micro-EUR.
 
 use crate::AppState;
-use crate::dto::date;
+use crate::dto::{date, query_value};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use actix_web::{get, web};
-use inventiv_service::finops::{self, GroupBy};
+use inventiv_service::finops::{self, GroupBy, UsageGroupBy, UsageSideQuery};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -42,42 +42,6 @@ async fn current(
     }))
 }
 
-/// Schema-only: the groupings of `GET /finops/dashboard/costs`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum CostGroup {
-    #[schema(rename = "day")]
-    Day,
-    #[schema(rename = "instance")]
-    Instance,
-    #[schema(rename = "model")]
-    Model,
-}
-
-/// Schema-only: the sides of `GET /finops/usage`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum UsageSide {
-    #[schema(rename = "consumer")]
-    Consumer,
-    #[schema(rename = "provider")]
-    Provider,
-}
-
-/// Schema-only: the groupings of `GET /finops/usage`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum UsageGroup {
-    #[schema(rename = "day")]
-    Day,
-    #[schema(rename = "offering")]
-    Offering,
-    #[schema(rename = "api_key")]
-    ApiKey,
-    #[schema(rename = "organization")]
-    Organization,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CostQuery {
@@ -90,7 +54,8 @@ pub struct CostQuery {
     #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,
     /// `day` (default), `instance` or `model`.
-    #[param(inline, value_type = Option<CostGroup>)]
+    // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
+    #[param(inline, value_type = Option<GroupBy>)]
     group_by: Option<String>,
 }
 
@@ -126,26 +91,14 @@ async fn dashboard(
     query: web::Query<CostQuery>,
 ) -> Result<web::Json<CostReportDto>, ApiError> {
     let q = query.into_inner();
-    let group_name = q.group_by.unwrap_or_else(|| "day".to_owned());
-    let group_by = match group_name.as_str() {
-        "day" => GroupBy::Day,
-        "instance" => GroupBy::Instance,
-        "model" => GroupBy::Model,
-        _ => {
-            return Err(inventiv_service::ServiceError::invalid(
-                "group_by",
-                "day, instance or model",
-            )
-            .into());
-        }
-    };
+    let group_by: GroupBy = query_value(q.group_by.as_deref())?.unwrap_or_default();
     let (from, to) = (date("from", q.from)?, date("to", q.to)?);
     let r = finops::costs(&state.deps, &ctx, from, to, group_by).await?;
     Ok(web::Json(CostReportDto {
         currency: "EUR",
         from: r.from,
         to: r.to,
-        group_by: group_name,
+        group_by: group_by.as_str().to_owned(),
         total_micros: r.total_micros,
         groups: r
             .groups
@@ -171,10 +124,12 @@ pub struct UsageQuery {
     #[param(value_type = String, format = DateTime)]
     to: OffsetDateTime,
     /// `consumer` (default: what this workspace spent) or `provider` (what others spent on this org's offerings).
-    #[param(inline, value_type = Option<UsageSide>)]
+    // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
+    #[param(inline, value_type = Option<UsageSideQuery>)]
     side: Option<String>,
     /// `day` (default), `offering`, `api_key` or `organization` (the counterparty).
-    #[param(inline, value_type = Option<UsageGroup>)]
+    // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
+    #[param(inline, value_type = Option<UsageGroupBy>)]
     group_by: Option<String>,
 }
 
@@ -218,38 +173,15 @@ async fn usage(
     ctx: Caller,
     query: web::Query<UsageQuery>,
 ) -> Result<web::Json<UsageReportDto>, ApiError> {
-    use finops::{UsageGroupBy, UsageSideQuery};
     let q = query.into_inner();
-    let side_name = q.side.unwrap_or_else(|| "consumer".to_owned());
-    let side = match side_name.as_str() {
-        "consumer" => UsageSideQuery::Consumer,
-        "provider" => UsageSideQuery::Provider,
-        _ => {
-            return Err(
-                inventiv_service::ServiceError::invalid("side", "consumer or provider").into(),
-            );
-        }
-    };
-    let group_name = q.group_by.unwrap_or_else(|| "day".to_owned());
-    let group_by = match group_name.as_str() {
-        "day" => UsageGroupBy::Day,
-        "offering" => UsageGroupBy::Offering,
-        "api_key" => UsageGroupBy::ApiKey,
-        "organization" => UsageGroupBy::Organization,
-        _ => {
-            return Err(inventiv_service::ServiceError::invalid(
-                "group_by",
-                "day, offering, api_key or organization",
-            )
-            .into());
-        }
-    };
+    let side: UsageSideQuery = query_value(q.side.as_deref())?.unwrap_or_default();
+    let group_by: UsageGroupBy = query_value(q.group_by.as_deref())?.unwrap_or_default();
     let (from, to) = (date("from", q.from)?, date("to", q.to)?);
     let report = finops::usage(&state.deps, &ctx, from, to, side, group_by).await?;
     Ok(web::Json(UsageReportDto {
         currency: "EUR",
-        side: side_name,
-        group_by: group_name,
+        side: side.as_str().to_owned(),
+        group_by: group_by.as_str().to_owned(),
         total: usage_group(report.total),
         groups: report.groups.into_iter().map(usage_group).collect(),
     }))

@@ -177,7 +177,7 @@ enum ProviderName {
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// A public model or one of this org's models.
-    model_id: Uuid,
+    model_id: ModelId,
     /// `mock` (default) or `external`.
     #[schema(inline, value_type = Option<ProviderName>)]
     provider: Option<String>,
@@ -208,7 +208,7 @@ async fn deploy(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = Deploy {
-        model_id: ModelId::from_uuid(b.model_id),
+        model_id: b.model_id,
         provider: b.provider,
         zone: b.zone,
         instance_type: b.instance_type,
@@ -259,7 +259,7 @@ async fn reinstall(
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
     // No doc comment: utoipa would wrap the inline enum in an unsatisfiable `allOf` with it.
-    #[schema(inline, value_type = crate::dto::names::FlagName)]
+    #[schema(inline)]
     flag: Flag,
     active: bool,
 }

@@ -63,7 +63,7 @@ pub struct CreateInvitationRequest {
     #[schema(min_length = 3, max_length = 254)]
     email: String,
     /// Default `user`; must be a role you may assign.
-    #[schema(inline, value_type = Option<crate::dto::names::RoleName>)]
+    #[schema(inline)]
     role: Option<Role>,
     /// 1..30, default 7.
     #[schema(minimum = 1, maximum = 30)]
@@ -93,25 +93,11 @@ async fn create(
     Ok(HttpResponse::Created().json(invitation_dto(invitation, state.deps.clock.now())))
 }
 
-/// Schema-only: the effective statuses of an invitation.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum StatusName {
-    #[schema(rename = "pending")]
-    Pending,
-    #[schema(rename = "accepted")]
-    Accepted,
-    #[schema(rename = "revoked")]
-    Revoked,
-    #[schema(rename = "expired")]
-    Expired,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
     /// Filter by (effective) status.
-    #[param(inline, value_type = Option<StatusName>)]
+    #[param(inline)]
     status: Option<InvitationStatus>,
     /// 1..200, default 50.
     #[param(minimum = 1, maximum = 200)]

@@ -70,7 +70,7 @@ async fn list(
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
     // No doc comment: utoipa would wrap the inline enum in an unsatisfiable `allOf` with it.
-    #[schema(inline, value_type = crate::dto::names::RoleName)]
+    #[schema(inline)]
     role: Role,
 }
 

@@ -133,7 +133,7 @@ async fn create(
 pub struct SwitchRequest {
     /// The organization to act in; null (or absent) for the personal workspace.
     #[serde(default)]
-    organization_id: Option<Uuid>,
+    organization_id: Option<OrgId>,
 }
 
 /// Switch THIS session's workspace. Returns Me with a new token (also set as the cookie); the
@@ -148,7 +148,7 @@ async fn switch_workspace(
     ctx: Caller,
     body: Json<SwitchRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = body.organization_id.map(OrgId::from_uuid);
+    let target = body.organization_id;
     let (me, token) = auth::switch_workspace(&state.deps, &ctx, target).await?;
     let cookie = session_cookie(&state.cookies, &token.token, token.expires_at);
     let body = MeWithToken {

@@ -1,13 +1,14 @@
 //! Offerings and shares (SPEC §4.4).
 
 use crate::AppState;
-use crate::dto::{Page, PageQuery, date, double_option, opt_date, page};
+use crate::dto::{Page, PageQuery, date, double_option, opt_date, page, query_value};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
 use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use inventiv_domain::OrgId;
-use inventiv_domain::{Flag, ModelId, OfferingId, ShareId};
+use inventiv_domain::offering::Visibility;
+use inventiv_domain::{Flag, ModelId, OfferingId, ShareId, ShareParty};
 use inventiv_service::sharing::{
     self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareSide,
     ShareTransition,
@@ -211,7 +212,7 @@ async fn list_offerings(
 #[serde(deny_unknown_fields)]
 pub struct CreateOfferingRequest {
     /// A public model or one of this org's models.
-    model_id: Uuid,
+    model_id: ModelId,
     /// `[a-z0-9-]`, 2..64, unique in this org.
     #[schema(min_length = 2, max_length = 64, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     code: String,
@@ -220,7 +221,8 @@ pub struct CreateOfferingRequest {
     name: String,
     description: Option<String>,
     /// `private` (default) or `public`.
-    #[schema(inline, value_type = Option<VisibilityName>)]
+    // A string, checked by the service (`validation_failed`, not serde's `invalid_body`).
+    #[schema(inline, value_type = Option<Visibility>)]
     visibility: Option<String>,
     /// Default prices (owner/admin may set them at creation; later changes: owner/manager).
     #[schema(minimum = 0, maximum = 10_000_000)]
@@ -245,7 +247,7 @@ async fn create_offering(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewOffering {
-        model_id: ModelId::from_uuid(b.model_id),
+        model_id: b.model_id,
         code: b.code,
         name: b.name,
         description: b.description,
@@ -269,7 +271,8 @@ pub struct UpdateOfferingRequest {
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     description: Option<Option<String>>,
-    #[schema(inline, value_type = Option<VisibilityName>)]
+    // A string, checked by the service (`validation_failed`, not serde's `invalid_body`).
+    #[schema(inline, value_type = Option<Visibility>)]
     visibility: Option<String>,
     /// true publishes, false unpublishes.
     is_active: Option<bool>,
@@ -318,7 +321,7 @@ async fn update_offering(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRequest {
-    #[schema(inline, value_type = crate::dto::names::FlagName)]
+    #[schema(inline)]
     flag: Flag,
     active: bool,
 }
@@ -360,31 +363,12 @@ async fn delete_offering(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Schema-only: who may be granted an offering.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum VisibilityName {
-    #[schema(rename = "private")]
-    Private,
-    #[schema(rename = "public")]
-    Public,
-}
-
-/// Schema-only: the sides of a share list.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-enum ShareSideName {
-    #[schema(rename = "provider")]
-    Provider,
-    #[schema(rename = "consumer")]
-    Consumer,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ShareQuery {
     /// `provider` (default: the shares this org gives) or `consumer` (those it receives).
-    #[param(inline, value_type = Option<ShareSideName>)]
+    // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
+    #[param(inline, value_type = Option<ShareParty>)]
     side: Option<String>,
     /// 1..200, default 50.
     #[param(minimum = 1, maximum = 200)]
@@ -404,14 +388,9 @@ async fn list_shares(
     q: web::Query<ShareQuery>,
 ) -> Result<web::Json<Page<ShareDto>>, ApiError> {
     let q = q.into_inner();
-    let side = match q.side.as_deref() {
-        None | Some("provider") => ShareSide::Provider,
-        Some("consumer") => ShareSide::Consumer,
-        Some(_) => {
-            return Err(
-                inventiv_service::ServiceError::invalid("side", "provider or consumer").into(),
-            );
-        }
+    let side = match query_value(q.side.as_deref())? {
+        None | Some(ShareParty::Provider) => ShareSide::Provider,
+        Some(ShareParty::Consumer) => ShareSide::Consumer,
     };
     let paging = inventiv_service::paging::PageRequest {
         limit: q.limit,
@@ -428,7 +407,7 @@ async fn list_shares(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
-    offering_id: Uuid,
+    offering_id: OfferingId,
     consumer_organization_slug: String,
     #[schema(minimum = 0, maximum = 10_000_000)]
     price_input_micros_per_1k: i64,
@@ -456,7 +435,7 @@ async fn grant(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let input = NewGrant {
-        offering_id: OfferingId::from_uuid(b.offering_id),
+        offering_id: b.offering_id,
         consumer_slug: b.consumer_organization_slug,
         prices: (b.price_input_micros_per_1k, b.price_output_micros_per_1k),
         ends_at: opt_date("ends_at", b.ends_at)?,

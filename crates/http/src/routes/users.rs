@@ -93,7 +93,7 @@ pub struct CreateUserRequest {
     first_name: Option<String>,
     last_name: Option<String>,
     /// Org workspace: the membership role (default `user`), one you may assign.
-    #[schema(inline, value_type = Option<crate::dto::names::RoleName>)]
+    #[schema(inline)]
     role: Option<Role>,
 }
 

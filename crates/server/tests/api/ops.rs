@@ -177,3 +177,69 @@ async fn the_v1_routes_document_their_errors_in_openais_shape() {
     let body = json_with_status(res, 401).await;
     assert_eq!(body["error"]["code"], "unauthorized", "{body}");
 }
+
+/// Kills the child process when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SPEC §4.6 (v2): the binary carries its `config/*.toml`, so it serves from a directory
+/// holding only an override of one key (no `config/default.toml`), in the default
+/// (development) environment.
+#[tokio::test]
+async fn the_binary_runs_from_any_directory_on_its_built_in_configuration() {
+    use std::time::{Duration, Instant};
+    let database = crate::helpers::TestDatabase::create().await;
+    let dir = std::env::temp_dir().join(format!("inventiv-cwd-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("config/development.toml"),
+        format!("[server]\nport = {port}\n"),
+    )
+    .unwrap();
+    let log = dir.join("server.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_inventiv-server"))
+            .current_dir(&dir)
+            .env_remove("INVENTIV_ENV")
+            .env_remove("INVENTIV_CONFIG_DIR")
+            .env_remove("INVENTIV__SERVER__PORT")
+            .env("INVENTIV__DATABASE__URL", database.url())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start the server binary"),
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready on port {port}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The relative data directory of the built-in default.toml is the working directory's.
+    assert!(dir.join("data/jwt_secret").is_file());
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
