@@ -11,10 +11,10 @@ use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, ApiKeyId, Credential, DisplayName, Email, Role, Scope, Workspace, authorize,
-    may_hold_org_api_keys,
+    Action, ApiKeyId, Credential, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace,
+    authorize, may_hold_org_api_keys,
 };
-use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey, OwnedKeys};
+use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -124,9 +124,9 @@ pub async fn create(
     let tx = deps.db.begin_write().await?;
     api_keys::insert(
         &tx,
+        scope,
         NewApiKey {
             id,
-            scope,
             owner: principal.user_id,
             name: &name,
             key_prefix: &prefix,
@@ -309,6 +309,15 @@ pub async fn revoke(
     Ok(())
 }
 
+/// Whose live keys [`revoke_with_owner`] revokes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OwnedKeys {
+    /// The org keys `user` created in `org` (membership removed, or role lowered).
+    InOrg { org: OrgId, user: UserId },
+    /// Every key of `user`, personal and org (account disabled or deleted).
+    All(UserId),
+}
+
 /// Revokes the live keys `which` designates in `tx` — the transaction that removes, demotes,
 /// disables or deletes their owner — with one `api_key.revoked` event per key giving `reason`
 /// (`member_removed`, `member_left`, `role_changed`, `account_disabled`, `account_deleted`).
@@ -321,7 +330,12 @@ pub(crate) async fn revoke_with_owner(
     which: OwnedKeys,
     reason: &'static str,
 ) -> Result<u64, ServiceError> {
-    let revoked = api_keys::revoke_owned(tx, which, now).await?;
+    let revoked = match which {
+        OwnedKeys::InOrg { org, user } => {
+            api_keys::revoke_created_by(tx, Scope::Org(org), user, now).await?
+        }
+        OwnedKeys::All(user) => api_keys::revoke_all_of_account(tx, user, now).await?,
+    };
     for key in &revoked {
         record(
             tx,
@@ -383,7 +397,7 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         return Err(invalid_key());
     }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
-        api_keys::touch(&deps.db, key.id, now).await?;
+        api_keys::touch(&deps.db, key.scope(), key.id, now).await?;
         // The touch is not a transaction (no epoch bump): refresh the cached copy by hand.
         let mut touched = found.clone();
         touched.key.last_used_at = Some(now);

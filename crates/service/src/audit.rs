@@ -94,14 +94,11 @@ pub async fn list_for_org(
             "a dotted lowercase action name, e.g. member.role_changed",
         ));
     }
-    let rows = audit::list(
-        &deps.db,
-        Some(org),
-        filter.action.as_deref(),
-        filter.since,
-        before,
-        limit + 1,
-    )
-    .await?;
+    let events = audit::EventFilter {
+        action: filter.action.as_deref(),
+        since: filter.since,
+        before_id: before,
+    };
+    let rows = audit::list(&deps.db, org, events, limit + 1).await?;
     Ok(crate::paging::page_of(rows, limit, |e| e.id))
 }

@@ -76,7 +76,6 @@ pub async fn invite(
     invitations::expire_stale(&tx, org, &email, now).await?;
     let stored = NewInvitation {
         id,
-        organization_id: org,
         email: &email,
         role,
         token_hash: &token_hash(&token),
@@ -84,7 +83,7 @@ pub async fn invite(
         expires_at,
         now,
     };
-    match invitations::insert(&tx, stored).await {
+    match invitations::insert(&tx, org, stored).await {
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
@@ -109,7 +108,7 @@ pub async fn invite(
         },
     )
     .await?;
-    let invitation = invitations::find_in_org(&tx, org, id)
+    let invitation = invitations::find(&tx, org, id)
         .await?
         .ok_or(ServiceError::NotFound("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
@@ -165,7 +164,7 @@ async fn manageable(
     action: fn(Role) -> Action,
 ) -> Result<(OrgId, InvitationRecord), ServiceError> {
     let (org, _) = current_org(principal, Action::ListInvitations)?;
-    let invitation = invitations::find_in_org(&deps.db, org, id)
+    let invitation = invitations::find(&deps.db, org, id)
         .await?
         .ok_or(ServiceError::NotFound("invitation"))?;
     authorize(&principal.actor(), action(invitation.role))?;
@@ -271,7 +270,7 @@ pub async fn resend(
         },
     )
     .await?;
-    let renewed = invitations::find_in_org(&tx, org, id)
+    let renewed = invitations::find(&tx, org, id)
         .await?
         .ok_or(ServiceError::NotFound("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
@@ -455,7 +454,7 @@ pub async fn accept(
     }
     // After the account exists (accepted_by_user_id references it); the conditional UPDATE
     // lets exactly one concurrent accept through.
-    if !invitations::mark_accepted(&tx, invitation.id, user_id, now).await? {
+    if !invitations::mark_accepted(&tx, org, invitation.id, user_id, now).await? {
         // Someone else used it first (or it expired this instant).
         return Err(gone(InvitationStatus::Accepted));
     }

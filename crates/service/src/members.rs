@@ -5,7 +5,7 @@
 //! request began), asks the domain whether the change is allowed, checks the last-owner rule
 //! against the locked count, writes, and records the audit event.
 
-use crate::api_keys::revoke_with_owner;
+use crate::api_keys::{OwnedKeys, revoke_with_owner};
 use crate::audit::{AuditEntry, record};
 use crate::auth::Principal;
 use crate::organizations::{actor_of, current_org};
@@ -16,7 +16,6 @@ use inventiv_domain::{
     authorize, ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
 };
 use inventiv_persistence::Tx;
-use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::memberships::{self, MemberRow};
 use serde_json::json;
 

@@ -150,7 +150,7 @@ pub async fn create(
     let id = ModelId::new();
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
-    models::insert(&tx, owner, id, &fields, now)
+    models::insert(&tx, actor.scope(), id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?;
     record(
@@ -215,7 +215,7 @@ pub async fn update(
     }
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
-    if !models::update(&tx, catalogue(scope), id, &fields, now)
+    if !models::update(&tx, scope, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?
     {
@@ -254,7 +254,7 @@ pub async fn delete(
     let (scope, before) = writable(deps, principal, id, Action::DeleteModel).await?;
     let now = deps.clock.now();
     let tx = deps.db.begin_write().await?;
-    let (live, total) = models::usage(&tx, id).await?;
+    let (live, total) = models::usage(&tx, scope, id).await?;
     if total > 0 {
         let message = if live > 0 {
             format!("{live} live instance(s) use this model; terminate them first.")
@@ -269,7 +269,7 @@ pub async fn delete(
     }
     // Offerings are not counted above: their RESTRICT foreign key refuses the DELETE, which is
     // also what catches an instance or offering created concurrently with this check.
-    match models::delete(&tx, catalogue(scope), id).await {
+    match models::delete(&tx, scope, id).await {
         Ok(true) => {}
         Ok(false) => return Err(ServiceError::NotFound("model")),
         Err(StoreError::Conflict(Constraint::ModelInUse)) => {

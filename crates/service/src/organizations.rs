@@ -5,7 +5,7 @@ use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, Workspace, authorize};
+use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, Workspace, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError};
@@ -236,7 +236,7 @@ pub async fn delete_current(
     let before = organizations::find_by_id(&tx, org)
         .await?
         .ok_or(ServiceError::NotFound("organization"))?;
-    let live = instances::count_live_in_org(&tx, org).await?;
+    let live = instances::count_live(&tx, Scope::Org(org)).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {
             code: "org_has_instances",
@@ -244,7 +244,7 @@ pub async fn delete_current(
         });
     }
     // Terminated instances go with the org (the audit trail keeps their history).
-    instances::delete_terminated_in_org(&tx, org).await?;
+    instances::delete_terminated(&tx, Scope::Org(org)).await?;
     // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
     record(
         &tx,

@@ -500,7 +500,17 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
         return Ok(share);
     }
     let tx = lock_parties(deps, &share).await?;
-    if shares::set_status(&tx, share.id, share.state.status, ShareStatus::Expired, now).await? {
+    let (org, _) = party_org(&share, ShareParty::Provider);
+    if shares::set_status(
+        &tx,
+        org,
+        share.id,
+        share.state.status,
+        ShareStatus::Expired,
+        now,
+    )
+    .await?
+    {
         let reason = if share.state.ends_at.is_some_and(|end| now >= end) {
             "ended"
         } else {
@@ -517,7 +527,6 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
         )
         .await?;
     }
-    let (org, _) = party_org(&share, ShareParty::Provider);
     let fresh = shares::find_either(&tx, org, share.id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
@@ -614,7 +623,6 @@ pub async fn grant(
     audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
     let new = NewShare {
         id,
-        provider,
         consumer: consumer.id,
         offering: input.offering_id,
         prices,
@@ -623,7 +631,7 @@ pub async fn grant(
         proposal_expires_at: state.proposal_expires_at,
         now,
     };
-    match shares::insert(&tx, new).await {
+    match shares::insert(&tx, provider, new).await {
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::ShareLive)) => {
             return Err(ServiceError::Conflict {
@@ -800,7 +808,7 @@ pub async fn decline(
     let now = deps.clock.now();
     let to = share.state.decline(now).map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
-    if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+    if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
         return Err(changed_meanwhile());
     }
     let updated = reload(deps, &tx, org, id).await?;
@@ -852,7 +860,7 @@ pub async fn transition(
                 .set_paused(side, paused, now)
                 .map_err(share_error)?;
             tx = lock_parties(deps, &share).await?;
-            if !shares::set_paused(&tx, id, side, paused, now).await? {
+            if !shares::set_paused(&tx, org, side, id, paused, now).await? {
                 return Err(changed_meanwhile());
             }
             let event = if paused {
@@ -868,7 +876,7 @@ pub async fn transition(
         ShareTransition::Revoke => {
             let to = share.state.revoke(now).map_err(share_error)?;
             tx = lock_parties(deps, &share).await?;
-            if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+            if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
                 return Err(changed_meanwhile());
             }
             (

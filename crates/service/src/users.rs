@@ -3,7 +3,7 @@
 //! manage every account. Deleting a user is refused while they are the last owner of an org;
 //! disabling a user revokes their sessions and API keys at once.
 
-use crate::api_keys::revoke_with_owner;
+use crate::api_keys::{OwnedKeys, revoke_with_owner};
 use crate::audit::{AuditEntry, record};
 use crate::auth::{Principal, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
@@ -14,7 +14,6 @@ use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
     ensure_owner_remains,
 };
-use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
 use inventiv_persistence::repo::{memberships, reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};

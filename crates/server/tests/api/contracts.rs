@@ -679,7 +679,7 @@ async fn a_third_org_gets_404_on_every_share_route() {
 }
 
 async fn chain(app: &TestApp, org: OrgId) -> Vec<AuditRecord> {
-    audit::list(&app.db, Some(org), None, None, None, 10_000)
+    audit::list(&app.db, org, Default::default(), 10_000)
         .await
         .unwrap()
 }

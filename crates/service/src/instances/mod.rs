@@ -120,9 +120,9 @@ pub async fn deploy(
     }
     instances::insert(
         &tx,
+        scope,
         NewInstance {
             id,
-            scope,
             owner: principal.user_id,
             model: model.id,
             provider: provider.name(),
@@ -196,7 +196,7 @@ async fn take_claim(
     scope: Scope,
     now: time::OffsetDateTime,
 ) -> Result<(), ServiceError> {
-    let holder = endpoint_claims::claim_or_holder(tx, key, scope, now).await?;
+    let holder = endpoint_claims::claim_or_holder(tx, scope, key, now).await?;
     if holder == scope {
         return Ok(());
     }
@@ -205,7 +205,7 @@ async fn take_claim(
         .iter()
         .filter_map(|url| url.parse::<http::Uri>().ok())
         .any(|uri| crate::outbound::endpoint_key(&uri).as_deref() == Some(key));
-    if !in_use && endpoint_claims::transfer(tx, key, holder, scope, now).await? {
+    if !in_use && endpoint_claims::transfer(tx, holder, key, scope, now).await? {
         tracing::info!(
             endpoint = key,
             "endpoint claim taken over from an owner with no live instance there"
