@@ -20,7 +20,49 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-pub use api_keys::ApiKeyRecord as ApiKey;
+/// A key as its scope sees it: metadata and spend, never the secret nor its hash.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    /// None: a personal key.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub owner_user_id: UserId,
+    pub name: String,
+    pub key_prefix: String,
+    /// Offering/model names this key may call (None: any the scope allows).
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    /// The monthly spend ceiling in micro-EUR (None: none), this month's spend, and the budget
+    /// held for calls in flight.
+    pub monthly_cap_micros: Option<i64>,
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
+}
+
+impl From<ApiKeyRecord> for ApiKey {
+    fn from(k: ApiKeyRecord) -> Self {
+        ApiKey {
+            id: k.id,
+            organization_id: k.organization_id,
+            organization_name: k.organization_name,
+            owner_user_id: k.owner_user_id,
+            name: k.name,
+            key_prefix: k.key_prefix,
+            allowed_models: k.allowed_models,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+            created_at: k.created_at,
+            monthly_cap_micros: k.monthly_cap_micros,
+            spent_this_month_micros: k.spent_this_month_micros,
+            reserved_micros: k.reserved_micros,
+        }
+    }
+}
 
 /// Every key starts with this, so leaked keys are easy to recognize (and to scan for).
 pub const KEY_PREFIX: &str = "sk-inv-";
@@ -44,12 +86,13 @@ pub async fn list(
     deps: &Deps,
     principal: &Principal,
     page: &PageRequest,
-) -> Result<Page<ApiKeyRecord>, ServiceError> {
+) -> Result<Page<ApiKey>, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let (limit, before) = page.parse::<ApiKeyId>()?;
     let mut keys = api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?;
     api_keys::with_spend(&deps.db, &mut keys, this_month(deps)).await?;
+    let keys = keys.into_iter().map(ApiKey::from).collect();
     Ok(page_of(keys, limit, |k| k.id))
 }
 
@@ -93,7 +136,7 @@ pub async fn create(
     principal: &Principal,
     input: NewKey,
     meta: &RequestMeta,
-) -> Result<(ApiKeyRecord, String), ServiceError> {
+) -> Result<(ApiKey, String), ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::CreateApiKey)?;
     let scope = actor.scope();
@@ -161,7 +204,7 @@ pub async fn create(
         .await?
         .ok_or(ServiceError::NotFound("api key"))?;
     tx.commit().await?;
-    Ok((key, secret))
+    Ok((key.into(), secret))
 }
 
 /// Loads a key of the caller's scope for a change (view first: out of scope is 404).
@@ -197,7 +240,7 @@ pub async fn update(
     id: ApiKeyId,
     change: KeyChange,
     meta: &RequestMeta,
-) -> Result<ApiKeyRecord, ServiceError> {
+) -> Result<ApiKey, ServiceError> {
     // Renaming is key management (owner/admin); the cap is the economic side's (see `cap`).
     let manage = change.name.is_some().then_some(Action::RevokeApiKey);
     let (scope, before) = changeable(deps, principal, id, manage).await?;
@@ -242,7 +285,7 @@ pub async fn update(
         .ok_or(ServiceError::NotFound("api key"))?;
     tx.commit().await?;
     api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
-    Ok(key)
+    Ok(key.into())
 }
 
 #[allow(clippy::too_many_arguments)]

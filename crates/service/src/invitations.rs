@@ -4,7 +4,7 @@
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
-use crate::organizations::{actor_of, current_org};
+use crate::organizations::{Organization, actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
@@ -19,6 +19,36 @@ use inventiv_persistence::repo::{memberships, users};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
+
+/// An invitation as its org's managers see it (the token never leaves the email).
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub email: Email,
+    pub role: Role,
+    /// As stored; [`effective_status`] at a given time also depends on `expires_at`.
+    pub status: InvitationStatus,
+    /// The inviter's email, if the account still exists.
+    pub invited_by_email: Option<String>,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<InvitationRecord> for Invitation {
+    fn from(i: InvitationRecord) -> Self {
+        Invitation {
+            id: i.id,
+            email: i.email,
+            role: i.role,
+            status: i.status,
+            invited_by_email: i.invited_by_email,
+            expires_at: i.expires_at,
+            accepted_at: i.accepted_at,
+            created_at: i.created_at,
+        }
+    }
+}
 
 fn conflict(code: &'static str, message: &str) -> ServiceError {
     ServiceError::Conflict {
@@ -54,7 +84,7 @@ pub async fn invite(
     principal: &Principal,
     input: NewInvite,
     meta: &RequestMeta,
-) -> Result<InvitationRecord, ServiceError> {
+) -> Result<Invitation, ServiceError> {
     let role = input.role.unwrap_or(Role::User);
     let (org, _) = current_org(principal, Action::Invite { role })?;
     let email = Email::parse(&input.email)?;
@@ -116,7 +146,7 @@ pub async fn invite(
         .ok_or(ServiceError::NotFound("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &invitation, &token, &principal.email);
-    Ok(invitation)
+    Ok(invitation.into())
 }
 
 fn send_invitation(
@@ -148,11 +178,14 @@ pub async fn list(
     principal: &Principal,
     status: Option<InvitationStatus>,
     page: &PageRequest,
-) -> Result<Page<InvitationRecord>, ServiceError> {
+) -> Result<Page<Invitation>, ServiceError> {
     let (org, _) = current_org(principal, Action::ListInvitations)?;
     let (limit, before) = page.parse::<InvitationId>()?;
-    let rows =
-        invitations::list(&deps.db, org, status, deps.clock.now(), before, limit + 1).await?;
+    let rows = invitations::list(&deps.db, org, status, deps.clock.now(), before, limit + 1)
+        .await?
+        .into_iter()
+        .map(Invitation::from)
+        .collect();
     Ok(page_of(rows, limit, |i| i.id))
 }
 
@@ -223,7 +256,7 @@ pub async fn resend(
     id: InvitationId,
     expires_in_days: Option<i64>,
     meta: &RequestMeta,
-) -> Result<InvitationRecord, ServiceError> {
+) -> Result<Invitation, ServiceError> {
     let (org, invitation) = manageable(deps, principal, id, |role| Action::ResendInvitation {
         role,
     })
@@ -278,14 +311,14 @@ pub async fn resend(
         .ok_or(ServiceError::NotFound("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &renewed, &token, &principal.email);
-    Ok(renewed)
+    Ok(renewed.into())
 }
 
 /// What the public accept page shows.
 #[derive(Debug, Clone)]
 pub struct InvitationPreview {
-    pub organization: OrgRecord,
-    pub invitation: InvitationRecord,
+    pub organization: Organization,
+    pub invitation: Invitation,
     pub account_exists: bool,
 }
 
@@ -317,8 +350,8 @@ pub async fn preview(deps: &Deps, token: &str) -> Result<InvitationPreview, Serv
         .await?
         .is_some();
     Ok(InvitationPreview {
-        organization,
-        invitation,
+        organization: organization.into(),
+        invitation: invitation.into(),
         account_exists,
     })
 }
@@ -334,7 +367,7 @@ pub struct NewAccount {
 /// What accepting produced.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    pub organization: OrgRecord,
+    pub organization: Organization,
     pub role: Role,
     pub user_id: UserId,
     /// Set when the account was created now: a session already switched to the org.
@@ -541,7 +574,7 @@ pub async fn accept(
         None => None,
     };
     Ok(Accepted {
-        organization,
+        organization: organization.into(),
         role,
         user_id,
         session,

@@ -18,16 +18,51 @@ use inventiv_domain::{
 use inventiv_persistence::Tx;
 use inventiv_persistence::repo::memberships::{self, MemberRow};
 use serde_json::json;
+use time::OffsetDateTime;
+
+/// A member of the current org, with their account's public fields.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Role,
+    pub joined_at: OffsetDateTime,
+    /// Live org API keys this member created here: what removing them, or demoting them below
+    /// owner/admin, revokes.
+    pub org_api_keys: i64,
+}
+
+impl From<MemberRow> for Member {
+    fn from(m: MemberRow) -> Self {
+        Member {
+            user_id: m.user_id,
+            email: m.email,
+            username: m.username,
+            first_name: m.first_name,
+            last_name: m.last_name,
+            role: m.role,
+            joined_at: m.joined_at,
+            org_api_keys: m.org_api_keys,
+        }
+    }
+}
 
 /// `GET /organizations/current/members`.
 pub async fn list(
     deps: &Deps,
     principal: &Principal,
     page: &PageRequest,
-) -> Result<Page<MemberRow>, ServiceError> {
+) -> Result<Page<Member>, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewMembers)?;
     let (limit, after) = page.parse::<UserId>()?;
-    let rows = memberships::list(&deps.db, org, after, limit + 1).await?;
+    let rows = memberships::list(&deps.db, org, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Member::from)
+        .collect();
     Ok(page_of(rows, limit, |m| m.user_id))
 }
 
@@ -88,7 +123,7 @@ pub async fn change_role(
     user: UserId,
     to: Role,
     meta: &RequestMeta,
-) -> Result<MemberRow, ServiceError> {
+) -> Result<Member, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewMembers)?;
     let (tx, actor, owners) = begin(deps, principal, org).await?;
     let member = target(&tx, &actor, org, user, Permission::MembersChangeRole).await?;
@@ -100,7 +135,7 @@ pub async fn change_role(
                 .org_role()
                 .is_some_and(|r| assignable(r).contains(&to));
         return if allowed {
-            Ok(member)
+            Ok(member.into())
         } else {
             Err(denied(DenyReason::RoleChangeNotAllowed))
         };
@@ -140,10 +175,10 @@ pub async fn change_role(
     )
     .await?;
     tx.commit().await?;
-    Ok(MemberRow {
+    Ok(Member {
         role: to,
         org_api_keys: member.org_api_keys - keys_revoked as i64,
-        ..member
+        ..member.into()
     })
 }
 

@@ -12,35 +12,66 @@ use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
+use time::OffsetDateTime;
 
-pub use models::ModelRecord as Model;
+/// A model of the public catalogue (no org) or of an org's own catalogue.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub id: ModelId,
+    /// None: the public catalogue.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub name: String,
+    /// e.g. a Hugging Face repo id.
+    pub model_id: String,
+    pub required_vram_gb: i32,
+    pub context_length: i32,
+    pub is_active: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ModelRecord> for Model {
+    fn from(m: ModelRecord) -> Self {
+        Model {
+            id: m.id,
+            organization_id: m.organization_id,
+            organization_name: m.organization_name,
+            name: m.name,
+            model_id: m.model_id,
+            required_vram_gb: m.required_vram_gb,
+            context_length: m.context_length,
+            is_active: m.is_active,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
 
 /// `GET /models`.
 pub async fn list(
     deps: &Deps,
     principal: &Principal,
     page: &PageRequest,
-) -> Result<Page<ModelRecord>, ServiceError> {
+) -> Result<Page<Model>, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewModels)?;
     let (limit, after) = page.parse::<ModelId>()?;
-    Ok(page_of(
-        models::list(&deps.db, actor.scope(), after, limit + 1).await?,
-        limit,
-        |m| m.id,
-    ))
+    let rows = models::list(&deps.db, actor.scope(), after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Model::from)
+        .collect();
+    Ok(page_of(rows, limit, |m| m.id))
 }
 
 /// `GET /models/{id}`.
-pub async fn get(
-    deps: &Deps,
-    principal: &Principal,
-    id: ModelId,
-) -> Result<ModelRecord, ServiceError> {
+pub async fn get(deps: &Deps, principal: &Principal, id: ModelId) -> Result<Model, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
+        .map(Model::from)
         .ok_or(ServiceError::NotFound("model"))
 }
 
@@ -141,7 +172,7 @@ pub async fn create(
     principal: &Principal,
     input: ModelInput,
     meta: &RequestMeta,
-) -> Result<ModelRecord, ServiceError> {
+) -> Result<Model, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::CreateModel)?;
     let fields = validate(input)?;
@@ -172,7 +203,7 @@ pub async fn create(
         .await?
         .ok_or(ServiceError::NotFound("model"))?;
     tx.commit().await?;
-    Ok(model)
+    Ok(model.into())
 }
 
 /// The model, if the caller may see it, and whether it belongs to the caller's catalogue
@@ -205,7 +236,7 @@ pub async fn update(
     id: ModelId,
     input: ModelInput,
     meta: &RequestMeta,
-) -> Result<ModelRecord, ServiceError> {
+) -> Result<Model, ServiceError> {
     let (scope, before) = writable(deps, principal, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
     // A public model already in a reserved namespace (it predates the setting) stays editable;
@@ -240,7 +271,7 @@ pub async fn update(
         .await?
         .ok_or(ServiceError::NotFound("model"))?;
     tx.commit().await?;
-    Ok(model)
+    Ok(model.into())
 }
 
 /// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:

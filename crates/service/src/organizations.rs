@@ -10,6 +10,47 @@ use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
+use time::OffsetDateTime;
+
+/// An organization as use cases show it.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: OrgName,
+    pub slug: Slug,
+    pub require_distinct_activators: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OrgRecord> for Organization {
+    fn from(o: OrgRecord) -> Self {
+        Organization {
+            id: o.id,
+            name: o.name,
+            slug: o.slug,
+            require_distinct_activators: o.require_distinct_activators,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// One of the caller's organizations, with their role and the member count.
+#[derive(Debug, Clone)]
+pub struct MyOrganization {
+    pub org: Organization,
+    pub role: Role,
+    pub member_count: i64,
+}
+
+impl From<MyOrg> for MyOrganization {
+    fn from(m: MyOrg) -> Self {
+        MyOrganization {
+            org: m.org.into(),
+            role: m.role,
+            member_count: m.member_count,
+        }
+    }
+}
 
 /// The org of the caller's workspace after `action` is authorized (403 otherwise).
 pub(crate) fn current_org(
@@ -46,9 +87,10 @@ pub async fn list_mine(
     deps: &Deps,
     principal: &Principal,
     page: &PageRequest,
-) -> Result<Page<MyOrg>, ServiceError> {
+) -> Result<Page<MyOrganization>, ServiceError> {
     let (limit, after) = page.parse::<OrgId>()?;
     let rows = organizations::list_for_user(&deps.db, principal.user_id, after, limit + 1).await?;
+    let rows = rows.into_iter().map(MyOrganization::from).collect();
     Ok(page_of(rows, limit, |o| o.org.id))
 }
 
@@ -67,7 +109,7 @@ pub async fn create(
     principal: &Principal,
     input: NewOrganization,
     meta: &RequestMeta,
-) -> Result<(OrgRecord, Option<IssuedToken>), ServiceError> {
+) -> Result<(Organization, Option<IssuedToken>), ServiceError> {
     authorize(&principal.actor(), Action::CreateOrganization)?;
     let name = OrgName::parse(&input.name)?;
     let slug = match input.slug.as_deref() {
@@ -171,7 +213,7 @@ pub async fn create(
         )?),
         None => None,
     };
-    Ok((org, token))
+    Ok((org.into(), token))
 }
 
 /// `PATCH /organizations/current` input.
@@ -187,7 +229,7 @@ pub async fn update_current(
     principal: &Principal,
     change: OrganizationChange,
     meta: &RequestMeta,
-) -> Result<OrgRecord, ServiceError> {
+) -> Result<Organization, ServiceError> {
     let (org, _) = current_org(principal, Action::UpdateOrg)?;
     let name = change.name.as_deref().map(OrgName::parse).transpose()?;
     let now = deps.clock.now();
@@ -220,7 +262,7 @@ pub async fn update_current(
     )
     .await?;
     tx.commit().await?;
-    Ok(after)
+    Ok(after.into())
 }
 
 /// Owner only. 409 `org_has_instances` while any instance is not terminated. Sessions in the

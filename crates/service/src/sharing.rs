@@ -8,19 +8,127 @@ use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty,
-    ShareState, ShareStatus, Slug, authorize,
+    Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId,
+    ShareParty, ShareState, ShareStatus, Slug, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
-use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord, Side};
+use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord};
 use inventiv_persistence::repo::{models, organizations};
 use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
-pub use offerings::OfferingRecord as Offering;
-pub use shares::{ShareRecord as Share, Side as ShareSide};
+/// An offering: a model an org publishes as `<org_slug>/<code>`, with its default prices.
+#[derive(Debug, Clone)]
+pub struct Offering {
+    pub id: OfferingId,
+    pub organization_id: OrgId,
+    pub organization_slug: String,
+    pub model_id: ModelId,
+    /// The underlying model's id at the upstream (e.g. a Hugging Face repo id).
+    pub upstream_model: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub visibility: String,
+    /// Published.
+    pub is_active: bool,
+    pub default_price_input_micros_per_1k: i64,
+    pub default_price_output_micros_per_1k: i64,
+    pub activation: Activation,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OfferingRecord> for Offering {
+    fn from(o: OfferingRecord) -> Self {
+        Offering {
+            id: o.id,
+            organization_id: o.organization_id,
+            organization_slug: o.organization_slug,
+            model_id: o.model_id,
+            upstream_model: o.upstream_model,
+            code: o.code,
+            name: o.name,
+            description: o.description,
+            visibility: o.visibility,
+            is_active: o.is_active,
+            default_price_input_micros_per_1k: o.default_price_input_micros_per_1k,
+            default_price_output_micros_per_1k: o.default_price_output_micros_per_1k,
+            activation: o.activation,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// A share as either party sees it. The consumer's figures (`monthly_cap_micros`, this
+/// month's spend and reservations) are for the consumer's view only.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub id: ShareId,
+    pub provider_organization_id: OrgId,
+    pub provider_slug: String,
+    pub provider_name: String,
+    pub consumer_organization_id: OrgId,
+    pub consumer_slug: String,
+    pub consumer_name: String,
+    pub offering_id: OfferingId,
+    pub offering_code: String,
+    /// The offering is published, and its own two approvals.
+    pub offering_published: bool,
+    pub offering_activation: Activation,
+    /// Status (as stored; `ShareState::effective` for a due expiry), versions, pauses, dates.
+    pub state: ShareState,
+    pub price_input_micros_per_1k: i64,
+    pub price_output_micros_per_1k: i64,
+    pub monthly_cap_micros: Option<i64>,
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
+    /// The provider's two approvals.
+    pub activation: Activation,
+}
+
+impl From<ShareRecord> for Share {
+    fn from(s: ShareRecord) -> Self {
+        Share {
+            id: s.id,
+            provider_organization_id: s.provider_organization_id,
+            provider_slug: s.provider_slug,
+            provider_name: s.provider_name,
+            consumer_organization_id: s.consumer_organization_id,
+            consumer_slug: s.consumer_slug,
+            consumer_name: s.consumer_name,
+            offering_id: s.offering_id,
+            offering_code: s.offering_code,
+            offering_published: s.offering_published,
+            offering_activation: s.offering_activation,
+            state: s.state,
+            price_input_micros_per_1k: s.price_input_micros_per_1k,
+            price_output_micros_per_1k: s.price_output_micros_per_1k,
+            monthly_cap_micros: s.monthly_cap_micros,
+            spent_this_month_micros: s.spent_this_month_micros,
+            reserved_micros: s.reserved_micros,
+            activation: s.activation,
+        }
+    }
+}
+
+impl Share {
+    /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
+    /// provider approvals, and the offering published and operational.
+    pub fn operational(&self, now: OffsetDateTime) -> bool {
+        self.state.carries_traffic(now)
+            && self.activation.operational(false)
+            && self.offering_published
+            && self.offering_activation.operational(false)
+    }
+
+    /// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
+    /// approvals, and `consumer_acceptance` of the current contract version.
+    pub fn missing_activation(&self, now: OffsetDateTime) -> Vec<&'static str> {
+        self.state.missing_activation(&self.activation, now)
+    }
+}
 
 /// Highest price accepted, in micro-EUR per 1k tokens: 10 € per 1k tokens (10,000 € per
 /// million), several times the dearest public model, so a slipped digit is refused instead of
@@ -79,14 +187,15 @@ pub async fn list_offerings(
     deps: &Deps,
     principal: &Principal,
     page: &PageRequest,
-) -> Result<Page<OfferingRecord>, ServiceError> {
+) -> Result<Page<Offering>, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewOfferings)?;
     let (limit, after) = page.parse::<OfferingId>()?;
-    Ok(page_of(
-        offerings::list(&deps.db, org, after, limit + 1).await?,
-        limit,
-        |o| o.id,
-    ))
+    let rows = offerings::list(&deps.db, org, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Offering::from)
+        .collect();
+    Ok(page_of(rows, limit, |o| o.id))
 }
 
 /// `POST …/offerings` input.
@@ -149,7 +258,7 @@ pub async fn create_offering(
     principal: &Principal,
     input: NewOffering,
     meta: &RequestMeta,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = current_org(principal, Action::ManageOffering)?;
     let f = fields(
         &input.code,
@@ -195,7 +304,7 @@ pub async fn create_offering(
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 /// `PATCH …/offerings/{id}` input: fields (owner/admin) and prices (owner/manager).
@@ -216,7 +325,7 @@ pub async fn update_offering(
     id: OfferingId,
     change: OfferingChange,
     meta: &RequestMeta,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewOfferings)?;
     let before = offerings::find(&deps.db, org, id)
         .await?
@@ -293,7 +402,7 @@ pub async fn update_offering(
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 /// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
@@ -362,7 +471,7 @@ pub async fn set_offering_activation(
     flag: Flag,
     active: bool,
     meta: &RequestMeta,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewOfferings)?;
     offerings::find(&deps.db, org, id)
         .await?
@@ -395,7 +504,7 @@ pub async fn set_offering_activation(
         .await?
         .ok_or(ServiceError::NotFound("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,9 +648,9 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
 pub async fn list_shares(
     deps: &Deps,
     principal: &Principal,
-    side: Side,
+    side: ShareParty,
     page: &PageRequest,
-) -> Result<Page<ShareRecord>, ServiceError> {
+) -> Result<Page<Share>, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewShares)?;
     let (limit, before) = page.parse::<ShareId>()?;
     let now = deps.clock.now();
@@ -555,6 +664,7 @@ pub async fn list_shares(
     let mut listed = shares::list(&deps.db, org, side, before, limit + 1).await?;
     let month = inventiv_persistence::repo::spend::month_of(now);
     shares::with_spend(&deps.db, org, &mut listed, month).await?;
+    let listed = listed.into_iter().map(Share::from).collect();
     Ok(page_of(listed, limit, |s| s.id))
 }
 
@@ -578,7 +688,7 @@ pub async fn grant(
     principal: &Principal,
     input: NewGrant,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (provider, _) = current_org(principal, Action::ManageShare)?;
     let prices = (
         price("price_input_micros_per_1k", input.prices.0)?,
@@ -641,7 +751,7 @@ pub async fn grant(
         }
         Err(other) => return Err(other.into()),
     }
-    let share = shares::find(&tx, provider, Side::Provider, id)
+    let share = shares::find(&tx, provider, ShareParty::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
     let mut after = prices_json(prices);
@@ -671,7 +781,7 @@ pub async fn grant(
     )
     .await?;
     tx.commit().await?;
-    Ok(share)
+    Ok(share.into())
 }
 
 /// The share `id` as seen by the current org, which side the org is on, with any due expiry
@@ -755,7 +865,7 @@ pub async fn accept(
     id: ShareId,
     contract_version: Option<i64>,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, principal, id).await?;
     only(side, ShareParty::Consumer, "accept it")?;
     authorize(&principal.actor(), Action::AcceptShare)?;
@@ -792,7 +902,7 @@ pub async fn accept(
     )
     .await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
@@ -801,7 +911,7 @@ pub async fn decline(
     principal: &Principal,
     id: ShareId,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, principal, id).await?;
     only(side, ShareParty::Consumer, "decline it")?;
     authorize(&principal.actor(), Action::AcceptShare)?;
@@ -824,7 +934,7 @@ pub async fn decline(
     )
     .await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// What a share status request asks.
@@ -843,7 +953,7 @@ pub async fn transition(
     id: ShareId,
     change: ShareTransition,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, principal, id).await?;
     let action = match side {
         ShareParty::Provider => Action::ManageShare,
@@ -897,7 +1007,7 @@ pub async fn transition(
     )
     .await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// `PATCH …/shares/{id}` input. Provider: prices and `ends_at`; consumer: its monthly cap.
@@ -921,7 +1031,7 @@ pub async fn update_share(
     id: ShareId,
     change: ShareChange,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, principal, id).await?;
     let terms =
         change.price_input.is_some() || change.price_output.is_some() || change.ends_at.is_some();
@@ -951,6 +1061,7 @@ pub async fn update_share(
             .await
         }
     }
+    .map(Share::from)
 }
 
 /// Provider owner/manager: new prices or end → next contract version, back to `proposed`,
@@ -1080,9 +1191,9 @@ pub async fn set_share_activation(
     flag: Flag,
     active: bool,
     meta: &RequestMeta,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, _) = current_org(principal, Action::ViewShares)?;
-    shares::find(&deps.db, org, Side::Provider, id)
+    shares::find(&deps.db, org, ShareParty::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
@@ -1090,7 +1201,7 @@ pub async fn set_share_activation(
     let tx = deps.db.begin_write().await?;
     // Chain head before the share row, the order every two-party share write takes.
     audit_repo::lock_heads(&tx, &[org]).await?;
-    let current = shares::find(&tx, org, Side::Provider, id)
+    let current = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
     let after =
@@ -1111,15 +1222,9 @@ pub async fn set_share_activation(
         state,
     )
     .await?;
-    let updated = shares::find(&tx, org, Side::Provider, id)
+    let updated = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
         .ok_or(ServiceError::NotFound("share"))?;
     tx.commit().await?;
-    Ok(updated)
-}
-
-/// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
-/// approvals, and `consumer_acceptance` of the current contract version.
-pub fn missing_activation(share: &ShareRecord, now: OffsetDateTime) -> Vec<&'static str> {
-    share.state.missing_activation(&share.activation, now)
+    Ok(updated.into())
 }

@@ -6,11 +6,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, Json, Meta};
 use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use inventiv_domain::OrgId;
 use inventiv_domain::{Flag, ModelId, OfferingId, ShareId};
+use inventiv_domain::{OrgId, ShareParty};
 use inventiv_service::sharing::{
-    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareSide,
-    ShareTransition,
+    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareTransition,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -177,7 +176,7 @@ fn share_dto(s: Share, viewer: Option<OrgId>, now: OffsetDateTime) -> ShareDto {
         provider_paused: s.state.provider_paused,
         consumer_paused: s.state.consumer_paused,
         operational: s.operational(now),
-        missing_activation: sharing::missing_activation(&s, now),
+        missing_activation: s.missing_activation(now),
         can_set: can_set_map(),
         consumer_terms,
     }
@@ -410,8 +409,8 @@ async fn list_shares(
 ) -> Result<web::Json<Page<ShareDto>>, ApiError> {
     let q = q.into_inner();
     let side = match q.side.as_deref() {
-        None | Some("provider") => ShareSide::Provider,
-        Some("consumer") => ShareSide::Consumer,
+        None | Some("provider") => ShareParty::Provider,
+        Some("consumer") => ShareParty::Consumer,
         Some(_) => {
             return Err(
                 inventiv_service::ServiceError::invalid("side", "provider or consumer").into(),

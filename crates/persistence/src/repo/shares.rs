@@ -45,17 +45,6 @@ pub struct ShareRecord {
     pub updated_at: OffsetDateTime,
 }
 
-impl ShareRecord {
-    /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
-    /// provider approvals, and the offering published and operational.
-    pub fn operational(&self, now: OffsetDateTime) -> bool {
-        self.state.carries_traffic(now)
-            && self.activation.operational(false)
-            && self.offering_published
-            && self.offering_activation.operational(false)
-    }
-}
-
 const SELECT: &str = "SELECT s.id, s.provider_organization_id, p.slug AS provider_slug, p.name AS provider_name, \
      s.consumer_organization_id, c.slug AS consumer_slug, c.name AS consumer_name, s.organization_model_id, \
      f.code AS offering_code, f.is_active AS offering_published, f.tech_activated_by AS offering_tech_by, \
@@ -111,17 +100,11 @@ fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
     })
 }
 
-/// Which side of a share an org is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Provider,
-    Consumer,
-}
-
-fn side_column(side: Side) -> &'static str {
+/// The column naming the org on `side` of a share.
+fn side_column(side: ShareParty) -> &'static str {
     match side {
-        Side::Provider => "s.provider_organization_id",
-        Side::Consumer => "s.consumer_organization_id",
+        ShareParty::Provider => "s.provider_organization_id",
+        ShareParty::Consumer => "s.consumer_organization_id",
     }
 }
 
@@ -167,7 +150,7 @@ pub async fn insert<S: Store>(s: &S, provider: OrgId, new: NewShare) -> Result<(
 pub async fn list<S: Store>(
     s: &S,
     org: OrgId,
-    side: Side,
+    side: ShareParty,
     before: Option<ShareId>,
     limit: u64,
 ) -> Result<Vec<ShareRecord>, StoreError> {
@@ -190,7 +173,7 @@ pub async fn list<S: Store>(
 pub async fn find<S: Store>(
     s: &S,
     org: OrgId,
-    side: Side,
+    side: ShareParty,
     id: ShareId,
 ) -> Result<Option<ShareRecord>, StoreError> {
     let sql = format!("{SELECT} WHERE {} = $1 AND s.id = $2", side_column(side));

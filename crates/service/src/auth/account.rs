@@ -1,12 +1,14 @@
 use super::{Principal, unauthorized};
 use crate::audit::{AuditActor, AuditEntry, record};
+use crate::organizations::Organization;
+use crate::users::User;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
     Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
 };
-use inventiv_persistence::repo::organizations::{self, OrgRecord};
+use inventiv_persistence::repo::organizations;
 use inventiv_persistence::repo::sessions;
-use inventiv_persistence::repo::users::{self, ProfileChange, UserRecord};
+use inventiv_persistence::repo::users::{self, ProfileChange};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 
@@ -14,10 +16,10 @@ use serde_json::json;
 /// the domain from the same permission map the guards use.
 #[derive(Debug, Clone)]
 pub struct Me {
-    pub user: UserRecord,
+    pub user: User,
     pub session_id: Option<inventiv_domain::SessionId>,
     pub workspace: Workspace,
-    pub organization: Option<OrgRecord>,
+    pub organization: Option<Organization>,
     pub permissions: Vec<Permission>,
     pub modules: Vec<Module>,
 }
@@ -44,10 +46,10 @@ pub(crate) async fn me_in(
         ..principal.actor()
     };
     Ok(Me {
-        user,
+        user: user.into(),
         session_id: principal.session_id(),
         workspace,
-        organization,
+        organization: organization.map(Organization::from),
         permissions: permissions(&actor),
         modules: modules(&actor),
     })

@@ -1,12 +1,14 @@
 use super::{IssuedToken, Principal, issue_token, unauthorized};
 use crate::audit::{AuditActor, AuditEntry, record};
+use crate::organizations::Organization;
 use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{OrgId, SessionId, Workspace};
+use inventiv_domain::{OrgId, Role, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
 use inventiv_persistence::repo::sessions::{self, SessionRecord};
 use serde_json::json;
 use std::collections::HashMap;
+use time::OffsetDateTime;
 
 fn actor(principal: &Principal) -> AuditActor {
     AuditActor {
@@ -292,11 +294,40 @@ pub async fn revoke_others(
     Ok(revoked)
 }
 
+/// A session as its user sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    /// The workspace it acts in (None: Personal), with the role it started there.
+    pub current_organization_id: Option<OrgId>,
+    pub organization_role: Option<Role>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl From<SessionRecord> for Session {
+    fn from(s: SessionRecord) -> Self {
+        Session {
+            id: s.id,
+            current_organization_id: s.current_organization_id,
+            organization_role: s.organization_role,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
 /// One of the caller's sessions, with its workspace's name.
 #[derive(Debug, Clone)]
 pub struct SessionView {
-    pub session: SessionRecord,
-    pub organization: Option<OrgRecord>,
+    pub session: Session,
+    pub organization: Option<Organization>,
     pub is_current: bool,
 }
 
@@ -323,8 +354,8 @@ pub async fn list_sessions(
         };
         let is_current = session.id == current.id;
         views.push(SessionView {
-            session,
-            organization,
+            session: session.into(),
+            organization: organization.map(Organization::from),
             is_current,
         });
     }

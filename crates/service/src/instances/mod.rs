@@ -12,27 +12,91 @@ use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
-    authorize, ensure_applicable,
+    Action, Activation, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope,
+    UserId, Workspace, authorize, ensure_applicable,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
 use serde_json::json;
+use time::OffsetDateTime;
 
-pub use instances::InstanceFilter as Filter;
-pub use instances::InstanceRecord as Instance;
+/// An instance with its workspace and activation state.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    /// None: a personal instance, owned by `owner_user_id`.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub owner_user_id: Option<UserId>,
+    pub model_id: ModelId,
+    pub model_name: String,
+    pub provider: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub status: InstanceStatus,
+    pub failure_reason: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub hourly_cost_micros: i64,
+    pub activation: Activation,
+    pub tech_activated_at: Option<OffsetDateTime>,
+    pub eco_activated_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub ready_at: Option<OffsetDateTime>,
+    pub terminated_at: Option<OffsetDateTime>,
+}
+
+impl From<InstanceRecord> for Instance {
+    fn from(i: InstanceRecord) -> Self {
+        Instance {
+            id: i.id,
+            organization_id: i.organization_id,
+            organization_name: i.organization_name,
+            owner_user_id: i.owner_user_id,
+            model_id: i.model_id,
+            model_name: i.model_name,
+            provider: i.provider,
+            zone: i.zone,
+            instance_type: i.instance_type,
+            status: i.status,
+            failure_reason: i.failure_reason,
+            endpoint_url: i.endpoint_url,
+            hourly_cost_micros: i.hourly_cost_micros,
+            activation: i.activation,
+            tech_activated_at: i.tech_activated_at,
+            eco_activated_at: i.eco_activated_at,
+            created_at: i.created_at,
+            ready_at: i.ready_at,
+            terminated_at: i.terminated_at,
+        }
+    }
+}
+
+/// `GET /instances` filters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Only operational (or only non-operational) instances. Personal instances are
+    /// operational by definition.
+    pub operational: Option<bool>,
+}
 
 /// `GET /instances`.
 pub async fn list(
     deps: &Deps,
     principal: &Principal,
-    filter: InstanceFilter,
+    filter: Filter,
     page: &PageRequest,
-) -> Result<Page<InstanceRecord>, ServiceError> {
+) -> Result<Page<Instance>, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
-    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1).await?;
+    let filter = InstanceFilter {
+        operational: filter.operational,
+    };
+    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect();
     Ok(page_of(rows, limit, |i| i.id))
 }
 
@@ -41,11 +105,12 @@ pub async fn get(
     deps: &Deps,
     principal: &Principal,
     id: InstanceId,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::ViewInstances)?;
     instances::find(&deps.db, actor.scope(), id)
         .await?
+        .map(Instance::from)
         .ok_or(ServiceError::NotFound("instance"))
 }
 
@@ -76,7 +141,7 @@ pub async fn deploy(
     principal: &Principal,
     input: Deploy,
     meta: &RequestMeta,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = principal.actor();
     authorize(&actor, Action::Deploy)?;
     let scope = actor.scope();
@@ -167,7 +232,7 @@ pub async fn deploy(
         .ok_or(ServiceError::NotFound("instance"))?;
     tx.commit().await?;
     lifecycle::spawn_bring_up(deps.clone(), instance.clone());
-    Ok(instance)
+    Ok(instance.into())
 }
 
 fn refused(refusal: Refusal) -> ServiceError {
@@ -231,7 +296,7 @@ pub async fn terminate(
     principal: &Principal,
     id: InstanceId,
     meta: &RequestMeta,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     change(
         deps,
         principal,
@@ -249,7 +314,7 @@ pub async fn reinstall(
     principal: &Principal,
     id: InstanceId,
     meta: &RequestMeta,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     change(
         deps,
         principal,
@@ -268,7 +333,7 @@ async fn change(
     meta: &RequestMeta,
     action: Action,
     next: fn(InstanceStatus) -> Result<InstanceStatus, inventiv_domain::InvalidTransition>,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = principal.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
     authorize(&actor, Action::ViewInstances)?;
@@ -297,7 +362,7 @@ async fn change(
         InstanceStatus::Terminating => lifecycle::spawn_tear_down(deps.clone(), moved.clone()),
         _ => lifecycle::spawn_bring_up(deps.clone(), moved.clone()),
     }
-    Ok(moved)
+    Ok(moved.into())
 }
 
 /// `POST /instances/{id}/activation`: tech by owner/admin, eco by owner/manager; with the org's
@@ -310,7 +375,7 @@ pub async fn set_activation(
     flag: Flag,
     active: bool,
     meta: &RequestMeta,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = principal.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role.
     authorize(&actor, Action::ViewInstances)?;
@@ -352,5 +417,5 @@ pub async fn set_activation(
         .await?
         .ok_or(ServiceError::NotFound("instance"))?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
