@@ -3,7 +3,8 @@
 //! What this crate holds: typed ids, parsed value types (email, slug, password policy…), the four
 //! organization roles and who may assign which (SPEC §2.1), the last-owner invariant (§2.2), the
 //! single permission map behind every API guard and `GET /auth/me` (§2.3, §2.4), the invitation
-//! state machine, the double-activation rules, and integer money arithmetic (§3).
+//! state machine, the double-activation rules, integer money arithmetic (§3), and the catalogue
+//! of stable error codes ([`ErrorCode`]) that the service and http crates share.
 //!
 //! Contract:
 //! - **Pure.** No async, no I/O, no database, no HTTP, no clock reads: every decision receives its
@@ -23,6 +24,7 @@ pub mod activation;
 pub mod authorization_doc;
 pub mod dates;
 pub mod delegation;
+pub mod error_code;
 pub mod ids;
 pub mod instance;
 pub mod invitation;
@@ -32,6 +34,7 @@ pub mod owners;
 pub mod policy;
 pub mod role;
 pub mod share;
+pub mod user_edit;
 pub mod values;
 pub mod workspace;
 
@@ -40,6 +43,7 @@ pub use uuid::Uuid;
 pub use activation::{Activation, ActivationError, Flag, can_set_roles, ensure_applicable};
 pub use authorization_doc::authorization_markdown;
 pub use delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
+pub use error_code::ErrorCode;
 pub use ids::{
     ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId, SessionId,
     ShareId, UsageId, UserId,
@@ -54,8 +58,9 @@ pub use policy::{
 };
 pub use role::{Role, assignable};
 pub use share::{PROPOSAL_TTL, ShareError, ShareParty, ShareState, ShareStatus};
+pub use user_edit::{UserEdit, locks_self_out, user_edit};
 pub use values::{
     DisplayName, Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username,
-    ValueError,
+    ValueError, optional_text,
 };
 pub use workspace::{Actor, Credential, Scope, Workspace};

@@ -17,6 +17,7 @@ use serde::{Serialize, Serializer};
 
 use crate::activation::{Flag, can_set_roles};
 use crate::delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
+use crate::error_code::ErrorCode;
 use crate::role::{Role, assignable};
 use crate::workspace::{Actor, Credential, Workspace};
 
@@ -457,6 +458,12 @@ pub enum Action {
         /// The requested role.
         to: Role,
     },
+    /// `members.change_role` asked to set the role a member already has: accepted as a no-op
+    /// by an actor who could assign that role (an idempotent PUT), refused otherwise.
+    KeepRole {
+        /// The member's role, unchanged.
+        role: Role,
+    },
     /// `members.remove`: remove another member whose role is `role` (§2.1).
     RemoveMember {
         /// The removed member's role.
@@ -554,7 +561,7 @@ impl Action {
             Action::LeaveOrg => Permission::OrgLeave,
             Action::CreateOrganization => Permission::OrganizationsCreate,
             Action::ViewMembers => Permission::MembersView,
-            Action::ChangeRole { .. } => Permission::MembersChangeRole,
+            Action::ChangeRole { .. } | Action::KeepRole { .. } => Permission::MembersChangeRole,
             Action::RemoveMember { .. } => Permission::MembersRemove,
             Action::Invite { .. } => Permission::InvitationsCreate,
             Action::ListInvitations => Permission::InvitationsList,
@@ -609,14 +616,14 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// The stable snake_case error code.
+    /// The stable error code.
     #[must_use]
-    pub const fn code(&self) -> &'static str {
+    pub const fn code(&self) -> ErrorCode {
         match self {
-            DenyReason::NotAllowed => "forbidden",
-            DenyReason::RoleChangeNotAllowed => "role_change_not_allowed",
-            DenyReason::RequiresOrgWorkspace => "organization_required",
-            DenyReason::ApiKeyNotAllowed => "api_key_not_allowed",
+            DenyReason::NotAllowed => ErrorCode::Forbidden,
+            DenyReason::RoleChangeNotAllowed => ErrorCode::RoleChangeNotAllowed,
+            DenyReason::RequiresOrgWorkspace => ErrorCode::OrganizationRequired,
+            DenyReason::ApiKeyNotAllowed => ErrorCode::ApiKeyNotAllowed,
         }
     }
 }
@@ -662,6 +669,7 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
     let role = actor.org_role();
     match action {
         Action::ChangeRole { from, to } => delegated(role, |r| can_change_role(r, from, to)),
+        Action::KeepRole { role: kept } => delegated(role, |r| assignable(r).contains(&kept)),
         Action::RemoveMember { role: target } => delegated(role, |r| can_remove(r, target)),
         Action::Invite { role: invited } => delegated(role, |r| can_invite(r, invited)),
         Action::RevokeInvitation { role: invited } | Action::ResendInvitation { role: invited } => {
@@ -804,16 +812,19 @@ mod tests {
 
     #[test]
     fn deny_codes() {
-        assert_eq!(DenyReason::NotAllowed.code(), "forbidden");
+        assert_eq!(DenyReason::NotAllowed.code().as_str(), "forbidden");
         assert_eq!(
-            DenyReason::RoleChangeNotAllowed.code(),
+            DenyReason::RoleChangeNotAllowed.code().as_str(),
             "role_change_not_allowed"
         );
         assert_eq!(
-            DenyReason::RequiresOrgWorkspace.code(),
+            DenyReason::RequiresOrgWorkspace.code().as_str(),
             "organization_required"
         );
-        assert_eq!(DenyReason::ApiKeyNotAllowed.code(), "api_key_not_allowed");
+        assert_eq!(
+            DenyReason::ApiKeyNotAllowed.code().as_str(),
+            "api_key_not_allowed"
+        );
         let denied = Denied::from(DenyReason::NotAllowed);
         assert_eq!(denied.to_string(), "permission denied: forbidden");
     }

@@ -347,6 +347,22 @@ impl DisplayName {
 
 string_value!(DisplayName);
 
+/// An optional free-text attribute (an instance's zone or type): surrounding whitespace is
+/// trimmed and a blank value counts as absent; at most `max` chars as sent; no control
+/// characters.
+pub fn optional_text(
+    field: &'static str,
+    input: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ValueError> {
+    match input {
+        Some(text) if !text.trim().is_empty() => {
+            Ok(Some(trimmed(field, text, 1..=max)?.to_owned()))
+        }
+        _ => Ok(None),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// A plaintext password on its way to the hasher.
@@ -757,14 +773,28 @@ mod tests {
             DisplayName::parse("name", &hundred).unwrap().as_str(),
             hundred
         );
-        assert_eq!(DisplayName::parse("name", "  key  ").unwrap().as_str(), "key");
+        assert_eq!(
+            DisplayName::parse("name", "  key  ").unwrap().as_str(),
+            "key"
+        );
         // 101 characters as sent, 100 once trimmed: refused, as the schema's maxLength says.
         let padded = format!(" {hundred}");
-        assert_eq!(DisplayName::parse("name", &padded).unwrap_err().field, "name");
+        assert_eq!(
+            DisplayName::parse("name", &padded).unwrap_err().field,
+            "name"
+        );
         assert!(OrgName::parse(&padded).is_err());
         assert!(PersonName::parse("first_name", &padded).is_err());
         for bad in ["", "   ", "a\u{7}b"] {
             assert!(DisplayName::parse("name", bad).is_err(), "{bad:?}");
         }
+        assert_eq!(optional_text("zone", Some("  "), 4), Ok(None));
+        assert_eq!(optional_text("zone", None, 4), Ok(None));
+        assert_eq!(
+            optional_text("zone", Some(" fr1 "), 5),
+            Ok(Some("fr1".to_owned()))
+        );
+        assert!(optional_text("zone", Some(" fr1 "), 4).is_err());
+        assert!(optional_text("zone", Some("f\u{0}r"), 4).is_err());
     }
 }

@@ -313,6 +313,9 @@ fn deny_reasons() {
         ("admin promotes to owner", &admin, Action::ChangeRole { from: Role::User, to: Role::Owner }, Some(RoleChangeNotAllowed)),
         ("admin demotes a manager", &admin, Action::ChangeRole { from: Role::Manager, to: Role::User }, Some(RoleChangeNotAllowed)),
         ("owner 'changes' to the same role", &owner, Action::ChangeRole { from: Role::User, to: Role::User }, Some(RoleChangeNotAllowed)),
+        ("admin keeps an owner an owner", &admin, Action::KeepRole { role: Role::Owner }, Some(RoleChangeNotAllowed)),
+        ("manager keeps an admin an admin", &manager, Action::KeepRole { role: Role::Admin }, Some(RoleChangeNotAllowed)),
+        ("user keeps a user a user", &user, Action::KeepRole { role: Role::User }, Some(NotAllowed)),
         ("manager removes an admin", &manager, Action::RemoveMember { role: Role::Admin }, Some(RoleChangeNotAllowed)),
         ("manager invites an admin", &manager, Action::Invite { role: Role::Admin }, Some(RoleChangeNotAllowed)),
         ("admin revokes a manager invitation", &admin, Action::RevokeInvitation { role: Role::Manager }, Some(RoleChangeNotAllowed)),
@@ -342,6 +345,8 @@ fn deny_reasons() {
         ("owner key lists members", &owner_key, Action::ViewMembers, None),
         ("personal key reads own costs", &personal_key, Action::ViewFinops, None),
         ("admin promotes a user to admin", &admin, Action::ChangeRole { from: Role::User, to: Role::Admin }, None),
+        ("admin keeps an admin an admin", &admin, Action::KeepRole { role: Role::Admin }, None),
+        ("manager keeps a user a user", &manager, Action::KeepRole { role: Role::User }, None),
         ("manager removes a user", &manager, Action::RemoveMember { role: Role::User }, None),
         ("owner creates an owner", &owner, Action::CreateUser { role: Some(Role::Owner) }, None),
         ("platform admin creates an account", &platform_admin, Action::CreateUser { role: None }, None),
@@ -362,7 +367,7 @@ fn deny_codes_are_stable() {
         DenyReason::ApiKeyNotAllowed,
     ]
     .iter()
-    .map(DenyReason::code)
+    .map(|reason| reason.code().as_str())
     .collect();
     assert_eq!(
         codes,

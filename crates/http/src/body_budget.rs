@@ -13,6 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
+use inventiv_domain::ErrorCode;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -89,7 +90,7 @@ pub async fn middleware(
             retry_after_secs: Some(1),
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
+                ErrorCode::ServerBusy,
                 "Too many large request bodies are in flight; retry shortly.",
             )
         };

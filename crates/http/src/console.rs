@@ -9,6 +9,7 @@ use crate::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
+use inventiv_domain::ErrorCode;
 
 /// (name under `/console/`, content type, content).
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -129,7 +130,7 @@ async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
         Some((_, content_type, body)) => Ok(page(content_type, body)),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "No such console file.",
         )),
     }

@@ -90,6 +90,10 @@ pub struct MeResponse {
     pub current_organization_slug: Option<String>,
     /// `owner`, `admin`, `manager` or `user`; null in the personal workspace.
     pub current_organization_role: Option<String>,
+    /// The roles this caller may give here (invite, change a member to; SPEC §2.1 delegation):
+    /// the menus of a client come from this, not from a copy of the rule. Empty in the
+    /// personal workspace.
+    pub assignable_roles: Vec<String>,
     /// The action names allowed in the current workspace (the guards' own map).
     pub permissions: Vec<String>,
     pub modules: Vec<ModuleDto>,
@@ -98,7 +102,7 @@ pub struct MeResponse {
 impl From<Me> for MeResponse {
     fn from(me: Me) -> Self {
         let role = match me.workspace {
-            Workspace::Org { role, .. } => Some(role.as_str().to_owned()),
+            Workspace::Org { role, .. } => Some(role),
             Workspace::Personal => None,
         };
         MeResponse {
@@ -112,7 +116,13 @@ impl From<Me> for MeResponse {
             current_organization_id: me.organization.as_ref().map(|o| o.id.as_uuid()),
             current_organization_name: me.organization.as_ref().map(|o| o.name.as_str().to_owned()),
             current_organization_slug: me.organization.as_ref().map(|o| o.slug.as_str().to_owned()),
-            current_organization_role: role,
+            current_organization_role: role.map(|r| r.as_str().to_owned()),
+            assignable_roles: role
+                .map(inventiv_domain::assignable)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             permissions: me.permissions.iter().map(|p| p.name().to_owned()).collect(),
             modules: me
                 .modules

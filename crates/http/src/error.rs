@@ -4,16 +4,19 @@ use crate::request_context::{REQUEST_ID_HEADER, current_request_id};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use inventiv_domain::ErrorCode;
 use inventiv_service::ServiceError;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// An error as the client sees it.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: Cow<'static, str>,
+    pub code: ErrorCode,
     pub message: String,
     pub fields: Option<BTreeMap<String, String>>,
     pub retry_after_secs: Option<u64>,
@@ -23,7 +26,8 @@ pub struct ApiError {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// Stable snake_case code, e.g. `not_found`, `last_owner`.
-    pub error: &'a str,
+    #[schema(value_type = ErrorCodeSchema)]
+    pub error: ErrorCode,
     /// Human-readable explanation.
     pub message: &'a str,
     /// The `X-Request-Id` of the request, to quote when reporting a problem.
@@ -45,15 +49,34 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// The OpenAPI schema of [`ErrorCode`] (component `ErrorCode`): a string enum of
+/// [`ErrorCode::ALL`], so the document lists every code a client can meet. Written here because
+/// the domain crate, which owns the codes, does not depend on utoipa.
+pub(crate) struct ErrorCodeSchema;
+
+impl utoipa::PartialSchema for ErrorCodeSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Stable snake_case error code; docs/errors.md gives the status and meaning of each.",
+            ))
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCodeSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ErrorCode")
+    }
+}
+
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
             fields: None,
             retry_after_secs: None,
@@ -62,31 +85,32 @@ impl ApiError {
 
     /// The generic error for a bare status (used for errors actix raises itself).
     pub fn from_status(status: StatusCode) -> Self {
+        use ErrorCode as C;
         let (code, message) = match status.as_u16() {
-            400 => ("bad_request", "The request is malformed."),
-            401 => ("unauthorized", "Authentication is required."),
-            403 => ("forbidden", "You are not allowed to do this."),
-            404 => ("not_found", "No such resource."),
+            400 => (C::BadRequest, "The request is malformed."),
+            401 => (C::Unauthorized, "Authentication is required."),
+            403 => (C::Forbidden, "You are not allowed to do this."),
+            404 => (C::NotFound, "No such resource."),
             405 => (
-                "method_not_allowed",
+                C::MethodNotAllowed,
                 "This method is not allowed on this resource.",
             ),
-            408 => ("request_timeout", "The request took too long to arrive."),
-            411 => ("length_required", "A Content-Length is required."),
-            413 => ("payload_too_large", "The request body is too large."),
-            414 => ("uri_too_long", "The request URI is too long."),
+            408 => (C::RequestTimeout, "The request took too long to arrive."),
+            411 => (C::LengthRequired, "A Content-Length is required."),
+            413 => (C::PayloadTooLarge, "The request body is too large."),
+            414 => (C::UriTooLong, "The request URI is too long."),
             415 => (
-                "unsupported_media_type",
+                C::UnsupportedMediaType,
                 "Send the body as application/json.",
             ),
-            429 => ("rate_limited", "Too many requests; retry later."),
-            431 => ("headers_too_large", "The request headers are too large."),
+            429 => (C::RateLimited, "Too many requests; retry later."),
+            431 => (C::HeadersTooLarge, "The request headers are too large."),
             503 => (
-                "service_unavailable",
+                C::ServiceUnavailable,
                 "The service is temporarily unavailable.",
             ),
-            s if s >= 500 => ("internal_error", "An internal error occurred."),
-            _ => ("bad_request", "The request could not be processed."),
+            s if s >= 500 => (C::InternalError, "An internal error occurred."),
+            _ => (C::BadRequest, "The request could not be processed."),
         };
         Self::new(status, code, message)
     }
@@ -129,7 +153,8 @@ pub struct OpenAiError<'a> {
     /// The request field at fault, if one is.
     pub param: Option<&'a str>,
     /// The stable code (the same as `error` elsewhere).
-    pub code: &'a str,
+    #[schema(value_type = ErrorCodeSchema)]
+    pub code: ErrorCode,
 }
 
 fn openai_type(status: StatusCode) -> &'static str {
@@ -166,7 +191,7 @@ pub(crate) fn error_body(err: &ApiError, request_id: &str) -> String {
                     .as_ref()
                     .and_then(|f| f.keys().next())
                     .map(String::as_str),
-                code: &err.code,
+                code: err.code,
             },
             request_id,
         };
@@ -175,14 +200,16 @@ pub(crate) fn error_body(err: &ApiError, request_id: &str) -> String {
         }
     }
     let body = ErrorBody {
-        error: &err.code,
+        error: err.code,
         message: &err.message,
         request_id,
         fields: err.fields.as_ref(),
     };
     serde_json::to_string(&body).unwrap_or_else(|_| {
-        r#"{"error":"internal_error","message":"An internal error occurred.","request_id":""}"#
-            .to_owned()
+        format!(
+            r#"{{"error":"{}","message":"An internal error occurred.","request_id":""}}"#,
+            ErrorCode::InternalError
+        )
     })
 }
 
@@ -197,6 +224,7 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The one place that picks the HTTP status of a service failure: one status per variant.
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         use StatusCode as S;
@@ -209,45 +237,40 @@ impl From<ServiceError> for ApiError {
                     .join("; ");
                 ApiError {
                     fields: Some(fields),
-                    ..ApiError::new(S::BAD_REQUEST, "validation_failed", message)
+                    ..ApiError::new(S::BAD_REQUEST, ErrorCode::ValidationFailed, message)
                 }
             }
             ServiceError::BadRequest { code, message } => {
                 ApiError::new(S::BAD_REQUEST, code, message)
             }
-            ServiceError::PaymentRequired { code, message } => {
-                ApiError::new(S::PAYMENT_REQUIRED, code, message)
-            }
             ServiceError::Unauthenticated { code, message } => {
                 ApiError::new(S::UNAUTHORIZED, code, message)
             }
-            ServiceError::Denied(denied) => {
-                let code = denied.reason.code();
-                ApiError::new(S::FORBIDDEN, code, denied_message(code))
+            ServiceError::PaymentRequired { code, message } => {
+                ApiError::new(S::PAYMENT_REQUIRED, code, message)
             }
             ServiceError::Forbidden { code, message } => ApiError::new(S::FORBIDDEN, code, message),
-            ServiceError::NotFound(what) => {
-                ApiError::new(S::NOT_FOUND, "not_found", format!("No such {what}."))
-            }
+            ServiceError::NotFound { code, message } => ApiError::new(S::NOT_FOUND, code, message),
             ServiceError::Conflict { code, message } => ApiError::new(S::CONFLICT, code, message),
-            ServiceError::NotFoundCode { code, message } => {
-                ApiError::new(S::NOT_FOUND, code, message)
-            }
-            ServiceError::Upstream {
-                status,
-                code,
-                message,
-            } => ApiError::new(S::from_u16(status).unwrap_or(S::BAD_GATEWAY), code, message),
             ServiceError::Gone { code, message } => ApiError::new(S::GONE, code, message),
             ServiceError::RateLimited { retry_after_secs } => ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..ApiError::from_status(S::TOO_MANY_REQUESTS)
             },
-            ServiceError::Unavailable(cause) => {
+            ServiceError::BadGateway { code, message } => {
+                ApiError::new(S::BAD_GATEWAY, code, message)
+            }
+            ServiceError::Unavailable { code, message } => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, code, message)
+            }
+            ServiceError::GatewayTimeout { code, message } => {
+                ApiError::new(S::GATEWAY_TIMEOUT, code, message)
+            }
+            ServiceError::DatabaseUnavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::new(
                     S::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "The database is unavailable; retry shortly.",
                 )
             }
@@ -256,17 +279,6 @@ impl From<ServiceError> for ApiError {
                 ApiError::from_status(S::INTERNAL_SERVER_ERROR)
             }
         }
-    }
-}
-
-fn denied_message(code: &str) -> &'static str {
-    match code {
-        "role_change_not_allowed" => "Your role may not assign, change or remove this role.",
-        "organization_required" => {
-            "This action needs an organization workspace; switch to one first."
-        }
-        "api_key_not_allowed" => "API keys may only read; sign in to do this.",
-        _ => "Your role in this workspace does not allow this action.",
     }
 }
 
@@ -285,17 +297,17 @@ pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
                 }
                 error::JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     format!("The JSON body is invalid: {e}"),
                 ),
                 error::JsonPayloadError::Deserialize(e) => ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "malformed_json",
+                    ErrorCode::MalformedJson,
                     format!("The body is not valid JSON: {e}"),
                 ),
                 _ => ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "malformed_json",
+                    ErrorCode::MalformedJson,
                     "The body could not be read as JSON.",
                 ),
             };
@@ -308,7 +320,7 @@ pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("Invalid query string: {err}"),
         )
         .into()
@@ -321,4 +333,49 @@ pub(crate) fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, req| {
         error::InternalError::from_response(err, crate::fallback::path_error(req)).into()
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Both error bodies point their code at the `ErrorCode` component, which lists every code.
+    #[test]
+    fn the_openapi_document_lists_every_code() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let listed: Vec<&str> = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all);
+        let reference = "#/components/schemas/ErrorCode";
+        assert_eq!(
+            schemas["ErrorBody"]["properties"]["error"]["$ref"],
+            reference
+        );
+        assert_eq!(
+            schemas["OpenAiError"]["properties"]["code"]["$ref"],
+            reference
+        );
+    }
+
+    /// A policy refusal keeps its code and message on the wire.
+    #[test]
+    fn a_denied_action_is_a_403_with_the_reasons_code() {
+        let denied = inventiv_domain::Denied {
+            reason: inventiv_domain::DenyReason::RoleChangeNotAllowed,
+        };
+        let api = ApiError::from(ServiceError::from(denied));
+        assert_eq!(api.status, StatusCode::FORBIDDEN);
+        assert_eq!(api.code, ErrorCode::RoleChangeNotAllowed);
+        assert_eq!(
+            api.message,
+            "Your role may not assign, change or remove this role."
+        );
+    }
 }

@@ -1,6 +1,7 @@
-//! Request extractors: the authenticated [`Principal`] (built once per request by the service
-//! from the live session), the CSRF origin rule for cookie-authenticated writes, and
-//! [`Meta`] (request id, client IP, user agent).
+//! Request extractors: [`Caller`], the service's request context ([`Ctx`]: the authenticated
+//! principal, built once per request by the service from the live session or key, with the
+//! request's facts), the CSRF origin rule for cookie-authenticated writes, and [`Meta`]
+//! (request id, client IP, user agent) for the routes that have no caller yet.
 
 use crate::{ApiError, AppState};
 use actix_web::body::{BoxBody, MessageBody};
@@ -9,18 +10,34 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
-use inventiv_service::RequestMeta;
+use inventiv_domain::ErrorCode;
 use inventiv_service::auth::{self, Principal};
+use inventiv_service::{Ctx, RequestMeta};
 use std::future::{Ready, ready};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "inventiv_session";
 
-/// A request authenticated by a live session.
-pub struct Authenticated(pub Principal);
+/// An authenticated request: the service's [`Ctx`] (principal, request facts, clock reading),
+/// which every authenticated use case takes. Derefs to [`Ctx`], so a handler passes `&ctx`.
+pub struct Caller(Ctx);
 
-/// Like [`Authenticated`] but accepting a token past its `exp` (`POST /auth/refresh` only).
-pub struct ForRefresh(pub Principal);
+/// Like [`Caller`] but accepting a token past its `exp` (`POST /auth/refresh` only).
+pub struct ForRefresh(Ctx);
+
+impl std::ops::Deref for Caller {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ForRefresh {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.0
+    }
+}
 
 /// Where the credential came from: cookie-borne writes must pass the CSRF origin check.
 enum Source {
@@ -96,7 +113,7 @@ pub async fn read_only_keys(
     if !safe && !crate::error::is_openai_path(req.path()) && carries_api_key(&req) {
         let refusal = ApiError::new(
             StatusCode::FORBIDDEN,
-            "api_key_not_allowed",
+            ErrorCode::ApiKeyNotAllowed,
             "API keys may only read outside /v1; sign in to change anything.",
         );
         return Ok(req.into_response(refusal.error_response()));
@@ -105,7 +122,7 @@ pub async fn read_only_keys(
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
 }
 
 /// SPEC §6: a state-changing request authenticated by cookie must come from an allowed origin:
@@ -131,7 +148,7 @@ fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "csrf_origin",
+            ErrorCode::CsrfOrigin,
             "A cookie-authenticated change must come from an allowed Origin.",
         ))
     }
@@ -180,14 +197,27 @@ fn extract(
     })
 }
 
-impl FromRequest for Authenticated {
+/// Authenticates the request, then wraps the principal with the request's facts.
+fn context(req: &HttpRequest, for_refresh: bool) -> LocalBoxFuture<'static, Result<Ctx, ApiError>> {
+    let principal = extract(req, for_refresh);
+    let meta = request_meta(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    Box::pin(async move {
+        let principal = principal.await?;
+        let state =
+            state.ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        Ok(Ctx::new(&state.deps, principal, meta))
+    })
+}
+
+impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     #[tracing::instrument(skip_all)]
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = extract(req, false);
-        Box::pin(async move { fut.await.map(Authenticated) })
+        let fut = context(req, false);
+        Box::pin(async move { fut.await.map(Caller) })
     }
 }
 
@@ -197,7 +227,7 @@ impl FromRequest for ForRefresh {
 
     #[tracing::instrument(skip_all)]
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = extract(req, true);
+        let fut = context(req, true);
         Box::pin(async move { fut.await.map(ForRefresh) })
     }
 }
@@ -233,16 +263,20 @@ impl FromRequest for Meta {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect());
-        ready(Ok(Meta(RequestMeta {
-            request_id: crate::request_context::current_request_id(),
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
-            user_agent,
-        })))
+        ready(Ok(Meta(request_meta(req))))
+    }
+}
+
+fn request_meta(req: &HttpRequest) -> RequestMeta {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect());
+    RequestMeta {
+        request_id: crate::request_context::current_request_id(),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent,
     }
 }
 

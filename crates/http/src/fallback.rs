@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use actix_web::dev::ResourceDef;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use inventiv_domain::ErrorCode;
 
 /// Every documented path with its methods.
 pub struct KnownRoutes(Vec<(ResourceDef, Vec<String>)>);
@@ -48,16 +49,15 @@ pub async fn handler(req: HttpRequest, known: web::Data<KnownRoutes>) -> HttpRes
     let id = crate::request_context::current_request_id().unwrap_or_default();
     match known.allowed(req.path()) {
         Some(methods) => method_not_allowed(&req, methods, &id),
-        None => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").to_response(&id)
-        }
+        None => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "No such route.")
+            .to_response(&id),
     }
 }
 
 fn method_not_allowed(req: &HttpRequest, methods: &[String], id: &str) -> HttpResponse {
     let mut res = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!(
             "{} is not allowed here; allowed: {}.",
             req.method(),

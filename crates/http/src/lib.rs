@@ -4,8 +4,8 @@
 //! - Handlers are thin: extract, call one service function, map the result (no SQL, no role
 //!   checks here; the domain's policy is applied by the service).
 //! - Every error leaves through [`ApiError`], the one place that maps failures to HTTP:
-//!   `{"error": code, "message": text, "request_id": id}` (+ `fields`), stable snake_case codes,
-//!   never internal text in a 5xx. Errors raised by actix itself (bad JSON, wrong content type,
+//!   `{"error": code, "message": text, "request_id": id}` (+ `fields`), codes from
+//!   `inventiv_domain::ErrorCode` (listed in `docs/errors.md`), never internal text in a 5xx. Errors raised by actix itself (bad JSON, wrong content type,
 //!   oversized body, unknown route, wrong method) take the same shape.
 //! - Every response carries `X-Request-Id`; every route is described in `/openapi.json`
 //!   (collected from the handlers' `#[utoipa::path]` by utoipa-actix-web, so code and document

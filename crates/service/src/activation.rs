@@ -1,8 +1,9 @@
 //! The one activation mechanism shared by instances, offerings and shares: who may set which
 //! flag (the domain's map), the org's distinct-activators rule, and the error mapping.
 
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, Activation, ActivationError, Flag, OrgId, Workspace, authorize};
 use inventiv_persistence::repo::organizations;
 
@@ -17,34 +18,34 @@ pub(crate) async fn distinct_required(deps: &Deps, org: OrgId) -> Result<bool, S
 /// The state after `principal` sets `flag` to `active` on a resource whose current state is
 /// `current` — or why not.
 pub(crate) fn next_state(
-    principal: &Principal,
+    ctx: &Ctx,
     current: &Activation,
     flag: Flag,
     active: bool,
     distinct: bool,
 ) -> Result<Activation, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::SetActivation { flag })?;
     let Workspace::Org { role, .. } = actor.workspace else {
         return Err(error(ActivationError::NotApplicable));
     };
     current
-        .set(principal.user_id, role, flag, active, distinct)
+        .set(ctx.user_id(), role, flag, active, distinct)
         .map_err(error)
 }
 
 pub(crate) fn error(err: ActivationError) -> ServiceError {
     match err {
         ActivationError::RoleNotAllowed { .. } => {
-            ServiceError::Denied(inventiv_domain::Denied { reason: inventiv_domain::DenyReason::NotAllowed })
+            inventiv_domain::Denied { reason: inventiv_domain::DenyReason::NotAllowed }.into()
         }
         ActivationError::DistinctActivatorsRequired => ServiceError::Conflict {
-            code: "distinct_activators_required",
+            code: ErrorCode::DistinctActivatorsRequired,
             message: "This organization requires the technical and economic approvals to come from two different people."
                 .to_owned(),
         },
         ActivationError::NotApplicable => ServiceError::Conflict {
-            code: "activation_not_applicable",
+            code: ErrorCode::ActivationNotApplicable,
             message: "Personal resources are operational by definition; there is nothing to approve.".to_owned(),
         },
     }

@@ -5,14 +5,15 @@
 //! whose role may hold org keys (owner/admin): removal, demotion, leaving, disabling or
 //! deleting the account revokes it in the same transaction (see [`revoke_with_owner`]).
 
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
-use crate::auth::{ApiKeyRef, Principal};
-use crate::organizations::actor_of;
+use crate::auth::{ApiKeyRef, Principal, Via};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, ApiKeyId, Credential, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace,
-    authorize, may_hold_org_api_keys,
+    Action, ApiKeyId, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace, authorize,
+    may_hold_org_api_keys,
 };
 use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
 use serde_json::json;
@@ -84,10 +85,10 @@ fn scope_org(scope: Scope) -> Option<inventiv_domain::OrgId> {
 /// `GET /api_keys`: the org's keys, or my personal keys (metadata only, never a secret).
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<ApiKey>, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let (limit, before) = page.parse::<ApiKeyId>()?;
     let mut keys = api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?;
@@ -102,8 +103,8 @@ fn this_month(deps: &Deps) -> i32 {
 
 /// A monthly cap as given: an amount of micro-EUR ≥ 0. Who may set one: for an org key the
 /// economic side (owner/manager), for a personal key its owner.
-fn cap(principal: &Principal, cap: Option<i64>) -> Result<Option<i64>, ServiceError> {
-    let actor = principal.actor();
+fn cap(ctx: &Ctx, cap: Option<i64>) -> Result<Option<i64>, ServiceError> {
+    let actor = ctx.actor();
     if matches!(actor.workspace, Workspace::Org { .. }) {
         authorize(&actor, Action::SetPrice)?;
     }
@@ -133,19 +134,18 @@ fn valid_name(name: &str) -> Result<String, ServiceError> {
 /// Creates a key; returns it with its secret — the only time the secret is shown.
 pub async fn create(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: NewKey,
-    meta: &RequestMeta,
 ) -> Result<(ApiKey, String), ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::CreateApiKey)?;
     let scope = actor.scope();
     let name = valid_name(&input.name)?;
     let monthly_cap_micros = match input.monthly_cap_micros {
-        Some(c) => cap(principal, Some(c))?,
+        Some(c) => cap(ctx, Some(c))?,
         None => None,
     };
-    let now = deps.clock.now();
+    let now = ctx.now;
     if input.expires_at.is_some_and(|t| t <= now) {
         return Err(ServiceError::invalid("expires_at", "must be in the future"));
     }
@@ -170,7 +170,7 @@ pub async fn create(
         scope,
         NewApiKey {
             id,
-            owner: principal.user_id,
+            owner: ctx.user_id(),
             name: &name,
             key_prefix: &prefix,
             key_hash: &key_hash(&secret),
@@ -181,11 +181,8 @@ pub async fn create(
         },
     )
     .await?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "api_key.created",
             organization: scope_org(scope),
@@ -202,7 +199,7 @@ pub async fn create(
     .await?;
     let key = api_keys::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
     Ok((key.into(), secret))
 }
@@ -211,15 +208,15 @@ pub async fn create(
 /// The key `id` of the caller's scope (404 outside it), once `action` is allowed.
 async fn changeable(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ApiKeyId,
     action: Option<Action>,
 ) -> Result<(Scope, ApiKeyRecord), ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let key = api_keys::find(&deps.db, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     if let Some(action) = action {
         authorize(&actor, action)?;
     }
@@ -236,27 +233,22 @@ pub struct KeyChange {
 
 pub async fn update(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ApiKeyId,
     change: KeyChange,
-    meta: &RequestMeta,
 ) -> Result<ApiKey, ServiceError> {
     // Renaming is key management (owner/admin); the cap is the economic side's (see `cap`).
     let manage = change.name.is_some().then_some(Action::RevokeApiKey);
-    let (scope, before) = changeable(deps, principal, id, manage).await?;
+    let (scope, before) = changeable(deps, ctx, id, manage).await?;
     let name = change.name.as_deref().map(valid_name).transpose()?;
-    let new_cap = change
-        .monthly_cap_micros
-        .map(|c| cap(principal, c))
-        .transpose()?;
+    let new_cap = change.monthly_cap_micros.map(|c| cap(ctx, c)).transpose()?;
     let tx = deps.db.begin_write().await?;
     if let Some(name) = &name {
         api_keys::rename(&tx, scope, id, name).await?;
         audit_key_change(
             &tx,
             deps,
-            principal,
-            meta,
+            ctx,
             scope,
             id,
             "api_key.renamed",
@@ -270,8 +262,7 @@ pub async fn update(
         audit_key_change(
             &tx,
             deps,
-            principal,
-            meta,
+            ctx,
             scope,
             id,
             "api_key.cap_changed",
@@ -282,7 +273,7 @@ pub async fn update(
     }
     let mut key = api_keys::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("api key"))?;
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
     api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
     Ok(key.into())
@@ -291,20 +282,16 @@ pub async fn update(
 #[allow(clippy::too_many_arguments)]
 async fn audit_key_change(
     tx: &inventiv_persistence::Tx,
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
+    _deps: &Deps,
+    ctx: &Ctx,
     scope: Scope,
     id: ApiKeyId,
     action: &'static str,
     before: serde_json::Value,
     after: serde_json::Value,
 ) -> Result<(), ServiceError> {
-    record(
+    ctx.record(
         tx,
-        deps.clock.now(),
-        actor_of(principal),
-        meta,
         AuditEntry {
             action,
             organization: scope_org(scope),
@@ -318,26 +305,18 @@ async fn audit_key_change(
     Ok(())
 }
 
-pub async fn revoke(
-    deps: &Deps,
-    principal: &Principal,
-    id: ApiKeyId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (scope, key) = changeable(deps, principal, id, Some(Action::RevokeApiKey)).await?;
-    let now = deps.clock.now();
+pub async fn revoke(deps: &Deps, ctx: &Ctx, id: ApiKeyId) -> Result<(), ServiceError> {
+    let (scope, key) = changeable(deps, ctx, id, Some(Action::RevokeApiKey)).await?;
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if !api_keys::revoke(&tx, scope, id, now).await? {
         return Err(ServiceError::Conflict {
-            code: "already_revoked",
+            code: ErrorCode::AlreadyRevoked,
             message: "This key is already revoked.".to_owned(),
         });
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "api_key.revoked",
             organization: scope_org(scope),
@@ -401,7 +380,7 @@ pub(crate) async fn revoke_with_owner(
 
 fn invalid_key() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "invalid_api_key",
+        code: ErrorCode::InvalidApiKey,
         message: "The API key is invalid, revoked or expired.".to_owned(),
     }
 }
@@ -458,13 +437,11 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         user_id: key.owner_user_id,
         email: Email::parse(&found.email)?,
         is_platform_admin: false,
-        session: None,
-        api_key: Some(ApiKeyRef {
+        workspace,
+        via: Via::ApiKey(ApiKeyRef {
             id: key.id,
             allowed_models: key.allowed_models,
             monthly_cap_micros: key.monthly_cap_micros,
         }),
-        workspace,
-        credential: Credential::ApiKey,
     })
 }

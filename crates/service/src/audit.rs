@@ -113,12 +113,11 @@ pub struct AuditFilter {
 /// The current org's events, newest first (owner/admin/manager).
 pub async fn list_for_org(
     deps: &crate::Deps,
-    principal: &crate::auth::Principal,
+    ctx: &crate::Ctx,
     filter: &AuditFilter,
     page: &crate::paging::PageRequest,
 ) -> Result<crate::paging::Page<AuditEvent>, ServiceError> {
-    let (org, _) =
-        crate::organizations::current_org(principal, inventiv_domain::Action::ViewAudit)?;
+    let (org, _) = ctx.current_org(inventiv_domain::Action::ViewAudit)?;
     let (limit, before) = page.parse::<i64>()?;
     if let Some(action) = &filter.action
         && (action.len() > 64

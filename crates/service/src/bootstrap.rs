@@ -7,6 +7,7 @@
 
 use crate::audit::{self, AuditActor, AuditEntry};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, OrgId, OrgName, Password, Role, Slug, UserId};
 use inventiv_persistence::repo::{memberships, organizations, users};
 use inventiv_persistence::{Constraint, StoreError};
@@ -142,7 +143,7 @@ async fn attempt(
                 // The insert claims the slug as a model namespace (SPEC §5.1): a public
                 // catalogue namespace or a deleted org's slug refuses it.
                 StoreError::Conflict(Constraint::ModelNamespace) => ServiceError::Conflict {
-                    code: "slug_taken",
+                    code: ErrorCode::SlugTaken,
                     message: format!(
                         "bootstrap.org_slug {:?} is taken (a public model namespace or a deleted organization's slug); choose another.",
                         settings.org_slug.as_str()
@@ -207,7 +208,7 @@ async fn attempt(
 /// Keeps the store error (so [`is_race`] can see a lost race) instead of flattening it.
 fn internal_store(err: StoreError) -> ServiceError {
     match err {
-        StoreError::Unavailable(msg) => ServiceError::Unavailable(msg),
+        StoreError::Unavailable(msg) => ServiceError::DatabaseUnavailable(msg),
         other => ServiceError::Internal(anyhow::Error::new(other)),
     }
 }

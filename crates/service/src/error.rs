@@ -1,56 +1,59 @@
-use inventiv_domain::{Denied, ValueError};
+use inventiv_domain::{Denied, DenyReason, ErrorCode, ValueError};
 use inventiv_persistence::StoreError;
 use std::collections::BTreeMap;
 
-/// Every way a use case can fail. The http crate maps each variant to one status and a stable
-/// `error` code; `Internal` carries the cause for the log only, never for the client.
+/// Every way a use case can fail. Each variant is one kind of failure, and no two kinds overlap;
+/// those the client sees carry a stable [`ErrorCode`] and a message for humans. The service
+/// never names an HTTP status: the http crate maps each variant to one, in one place.
+/// `DatabaseUnavailable` and `Internal` carry a cause for the log only, never for the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// 400: the input does not parse; one reason per field.
+    /// The input does not parse; one reason per field (`validation_failed`).
     #[error("invalid input")]
     Validation(BTreeMap<String, String>),
-    /// 400 with a code, for a request that is not a field's validation: malformed
-    /// (`invalid_body`) or refused by a rule (`endpoint_not_allowed`).
+    /// A request refused as a whole rather than field by field: malformed (`invalid_body`) or
+    /// refused by a rule (`endpoint_not_allowed`).
     #[error("{code}: {message}")]
-    BadRequest { code: &'static str, message: String },
-    /// 402: a spend cap would be passed (`spend_cap_reached`).
+    BadRequest { code: ErrorCode, message: String },
+    /// The caller is not authenticated, or its credentials are not accepted (`unauthorized`,
+    /// `invalid_credentials`, `login_required`, …).
     #[error("{code}: {message}")]
-    PaymentRequired { code: &'static str, message: String },
-    /// 401 with a code (`unauthorized`, `invalid_credentials`, `login_required`, …).
+    Unauthenticated { code: ErrorCode, message: String },
+    /// The call could pass a spend cap (`spend_cap_reached`).
     #[error("{code}: {message}")]
-    Unauthenticated { code: &'static str, message: String },
-    /// 403: authenticated but the policy refuses.
-    #[error("denied: {0:?}")]
-    Denied(Denied),
-    /// 403 with a specific code (`not_a_member`, `csrf_origin`, `email_mismatch`, …).
+    PaymentRequired { code: ErrorCode, message: String },
+    /// The caller is known but refused: by the policy (built from [`Denied`]) or by a rule of
+    /// the use case (`not_a_member`, `email_mismatch`, `model_not_allowed`, …).
     #[error("{code}: {message}")]
-    Forbidden { code: &'static str, message: String },
-    /// 404: absent, or not in the caller's scope (indistinguishable on purpose).
-    #[error("not found: {0}")]
-    NotFound(&'static str),
-    /// 404 with a specific code (e.g. `model_not_found`).
+    Forbidden { code: ErrorCode, message: String },
+    /// Absent, or not in the caller's scope (indistinguishable on purpose): `not_found` (see
+    /// [`ServiceError::not_found`]) or a more specific code (`model_not_found`).
     #[error("{code}: {message}")]
-    NotFoundCode { code: &'static str, message: String },
-    /// 502/503/504 about an upstream (`upstream_error`, `no_ready_instance`, `upstream_timeout`).
+    NotFound { code: ErrorCode, message: String },
+    /// The current state refuses the change (`slug_taken`, `last_owner`, `invalid_state`, …).
     #[error("{code}: {message}")]
-    Upstream {
-        status: u16,
-        code: &'static str,
-        message: String,
-    },
-    /// 409 with a code (`slug_taken`, `last_owner`, `already_member`, …).
+    Conflict { code: ErrorCode, message: String },
+    /// An expired, revoked or used token or invitation (`invitation_gone`,
+    /// `reset_token_invalid`).
     #[error("{code}: {message}")]
-    Conflict { code: &'static str, message: String },
-    /// 410: an expired, revoked or used token/invitation.
-    #[error("{code}: {message}")]
-    Gone { code: &'static str, message: String },
-    /// 429: too many attempts; retry after that many seconds.
+    Gone { code: ErrorCode, message: String },
+    /// Too many attempts (`rate_limited`); retry after that many seconds.
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
-    /// 503: the database cannot be reached right now.
+    /// A model server failed or could not be reached (`upstream_error`, `upstream_unreachable`).
+    #[error("{code}: {message}")]
+    BadGateway { code: ErrorCode, message: String },
+    /// Nothing can serve the request right now; retry later (`no_ready_instance`).
+    #[error("{code}: {message}")]
+    Unavailable { code: ErrorCode, message: String },
+    /// A model server did not answer in time (`upstream_timeout`).
+    #[error("{code}: {message}")]
+    GatewayTimeout { code: ErrorCode, message: String },
+    /// The database cannot be reached right now (`database_unavailable`). The cause goes to
+    /// the log; the client gets a fixed message.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// 500: a bug. The message goes to the log, never to the client.
+    DatabaseUnavailable(String),
+    /// A bug (`internal_error`). The cause goes to the log, never to the client.
     #[error(transparent)]
     Internal(anyhow::Error),
 }
@@ -59,6 +62,14 @@ impl ServiceError {
     /// A single-field validation error.
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         ServiceError::Validation(BTreeMap::from([(field.to_owned(), reason.into())]))
+    }
+
+    /// `not_found`: "No such `what`." (a resource absent or out of the caller's scope).
+    pub fn not_found(what: &str) -> Self {
+        ServiceError::NotFound {
+            code: ErrorCode::NotFound,
+            message: format!("No such {what}."),
+        }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
@@ -72,16 +83,31 @@ impl From<ValueError> for ServiceError {
     }
 }
 
+/// A policy refusal is a `Forbidden` with the reason's code.
 impl From<Denied> for ServiceError {
     fn from(denied: Denied) -> Self {
-        ServiceError::Denied(denied)
+        ServiceError::Forbidden {
+            code: denied.reason.code(),
+            message: denied_message(denied.reason).to_owned(),
+        }
+    }
+}
+
+fn denied_message(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::NotAllowed => "Your role in this workspace does not allow this action.",
+        DenyReason::RoleChangeNotAllowed => "Your role may not assign, change or remove this role.",
+        DenyReason::RequiresOrgWorkspace => {
+            "This action needs an organization workspace; switch to one first."
+        }
+        DenyReason::ApiKeyNotAllowed => "API keys may only read; sign in to do this.",
     }
 }
 
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(msg) => ServiceError::Unavailable(msg),
+            StoreError::Unavailable(msg) => ServiceError::DatabaseUnavailable(msg),
             // A conflict that reaches here was not expected by the use case: a bug, not input.
             other => ServiceError::Internal(anyhow::Error::new(other)),
         }

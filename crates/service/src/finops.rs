@@ -2,7 +2,7 @@
 //! `terminated_at` (or now), in integer micro-EUR. Finops viewers see their scope: an org's
 //! instances (owner/admin/manager), or in Personal the caller's own instances.
 
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
 use inventiv_domain::{Action, Scope, accrued_cost_micros, authorize};
 use inventiv_persistence::repo::instances::{self, CostRow};
@@ -20,8 +20,8 @@ pub struct CurrentCost {
     pub instances: usize,
 }
 
-pub async fn current(deps: &Deps, principal: &Principal) -> Result<CurrentCost, ServiceError> {
-    let actor = principal.actor();
+pub async fn current(deps: &Deps, ctx: &Ctx) -> Result<CurrentCost, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
     let prices = instances::running_costs(&deps.db, actor.scope()).await?;
     Ok(CurrentCost {
@@ -98,15 +98,15 @@ fn cost(row: &CostRow, start: OffsetDateTime, end: OffsetDateTime) -> Result<i64
 /// piece rounded up to the micro-euro, the total being the sum of the pieces.
 pub async fn costs(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     from: OffsetDateTime,
     to: OffsetDateTime,
     group_by: GroupBy,
 ) -> Result<CostReport, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
     check_range(from, to)?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let rows = instances::cost_rows(&deps.db, actor.scope(), from, to).await?;
     let mut groups: BTreeMap<String, CostGroup> = BTreeMap::new();
     let mut add = |key: String, label: &str, micros: i64| {
@@ -277,14 +277,14 @@ pub struct UsageReport {
 /// `GET /finops/usage`: token usage and charges of one side, in `[from, to)`.
 pub async fn usage(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     from: OffsetDateTime,
     to: OffsetDateTime,
     side: UsageSideQuery,
     group_by: UsageGroupBy,
 ) -> Result<UsageReport, ServiceError> {
     use inventiv_persistence::repo::usage;
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
     check_range(from, to)?;
     let rows = match (actor.scope(), side) {

@@ -1,13 +1,15 @@
 //! Invitations (SPEC §2.1, §4.2): the token goes only into the email; the accept flow can
 //! create the account; acceptance is single-use under concurrency (a conditional UPDATE).
 
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
-use crate::organizations::{Organization, actor_of, current_org};
+use crate::organizations::Organization;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Email, ExpiresInDays, InvitationId, InvitationStatus, OrgId, Password, PersonName,
     Role, SessionId, UserId, authorize, effective_status,
@@ -50,7 +52,7 @@ impl From<InvitationRecord> for Invitation {
     }
 }
 
-fn conflict(code: &'static str, message: &str) -> ServiceError {
+fn conflict(code: ErrorCode, message: &str) -> ServiceError {
     ServiceError::Conflict {
         code,
         message: message.to_owned(),
@@ -64,7 +66,7 @@ fn gone(status: InvitationStatus) -> ServiceError {
         InvitationStatus::Expired | InvitationStatus::Pending => "has expired",
     };
     ServiceError::Gone {
-        code: "invitation_gone",
+        code: ErrorCode::InvitationGone,
         message: format!("This invitation {why}."),
     }
 }
@@ -79,18 +81,13 @@ pub struct NewInvite {
 
 /// Invites `email` with a role the caller may assign (§2.1). The token is emailed, never
 /// returned. 409 `already_member` / `invitation_pending`.
-pub async fn invite(
-    deps: &Deps,
-    principal: &Principal,
-    input: NewInvite,
-    meta: &RequestMeta,
-) -> Result<Invitation, ServiceError> {
+pub async fn invite(deps: &Deps, ctx: &Ctx, input: NewInvite) -> Result<Invitation, ServiceError> {
     let role = input.role.unwrap_or(Role::User);
-    let (org, _) = current_org(principal, Action::Invite { role })?;
+    let (org, _) = ctx.current_org(Action::Invite { role })?;
     let email = Email::parse(&input.email)?;
     let days = ExpiresInDays::parse(input.expires_in_days)?;
     let token = crate::tokens::random_token(32);
-    let now = deps.clock.now();
+    let now = ctx.now;
     let expires_at = now + days.duration();
     let id = InvitationId::new();
 
@@ -99,7 +96,7 @@ pub async fn invite(
         && memberships::find(&tx, org, user.id).await?.is_some()
     {
         return Err(conflict(
-            "already_member",
+            ErrorCode::AlreadyMember,
             "This person is already a member of the organization.",
         ));
     }
@@ -109,7 +106,7 @@ pub async fn invite(
         email: &email,
         role,
         token_hash: &token_hash(&token),
-        invited_by: principal.user_id,
+        invited_by: ctx.user_id(),
         expires_at,
         now,
     };
@@ -117,18 +114,13 @@ pub async fn invite(
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
-                "invitation_pending",
+                ErrorCode::InvitationPending,
                 "A pending invitation for this address already exists.",
             ));
         }
         Err(other) => return Err(other.into()),
     }
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "invitation.created",
             organization: Some(org),
             target_type: "invitation",
@@ -140,12 +132,12 @@ pub async fn invite(
     .await?;
     let invitation = invitations::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
-    send_invitation(deps, &org_record, &invitation, &token, &principal.email);
+    send_invitation(deps, &org_record, &invitation, &token, &ctx.principal.email);
     Ok(invitation.into())
 }
 
@@ -175,13 +167,13 @@ fn send_invitation(
 /// `GET /organizations/current/invitations?status=`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     status: Option<InvitationStatus>,
     page: &PageRequest,
 ) -> Result<Page<Invitation>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let (limit, before) = page.parse::<InvitationId>()?;
-    let rows = invitations::list(&deps.db, org, status, deps.clock.now(), before, limit + 1)
+    let rows = invitations::list(&deps.db, org, status, ctx.now, before, limit + 1)
         .await?
         .into_iter()
         .map(Invitation::from)
@@ -192,48 +184,38 @@ pub async fn list(
 /// Loads an invitation of the caller's org for revoke/resend, with the §2.1 check on its role.
 async fn manageable(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InvitationId,
     action: fn(Role) -> Action,
 ) -> Result<(OrgId, InvitationRecord), ServiceError> {
-    let (org, _) = current_org(principal, Action::ListInvitations)?;
+    let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let invitation = invitations::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
-    authorize(&principal.actor(), action(invitation.role))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    authorize(&ctx.actor(), action(invitation.role))?;
     Ok((org, invitation))
 }
 
 /// `DELETE /organizations/current/invitations/{id}`: only a pending one (409 otherwise).
-pub async fn revoke(
-    deps: &Deps,
-    principal: &Principal,
-    id: InvitationId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, invitation) = manageable(deps, principal, id, |role| Action::RevokeInvitation {
-        role,
-    })
-    .await?;
-    let now = deps.clock.now();
+pub async fn revoke(deps: &Deps, ctx: &Ctx, id: InvitationId) -> Result<(), ServiceError> {
+    let (org, invitation) =
+        manageable(deps, ctx, id, |role| Action::RevokeInvitation { role }).await?;
+    let now = ctx.now;
     inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "Only a pending invitation can be revoked.",
         )
     })?;
     let tx = deps.db.begin_write().await?;
     if !invitations::mark_revoked(&tx, org, id, now).await? {
         return Err(conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "Only a pending invitation can be revoked.",
         ));
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "invitation.revoked",
             organization: Some(org),
@@ -252,19 +234,16 @@ pub async fn revoke(
 /// the old link stops working. For a pending or expired invitation.
 pub async fn resend(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InvitationId,
     expires_in_days: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<Invitation, ServiceError> {
-    let (org, invitation) = manageable(deps, principal, id, |role| Action::ResendInvitation {
-        role,
-    })
-    .await?;
-    let now = deps.clock.now();
+    let (org, invitation) =
+        manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
+    let now = ctx.now;
     inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(|_| {
         conflict(
-            "invitation_not_pending",
+            ErrorCode::InvitationNotPending,
             "An accepted or revoked invitation cannot be resent.",
         )
     })?;
@@ -276,23 +255,20 @@ pub async fn resend(
         Ok(true) => {}
         Ok(false) => {
             return Err(conflict(
-                "invitation_not_pending",
+                ErrorCode::InvitationNotPending,
                 "An accepted or revoked invitation cannot be resent.",
             ));
         }
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
-                "invitation_pending",
+                ErrorCode::InvitationPending,
                 "A newer pending invitation for this address exists.",
             ));
         }
         Err(other) => return Err(other.into()),
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "invitation.resent",
             organization: Some(org),
@@ -305,12 +281,12 @@ pub async fn resend(
     .await?;
     let renewed = invitations::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
-    send_invitation(deps, &org_record, &renewed, &token, &principal.email);
+    send_invitation(deps, &org_record, &renewed, &token, &ctx.principal.email);
     Ok(renewed.into())
 }
 
@@ -329,11 +305,11 @@ async fn pending_by_token(
     now: OffsetDateTime,
 ) -> Result<InvitationRecord, ServiceError> {
     if token.is_empty() || token.len() > 256 {
-        return Err(ServiceError::NotFound("invitation"));
+        return Err(ServiceError::not_found("invitation"));
     }
     let invitation = invitations::find_by_token_hash(&deps.db, &token_hash(token))
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     match effective_status(invitation.status, invitation.expires_at, now) {
         InvitationStatus::Pending => Ok(invitation),
         other => Err(gone(other)),
@@ -345,7 +321,7 @@ pub async fn preview(deps: &Deps, token: &str) -> Result<InvitationPreview, Serv
     let invitation = pending_by_token(deps, token, deps.clock.now()).await?;
     let organization = organizations::find_by_id(&deps.db, invitation.organization_id)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let account_exists = users::find_by_email(&deps.db, &invitation.email)
         .await?
         .is_some();
@@ -415,7 +391,7 @@ pub async fn accept(
         Some(p) => {
             if p.email != invitation.email {
                 return Err(ServiceError::Forbidden {
-                    code: "email_mismatch",
+                    code: ErrorCode::EmailMismatch,
                     message: "This invitation was sent to another email address.".to_owned(),
                 });
             }
@@ -496,7 +472,7 @@ pub async fn accept(
         Err(StoreError::Conflict(Constraint::MembershipPrimaryKey)) => {
             // The role of an existing member is never changed by an invitation.
             return Err(conflict(
-                "already_member",
+                ErrorCode::AlreadyMember,
                 "You are already a member of this organization.",
             ));
         }
@@ -557,7 +533,7 @@ pub async fn accept(
     };
     let organization = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("invitation"))?;
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
     tx.commit().await?;
     let session = match session {
         Some(s) => Some((
@@ -583,7 +559,7 @@ pub async fn accept(
 
 fn login_required() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "login_required",
+        code: ErrorCode::LoginRequired,
         message: "An account exists for this email: sign in, then accept the invitation."
             .to_owned(),
     }

@@ -1,11 +1,13 @@
 //! Use cases of the Inventiv control plane.
 //!
 //! Contract:
-//! - Each use case takes its context first (`&Deps`, then the acting principal where there is
-//!   one), starts with the policy check from `inventiv_domain::authorize`, then runs ONE
-//!   write transaction holding the repository calls and the audit event, and commits.
-//! - No HTTP types here (no actix); errors are [`ServiceError`], mapped to HTTP in one place by
-//!   the http crate.
+//! - Each use case takes `&Deps` first, then, when someone authenticated is acting, the request
+//!   context [`Ctx`] (principal, request facts, the clock reading). It starts with the policy
+//!   check (`inventiv_domain::authorize`, or [`Ctx::current_org`] for org actions), then runs
+//!   ONE write transaction holding the repository calls and the audit event
+//!   ([`Ctx::record`]), and commits.
+//! - No HTTP types here (no actix) and no HTTP statuses: errors are [`ServiceError`] kinds
+//!   carrying an `inventiv_domain::ErrorCode`, mapped to HTTP in one place by the http crate.
 //! - Use cases return this crate's own views (e.g. [`instances::Instance`]), never a
 //!   persistence record; the database stays inside this crate ([`Deps`]).
 //! - Time comes from the injected [`Clock`], never from `OffsetDateTime::now_utc()` directly,
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cache;
 mod clock;
+mod context;
 pub mod demo;
 mod deps;
 mod error;
@@ -41,5 +44,6 @@ pub mod tokens;
 pub mod users;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::Ctx;
 pub use deps::{Deps, RequestMeta};
 pub use error::ServiceError;

@@ -5,15 +5,15 @@
 //! request began), asks the domain whether the change is allowed, checks the last-owner rule
 //! against the locked count, writes, and records the audit event.
 
+use crate::Ctx;
 use crate::api_keys::{OwnedKeys, revoke_with_owner};
-use crate::audit::{AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::{actor_of, current_org};
+use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, assignable,
-    authorize, ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
+    Action, Actor, Denied, DenyReason, OrgId, Permission, Role, UserId, Workspace, authorize,
+    ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
 };
 use inventiv_persistence::Tx;
 use inventiv_persistence::repo::memberships::{self, MemberRow};
@@ -53,10 +53,10 @@ impl From<MemberRow> for Member {
 /// `GET /organizations/current/members`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<Member>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewMembers)?;
+    let (org, _) = ctx.current_org(Action::ViewMembers)?;
     let (limit, after) = page.parse::<UserId>()?;
     let rows = memberships::list(&deps.db, org, after, limit + 1)
         .await?
@@ -67,35 +67,31 @@ pub async fn list(
 }
 
 fn denied(reason: DenyReason) -> ServiceError {
-    ServiceError::Denied(Denied { reason })
+    Denied { reason }.into()
 }
 
 fn last_owner() -> ServiceError {
     ServiceError::Conflict {
-        code: "last_owner",
+        code: ErrorCode::LastOwner,
         message: "An organization must keep at least one owner; promote another member first."
             .to_owned(),
     }
 }
 
 /// Opens the transaction, locks the owners and returns the actor as they are *now*.
-async fn begin(
-    deps: &Deps,
-    principal: &Principal,
-    org: OrgId,
-) -> Result<(Tx, Actor, u64), ServiceError> {
+async fn begin(deps: &Deps, ctx: &Ctx, org: OrgId) -> Result<(Tx, Actor, u64), ServiceError> {
     let tx = deps.db.begin_write().await?;
     let owners = memberships::lock_owners(&tx, org).await?.len() as u64;
-    let role = memberships::find(&tx, org, principal.user_id)
+    let role = memberships::find(&tx, org, ctx.user_id())
         .await?
         .map(|m| m.role)
         .ok_or_else(|| ServiceError::Forbidden {
-            code: "not_a_member",
+            code: ErrorCode::NotAMember,
             message: "You are no longer a member of this organization.".to_owned(),
         })?;
     let actor = Actor {
         workspace: Workspace::Org { org, role },
-        ..principal.actor()
+        ..ctx.actor()
     };
     Ok((tx, actor, owners))
 }
@@ -111,7 +107,7 @@ async fn target(
 ) -> Result<MemberRow, ServiceError> {
     match memberships::find_row(tx, org, user).await? {
         Some(row) => Ok(row),
-        None if permissions(actor).contains(&needed) => Err(ServiceError::NotFound("member")),
+        None if permissions(actor).contains(&needed) => Err(ServiceError::not_found("member")),
         None => Err(denied(DenyReason::NotAllowed)),
     }
 }
@@ -119,39 +115,31 @@ async fn target(
 /// `PUT /organizations/current/members/{user_id}`: per §2.1; 409 `last_owner`.
 pub async fn change_role(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     user: UserId,
     to: Role,
-    meta: &RequestMeta,
 ) -> Result<Member, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewMembers)?;
-    let (tx, actor, owners) = begin(deps, principal, org).await?;
+    let (org, _) = ctx.current_org(Action::ViewMembers)?;
+    let (tx, actor, owners) = begin(deps, ctx, org).await?;
     let member = target(&tx, &actor, org, user, Permission::MembersChangeRole).await?;
     let from = member.role;
     if from == to {
         // Idempotent: a no-op for an actor who could assign this role at all.
-        let allowed = permissions(&actor).contains(&Permission::MembersChangeRole)
-            && actor
-                .org_role()
-                .is_some_and(|r| assignable(r).contains(&to));
-        return if allowed {
-            Ok(member.into())
-        } else {
-            Err(denied(DenyReason::RoleChangeNotAllowed))
-        };
+        authorize(&actor, Action::KeepRole { role: to })?;
+        return Ok(member.into());
     }
     authorize(&actor, Action::ChangeRole { from, to })?;
     if removes_owner(from, Some(to)) {
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
     memberships::set_role(&tx, org, user, to).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let keys_revoked = if may_hold_org_api_keys(from) && !may_hold_org_api_keys(to) {
         revoke_with_owner(
             &tx,
             now,
-            actor_of(principal),
-            meta,
+            ctx.audit_actor(),
+            &ctx.meta,
             OwnedKeys::InOrg { org, user },
             "role_changed",
         )
@@ -159,11 +147,8 @@ pub async fn change_role(
     } else {
         0
     };
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "member.role_changed",
             organization: Some(org),
@@ -185,38 +170,30 @@ pub async fn change_role(
 /// `DELETE /organizations/current/members/{user_id}`: per §2.1 (yourself = leave); 409
 /// `last_owner`. The removed user's sessions in this org fall back to Personal at once, and
 /// the org keys they created are revoked in the same transaction (SPEC §6 v2).
-pub async fn remove(
-    deps: &Deps,
-    principal: &Principal,
-    user: UserId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    if user == principal.user_id {
-        return leave(deps, principal, meta).await;
+pub async fn remove(deps: &Deps, ctx: &Ctx, user: UserId) -> Result<(), ServiceError> {
+    if user == ctx.user_id() {
+        return leave(deps, ctx).await;
     }
-    let (org, _) = current_org(principal, Action::ViewMembers)?;
-    let (tx, actor, owners) = begin(deps, principal, org).await?;
+    let (org, _) = ctx.current_org(Action::ViewMembers)?;
+    let (tx, actor, owners) = begin(deps, ctx, org).await?;
     let member = target(&tx, &actor, org, user, Permission::MembersRemove).await?;
     authorize(&actor, Action::RemoveMember { role: member.role })?;
     if removes_owner(member.role, None) {
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
     memberships::delete(&tx, org, user).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let keys_revoked = revoke_with_owner(
         &tx,
         now,
-        actor_of(principal),
-        meta,
+        ctx.audit_actor(),
+        &ctx.meta,
         OwnedKeys::InOrg { org, user },
         "member_removed",
     )
     .await?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "member.removed",
             organization: Some(org),
@@ -232,42 +209,35 @@ pub async fn remove(
 }
 
 /// `POST /organizations/current/leave`: always allowed, except for the last owner.
-pub async fn leave(
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, _) = current_org(principal, Action::LeaveOrg)?;
-    let (tx, actor, owners) = begin(deps, principal, org).await?;
+pub async fn leave(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> {
+    let (org, _) = ctx.current_org(Action::LeaveOrg)?;
+    let (tx, actor, owners) = begin(deps, ctx, org).await?;
     authorize(&actor, Action::LeaveOrg)?;
     let role = actor.org_role().unwrap_or(Role::User);
     if removes_owner(role, None) {
         ensure_owner_remains(owners, 1).map_err(|_| last_owner())?;
     }
-    memberships::delete(&tx, org, principal.user_id).await?;
-    let now = deps.clock.now();
+    memberships::delete(&tx, org, ctx.user_id()).await?;
+    let now = ctx.now;
     let keys_revoked = revoke_with_owner(
         &tx,
         now,
-        actor_of(principal),
-        meta,
+        ctx.audit_actor(),
+        &ctx.meta,
         OwnedKeys::InOrg {
             org,
-            user: principal.user_id,
+            user: ctx.user_id(),
         },
         "member_left",
     )
     .await?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "member.left",
             organization: Some(org),
             target_type: "user",
-            target_id: principal.user_id.to_string(),
+            target_id: ctx.user_id().to_string(),
             before: Some(json!({"role": role.as_str()})),
             after: Some(json!({"api_keys_revoked": keys_revoked})),
         },

@@ -2,11 +2,11 @@
 //! from the personal workspace) and org-private models (written by owner/admin). An org sees
 //! the public catalogue plus its own; Personal sees the public catalogue.
 
-use crate::audit::{AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::actor_of;
+use crate::Ctx;
+use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
@@ -49,12 +49,8 @@ impl From<ModelRecord> for Model {
 }
 
 /// `GET /models`.
-pub async fn list(
-    deps: &Deps,
-    principal: &Principal,
-    page: &PageRequest,
-) -> Result<Page<Model>, ServiceError> {
-    let actor = principal.actor();
+pub async fn list(deps: &Deps, ctx: &Ctx, page: &PageRequest) -> Result<Page<Model>, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     let (limit, after) = page.parse::<ModelId>()?;
     let rows = models::list(&deps.db, actor.scope(), after, limit + 1)
@@ -66,13 +62,13 @@ pub async fn list(
 }
 
 /// `GET /models/{id}`.
-pub async fn get(deps: &Deps, principal: &Principal, id: ModelId) -> Result<Model, ServiceError> {
-    let actor = principal.actor();
+pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<Model, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
         .map(Model::from)
-        .ok_or(ServiceError::NotFound("model"))
+        .ok_or_else(|| ServiceError::not_found("model"))
 }
 
 /// `POST`/`PUT /models` input (validated into [`ModelFields`]).
@@ -125,7 +121,7 @@ fn catalogue(scope: Scope) -> Option<OrgId> {
 
 fn namespace_taken(namespace: &str) -> ServiceError {
     ServiceError::Conflict {
-        code: "namespace_taken",
+        code: ErrorCode::NamespaceTaken,
         message: format!(
             "The namespace {namespace:?} belongs to an organization or is reserved; public models cannot use it."
         ),
@@ -154,7 +150,7 @@ fn taken(err: StoreError, fields: &ModelFields) -> ServiceError {
         }
         StoreError::Conflict(Constraint::ModelOrgModelId | Constraint::ModelPublicModelId) => {
             ServiceError::Conflict {
-                code: "model_id_taken",
+                code: ErrorCode::ModelIdTaken,
                 message: "This catalogue already has a model with this model_id.".to_owned(),
             }
         }
@@ -167,28 +163,20 @@ fn model_json(f: &ModelFields) -> serde_json::Value {
            "context_length": f.context_length, "is_active": f.is_active})
 }
 
-pub async fn create(
-    deps: &Deps,
-    principal: &Principal,
-    input: ModelInput,
-    meta: &RequestMeta,
-) -> Result<Model, ServiceError> {
-    let actor = principal.actor();
+pub async fn create(deps: &Deps, ctx: &Ctx, input: ModelInput) -> Result<Model, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::CreateModel)?;
     let fields = validate(input)?;
     let owner = catalogue(actor.scope());
     check_reserved(deps, owner, &fields)?;
     let id = ModelId::new();
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     models::insert(&tx, actor.scope(), id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "model.created",
             organization: owner,
@@ -201,7 +189,7 @@ pub async fn create(
     .await?;
     let model = models::find(&tx, actor.scope(), id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model.into())
 }
@@ -210,20 +198,20 @@ pub async fn create(
 /// (a public model seen from an org is readable but not writable: 403).
 async fn writable(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ModelId,
     action: Action,
 ) -> Result<(Scope, ModelRecord), ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     let scope = actor.scope();
     let model = models::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     authorize(&actor, action)?;
     if model.organization_id != catalogue(scope) {
         return Err(ServiceError::Forbidden {
-            code: "forbidden",
+            code: ErrorCode::Forbidden,
             message: "Public catalogue models are managed by platform admins.".to_owned(),
         });
     }
@@ -232,32 +220,26 @@ async fn writable(
 
 pub async fn update(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ModelId,
     input: ModelInput,
-    meta: &RequestMeta,
 ) -> Result<Model, ServiceError> {
-    let (scope, before) = writable(deps, principal, id, Action::UpdateModel).await?;
+    let (scope, before) = writable(deps, ctx, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
     // A public model already in a reserved namespace (it predates the setting) stays editable;
     // only moving into one is refused.
     if namespace_of(&before.model_id) != namespace_of(&fields.model_id) {
         check_reserved(deps, catalogue(scope), &fields)?;
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if !models::update(&tx, scope, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?
     {
-        return Err(ServiceError::NotFound("model"));
+        return Err(ServiceError::not_found("model"));
     }
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "model.updated",
             organization: catalogue(scope),
             target_type: "model",
@@ -269,21 +251,16 @@ pub async fn update(
     .await?;
     let model = models::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("model"))?;
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
     Ok(model.into())
 }
 
 /// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:
 /// deactivate it instead (`is_active: false`).
-pub async fn delete(
-    deps: &Deps,
-    principal: &Principal,
-    id: ModelId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (scope, before) = writable(deps, principal, id, Action::DeleteModel).await?;
-    let now = deps.clock.now();
+pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceError> {
+    let (scope, before) = writable(deps, ctx, id, Action::DeleteModel).await?;
+    let _now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let (live, total) = models::usage(&tx, scope, id).await?;
     if total > 0 {
@@ -294,7 +271,7 @@ pub async fn delete(
                 .to_owned()
         };
         return Err(ServiceError::Conflict {
-            code: "model_in_use",
+            code: ErrorCode::ModelInUse,
             message,
         });
     }
@@ -302,10 +279,10 @@ pub async fn delete(
     // also what catches an instance or offering created concurrently with this check.
     match models::delete(&tx, scope, id).await {
         Ok(true) => {}
-        Ok(false) => return Err(ServiceError::NotFound("model")),
+        Ok(false) => return Err(ServiceError::not_found("model")),
         Err(StoreError::Conflict(Constraint::ModelInUse)) => {
             return Err(ServiceError::Conflict {
-                code: "model_in_use",
+                code: ErrorCode::ModelInUse,
                 message: "An offering or an instance uses this model; delete or terminate it \
                           first, or deactivate the model instead."
                     .to_owned(),
@@ -313,11 +290,8 @@ pub async fn delete(
         }
         Err(other) => return Err(other.into()),
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "model.deleted",
             organization: catalogue(scope),

@@ -1,11 +1,13 @@
 //! Organizations (SPEC §4.2): list mine, create (creator = owner), update and delete the
 //! current one.
 
-use crate::audit::{AuditActor, AuditEntry, record};
-use crate::auth::{IssuedToken, Principal, issue_token};
+use crate::Ctx;
+use crate::audit::{AuditEntry, record};
+use crate::auth::{IssuedToken, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
-use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, Workspace, authorize};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
+use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError};
@@ -52,28 +54,6 @@ impl From<MyOrg> for MyOrganization {
     }
 }
 
-/// The org of the caller's workspace after `action` is authorized (403 otherwise).
-pub(crate) fn current_org(
-    principal: &Principal,
-    action: Action,
-) -> Result<(OrgId, Role), ServiceError> {
-    authorize(&principal.actor(), action)?;
-    match principal.actor().workspace {
-        Workspace::Org { org, role } => Ok((org, role)),
-        // authorize() refuses org actions in Personal; this arm only keeps the types honest.
-        Workspace::Personal => Err(ServiceError::Denied(inventiv_domain::Denied {
-            reason: inventiv_domain::DenyReason::RequiresOrgWorkspace,
-        })),
-    }
-}
-
-pub(crate) fn actor_of(principal: &Principal) -> AuditActor {
-    AuditActor {
-        user: Some(principal.user_id),
-        session: principal.session_id(),
-    }
-}
-
 fn org_json(org: &OrgRecord) -> serde_json::Value {
     json!({
         "name": org.name.as_str(),
@@ -85,11 +65,11 @@ fn org_json(org: &OrgRecord) -> serde_json::Value {
 /// `GET /organizations`: the caller's organizations with their role.
 pub async fn list_mine(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<MyOrganization>, ServiceError> {
     let (limit, after) = page.parse::<OrgId>()?;
-    let rows = organizations::list_for_user(&deps.db, principal.user_id, after, limit + 1).await?;
+    let rows = organizations::list_for_user(&deps.db, ctx.user_id(), after, limit + 1).await?;
     let rows = rows.into_iter().map(MyOrganization::from).collect();
     Ok(page_of(rows, limit, |o| o.org.id))
 }
@@ -106,11 +86,10 @@ pub struct NewOrganization {
 /// a new token is returned.
 pub async fn create(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: NewOrganization,
-    meta: &RequestMeta,
 ) -> Result<(Organization, Option<IssuedToken>), ServiceError> {
-    authorize(&principal.actor(), Action::CreateOrganization)?;
+    authorize(&ctx.actor(), Action::CreateOrganization)?;
     let name = OrgName::parse(&input.name)?;
     let slug = match input.slug.as_deref() {
         Some(slug) => Slug::parse(slug)?,
@@ -119,13 +98,13 @@ pub async fn create(
         })?,
     };
     let taken = || ServiceError::Conflict {
-        code: "slug_taken",
+        code: ErrorCode::SlugTaken,
         message: format!("The slug {:?} is already taken.", slug.as_str()),
     };
     if deps.is_reserved_slug(slug.as_str()) {
         return Err(taken());
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     // The insert claims the slug as a model namespace in this transaction (SPEC §5.1): a live
     // org, a deleted org's slug or a public catalogue namespace all answer slug_taken, decided
@@ -136,7 +115,7 @@ pub async fn create(
             id: OrgId::new(),
             name: &name,
             slug: &slug,
-            created_by: Some(principal.user_id),
+            created_by: Some(ctx.user_id()),
             now,
         },
     )
@@ -148,8 +127,8 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    memberships::insert(&tx, org.id, principal.user_id, Role::Owner, now).await?;
-    let actor = actor_of(principal);
+    memberships::insert(&tx, org.id, ctx.user_id(), Role::Owner, now).await?;
+    let actor = ctx.audit_actor();
     let entry = |action, target_type, target_id: String, after| AuditEntry {
         action,
         organization: Some(org.id),
@@ -162,7 +141,7 @@ pub async fn create(
         &tx,
         now,
         actor,
-        meta,
+        &ctx.meta,
         entry(
             "org.created",
             "organization",
@@ -175,16 +154,16 @@ pub async fn create(
         &tx,
         now,
         actor,
-        meta,
+        &ctx.meta,
         entry(
             "member.added",
             "user",
-            principal.user_id.to_string(),
+            ctx.user_id().to_string(),
             json!({"role": "owner"}),
         ),
     )
     .await?;
-    let switched = match (input.set_as_current, principal.session) {
+    let switched = match (input.set_as_current, ctx.session().ok()) {
         (true, Some(session)) => {
             let generation = sessions::set_workspace(
                 &tx,
@@ -205,7 +184,7 @@ pub async fn create(
     let token = match switched {
         Some((session, generation)) => Some(issue_token(
             deps,
-            principal.user_id,
+            ctx.user_id(),
             session.id,
             generation,
             Some((org.id, Role::Owner)),
@@ -226,17 +205,16 @@ pub struct OrganizationChange {
 /// Owner only.
 pub async fn update_current(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     change: OrganizationChange,
-    meta: &RequestMeta,
 ) -> Result<Organization, ServiceError> {
-    let (org, _) = current_org(principal, Action::UpdateOrg)?;
+    let (org, _) = ctx.current_org(Action::UpdateOrg)?;
     let name = change.name.as_deref().map(OrgName::parse).transpose()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let after = organizations::update(
         &tx,
         org,
@@ -245,12 +223,9 @@ pub async fn update_current(
         now,
     )
     .await?
-    .ok_or(ServiceError::NotFound("organization"))?;
-    record(
+    .ok_or_else(|| ServiceError::not_found("organization"))?;
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "org.updated",
             organization: Some(org),
@@ -267,32 +242,25 @@ pub async fn update_current(
 
 /// Owner only. 409 `org_has_instances` while any instance is not terminated. Sessions in the
 /// org fall back to Personal.
-pub async fn delete_current(
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, _) = current_org(principal, Action::DeleteOrg)?;
-    let now = deps.clock.now();
+pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> {
+    let (org, _) = ctx.current_org(Action::DeleteOrg)?;
+    let _now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let before = organizations::find_by_id(&tx, org)
         .await?
-        .ok_or(ServiceError::NotFound("organization"))?;
+        .ok_or_else(|| ServiceError::not_found("organization"))?;
     let live = instances::count_live(&tx, Scope::Org(org)).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {
-            code: "org_has_instances",
+            code: ErrorCode::OrgHasInstances,
             message: format!("{live} instance(s) are not terminated yet; terminate them first."),
         });
     }
     // Terminated instances go with the org (the audit trail keeps their history).
     instances::delete_terminated(&tx, Scope::Org(org)).await?;
     // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "org.deleted",
             organization: Some(org),

@@ -2,11 +2,11 @@
 //! and shares (provider → consumer contracts with per-token prices). Both use the one
 //! activation mechanism; a price change clears the economic approval.
 
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::{actor_of, current_org};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId,
     ShareParty, ShareState, ShareStatus, Slug, authorize,
@@ -146,16 +146,9 @@ fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     }
 }
 
-/// Who acts, for the audit events of this module.
-struct Ctx<'a> {
-    deps: &'a Deps,
-    principal: &'a Principal,
-    meta: &'a RequestMeta,
-}
-
 async fn audit(
     tx: &inventiv_persistence::Tx,
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     org: OrgId,
     action: &'static str,
     target: (&'static str, String),
@@ -169,14 +162,7 @@ async fn audit(
         before: None,
         after: Some(after),
     };
-    record(
-        tx,
-        ctx.deps.clock.now(),
-        actor_of(ctx.principal),
-        ctx.meta,
-        entry,
-    )
-    .await?;
+    ctx.record(tx, entry).await?;
     Ok(())
 }
 
@@ -185,10 +171,10 @@ async fn audit(
 
 pub async fn list_offerings(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<Offering>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let (limit, after) = page.parse::<OfferingId>()?;
     let rows = offerings::list(&deps.db, org, after, limit + 1)
         .await?
@@ -244,7 +230,7 @@ fn fields(
 fn code_taken(err: StoreError) -> ServiceError {
     match err {
         StoreError::Conflict(Constraint::OfferingCode) => ServiceError::Conflict {
-            code: "code_taken",
+            code: ErrorCode::CodeTaken,
             message: "This organization already has an offering with this code.".to_owned(),
         },
         other => other.into(),
@@ -255,11 +241,10 @@ fn code_taken(err: StoreError) -> ServiceError {
 /// absent).
 pub async fn create_offering(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: NewOffering,
-    meta: &RequestMeta,
 ) -> Result<Offering, ServiceError> {
-    let (org, _) = current_org(principal, Action::ManageOffering)?;
+    let (org, _) = ctx.current_org(Action::ManageOffering)?;
     let f = fields(
         &input.code,
         &input.name,
@@ -284,16 +269,12 @@ pub async fn create_offering(
         })?;
     let id = OfferingId::new();
     let tx = deps.db.begin_write().await?;
-    offerings::insert(&tx, org, id, input.model_id, &f, prices, deps.clock.now())
+    offerings::insert(&tx, org, id, input.model_id, &f, prices, ctx.now)
         .await
         .map_err(code_taken)?;
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.created",
         ("offering", id.to_string()),
@@ -302,7 +283,7 @@ pub async fn create_offering(
     .await?;
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering.into())
 }
@@ -321,26 +302,25 @@ pub struct OfferingChange {
 
 pub async fn update_offering(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: OfferingId,
     change: OfferingChange,
-    meta: &RequestMeta,
 ) -> Result<Offering, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let before = offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     let touches_fields = change.code.is_some()
         || change.name.is_some()
         || change.description.is_some()
         || change.visibility.is_some()
         || change.is_active.is_some();
     if touches_fields {
-        authorize(&principal.actor(), Action::ManageOffering)?;
+        authorize(&ctx.actor(), Action::ManageOffering)?;
     }
     let prices = match change.prices {
         Some((input, output)) => {
-            authorize(&principal.actor(), Action::SetPrice)?;
+            authorize(&ctx.actor(), Action::SetPrice)?;
             Some((
                 price("price_input_micros_per_1k", input)?,
                 price("price_output_micros_per_1k", output)?,
@@ -355,7 +335,7 @@ pub async fn update_offering(
         Some(change.visibility.unwrap_or(before.visibility.clone())),
         change.is_active.unwrap_or(before.is_active),
     )?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if touches_fields {
         offerings::update_fields(&tx, org, id, &f, now)
@@ -368,11 +348,7 @@ pub async fn update_offering(
         };
         audit(
             &tx,
-            &Ctx {
-                deps,
-                principal,
-                meta,
-            },
+            ctx,
             org,
             action,
             ("offering", id.to_string()),
@@ -386,11 +362,7 @@ pub async fn update_offering(
         let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
         audit(
             &tx,
-            &Ctx {
-                deps,
-                principal,
-                meta,
-            },
+            ctx,
             org,
             "offering.price_changed",
             ("offering", id.to_string()),
@@ -400,25 +372,20 @@ pub async fn update_offering(
     }
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering.into())
 }
 
 /// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
 /// is proposed or active; its ended shares go with it.
-pub async fn delete_offering(
-    deps: &Deps,
-    principal: &Principal,
-    id: OfferingId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), ServiceError> {
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let offering = offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
-    authorize(&principal.actor(), Action::ManageOffering)?;
-    let now = deps.clock.now();
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
+    authorize(&ctx.actor(), Action::ManageOffering)?;
+    let now = ctx.now;
     for due in shares::live_of_offering(&deps.db, org, id)
         .await?
         .into_iter()
@@ -437,7 +404,7 @@ pub async fn delete_offering(
     let live = shares::live_of_offering(&tx, org, id).await?;
     if !live.is_empty() {
         return Err(ServiceError::Conflict {
-            code: "offering_in_use",
+            code: ErrorCode::OfferingInUse,
             message: format!(
                 "{} share(s) of this offering are proposed or active; revoke them first.",
                 live.len()
@@ -445,15 +412,11 @@ pub async fn delete_offering(
         });
     }
     if !offerings::delete(&tx, org, id).await? {
-        return Err(ServiceError::NotFound("offering"));
+        return Err(ServiceError::not_found("offering"));
     }
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.deleted",
         ("offering", id.to_string()),
@@ -466,34 +429,28 @@ pub async fn delete_offering(
 
 pub async fn set_offering_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: OfferingId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<Offering, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewOfferings)?;
+    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     offerings::find(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let current = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     offerings::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "offering.activation_changed",
         ("offering", id.to_string()),
@@ -502,7 +459,7 @@ pub async fn set_offering_activation(
     .await?;
     let offering = offerings::find(&tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("offering"))?;
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
     Ok(offering.into())
 }
@@ -531,14 +488,14 @@ fn party_org(share: &ShareRecord, side: ShareParty) -> (OrgId, &str) {
 async fn audit_both(
     tx: &Tx,
     deps: &Deps,
-    actor: Option<(&Principal, &RequestMeta, ShareParty)>,
+    actor: Option<(&Ctx, ShareParty)>,
     share: &ShareRecord,
     action: &'static str,
     after: serde_json::Value,
     own_extra: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
     let now = deps.clock.now();
-    let by = actor.map(|(_, _, side)| {
+    let by = actor.map(|(_, side)| {
         let (id, slug) = party_org(share, side);
         org_ref(id, slug)
     });
@@ -553,21 +510,21 @@ async fn audit_both(
             );
         }
         let (who, meta) = match actor {
-            Some((principal, meta, acting)) if acting == side => {
+            Some((ctx, acting)) if acting == side => {
                 if let (Some(map), Some(extra)) = (
                     doc.as_object_mut(),
                     own_extra.as_ref().and_then(|e| e.as_object()),
                 ) {
                     map.extend(extra.clone());
                 }
-                (actor_of(principal), meta.clone())
+                (ctx.audit_actor(), ctx.meta.clone())
             }
             // The counterparty (or the system): no person, no session, no address. The
             // request id stays: it is ours, not theirs, and links the two events.
-            Some((_, meta, _)) => (
+            Some((ctx, _)) => (
                 AuditActor::default(),
                 RequestMeta {
-                    request_id: meta.request_id.clone(),
+                    request_id: ctx.meta.request_id.clone(),
                     ip: None,
                     user_agent: None,
                 },
@@ -638,7 +595,7 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
     }
     let fresh = shares::find_either(&tx, org, share.id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     tx.commit().await?;
     Ok(fresh)
 }
@@ -647,13 +604,13 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
 /// expiries of this org's shares are stored first, so what is listed is what is stored.
 pub async fn list_shares(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     side: ShareParty,
     page: &PageRequest,
 ) -> Result<Page<Share>, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     let (limit, before) = page.parse::<ShareId>()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     for due in shares::live_of(&deps.db, org)
         .await?
         .into_iter()
@@ -683,18 +640,13 @@ fn prices_json(prices: (i64, i64)) -> serde_json::Value {
 
 /// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
 /// the consumer accepts.
-pub async fn grant(
-    deps: &Deps,
-    principal: &Principal,
-    input: NewGrant,
-    meta: &RequestMeta,
-) -> Result<Share, ServiceError> {
-    let (provider, _) = current_org(principal, Action::ManageShare)?;
+pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, ServiceError> {
+    let (provider, _) = ctx.current_org(Action::ManageShare)?;
     let prices = (
         price("price_input_micros_per_1k", input.prices.0)?,
         price("price_output_micros_per_1k", input.prices.1)?,
     );
-    let now = deps.clock.now();
+    let now = ctx.now;
     if input.ends_at.is_some_and(|end| end <= now) {
         return Err(ServiceError::invalid("ends_at", "must be in the future"));
     }
@@ -745,7 +697,7 @@ pub async fn grant(
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::ShareLive)) => {
             return Err(ServiceError::Conflict {
-                code: "share_exists",
+                code: ErrorCode::ShareExists,
                 message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
             });
         }
@@ -753,7 +705,7 @@ pub async fn grant(
     }
     let share = shares::find(&tx, provider, ShareParty::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let mut after = prices_json(prices);
     if let Some(map) = after.as_object_mut() {
         map.insert(
@@ -773,7 +725,7 @@ pub async fn grant(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Provider)),
+        Some((ctx, ShareParty::Provider)),
         &share,
         "share.proposed",
         after,
@@ -788,13 +740,13 @@ pub async fn grant(
 /// stored. 404 for an org that is not a party.
 async fn party_share(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
 ) -> Result<(OrgId, ShareParty, ShareRecord), ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     let share = shares::find_either(&deps.db, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let side = if share.provider_organization_id == org {
         ShareParty::Provider
     } else {
@@ -809,8 +761,8 @@ fn only(side: ShareParty, wanted: ShareParty, what: &str) -> Result<(), ServiceE
         return Ok(());
     }
     let code = match wanted {
-        ShareParty::Provider => "provider_only",
-        ShareParty::Consumer => "consumer_only",
+        ShareParty::Provider => ErrorCode::ProviderOnly,
+        ShareParty::Consumer => ErrorCode::ConsumerOnly,
     };
     Err(ServiceError::Forbidden {
         code,
@@ -821,11 +773,11 @@ fn only(side: ShareParty, wanted: ShareParty, what: &str) -> Result<(), ServiceE
 fn share_error(e: ShareError) -> ServiceError {
     match e {
         ShareError::InvalidState { .. } => ServiceError::Conflict {
-            code: "invalid_state",
+            code: ErrorCode::InvalidState,
             message: format!("{e}."),
         },
         ShareError::ContractChanged { current, .. } => ServiceError::Conflict {
-            code: "contract_changed",
+            code: ErrorCode::ContractChanged,
             message: format!(
                 "The terms changed: the contract is now at version {current}; review it and accept that version."
             ),
@@ -835,7 +787,7 @@ fn share_error(e: ShareError) -> ServiceError {
 
 fn changed_meanwhile() -> ServiceError {
     ServiceError::Conflict {
-        code: "invalid_state",
+        code: ErrorCode::InvalidState,
         message: "The share changed meanwhile; reload.".to_owned(),
     }
 }
@@ -850,7 +802,7 @@ async fn reload(
 ) -> Result<ShareRecord, ServiceError> {
     let mut share = shares::find_either(tx, org, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let month = inventiv_persistence::repo::spend::month_of(deps.clock.now());
     shares::with_spend(tx, org, std::slice::from_mut(&mut share), month).await?;
     Ok(share)
@@ -861,21 +813,20 @@ async fn reload(
 /// acceptance racing a change of terms fails instead of accepting terms nobody read.
 pub async fn accept(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     contract_version: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<Share, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "accept it")?;
-    authorize(&principal.actor(), Action::AcceptShare)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), Action::AcceptShare)?;
+    let now = ctx.now;
     let version = share
         .state
         .accept(contract_version, now)
         .map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
-    if !shares::accept(&tx, org, id, version, principal.user_id, now).await? {
+    if !shares::accept(&tx, org, id, version, ctx.user_id(), now).await? {
         // Lost a race: tell the consumer precisely why, from what is stored now.
         let current = reload(deps, &tx, org, id).await?;
         return Err(match current.state.accept(Some(version), now) {
@@ -894,7 +845,7 @@ pub async fn accept(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Consumer)),
+        Some((ctx, ShareParty::Consumer)),
         &updated,
         "share.accepted",
         after,
@@ -906,16 +857,11 @@ pub async fn accept(
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
-pub async fn decline(
-    deps: &Deps,
-    principal: &Principal,
-    id: ShareId,
-    meta: &RequestMeta,
-) -> Result<Share, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<Share, ServiceError> {
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "decline it")?;
-    authorize(&principal.actor(), Action::AcceptShare)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), Action::AcceptShare)?;
+    let now = ctx.now;
     let to = share.state.decline(now).map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
     if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
@@ -926,7 +872,7 @@ pub async fn decline(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, side)),
+        Some((ctx, side)),
         &updated,
         "share.declined",
         after,
@@ -949,18 +895,17 @@ pub enum ShareTransition {
 /// owner/admin; consumer: owner/admin/manager.
 pub async fn transition(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     change: ShareTransition,
-    meta: &RequestMeta,
 ) -> Result<Share, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     let action = match side {
         ShareParty::Provider => Action::ManageShare,
         ShareParty::Consumer => Action::ControlReceivedShare,
     };
-    authorize(&principal.actor(), action)?;
-    let now = deps.clock.now();
+    authorize(&ctx.actor(), action)?;
+    let now = ctx.now;
     let tx;
     let (event, after) = match change {
         ShareTransition::Pause | ShareTransition::Resume => {
@@ -996,16 +941,7 @@ pub async fn transition(
         }
     };
     let updated = reload(deps, &tx, org, id).await?;
-    audit_both(
-        &tx,
-        deps,
-        Some((principal, meta, side)),
-        &updated,
-        event,
-        after,
-        None,
-    )
-    .await?;
+    audit_both(&tx, deps, Some((ctx, side)), &updated, event, after, None).await?;
     tx.commit().await?;
     Ok(updated.into())
 }
@@ -1027,12 +963,11 @@ pub const MAX_CAP_MICROS: i64 = 1_000_000_000_000_000;
 
 pub async fn update_share(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     change: ShareChange,
-    meta: &RequestMeta,
 ) -> Result<Share, ServiceError> {
-    let (org, side, share) = party_share(deps, principal, id).await?;
+    let (org, side, share) = party_share(deps, ctx, id).await?;
     let terms =
         change.price_input.is_some() || change.price_output.is_some() || change.ends_at.is_some();
     if terms {
@@ -1048,17 +983,9 @@ pub async fn update_share(
         ));
     }
     match side {
-        ShareParty::Provider => set_terms(deps, principal, org, share, change, meta).await,
+        ShareParty::Provider => set_terms(deps, ctx, org, share, change).await,
         ShareParty::Consumer => {
-            set_cap(
-                deps,
-                principal,
-                org,
-                share,
-                change.monthly_cap_micros.flatten(),
-                meta,
-            )
-            .await
+            set_cap(deps, ctx, org, share, change.monthly_cap_micros.flatten()).await
         }
     }
     .map(Share::from)
@@ -1068,13 +995,12 @@ pub async fn update_share(
 /// economic approval cleared.
 async fn set_terms(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     org: OrgId,
     share: ShareRecord,
     change: ShareChange,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    authorize(&principal.actor(), Action::SetPrice)?;
+    authorize(&ctx.actor(), Action::SetPrice)?;
     let prices = (
         price(
             "price_input_micros_per_1k",
@@ -1089,7 +1015,7 @@ async fn set_terms(
                 .unwrap_or(share.price_output_micros_per_1k),
         )?,
     );
-    let now = deps.clock.now();
+    let now = ctx.now;
     let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
     if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
         return Err(ServiceError::invalid("ends_at", "must be in the future"));
@@ -1136,7 +1062,7 @@ async fn set_terms(
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Provider)),
+        Some((ctx, ShareParty::Provider)),
         &updated,
         event,
         after,
@@ -1151,29 +1077,28 @@ async fn set_terms(
 /// never its amount (only the consumer sees it).
 async fn set_cap(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     org: OrgId,
     share: ShareRecord,
     cap: Option<i64>,
-    meta: &RequestMeta,
 ) -> Result<ShareRecord, ServiceError> {
-    authorize(&principal.actor(), Action::AcceptShare)?;
+    authorize(&ctx.actor(), Action::AcceptShare)?;
     if cap.is_some_and(|c| !(0..=MAX_CAP_MICROS).contains(&c)) {
         return Err(ServiceError::invalid(
             "monthly_cap_micros",
             "null or 0 to 10^15 micro-EUR",
         ));
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = lock_parties(deps, &share).await?;
     if !shares::set_cap(&tx, org, share.id, cap, now).await? {
-        return Err(ServiceError::NotFound("share"));
+        return Err(ServiceError::not_found("share"));
     }
     let updated = reload(deps, &tx, org, share.id).await?;
     audit_both(
         &tx,
         deps,
-        Some((principal, meta, ShareParty::Consumer)),
+        Some((ctx, ShareParty::Consumer)),
         &updated,
         "share.cap_changed",
         json!({}),
@@ -1186,36 +1111,30 @@ async fn set_cap(
 
 pub async fn set_share_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: ShareId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<Share, ServiceError> {
-    let (org, _) = current_org(principal, Action::ViewShares)?;
+    let (org, _) = ctx.current_org(Action::ViewShares)?;
     shares::find(&deps.db, org, ShareParty::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     // Chain head before the share row, the order every two-party share write takes.
     audit_repo::lock_heads(&tx, &[org]).await?;
     let current = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     shares::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
     let state =
         json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
     audit(
         &tx,
-        &Ctx {
-            deps,
-            principal,
-            meta,
-        },
+        ctx,
         org,
         "share.activation_changed",
         ("share", id.to_string()),
@@ -1224,7 +1143,7 @@ pub async fn set_share_activation(
     .await?;
     let updated = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
-        .ok_or(ServiceError::NotFound("share"))?;
+        .ok_or_else(|| ServiceError::not_found("share"))?;
     tx.commit().await?;
     Ok(updated.into())
 }

@@ -3,16 +3,17 @@
 //! manage every account. Deleting a user is refused while they are the last owner of an org;
 //! disabling a user revokes their sessions and API keys at once.
 
+use crate::Ctx;
 use crate::api_keys::{OwnedKeys, revoke_with_owner};
 use crate::audit::{AuditEntry, record};
-use crate::auth::{Principal, token_hash};
+use crate::auth::token_hash;
 use crate::mailer::{OutgoingEmail, send_in_background};
-use crate::organizations::actor_of;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Email, OrgId, Password, PersonName, Role, UserId, Username, Workspace, authorize,
-    ensure_owner_remains,
+    ensure_owner_remains, locks_self_out, user_edit,
 };
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
 use inventiv_persistence::repo::{memberships, reset_tokens, sessions};
@@ -68,10 +69,10 @@ fn org_of(workspace: Workspace) -> Option<OrgId> {
 /// `GET /users`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<UserView>, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ListUsers)?;
     let (limit, after) = page.parse::<UserId>()?;
     let views = match org_of(actor.workspace) {
@@ -101,21 +102,21 @@ pub async fn list(
 }
 
 /// `GET /users/{id}`: a member of the org (org workspace) or any account (platform admin).
-pub async fn get(deps: &Deps, principal: &Principal, id: UserId) -> Result<UserView, ServiceError> {
-    let actor = principal.actor();
+pub async fn get(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<UserView, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ListUsers)?;
     let role = match org_of(actor.workspace) {
         Some(org) => Some(
             memberships::find(&deps.db, org, id)
                 .await?
-                .ok_or(ServiceError::NotFound("user"))?
+                .ok_or_else(|| ServiceError::not_found("user"))?
                 .role,
         ),
         None => None,
     };
     let user = users::find_by_id(&deps.db, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     Ok(UserView {
         user: user.into(),
         role,
@@ -134,13 +135,8 @@ pub struct NewUserInput {
 /// Creates an account (+ a membership in the current org) and emails its owner a one-time
 /// set-password link (the reset mechanism): the creator never chooses nor knows the password,
 /// so they cannot sign in as the new user (SPEC §6 v2). 409 `email_taken`.
-pub async fn create(
-    deps: &Deps,
-    principal: &Principal,
-    input: NewUserInput,
-    meta: &RequestMeta,
-) -> Result<UserView, ServiceError> {
-    let actor = principal.actor();
+pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserView, ServiceError> {
+    let actor = ctx.actor();
     let org = org_of(actor.workspace);
     let role = match org {
         Some(_) => Some(input.role.unwrap_or(Role::User)),
@@ -161,7 +157,7 @@ pub async fn create(
     // Nobody knows this one: the account is usable once its owner sets a password.
     let password = Password::parse(&crate::tokens::random_password(32))?;
     let hash = deps.passwords.hash(&password).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let id = UserId::new();
     let link_token = crate::tokens::random_token(32);
 
@@ -180,7 +176,7 @@ pub async fn create(
         Ok(user) => user,
         Err(StoreError::Conflict(Constraint::UserEmail)) => {
             return Err(ServiceError::Conflict {
-                code: "email_taken",
+                code: ErrorCode::EmailTaken,
                 message:
                     "An account with this email exists; invite it to the organization instead."
                         .to_owned(),
@@ -188,12 +184,12 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    let actor_audit = actor_of(principal);
+    let actor_audit = ctx.audit_actor();
     record(
         &tx,
         now,
         actor_audit,
-        meta,
+        &ctx.meta,
         AuditEntry {
             action: "user.created",
             organization: None,
@@ -212,7 +208,7 @@ pub async fn create(
             &tx,
             now,
             actor_audit,
-            meta,
+            &ctx.meta,
             AuditEntry {
                 action: "member.added",
                 organization: Some(org),
@@ -241,7 +237,7 @@ pub async fn create(
             subject: "Your Inventiv account: choose a password".to_owned(),
             text: format!(
                 "{} created an Inventiv account for you.\n\nChoose your password here (the link works once, for 72 hours):\n{link}\n",
-                principal.email
+                ctx.principal.email
             ),
         },
     );
@@ -263,27 +259,21 @@ pub struct UserUpdate {
 
 pub async fn update(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: UserId,
     input: UserUpdate,
-    meta: &RequestMeta,
 ) -> Result<UserView, ServiceError> {
-    let actor = principal.actor();
-    let is_self = id == principal.user_id;
-    let admin = authorize(&actor, Action::UpdateUser).is_ok();
-    let own_profile = is_self && principal.session.is_some();
-    if !(admin || own_profile) {
-        authorize(&actor, Action::UpdateUser)?;
-    }
-    if !admin && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
+    let actor = ctx.actor();
+    let edit = user_edit(&actor, id)?;
+    if !edit.may_set_flags() && (input.is_platform_admin.is_some() || input.disabled.is_some()) {
         return Err(ServiceError::Forbidden {
-            code: "forbidden",
+            code: ErrorCode::Forbidden,
             message: "Only platform admins change these.".to_owned(),
         });
     }
-    if is_self && (input.disabled == Some(true) || input.is_platform_admin == Some(false)) {
+    if locks_self_out(&actor, id, input.disabled, input.is_platform_admin) {
         return Err(ServiceError::Conflict {
-            code: "cannot_change_self",
+            code: ErrorCode::CannotChangeSelf,
             message: "You cannot disable yourself or drop your own platform-admin flag.".to_owned(),
         });
     }
@@ -293,16 +283,16 @@ pub async fn update(
         last_name: input.last_name,
     };
     let change = profile.parse()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let before = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     match users::update_profile(&tx, id, change, now).await {
         Ok(_) => {}
         Err(StoreError::Conflict(Constraint::UserUsername)) => {
             return Err(ServiceError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 message: "This username is already taken.".to_owned(),
             });
         }
@@ -318,8 +308,8 @@ pub async fn update(
             revoke_with_owner(
                 &tx,
                 now,
-                actor_of(principal),
-                meta,
+                ctx.audit_actor(),
+                &ctx.meta,
                 OwnedKeys::All(id),
                 "account_disabled",
             )
@@ -333,13 +323,8 @@ pub async fn update(
     };
     let after = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+        .ok_or_else(|| ServiceError::not_found("user"))?;
+    ctx.record(&tx, AuditEntry {
             action,
             organization: None,
             target_type: "user",
@@ -359,31 +344,26 @@ pub async fn update(
 
 /// `DELETE /users/{id}` (platform admin): 409 `last_owner` if the user is the last owner of any
 /// org; otherwise the account, its memberships, sessions and API keys go in one transaction.
-pub async fn delete(
-    deps: &Deps,
-    principal: &Principal,
-    id: UserId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    authorize(&principal.actor(), Action::DeleteUser)?;
-    if id == principal.user_id {
+pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceError> {
+    authorize(&ctx.actor(), Action::DeleteUser)?;
+    if id == ctx.user_id() {
         return Err(ServiceError::Conflict {
-            code: "cannot_change_self",
+            code: ErrorCode::CannotChangeSelf,
             message: "You cannot delete your own account here.".to_owned(),
         });
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let user = users::find_by_id(&tx, id)
         .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+        .ok_or_else(|| ServiceError::not_found("user"))?;
     let owned = memberships::owned_orgs(&tx, id).await?;
     for org in &owned {
         // Same lock as every other owner-reducing change, taken in org-id order.
         let owners = memberships::lock_owners(&tx, *org).await?;
         if owners.contains(&id) {
             ensure_owner_remains(owners.len() as u64, 1).map_err(|_| ServiceError::Conflict {
-                code: "last_owner",
+                code: ErrorCode::LastOwner,
                 message:
                     "This user is the last owner of an organization; transfer ownership first."
                         .to_owned(),
@@ -391,11 +371,8 @@ pub async fn delete(
         }
     }
     for org in owned.iter().copied().chain(memberships_of(&tx, id).await?) {
-        record(
+        ctx.record(
             &tx,
-            now,
-            actor_of(principal),
-            meta,
             AuditEntry {
                 action: "member.removed",
                 organization: Some(org),
@@ -412,18 +389,15 @@ pub async fn delete(
     revoke_with_owner(
         &tx,
         now,
-        actor_of(principal),
-        meta,
+        ctx.audit_actor(),
+        &ctx.meta,
         OwnedKeys::All(id),
         "account_deleted",
     )
     .await?;
     users::delete(&tx, id).await?;
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor_of(principal),
-        meta,
         AuditEntry {
             action: "user.deleted",
             organization: None,

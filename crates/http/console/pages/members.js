@@ -4,14 +4,6 @@
 import { all, del, post, put } from '../api.js';
 import { attempt, badge, errorSlot, field, h, mount, notify, section, table, when } from '../dom.js';
 
-// Who may hand out which role (the delegation rule of SPEC §2.1, mirrored for the menus).
-const ASSIGNABLE = {
-  owner: ['owner', 'admin', 'manager', 'user'],
-  admin: ['admin', 'user'],
-  manager: ['manager', 'user'],
-  user: [],
-};
-
 function roleSelect(id, roles, selected) {
   return h('select', { id }, roles.map((r) => h('option', { value: r, selected: r === selected }, r)));
 }
@@ -21,8 +13,8 @@ export async function renderMembers(main, ctx) {
     mount(main, h('h1', {}, 'Members'), h('p', {}, 'Switch to an organization to see its members.'));
     return;
   }
-  const myRole = ctx.me.current_organization_role;
-  const assignable = ASSIGNABLE[myRole] || [];
+  // Which roles this caller may hand out: the server's delegation rule, from /auth/me.
+  const assignable = ctx.me.assignable_roles || [];
   const members = await all('/organizations/current/members');
   const rows = members.map((m) => {
     const self = m.user_id === ctx.me.user_id;

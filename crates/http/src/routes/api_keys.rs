@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ApiKeyId;
 use inventiv_service::api_keys::{self, ApiKey, NewKey};
@@ -80,11 +80,11 @@ fn key_dto(k: ApiKey) -> ApiKeyDto {
 #[get("/api_keys")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<ApiKeyDto>>, ApiError> {
     Ok(web::Json(page(
-        api_keys::list(&state.deps, &who.0, &query.request()).await?,
+        api_keys::list(&state.deps, &ctx, &query.request()).await?,
         key_dto,
     )))
 }
@@ -123,8 +123,7 @@ pub struct CreatedKey {
 #[post("/api_keys")]
 async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -134,7 +133,7 @@ async fn create(
         allowed_models: b.allowed_models,
         monthly_cap_micros: b.monthly_cap_micros,
     };
-    let (key, secret) = api_keys::create(&state.deps, &who.0, input, &meta.0).await?;
+    let (key, secret) = api_keys::create(&state.deps, &ctx, input).await?;
     Ok(HttpResponse::Created().json(CreatedKey {
         key: key_dto(key),
         secret,
@@ -163,8 +162,7 @@ pub struct UpdateKeyRequest {
 #[put("/api_keys/{id}")]
 async fn rename(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<UpdateKeyRequest>,
 ) -> Result<web::Json<ApiKeyDto>, ApiError> {
@@ -175,10 +173,9 @@ async fn rename(
     };
     let key = api_keys::update(
         &state.deps,
-        &who.0,
+        &ctx,
         ApiKeyId::from_uuid(path.into_inner()),
         change,
-        &meta.0,
     )
     .await?;
     Ok(web::Json(key_dto(key)))
@@ -194,16 +191,9 @@ async fn rename(
 #[delete("/api_keys/{id}")]
 async fn revoke(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    api_keys::revoke(
-        &state.deps,
-        &who.0,
-        ApiKeyId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    api_keys::revoke(&state.deps, &ctx, ApiKeyId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Authenticated;
+use crate::extract::Caller;
 use actix_web::{get, web};
 use inventiv_service::audit::{self, AuditEvent, AuditFilter};
 use inventiv_service::paging::PageRequest;
@@ -78,7 +78,7 @@ pub struct AuditQuery {
 #[get("/organizations/current/audit")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<Page<AuditEventDto>>, ApiError> {
     let q = query.into_inner();
@@ -91,7 +91,7 @@ async fn list(
         cursor: q.cursor,
     };
     Ok(web::Json(page(
-        audit::list_for_org(&state.deps, &who.0, &filter, &paging).await?,
+        audit::list_for_org(&state.deps, &ctx, &filter, &paging).await?,
         event_dto,
     )))
 }

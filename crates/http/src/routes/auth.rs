@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::cookies::{cleared_cookie, session_cookie};
 use crate::dto::{MeResponse, Page, TokenResponse, UserDto, double_option};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, ForRefresh, Json, Meta};
+use crate::extract::{Caller, ForRefresh, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_service::auth::{self, LoginInput, ProfileInput, SessionView};
 use serde::{Deserialize, Serialize};
@@ -140,12 +140,8 @@ async fn login(
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 #[post("/auth/logout")]
-async fn logout(
-    state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
-) -> Result<HttpResponse, ApiError> {
-    auth::logout(&state.deps, &who.0, &meta.0).await?;
+async fn logout(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
+    auth::logout(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent()
         .cookie(cleared_cookie(&state.cookies))
         .finish())
@@ -158,12 +154,8 @@ async fn logout(
     (status = 401, description = "Session revoked, expired, or token superseded (a superseded token presented after the reuse grace revokes the session: refresh_reuse_detected)", body = ErrorBody),
 ))]
 #[post("/auth/refresh")]
-async fn refresh(
-    state: web::Data<AppState>,
-    who: ForRefresh,
-    meta: Meta,
-) -> Result<HttpResponse, ApiError> {
-    let token = auth::refresh(&state.deps, &who.0, &meta.0).await?;
+async fn refresh(state: web::Data<AppState>, ctx: ForRefresh) -> Result<HttpResponse, ApiError> {
+    let token = auth::refresh(&state.deps, &ctx).await?;
     let cookie = session_cookie(&state.cookies, &token.token, token.expires_at);
     Ok(HttpResponse::Ok()
         .cookie(cookie)
@@ -178,9 +170,9 @@ async fn refresh(
 #[get("/auth/me")]
 async fn get_me(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
 ) -> Result<web::Json<MeResponse>, ApiError> {
-    Ok(web::Json(auth::me(&state.deps, &who.0).await?.into()))
+    Ok(web::Json(auth::me(&state.deps, &ctx).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -204,8 +196,7 @@ pub struct UpdateMeRequest {
 #[put("/auth/me")]
 async fn put_me(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<UpdateMeRequest>,
 ) -> Result<web::Json<MeResponse>, ApiError> {
     let b = body.into_inner();
@@ -215,9 +206,7 @@ async fn put_me(
         last_name: b.last_name,
     };
     Ok(web::Json(
-        auth::update_profile(&state.deps, &who.0, input, &meta.0)
-            .await?
-            .into(),
+        auth::update_profile(&state.deps, &ctx, input).await?.into(),
     ))
 }
 
@@ -239,16 +228,14 @@ pub struct ChangePasswordRequest {
 #[put("/auth/me/password")]
 async fn change_password(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth::change_password(
         &state.deps,
-        &who.0,
+        &ctx,
         &body.current_password,
         &body.new_password,
-        &meta.0,
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -262,9 +249,9 @@ async fn change_password(
 #[get("/auth/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
 ) -> Result<web::Json<Page<SessionDto>>, ApiError> {
-    let items = auth::list_sessions(&state.deps, &who.0)
+    let items = auth::list_sessions(&state.deps, &ctx)
         .await?
         .into_iter()
         .map(session_dto)
@@ -283,12 +270,11 @@ async fn list_sessions(
 #[delete("/auth/sessions/{id}")]
 async fn revoke_session(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = inventiv_domain::SessionId::from_uuid(path.into_inner());
-    auth::revoke_session(&state.deps, &who.0, id, &meta.0).await?;
+    auth::revoke_session(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -304,10 +290,9 @@ pub struct RevokedCount {
 #[post("/auth/sessions/revoke-others")]
 async fn revoke_others(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
 ) -> Result<web::Json<RevokedCount>, ApiError> {
-    let revoked = auth::revoke_others(&state.deps, &who.0, &meta.0).await?;
+    let revoked = auth::revoke_others(&state.deps, &ctx).await?;
     Ok(web::Json(RevokedCount { revoked }))
 }
 

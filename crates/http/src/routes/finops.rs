@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::date;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Authenticated;
+use crate::extract::Caller;
 use actix_web::{get, web};
 use inventiv_service::finops::{self, GroupBy};
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,9 @@ pub struct CurrentCostDto {
 #[get("/finops/cost/current")]
 async fn current(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
 ) -> Result<web::Json<CurrentCostDto>, ApiError> {
-    let c = finops::current(&state.deps, &who.0).await?;
+    let c = finops::current(&state.deps, &ctx).await?;
     Ok(web::Json(CurrentCostDto {
         currency: "EUR",
         hourly_micros: c.hourly_micros,
@@ -122,7 +122,7 @@ pub struct CostReportDto {
 #[get("/finops/dashboard/costs")]
 async fn dashboard(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<CostQuery>,
 ) -> Result<web::Json<CostReportDto>, ApiError> {
     let q = query.into_inner();
@@ -140,7 +140,7 @@ async fn dashboard(
         }
     };
     let (from, to) = (date("from", q.from)?, date("to", q.to)?);
-    let r = finops::costs(&state.deps, &who.0, from, to, group_by).await?;
+    let r = finops::costs(&state.deps, &ctx, from, to, group_by).await?;
     Ok(web::Json(CostReportDto {
         currency: "EUR",
         from: r.from,
@@ -215,7 +215,7 @@ fn usage_group(g: finops::UsageGroup) -> UsageGroupDto {
 #[get("/finops/usage")]
 async fn usage(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<UsageQuery>,
 ) -> Result<web::Json<UsageReportDto>, ApiError> {
     use finops::{UsageGroupBy, UsageSideQuery};
@@ -245,7 +245,7 @@ async fn usage(
         }
     };
     let (from, to) = (date("from", q.from)?, date("to", q.to)?);
-    let report = finops::usage(&state.deps, &who.0, from, to, side, group_by).await?;
+    let report = finops::usage(&state.deps, &ctx, from, to, side, group_by).await?;
     Ok(web::Json(UsageReportDto {
         currency: "EUR",
         side: side_name,

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, get, post, web};
 use inventiv_domain::{Flag, InstanceId, ModelId, can_set_roles};
 use inventiv_service::instances::{self, Deploy, Instance};
@@ -130,7 +130,7 @@ pub struct InstanceQuery {
 #[get("/instances")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<InstanceQuery>,
 ) -> Result<web::Json<Page<InstanceDto>>, ApiError> {
     let q = query.into_inner();
@@ -142,7 +142,7 @@ async fn list(
         cursor: q.cursor,
     };
     Ok(web::Json(page(
-        instances::list(&state.deps, &who.0, filter, &paging).await?,
+        instances::list(&state.deps, &ctx, filter, &paging).await?,
         instance_dto,
     )))
 }
@@ -155,15 +155,11 @@ async fn list(
 #[get("/instances/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<InstanceDto>, ApiError> {
-    let instance = instances::get(
-        &state.deps,
-        &who.0,
-        InstanceId::from_uuid(path.into_inner()),
-    )
-    .await?;
+    let instance =
+        instances::get(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
     Ok(web::Json(instance_dto(instance)))
 }
 
@@ -207,8 +203,7 @@ pub struct DeployRequest {
 #[post("/deployments")]
 async fn deploy(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<DeployRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -220,7 +215,7 @@ async fn deploy(
         endpoint_url: b.endpoint_url,
         hourly_cost_micros: b.hourly_cost_micros,
     };
-    let instance = instances::deploy(&state.deps, &who.0, input, &meta.0).await?;
+    let instance = instances::deploy(&state.deps, &ctx, input).await?;
     Ok(HttpResponse::Created().json(instance_dto(instance)))
 }
 
@@ -234,17 +229,11 @@ async fn deploy(
 #[post("/instances/{id}/terminate")]
 async fn terminate(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = instances::terminate(
-        &state.deps,
-        &who.0,
-        InstanceId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    let instance =
+        instances::terminate(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::Accepted().json(instance_dto(instance)))
 }
 
@@ -258,17 +247,11 @@ async fn terminate(
 #[post("/instances/{id}/reinstall")]
 async fn reinstall(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = instances::reinstall(
-        &state.deps,
-        &who.0,
-        InstanceId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    let instance =
+        instances::reinstall(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::Accepted().json(instance_dto(instance)))
 }
 
@@ -291,13 +274,11 @@ pub struct ActivationRequest {
 #[post("/instances/{id}/activation")]
 async fn activation(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<ActivationRequest>,
 ) -> Result<web::Json<InstanceDto>, ApiError> {
     let id = InstanceId::from_uuid(path.into_inner());
-    let instance =
-        instances::set_activation(&state.deps, &who.0, id, body.flag, body.active, &meta.0).await?;
+    let instance = instances::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?;
     Ok(web::Json(instance_dto(instance)))
 }

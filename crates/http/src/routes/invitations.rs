@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::cookies::session_cookie;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, MaybeAuthenticated, Meta};
+use crate::extract::{Caller, Json, MaybeAuthenticated, Meta};
 use actix_web::{HttpResponse, delete, get, post, web};
 use inventiv_domain::{InvitationId, InvitationStatus, Role, effective_status};
 use inventiv_service::invitations::{self, Invitation, NewAccount, NewInvite};
@@ -79,8 +79,7 @@ pub struct CreateInvitationRequest {
 #[post("/organizations/current/invitations")]
 async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<CreateInvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -89,7 +88,7 @@ async fn create(
         role: b.role,
         expires_in_days: b.expires_in_days,
     };
-    let invitation = invitations::invite(&state.deps, &who.0, input, &meta.0).await?;
+    let invitation = invitations::invite(&state.deps, &ctx, input).await?;
     Ok(HttpResponse::Created().json(invitation_dto(invitation, state.deps.clock.now())))
 }
 
@@ -127,7 +126,7 @@ pub struct InvitationQuery {
 #[get("/organizations/current/invitations")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<InvitationQuery>,
 ) -> Result<web::Json<Page<InvitationDto>>, ApiError> {
     let q = query.into_inner();
@@ -135,7 +134,7 @@ async fn list(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let found = invitations::list(&state.deps, &who.0, q.status, &paging.request()).await?;
+    let found = invitations::list(&state.deps, &ctx, q.status, &paging.request()).await?;
     let now = state.deps.clock.now();
     Ok(web::Json(page(found, |i| invitation_dto(i, now))))
 }
@@ -150,15 +149,13 @@ async fn list(
 #[delete("/organizations/current/invitations/{id}")]
 async fn revoke(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     invitations::revoke(
         &state.deps,
-        &who.0,
+        &ctx,
         InvitationId::from_uuid(path.into_inner()),
-        &meta.0,
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -181,8 +178,7 @@ pub struct ResendRequest {
 #[post("/organizations/current/invitations/{id}/resend")]
 async fn resend(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Option<web::Json<ResendRequest>>,
 ) -> Result<web::Json<InvitationDto>, ApiError> {
@@ -191,7 +187,7 @@ async fn resend(
         .unwrap_or_default()
         .expires_in_days;
     let id = InvitationId::from_uuid(path.into_inner());
-    let invitation = invitations::resend(&state.deps, &who.0, id, days, &meta.0).await?;
+    let invitation = invitations::resend(&state.deps, &ctx, id, days).await?;
     Ok(web::Json(invitation_dto(
         invitation,
         state.deps.clock.now(),

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::{Role, UserId};
 use inventiv_service::members::{self, Member};
@@ -56,11 +56,11 @@ fn member_dto(m: Member) -> MemberDto {
 #[get("/organizations/current/members")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<MemberDto>>, ApiError> {
     Ok(web::Json(page(
-        members::list(&state.deps, &who.0, &query.request()).await?,
+        members::list(&state.deps, &ctx, &query.request()).await?,
         member_dto,
     )))
 }
@@ -85,13 +85,12 @@ pub struct ChangeRoleRequest {
 #[put("/organizations/current/members/{user_id}")]
 async fn change_role(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<ChangeRoleRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
     let user = UserId::from_uuid(path.into_inner());
-    let member = members::change_role(&state.deps, &who.0, user, body.role, &meta.0).await?;
+    let member = members::change_role(&state.deps, &ctx, user, body.role).await?;
     Ok(web::Json(member_dto(member)))
 }
 
@@ -106,17 +105,10 @@ async fn change_role(
 #[delete("/organizations/current/members/{user_id}")]
 async fn remove(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    members::remove(
-        &state.deps,
-        &who.0,
-        UserId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    members::remove(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -126,11 +118,7 @@ async fn remove(
     (status = 409, description = "`last_owner`", body = ErrorBody),
 ))]
 #[post("/organizations/current/leave")]
-async fn leave(
-    state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
-) -> Result<HttpResponse, ApiError> {
-    members::leave(&state.deps, &who.0, &meta.0).await?;
+async fn leave(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
+    members::leave(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ModelId;
 use inventiv_service::models::{self, Model, ModelInput};
@@ -96,11 +96,11 @@ impl From<ModelRequest> for ModelInput {
 #[get("/models")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<ModelDto>>, ApiError> {
     Ok(web::Json(page(
-        models::list(&state.deps, &who.0, &query.request()).await?,
+        models::list(&state.deps, &ctx, &query.request()).await?,
         model_dto,
     )))
 }
@@ -113,11 +113,11 @@ async fn list(
 #[get("/models/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<ModelDto>, ApiError> {
     Ok(web::Json(model_dto(
-        models::get(&state.deps, &who.0, ModelId::from_uuid(path.into_inner())).await?,
+        models::get(&state.deps, &ctx, ModelId::from_uuid(path.into_inner())).await?,
     )))
 }
 
@@ -131,11 +131,10 @@ async fn get_one(
 #[post("/models")]
 async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<ModelRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let model = models::create(&state.deps, &who.0, body.into_inner().into(), &meta.0).await?;
+    let model = models::create(&state.deps, &ctx, body.into_inner().into()).await?;
     Ok(HttpResponse::Created().json(model_dto(model)))
 }
 
@@ -149,14 +148,13 @@ async fn create(
 #[put("/models/{id}")]
 async fn update(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<ModelRequest>,
 ) -> Result<web::Json<ModelDto>, ApiError> {
     let id = ModelId::from_uuid(path.into_inner());
     Ok(web::Json(model_dto(
-        models::update(&state.deps, &who.0, id, body.into_inner().into(), &meta.0).await?,
+        models::update(&state.deps, &ctx, id, body.into_inner().into()).await?,
     )))
 }
 
@@ -170,16 +168,9 @@ async fn update(
 #[delete("/models/{id}")]
 async fn remove(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    models::delete(
-        &state.deps,
-        &who.0,
-        ModelId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    models::delete(&state.deps, &ctx, ModelId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

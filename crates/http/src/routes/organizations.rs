@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::cookies::session_cookie;
 use crate::dto::{MeResponse, MeWithToken, Page, PageQuery, TokenResponse, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use inventiv_domain::OrgId;
 use inventiv_service::auth;
@@ -59,10 +59,10 @@ fn org_dto(org: Organization, role: Option<String>, member_count: Option<i64>) -
 #[get("/organizations")]
 async fn list_mine(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrganizationDto>>, ApiError> {
-    let orgs = organizations::list_mine(&state.deps, &who.0, &query.request()).await?;
+    let orgs = organizations::list_mine(&state.deps, &ctx, &query.request()).await?;
     Ok(web::Json(page(orgs, |m: MyOrganization| {
         org_dto(
             m.org,
@@ -108,8 +108,7 @@ pub struct CreatedOrganization {
 #[post("/organizations")]
 async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -118,7 +117,7 @@ async fn create(
         slug: b.slug,
         set_as_current: b.set_as_current.unwrap_or(true),
     };
-    let (org, token) = organizations::create(&state.deps, &who.0, input, &meta.0).await?;
+    let (org, token) = organizations::create(&state.deps, &ctx, input).await?;
     let mut res = HttpResponse::Created();
     if let Some(t) = &token {
         res.cookie(session_cookie(&state.cookies, &t.token, t.expires_at));
@@ -147,12 +146,11 @@ pub struct SwitchRequest {
 #[put("/organizations/current")]
 async fn switch_workspace(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<SwitchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let target = body.organization_id.map(OrgId::from_uuid);
-    let (me, token) = auth::switch_workspace(&state.deps, &who.0, target, &meta.0).await?;
+    let (me, token) = auth::switch_workspace(&state.deps, &ctx, target).await?;
     let cookie = session_cookie(&state.cookies, &token.token, token.expires_at);
     let body = MeWithToken {
         me: MeResponse::from(me),
@@ -178,8 +176,7 @@ pub struct UpdateOrganizationRequest {
 #[patch("/organizations/current")]
 async fn update_current(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<UpdateOrganizationRequest>,
 ) -> Result<web::Json<OrganizationDto>, ApiError> {
     let b = body.into_inner();
@@ -187,7 +184,7 @@ async fn update_current(
         name: b.name,
         require_distinct_activators: b.require_distinct_activators,
     };
-    let org = organizations::update_current(&state.deps, &who.0, change, &meta.0).await?;
+    let org = organizations::update_current(&state.deps, &ctx, change).await?;
     Ok(web::Json(org_dto(org, Some("owner".to_owned()), None)))
 }
 
@@ -198,11 +195,7 @@ async fn update_current(
     (status = 409, description = "It still has non-terminated instances", body = ErrorBody),
 ))]
 #[delete("/organizations/current")]
-async fn delete_current(
-    state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
-) -> Result<HttpResponse, ApiError> {
-    organizations::delete_current(&state.deps, &who.0, &meta.0).await?;
+async fn delete_current(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
+    organizations::delete_current(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, OpenAiErrorBody};
-use crate::extract::Authenticated;
+use crate::extract::Caller;
 use crate::request_context::RequestStart;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
@@ -77,11 +77,8 @@ pub struct ModelList {
     (status = 401, description = "No valid API key or session", body = OpenAiErrorBody),
 ))]
 #[get("/v1/models")]
-async fn models(
-    state: web::Data<AppState>,
-    who: Authenticated,
-) -> Result<web::Json<ModelList>, ApiError> {
-    let listed = proxy::available(&state.deps, &who.0).await?;
+async fn models(state: web::Data<AppState>, ctx: Caller) -> Result<web::Json<ModelList>, ApiError> {
+    let listed = proxy::available(&state.deps, &ctx).await?;
     let created = state.deps.clock.now().unix_timestamp();
     let data = listed
         .into_iter()
@@ -101,7 +98,7 @@ async fn models(
 async fn relay(
     state: &AppState,
     req: &HttpRequest,
-    who: Authenticated,
+    ctx: Caller,
     endpoint: Endpoint,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -109,7 +106,7 @@ async fn relay(
         .extensions()
         .get::<RequestStart>()
         .map_or_else(Instant::now, |s| s.0);
-    let answer = proxy::forward(&state.deps, &who.0, endpoint, &body).await?;
+    let answer = proxy::forward(&state.deps, &ctx, endpoint, &body).await?;
     let overhead = arrived.elapsed().saturating_sub(answer.upstream_wait);
     let mut res = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(answer.status)
@@ -146,10 +143,10 @@ async fn relay(
 async fn chat_completions(
     state: web::Data<AppState>,
     req: HttpRequest,
-    who: Authenticated,
+    ctx: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    relay(&state, &req, who, Endpoint::ChatCompletions, body).await
+    relay(&state, &req, ctx, Endpoint::ChatCompletions, body).await
 }
 
 /// OpenAI text completions.
@@ -165,10 +162,10 @@ async fn chat_completions(
 async fn completions(
     state: web::Data<AppState>,
     req: HttpRequest,
-    who: Authenticated,
+    ctx: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    relay(&state, &req, who, Endpoint::Completions, body).await
+    relay(&state, &req, ctx, Endpoint::Completions, body).await
 }
 
 /// OpenAI embeddings.
@@ -184,8 +181,8 @@ async fn completions(
 async fn embeddings(
     state: web::Data<AppState>,
     req: HttpRequest,
-    who: Authenticated,
+    ctx: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    relay(&state, &req, who, Endpoint::Embeddings, body).await
+    relay(&state, &req, ctx, Endpoint::Embeddings, body).await
 }

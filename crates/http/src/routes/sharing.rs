@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, date, double_option, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use inventiv_domain::{Flag, ModelId, OfferingId, ShareId};
@@ -182,8 +182,8 @@ fn share_dto(s: Share, viewer: Option<OrgId>, now: OffsetDateTime) -> ShareDto {
     }
 }
 
-fn viewer(who: &Authenticated) -> Option<OrgId> {
-    match who.0.actor().workspace {
+fn viewer(ctx: &inventiv_service::Ctx) -> Option<OrgId> {
+    match ctx.actor().workspace {
         inventiv_domain::Workspace::Org { org, .. } => Some(org),
         inventiv_domain::Workspace::Personal => None,
     }
@@ -197,11 +197,11 @@ fn viewer(who: &Authenticated) -> Option<OrgId> {
 #[get("/organizations/current/offerings")]
 async fn list_offerings(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     q: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OfferingDto>>, ApiError> {
     Ok(web::Json(page(
-        sharing::list_offerings(&state.deps, &who.0, &q.request()).await?,
+        sharing::list_offerings(&state.deps, &ctx, &q.request()).await?,
         offering_dto,
     )))
 }
@@ -239,8 +239,7 @@ pub struct CreateOfferingRequest {
 #[post("/organizations/current/offerings")]
 async fn create_offering(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<CreateOfferingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -256,7 +255,7 @@ async fn create_offering(
         ),
     };
     Ok(HttpResponse::Created().json(offering_dto(
-        sharing::create_offering(&state.deps, &who.0, input, &meta.0).await?,
+        sharing::create_offering(&state.deps, &ctx, input).await?,
     )))
 }
 
@@ -289,8 +288,7 @@ pub struct UpdateOfferingRequest {
 #[patch("/organizations/current/offerings/{id}")]
 async fn update_offering(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<UpdateOfferingRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
@@ -312,7 +310,7 @@ async fn update_offering(
     };
     let id = OfferingId::from_uuid(path.into_inner());
     Ok(web::Json(offering_dto(
-        sharing::update_offering(&state.deps, &who.0, id, change, &meta.0).await?,
+        sharing::update_offering(&state.deps, &ctx, id, change).await?,
     )))
 }
 
@@ -333,15 +331,13 @@ pub struct FlagRequest {
 #[post("/organizations/current/offerings/{id}/activation")]
 async fn offering_activation(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<FlagRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let id = OfferingId::from_uuid(path.into_inner());
     Ok(web::Json(offering_dto(
-        sharing::set_offering_activation(&state.deps, &who.0, id, body.flag, body.active, &meta.0)
-            .await?,
+        sharing::set_offering_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
     )))
 }
 
@@ -355,12 +351,11 @@ async fn offering_activation(
 #[delete("/organizations/current/offerings/{id}")]
 async fn delete_offering(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = OfferingId::from_uuid(path.into_inner());
-    sharing::delete_offering(&state.deps, &who.0, id, &meta.0).await?;
+    sharing::delete_offering(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -404,7 +399,7 @@ pub struct ShareQuery {
 #[get("/organizations/current/shares")]
 async fn list_shares(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     q: web::Query<ShareQuery>,
 ) -> Result<web::Json<Page<ShareDto>>, ApiError> {
     let q = q.into_inner();
@@ -422,9 +417,9 @@ async fn list_shares(
         cursor: q.cursor,
     };
     let now = state.deps.clock.now();
-    let org = viewer(&who);
+    let org = viewer(&ctx);
     Ok(web::Json(page(
-        sharing::list_shares(&state.deps, &who.0, side, &paging).await?,
+        sharing::list_shares(&state.deps, &ctx, side, &paging).await?,
         |s| share_dto(s, org, now),
     )))
 }
@@ -455,8 +450,7 @@ pub struct GrantRequest {
 #[post("/organizations/current/shares")]
 async fn grant(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<GrantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -466,22 +460,20 @@ async fn grant(
         prices: (b.price_input_micros_per_1k, b.price_output_micros_per_1k),
         ends_at: opt_date("ends_at", b.ends_at)?,
     };
-    let share = sharing::grant(&state.deps, &who.0, input, &meta.0).await?;
-    Ok(HttpResponse::Created().json(share_dto(share, viewer(&who), state.deps.clock.now())))
+    let share = sharing::grant(&state.deps, &ctx, input).await?;
+    Ok(HttpResponse::Created().json(share_dto(share, viewer(&ctx), state.deps.clock.now())))
 }
 
 async fn transition(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     id: Uuid,
     change: ShareTransition,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share =
-        sharing::transition(&state.deps, &who.0, ShareId::from_uuid(id), change, &meta.0).await?;
+    let share = sharing::transition(&state.deps, &ctx, ShareId::from_uuid(id), change).await?;
     Ok(web::Json(share_dto(
         share,
-        viewer(&who),
+        viewer(&ctx),
         state.deps.clock.now(),
     )))
 }
@@ -504,8 +496,7 @@ pub struct AcceptRequest {
 #[post("/organizations/current/shares/{id}/accept")]
 async fn accept(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     req: actix_web::HttpRequest,
     body: Result<Json<AcceptRequest>, actix_web::Error>,
@@ -529,16 +520,15 @@ async fn accept(
     };
     let share = sharing::accept(
         &state.deps,
-        &who.0,
+        &ctx,
         ShareId::from_uuid(path.into_inner()),
         version,
-        &meta.0,
     )
     .await
     .map_err(ApiError::from)?;
     Ok(web::Json(share_dto(
         share,
-        viewer(&who),
+        viewer(&ctx),
         state.deps.clock.now(),
     )))
 }
@@ -553,20 +543,13 @@ async fn accept(
 #[post("/organizations/current/shares/{id}/decline")]
 async fn decline(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::decline(
-        &state.deps,
-        &who.0,
-        ShareId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    let share = sharing::decline(&state.deps, &ctx, ShareId::from_uuid(path.into_inner())).await?;
     Ok(web::Json(share_dto(
         share,
-        viewer(&who),
+        viewer(&ctx),
         state.deps.clock.now(),
     )))
 }
@@ -580,11 +563,10 @@ async fn decline(
 #[post("/organizations/current/shares/{id}/pause")]
 async fn pause(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    transition(state, who, meta, path.into_inner(), ShareTransition::Pause).await
+    transition(state, ctx, path.into_inner(), ShareTransition::Pause).await
 }
 
 /// Resume: lifts this side's own pause flag (the other side's stays).
@@ -595,11 +577,10 @@ async fn pause(
 #[post("/organizations/current/shares/{id}/resume")]
 async fn resume(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    transition(state, who, meta, path.into_inner(), ShareTransition::Resume).await
+    transition(state, ctx, path.into_inner(), ShareTransition::Resume).await
 }
 
 /// Revoke a share, from either side (terminal).
@@ -610,11 +591,10 @@ async fn resume(
 #[post("/organizations/current/shares/{id}/revoke")]
 async fn revoke(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    transition(state, who, meta, path.into_inner(), ShareTransition::Revoke).await
+    transition(state, ctx, path.into_inner(), ShareTransition::Revoke).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -647,8 +627,7 @@ pub struct UpdateShareRequest {
 #[patch("/organizations/current/shares/{id}")]
 async fn update_share(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<UpdateShareRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
@@ -671,15 +650,14 @@ async fn update_share(
     };
     let share = sharing::update_share(
         &state.deps,
-        &who.0,
+        &ctx,
         ShareId::from_uuid(path.into_inner()),
         change,
-        &meta.0,
     )
     .await?;
     Ok(web::Json(share_dto(
         share,
-        viewer(&who),
+        viewer(&ctx),
         state.deps.clock.now(),
     )))
 }
@@ -692,23 +670,21 @@ async fn update_share(
 #[post("/organizations/current/shares/{id}/activation")]
 async fn share_activation(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<FlagRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let share = sharing::set_share_activation(
         &state.deps,
-        &who.0,
+        &ctx,
         ShareId::from_uuid(path.into_inner()),
         body.flag,
         body.active,
-        &meta.0,
     )
     .await?;
     Ok(web::Json(share_dto(
         share,
-        viewer(&who),
+        viewer(&ctx),
         state.deps.clock.now(),
     )))
 }

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::dto::{Page, PageQuery, double_option, page};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Authenticated, Json, Meta};
+use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::{Role, UserId};
 use inventiv_service::users::{self, NewUserInput, UserUpdate, UserView};
@@ -58,11 +58,11 @@ fn user_dto(v: UserView) -> UserAccountDto {
 #[get("/users")]
 async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<UserAccountDto>>, ApiError> {
     Ok(web::Json(page(
-        users::list(&state.deps, &who.0, &query.request()).await?,
+        users::list(&state.deps, &ctx, &query.request()).await?,
         user_dto,
     )))
 }
@@ -75,11 +75,11 @@ async fn list(
 #[get("/users/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
-    who: Authenticated,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<UserAccountDto>, ApiError> {
     Ok(web::Json(user_dto(
-        users::get(&state.deps, &who.0, UserId::from_uuid(path.into_inner())).await?,
+        users::get(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?,
     )))
 }
 
@@ -107,8 +107,7 @@ pub struct CreateUserRequest {
 #[post("/users")]
 async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     body: Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -118,9 +117,7 @@ async fn create(
         last_name: b.last_name,
         role: b.role,
     };
-    Ok(HttpResponse::Created().json(user_dto(
-        users::create(&state.deps, &who.0, input, &meta.0).await?,
-    )))
+    Ok(HttpResponse::Created().json(user_dto(users::create(&state.deps, &ctx, input).await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -148,8 +145,7 @@ pub struct UpdateUserRequest {
 #[put("/users/{id}")]
 async fn update(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
     body: Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserAccountDto>, ApiError> {
@@ -163,7 +159,7 @@ async fn update(
     };
     let id = UserId::from_uuid(path.into_inner());
     Ok(web::Json(user_dto(
-        users::update(&state.deps, &who.0, id, input, &meta.0).await?,
+        users::update(&state.deps, &ctx, id, input).await?,
     )))
 }
 
@@ -176,16 +172,9 @@ async fn update(
 #[delete("/users/{id}")]
 async fn remove(
     state: web::Data<AppState>,
-    who: Authenticated,
-    meta: Meta,
+    ctx: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    users::delete(
-        &state.deps,
-        &who.0,
-        UserId::from_uuid(path.into_inner()),
-        &meta.0,
-    )
-    .await?;
+    users::delete(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

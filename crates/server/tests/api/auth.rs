@@ -176,6 +176,12 @@ async fn one_user_two_sessions_two_workspaces_at_once() {
     assert_eq!(me_cli["current_organization_id"], org_b.to_string());
     assert_eq!(me_cli["current_organization_name"], "Org org-b");
     assert_eq!(me_cli["current_organization_role"], "user");
+    // The delegation rule as the server applies it, for the console's menus.
+    assert_eq!(
+        me_browser["assignable_roles"],
+        serde_json::json!(["owner", "admin", "manager", "user"])
+    );
+    assert_eq!(me_cli["assignable_roles"], serde_json::json!([]));
     assert_ne!(me_browser["session_id"], me_cli["session_id"]);
     assert!(
         me_browser["permissions"]
@@ -301,6 +307,7 @@ async fn removed_or_demoted_members_lose_rights_on_the_next_request() {
         "falls back to Personal"
     );
     assert_eq!(me["current_organization_role"], Value::Null);
+    assert_eq!(me["assignable_roles"], serde_json::json!([]));
 }
 
 #[tokio::test]

@@ -506,7 +506,7 @@ async fn the_backfill_gives_a_colliding_name_to_its_earliest_owner() {
 /// the API does, and bootstrap refuses a slug the catalogue already holds.
 #[tokio::test]
 async fn bootstrap_and_demo_seeding_claim_their_names() {
-    use inventiv_domain::{Email, OrgName, Slug};
+    use inventiv_domain::{Email, ErrorCode, OrgName, Slug};
     use inventiv_persistence::repo::organizations;
     use inventiv_service::{ServiceError, bootstrap, demo};
 
@@ -554,7 +554,7 @@ async fn bootstrap_and_demo_seeding_claim_their_names() {
         matches!(
             refused,
             Err(ServiceError::Conflict {
-                code: "slug_taken",
+                code: ErrorCode::SlugTaken,
                 ..
             })
         ),

@@ -1,8 +1,10 @@
-use super::{Principal, unauthorized};
+use super::unauthorized;
+use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::organizations::Organization;
 use crate::users::User;
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
 };
@@ -24,17 +26,17 @@ pub struct Me {
     pub modules: Vec<Module>,
 }
 
-pub async fn me(deps: &Deps, principal: &Principal) -> Result<Me, ServiceError> {
-    me_in(deps, principal, principal.workspace).await
+pub async fn me(deps: &Deps, ctx: &Ctx) -> Result<Me, ServiceError> {
+    me_in(deps, ctx, ctx.principal.workspace).await
 }
 
 /// The Me of `principal` as if acting in `workspace` (after a switch).
 pub(crate) async fn me_in(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     workspace: Workspace,
 ) -> Result<Me, ServiceError> {
-    let user = users::find_by_id(&deps.db, principal.user_id)
+    let user = users::find_by_id(&deps.db, ctx.user_id())
         .await?
         .ok_or_else(|| unauthorized("The account no longer exists."))?;
     let organization = match workspace {
@@ -43,11 +45,11 @@ pub(crate) async fn me_in(
     };
     let actor = inventiv_domain::Actor {
         workspace,
-        ..principal.actor()
+        ..ctx.actor()
     };
     Ok(Me {
         user: user.into(),
-        session_id: principal.session_id(),
+        session_id: ctx.principal.session_id(),
         workspace,
         organization: organization.map(Organization::from),
         permissions: permissions(&actor),
@@ -89,37 +91,30 @@ impl ProfileInput {
 
 pub async fn update_profile(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     input: ProfileInput,
-    meta: &RequestMeta,
 ) -> Result<Me, ServiceError> {
     let change = input.parse()?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let updated = match users::update_profile(&tx, principal.user_id, change, now).await {
+    let updated = match users::update_profile(&tx, ctx.user_id(), change, now).await {
         Ok(Some(user)) => user,
         Ok(None) => return Err(unauthorized("The account no longer exists.")),
         Err(StoreError::Conflict(Constraint::UserUsername)) => {
             return Err(ServiceError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 message: "This username is already taken.".to_owned(),
             });
         }
         Err(other) => return Err(other.into()),
     };
-    record(
+    ctx.record(
         &tx,
-        now,
-        AuditActor {
-            user: Some(principal.user_id),
-            session: principal.session_id(),
-        },
-        meta,
         AuditEntry {
             action: "user.profile_updated",
             organization: None,
             target_type: "user",
-            target_id: principal.user_id.to_string(),
+            target_id: ctx.user_id().to_string(),
             before: None,
             after: Some(json!({
                 "username": updated.username.as_ref().map(|u| u.as_str().to_owned()),
@@ -130,20 +125,19 @@ pub async fn update_profile(
     )
     .await?;
     tx.commit().await?;
-    me(deps, principal).await
+    me(deps, ctx).await
 }
 
 /// `PUT /auth/me/password`: requires the current password; revokes every OTHER session of the
 /// user and keeps this one.
 pub async fn change_password(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     current: &str,
     new: &str,
-    meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
     let new = Password::parse(new).map_err(|e| ServiceError::invalid("new_password", e.reason))?;
-    let user = users::find_by_id(&deps.db, principal.user_id)
+    let user = users::find_by_id(&deps.db, ctx.user_id())
         .await?
         .ok_or_else(|| unauthorized("The account no longer exists."))?;
     let current_ok = match Password::parse(current) {
@@ -156,18 +150,18 @@ pub async fn change_password(
     };
     if !current_ok {
         return Err(ServiceError::Forbidden {
-            code: "invalid_current_password",
+            code: ErrorCode::InvalidCurrentPassword,
             message: "The current password is incorrect.".to_owned(),
         });
     }
     let hash = deps.passwords.hash(&new).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     users::set_password_hash(&tx, user.id, &hash, now).await?;
     let revoked = sessions::revoke_all_for_user(
         &tx,
         user.id,
-        Some(principal.session()?.id),
+        Some(ctx.session()?.id),
         "password_changed",
         now,
     )
@@ -177,9 +171,9 @@ pub async fn change_password(
         now,
         AuditActor {
             user: Some(user.id),
-            session: principal.session_id(),
+            session: ctx.principal.session_id(),
         },
-        meta,
+        &ctx.meta,
         AuditEntry {
             action: "user.password_changed",
             organization: None,

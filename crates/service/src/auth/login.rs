@@ -4,6 +4,7 @@ use crate::organizations::Organization;
 use crate::rate_limit::shared;
 use crate::users::User;
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, Password, SessionId, Username};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations;
@@ -27,7 +28,7 @@ pub struct LoginOutcome {
 
 fn invalid_credentials() -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "invalid_credentials",
+        code: ErrorCode::InvalidCredentials,
         message: "The email/username or password is incorrect.".to_owned(),
     }
 }
@@ -119,7 +120,7 @@ pub async fn login(
     };
     if user.disabled_at.is_some() {
         return Err(ServiceError::Forbidden {
-            code: "account_disabled",
+            code: ErrorCode::AccountDisabled,
             message: "This account is disabled.".to_owned(),
         });
     }

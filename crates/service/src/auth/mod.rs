@@ -14,7 +14,9 @@ mod sessions;
 
 pub use account::{Me, ProfileInput, change_password, me, update_profile};
 pub use login::{LoginInput, LoginOutcome, login};
-pub use principal::{ApiKeyRef, Principal, SessionRef, authenticate, authenticate_for_refresh};
+pub use principal::{
+    ApiKeyRef, Principal, SessionRef, Via, authenticate, authenticate_for_refresh,
+};
 pub(crate) use reset::token_hash;
 pub use reset::{confirm_password_reset, request_password_reset};
 pub use sessions::{
@@ -25,6 +27,7 @@ pub use sessions::{
 use crate::cache::EpochCache;
 use crate::rate_limit::RateLimiter;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, Role, SessionId, UserId};
 use inventiv_persistence::repo::api_keys::KeyAuth;
 use jwt::{Claims, JwtKeys};
@@ -131,7 +134,7 @@ pub fn issue_token(
 
 pub(crate) fn unauthorized(message: &str) -> ServiceError {
     ServiceError::Unauthenticated {
-        code: "unauthorized",
+        code: ErrorCode::Unauthorized,
         message: message.to_owned(),
     }
 }

@@ -1,6 +1,7 @@
 use super::jwt::Claims;
 use super::unauthorized;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Actor, Credential, Email, SessionId, UserId, Workspace};
 use inventiv_persistence::repo::sessions;
 use time::Duration;
@@ -11,12 +12,17 @@ pub struct Principal {
     pub user_id: UserId,
     pub email: Email,
     pub is_platform_admin: bool,
-    /// Set when the caller authenticated with a session token.
-    pub session: Option<SessionRef>,
-    /// Set when the caller authenticated with an API key.
-    pub api_key: Option<ApiKeyRef>,
     pub workspace: Workspace,
-    pub credential: Credential,
+    /// What the caller authenticated with: exactly one of a session or an API key.
+    pub via: Via,
+}
+
+/// The credential behind a request. One enum, so "a session and a key at once" or "neither"
+/// cannot be written.
+#[derive(Debug, Clone)]
+pub enum Via {
+    Session(SessionRef),
+    ApiKey(ApiKeyRef),
 }
 
 /// The live session behind a request.
@@ -44,15 +50,37 @@ impl Principal {
     /// The session, for operations that only a signed-in session may perform (403
     /// `api_key_not_allowed` with an API key).
     pub fn session(&self) -> Result<SessionRef, ServiceError> {
-        self.session.ok_or_else(|| ServiceError::Forbidden {
-            code: "api_key_not_allowed",
-            message: "This requires a signed-in session, not an API key.".to_owned(),
-        })
+        match &self.via {
+            Via::Session(session) => Ok(*session),
+            Via::ApiKey(_) => Err(ServiceError::Forbidden {
+                code: ErrorCode::ApiKeyNotAllowed,
+                message: "This requires a signed-in session, not an API key.".to_owned(),
+            }),
+        }
     }
 
     /// The session id, if any (audit events).
     pub fn session_id(&self) -> Option<SessionId> {
-        self.session.map(|s| s.id)
+        match &self.via {
+            Via::Session(session) => Some(session.id),
+            Via::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key, if the caller authenticated with one.
+    pub fn api_key(&self) -> Option<&ApiKeyRef> {
+        match &self.via {
+            Via::ApiKey(key) => Some(key),
+            Via::Session(_) => None,
+        }
+    }
+
+    /// The kind of credential, as the domain policy sees it.
+    pub fn credential(&self) -> Credential {
+        match self.via {
+            Via::Session(_) => Credential::Session,
+            Via::ApiKey(_) => Credential::ApiKey,
+        }
     }
 
     /// The actor the domain policy judges.
@@ -61,7 +89,7 @@ impl Principal {
             user: self.user_id,
             is_platform_admin: self.is_platform_admin,
             workspace: self.workspace,
-            credential: self.credential,
+            credential: self.credential(),
         }
     }
 }
@@ -78,7 +106,7 @@ pub async fn authenticate(deps: &Deps, token: &str) -> Result<Principal, Service
         .ok_or_else(|| unauthorized("The access token is invalid."))?;
     if claims.exp <= deps.clock.now().unix_timestamp() {
         return Err(ServiceError::Unauthenticated {
-            code: "token_expired",
+            code: ErrorCode::TokenExpired,
             message: "The access token has expired; sign in again.".to_owned(),
         });
     }
@@ -150,14 +178,12 @@ async fn load(
         user_id: session.user_id,
         email: session.email,
         is_platform_admin: session.is_platform_admin,
-        session: Some(SessionRef {
+        workspace,
+        via: Via::Session(SessionRef {
             id: sid,
             token_generation: session.token_generation,
             presented_generation: presented,
             expires_at: session.expires_at,
         }),
-        api_key: None,
-        workspace,
-        credential: Credential::Session,
     })
 }

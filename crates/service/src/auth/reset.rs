@@ -3,6 +3,7 @@ use crate::audit::{AuditActor, AuditEntry, record};
 use crate::mailer::OutgoingEmail;
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, Password};
 use inventiv_persistence::repo::reset_tokens::{self, ConsumeError};
 use inventiv_persistence::repo::{sessions, users};
@@ -151,7 +152,7 @@ pub async fn confirm_password_reset(
 
 fn gone() -> ServiceError {
     ServiceError::Gone {
-        code: "reset_token_invalid",
+        code: ErrorCode::ResetTokenInvalid,
         message: "This reset link is invalid, expired or already used; ask for a new one."
             .to_owned(),
     }

@@ -1,7 +1,9 @@
-use super::{IssuedToken, Principal, issue_token, unauthorized};
-use crate::audit::{AuditActor, AuditEntry, record};
+use super::{IssuedToken, issue_token, unauthorized};
+use crate::Ctx;
+use crate::audit::AuditEntry;
 use crate::organizations::Organization;
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, Role, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
@@ -9,13 +11,6 @@ use inventiv_persistence::repo::sessions::{self, SessionRecord};
 use serde_json::json;
 use std::collections::HashMap;
 use time::OffsetDateTime;
-
-fn actor(principal: &Principal) -> AuditActor {
-    AuditActor {
-        user: Some(principal.user_id),
-        session: principal.session_id(),
-    }
-}
 
 /// A lost race on the generation (a concurrent switch/refresh of the same session).
 fn superseded() -> ServiceError {
@@ -27,20 +22,19 @@ fn superseded() -> ServiceError {
 /// the same user keep their own workspace.
 pub async fn switch_workspace(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     target: Option<OrgId>,
-    meta: &RequestMeta,
 ) -> Result<(super::Me, IssuedToken), ServiceError> {
-    let session = principal.session()?;
-    let now = deps.clock.now();
+    let session = ctx.session()?;
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     let workspace = match target {
         None => None,
-        Some(org) => match memberships::find(&tx, org, principal.user_id).await? {
+        Some(org) => match memberships::find(&tx, org, ctx.user_id()).await? {
             Some(m) => Some((org, m.role)),
             None => {
                 return Err(ServiceError::Forbidden {
-                    code: "not_a_member",
+                    code: ErrorCode::NotAMember,
                     message: "You are not a member of this organization.".to_owned(),
                 });
             }
@@ -50,15 +44,12 @@ pub async fn switch_workspace(
         sessions::set_workspace(&tx, session.id, session.token_generation, workspace, now)
             .await?
             .ok_or_else(superseded)?;
-    let before = match principal.workspace {
+    let before = match ctx.principal.workspace {
         Workspace::Personal => None,
         Workspace::Org { org, .. } => Some(org.to_string()),
     };
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor(principal),
-        meta,
         AuditEntry {
             action: "session.workspace_switched",
             organization: None,
@@ -72,7 +63,7 @@ pub async fn switch_workspace(
     tx.commit().await?;
     let token = issue_token(
         deps,
-        principal.user_id,
+        ctx.user_id(),
         session.id,
         generation,
         workspace,
@@ -82,7 +73,7 @@ pub async fn switch_workspace(
         org,
         role,
     });
-    let me = super::account::me_in(deps, principal, workspace).await?;
+    let me = super::account::me_in(deps, ctx, workspace).await?;
     Ok((me, token))
 }
 
@@ -92,24 +83,20 @@ pub async fn switch_workspace(
 /// judged by [`superseded_refresh`]: the token rotated just before (within
 /// `auth.refresh_reuse_grace_seconds`) gets the current token — two tabs refreshing at once —
 /// anything else revokes the session, since a stolen and a legitimate copy cannot both live.
-pub async fn refresh(
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<IssuedToken, ServiceError> {
-    let session = principal.session()?;
+pub async fn refresh(deps: &Deps, ctx: &Ctx) -> Result<IssuedToken, ServiceError> {
+    let session = ctx.session()?;
     if session.presented_generation == session.token_generation {
-        let now = deps.clock.now();
+        let now = ctx.now;
         if let Some(generation) =
             sessions::bump_generation(&deps.db, session.id, session.token_generation, now).await?
         {
-            let workspace = match principal.workspace {
+            let workspace = match ctx.principal.workspace {
                 Workspace::Org { org, role } => Some((org, role)),
                 Workspace::Personal => None,
             };
             return issue_token(
                 deps,
-                principal.user_id,
+                ctx.user_id(),
                 session.id,
                 generation,
                 workspace,
@@ -119,18 +106,17 @@ pub async fn refresh(
         // Lost the compare-and-set to a concurrent rotation: the presented token is now
         // superseded, and judged as such against the row as it is now.
     }
-    superseded_refresh(deps, principal, session, meta).await
+    superseded_refresh(deps, ctx, session).await
 }
 
 /// A refresh with a superseded generation: the current token within the grace (without
 /// rotating again, or two tabs would keep superseding each other), else `reuse_detected`.
 async fn superseded_refresh(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     session: super::SessionRef,
-    meta: &RequestMeta,
 ) -> Result<IssuedToken, ServiceError> {
-    let now = deps.clock.now();
+    let now = ctx.now;
     let current = sessions::load_auth(&deps.db, session.id)
         .await?
         .ok_or_else(|| unauthorized("The session does not exist."))?;
@@ -145,7 +131,7 @@ async fn superseded_refresh(
         let workspace = current.current_organization_id.zip(current.member_role);
         return issue_token(
             deps,
-            principal.user_id,
+            ctx.user_id(),
             session.id,
             current.token_generation,
             workspace,
@@ -156,11 +142,8 @@ async fn superseded_refresh(
     // Only the request that actually revokes records the event (two replayed copies at once
     // give one event).
     if sessions::revoke_by_id(&tx, session.id, "reuse_detected", now).await? {
-        record(
+        ctx.record(
             &tx,
-            now,
-            actor(principal),
-            meta,
             AuditEntry {
                 action: "session.reuse_detected",
                 organization: None,
@@ -177,73 +160,43 @@ async fn superseded_refresh(
         tx.commit().await?;
     }
     Err(ServiceError::Unauthenticated {
-        code: "refresh_reuse_detected",
+        code: ErrorCode::RefreshReuseDetected,
         message: "This token was already refreshed: the session has been revoked; sign in again."
             .to_owned(),
     })
 }
 
 /// `POST /auth/logout`: revokes the calling session.
-pub async fn logout(
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    let session = principal.session()?;
-    revoke_in_tx(
-        deps,
-        principal,
-        session.id,
-        "logout",
-        "session.logout",
-        meta,
-    )
-    .await?;
+pub async fn logout(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> {
+    let session = ctx.session()?;
+    revoke_in_tx(deps, ctx, session.id, "logout", "session.logout").await?;
     Ok(())
 }
 
 /// `DELETE /auth/sessions/{id}`: revokes one of the caller's own live sessions (404 otherwise).
-pub async fn revoke_session(
-    deps: &Deps,
-    principal: &Principal,
-    id: SessionId,
-    meta: &RequestMeta,
-) -> Result<(), ServiceError> {
-    principal.session()?;
-    if revoke_in_tx(
-        deps,
-        principal,
-        id,
-        "revoked_by_user",
-        "session.revoked",
-        meta,
-    )
-    .await?
-    {
+pub async fn revoke_session(deps: &Deps, ctx: &Ctx, id: SessionId) -> Result<(), ServiceError> {
+    ctx.session()?;
+    if revoke_in_tx(deps, ctx, id, "revoked_by_user", "session.revoked").await? {
         Ok(())
     } else {
-        Err(ServiceError::NotFound("session"))
+        Err(ServiceError::not_found("session"))
     }
 }
 
 async fn revoke_in_tx(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: SessionId,
     reason: &str,
     action: &'static str,
-    meta: &RequestMeta,
 ) -> Result<bool, ServiceError> {
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    if !sessions::revoke(&tx, principal.user_id, id, reason, now).await? {
+    if !sessions::revoke(&tx, ctx.user_id(), id, reason, now).await? {
         return Ok(false);
     }
-    record(
+    ctx.record(
         &tx,
-        now,
-        actor(principal),
-        meta,
         AuditEntry {
             action,
             organization: None,
@@ -259,32 +212,20 @@ async fn revoke_in_tx(
 }
 
 /// `POST /auth/sessions/revoke-others`: revokes every other live session of the caller.
-pub async fn revoke_others(
-    deps: &Deps,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<u64, ServiceError> {
-    let session = principal.session()?;
-    let now = deps.clock.now();
+pub async fn revoke_others(deps: &Deps, ctx: &Ctx) -> Result<u64, ServiceError> {
+    let session = ctx.session()?;
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let revoked = sessions::revoke_all_for_user(
+    let revoked =
+        sessions::revoke_all_for_user(&tx, ctx.user_id(), Some(session.id), "revoked_by_user", now)
+            .await?;
+    ctx.record(
         &tx,
-        principal.user_id,
-        Some(session.id),
-        "revoked_by_user",
-        now,
-    )
-    .await?;
-    record(
-        &tx,
-        now,
-        actor(principal),
-        meta,
         AuditEntry {
             action: "session.revoked_others",
             organization: None,
             target_type: "user",
-            target_id: principal.user_id.to_string(),
+            target_id: ctx.user_id().to_string(),
             before: None,
             after: Some(json!({"revoked": revoked})),
         },
@@ -332,12 +273,9 @@ pub struct SessionView {
 }
 
 /// `GET /auth/sessions`: the caller's live sessions, most recently used first.
-pub async fn list_sessions(
-    deps: &Deps,
-    principal: &Principal,
-) -> Result<Vec<SessionView>, ServiceError> {
-    let current = principal.session()?;
-    let live = sessions::list_live(&deps.db, principal.user_id, deps.clock.now()).await?;
+pub async fn list_sessions(deps: &Deps, ctx: &Ctx) -> Result<Vec<SessionView>, ServiceError> {
+    let current = ctx.session()?;
+    let live = sessions::list_live(&deps.db, ctx.user_id(), ctx.now).await?;
     let mut orgs: HashMap<OrgId, Option<OrgRecord>> = HashMap::new();
     let mut views = Vec::with_capacity(live.len());
     for session in live {

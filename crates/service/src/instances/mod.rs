@@ -5,15 +5,15 @@
 pub mod lifecycle;
 pub mod providers;
 
-use crate::audit::{AuditEntry, record};
-use crate::auth::Principal;
-use crate::organizations::actor_of;
+use crate::Ctx;
+use crate::audit::AuditEntry;
 use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
-use crate::{Deps, RequestMeta, ServiceError};
+use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Activation, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope,
-    UserId, Workspace, authorize, ensure_applicable,
+    UserId, Workspace, authorize, ensure_applicable, optional_text,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
@@ -82,11 +82,11 @@ pub struct Filter {
 /// `GET /instances`.
 pub async fn list(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     filter: Filter,
     page: &PageRequest,
 ) -> Result<Page<Instance>, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
     let filter = InstanceFilter {
@@ -101,17 +101,13 @@ pub async fn list(
 }
 
 /// `GET /instances/{id}`.
-pub async fn get(
-    deps: &Deps,
-    principal: &Principal,
-    id: InstanceId,
-) -> Result<Instance, ServiceError> {
-    let actor = principal.actor();
+pub async fn get(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     instances::find(&deps.db, actor.scope(), id)
         .await?
         .map(Instance::from)
-        .ok_or(ServiceError::NotFound("instance"))
+        .ok_or_else(|| ServiceError::not_found("instance"))
 }
 
 /// `POST /deployments` input.
@@ -125,24 +121,10 @@ pub struct Deploy {
     pub hourly_cost_micros: Option<i64>,
 }
 
-fn short(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ServiceError> {
-    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(
-            ServiceError::invalid(field, format!("at most {max} printable characters")),
-        ),
-        other => Ok(other),
-    }
-}
-
 /// Deploys a model in the caller's workspace (owner/admin in an org; anyone for themselves in
 /// Personal). 201 with the instance in `provisioning`; the provider takes it from there.
-pub async fn deploy(
-    deps: &Deps,
-    principal: &Principal,
-    input: Deploy,
-    meta: &RequestMeta,
-) -> Result<Instance, ServiceError> {
-    let actor = principal.actor();
+pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<Instance, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::Deploy)?;
     let scope = actor.scope();
     let provider_name = input.provider.unwrap_or_else(|| "mock".to_owned());
@@ -159,8 +141,8 @@ pub async fn deploy(
         Some(url) => provider.admit(url).await.map_err(refused)?,
         None => None,
     };
-    let zone = short("zone", input.zone, 64)?;
-    let instance_type = short("instance_type", input.instance_type, 64)?;
+    let zone = optional_text("zone", input.zone.as_deref(), 64)?;
+    let instance_type = optional_text("instance_type", input.instance_type.as_deref(), 64)?;
     let cost = input
         .hourly_cost_micros
         .unwrap_or_else(|| provider.default_hourly_cost_micros());
@@ -178,7 +160,7 @@ pub async fn deploy(
         })?;
 
     let id = InstanceId::new();
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if let Some(key) = claim.as_deref() {
         take_claim(&tx, key, scope, now).await?;
@@ -188,7 +170,7 @@ pub async fn deploy(
         scope,
         NewInstance {
             id,
-            owner: principal.user_id,
+            owner: ctx.user_id(),
             model: model.id,
             provider: provider.name(),
             zone: zone.as_deref(),
@@ -203,12 +185,7 @@ pub async fn deploy(
         Scope::Org(org) => Some(org),
         Scope::Personal(_) => None,
     };
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "instance.created",
             organization: org,
             target_type: "instance",
@@ -229,7 +206,7 @@ pub async fn deploy(
     .await?;
     let instance = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
     lifecycle::spawn_bring_up(deps.clone(), instance.clone());
     Ok(instance.into())
@@ -242,7 +219,7 @@ fn refused(refusal: Refusal) -> ServiceError {
             "must be an http:// base URL without query, e.g. http://10.0.0.5:8000",
         ),
         Refusal::NotAllowed => ServiceError::BadRequest {
-            code: "endpoint_not_allowed",
+            code: ErrorCode::EndpointNotAllowed,
             message: "endpoint_url must resolve only to addresses this server may call (public \
                       addresses, and the networks the operator allows)."
                 .to_owned(),
@@ -278,69 +255,42 @@ async fn take_claim(
         return Ok(());
     }
     Err(ServiceError::Conflict {
-        code: "endpoint_taken",
+        code: ErrorCode::EndpointTaken,
         message: "This endpoint is registered by another organization or user.".to_owned(),
     })
 }
 
 fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {
     ServiceError::Conflict {
-        code: "invalid_state",
+        code: ErrorCode::InvalidState,
         message: format!("{err}."),
     }
 }
 
 /// `POST /instances/{id}/terminate` (202): → terminating, then terminated in the background.
-pub async fn terminate(
-    deps: &Deps,
-    principal: &Principal,
-    id: InstanceId,
-    meta: &RequestMeta,
-) -> Result<Instance, ServiceError> {
-    change(
-        deps,
-        principal,
-        id,
-        meta,
-        Action::Terminate,
-        InstanceStatus::terminate,
-    )
-    .await
+pub async fn terminate(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
+    change(deps, ctx, id, Action::Terminate, InstanceStatus::terminate).await
 }
 
 /// `POST /instances/{id}/reinstall` (202): a ready or failed instance → provisioning again.
-pub async fn reinstall(
-    deps: &Deps,
-    principal: &Principal,
-    id: InstanceId,
-    meta: &RequestMeta,
-) -> Result<Instance, ServiceError> {
-    change(
-        deps,
-        principal,
-        id,
-        meta,
-        Action::Reinstall,
-        InstanceStatus::reinstall,
-    )
-    .await
+pub async fn reinstall(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
+    change(deps, ctx, id, Action::Reinstall, InstanceStatus::reinstall).await
 }
 
 async fn change(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
-    meta: &RequestMeta,
     action: Action,
     next: fn(InstanceStatus) -> Result<InstanceStatus, inventiv_domain::InvalidTransition>,
 ) -> Result<Instance, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
     authorize(&actor, Action::ViewInstances)?;
     let scope = actor.scope();
     let instance = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     authorize(&actor, action)?;
     let to = next(instance.status).map_err(invalid_state)?;
     let change = lifecycle::Step {
@@ -349,15 +299,15 @@ async fn change(
         endpoint_url: None,
         failure_reason: None,
     };
-    if !lifecycle::step(deps, &instance, change, actor_of(principal), meta).await? {
+    if !lifecycle::step(deps, &instance, change, ctx.audit_actor(), &ctx.meta).await? {
         return Err(ServiceError::Conflict {
-            code: "invalid_state",
+            code: ErrorCode::InvalidState,
             message: "The instance changed state meanwhile; reload and retry.".to_owned(),
         });
     }
     let moved = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     match to {
         InstanceStatus::Terminating => lifecycle::spawn_tear_down(deps.clone(), moved.clone()),
         _ => lifecycle::spawn_bring_up(deps.clone(), moved.clone()),
@@ -370,40 +320,33 @@ async fn change(
 /// are operational by definition (409 `activation_not_applicable`).
 pub async fn set_activation(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     id: InstanceId,
     flag: Flag,
     active: bool,
-    meta: &RequestMeta,
 ) -> Result<Instance, ServiceError> {
-    let actor = principal.actor();
+    let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role.
     authorize(&actor, Action::ViewInstances)?;
     let scope = actor.scope();
     let instance = instances::find(&deps.db, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     let Workspace::Org { org, .. } = actor.workspace else {
         authorize(&actor, Action::SetActivation { flag })?;
         return Err(crate::activation::error(ActivationError::NotApplicable));
     };
     ensure_applicable(instance.organization_id.is_none()).map_err(crate::activation::error)?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = deps.clock.now();
+    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     // Re-read inside the write transaction: the flags of a concurrent change count.
     let current = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
-    let after =
-        crate::activation::next_state(principal, &current.activation, flag, active, distinct)?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
+    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
     instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
-    record(
-        &tx,
-        now,
-        actor_of(principal),
-        meta,
-        AuditEntry {
+    ctx.record(&tx, AuditEntry {
             action: "instance.activation_changed",
             organization: Some(org),
             target_type: "instance",
@@ -415,7 +358,7 @@ pub async fn set_activation(
     .await?;
     let updated = instances::find(&tx, scope, id)
         .await?
-        .ok_or(ServiceError::NotFound("instance"))?;
+        .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
     Ok(updated.into())
 }

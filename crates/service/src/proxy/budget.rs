@@ -11,6 +11,7 @@
 //! `docs/spend-caps.md` for the argument.
 
 use crate::{Clock, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_persistence::Db;
 use inventiv_persistence::repo::spend::{self, Subject};
 use std::collections::HashMap;
@@ -159,7 +160,7 @@ impl Budgets {
         }
         let Some(lease) = granted else {
             return Err(ServiceError::PaymentRequired {
-                code: "spend_cap_reached",
+                code: ErrorCode::SpendCapReached,
                 message: "This call could cost more than what is left of a monthly spend cap \
                           (of the share or of the API key). Lower max_tokens, or raise the cap."
                     .to_owned(),

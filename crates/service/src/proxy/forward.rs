@@ -3,11 +3,12 @@
 use super::budget::{Capped, Reservation};
 use super::client;
 use super::resolve::{Target, resolve};
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use http_body_util::BodyExt;
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{UsageId, charged_micros, worst_case_micros};
 use inventiv_persistence::repo::spend::{Subject, SubjectKind};
 use inventiv_persistence::repo::usage::{UsageRecord, UsageSource};
@@ -320,7 +321,7 @@ struct Shape {
 
 fn invalid_body(message: impl Into<String>) -> ServiceError {
     ServiceError::BadRequest {
-        code: "invalid_body",
+        code: ErrorCode::InvalidBody,
         message: message.into(),
     }
 }
@@ -334,9 +335,8 @@ fn write(out: &mut Vec<u8>, key: &str, value: &[u8]) -> Result<(), ServiceError>
     Ok(())
 }
 
-fn upstream_error(status: u16, code: &'static str, message: &str) -> ServiceError {
-    ServiceError::Upstream {
-        status,
+fn bad_gateway(code: ErrorCode, message: &str) -> ServiceError {
+    ServiceError::BadGateway {
         code,
         message: message.to_owned(),
     }
@@ -344,7 +344,7 @@ fn upstream_error(status: u16, code: &'static str, message: &str) -> ServiceErro
 
 /// The caps that apply to a call of `target` by `principal`: the share's (its consumer's) and
 /// the API key's.
-fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
+fn caps(ctx: &Ctx, target: &Target) -> Vec<Capped> {
     let share = target.share.zip(target.share_cap).map(|(id, cap)| Capped {
         subject: Subject {
             kind: SubjectKind::Share,
@@ -352,7 +352,7 @@ fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
         },
         cap,
     });
-    let key = principal.api_key.as_ref().and_then(|k| {
+    let key = ctx.principal.api_key().and_then(|k| {
         k.monthly_cap_micros.map(|cap| Capped {
             subject: Subject {
                 kind: SubjectKind::ApiKey,
@@ -367,12 +367,12 @@ fn caps(principal: &Principal, target: &Target) -> Vec<Capped> {
 /// Reserves the worst-case charge of the call against its caps (SPEC §5.2).
 async fn admit(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     target: &Target,
     shape: &Shape,
     max_output: u64,
 ) -> Result<Reservation, ServiceError> {
-    let caps = caps(principal, target);
+    let caps = caps(ctx, target);
     if caps.is_empty() {
         return Ok(Reservation::none());
     }
@@ -398,7 +398,7 @@ fn tokens_of(bytes: usize) -> u64 {
 /// Forwards one OpenAI request for `principal`.
 pub async fn forward(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<ProxyResponse, ServiceError> {
@@ -407,12 +407,12 @@ pub async fn forward(
         .get("model")
         .ok_or_else(|| ServiceError::invalid("model", "required"))?;
     let shape = request.shape(endpoint)?;
-    let target = resolve(deps, principal, &requested).await?;
+    let target = resolve(deps, ctx, &requested).await?;
     let max_output = shape
         .max_output
         .unwrap_or(target.context_length)
         .min(target.context_length);
-    let reservation = admit(deps, principal, &target, &shape, max_output).await?;
+    let reservation = admit(deps, ctx, &target, &shape, max_output).await?;
     let payload = request.rewrite(
         &target.upstream_model,
         shape.streaming,
@@ -426,7 +426,10 @@ pub async fn forward(
     let upstream = target
         .instances
         .get(pick)
-        .ok_or_else(|| upstream_error(503, "no_ready_instance", "no instance"))?;
+        .ok_or_else(|| ServiceError::Unavailable {
+            code: ErrorCode::NoReadyInstance,
+            message: "no instance".to_owned(),
+        })?;
     let instance_id = upstream.id;
     let operator = upstream.operator;
     let request = client::post(upstream.uri(endpoint), payload).map_err(ServiceError::internal)?;
@@ -448,9 +451,8 @@ pub async fn forward(
             if crate::outbound::is_not_allowed(&err) {
                 tracing::warn!(instance = %instance_id, "not connecting: the instance's endpoint is outside the allowed networks");
             }
-            return Err(upstream_error(
-                502,
-                "upstream_unreachable",
+            return Err(bad_gateway(
+                ErrorCode::UpstreamUnreachable,
                 "The model server could not be reached.",
             ));
         }
@@ -459,9 +461,8 @@ pub async fn forward(
     let (head, body) = answer.into_parts();
     let status = head.status.as_u16();
     if status >= 500 {
-        return Err(upstream_error(
-            502,
-            "upstream_error",
+        return Err(bad_gateway(
+            ErrorCode::UpstreamError,
             &format!("The model server failed (HTTP {status})."),
         ));
     }
@@ -476,8 +477,8 @@ pub async fn forward(
         meter: deps.proxy.meter.clone(),
         clock: deps.clock.clone(),
         usage_id,
-        principal_user: principal.user_id,
-        api_key: principal.api_key.as_ref().map(|k| k.id),
+        principal_user: ctx.user_id(),
+        api_key: ctx.principal.api_key().map(|k| k.id),
         target,
         instance_id,
         input_estimate,
@@ -506,9 +507,8 @@ pub async fn forward(
     let bytes = match tokio::time::timeout_at(deadline, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) => {
-            return Err(upstream_error(
-                502,
-                "upstream_error",
+            return Err(bad_gateway(
+                ErrorCode::UpstreamError,
                 "The model server's answer was cut off or too large.",
             ));
         }
@@ -534,11 +534,10 @@ pub async fn forward(
 }
 
 fn timed_out() -> ServiceError {
-    upstream_error(
-        504,
-        "upstream_timeout",
-        "The model server did not answer in time.",
-    )
+    ServiceError::GatewayTimeout {
+        code: ErrorCode::UpstreamTimeout,
+        message: "The model server did not answer in time.".to_owned(),
+    }
 }
 
 /// A streamed answer being passed on: each chunk goes out as it arrives, scanned for the

@@ -3,8 +3,9 @@
 //! model served by an instance of the caller's scope. Discovery (`/v1/models`) is built from
 //! the very same checks, so nothing listed is refused and nothing refused is listed.
 
-use crate::auth::Principal;
+use crate::Ctx;
 use crate::{Deps, ServiceError};
+use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, Workspace, authorize,
 };
@@ -92,23 +93,23 @@ async fn upstreams(
 }
 
 pub(crate) fn not_found(requested: &str) -> ServiceError {
-    ServiceError::NotFoundCode {
-        code: "model_not_found",
+    ServiceError::NotFound {
+        code: ErrorCode::ModelNotFound,
         message: format!("The model {requested:?} does not exist or is not available to you."),
     }
 }
 
 fn not_operational(requested: &str) -> ServiceError {
     ServiceError::Forbidden {
-        code: "model_not_operational",
+        code: ErrorCode::ModelNotOperational,
         message: format!(
             "The model {requested:?} is not operational yet (waiting for its technical or economic approval)."
         ),
     }
 }
 
-fn caller_org(principal: &Principal) -> Option<OrgId> {
-    match principal.actor().workspace {
+fn caller_org(ctx: &Ctx) -> Option<OrgId> {
+    match ctx.actor().workspace {
         Workspace::Org { org, .. } => Some(org),
         Workspace::Personal => None,
     }
@@ -126,11 +127,11 @@ struct Access {
 /// How an offering is reached by the caller (before instances are looked up).
 async fn offering_access(
     deps: &Deps,
-    principal: &Principal,
+    ctx: &Ctx,
     offering: &OfferingRecord,
     requested: &str,
 ) -> Result<Access, ServiceError> {
-    let Some(org) = caller_org(principal) else {
+    let Some(org) = caller_org(ctx) else {
         return Err(not_found(requested));
     };
     if !offering.is_active {
@@ -149,7 +150,7 @@ async fn offering_access(
             Err(not_operational(requested))
         };
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     // Only a contract the consumer accepted at its current version, in validity and paused by
     // neither side carries traffic; a `proposed` share is answered like no share at all.
     let share = shares::live_for(&deps.db, offering.organization_id, org, offering.id)
@@ -171,33 +172,28 @@ async fn offering_access(
     })
 }
 
-fn allowed_by_key(principal: &Principal, requested: &str) -> bool {
-    principal
-        .api_key
-        .as_ref()
+fn allowed_by_key(ctx: &Ctx, requested: &str) -> bool {
+    ctx.principal
+        .api_key()
         .and_then(|k| k.allowed_models.as_ref())
         .is_none_or(|allowed| allowed.iter().any(|m| m == requested))
 }
 
 /// Resolves `requested` for `principal`, or says precisely why not. The target is shared with
 /// the routing cache (a hit costs a reference count, not a copy).
-pub async fn resolve(
-    deps: &Deps,
-    principal: &Principal,
-    requested: &str,
-) -> Result<Arc<Target>, ServiceError> {
-    let actor = principal.actor();
+pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Target>, ServiceError> {
+    let actor = ctx.actor();
     authorize(&actor, Action::UseInference)?;
     if requested.is_empty() || requested.len() > 256 {
         return Err(ServiceError::invalid("model", "1 to 256 characters"));
     }
-    if !allowed_by_key(principal, requested) {
+    if !allowed_by_key(ctx, requested) {
         return Err(ServiceError::Forbidden {
-            code: "model_not_allowed",
+            code: ErrorCode::ModelNotAllowed,
             message: format!("This API key may not call {requested:?}."),
         });
     }
-    let now = deps.clock.now();
+    let now = ctx.now;
     let epoch = deps.db.epoch();
     let cache_key = (actor.scope(), requested.to_owned());
     if let Some(hit) = deps.proxy.routes.get(&cache_key, epoch)
@@ -223,7 +219,7 @@ pub async fn resolve(
     };
     let target = match named_offering {
         Some(offering) => {
-            let access = offering_access(deps, principal, &offering, requested).await?;
+            let access = offering_access(deps, ctx, &offering, requested).await?;
             valid_until = access.ends_at;
             let model = models::find(
                 &deps.db,
@@ -236,7 +232,7 @@ pub async fn resolve(
                 requested: requested.to_owned(),
                 upstream_model: offering.upstream_model.clone(),
                 model_id: offering.model_id,
-                consumer: caller_org(principal),
+                consumer: caller_org(ctx),
                 provider: Some(offering.organization_id),
                 offering: Some(offering.id),
                 share: access.share,
@@ -259,8 +255,8 @@ pub async fn resolve(
                 requested: requested.to_owned(),
                 upstream_model: model.model_id.clone(),
                 model_id: model.id,
-                consumer: caller_org(principal),
-                provider: caller_org(principal),
+                consumer: caller_org(ctx),
+                provider: caller_org(ctx),
                 offering: None,
                 share: None,
                 prices: (0, 0),
@@ -271,9 +267,8 @@ pub async fn resolve(
         }
     };
     if target.instances.is_empty() {
-        return Err(ServiceError::Upstream {
-            status: 503,
-            code: "no_ready_instance",
+        return Err(ServiceError::Unavailable {
+            code: ErrorCode::NoReadyInstance,
             message: format!("No ready, operational instance serves {requested:?} right now."),
         });
     }
@@ -309,16 +304,13 @@ pub struct ListedModel {
 }
 
 /// Exactly the names [`resolve`] would accept now.
-pub async fn available(
-    deps: &Deps,
-    principal: &Principal,
-) -> Result<Vec<ListedModel>, ServiceError> {
-    authorize(&principal.actor(), Action::UseInference)?;
+pub async fn available(deps: &Deps, ctx: &Ctx) -> Result<Vec<ListedModel>, ServiceError> {
+    authorize(&ctx.actor(), Action::UseInference)?;
     let mut names: Vec<(String, String)> = Vec::new();
     for model in models::active_public(&deps.db).await? {
         names.push((model.model_id.clone(), "public".to_owned()));
     }
-    if let Some(org) = caller_org(principal) {
+    if let Some(org) = caller_org(ctx) {
         for offering in offerings::list(&deps.db, org, None, 10_000).await? {
             names.push((
                 format!("{}/{}", offering.organization_slug, offering.code),
@@ -334,7 +326,7 @@ pub async fn available(
     }
     let mut listed = Vec::new();
     for (name, owner) in names {
-        if resolve(deps, principal, &name).await.is_ok()
+        if resolve(deps, ctx, &name).await.is_ok()
             && !listed.iter().any(|m: &ListedModel| m.id == name)
         {
             listed.push(ListedModel {
