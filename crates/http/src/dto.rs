@@ -3,7 +3,7 @@
 
 use inventiv_domain::Workspace;
 use inventiv_service::auth::{IssuedToken, Me};
-use inventiv_service::records::UserRecord;
+use inventiv_service::users::User;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -168,8 +168,8 @@ pub struct UserDto {
     pub created_at: OffsetDateTime,
 }
 
-impl From<UserRecord> for UserDto {
-    fn from(user: UserRecord) -> Self {
+impl From<User> for UserDto {
+    fn from(user: User) -> Self {
         UserDto {
             id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),

@@ -6,7 +6,10 @@
 //!   transactions ([`Tx`]) that serialize correctly on both backends (`BEGIN IMMEDIATE` on
 //!   SQLite, row locks on PostgreSQL).
 //! - Repositories in [`repo`] take any [`Store`] (the pool or an open transaction) and return
-//!   plain records, never sea-orm models. Functions on scoped tables take a `Scope` first.
+//!   plain records, never sea-orm models. Every function on a tenant table takes its scope
+//!   right after the store: a `Scope` where personal and org rows share the table, the acting
+//!   org's `OrgId` where only orgs own rows. The few that cross tenants on purpose say so in
+//!   their name or documentation.
 //! - Database failures become [`StoreError`]: constraint violations by *name*
 //!   ([`Constraint`]), an unreachable database as [`StoreError::Unavailable`]; nothing else is
 //!   interpreted here.

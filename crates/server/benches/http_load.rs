@@ -75,7 +75,7 @@ async fn main() {
     settings.rate_limit.login_per_minute = u32::MAX;
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
-    let db = app.deps().db.clone();
+    let db = app.db().clone();
     tokio::spawn(app.run_until_stopped());
 
     // The small database: 10 orgs × 100 instances; the admin becomes a member of scale-1 and

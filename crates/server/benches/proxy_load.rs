@@ -355,7 +355,7 @@ async fn main() {
     let db = inventiv_persistence::Db::connect(&database.url, &Default::default())
         .await
         .unwrap();
-    let stored = inventiv_persistence::repo::usage::count_all(&db)
+    let stored = inventiv_persistence::repo::usage::reconciliation::count_all(&db)
         .await
         .unwrap();
     db.close().await.unwrap();

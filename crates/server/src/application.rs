@@ -20,6 +20,7 @@ use std::time::Duration;
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    db: Db,
     deps: Deps,
     bootstrap: BootstrapOutcome,
     /// Listens for other replicas' writes, so the caches may be used (PostgreSQL).
@@ -27,7 +28,10 @@ pub struct Application {
 }
 
 /// Connects the database and builds the use-case dependencies (no migration, no bootstrap).
-pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Deps> {
+/// The database handle comes back beside them, for what the server itself does with it
+/// (migrations, following other replicas, closing, the operator commands): use cases reach it
+/// only through [`Deps`].
+pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(Db, Deps)> {
     let db = Db::connect(
         settings.database.url.expose(),
         &DbOptions {
@@ -125,17 +129,18 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         clock.clone(),
     )
     .context("opening the usage journal")?;
-    Ok(Deps {
-        db,
-        providers,
-        proxy,
+    let deps = Deps::new(
+        db.clone(),
         clock,
         mailer,
-        passwords: PasswordHasher::new(cost)?,
-        auth: Arc::new(auth),
-        public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
-        reserved_slugs: settings.organizations.reserved_slugs().into(),
-    })
+        PasswordHasher::new(cost)?,
+        Arc::new(auth),
+        providers,
+        proxy,
+        settings.server.public_url.trim_end_matches('/').to_owned(),
+        settings.organizations.reserved_slugs().into(),
+    );
+    Ok((db, deps))
 }
 
 /// The `[bootstrap]` section, parsed.
@@ -164,8 +169,8 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
-        let deps = build_deps(&settings, clock).await?;
-        deps.db.migrate().await.context("applying migrations")?;
+        let (db, deps) = build_deps(&settings, clock).await?;
+        db.migrate().await.context("applying migrations")?;
         let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
@@ -182,7 +187,7 @@ impl Application {
         lifecycle::spawn_lease_keeper(deps.clone());
         lifecycle::spawn_health_checks(deps.clone());
         let follower = settings.cache.enabled.then(|| {
-            let (db, url) = (deps.db.clone(), settings.database.url.expose().to_owned());
+            let (db, url) = (db.clone(), settings.database.url.expose().to_owned());
             tokio::spawn(async move { db.follow_other_writers(&url).await })
         });
 
@@ -213,6 +218,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            db,
             deps,
             bootstrap,
             follower,
@@ -229,9 +235,14 @@ impl Application {
         &self.bootstrap
     }
 
-    /// The use-case dependencies (tests use the database handle directly).
+    /// The use-case dependencies.
     pub fn deps(&self) -> &Deps {
         &self.deps
+    }
+
+    /// The database handle (tests and benchmarks read and seed the database directly).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// A handle that stops the server gracefully.
@@ -249,7 +260,7 @@ impl Application {
         // give back the spend leases this process holds.
         self.deps.proxy.shut_down().await;
         tracing::info!("server stopped, usage flushed; closing the database pool");
-        self.deps.db.close().await?;
+        self.db.close().await?;
         Ok(())
     }
 }

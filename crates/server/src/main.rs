@@ -90,15 +90,16 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
-    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
-    deps.db.migrate().await?;
+    // Built as for `serve`, settings checks included; this command only needs the database.
+    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    db.migrate().await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
 }
 
 async fn bootstrap(settings: Settings) -> anyhow::Result<ExitCode> {
-    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
-    deps.db.migrate().await?;
+    let (db, deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    db.migrate().await?;
     let parsed = bootstrap_settings(&settings)?;
     let outcome = inventiv_service::bootstrap::run(&deps, &parsed)
         .await
@@ -111,8 +112,8 @@ async fn bootstrap(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn audit_verify(settings: Settings) -> anyhow::Result<ExitCode> {
-    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
-    let report = inventiv_service::audit::verify(&deps.db)
+    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    let report = inventiv_service::audit::verify(&db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match report.broken {
@@ -138,8 +139,8 @@ async fn audit_verify(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn seed_demo(settings: Settings) -> anyhow::Result<ExitCode> {
-    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
-    deps.db.migrate().await?;
+    let (db, deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    db.migrate().await?;
     let outcome = inventiv_service::demo::seed(&deps)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -167,11 +168,11 @@ async fn seed_scale(settings: Settings) -> anyhow::Result<ExitCode> {
     let [orgs, per_org] = numbers[..] else {
         anyhow::bail!("seed-scale ORGS INSTANCES_PER_ORG: two numbers expected");
     };
-    let deps = build_deps(&settings, Arc::new(SystemClock)).await?;
-    deps.db.migrate().await?;
+    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    db.migrate().await?;
     let started = std::time::Instant::now();
     let seeded = inventiv_persistence::repo::scale::seed(
-        &deps.db,
+        &db,
         orgs,
         per_org,
         inventiv_persistence::now_utc_micros(),

@@ -12,15 +12,58 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, ApiKeyId, DisplayName, Email, Role, Scope, Workspace, authorize, may_hold_org_api_keys,
+    Action, ApiKeyId, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace, authorize,
+    may_hold_org_api_keys,
 };
-use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey, OwnedKeys};
+use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-pub use api_keys::ApiKeyRecord as ApiKey;
+/// A key as its scope sees it: metadata and spend, never the secret nor its hash.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    /// None: a personal key.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub owner_user_id: UserId,
+    pub name: String,
+    pub key_prefix: String,
+    /// Offering/model names this key may call (None: any the scope allows).
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    /// The monthly spend ceiling in micro-EUR (None: none), this month's spend, and the budget
+    /// held for calls in flight.
+    pub monthly_cap_micros: Option<i64>,
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
+}
+
+impl From<ApiKeyRecord> for ApiKey {
+    fn from(k: ApiKeyRecord) -> Self {
+        ApiKey {
+            id: k.id,
+            organization_id: k.organization_id,
+            organization_name: k.organization_name,
+            owner_user_id: k.owner_user_id,
+            name: k.name,
+            key_prefix: k.key_prefix,
+            allowed_models: k.allowed_models,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+            created_at: k.created_at,
+            monthly_cap_micros: k.monthly_cap_micros,
+            spent_this_month_micros: k.spent_this_month_micros,
+            reserved_micros: k.reserved_micros,
+        }
+    }
+}
 
 /// Every key starts with this, so leaked keys are easy to recognize (and to scan for).
 pub const KEY_PREFIX: &str = "sk-inv-";
@@ -44,12 +87,13 @@ pub async fn list(
     deps: &Deps,
     ctx: &Ctx,
     page: &PageRequest,
-) -> Result<Page<ApiKeyRecord>, ServiceError> {
+) -> Result<Page<ApiKey>, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let (limit, before) = page.parse::<ApiKeyId>()?;
     let mut keys = api_keys::list(&deps.db, actor.scope(), before, limit + 1).await?;
     api_keys::with_spend(&deps.db, &mut keys, this_month(deps)).await?;
+    let keys = keys.into_iter().map(ApiKey::from).collect();
     Ok(page_of(keys, limit, |k| k.id))
 }
 
@@ -92,7 +136,7 @@ pub async fn create(
     deps: &Deps,
     ctx: &Ctx,
     input: NewKey,
-) -> Result<(ApiKeyRecord, String), ServiceError> {
+) -> Result<(ApiKey, String), ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::CreateApiKey)?;
     let scope = actor.scope();
@@ -123,9 +167,9 @@ pub async fn create(
     let tx = deps.db.begin_write().await?;
     api_keys::insert(
         &tx,
+        scope,
         NewApiKey {
             id,
-            scope,
             owner: ctx.user_id(),
             name: &name,
             key_prefix: &prefix,
@@ -157,7 +201,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
-    Ok((key, secret))
+    Ok((key.into(), secret))
 }
 
 /// Loads a key of the caller's scope for a change (view first: out of scope is 404).
@@ -192,7 +236,7 @@ pub async fn update(
     ctx: &Ctx,
     id: ApiKeyId,
     change: KeyChange,
-) -> Result<ApiKeyRecord, ServiceError> {
+) -> Result<ApiKey, ServiceError> {
     // Renaming is key management (owner/admin); the cap is the economic side's (see `cap`).
     let manage = change.name.is_some().then_some(Action::RevokeApiKey);
     let (scope, before) = changeable(deps, ctx, id, manage).await?;
@@ -232,7 +276,7 @@ pub async fn update(
         .ok_or_else(|| ServiceError::not_found("api key"))?;
     tx.commit().await?;
     api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
-    Ok(key)
+    Ok(key.into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -287,6 +331,15 @@ pub async fn revoke(deps: &Deps, ctx: &Ctx, id: ApiKeyId) -> Result<(), ServiceE
     Ok(())
 }
 
+/// Whose live keys [`revoke_with_owner`] revokes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OwnedKeys {
+    /// The org keys `user` created in `org` (membership removed, or role lowered).
+    InOrg { org: OrgId, user: UserId },
+    /// Every key of `user`, personal and org (account disabled or deleted).
+    All(UserId),
+}
+
 /// Revokes the live keys `which` designates in `tx` — the transaction that removes, demotes,
 /// disables or deletes their owner — with one `api_key.revoked` event per key giving `reason`
 /// (`member_removed`, `member_left`, `role_changed`, `account_disabled`, `account_deleted`).
@@ -299,7 +352,12 @@ pub(crate) async fn revoke_with_owner(
     which: OwnedKeys,
     reason: &'static str,
 ) -> Result<u64, ServiceError> {
-    let revoked = api_keys::revoke_owned(tx, which, now).await?;
+    let revoked = match which {
+        OwnedKeys::InOrg { org, user } => {
+            api_keys::revoke_created_by(tx, Scope::Org(org), user, now).await?
+        }
+        OwnedKeys::All(user) => api_keys::revoke_all_of_account(tx, user, now).await?,
+    };
     for key in &revoked {
         record(
             tx,
@@ -361,7 +419,7 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         return Err(invalid_key());
     }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
-        api_keys::touch(&deps.db, key.id, now).await?;
+        api_keys::touch(&deps.db, key.scope(), key.id, now).await?;
         // The touch is not a transaction (no epoch bump): refresh the cached copy by hand.
         let mut touched = found.clone();
         touched.key.last_used_at = Some(now);

@@ -66,6 +66,43 @@ pub fn timestamp(t: OffsetDateTime) -> String {
     inventiv_persistence::rfc3339_micros(t)
 }
 
+/// An event of an org's chain, as its managers see it.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub organization_id: Option<OrgId>,
+    pub actor_user_id: Option<UserId>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    /// This event's link in the chain (see `inventiv-server audit-verify`).
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditEvent {
+    fn from(e: AuditRecord) -> Self {
+        AuditEvent {
+            id: e.id,
+            organization_id: e.organization_id,
+            actor_user_id: e.actor_user_id,
+            action: e.action,
+            target_type: e.target_type,
+            target_id: e.target_id,
+            before: e.before,
+            after: e.after,
+            request_id: e.request_id,
+            ip: e.ip,
+            occurred_at: e.occurred_at,
+            hash: e.hash,
+        }
+    }
+}
+
 /// `GET /organizations/current/audit` filters.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -79,7 +116,7 @@ pub async fn list_for_org(
     ctx: &crate::Ctx,
     filter: &AuditFilter,
     page: &crate::paging::PageRequest,
-) -> Result<crate::paging::Page<AuditRecord>, ServiceError> {
+) -> Result<crate::paging::Page<AuditEvent>, ServiceError> {
     let (org, _) = ctx.current_org(inventiv_domain::Action::ViewAudit)?;
     let (limit, before) = page.parse::<i64>()?;
     if let Some(action) = &filter.action
@@ -93,14 +130,15 @@ pub async fn list_for_org(
             "a dotted lowercase action name, e.g. member.role_changed",
         ));
     }
-    let rows = audit::list(
-        &deps.db,
-        Some(org),
-        filter.action.as_deref(),
-        filter.since,
-        before,
-        limit + 1,
-    )
-    .await?;
+    let events = audit::EventFilter {
+        action: filter.action.as_deref(),
+        since: filter.since,
+        before_id: before,
+    };
+    let rows = audit::list(&deps.db, org, events, limit + 1)
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect();
     Ok(crate::paging::page_of(rows, limit, |e| e.id))
 }

@@ -193,7 +193,7 @@ async fn model(
         context_length: context,
         is_active: true,
     };
-    models::insert(tx, owner, id, &fields, deps.clock.now()).await?;
+    models::insert(tx, scope, id, &fields, deps.clock.now()).await?;
     event(
         tx,
         deps,
@@ -222,9 +222,9 @@ async fn instance(
         .map_or(0, |p| p.default_hourly_cost_micros());
     instances::insert(
         tx,
+        scope,
         NewInstance {
             id,
-            scope,
             owner,
             model,
             provider: "mock",

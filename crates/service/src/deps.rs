@@ -7,9 +7,13 @@ use inventiv_persistence::Db;
 use std::sync::Arc;
 
 /// What every use case may use. Built once by the server; cheap to clone.
+///
+/// The database is private to this crate: outside it, data comes only through use cases (the
+/// http crate cannot reach around them to the pool). The server, which connects the database,
+/// keeps its own handle for migrations and its operator commands.
 #[derive(Clone, Debug)]
 pub struct Deps {
-    pub db: Db,
+    pub(crate) db: Db,
     pub clock: Arc<dyn Clock>,
     pub mailer: Mailer,
     pub passwords: PasswordHasher,
@@ -27,6 +31,33 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// Assembles the dependencies around `db`.
+    // Nine arguments of nine different types: a swapped pair does not compile.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        mailer: Mailer,
+        passwords: PasswordHasher,
+        auth: Arc<AuthConfig>,
+        providers: Providers,
+        proxy: crate::proxy::Proxy,
+        public_url: String,
+        reserved_slugs: Arc<[String]>,
+    ) -> Deps {
+        Deps {
+            db,
+            clock,
+            mailer,
+            passwords,
+            auth,
+            providers,
+            proxy,
+            public_url,
+            reserved_slugs,
+        }
+    }
+
     /// Whether `name` (any case) is reserved by the operator.
     pub fn is_reserved_slug(&self, name: &str) -> bool {
         self.reserved_slugs

@@ -4,7 +4,7 @@
 
 use crate::Ctx;
 use crate::{Deps, ServiceError};
-use inventiv_domain::{Action, accrued_cost_micros, authorize};
+use inventiv_domain::{Action, Scope, accrued_cost_micros, authorize};
 use inventiv_persistence::repo::instances::{self, CostRow};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime, Time};
@@ -258,28 +258,22 @@ pub async fn usage(
     side: UsageSideQuery,
     group_by: UsageGroupBy,
 ) -> Result<UsageReport, ServiceError> {
-    use inventiv_persistence::repo::usage::{self, UsageSide};
+    use inventiv_persistence::repo::usage;
     let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
     check_range(from, to)?;
-    let reader = match (actor.workspace, side) {
-        (inventiv_domain::Workspace::Org { org, .. }, UsageSideQuery::Consumer) => {
-            UsageSide::Consumer(org)
+    let rows = match (actor.scope(), side) {
+        (scope, UsageSideQuery::Consumer) => usage::consumed(&deps.db, scope, from, to).await?,
+        (Scope::Org(org), UsageSideQuery::Provider) => {
+            usage::provided(&deps.db, org, from, to).await?
         }
-        (inventiv_domain::Workspace::Org { org, .. }, UsageSideQuery::Provider) => {
-            UsageSide::Provider(org)
-        }
-        (inventiv_domain::Workspace::Personal, UsageSideQuery::Consumer) => {
-            UsageSide::Personal(ctx.user_id())
-        }
-        (inventiv_domain::Workspace::Personal, UsageSideQuery::Provider) => {
+        (Scope::Personal(_), UsageSideQuery::Provider) => {
             return Err(ServiceError::invalid(
                 "side",
                 "the personal workspace provides nothing; use side=consumer",
             ));
         }
     };
-    let rows = usage::rows(&deps.db, reader, from, to).await?;
     let mut groups: BTreeMap<String, UsageGroup> = BTreeMap::new();
     let mut total = UsageGroup {
         key: "total".to_owned(),

@@ -5,6 +5,7 @@ use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
+use crate::organizations::Organization;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
@@ -20,6 +21,36 @@ use inventiv_persistence::repo::{memberships, users};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
+
+/// An invitation as its org's managers see it (the token never leaves the email).
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub email: Email,
+    pub role: Role,
+    /// As stored; [`effective_status`] at a given time also depends on `expires_at`.
+    pub status: InvitationStatus,
+    /// The inviter's email, if the account still exists.
+    pub invited_by_email: Option<String>,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<InvitationRecord> for Invitation {
+    fn from(i: InvitationRecord) -> Self {
+        Invitation {
+            id: i.id,
+            email: i.email,
+            role: i.role,
+            status: i.status,
+            invited_by_email: i.invited_by_email,
+            expires_at: i.expires_at,
+            accepted_at: i.accepted_at,
+            created_at: i.created_at,
+        }
+    }
+}
 
 fn conflict(code: ErrorCode, message: &str) -> ServiceError {
     ServiceError::Conflict {
@@ -50,11 +81,7 @@ pub struct NewInvite {
 
 /// Invites `email` with a role the caller may assign (§2.1). The token is emailed, never
 /// returned. 409 `already_member` / `invitation_pending`.
-pub async fn invite(
-    deps: &Deps,
-    ctx: &Ctx,
-    input: NewInvite,
-) -> Result<InvitationRecord, ServiceError> {
+pub async fn invite(deps: &Deps, ctx: &Ctx, input: NewInvite) -> Result<Invitation, ServiceError> {
     let role = input.role.unwrap_or(Role::User);
     let (org, _) = ctx.current_org(Action::Invite { role })?;
     let email = Email::parse(&input.email)?;
@@ -76,7 +103,6 @@ pub async fn invite(
     invitations::expire_stale(&tx, org, &email, now).await?;
     let stored = NewInvitation {
         id,
-        organization_id: org,
         email: &email,
         role,
         token_hash: &token_hash(&token),
@@ -84,7 +110,7 @@ pub async fn invite(
         expires_at,
         now,
     };
-    match invitations::insert(&tx, stored).await {
+    match invitations::insert(&tx, org, stored).await {
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::InvitationPendingEmail)) => {
             return Err(conflict(
@@ -104,7 +130,7 @@ pub async fn invite(
         },
     )
     .await?;
-    let invitation = invitations::find_in_org(&tx, org, id)
+    let invitation = invitations::find(&tx, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
@@ -112,7 +138,7 @@ pub async fn invite(
         .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &invitation, &token, &ctx.principal.email);
-    Ok(invitation)
+    Ok(invitation.into())
 }
 
 fn send_invitation(
@@ -144,10 +170,14 @@ pub async fn list(
     ctx: &Ctx,
     status: Option<InvitationStatus>,
     page: &PageRequest,
-) -> Result<Page<InvitationRecord>, ServiceError> {
+) -> Result<Page<Invitation>, ServiceError> {
     let (org, _) = ctx.current_org(Action::ListInvitations)?;
     let (limit, before) = page.parse::<InvitationId>()?;
-    let rows = invitations::list(&deps.db, org, status, ctx.now, before, limit + 1).await?;
+    let rows = invitations::list(&deps.db, org, status, ctx.now, before, limit + 1)
+        .await?
+        .into_iter()
+        .map(Invitation::from)
+        .collect();
     Ok(page_of(rows, limit, |i| i.id))
 }
 
@@ -159,7 +189,7 @@ async fn manageable(
     action: fn(Role) -> Action,
 ) -> Result<(OrgId, InvitationRecord), ServiceError> {
     let (org, _) = ctx.current_org(Action::ListInvitations)?;
-    let invitation = invitations::find_in_org(&deps.db, org, id)
+    let invitation = invitations::find(&deps.db, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("invitation"))?;
     authorize(&ctx.actor(), action(invitation.role))?;
@@ -207,7 +237,7 @@ pub async fn resend(
     ctx: &Ctx,
     id: InvitationId,
     expires_in_days: Option<i64>,
-) -> Result<InvitationRecord, ServiceError> {
+) -> Result<Invitation, ServiceError> {
     let (org, invitation) =
         manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
     let now = ctx.now;
@@ -249,7 +279,7 @@ pub async fn resend(
         },
     )
     .await?;
-    let renewed = invitations::find_in_org(&tx, org, id)
+    let renewed = invitations::find(&tx, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("invitation"))?;
     let org_record = organizations::find_by_id(&tx, org)
@@ -257,14 +287,14 @@ pub async fn resend(
         .ok_or_else(|| ServiceError::not_found("organization"))?;
     tx.commit().await?;
     send_invitation(deps, &org_record, &renewed, &token, &ctx.principal.email);
-    Ok(renewed)
+    Ok(renewed.into())
 }
 
 /// What the public accept page shows.
 #[derive(Debug, Clone)]
 pub struct InvitationPreview {
-    pub organization: OrgRecord,
-    pub invitation: InvitationRecord,
+    pub organization: Organization,
+    pub invitation: Invitation,
     pub account_exists: bool,
 }
 
@@ -296,8 +326,8 @@ pub async fn preview(deps: &Deps, token: &str) -> Result<InvitationPreview, Serv
         .await?
         .is_some();
     Ok(InvitationPreview {
-        organization,
-        invitation,
+        organization: organization.into(),
+        invitation: invitation.into(),
         account_exists,
     })
 }
@@ -313,7 +343,7 @@ pub struct NewAccount {
 /// What accepting produced.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    pub organization: OrgRecord,
+    pub organization: Organization,
     pub role: Role,
     pub user_id: UserId,
     /// Set when the account was created now: a session already switched to the org.
@@ -433,7 +463,7 @@ pub async fn accept(
     }
     // After the account exists (accepted_by_user_id references it); the conditional UPDATE
     // lets exactly one concurrent accept through.
-    if !invitations::mark_accepted(&tx, invitation.id, user_id, now).await? {
+    if !invitations::mark_accepted(&tx, org, invitation.id, user_id, now).await? {
         // Someone else used it first (or it expired this instant).
         return Err(gone(InvitationStatus::Accepted));
     }
@@ -520,7 +550,7 @@ pub async fn accept(
         None => None,
     };
     Ok(Accepted {
-        organization,
+        organization: organization.into(),
         role,
         user_id,
         session,

@@ -8,6 +8,8 @@
 //!   ([`Ctx::record`]), and commits.
 //! - No HTTP types here (no actix) and no HTTP statuses: errors are [`ServiceError`] kinds
 //!   carrying an `inventiv_domain::ErrorCode`, mapped to HTTP in one place by the http crate.
+//! - Use cases return this crate's own views (e.g. [`instances::Instance`]), never a
+//!   persistence record; the database stays inside this crate ([`Deps`]).
 //! - Time comes from the injected [`Clock`], never from `OffsetDateTime::now_utc()` directly,
 //!   so tests can pin it.
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
@@ -24,6 +26,7 @@ pub mod demo;
 mod deps;
 mod error;
 pub mod finops;
+pub mod health;
 pub mod instances;
 pub mod invitations;
 pub mod mailer;
@@ -44,14 +47,3 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
 pub use deps::{Deps, RequestMeta};
 pub use error::ServiceError;
-
-/// The records use cases return (read-only data, no database handle).
-pub mod records {
-    pub use inventiv_persistence::repo::audit::AuditRecord;
-    pub use inventiv_persistence::repo::invitations::InvitationRecord;
-    pub use inventiv_persistence::repo::memberships::{MemberRow, MembershipRecord};
-    pub use inventiv_persistence::repo::organizations::MyOrg;
-    pub use inventiv_persistence::repo::organizations::OrgRecord;
-    pub use inventiv_persistence::repo::sessions::SessionRecord;
-    pub use inventiv_persistence::repo::users::UserRecord;
-}

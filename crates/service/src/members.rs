@@ -6,7 +6,7 @@
 //! against the locked count, writes, and records the audit event.
 
 use crate::Ctx;
-use crate::api_keys::revoke_with_owner;
+use crate::api_keys::{OwnedKeys, revoke_with_owner};
 use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
@@ -16,19 +16,53 @@ use inventiv_domain::{
     ensure_owner_remains, may_hold_org_api_keys, permissions, removes_owner,
 };
 use inventiv_persistence::Tx;
-use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::memberships::{self, MemberRow};
 use serde_json::json;
+use time::OffsetDateTime;
+
+/// A member of the current org, with their account's public fields.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Role,
+    pub joined_at: OffsetDateTime,
+    /// Live org API keys this member created here: what removing them, or demoting them below
+    /// owner/admin, revokes.
+    pub org_api_keys: i64,
+}
+
+impl From<MemberRow> for Member {
+    fn from(m: MemberRow) -> Self {
+        Member {
+            user_id: m.user_id,
+            email: m.email,
+            username: m.username,
+            first_name: m.first_name,
+            last_name: m.last_name,
+            role: m.role,
+            joined_at: m.joined_at,
+            org_api_keys: m.org_api_keys,
+        }
+    }
+}
 
 /// `GET /organizations/current/members`.
 pub async fn list(
     deps: &Deps,
     ctx: &Ctx,
     page: &PageRequest,
-) -> Result<Page<MemberRow>, ServiceError> {
+) -> Result<Page<Member>, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewMembers)?;
     let (limit, after) = page.parse::<UserId>()?;
-    let rows = memberships::list(&deps.db, org, after, limit + 1).await?;
+    let rows = memberships::list(&deps.db, org, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Member::from)
+        .collect();
     Ok(page_of(rows, limit, |m| m.user_id))
 }
 
@@ -84,7 +118,7 @@ pub async fn change_role(
     ctx: &Ctx,
     user: UserId,
     to: Role,
-) -> Result<MemberRow, ServiceError> {
+) -> Result<Member, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewMembers)?;
     let (tx, actor, owners) = begin(deps, ctx, org).await?;
     let member = target(&tx, &actor, org, user, Permission::MembersChangeRole).await?;
@@ -92,7 +126,7 @@ pub async fn change_role(
     if from == to {
         // Idempotent: a no-op for an actor who could assign this role at all.
         authorize(&actor, Action::KeepRole { role: to })?;
-        return Ok(member);
+        return Ok(member.into());
     }
     authorize(&actor, Action::ChangeRole { from, to })?;
     if removes_owner(from, Some(to)) {
@@ -126,10 +160,10 @@ pub async fn change_role(
     )
     .await?;
     tx.commit().await?;
-    Ok(MemberRow {
+    Ok(Member {
         role: to,
         org_api_keys: member.org_api_keys - keys_revoked as i64,
-        ..member
+        ..member.into()
     })
 }
 

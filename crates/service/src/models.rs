@@ -12,31 +12,62 @@ use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
+use time::OffsetDateTime;
 
-pub use models::ModelRecord as Model;
+/// A model of the public catalogue (no org) or of an org's own catalogue.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub id: ModelId,
+    /// None: the public catalogue.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub name: String,
+    /// e.g. a Hugging Face repo id.
+    pub model_id: String,
+    pub required_vram_gb: i32,
+    pub context_length: i32,
+    pub is_active: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ModelRecord> for Model {
+    fn from(m: ModelRecord) -> Self {
+        Model {
+            id: m.id,
+            organization_id: m.organization_id,
+            organization_name: m.organization_name,
+            name: m.name,
+            model_id: m.model_id,
+            required_vram_gb: m.required_vram_gb,
+            context_length: m.context_length,
+            is_active: m.is_active,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
 
 /// `GET /models`.
-pub async fn list(
-    deps: &Deps,
-    ctx: &Ctx,
-    page: &PageRequest,
-) -> Result<Page<ModelRecord>, ServiceError> {
+pub async fn list(deps: &Deps, ctx: &Ctx, page: &PageRequest) -> Result<Page<Model>, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     let (limit, after) = page.parse::<ModelId>()?;
-    Ok(page_of(
-        models::list(&deps.db, actor.scope(), after, limit + 1).await?,
-        limit,
-        |m| m.id,
-    ))
+    let rows = models::list(&deps.db, actor.scope(), after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Model::from)
+        .collect();
+    Ok(page_of(rows, limit, |m| m.id))
 }
 
 /// `GET /models/{id}`.
-pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<ModelRecord, ServiceError> {
+pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<Model, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewModels)?;
     models::find(&deps.db, actor.scope(), id)
         .await?
+        .map(Model::from)
         .ok_or_else(|| ServiceError::not_found("model"))
 }
 
@@ -132,11 +163,7 @@ fn model_json(f: &ModelFields) -> serde_json::Value {
            "context_length": f.context_length, "is_active": f.is_active})
 }
 
-pub async fn create(
-    deps: &Deps,
-    ctx: &Ctx,
-    input: ModelInput,
-) -> Result<ModelRecord, ServiceError> {
+pub async fn create(deps: &Deps, ctx: &Ctx, input: ModelInput) -> Result<Model, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::CreateModel)?;
     let fields = validate(input)?;
@@ -145,7 +172,7 @@ pub async fn create(
     let id = ModelId::new();
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    models::insert(&tx, owner, id, &fields, now)
+    models::insert(&tx, actor.scope(), id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?;
     ctx.record(
@@ -164,7 +191,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
-    Ok(model)
+    Ok(model.into())
 }
 
 /// The model, if the caller may see it, and whether it belongs to the caller's catalogue
@@ -196,7 +223,7 @@ pub async fn update(
     ctx: &Ctx,
     id: ModelId,
     input: ModelInput,
-) -> Result<ModelRecord, ServiceError> {
+) -> Result<Model, ServiceError> {
     let (scope, before) = writable(deps, ctx, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
     // A public model already in a reserved namespace (it predates the setting) stays editable;
@@ -206,7 +233,7 @@ pub async fn update(
     }
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    if !models::update(&tx, catalogue(scope), id, &fields, now)
+    if !models::update(&tx, scope, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?
     {
@@ -226,7 +253,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ServiceError::not_found("model"))?;
     tx.commit().await?;
-    Ok(model)
+    Ok(model.into())
 }
 
 /// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:
@@ -235,7 +262,7 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceEr
     let (scope, before) = writable(deps, ctx, id, Action::DeleteModel).await?;
     let _now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let (live, total) = models::usage(&tx, id).await?;
+    let (live, total) = models::usage(&tx, scope, id).await?;
     if total > 0 {
         let message = if live > 0 {
             format!("{live} live instance(s) use this model; terminate them first.")
@@ -250,7 +277,7 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceEr
     }
     // Offerings are not counted above: their RESTRICT foreign key refuses the DELETE, which is
     // also what catches an instance or offering created concurrently with this check.
-    match models::delete(&tx, catalogue(scope), id).await {
+    match models::delete(&tx, scope, id).await {
         Ok(true) => {}
         Ok(false) => return Err(ServiceError::not_found("model")),
         Err(StoreError::Conflict(Constraint::ModelInUse)) => {

@@ -7,11 +7,52 @@ use crate::auth::{IssuedToken, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{Action, OrgId, OrgName, Role, Slug, authorize};
+use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
+use time::OffsetDateTime;
+
+/// An organization as use cases show it.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: OrgName,
+    pub slug: Slug,
+    pub require_distinct_activators: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OrgRecord> for Organization {
+    fn from(o: OrgRecord) -> Self {
+        Organization {
+            id: o.id,
+            name: o.name,
+            slug: o.slug,
+            require_distinct_activators: o.require_distinct_activators,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// One of the caller's organizations, with their role and the member count.
+#[derive(Debug, Clone)]
+pub struct MyOrganization {
+    pub org: Organization,
+    pub role: Role,
+    pub member_count: i64,
+}
+
+impl From<MyOrg> for MyOrganization {
+    fn from(m: MyOrg) -> Self {
+        MyOrganization {
+            org: m.org.into(),
+            role: m.role,
+            member_count: m.member_count,
+        }
+    }
+}
 
 fn org_json(org: &OrgRecord) -> serde_json::Value {
     json!({
@@ -26,9 +67,10 @@ pub async fn list_mine(
     deps: &Deps,
     ctx: &Ctx,
     page: &PageRequest,
-) -> Result<Page<MyOrg>, ServiceError> {
+) -> Result<Page<MyOrganization>, ServiceError> {
     let (limit, after) = page.parse::<OrgId>()?;
     let rows = organizations::list_for_user(&deps.db, ctx.user_id(), after, limit + 1).await?;
+    let rows = rows.into_iter().map(MyOrganization::from).collect();
     Ok(page_of(rows, limit, |o| o.org.id))
 }
 
@@ -46,7 +88,7 @@ pub async fn create(
     deps: &Deps,
     ctx: &Ctx,
     input: NewOrganization,
-) -> Result<(OrgRecord, Option<IssuedToken>), ServiceError> {
+) -> Result<(Organization, Option<IssuedToken>), ServiceError> {
     authorize(&ctx.actor(), Action::CreateOrganization)?;
     let name = OrgName::parse(&input.name)?;
     let slug = match input.slug.as_deref() {
@@ -150,7 +192,7 @@ pub async fn create(
         )?),
         None => None,
     };
-    Ok((org, token))
+    Ok((org.into(), token))
 }
 
 /// `PATCH /organizations/current` input.
@@ -165,7 +207,7 @@ pub async fn update_current(
     deps: &Deps,
     ctx: &Ctx,
     change: OrganizationChange,
-) -> Result<OrgRecord, ServiceError> {
+) -> Result<Organization, ServiceError> {
     let (org, _) = ctx.current_org(Action::UpdateOrg)?;
     let name = change.name.as_deref().map(OrgName::parse).transpose()?;
     let now = ctx.now;
@@ -195,7 +237,7 @@ pub async fn update_current(
     )
     .await?;
     tx.commit().await?;
-    Ok(after)
+    Ok(after.into())
 }
 
 /// Owner only. 409 `org_has_instances` while any instance is not terminated. Sessions in the
@@ -207,7 +249,7 @@ pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> 
     let before = organizations::find_by_id(&tx, org)
         .await?
         .ok_or_else(|| ServiceError::not_found("organization"))?;
-    let live = instances::count_live_in_org(&tx, org).await?;
+    let live = instances::count_live(&tx, Scope::Org(org)).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {
             code: ErrorCode::OrgHasInstances,
@@ -215,7 +257,7 @@ pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> 
         });
     }
     // Terminated instances go with the org (the audit trail keeps their history).
-    instances::delete_terminated_in_org(&tx, org).await?;
+    instances::delete_terminated(&tx, Scope::Org(org)).await?;
     // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
     ctx.record(
         &tx,

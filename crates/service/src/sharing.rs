@@ -9,19 +9,127 @@ use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::offering::Visibility;
 use inventiv_domain::{
-    Action, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId, ShareParty,
-    ShareState, ShareStatus, Slug, authorize,
+    Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId,
+    ShareParty, ShareState, ShareStatus, Slug, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
-use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord, Side};
+use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord};
 use inventiv_persistence::repo::{models, organizations};
 use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
-pub use offerings::OfferingRecord as Offering;
-pub use shares::{ShareRecord as Share, Side as ShareSide};
+/// An offering: a model an org publishes as `<org_slug>/<code>`, with its default prices.
+#[derive(Debug, Clone)]
+pub struct Offering {
+    pub id: OfferingId,
+    pub organization_id: OrgId,
+    pub organization_slug: String,
+    pub model_id: ModelId,
+    /// The underlying model's id at the upstream (e.g. a Hugging Face repo id).
+    pub upstream_model: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub visibility: String,
+    /// Published.
+    pub is_active: bool,
+    pub default_price_input_micros_per_1k: i64,
+    pub default_price_output_micros_per_1k: i64,
+    pub activation: Activation,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OfferingRecord> for Offering {
+    fn from(o: OfferingRecord) -> Self {
+        Offering {
+            id: o.id,
+            organization_id: o.organization_id,
+            organization_slug: o.organization_slug,
+            model_id: o.model_id,
+            upstream_model: o.upstream_model,
+            code: o.code,
+            name: o.name,
+            description: o.description,
+            visibility: o.visibility,
+            is_active: o.is_active,
+            default_price_input_micros_per_1k: o.default_price_input_micros_per_1k,
+            default_price_output_micros_per_1k: o.default_price_output_micros_per_1k,
+            activation: o.activation,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// A share as either party sees it. The consumer's figures (`monthly_cap_micros`, this
+/// month's spend and reservations) are for the consumer's view only.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub id: ShareId,
+    pub provider_organization_id: OrgId,
+    pub provider_slug: String,
+    pub provider_name: String,
+    pub consumer_organization_id: OrgId,
+    pub consumer_slug: String,
+    pub consumer_name: String,
+    pub offering_id: OfferingId,
+    pub offering_code: String,
+    /// The offering is published, and its own two approvals.
+    pub offering_published: bool,
+    pub offering_activation: Activation,
+    /// Status (as stored; `ShareState::effective` for a due expiry), versions, pauses, dates.
+    pub state: ShareState,
+    pub price_input_micros_per_1k: i64,
+    pub price_output_micros_per_1k: i64,
+    pub monthly_cap_micros: Option<i64>,
+    pub spent_this_month_micros: i64,
+    pub reserved_micros: i64,
+    /// The provider's two approvals.
+    pub activation: Activation,
+}
+
+impl From<ShareRecord> for Share {
+    fn from(s: ShareRecord) -> Self {
+        Share {
+            id: s.id,
+            provider_organization_id: s.provider_organization_id,
+            provider_slug: s.provider_slug,
+            provider_name: s.provider_name,
+            consumer_organization_id: s.consumer_organization_id,
+            consumer_slug: s.consumer_slug,
+            consumer_name: s.consumer_name,
+            offering_id: s.offering_id,
+            offering_code: s.offering_code,
+            offering_published: s.offering_published,
+            offering_activation: s.offering_activation,
+            state: s.state,
+            price_input_micros_per_1k: s.price_input_micros_per_1k,
+            price_output_micros_per_1k: s.price_output_micros_per_1k,
+            monthly_cap_micros: s.monthly_cap_micros,
+            spent_this_month_micros: s.spent_this_month_micros,
+            reserved_micros: s.reserved_micros,
+            activation: s.activation,
+        }
+    }
+}
+
+impl Share {
+    /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
+    /// provider approvals, and the offering published and operational.
+    pub fn operational(&self, now: OffsetDateTime) -> bool {
+        self.state.carries_traffic(now)
+            && self.activation.operational(false)
+            && self.offering_published
+            && self.offering_activation.operational(false)
+    }
+
+    /// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
+    /// approvals, and `consumer_acceptance` of the current contract version.
+    pub fn missing_activation(&self, now: OffsetDateTime) -> Vec<&'static str> {
+        self.state.missing_activation(&self.activation, now)
+    }
+}
 
 /// Highest price accepted, in micro-EUR per 1k tokens: 10 € per 1k tokens (10,000 € per
 /// million), several times the dearest public model, so a slipped digit is refused instead of
@@ -66,14 +174,15 @@ pub async fn list_offerings(
     deps: &Deps,
     ctx: &Ctx,
     page: &PageRequest,
-) -> Result<Page<OfferingRecord>, ServiceError> {
+) -> Result<Page<Offering>, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let (limit, after) = page.parse::<OfferingId>()?;
-    Ok(page_of(
-        offerings::list(&deps.db, org, after, limit + 1).await?,
-        limit,
-        |o| o.id,
-    ))
+    let rows = offerings::list(&deps.db, org, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Offering::from)
+        .collect();
+    Ok(page_of(rows, limit, |o| o.id))
 }
 
 /// `POST …/offerings` input.
@@ -136,7 +245,7 @@ pub async fn create_offering(
     deps: &Deps,
     ctx: &Ctx,
     input: NewOffering,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = ctx.current_org(Action::ManageOffering)?;
     let f = fields(
         &input.code,
@@ -178,7 +287,7 @@ pub async fn create_offering(
         .await?
         .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 /// `PATCH …/offerings/{id}` input: fields (owner/admin) and prices (owner/manager).
@@ -198,7 +307,7 @@ pub async fn update_offering(
     ctx: &Ctx,
     id: OfferingId,
     change: OfferingChange,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     let before = offerings::find(&deps.db, org, id)
         .await?
@@ -267,7 +376,7 @@ pub async fn update_offering(
         .await?
         .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 /// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
@@ -326,7 +435,7 @@ pub async fn set_offering_activation(
     id: OfferingId,
     flag: Flag,
     active: bool,
-) -> Result<OfferingRecord, ServiceError> {
+) -> Result<Offering, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
     offerings::find(&deps.db, org, id)
         .await?
@@ -354,7 +463,7 @@ pub async fn set_offering_activation(
         .await?
         .ok_or_else(|| ServiceError::not_found("offering"))?;
     tx.commit().await?;
-    Ok(offering)
+    Ok(offering.into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +568,17 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
         return Ok(share);
     }
     let tx = lock_parties(deps, &share).await?;
-    if shares::set_status(&tx, share.id, share.state.status, ShareStatus::Expired, now).await? {
+    let (org, _) = party_org(&share, ShareParty::Provider);
+    if shares::set_status(
+        &tx,
+        org,
+        share.id,
+        share.state.status,
+        ShareStatus::Expired,
+        now,
+    )
+    .await?
+    {
         let reason = if share.state.ends_at.is_some_and(|end| now >= end) {
             "ended"
         } else {
@@ -476,7 +595,6 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
         )
         .await?;
     }
-    let (org, _) = party_org(&share, ShareParty::Provider);
     let fresh = shares::find_either(&tx, org, share.id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
@@ -489,9 +607,9 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
 pub async fn list_shares(
     deps: &Deps,
     ctx: &Ctx,
-    side: Side,
+    side: ShareParty,
     page: &PageRequest,
-) -> Result<Page<ShareRecord>, ServiceError> {
+) -> Result<Page<Share>, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewShares)?;
     let (limit, before) = page.parse::<ShareId>()?;
     let now = ctx.now;
@@ -505,6 +623,7 @@ pub async fn list_shares(
     let mut listed = shares::list(&deps.db, org, side, before, limit + 1).await?;
     let month = inventiv_persistence::repo::spend::month_of(now);
     shares::with_spend(&deps.db, org, &mut listed, month).await?;
+    let listed = listed.into_iter().map(Share::from).collect();
     Ok(page_of(listed, limit, |s| s.id))
 }
 
@@ -523,7 +642,7 @@ fn prices_json(prices: (i64, i64)) -> serde_json::Value {
 
 /// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
 /// the consumer accepts.
-pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecord, ServiceError> {
+pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, ServiceError> {
     let (provider, _) = ctx.current_org(Action::ManageShare)?;
     let prices = (
         price("price_input_micros_per_1k", input.prices.0)?,
@@ -568,7 +687,6 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
     audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
     let new = NewShare {
         id,
-        provider,
         consumer: consumer.id,
         offering: input.offering_id,
         prices,
@@ -577,7 +695,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
         proposal_expires_at: state.proposal_expires_at,
         now,
     };
-    match shares::insert(&tx, new).await {
+    match shares::insert(&tx, provider, new).await {
         Ok(()) => {}
         Err(StoreError::Conflict(Constraint::ShareLive)) => {
             return Err(ServiceError::Conflict {
@@ -587,7 +705,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
         }
         Err(other) => return Err(other.into()),
     }
-    let share = shares::find(&tx, provider, Side::Provider, id)
+    let share = shares::find(&tx, provider, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
     let mut after = prices_json(prices);
@@ -617,7 +735,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<ShareRecor
     )
     .await?;
     tx.commit().await?;
-    Ok(share)
+    Ok(share.into())
 }
 
 /// The share `id` as seen by the current org, which side the org is on, with any due expiry
@@ -700,7 +818,7 @@ pub async fn accept(
     ctx: &Ctx,
     id: ShareId,
     contract_version: Option<i64>,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "accept it")?;
     authorize(&ctx.actor(), Action::AcceptShare)?;
@@ -737,18 +855,18 @@ pub async fn accept(
     )
     .await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
-pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<ShareRecord, ServiceError> {
+pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, ctx, id).await?;
     only(side, ShareParty::Consumer, "decline it")?;
     authorize(&ctx.actor(), Action::AcceptShare)?;
     let now = ctx.now;
     let to = share.state.decline(now).map_err(share_error)?;
     let tx = lock_parties(deps, &share).await?;
-    if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+    if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
         return Err(changed_meanwhile());
     }
     let updated = reload(deps, &tx, org, id).await?;
@@ -764,7 +882,7 @@ pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<ShareRecord,
     )
     .await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// What a share status request asks.
@@ -782,7 +900,7 @@ pub async fn transition(
     ctx: &Ctx,
     id: ShareId,
     change: ShareTransition,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, ctx, id).await?;
     let action = match side {
         ShareParty::Provider => Action::ManageShare,
@@ -799,7 +917,7 @@ pub async fn transition(
                 .set_paused(side, paused, now)
                 .map_err(share_error)?;
             tx = lock_parties(deps, &share).await?;
-            if !shares::set_paused(&tx, id, side, paused, now).await? {
+            if !shares::set_paused(&tx, org, side, id, paused, now).await? {
                 return Err(changed_meanwhile());
             }
             let event = if paused {
@@ -815,7 +933,7 @@ pub async fn transition(
         ShareTransition::Revoke => {
             let to = share.state.revoke(now).map_err(share_error)?;
             tx = lock_parties(deps, &share).await?;
-            if !shares::set_status(&tx, id, share.state.status, to, now).await? {
+            if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
                 return Err(changed_meanwhile());
             }
             (
@@ -827,7 +945,7 @@ pub async fn transition(
     let updated = reload(deps, &tx, org, id).await?;
     audit_both(&tx, deps, Some((ctx, side)), &updated, event, after, None).await?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// `PATCH …/shares/{id}` input. Provider: prices and `ends_at`; consumer: its monthly cap.
@@ -850,7 +968,7 @@ pub async fn update_share(
     ctx: &Ctx,
     id: ShareId,
     change: ShareChange,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, side, share) = party_share(deps, ctx, id).await?;
     let terms =
         change.price_input.is_some() || change.price_output.is_some() || change.ends_at.is_some();
@@ -872,6 +990,7 @@ pub async fn update_share(
             set_cap(deps, ctx, org, share, change.monthly_cap_micros.flatten()).await
         }
     }
+    .map(Share::from)
 }
 
 /// Provider owner/manager: new prices or end → next contract version, back to `proposed`,
@@ -998,9 +1117,9 @@ pub async fn set_share_activation(
     id: ShareId,
     flag: Flag,
     active: bool,
-) -> Result<ShareRecord, ServiceError> {
+) -> Result<Share, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewShares)?;
-    shares::find(&deps.db, org, Side::Provider, id)
+    shares::find(&deps.db, org, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
     let distinct = crate::activation::distinct_required(deps, org).await?;
@@ -1008,7 +1127,7 @@ pub async fn set_share_activation(
     let tx = deps.db.begin_write().await?;
     // Chain head before the share row, the order every two-party share write takes.
     audit_repo::lock_heads(&tx, &[org]).await?;
-    let current = shares::find(&tx, org, Side::Provider, id)
+    let current = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
     let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
@@ -1024,15 +1143,9 @@ pub async fn set_share_activation(
         state,
     )
     .await?;
-    let updated = shares::find(&tx, org, Side::Provider, id)
+    let updated = shares::find(&tx, org, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
     tx.commit().await?;
-    Ok(updated)
-}
-
-/// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`
-/// approvals, and `consumer_acceptance` of the current contract version.
-pub fn missing_activation(share: &ShareRecord, now: OffsetDateTime) -> Vec<&'static str> {
-    share.state.missing_activation(&share.activation, now)
+    Ok(updated.into())
 }

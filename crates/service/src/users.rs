@@ -4,7 +4,7 @@
 //! disabling a user revokes their sessions and API keys at once.
 
 use crate::Ctx;
-use crate::api_keys::revoke_with_owner;
+use crate::api_keys::{OwnedKeys, revoke_with_owner};
 use crate::audit::{AuditEntry, record};
 use crate::auth::token_hash;
 use crate::mailer::{OutgoingEmail, send_in_background};
@@ -12,23 +12,50 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, Email, OrgId, Password, PersonName, Role, UserId, Workspace, authorize,
+    Action, Email, OrgId, Password, PersonName, Role, UserId, Username, Workspace, authorize,
     ensure_owner_remains, locks_self_out, user_edit,
 };
-use inventiv_persistence::repo::api_keys::OwnedKeys;
 use inventiv_persistence::repo::users::{self, NewUser, UserRecord};
 use inventiv_persistence::repo::{memberships, reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 /// How long the set-password link of a created account works.
 const WELCOME_LINK_TTL: Duration = Duration::hours(72);
 
+/// An account as use cases show it (never its password hash).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub username: Option<Username>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_platform_admin: bool,
+    pub disabled_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<UserRecord> for User {
+    fn from(u: UserRecord) -> Self {
+        User {
+            id: u.id,
+            email: u.email,
+            username: u.username,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            is_platform_admin: u.is_platform_admin,
+            disabled_at: u.disabled_at,
+            created_at: u.created_at,
+        }
+    }
+}
+
 /// A user as listed: in an org workspace with their role there.
 #[derive(Debug, Clone)]
 pub struct UserView {
-    pub user: UserRecord,
+    pub user: User,
     pub role: Option<Role>,
 }
 
@@ -55,7 +82,7 @@ pub async fn list(
             for m in members {
                 if let Some(user) = users::find_by_id(&deps.db, m.user_id).await? {
                     views.push(UserView {
-                        user,
+                        user: user.into(),
                         role: Some(m.role),
                     });
                 }
@@ -65,7 +92,10 @@ pub async fn list(
         None => users::list(&deps.db, after, limit + 1)
             .await?
             .into_iter()
-            .map(|user| UserView { user, role: None })
+            .map(|user| UserView {
+                user: user.into(),
+                role: None,
+            })
             .collect(),
     };
     Ok(page_of(views, limit, |v| v.user.id))
@@ -87,7 +117,10 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<UserView, Service
     let user = users::find_by_id(&deps.db, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("user"))?;
-    Ok(UserView { user, role })
+    Ok(UserView {
+        user: user.into(),
+        role,
+    })
 }
 
 /// `POST /users` input.
@@ -208,7 +241,10 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
             ),
         },
     );
-    Ok(UserView { user, role })
+    Ok(UserView {
+        user: user.into(),
+        role,
+    })
 }
 
 /// `PUT /users/{id}` input: profile fields (self or platform admin), flags (platform admin).
@@ -301,7 +337,7 @@ pub async fn update(
     .await?;
     tx.commit().await?;
     Ok(UserView {
-        user: after,
+        user: after.into(),
         role: None,
     })
 }

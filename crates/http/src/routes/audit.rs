@@ -5,9 +5,8 @@ use crate::dto::{Page, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use actix_web::{get, web};
-use inventiv_service::audit::{self, AuditFilter};
+use inventiv_service::audit::{self, AuditEvent, AuditFilter};
 use inventiv_service::paging::PageRequest;
-use inventiv_service::records::AuditRecord;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -38,7 +37,7 @@ pub struct AuditEventDto {
     hash: String,
 }
 
-fn event_dto(e: AuditRecord) -> AuditEventDto {
+fn event_dto(e: AuditEvent) -> AuditEventDto {
     AuditEventDto {
         id: e.id,
         organization_id: e.organization_id.map(|o| o.as_uuid()),

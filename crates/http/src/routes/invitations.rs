@@ -8,8 +8,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json, MaybeAuthenticated, Meta};
 use actix_web::{HttpResponse, delete, get, post, web};
 use inventiv_domain::{InvitationId, InvitationStatus, Role, effective_status};
-use inventiv_service::invitations::{self, NewAccount, NewInvite};
-use inventiv_service::records::InvitationRecord;
+use inventiv_service::invitations::{self, Invitation, NewAccount, NewInvite};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -42,7 +41,7 @@ pub struct InvitationDto {
     accepted_at: Option<OffsetDateTime>,
 }
 
-fn invitation_dto(i: InvitationRecord, now: OffsetDateTime) -> InvitationDto {
+fn invitation_dto(i: Invitation, now: OffsetDateTime) -> InvitationDto {
     InvitationDto {
         id: i.id.as_uuid(),
         email: i.email.as_str().to_owned(),

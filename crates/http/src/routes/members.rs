@@ -6,8 +6,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::{Role, UserId};
-use inventiv_service::members;
-use inventiv_service::records::MemberRow;
+use inventiv_service::members::{self, Member};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -36,7 +35,7 @@ pub struct MemberDto {
     org_api_keys: i64,
 }
 
-fn member_dto(m: MemberRow) -> MemberDto {
+fn member_dto(m: Member) -> MemberDto {
     MemberDto {
         user_id: m.user_id.as_uuid(),
         email: m.email,

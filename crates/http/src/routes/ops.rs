@@ -45,14 +45,8 @@ async fn healthz() -> web::Json<Health> {
 ))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (database, migrations) = match state.deps.db.ready().await {
-        Ok(applied) => (true, applied),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            (false, false)
-        }
-    };
-    let ready = database && migrations;
+    let readiness = inventiv_service::health::readiness(&state.deps).await;
+    let ready = readiness.ready();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -60,8 +54,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     HttpResponse::build(status).json(Readiness {
         status: if ready { "ready" } else { "not_ready" },
-        database,
-        migrations,
+        database: readiness.database,
+        migrations: readiness.migrations,
     })
 }
 

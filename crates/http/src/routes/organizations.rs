@@ -8,8 +8,9 @@ use crate::extract::{Caller, Json};
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use inventiv_domain::OrgId;
 use inventiv_service::auth;
-use inventiv_service::organizations::{self, NewOrganization, OrganizationChange};
-use inventiv_service::records::{MyOrg, OrgRecord};
+use inventiv_service::organizations::{
+    self, MyOrganization, NewOrganization, Organization, OrganizationChange,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -38,7 +39,7 @@ pub struct OrganizationDto {
     created_at: OffsetDateTime,
 }
 
-fn org_dto(org: OrgRecord, role: Option<String>, member_count: Option<i64>) -> OrganizationDto {
+fn org_dto(org: Organization, role: Option<String>, member_count: Option<i64>) -> OrganizationDto {
     OrganizationDto {
         id: org.id.as_uuid(),
         name: org.name.as_str().to_owned(),
@@ -62,7 +63,7 @@ async fn list_mine(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrganizationDto>>, ApiError> {
     let orgs = organizations::list_mine(&state.deps, &ctx, &query.request()).await?;
-    Ok(web::Json(page(orgs, |m: MyOrg| {
+    Ok(web::Json(page(orgs, |m: MyOrganization| {
         org_dto(
             m.org,
             Some(m.role.as_str().to_owned()),

@@ -6,12 +6,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
 use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use inventiv_domain::OrgId;
 use inventiv_domain::offering::Visibility;
-use inventiv_domain::{Flag, ModelId, OfferingId, ShareId, ShareParty};
+use inventiv_domain::{Flag, ModelId, OfferingId, OrgId, ShareId, ShareParty};
 use inventiv_service::sharing::{
-    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareSide,
-    ShareTransition,
+    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareTransition,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -178,7 +176,7 @@ fn share_dto(s: Share, viewer: Option<OrgId>, now: OffsetDateTime) -> ShareDto {
         provider_paused: s.state.provider_paused,
         consumer_paused: s.state.consumer_paused,
         operational: s.operational(now),
-        missing_activation: sharing::missing_activation(&s, now),
+        missing_activation: s.missing_activation(now),
         can_set: can_set_map(),
         consumer_terms,
     }
@@ -388,10 +386,7 @@ async fn list_shares(
     q: web::Query<ShareQuery>,
 ) -> Result<web::Json<Page<ShareDto>>, ApiError> {
     let q = q.into_inner();
-    let side = match query_value(q.side.as_deref())? {
-        None | Some(ShareParty::Provider) => ShareSide::Provider,
-        Some(ShareParty::Consumer) => ShareSide::Consumer,
-    };
+    let side = query_value(q.side.as_deref())?.unwrap_or(ShareParty::Provider);
     let paging = inventiv_service::paging::PageRequest {
         limit: q.limit,
         cursor: q.cursor,

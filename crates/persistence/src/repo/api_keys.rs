@@ -1,10 +1,13 @@
-//! `api_keys`: listed and changed through a [`Scope`] (an org's keys, or the caller's personal
-//! keys); looked up by hash only to authenticate a request.
+//! `api_keys`: read and changed through a [`Scope`] (an org's keys, or a user's personal
+//! keys). Across tenants on purpose, and named so: the lookup by hash that authenticates a
+//! request ([`find_by_hash`]) and the revocation of a disabled or deleted account's keys
+//! ([`revoke_all_of_account`]).
 
+use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{ApiKeyId, OrgId, Role, Scope, UserId};
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -59,25 +62,27 @@ fn record(row: QueryResult) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
-fn in_scope(scope: Scope, values: &mut Vec<Value>) -> String {
-    match scope {
-        Scope::Org(org) => {
-            values.push(org.as_uuid().into());
-            format!("k.organization_id = ${}", values.len())
-        }
-        Scope::Personal(user) => {
-            values.push(user.as_uuid().into());
-            format!(
-                "k.organization_id IS NULL AND k.owner_user_id = ${}",
-                values.len()
-            )
-        }
+impl ApiKeyRecord {
+    /// The scope the key belongs to: its org, or its owner's personal workspace.
+    pub fn scope(&self) -> Scope {
+        self.organization_id
+            .map_or(Scope::Personal(self.owner_user_id), Scope::Org)
     }
 }
 
+/// The tenant filter of `scope` over api_keys columns prefixed by `alias` (`k.` or empty).
+fn in_scope(scope: Scope, alias: &str, p: &mut Params) -> String {
+    owned_by(
+        scope,
+        &format!("{alias}organization_id"),
+        &format!("{alias}owner_user_id"),
+        p,
+    )
+}
+
+/// What creating a key stores (the scope comes separately).
 pub struct NewApiKey<'a> {
     pub id: ApiKeyId,
-    pub scope: Scope,
     pub owner: UserId,
     pub name: &'a str,
     pub key_prefix: &'a str,
@@ -88,8 +93,9 @@ pub struct NewApiKey<'a> {
     pub now: OffsetDateTime,
 }
 
-pub async fn insert<S: Store>(s: &S, new: NewApiKey<'_>) -> Result<(), StoreError> {
-    let org = match new.scope {
+/// Stores a key of `scope` (an org key, or a personal key with `organization_id` NULL).
+pub async fn insert<S: Store>(s: &S, scope: Scope, new: NewApiKey<'_>) -> Result<(), StoreError> {
+    let org = match scope {
         Scope::Org(org) => Some(org.as_uuid()),
         Scope::Personal(_) => None,
     };
@@ -122,14 +128,11 @@ pub async fn list<S: Store>(
     before: Option<ApiKeyId>,
     limit: u64,
 ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let mut values = Vec::new();
-    let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, &mut values));
-    if let Some(before) = before {
-        values.push(before.as_uuid().into());
-        sql.push_str(&format!(" AND k.id < ${}", values.len()));
-    }
-    sql.push_str(&format!(" ORDER BY k.id DESC LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let mut p = Params::new();
+    let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, "k.", &mut p));
+    let before = before.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "k.id", Page::Before(before), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -141,17 +144,16 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    let mut values = Vec::new();
-    let filter = in_scope(scope, &mut values);
-    values.push(id.as_uuid().into());
-    query_one_sql(
-        s,
-        &format!("{SELECT} WHERE {filter} AND k.id = ${}", values.len()),
-        values,
-    )
-    .await?
-    .map(record)
-    .transpose()
+    let mut p = Params::new();
+    let sql = format!(
+        "{SELECT} WHERE {} AND k.id = {}",
+        in_scope(scope, "k.", &mut p),
+        p.bind(id.as_uuid())
+    );
+    query_one_sql(s, &sql, p.into_values())
+        .await?
+        .map(record)
+        .transpose()
 }
 
 pub async fn rename<S: Store>(
@@ -160,15 +162,14 @@ pub async fn rename<S: Store>(
     id: ApiKeyId,
     name: &str,
 ) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![name.into(), id.as_uuid().into()];
-    let filter = in_scope(scope, &mut values).replace("k.", "");
-    Ok(exec_sql(
-        s,
-        &format!("UPDATE api_keys SET name = $1 WHERE id = $2 AND {filter}"),
-        values,
-    )
-    .await?
-        == 1)
+    let mut p = Params::new();
+    let sql = format!(
+        "UPDATE api_keys SET name = {} WHERE id = {} AND {}",
+        p.bind(name),
+        p.bind(id.as_uuid()),
+        in_scope(scope, "", &mut p)
+    );
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
 /// Sets (or, with None, removes) the monthly spend cap of a key of `scope`.
@@ -178,15 +179,14 @@ pub async fn set_cap<S: Store>(
     id: ApiKeyId,
     cap: Option<i64>,
 ) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![cap.into(), id.as_uuid().into()];
-    let filter = in_scope(scope, &mut values).replace("k.", "");
-    Ok(exec_sql(
-        s,
-        &format!("UPDATE api_keys SET monthly_cap_micros = $1 WHERE id = $2 AND {filter}"),
-        values,
-    )
-    .await?
-        == 1)
+    let mut p = Params::new();
+    let sql = format!(
+        "UPDATE api_keys SET monthly_cap_micros = {} WHERE id = {} AND {}",
+        p.bind(cap),
+        p.bind(id.as_uuid()),
+        in_scope(scope, "", &mut p)
+    );
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
 /// Revokes a live key of `scope`; false if absent or already revoked.
@@ -196,12 +196,14 @@ pub async fn revoke<S: Store>(
     id: ApiKeyId,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![now.into(), id.as_uuid().into()];
-    let filter = in_scope(scope, &mut values).replace("k.", "");
+    let mut p = Params::new();
     let sql = format!(
-        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND {filter}"
+        "UPDATE api_keys SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL AND {}",
+        p.bind(now),
+        p.bind(id.as_uuid()),
+        in_scope(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, values).await? == 1)
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
 /// A key revoked along with its owner's membership or account (for the audit trail).
@@ -213,38 +215,51 @@ pub struct RevokedKey {
     pub key_prefix: String,
 }
 
-/// Whose live keys [`revoke_owned`] revokes.
-#[derive(Debug, Clone, Copy)]
-pub enum OwnedKeys {
-    /// The org keys `user` created in `org` (membership removed, or role lowered).
-    InOrg { org: OrgId, user: UserId },
-    /// Every key of `user`, personal and org (account disabled or deleted).
-    All(UserId),
-}
-
-/// Revokes the live keys `which` designates, in one statement, and returns them.
-pub async fn revoke_owned<S: Store>(
+/// Revokes the live keys of `scope` that `creator` created (their membership was removed, or
+/// their role lowered below those that may hold org keys), and returns them.
+pub async fn revoke_created_by<S: Store>(
     s: &S,
-    which: OwnedKeys,
+    scope: Scope,
+    creator: UserId,
     now: OffsetDateTime,
 ) -> Result<Vec<RevokedKey>, StoreError> {
-    let (filter, values): (&str, Vec<Value>) = match which {
-        OwnedKeys::InOrg { org, user } => (
-            "owner_user_id = $2 AND organization_id = $3",
-            vec![now.into(), user.as_uuid().into(), org.as_uuid().into()],
-        ),
-        OwnedKeys::All(user) => (
-            "owner_user_id = $2",
-            vec![now.into(), user.as_uuid().into()],
-        ),
-    };
+    let mut p = Params::new();
+    let revoked_at = p.bind(now);
+    let filter = format!(
+        "owner_user_id = {} AND {}",
+        p.bind(creator.as_uuid()),
+        in_scope(scope, "", &mut p)
+    );
+    revoke_where(s, &revoked_at, &filter, p).await
+}
+
+/// Revokes every live key `owner` created, personal and in every org — across tenants on
+/// purpose: the account itself is disabled or deleted.
+pub async fn revoke_all_of_account<S: Store>(
+    s: &S,
+    owner: UserId,
+    now: OffsetDateTime,
+) -> Result<Vec<RevokedKey>, StoreError> {
+    let mut p = Params::new();
+    let revoked_at = p.bind(now);
+    let filter = format!("owner_user_id = {}", p.bind(owner.as_uuid()));
+    revoke_where(s, &revoked_at, &filter, p).await
+}
+
+/// Revokes, in one statement, the live keys matching `filter`; returns them sorted by id.
+async fn revoke_where<S: Store>(
+    s: &S,
+    revoked_at: &str,
+    filter: &str,
+    p: Params,
+) -> Result<Vec<RevokedKey>, StoreError> {
     // RETURNING (PostgreSQL, SQLite ≥ 3.35): exactly the rows this statement revoked, so the
     // audit trail names every one of them, and none twice, whatever runs concurrently.
     let sql = format!(
-        "UPDATE api_keys SET revoked_at = $1 WHERE {filter} AND revoked_at IS NULL \
+        "UPDATE api_keys SET revoked_at = {revoked_at} WHERE {filter} AND revoked_at IS NULL \
          RETURNING id, organization_id, name, key_prefix"
     );
-    let mut revoked = query_all_sql(s, &sql, values)
+    let mut revoked = query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| {
@@ -274,7 +289,8 @@ pub struct KeyAuth {
     pub creator_role: Option<Role>,
 }
 
-/// The key with this hash (any state; the caller checks revocation and expiry).
+/// The key with this hash (any state; the caller checks revocation and expiry). Across
+/// tenants on purpose: the hash is the credential, and the key found names its own scope.
 pub async fn find_by_hash<S: Store>(s: &S, key_hash: &str) -> Result<Option<KeyAuth>, StoreError> {
     let sql = format!(
         "{} , k.key_hash, u.email, u.disabled_at, m.role AS creator_role FROM api_keys k \
@@ -304,14 +320,21 @@ pub async fn find_by_hash<S: Store>(s: &S, key_hash: &str) -> Result<Option<KeyA
     }))
 }
 
-/// Records use (the caller throttles it to once a minute per key).
-pub async fn touch<S: Store>(s: &S, id: ApiKeyId, now: OffsetDateTime) -> Result<(), StoreError> {
-    exec_sql(
-        s,
-        "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
-        vec![now.into(), id.as_uuid().into()],
-    )
-    .await?;
+/// Records use of a key of `scope` (the caller throttles it to once a minute per key).
+pub async fn touch<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: ApiKeyId,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut p = Params::new();
+    let sql = format!(
+        "UPDATE api_keys SET last_used_at = {} WHERE id = {} AND {}",
+        p.bind(now),
+        p.bind(id.as_uuid()),
+        in_scope(scope, "", &mut p)
+    );
+    exec_sql(s, &sql, p.into_values()).await?;
     Ok(())
 }
 

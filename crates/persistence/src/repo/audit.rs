@@ -10,6 +10,7 @@
 
 use crate::db::db_backend;
 use crate::entities::audit_events::{ActiveModel, Column, Entity, Model};
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{exec_sql, query_one_sql, ts};
 use crate::{Backend, Db, Store, StoreError, Tx, rfc3339_micros, truncate_micros};
 use inventiv_domain::{OrgId, SessionId, UserId};
@@ -188,37 +189,66 @@ pub async fn append(tx: &Tx, event: NewAuditEvent) -> Result<AuditRecord, StoreE
     Ok(record(inserted))
 }
 
-/// Events of one chain (an org's, or the platform's with `None`), newest first, for listing.
-/// `before_id` pages backwards; `action` filters exactly; `since` keeps events at or after it.
+/// Which events of a chain to list, newest first: `action` filters exactly, `since` keeps
+/// events at or after it, `before_id` pages backwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    pub action: Option<&'a str>,
+    pub since: Option<OffsetDateTime>,
+    pub before_id: Option<i64>,
+}
+
+/// Events of `org`'s chain, newest first.
 pub async fn list<S: Store>(
     s: &S,
-    org: Option<OrgId>,
-    action: Option<&str>,
-    since: Option<OffsetDateTime>,
-    before_id: Option<i64>,
+    org: OrgId,
+    filter: EventFilter<'_>,
     limit: u64,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut sql = String::from("SELECT * FROM audit_events WHERE chain_key = $1");
-    let mut values: Vec<sea_orm::Value> = vec![chain_key(org).into()];
-    if let Some(action) = action {
-        values.push(action.into());
-        sql.push_str(&format!(" AND action = ${}", values.len()));
+    list_chain(s, chain_key(Some(org)), filter, limit).await
+}
+
+/// Events of the platform chain (no org: every account's own events), newest first — across
+/// tenants on purpose, for operators and tests; no request reads it.
+pub async fn list_platform<S: Store>(
+    s: &S,
+    filter: EventFilter<'_>,
+    limit: u64,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    list_chain(s, chain_key(None), filter, limit).await
+}
+
+async fn list_chain<S: Store>(
+    s: &S,
+    key: String,
+    filter: EventFilter<'_>,
+    limit: u64,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut p = Params::new();
+    let mut sql = format!(
+        "SELECT * FROM audit_events WHERE chain_key = {}",
+        p.bind(key)
+    );
+    if let Some(action) = filter.action {
+        sql.push_str(&format!(" AND action = {}", p.bind(action)));
     }
-    if let Some(since) = since {
-        values.push(truncate_micros(since).into());
+    if let Some(since) = filter.since {
         // Compared through ts() (see repo::ts): text comparison is wrong within a second on SQLite.
         let (column, value) = (
             ts(s.backend(), "occurred_at"),
-            ts(s.backend(), &format!("${}", values.len())),
+            ts(s.backend(), &p.bind(truncate_micros(since))),
         );
         sql.push_str(&format!(" AND {column} >= {value}"));
     }
-    if let Some(before) = before_id {
-        values.push(before.into());
-        sql.push_str(&format!(" AND id < ${}", values.len()));
-    }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
-    let statement = sea_orm::Statement::from_sql_and_values(db_backend(s.backend()), sql, values);
+    push_page(
+        &mut sql,
+        &mut p,
+        "id",
+        Page::Before(filter.before_id),
+        limit,
+    );
+    let statement =
+        sea_orm::Statement::from_sql_and_values(db_backend(s.backend()), sql, p.into_values());
     let rows = Entity::find().from_raw_sql(statement).all(s.conn()).await?;
     Ok(rows.into_iter().map(record).collect())
 }

@@ -1,6 +1,7 @@
 //! `endpoint_claims`: which owner an external endpoint belongs to — an org, or a user for
 //! their personal workspace (the two sides of a [`Scope`]).
 
+use crate::repo::sql::{Params, owned_by};
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
 use crate::{Backend, Store, StoreError, Tx};
 use inventiv_domain::{OrgId, Scope, UserId};
@@ -14,14 +15,15 @@ fn owner_values(scope: Scope) -> (Value, Value) {
     }
 }
 
-/// Claims `endpoint` for `scope` unless someone holds it already, and returns the holder.
+/// Claims `endpoint` for `scope` unless someone holds it already, and returns the holder
+/// (another tenant's scope when it is taken: what the caller decides from).
 /// Within `tx` the claim row stays locked (PostgreSQL `FOR UPDATE`; SQLite write transactions
 /// are exclusive anyway), so what the caller decides from the holder cannot race another
 /// registration or a takeover of the same endpoint.
 pub async fn claim_or_holder(
     tx: &Tx,
-    endpoint: &str,
     scope: Scope,
+    endpoint: &str,
     now: OffsetDateTime,
 ) -> Result<Scope, StoreError> {
     let (org, user) = owner_values(scope);
@@ -57,8 +59,8 @@ pub async fn claim_or_holder(
 /// Hands `endpoint` from `from` to `to` (compare-and-set on the holder); whether it did.
 pub async fn transfer(
     tx: &Tx,
-    endpoint: &str,
     from: Scope,
+    endpoint: &str,
     to: Scope,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
@@ -86,18 +88,13 @@ pub async fn live_external_endpoints<S: Store>(
     s: &S,
     scope: Scope,
 ) -> Result<Vec<String>, StoreError> {
-    let (filter, value) = match scope {
-        Scope::Org(org) => ("organization_id = $1", org.as_uuid()),
-        Scope::Personal(user) => (
-            "organization_id IS NULL AND owner_user_id = $1",
-            user.as_uuid(),
-        ),
-    };
+    let mut p = Params::new();
     let sql = format!(
-        "SELECT endpoint_url FROM instances WHERE {filter} AND provider = 'external' \
-         AND status <> 'terminated' AND endpoint_url IS NOT NULL"
+        "SELECT endpoint_url FROM instances WHERE {} AND provider = 'external' \
+         AND status <> 'terminated' AND endpoint_url IS NOT NULL",
+        owned_by(scope, "organization_id", "owner_user_id", &mut p)
     );
-    query_all_sql(s, &sql, vec![value.into()])
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| Ok(row.try_get("", "endpoint_url")?))

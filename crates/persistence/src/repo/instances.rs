@@ -1,14 +1,17 @@
 //! `instances`, always read and written through a [`Scope`]: an org sees its own rows; the
 //! personal workspace sees the caller's rows with `organization_id` NULL (legacy rows stay
-//! reachable by their owner). There is no unscoped lookup by id; the lifecycle reconciler's
-//! cross-tenant scan is named for what it is ([`in_flight`]).
+//! reachable by their owner). There is no unscoped lookup by id. Across tenants on purpose,
+//! for the lifecycle workers only and never on a request path: the scans [`in_flight`] and
+//! [`unleased`], and the lease bookkeeping ([`claim_lease`], [`renew_leases`],
+//! [`release_lease`]), which writes only `worker_id` and `lease_expires_at`.
 
+use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{
     Activation, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope, UserId,
 };
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -85,21 +88,15 @@ fn record(row: QueryResult) -> Result<InstanceRecord, StoreError> {
     })
 }
 
-/// The scope filter over alias `prefix` (`i.` in selects, empty in updates).
-fn in_scope(scope: Scope, prefix: &str, values: &mut Vec<Value>) -> String {
-    match scope {
-        Scope::Org(org) => {
-            values.push(org.as_uuid().into());
-            format!("{prefix}organization_id = ${}", values.len())
-        }
-        Scope::Personal(user) => {
-            values.push(user.as_uuid().into());
-            format!(
-                "{prefix}organization_id IS NULL AND {prefix}owner_user_id = ${}",
-                values.len()
-            )
-        }
-    }
+/// The tenant filter of `scope` over columns prefixed by `alias` (`i.` in selects, empty in
+/// updates).
+fn in_scope(scope: Scope, alias: &str, p: &mut Params) -> String {
+    owned_by(
+        scope,
+        &format!("{alias}organization_id"),
+        &format!("{alias}owner_user_id"),
+        p,
+    )
 }
 
 /// Listing filters.
@@ -118,8 +115,8 @@ pub async fn list<S: Store>(
     after: Option<InstanceId>,
     limit: u64,
 ) -> Result<Vec<InstanceRecord>, StoreError> {
-    let mut values = Vec::new();
-    let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, "i.", &mut values));
+    let mut p = Params::new();
+    let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, "i.", &mut p));
     let both = "(i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL)";
     match (filter.operational, scope) {
         (None, _) | (Some(true), Scope::Personal(_)) => {}
@@ -127,12 +124,9 @@ pub async fn list<S: Store>(
         (Some(true), Scope::Org(_)) => sql.push_str(&format!(" AND {both}")),
         (Some(false), Scope::Org(_)) => sql.push_str(&format!(" AND NOT {both}")),
     }
-    if let Some(after) = after {
-        values.push(after.as_uuid().into());
-        sql.push_str(&format!(" AND i.id > ${}", values.len()));
-    }
-    sql.push_str(&format!(" ORDER BY i.id LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "i.id", Page::After(after), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -145,23 +139,21 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: InstanceId,
 ) -> Result<Option<InstanceRecord>, StoreError> {
-    let mut values = Vec::new();
-    let filter = in_scope(scope, "i.", &mut values);
-    values.push(id.as_uuid().into());
-    query_one_sql(
-        s,
-        &format!("{SELECT} WHERE {filter} AND i.id = ${}", values.len()),
-        values,
-    )
-    .await?
-    .map(record)
-    .transpose()
+    let mut p = Params::new();
+    let sql = format!(
+        "{SELECT} WHERE {} AND i.id = {}",
+        in_scope(scope, "i.", &mut p),
+        p.bind(id.as_uuid())
+    );
+    query_one_sql(s, &sql, p.into_values())
+        .await?
+        .map(record)
+        .transpose()
 }
 
-/// What a deployment stores.
+/// What a deployment stores (the scope comes separately).
 pub struct NewInstance<'a> {
     pub id: InstanceId,
-    pub scope: Scope,
     pub owner: UserId,
     pub model: ModelId,
     pub provider: &'a str,
@@ -172,9 +164,9 @@ pub struct NewInstance<'a> {
     pub now: OffsetDateTime,
 }
 
-/// Stores a new instance in `provisioning`, stamped with its scope.
-pub async fn insert<S: Store>(s: &S, new: NewInstance<'_>) -> Result<(), StoreError> {
-    let org = match new.scope {
+/// Stores a new instance of `scope` in `provisioning`.
+pub async fn insert<S: Store>(s: &S, scope: Scope, new: NewInstance<'_>) -> Result<(), StoreError> {
+    let org = match scope {
         Scope::Org(org) => Some(org.as_uuid()),
         Scope::Personal(_) => None,
     };
@@ -219,32 +211,32 @@ pub async fn transition<S: Store>(
     id: InstanceId,
     t: Transition<'_>,
 ) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![
-        t.to.as_str().into(),
-        t.now.into(),
-        t.endpoint_url.map(str::to_owned).into(),
-        t.failure_reason.map(str::to_owned).into(),
-        id.as_uuid().into(),
-    ];
+    let mut p = Params::new();
+    let (to, now) = (p.bind(t.to.as_str()), p.bind(t.now));
+    let (endpoint_url, failure_reason) = (
+        p.bind(t.endpoint_url.map(str::to_owned)),
+        p.bind(t.failure_reason.map(str::to_owned)),
+    );
     let ready_at = if t.to == InstanceStatus::Ready {
-        "COALESCE(ready_at, $2)"
+        format!("COALESCE(ready_at, {now})")
     } else {
-        "ready_at"
+        "ready_at".to_owned()
     };
     let terminated_at = if t.to == InstanceStatus::Terminated {
-        "$2"
+        now.clone()
     } else {
-        "terminated_at"
+        "terminated_at".to_owned()
     };
-    let scope_sql = in_scope(scope, "", &mut values);
     let from: Vec<String> = t.from.iter().map(|f| format!("'{}'", f.as_str())).collect();
     let sql = format!(
-        "UPDATE instances SET status = $1, updated_at = $2, endpoint_url = COALESCE($3, endpoint_url), \
-             failure_reason = $4, ready_at = {ready_at}, terminated_at = {terminated_at} \
-         WHERE id = $5 AND {scope_sql} AND status IN ({})",
-        from.join(", ")
+        "UPDATE instances SET status = {to}, updated_at = {now}, endpoint_url = COALESCE({endpoint_url}, endpoint_url), \
+             failure_reason = {failure_reason}, ready_at = {ready_at}, terminated_at = {terminated_at} \
+         WHERE {scope_sql} AND id = {id} AND status IN ({from})",
+        scope_sql = in_scope(scope, "", &mut p),
+        id = p.bind(id.as_uuid()),
+        from = from.join(", ")
     );
-    Ok(exec_sql(s, &sql, values).await? == 1)
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
 /// Sets or clears one activation flag of an instance of `scope`.
@@ -256,31 +248,36 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![id.as_uuid().into()];
-    let condition = format!("id = $1 AND {}", in_scope(scope, "", &mut values));
-    crate::repo::set_activation_flag(s, "instances", &condition, values, flag, by, now).await
+    let mut p = Params::new();
+    let condition = format!(
+        "{} AND id = {}",
+        in_scope(scope, "", &mut p),
+        p.bind(id.as_uuid())
+    );
+    crate::repo::set_activation_flag(s, "instances", &condition, p, flag, by, now).await
 }
 
-/// How many instances of `org` are not terminated.
-pub async fn count_live_in_org<S: Store>(s: &S, org: OrgId) -> Result<i64, StoreError> {
-    let row = query_one_sql(
-        s,
-        "SELECT COUNT(*) AS n FROM instances WHERE organization_id = $1 AND status <> 'terminated'",
-        vec![org.as_uuid().into()],
-    )
-    .await?
-    .ok_or_else(|| corrupt("instances", "count returned no row"))?;
+/// How many instances of `scope` are not terminated.
+pub async fn count_live<S: Store>(s: &S, scope: Scope) -> Result<i64, StoreError> {
+    let mut p = Params::new();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM instances WHERE {} AND status <> 'terminated'",
+        in_scope(scope, "", &mut p)
+    );
+    let row = query_one_sql(s, &sql, p.into_values())
+        .await?
+        .ok_or_else(|| corrupt("instances", "count returned no row"))?;
     Ok(row.try_get("", "n")?)
 }
 
-/// Removes the terminated instances of `org` (when the org itself is deleted).
-pub async fn delete_terminated_in_org<S: Store>(s: &S, org: OrgId) -> Result<u64, StoreError> {
-    exec_sql(
-        s,
-        "DELETE FROM instances WHERE organization_id = $1 AND status = 'terminated'",
-        vec![org.as_uuid().into()],
-    )
-    .await
+/// Removes the terminated instances of `scope` (when the org itself is deleted).
+pub async fn delete_terminated<S: Store>(s: &S, scope: Scope) -> Result<u64, StoreError> {
+    let mut p = Params::new();
+    let sql = format!(
+        "DELETE FROM instances WHERE {} AND status = 'terminated'",
+        in_scope(scope, "", &mut p)
+    );
+    exec_sql(s, &sql, p.into_values()).await
 }
 
 /// Every instance not yet settled (provisioning, booting, ready, terminating) across all
@@ -316,12 +313,10 @@ pub async fn cost_rows<S: Store>(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<CostRow>, StoreError> {
-    let mut values = Vec::new();
-    let filter = in_scope(scope, "i.", &mut values);
-    values.push(to.into());
-    let to_p = crate::repo::ts(s.backend(), &format!("${}", values.len()));
-    values.push(from.into());
-    let from_p = crate::repo::ts(s.backend(), &format!("${}", values.len()));
+    let mut p = Params::new();
+    let filter = in_scope(scope, "i.", &mut p);
+    let to_p = crate::repo::ts(s.backend(), &p.bind(to));
+    let from_p = crate::repo::ts(s.backend(), &p.bind(from));
     let (ready, terminated) = (
         crate::repo::ts(s.backend(), "i.ready_at"),
         crate::repo::ts(s.backend(), "i.terminated_at"),
@@ -332,7 +327,7 @@ pub async fn cost_rows<S: Store>(
          WHERE {filter} AND i.ready_at IS NOT NULL AND {ready} < {to_p} \
            AND (i.terminated_at IS NULL OR {terminated} > {from_p}) ORDER BY i.id"
     );
-    query_all_sql(s, &sql, values)
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| {
@@ -351,12 +346,12 @@ pub async fn cost_rows<S: Store>(
 /// The hourly prices of the instances of `scope` that are running now (ready once, not
 /// terminated).
 pub async fn running_costs<S: Store>(s: &S, scope: Scope) -> Result<Vec<i64>, StoreError> {
-    let mut values = Vec::new();
-    let filter = in_scope(scope, "i.", &mut values);
+    let mut p = Params::new();
     let sql = format!(
-        "SELECT i.hourly_cost_micros FROM instances i WHERE {filter} AND i.ready_at IS NOT NULL AND i.terminated_at IS NULL"
+        "SELECT i.hourly_cost_micros FROM instances i WHERE {} AND i.ready_at IS NOT NULL AND i.terminated_at IS NULL",
+        in_scope(scope, "i.", &mut p)
     );
-    query_all_sql(s, &sql, values)
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| Ok(row.try_get("", "hourly_cost_micros")?))
@@ -371,19 +366,18 @@ pub async fn routable<S: Store>(
     scope: Scope,
     model: ModelId,
 ) -> Result<Vec<(InstanceId, String, String)>, StoreError> {
-    let mut values = Vec::new();
-    let filter = in_scope(scope, "i.", &mut values);
-    values.push(model.as_uuid().into());
+    let mut p = Params::new();
     let operational = match scope {
         Scope::Org(_) => " AND i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL",
         Scope::Personal(_) => "",
     };
     let sql = format!(
-        "SELECT i.id, i.endpoint_url, i.provider FROM instances i WHERE {filter} AND i.model_id = ${} AND i.status = 'ready' \
+        "SELECT i.id, i.endpoint_url, i.provider FROM instances i WHERE {} AND i.model_id = {} AND i.status = 'ready' \
          AND i.endpoint_url IS NOT NULL{operational}",
-        values.len()
+        in_scope(scope, "i.", &mut p),
+        p.bind(model.as_uuid())
     );
-    query_all_sql(s, &sql, values)
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| {
@@ -471,21 +465,14 @@ pub async fn renew_leases<S: Store>(
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut values: Vec<Value> = vec![lease_holder(worker, job).into(), expires_at.into()];
-    let mut placeholders = Vec::with_capacity(ids.len());
-    for id in ids {
-        values.push(id.as_uuid().into());
-        placeholders.push(format!("${}", values.len()));
-    }
-    exec_sql(
-        s,
-        &format!(
-            "UPDATE instances SET lease_expires_at = $2 WHERE worker_id = $1 AND id IN ({})",
-            placeholders.join(", ")
-        ),
-        values,
-    )
-    .await
+    let mut p = Params::new();
+    let sql = format!(
+        "UPDATE instances SET lease_expires_at = {} WHERE worker_id = {} AND id IN ({})",
+        p.bind(expires_at),
+        p.bind(lease_holder(worker, job)),
+        p.bind_all(ids.iter().map(|id| id.as_uuid()))
+    );
+    exec_sql(s, &sql, p.into_values()).await
 }
 
 /// Gives up `worker`'s lease for `job` on `id` (its work is done, or stopped short: then the

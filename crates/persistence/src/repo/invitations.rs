@@ -1,10 +1,12 @@
-//! `organization_invitations`. Every read is scoped to an org, except the lookup by token
-//! hash (the public accept page, where the token itself is the credential).
+//! `organization_invitations`: every function takes the org first, except the lookup by
+//! token hash (the public accept page, where the token itself is the credential), which
+//! returns the invitation with its org.
 
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, ts};
 use crate::{Store, StoreError};
 use inventiv_domain::{Email, InvitationId, InvitationStatus, OrgId, Role, UserId};
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -57,10 +59,9 @@ fn record(row: QueryResult) -> Result<InvitationRecord, StoreError> {
     })
 }
 
-/// What an invite stores.
+/// What an invite stores (the org comes separately).
 pub struct NewInvitation<'a> {
     pub id: InvitationId,
-    pub organization_id: OrgId,
     pub email: &'a Email,
     pub role: Role,
     pub token_hash: &'a str,
@@ -90,9 +91,9 @@ pub async fn expire_stale<S: Store>(
     Ok(())
 }
 
-/// Stores a pending invitation; another pending one for the address is
+/// Stores a pending invitation to `org`; another pending one for the address is
 /// `Conflict(InvitationPendingEmail)`.
-pub async fn insert<S: Store>(s: &S, new: NewInvitation<'_>) -> Result<(), StoreError> {
+pub async fn insert<S: Store>(s: &S, org: OrgId, new: NewInvitation<'_>) -> Result<(), StoreError> {
     exec_sql(
         s,
         "INSERT INTO organization_invitations (id, organization_id, email, role, token_hash, status, \
@@ -100,7 +101,7 @@ pub async fn insert<S: Store>(s: &S, new: NewInvitation<'_>) -> Result<(), Store
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $8)",
         vec![
             new.id.as_uuid().into(),
-            new.organization_id.as_uuid().into(),
+            org.as_uuid().into(),
             new.email.as_str().into(),
             new.role.as_str().into(),
             new.token_hash.into(),
@@ -114,7 +115,7 @@ pub async fn insert<S: Store>(s: &S, new: NewInvitation<'_>) -> Result<(), Store
 }
 
 /// The invitation `id` of `org` (None if absent or another org's).
-pub async fn find_in_org<S: Store>(
+pub async fn find<S: Store>(
     s: &S,
     org: OrgId,
     id: InvitationId,
@@ -153,35 +154,30 @@ pub async fn list<S: Store>(
     before: Option<InvitationId>,
     limit: u64,
 ) -> Result<Vec<InvitationRecord>, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} WHERE i.organization_id = $1");
-    let mut values: Vec<Value> = vec![org.as_uuid().into()];
-    let bind = |v: Value, values: &mut Vec<Value>| {
-        values.push(v);
-        format!("${}", values.len())
-    };
+    let mut p = Params::new();
+    let mut sql = format!(
+        "SELECT {COLUMNS} WHERE i.organization_id = {}",
+        p.bind(org.as_uuid())
+    );
+    let expires = ts(s.backend(), "i.expires_at");
     match status {
         None => {}
         Some(InvitationStatus::Pending) => {
-            let p = ts(s.backend(), &bind(now.into(), &mut values));
-            let expires = ts(s.backend(), "i.expires_at");
-            sql.push_str(&format!(" AND i.status = 'pending' AND {expires} > {p}"));
+            let now = ts(s.backend(), &p.bind(now));
+            sql.push_str(&format!(" AND i.status = 'pending' AND {expires} > {now}"));
         }
         Some(InvitationStatus::Expired) => {
-            let p = ts(s.backend(), &bind(now.into(), &mut values));
-            let expires = ts(s.backend(), "i.expires_at");
+            let now = ts(s.backend(), &p.bind(now));
             sql.push_str(&format!(
-                " AND (i.status = 'expired' OR (i.status = 'pending' AND {expires} <= {p}))"
+                " AND (i.status = 'expired' OR (i.status = 'pending' AND {expires} <= {now}))"
             ));
         }
         Some(InvitationStatus::Accepted) => sql.push_str(" AND i.status = 'accepted'"),
         Some(InvitationStatus::Revoked) => sql.push_str(" AND i.status = 'revoked'"),
     }
-    if let Some(before) = before {
-        let p = bind(before.as_uuid().into(), &mut values);
-        sql.push_str(&format!(" AND i.id < {p}"));
-    }
-    sql.push_str(&format!(" ORDER BY i.id DESC LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let before = before.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "i.id", Page::Before(before), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -191,6 +187,7 @@ pub async fn list<S: Store>(
 /// pending → accepted, once: false if it was no longer pending or had expired.
 pub async fn mark_accepted<S: Store>(
     s: &S,
+    org: OrgId,
     id: InvitationId,
     user: UserId,
     now: OffsetDateTime,
@@ -200,9 +197,9 @@ pub async fn mark_accepted<S: Store>(
         s,
         &format!(
             "UPDATE organization_invitations SET status = 'accepted', accepted_at = $1, accepted_by_user_id = $2, \
-                 updated_at = $1 WHERE id = $3 AND status = 'pending' AND {expires} > {now_sql}"
+                 updated_at = $1 WHERE organization_id = $3 AND id = $4 AND status = 'pending' AND {expires} > {now_sql}"
         ),
-        vec![now.into(), user.as_uuid().into(), id.as_uuid().into()],
+        vec![now.into(), user.as_uuid().into(), org.as_uuid().into(), id.as_uuid().into()],
     )
     .await?
         == 1)

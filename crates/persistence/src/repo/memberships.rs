@@ -1,6 +1,8 @@
-//! `organization_memberships`: (org, user, role).
+//! `organization_memberships`: (org, user, role). Every function takes the org first, except
+//! [`owned_orgs`], which reads one account's own memberships across its orgs.
 
 use crate::entities::memberships::{ActiveModel, Column, Entity, Model};
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql};
 use crate::{Backend, Store, StoreError, Tx};
 use inventiv_domain::{OrgId, Role, UserId};
@@ -113,18 +115,16 @@ pub async fn list<S: Store>(
     after: Option<UserId>,
     limit: u64,
 ) -> Result<Vec<MemberRow>, StoreError> {
+    let mut p = Params::new();
     let mut sql = format!(
         "SELECT u.id, u.email, u.username, u.first_name, u.last_name, m.role, m.created_at, \
          {ORG_KEYS} FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.organization_id = $1",
+         WHERE m.organization_id = {}",
+        p.bind(org.as_uuid())
     );
-    let mut values: Vec<sea_orm::Value> = vec![org.as_uuid().into()];
-    if let Some(after) = after {
-        sql.push_str(" AND u.id > $2");
-        values.push(after.as_uuid().into());
-    }
-    sql.push_str(&format!(" ORDER BY u.id LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "u.id", Page::After(after), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| {
@@ -230,6 +230,7 @@ pub async fn find_row<S: Store>(
 }
 
 /// The organizations where `user` is an owner, ordered by id (lock order for deletions).
+/// Keyed by the account, across the orgs it belongs to: the account is being deleted.
 pub async fn owned_orgs<S: Store>(s: &S, user: UserId) -> Result<Vec<OrgId>, StoreError> {
     let rows = query_all_sql(
         s,

@@ -16,6 +16,7 @@ pub mod scale;
 pub mod sessions;
 pub mod shares;
 pub mod spend;
+mod sql;
 pub mod usage;
 pub mod users;
 
@@ -65,13 +66,13 @@ pub(crate) fn ts(backend: crate::Backend, expr: &str) -> String {
 
 /// Sets (`by` = Some) or clears (None) one approval flag — the `tech_activated_by/at` or
 /// `eco_activated_by/at` columns every activatable table has — on the row of `table` matching
-/// `condition`, whose placeholders `$1..$n` are `condition_values` (the flag's own values are
-/// bound after them). Returns whether a row matched.
+/// `condition`, whose placeholders are bound in `p` (the flag's own values are bound after
+/// them). Returns whether a row matched.
 pub(crate) async fn set_activation_flag<S: Store>(
     s: &S,
     table: &str,
     condition: &str,
-    condition_values: Vec<Value>,
+    mut p: sql::Params,
     flag: inventiv_domain::Flag,
     by: Option<inventiv_domain::UserId>,
     now: time::OffsetDateTime,
@@ -81,16 +82,13 @@ pub(crate) async fn set_activation_flag<S: Store>(
         inventiv_domain::Flag::Eco => "eco",
     };
     let at: Option<time::OffsetDateTime> = by.map(|_| now);
-    let mut values = condition_values;
-    let n = values.len();
-    values.extend([by.map(|u| u.as_uuid()).into(), at.into(), now.into()]);
     let sql = format!(
-        "UPDATE {table} SET {column}_activated_by = ${}, {column}_activated_at = ${}, updated_at = ${} WHERE {condition}",
-        n + 1,
-        n + 2,
-        n + 3
+        "UPDATE {table} SET {column}_activated_by = {}, {column}_activated_at = {}, updated_at = {} WHERE {condition}",
+        p.bind(by.map(|u| u.as_uuid())),
+        p.bind(at),
+        p.bind(now)
     );
-    Ok(exec_sql(s, &sql, values).await? == 1)
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
 pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {

@@ -1,11 +1,15 @@
-//! `models`: the public catalogue (`organization_id` NULL) and org-private models.
-//! Reads take a [`Scope`]: an org sees the public catalogue and its own models; Personal sees
-//! the public catalogue only.
+//! `models`: the public catalogue (`organization_id` NULL) and org-private models. Every
+//! function on them takes a [`Scope`]. Reads see what the scope sees: an org the public
+//! catalogue and its own models, Personal the public catalogue only. Writes go to the scope's
+//! own catalogue: an org's models, or from Personal the public catalogue (which only platform
+//! admins may write; the service checks that). The proxy's lookups read the public catalogue
+//! only ([`find_public_by_name`], [`active_public`]).
 
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
 use crate::{Constraint, Store, StoreError};
 use inventiv_domain::{ModelId, OrgId, Scope};
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -45,17 +49,30 @@ fn record(row: QueryResult) -> Result<ModelRecord, StoreError> {
     })
 }
 
-/// The visibility filter of a scope, as SQL over alias `m`, with its parameter.
-fn visible(scope: Scope, values: &mut Vec<Value>) -> String {
+/// The visibility filter of a scope, as SQL over alias `m`.
+fn visible(scope: Scope, p: &mut Params) -> String {
     match scope {
-        Scope::Org(org) => {
-            values.push(org.as_uuid().into());
-            format!(
-                "(m.organization_id IS NULL OR m.organization_id = ${})",
-                values.len()
-            )
-        }
+        Scope::Org(org) => format!(
+            "(m.organization_id IS NULL OR m.organization_id = {})",
+            p.bind(org.as_uuid())
+        ),
         Scope::Personal(_) => "m.organization_id IS NULL".to_owned(),
+    }
+}
+
+/// The catalogue `scope` writes to: its org's, or (None) the public one.
+fn catalogue(scope: Scope) -> Option<OrgId> {
+    match scope {
+        Scope::Org(org) => Some(org),
+        Scope::Personal(_) => None,
+    }
+}
+
+/// The condition of a write over columns prefixed by `alias`: exactly `scope`'s catalogue.
+fn in_catalogue(scope: Scope, alias: &str, p: &mut Params) -> String {
+    match catalogue(scope) {
+        Some(org) => format!("{alias}organization_id = {}", p.bind(org.as_uuid())),
+        None => format!("{alias}organization_id IS NULL"),
     }
 }
 
@@ -66,14 +83,11 @@ pub async fn list<S: Store>(
     after: Option<ModelId>,
     limit: u64,
 ) -> Result<Vec<ModelRecord>, StoreError> {
-    let mut values = Vec::new();
-    let mut sql = format!("{SELECT} WHERE {}", visible(scope, &mut values));
-    if let Some(after) = after {
-        values.push(after.as_uuid().into());
-        sql.push_str(&format!(" AND m.id > ${}", values.len()));
-    }
-    sql.push_str(&format!(" ORDER BY m.id LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let mut p = Params::new();
+    let mut sql = format!("{SELECT} WHERE {}", visible(scope, &mut p));
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "m.id", Page::After(after), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -86,11 +100,13 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: ModelId,
 ) -> Result<Option<ModelRecord>, StoreError> {
-    let mut values = Vec::new();
-    let filter = visible(scope, &mut values);
-    values.push(id.as_uuid().into());
-    let sql = format!("{SELECT} WHERE {filter} AND m.id = ${}", values.len());
-    query_one_sql(s, &sql, values)
+    let mut p = Params::new();
+    let sql = format!(
+        "{SELECT} WHERE {} AND m.id = {}",
+        visible(scope, &mut p),
+        p.bind(id.as_uuid())
+    );
+    query_one_sql(s, &sql, p.into_values())
         .await?
         .map(record)
         .transpose()
@@ -110,34 +126,34 @@ pub struct ModelFields {
 /// by name (only through an offering's `<slug>/<code>`), so they claim nothing.
 async fn claim_namespace<S: Store>(
     s: &S,
-    owner: Option<OrgId>,
+    scope: Scope,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    match (owner, namespaces::namespace_of(&fields.model_id)) {
+    match (catalogue(scope), namespaces::namespace_of(&fields.model_id)) {
         (None, Some(namespace)) => namespaces::claim_public(s, &namespace, now).await,
         _ => Ok(()),
     }
 }
 
-/// Creates a model owned by `owner` (None = public). A duplicate `model_id` in the same
-/// catalogue is `Conflict(ModelOrgModelId | ModelPublicModelId)`; a public `model_id` in a
-/// namespace owned by an org is `Conflict(ModelNamespace)`.
+/// Creates a model in `scope`'s catalogue. A duplicate `model_id` in the same catalogue is
+/// `Conflict(ModelOrgModelId | ModelPublicModelId)`; a public `model_id` in a namespace owned
+/// by an org is `Conflict(ModelNamespace)`.
 pub async fn insert<S: Store>(
     s: &S,
-    owner: Option<OrgId>,
+    scope: Scope,
     id: ModelId,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    claim_namespace(s, owner, fields, now).await?;
+    claim_namespace(s, scope, fields, now).await?;
     exec_sql(
         s,
         "INSERT INTO models (id, organization_id, name, model_id, required_vram_gb, context_length, is_active, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         vec![
             id.as_uuid().into(),
-            owner.map(|o| o.as_uuid()).into(),
+            catalogue(scope).map(|o| o.as_uuid()).into(),
             fields.name.clone().into(),
             fields.model_id.clone().into(),
             fields.required_vram_gb.into(),
@@ -150,59 +166,41 @@ pub async fn insert<S: Store>(
     Ok(())
 }
 
-/// The ownership condition of a write: exactly the catalogue `owner` (None = public).
-fn owned(owner: Option<OrgId>, values: &mut Vec<Value>) -> String {
-    match owner {
-        Some(org) => {
-            values.push(org.as_uuid().into());
-            format!("organization_id = ${}", values.len())
-        }
-        None => "organization_id IS NULL".to_owned(),
-    }
-}
-
-/// Updates a model of catalogue `owner`; false if there is none with this id. Renaming a
+/// Updates a model of `scope`'s catalogue; false if there is none with this id. Renaming a
 /// public model into a namespace owned by an org is `Conflict(ModelNamespace)`.
 pub async fn update<S: Store>(
     s: &S,
-    owner: Option<OrgId>,
+    scope: Scope,
     id: ModelId,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    claim_namespace(s, owner, fields, now).await?;
-    let mut values: Vec<Value> = vec![
-        fields.name.clone().into(),
-        fields.model_id.clone().into(),
-        fields.required_vram_gb.into(),
-        fields.context_length.into(),
-        fields.is_active.into(),
-        now.into(),
-        id.as_uuid().into(),
-    ];
-    let condition = owned(owner, &mut values);
+    claim_namespace(s, scope, fields, now).await?;
+    let mut p = Params::new();
     let sql = format!(
-        "UPDATE models SET name = $1, model_id = $2, required_vram_gb = $3, context_length = $4, is_active = $5, \
-         updated_at = $6 WHERE id = $7 AND {condition}"
+        "UPDATE models SET name = {}, model_id = {}, required_vram_gb = {}, context_length = {}, is_active = {}, \
+         updated_at = {} WHERE id = {} AND {}",
+        p.bind(fields.name.clone()),
+        p.bind(fields.model_id.clone()),
+        p.bind(fields.required_vram_gb),
+        p.bind(fields.context_length),
+        p.bind(fields.is_active),
+        p.bind(now),
+        p.bind(id.as_uuid()),
+        in_catalogue(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, values).await? == 1)
+    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
-/// Deletes a model of catalogue `owner`; false if there is none with this id.
-pub async fn delete<S: Store>(
-    s: &S,
-    owner: Option<OrgId>,
-    id: ModelId,
-) -> Result<bool, StoreError> {
-    let mut values: Vec<Value> = vec![id.as_uuid().into()];
-    let condition = owned(owner, &mut values);
-    match exec_sql(
-        s,
-        &format!("DELETE FROM models WHERE id = $1 AND {condition}"),
-        values,
-    )
-    .await
-    {
+/// Deletes a model of `scope`'s catalogue; false if there is none with this id.
+pub async fn delete<S: Store>(s: &S, scope: Scope, id: ModelId) -> Result<bool, StoreError> {
+    let mut p = Params::new();
+    let sql = format!(
+        "DELETE FROM models WHERE id = {} AND {}",
+        p.bind(id.as_uuid()),
+        in_catalogue(scope, "", &mut p)
+    );
+    match exec_sql(s, &sql, p.into_values()).await {
         Ok(deleted) => Ok(deleted == 1),
         // Only the keys pointing at `models` can refuse this DELETE (instances, offerings):
         // SQLite's unnamed violation is therefore this one (PostgreSQL's is mapped by name).
@@ -213,16 +211,20 @@ pub async fn delete<S: Store>(
     }
 }
 
-/// How many instances reference the model: (not terminated, all).
-pub async fn usage<S: Store>(s: &S, id: ModelId) -> Result<(i64, i64), StoreError> {
-    let row = query_one_sql(
-        s,
-        "SELECT COALESCE(SUM(CASE WHEN status <> 'terminated' THEN 1 ELSE 0 END), 0) AS live, COUNT(*) AS total \
-         FROM instances WHERE model_id = $1",
-        vec![id.as_uuid().into()],
-    )
-    .await?
-    .ok_or_else(|| corrupt("instances", "aggregate returned no row"))?;
+/// How many instances reference the model `id` of `scope`'s catalogue: (not terminated, all).
+/// The instances of every tenant count — a public model is deployed by many — but only as
+/// numbers, and only for a model of the caller's own catalogue ((0, 0) for any other).
+pub async fn usage<S: Store>(s: &S, scope: Scope, id: ModelId) -> Result<(i64, i64), StoreError> {
+    let mut p = Params::new();
+    let sql = format!(
+        "SELECT COALESCE(SUM(CASE WHEN i.status <> 'terminated' THEN 1 ELSE 0 END), 0) AS live, COUNT(i.id) AS total \
+         FROM models m JOIN instances i ON i.model_id = m.id WHERE m.id = {} AND {}",
+        p.bind(id.as_uuid()),
+        in_catalogue(scope, "m.", &mut p)
+    );
+    let row = query_one_sql(s, &sql, p.into_values())
+        .await?
+        .ok_or_else(|| corrupt("instances", "aggregate returned no row"))?;
     Ok((row.try_get("", "live")?, row.try_get("", "total")?))
 }
 

@@ -1,10 +1,12 @@
-//! `organization_models` (offerings): always read through the owning org, except the proxy's
-//! lookup by `(org_slug, code)`, whose result is then checked against the caller's shares.
+//! `organization_models` (offerings): every function takes the owning org first, except the
+//! proxy's lookup by `(org_slug, code)` ([`find_by_name`]), whose result is then checked
+//! against the caller's shares.
 
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{Activation, Flag, ModelId, OfferingId, OrgId, UserId};
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -106,14 +108,14 @@ pub async fn list<S: Store>(
     after: Option<OfferingId>,
     limit: u64,
 ) -> Result<Vec<OfferingRecord>, StoreError> {
-    let mut values: Vec<Value> = vec![org.as_uuid().into()];
-    let mut sql = format!("{SELECT} WHERE f.organization_id = $1");
-    if let Some(after) = after {
-        values.push(after.as_uuid().into());
-        sql.push_str(" AND f.id > $2");
-    }
-    sql.push_str(&format!(" ORDER BY f.id LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let mut p = Params::new();
+    let mut sql = format!(
+        "{SELECT} WHERE f.organization_id = {}",
+        p.bind(org.as_uuid())
+    );
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "f.id", Page::After(after), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -136,7 +138,8 @@ pub async fn find<S: Store>(
     .transpose()
 }
 
-/// The offering published as `<slug>/<code>` (the proxy's name resolution).
+/// The offering published as `<slug>/<code>`, whoever owns it: the proxy's name resolution,
+/// which then checks it against the caller's shares.
 pub async fn find_by_name<S: Store>(
     s: &S,
     slug: &str,
@@ -205,17 +208,13 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let condition = "organization_id = $1 AND id = $2";
-    crate::repo::set_activation_flag(
-        s,
-        "organization_models",
-        condition,
-        vec![org.as_uuid().into(), id.as_uuid().into()],
-        flag,
-        by,
-        now,
-    )
-    .await
+    let mut p = Params::new();
+    let condition = format!(
+        "organization_id = {} AND id = {}",
+        p.bind(org.as_uuid()),
+        p.bind(id.as_uuid())
+    );
+    crate::repo::set_activation_flag(s, "organization_models", &condition, p, flag, by, now).await
 }
 
 /// Deletes an offering of `org` (its ended shares go with it: the usage rows, which have no

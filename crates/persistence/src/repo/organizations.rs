@@ -1,6 +1,8 @@
-//! `organizations`: tenants.
+//! `organizations`: the tenants themselves. A row is found by its own id (the org scope) or
+//! its slug; [`list_for_user`] reads the orgs one account belongs to.
 
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
@@ -94,20 +96,18 @@ pub async fn list_for_user<S: Store>(
     after: Option<OrgId>,
     limit: u64,
 ) -> Result<Vec<MyOrg>, StoreError> {
-    let mut sql = String::from(
+    let mut p = Params::new();
+    let mut sql = format!(
         "SELECT o.id, o.name, o.slug, o.created_by_user_id, o.require_distinct_activators, \
                 o.created_at, o.updated_at, m.role, \
                 (SELECT COUNT(*) FROM organization_memberships c WHERE c.organization_id = o.id) AS member_count \
          FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
-         WHERE m.user_id = $1",
+         WHERE m.user_id = {}",
+        p.bind(user.as_uuid())
     );
-    let mut values: Vec<sea_orm::Value> = vec![user.as_uuid().into()];
-    if let Some(after) = after {
-        sql.push_str(" AND o.id > $2");
-        values.push(after.as_uuid().into());
-    }
-    sql.push_str(&format!(" ORDER BY o.id LIMIT {limit}"));
-    let rows = query_all_sql(s, &sql, values).await?;
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "o.id", Page::After(after), limit);
+    let rows = query_all_sql(s, &sql, p.into_values()).await?;
     rows.into_iter()
         .map(|row| {
             let model = Model {

@@ -1,14 +1,16 @@
-//! `organization_model_shares`: read and written from either side (provider or consumer org);
-//! every write is a compare-and-set on what the domain decided from, so a concurrent change
+//! `organization_model_shares`: read and written from either side (provider or consumer org).
+//! Every function takes the acting org first and matches it against the side it acts from.
+//! Every write is a compare-and-set on what the domain decided from, so a concurrent change
 //! makes it match no row instead of overwriting. The proxy asks for the live share of
 //! (provider, consumer, offering).
 
+use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError};
 use inventiv_domain::{
     Activation, Flag, OfferingId, OrgId, ShareId, ShareParty, ShareState, ShareStatus, UserId,
 };
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -41,17 +43,6 @@ pub struct ShareRecord {
     pub activation: Activation,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-}
-
-impl ShareRecord {
-    /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
-    /// provider approvals, and the offering published and operational.
-    pub fn operational(&self, now: OffsetDateTime) -> bool {
-        self.state.carries_traffic(now)
-            && self.activation.operational(false)
-            && self.offering_published
-            && self.offering_activation.operational(false)
-    }
 }
 
 const SELECT: &str = "SELECT s.id, s.provider_organization_id, p.slug AS provider_slug, p.name AS provider_name, \
@@ -109,23 +100,17 @@ fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
     })
 }
 
-/// Which side of a share an org is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Provider,
-    Consumer,
-}
-
-fn side_column(side: Side) -> &'static str {
+/// The column naming the org on `side` of a share.
+fn side_column(side: ShareParty) -> &'static str {
     match side {
-        Side::Provider => "s.provider_organization_id",
-        Side::Consumer => "s.consumer_organization_id",
+        ShareParty::Provider => "s.provider_organization_id",
+        ShareParty::Consumer => "s.consumer_organization_id",
     }
 }
 
+/// What a proposal stores (the provider comes separately).
 pub struct NewShare {
     pub id: ShareId,
-    pub provider: OrgId,
     pub consumer: OrgId,
     pub offering: OfferingId,
     pub prices: (i64, i64),
@@ -135,8 +120,9 @@ pub struct NewShare {
     pub now: OffsetDateTime,
 }
 
-/// Stores a proposal (version 1); a live one for the same triple is `Conflict(ShareLive)`.
-pub async fn insert<S: Store>(s: &S, new: NewShare) -> Result<(), StoreError> {
+/// Stores `provider`'s proposal (version 1); a live one for the same triple is
+/// `Conflict(ShareLive)`.
+pub async fn insert<S: Store>(s: &S, provider: OrgId, new: NewShare) -> Result<(), StoreError> {
     exec_sql(
         s,
         "INSERT INTO organization_model_shares (id, provider_organization_id, consumer_organization_id, organization_model_id, \
@@ -145,7 +131,7 @@ pub async fn insert<S: Store>(s: &S, new: NewShare) -> Result<(), StoreError> {
          VALUES ($1, $2, $3, $4, 'proposed', $5, $6, $7, $8, $9, $9, 1, FALSE, FALSE, $10)",
         vec![
             new.id.as_uuid().into(),
-            new.provider.as_uuid().into(),
+            provider.as_uuid().into(),
             new.consumer.as_uuid().into(),
             new.offering.as_uuid().into(),
             new.prices.0.into(),
@@ -164,18 +150,19 @@ pub async fn insert<S: Store>(s: &S, new: NewShare) -> Result<(), StoreError> {
 pub async fn list<S: Store>(
     s: &S,
     org: OrgId,
-    side: Side,
+    side: ShareParty,
     before: Option<ShareId>,
     limit: u64,
 ) -> Result<Vec<ShareRecord>, StoreError> {
-    let mut values: Vec<Value> = vec![org.as_uuid().into()];
-    let mut sql = format!("{SELECT} WHERE {} = $1", side_column(side));
-    if let Some(before) = before {
-        values.push(before.as_uuid().into());
-        sql.push_str(" AND s.id < $2");
-    }
-    sql.push_str(&format!(" ORDER BY s.id DESC LIMIT {limit}"));
-    query_all_sql(s, &sql, values)
+    let mut p = Params::new();
+    let mut sql = format!(
+        "{SELECT} WHERE {} = {}",
+        side_column(side),
+        p.bind(org.as_uuid())
+    );
+    let before = before.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "s.id", Page::Before(before), limit);
+    query_all_sql(s, &sql, p.into_values())
         .await?
         .into_iter()
         .map(record)
@@ -186,7 +173,7 @@ pub async fn list<S: Store>(
 pub async fn find<S: Store>(
     s: &S,
     org: OrgId,
-    side: Side,
+    side: ShareParty,
     id: ShareId,
 ) -> Result<Option<ShareRecord>, StoreError> {
     let sql = format!("{SELECT} WHERE {} = $1 AND s.id = $2", side_column(side));
@@ -285,9 +272,11 @@ pub async fn live_of_offering<S: Store>(
     .collect()
 }
 
-/// Compare-and-set on the status: from `from` to the terminal `to` (decline, revoke, expire).
+/// Compare-and-set on the status of a share `org` is a party to: from `from` to the terminal
+/// `to` (decline, revoke, expire).
 pub async fn set_status<S: Store>(
     s: &S,
+    org: OrgId,
     id: ShareId,
     from: ShareStatus,
     to: ShareStatus,
@@ -295,10 +284,12 @@ pub async fn set_status<S: Store>(
 ) -> Result<bool, StoreError> {
     Ok(exec_sql(
         s,
-        "UPDATE organization_model_shares SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        "UPDATE organization_model_shares SET status = $1, updated_at = $2 \
+         WHERE (provider_organization_id = $3 OR consumer_organization_id = $3) AND id = $4 AND status = $5",
         vec![
             to.as_str().into(),
             now.into(),
+            org.as_uuid().into(),
             id.as_uuid().into(),
             from.as_str().into(),
         ],
@@ -334,27 +325,30 @@ pub async fn accept<S: Store>(
         == 1)
 }
 
-/// Sets or lifts one side's pause flag (compare-and-set on that flag and a live status).
+/// Sets or lifts the pause flag of `org`'s side of a share (compare-and-set on that flag and a
+/// live status).
 pub async fn set_paused<S: Store>(
     s: &S,
-    id: ShareId,
+    org: OrgId,
     side: ShareParty,
+    id: ShareId,
     paused: bool,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let column = match side {
-        ShareParty::Provider => "provider_paused",
-        ShareParty::Consumer => "consumer_paused",
+    let (party, column) = match side {
+        ShareParty::Provider => ("provider_organization_id", "provider_paused"),
+        ShareParty::Consumer => ("consumer_organization_id", "consumer_paused"),
     };
     Ok(exec_sql(
         s,
         &format!(
             "UPDATE organization_model_shares SET {column} = $1, updated_at = $2 \
-             WHERE id = $3 AND {column} = $4 AND status IN ('proposed', 'active')"
+             WHERE {party} = $3 AND id = $4 AND {column} = $5 AND status IN ('proposed', 'active')"
         ),
         vec![
             paused.into(),
             now.into(),
+            org.as_uuid().into(),
             id.as_uuid().into(),
             (!paused).into(),
         ],
@@ -428,18 +422,14 @@ pub async fn set_flag<S: Store>(
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let condition = "provider_organization_id = $1 AND id = $2";
-    let values = vec![provider.as_uuid().into(), id.as_uuid().into()];
-    crate::repo::set_activation_flag(
-        s,
-        "organization_model_shares",
-        condition,
-        values,
-        flag,
-        by,
-        now,
-    )
-    .await
+    let mut p = Params::new();
+    let condition = format!(
+        "provider_organization_id = {} AND id = {}",
+        p.bind(provider.as_uuid()),
+        p.bind(id.as_uuid())
+    );
+    crate::repo::set_activation_flag(s, "organization_model_shares", &condition, p, flag, by, now)
+        .await
 }
 
 /// Fills in this month's spend of the shares `viewer` receives (the consumer's figures: never

@@ -4,6 +4,7 @@
 //!
 //! These writes move no cache epoch: no cache is built from them.
 
+use crate::repo::sql::Params;
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
 use crate::{Backend, Db, Store, StoreError};
 use sea_orm::Value;
@@ -300,24 +301,15 @@ pub async fn counters_of<S: Store>(
 ) -> Result<std::collections::HashMap<uuid::Uuid, (i64, i64)>, StoreError> {
     let mut found = std::collections::HashMap::new();
     for chunk in ids.chunks(200) {
-        let mut values: Vec<Value> = vec![kind.as_str().into(), month.into()];
-        let mut list = String::new();
-        for id in chunk {
-            values.push((*id).into());
-            if !list.is_empty() {
-                list.push_str(", ");
-            }
-            list.push_str(&format!("${}", values.len()));
-        }
-        let rows = query_all_sql(
-            s,
-            &format!(
-                "SELECT subject_id, spent_micros, leased_micros FROM spend_counters \
-                 WHERE subject_kind = $1 AND month = $2 AND subject_id IN ({list})"
-            ),
-            values,
-        )
-        .await?;
+        let mut p = Params::new();
+        let sql = format!(
+            "SELECT subject_id, spent_micros, leased_micros FROM spend_counters \
+             WHERE subject_kind = {} AND month = {} AND subject_id IN ({})",
+            p.bind(kind.as_str()),
+            p.bind(month),
+            p.bind_all(chunk.iter().copied())
+        );
+        let rows = query_all_sql(s, &sql, p.into_values()).await?;
         for row in rows {
             found.insert(
                 row.try_get("", "subject_id")?,
@@ -384,33 +376,25 @@ pub(crate) async fn book<S: Store>(
     let mut sql = String::from(
         "INSERT INTO spend_counters (subject_kind, subject_id, month, spent_micros, leased_micros) VALUES ",
     );
-    let mut values: Vec<Value> = Vec::with_capacity(per_counter.len() * 5);
+    let mut p = Params::new();
     for (i, ((subject, month), (spent, leased))) in per_counter.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
-        let k = i * 5;
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            k + 1,
-            k + 2,
-            k + 3,
-            k + 4,
-            k + 5
-        ));
-        values.extend([
+        let row: [Value; 5] = [
             subject.kind.as_str().into(),
             subject.id.into(),
             (*month).into(),
             (*spent).into(),
             (*leased).into(),
-        ]);
+        ];
+        sql.push_str(&format!("({})", p.bind_all(row)));
     }
     sql.push_str(
         " ON CONFLICT (subject_kind, subject_id, month) DO UPDATE SET \
          spent_micros = spend_counters.spent_micros + excluded.spent_micros, \
          leased_micros = spend_counters.leased_micros + excluded.leased_micros",
     );
-    exec_sql(s, &sql, values).await?;
+    exec_sql(s, &sql, p.into_values()).await?;
     Ok(late)
 }

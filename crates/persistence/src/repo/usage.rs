@@ -3,9 +3,12 @@
 //! over a time range.
 
 use crate::repo::spend::{self, Booking, Subject, SubjectKind};
+use crate::repo::sql::{Params, owned_by};
 use crate::repo::{exec_sql, query_all_sql, ts};
 use crate::{Backend, Db, Store, StoreError};
-use inventiv_domain::{ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, ShareId, UsageId, UserId};
+use inventiv_domain::{
+    ApiKeyId, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, UsageId, UserId,
+};
 use sea_orm::Value;
 use time::OffsetDateTime;
 
@@ -303,17 +306,6 @@ async fn insert_rows<S: Store>(
     returned_ids(s, &sql, values).await
 }
 
-/// Whose usage a query reads.
-#[derive(Debug, Clone, Copy)]
-pub enum UsageSide {
-    /// What this org consumed (its spend).
-    Consumer(OrgId),
-    /// What others consumed of this org's offerings (its revenue).
-    Provider(OrgId),
-    /// A personal user's own calls.
-    Personal(UserId),
-}
-
 /// A usage row with the names a dashboard shows.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
@@ -327,32 +319,47 @@ pub struct UsageRow {
     pub charged_micros: i64,
 }
 
-/// Usage rows of `side` in `[from, to)`.
-pub async fn rows<S: Store>(
+/// What `scope` consumed in `[from, to)` (its spend): an org's calls, or a user's personal
+/// calls (no consumer org).
+pub async fn consumed<S: Store>(
     s: &S,
-    side: UsageSide,
+    scope: Scope,
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<UsageRow>, StoreError> {
-    let (filter, owner): (&str, uuid::Uuid) = match side {
-        UsageSide::Consumer(org) => ("consumer_organization_id = $1", org.as_uuid()),
-        UsageSide::Provider(org) => ("provider_organization_id = $1", org.as_uuid()),
-        UsageSide::Personal(user) => (
-            "consumer_organization_id IS NULL AND user_id = $1",
-            user.as_uuid(),
-        ),
-    };
-    let (at, from_p, to_p) = (
-        ts(s.backend(), "occurred_at"),
-        ts(s.backend(), "$2"),
-        ts(s.backend(), "$3"),
-    );
+    let mut p = Params::new();
+    let filter = owned_by(scope, "consumer_organization_id", "user_id", &mut p);
+    rows_where(s, &filter, p, from, to).await
+}
+
+/// What others consumed of `provider`'s offerings in `[from, to)` (its revenue).
+pub async fn provided<S: Store>(
+    s: &S,
+    provider: OrgId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let mut p = Params::new();
+    let filter = format!("provider_organization_id = {}", p.bind(provider.as_uuid()));
+    rows_where(s, &filter, p, from, to).await
+}
+
+/// Usage rows matching `filter` (bound in `p`) in `[from, to)`, oldest first.
+async fn rows_where<S: Store>(
+    s: &S,
+    filter: &str,
+    mut p: Params,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let at = ts(s.backend(), "occurred_at");
+    let (from_p, to_p) = (ts(s.backend(), &p.bind(from)), ts(s.backend(), &p.bind(to)));
     let sql = format!(
         "SELECT occurred_at, api_key_id, consumer_organization_id, provider_organization_id, organization_model_id, \
                 input_tokens, output_tokens, charged_micros \
          FROM inference_usage WHERE {filter} AND {at} >= {from_p} AND {at} < {to_p} ORDER BY occurred_at"
     );
-    let found = query_all_sql(s, &sql, vec![owner.into(), from.into(), to.into()]).await?;
+    let found = query_all_sql(s, &sql, p.into_values()).await?;
     found
         .into_iter()
         .map(|row| {
@@ -373,111 +380,116 @@ pub async fn rows<S: Store>(
         .collect()
 }
 
-/// How many usage rows carry this request id (tests and reconciliation).
-pub async fn count_request<S: Store>(s: &S, request_id: &str) -> Result<i64, StoreError> {
-    // The request id is the row id's text: look it up by the primary key.
-    let Ok(id) = request_id.parse::<uuid::Uuid>() else {
-        return Ok(0);
-    };
-    let rows = query_all_sql(
-        s,
-        "SELECT COUNT(*) AS n FROM inference_usage WHERE id = $1",
-        vec![id.into()],
-    )
-    .await?;
-    Ok(rows
-        .first()
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0))
-}
+/// Reading stored usage back by request or row id, across tenants on purpose: operators,
+/// benchmarks and tests reconcile what clients were told with what was stored (after a crash,
+/// a replayed journal, a load run). No request path reads usage this way.
+pub mod reconciliation {
+    use crate::repo::sql::Params;
+    use crate::repo::{query_all_sql, query_one_sql};
+    use crate::{Store, StoreError};
+    use inventiv_domain::{ApiKeyId, ShareId, UsageId};
 
-/// How many usage rows are stored in all (benchmarks and operators reconcile with it).
-pub async fn count_all<S: Store>(s: &S) -> Result<i64, StoreError> {
-    let rows = query_all_sql(s, "SELECT COUNT(*) AS n FROM inference_usage", vec![]).await?;
-    Ok(rows
-        .first()
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0))
-}
-
-/// A stored usage row as reconciliation reads it.
-#[derive(Debug, Clone)]
-pub struct StoredUsage {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub charged_micros: i64,
-    pub usage_source: String,
-    pub late: bool,
-    pub clamped: bool,
-    pub api_key_id: Option<ApiKeyId>,
-    pub share_id: Option<ShareId>,
-}
-
-/// The usage row with this id (the `X-Inventiv-Usage-Id` of a proxied answer).
-pub async fn find<S: Store>(s: &S, id: UsageId) -> Result<Option<StoredUsage>, StoreError> {
-    let row = crate::repo::query_one_sql(
-        s,
-        "SELECT input_tokens, output_tokens, charged_micros, usage_source, late, clamped, api_key_id, share_id \
-         FROM inference_usage WHERE id = $1",
-        vec![id.as_uuid().into()],
-    )
-    .await?;
-    row.map(|row| {
-        Ok(StoredUsage {
-            input_tokens: row.try_get("", "input_tokens")?,
-            output_tokens: row.try_get("", "output_tokens")?,
-            charged_micros: row.try_get("", "charged_micros")?,
-            usage_source: row.try_get("", "usage_source")?,
-            late: row.try_get("", "late")?,
-            clamped: row.try_get("", "clamped")?,
-            api_key_id: row
-                .try_get::<Option<uuid::Uuid>>("", "api_key_id")?
-                .map(ApiKeyId::from_uuid),
-            share_id: row
-                .try_get::<Option<uuid::Uuid>>("", "share_id")?
-                .map(ShareId::from_uuid),
-        })
-    })
-    .transpose()
-}
-
-/// The sum of the charges stored for an API key (all time), for reconciliation.
-pub async fn charged_to_key<S: Store>(s: &S, key: ApiKeyId) -> Result<i64, StoreError> {
-    let rows = query_all_sql(
-        s,
-        "SELECT CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS total FROM inference_usage WHERE api_key_id = $1",
-        vec![key.as_uuid().into()],
-    )
-    .await?;
-    Ok(rows
-        .first()
-        .map(|r| r.try_get::<i64>("", "total"))
-        .transpose()?
-        .unwrap_or(0))
-}
-
-/// How many of these usage ids are stored (reconciliation after a crash).
-pub async fn count_stored<S: Store>(s: &S, ids: &[UsageId]) -> Result<i64, StoreError> {
-    let mut found = 0;
-    for chunk in ids.chunks(500) {
-        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
-        let values: Vec<Value> = chunk.iter().map(|id| id.as_uuid().into()).collect();
+    /// How many usage rows carry this request id (tests and reconciliation).
+    pub async fn count_request<S: Store>(s: &S, request_id: &str) -> Result<i64, StoreError> {
+        // The request id is the row id's text: look it up by the primary key.
+        let Ok(id) = request_id.parse::<uuid::Uuid>() else {
+            return Ok(0);
+        };
         let rows = query_all_sql(
             s,
-            &format!(
-                "SELECT COUNT(*) AS n FROM inference_usage WHERE id IN ({})",
-                list.join(", ")
-            ),
-            values,
+            "SELECT COUNT(*) AS n FROM inference_usage WHERE id = $1",
+            vec![id.into()],
         )
         .await?;
-        found += rows
+        Ok(rows
             .first()
             .map(|r| r.try_get::<i64>("", "n"))
             .transpose()?
-            .unwrap_or(0);
+            .unwrap_or(0))
     }
-    Ok(found)
+
+    /// How many usage rows are stored in all (benchmarks and operators reconcile with it).
+    pub async fn count_all<S: Store>(s: &S) -> Result<i64, StoreError> {
+        let rows = query_all_sql(s, "SELECT COUNT(*) AS n FROM inference_usage", vec![]).await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// A stored usage row as reconciliation reads it.
+    #[derive(Debug, Clone)]
+    pub struct StoredUsage {
+        pub input_tokens: i64,
+        pub output_tokens: i64,
+        pub charged_micros: i64,
+        pub usage_source: String,
+        pub late: bool,
+        pub clamped: bool,
+        pub api_key_id: Option<ApiKeyId>,
+        pub share_id: Option<ShareId>,
+    }
+
+    /// The usage row with this id (the `X-Inventiv-Usage-Id` of a proxied answer).
+    pub async fn find<S: Store>(s: &S, id: UsageId) -> Result<Option<StoredUsage>, StoreError> {
+        let row = query_one_sql(
+            s,
+            "SELECT input_tokens, output_tokens, charged_micros, usage_source, late, clamped, api_key_id, share_id \
+             FROM inference_usage WHERE id = $1",
+            vec![id.as_uuid().into()],
+        )
+        .await?;
+        row.map(|row| {
+            Ok(StoredUsage {
+                input_tokens: row.try_get("", "input_tokens")?,
+                output_tokens: row.try_get("", "output_tokens")?,
+                charged_micros: row.try_get("", "charged_micros")?,
+                usage_source: row.try_get("", "usage_source")?,
+                late: row.try_get("", "late")?,
+                clamped: row.try_get("", "clamped")?,
+                api_key_id: row
+                    .try_get::<Option<uuid::Uuid>>("", "api_key_id")?
+                    .map(ApiKeyId::from_uuid),
+                share_id: row
+                    .try_get::<Option<uuid::Uuid>>("", "share_id")?
+                    .map(ShareId::from_uuid),
+            })
+        })
+        .transpose()
+    }
+
+    /// The sum of the charges stored for an API key (all time), for reconciliation.
+    pub async fn charged_to_key<S: Store>(s: &S, key: ApiKeyId) -> Result<i64, StoreError> {
+        let rows = query_all_sql(
+            s,
+            "SELECT CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS total FROM inference_usage WHERE api_key_id = $1",
+            vec![key.as_uuid().into()],
+        )
+        .await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64>("", "total"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// How many of these usage ids are stored (reconciliation after a crash).
+    pub async fn count_stored<S: Store>(s: &S, ids: &[UsageId]) -> Result<i64, StoreError> {
+        let mut found = 0;
+        for chunk in ids.chunks(500) {
+            let mut p = Params::new();
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM inference_usage WHERE id IN ({})",
+                p.bind_all(chunk.iter().map(|id| id.as_uuid()))
+            );
+            let rows = query_all_sql(s, &sql, p.into_values()).await?;
+            found += rows
+                .first()
+                .map(|r| r.try_get::<i64>("", "n"))
+                .transpose()?
+                .unwrap_or(0);
+        }
+        Ok(found)
+    }
 }

@@ -129,10 +129,11 @@ async fn concurrent_appends_to_one_chain_never_fork_it() {
     assert_eq!(report.broken, None, "{report:?}");
     let events = inventiv_persistence::repo::audit::list(
         &app.db,
-        Some(org.id),
-        Some("test.parallel"),
-        None,
-        None,
+        org.id,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("test.parallel"),
+            ..Default::default()
+        },
         100,
     )
     .await

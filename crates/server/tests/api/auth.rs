@@ -819,12 +819,12 @@ async fn the_eleventh_login_attempt_in_a_minute_from_one_ip_is_429() {
         .unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_error(res, 429, "rate_limited").await;
-    let events = inventiv_persistence::repo::audit::list(
+    let events = inventiv_persistence::repo::audit::list_platform(
         &app.db,
-        None,
-        Some("auth.login_rate_limited"),
-        None,
-        None,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("auth.login_rate_limited"),
+            ..Default::default()
+        },
         10,
     )
     .await

@@ -55,7 +55,7 @@ async fn start_up_creates_the_platform_admin_owning_the_bootstrap_org() {
 #[tokio::test]
 async fn bootstrap_is_idempotent_even_when_run_concurrently() {
     let app = spawn_app().await;
-    let deps = inventiv_server::build_deps(
+    let (_, deps) = inventiv_server::build_deps(
         &app.settings,
         std::sync::Arc::new(inventiv_service::SystemClock),
     )
@@ -91,13 +91,13 @@ async fn racing_first_bootstraps_create_everything_exactly_once() {
     let database = TestDatabase::create().await;
     let smtp = crate::helpers::SmtpSink::start().await;
     let settings_ = crate::helpers::test_settings(&database, smtp.port());
-    let deps = inventiv_server::build_deps(
+    let (db, deps) = inventiv_server::build_deps(
         &settings_,
         std::sync::Arc::new(inventiv_service::SystemClock),
     )
     .await
     .unwrap();
-    deps.db.migrate().await.unwrap();
+    db.migrate().await.unwrap();
     let runs = futures_join(&deps).await;
     assert_eq!(
         runs.iter().filter(|o| o.admin_created).count(),
@@ -105,13 +105,10 @@ async fn racing_first_bootstraps_create_everything_exactly_once() {
         "{runs:?}"
     );
     assert_eq!(runs.iter().filter(|o| o.org_created).count(), 1, "{runs:?}");
-    assert_eq!(users::count(&deps.db).await.unwrap(), 1);
-    assert_eq!(organizations::count(&deps.db).await.unwrap(), 1);
+    assert_eq!(users::count(&db).await.unwrap(), 1);
+    assert_eq!(organizations::count(&db).await.unwrap(), 1);
     assert_eq!(
-        inventiv_service::audit::verify(&deps.db)
-            .await
-            .unwrap()
-            .broken,
+        inventiv_service::audit::verify(&db).await.unwrap().broken,
         None
     );
 }
@@ -172,20 +169,20 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
 
     let smtp = crate::helpers::SmtpSink::start().await;
     let settings = crate::helpers::test_settings(&database, smtp.port());
-    let deps = inventiv_server::build_deps(
+    let (db, _deps) = inventiv_server::build_deps(
         &settings,
         std::sync::Arc::new(inventiv_service::SystemClock),
     )
     .await
     .unwrap();
-    assert_eq!(organizations::count(&deps.db).await.unwrap(), 2);
-    assert_eq!(users::count(&deps.db).await.unwrap(), 9);
-    let acme = organizations::find_by_slug(&deps.db, &Slug::parse("acme").unwrap())
+    assert_eq!(organizations::count(&db).await.unwrap(), 2);
+    assert_eq!(users::count(&db).await.unwrap(), 9);
+    let acme = organizations::find_by_slug(&db, &Slug::parse("acme").unwrap())
         .await
         .unwrap()
         .unwrap();
     let instances = inventiv_persistence::repo::instances::list(
-        &deps.db,
+        &db,
         inventiv_domain::Scope::Org(acme.id),
         Default::default(),
         None,
@@ -203,10 +200,7 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
         "one operational, one waiting"
     );
     assert_eq!(
-        inventiv_service::audit::verify(&deps.db)
-            .await
-            .unwrap()
-            .broken,
+        inventiv_service::audit::verify(&db).await.unwrap().broken,
         None
     );
 }

@@ -5,9 +5,9 @@
 use crate::helpers::{TestApp, TestDatabase, assert_error, json_with_status};
 use crate::instances::Team;
 use crate::proxy::{Market, chat, market};
-use inventiv_domain::{OrgId, ShareStatus};
+use inventiv_domain::{OrgId, ShareParty, ShareStatus};
 use inventiv_persistence::repo::audit::{self, AuditRecord};
-use inventiv_persistence::repo::shares::{self as share_repo, Side};
+use inventiv_persistence::repo::shares as share_repo;
 use inventiv_persistence::{Db, DbOptions};
 use inventiv_service::Clock;
 use reqwest::Method;
@@ -679,7 +679,7 @@ async fn a_third_org_gets_404_on_every_share_route() {
 }
 
 async fn chain(app: &TestApp, org: OrgId) -> Vec<AuditRecord> {
-    audit::list(&app.db, Some(org), None, None, None, 10_000)
+    audit::list(&app.db, org, Default::default(), 10_000)
         .await
         .unwrap()
 }
@@ -907,7 +907,7 @@ async fn unanswered_proposals_and_ended_shares_expire_and_stay_expired() {
         let row = share_repo::find(
             &app.db,
             p.org,
-            Side::Provider,
+            ShareParty::Provider,
             inventiv_domain::ShareId::from_uuid(id.parse().unwrap()),
         )
         .await
@@ -1078,7 +1078,7 @@ async fn v1_shares_become_proposals_and_nothing_that_names_them_is_lost() {
         5
     );
     let provider = OrgId::from_uuid(prov);
-    let rows = share_repo::list(&db, provider, Side::Provider, None, 100)
+    let rows = share_repo::list(&db, provider, ShareParty::Provider, None, 100)
         .await
         .unwrap();
     let now = time::OffsetDateTime::now_utc();

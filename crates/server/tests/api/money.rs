@@ -75,7 +75,9 @@ async fn assert_within_cap(m: &Market, apps: &[&TestApp], id: &str, cap: i64, ok
     for app in apps {
         app.deps.proxy.meter.flush().await;
     }
-    let recorded = usage::charged_to_key(&m.app.db, key_id(id)).await.unwrap();
+    let recorded = usage::reconciliation::charged_to_key(&m.app.db, key_id(id))
+        .await
+        .unwrap();
     assert_eq!(recorded, ok as i64 * CHAT_CHARGE, "every 200 is charged");
     assert!(recorded <= cap, "recorded {recorded} > cap {cap}");
     let subject = Subject {
@@ -260,7 +262,10 @@ async fn an_upstream_that_reports_more_than_the_reservation_is_clamped_and_flagg
     let id = usage_id(&res);
     json_with_status(res, 200).await;
     m.app.deps.proxy.meter.flush().await;
-    let row = usage::find(&m.app.db, id).await.unwrap().unwrap();
+    let row = usage::reconciliation::find(&m.app.db, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.charged_micros, RESERVATION, "{row:?}");
     assert!(row.clamped);
 }
@@ -292,7 +297,7 @@ async fn a_client_that_hangs_up_mid_stream_is_still_metered() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let row = loop {
         m.app.deps.proxy.meter.flush().await;
-        if let Some(row) = usage::find(&m.app.db, id).await.unwrap() {
+        if let Some(row) = usage::reconciliation::find(&m.app.db, id).await.unwrap() {
             break row;
         }
         assert!(std::time::Instant::now() < deadline, "no usage row");
@@ -330,7 +335,10 @@ async fn answers_without_usage_are_metered_from_what_was_relayed() {
     );
     m.app.deps.proxy.meter.flush().await;
     for id in [id, streamed] {
-        let row = usage::find(&m.app.db, id).await.unwrap().unwrap();
+        let row = usage::reconciliation::find(&m.app.db, id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.usage_source, "estimated", "{row:?}");
         // "Hello!" is 6 characters: 2 tokens at 4 a token; the prompt counts from its bytes.
         assert_eq!(row.output_tokens, 2, "{row:?}");
@@ -409,7 +417,7 @@ async fn journaled_rows_of_a_dead_process_are_replayed_once() {
     usage::insert_batch(&m.app.db, &rows[..1], m.clock.now())
         .await
         .unwrap();
-    let before = usage::count_all(&m.app.db).await.unwrap();
+    let before = usage::reconciliation::count_all(&m.app.db).await.unwrap();
     let meter = inventiv_service::proxy::Meter::start(
         m.app.db.clone(),
         std::time::Duration::from_millis(5),
@@ -418,10 +426,13 @@ async fn journaled_rows_of_a_dead_process_are_replayed_once() {
         Some(dir.clone()),
     );
     meter.flush().await;
-    assert_eq!(usage::count_all(&m.app.db).await.unwrap(), before + 4);
+    assert_eq!(
+        usage::reconciliation::count_all(&m.app.db).await.unwrap(),
+        before + 4
+    );
     for row in &rows {
         assert_eq!(
-            usage::count_request(&m.app.db, &row.request_id)
+            usage::reconciliation::count_request(&m.app.db, &row.request_id)
                 .await
                 .unwrap(),
             1
@@ -485,7 +496,10 @@ async fn a_dead_holders_lease_lapses_and_its_replayed_rows_are_late() {
     usage::insert_batch(&m.app.db, std::slice::from_ref(&row), now)
         .await
         .unwrap();
-    let stored = usage::find(&m.app.db, row.id).await.unwrap().unwrap();
+    let stored = usage::reconciliation::find(&m.app.db, row.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.late);
     m.app.deps.proxy.meter.flush().await;
     let (spent, leased) = spend::counter(&m.app.db, subject, month).await.unwrap();

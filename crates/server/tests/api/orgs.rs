@@ -540,10 +540,9 @@ async fn update_and_delete_the_current_org() {
             "{role:?} back in Personal"
         );
     }
-    let events =
-        inventiv_persistence::repo::audit::list(&app.db, Some(org.id), None, None, None, 50)
-            .await
-            .unwrap();
+    let events = inventiv_persistence::repo::audit::list(&app.db, org.id, Default::default(), 50)
+        .await
+        .unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions[..2], ["org.deleted", "org.updated"], "{actions:?}");
     let updated_event = &events[1];

@@ -993,7 +993,7 @@ async fn sigterm_during_load_leaves_no_completed_request_unmetered() {
         .await
         .unwrap();
     for id in &ok_ids {
-        let rows = inventiv_persistence::repo::usage::count_request(&db, id)
+        let rows = inventiv_persistence::repo::usage::reconciliation::count_request(&db, id)
             .await
             .unwrap();
         assert_eq!(rows, 1, "usage row of {id}");
@@ -1098,7 +1098,8 @@ pub fn usage_rows(
 /// did land) stores each request once. 40 rows: two statements on SQLite (32 rows each).
 #[tokio::test]
 async fn usage_ingestion_is_idempotent_by_request() {
-    use inventiv_persistence::repo::usage::{count_request, insert_batch};
+    use inventiv_persistence::repo::usage::insert_batch;
+    use inventiv_persistence::repo::usage::reconciliation::count_request;
     let app = crate::helpers::spawn_app().await;
     let now = inventiv_persistence::now_utc_micros();
     let rows = usage_rows(40, now);
@@ -1114,7 +1115,7 @@ async fn usage_ingestion_is_idempotent_by_request() {
 /// wait for room: none is dropped, and every one is stored once the database is back.
 #[tokio::test]
 async fn a_full_usage_queue_makes_requests_wait_and_drops_nothing() {
-    use inventiv_persistence::repo::usage::count_all;
+    use inventiv_persistence::repo::usage::reconciliation::count_all;
     use inventiv_service::proxy::Meter;
     let app = crate::helpers::spawn_app().await;
     let before = count_all(&app.db).await.unwrap();

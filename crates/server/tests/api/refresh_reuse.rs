@@ -50,12 +50,12 @@ async fn reuse_events(
     app: &TestApp,
     sid: SessionId,
 ) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
-    inventiv_persistence::repo::audit::list(
+    inventiv_persistence::repo::audit::list_platform(
         &app.db,
-        None,
-        Some("session.reuse_detected"),
-        None,
-        None,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("session.reuse_detected"),
+            ..Default::default()
+        },
         50,
     )
     .await

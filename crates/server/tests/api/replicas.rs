@@ -287,12 +287,12 @@ async fn rate_limits_hold_across_replicas() {
     let retry_after = limited(login(pick(10), 10).await).await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     limited(login(pick(11), 11).await).await;
-    let events = inventiv_persistence::repo::audit::list(
+    let events = inventiv_persistence::repo::audit::list_platform(
         &a.db,
-        None,
-        Some("auth.login_rate_limited"),
-        None,
-        None,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("auth.login_rate_limited"),
+            ..Default::default()
+        },
         10,
     )
     .await

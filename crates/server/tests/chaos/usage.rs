@@ -146,11 +146,15 @@ async fn a_server_killed_under_proxy_load_loses_no_usage_row() {
     );
 
     let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
-    let before_restart = usage::count_stored(&db, &acknowledged).await.unwrap();
+    let before_restart = usage::reconciliation::count_stored(&db, &acknowledged)
+        .await
+        .unwrap();
     let restarted = server.restart().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let stored = loop {
-        let stored = usage::count_stored(&db, &acknowledged).await.unwrap();
+        let stored = usage::reconciliation::count_stored(&db, &acknowledged)
+            .await
+            .unwrap();
         if stored == acknowledged.len() as i64 || Instant::now() > deadline {
             break stored;
         }

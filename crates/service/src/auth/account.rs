@@ -1,14 +1,16 @@
 use super::unauthorized;
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
+use crate::organizations::Organization;
+use crate::users::User;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
 };
-use inventiv_persistence::repo::organizations::{self, OrgRecord};
+use inventiv_persistence::repo::organizations;
 use inventiv_persistence::repo::sessions;
-use inventiv_persistence::repo::users::{self, ProfileChange, UserRecord};
+use inventiv_persistence::repo::users::{self, ProfileChange};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 
@@ -16,10 +18,10 @@ use serde_json::json;
 /// the domain from the same permission map the guards use.
 #[derive(Debug, Clone)]
 pub struct Me {
-    pub user: UserRecord,
+    pub user: User,
     pub session_id: Option<inventiv_domain::SessionId>,
     pub workspace: Workspace,
-    pub organization: Option<OrgRecord>,
+    pub organization: Option<Organization>,
     pub permissions: Vec<Permission>,
     pub modules: Vec<Module>,
 }
@@ -46,10 +48,10 @@ pub(crate) async fn me_in(
         ..ctx.actor()
     };
     Ok(Me {
-        user,
+        user: user.into(),
         session_id: ctx.principal.session_id(),
         workspace,
-        organization,
+        organization: organization.map(Organization::from),
         permissions: permissions(&actor),
         modules: modules(&actor),
     })

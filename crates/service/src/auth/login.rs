@@ -1,12 +1,15 @@
+use super::Session;
 use super::{IssuedToken, enforce_limit, issue_token};
+use crate::organizations::Organization;
 use crate::rate_limit::shared;
+use crate::users::User;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, Password, SessionId, Username};
 use inventiv_persistence::repo::memberships;
-use inventiv_persistence::repo::organizations::{self, OrgRecord};
-use inventiv_persistence::repo::sessions::{self, NewSession, SessionRecord};
-use inventiv_persistence::repo::users::{self, UserRecord};
+use inventiv_persistence::repo::organizations;
+use inventiv_persistence::repo::sessions::{self, NewSession};
+use inventiv_persistence::repo::users;
 
 /// `POST /auth/login` input: an email or a username, and a password.
 pub struct LoginInput {
@@ -16,10 +19,10 @@ pub struct LoginInput {
 
 #[derive(Debug)]
 pub struct LoginOutcome {
-    pub user: UserRecord,
-    pub session: SessionRecord,
+    pub user: User,
+    pub session: Session,
     /// The organization the session starts in (None = Personal).
-    pub organization: Option<OrgRecord>,
+    pub organization: Option<Organization>,
     pub token: IssuedToken,
 }
 
@@ -159,9 +162,9 @@ pub async fn login(
         None => None,
     };
     Ok(LoginOutcome {
-        user,
-        session,
-        organization,
+        user: user.into(),
+        session: session.into(),
+        organization: organization.map(Organization::from),
         token,
     })
 }

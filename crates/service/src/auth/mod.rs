@@ -20,7 +20,8 @@ pub use principal::{
 pub(crate) use reset::token_hash;
 pub use reset::{confirm_password_reset, request_password_reset};
 pub use sessions::{
-    SessionView, list_sessions, logout, refresh, revoke_others, revoke_session, switch_workspace,
+    Session, SessionView, list_sessions, logout, refresh, revoke_others, revoke_session,
+    switch_workspace,
 };
 
 use crate::cache::EpochCache;

@@ -1,14 +1,16 @@
 use super::{IssuedToken, issue_token, unauthorized};
 use crate::Ctx;
 use crate::audit::AuditEntry;
+use crate::organizations::Organization;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{OrgId, SessionId, Workspace};
+use inventiv_domain::{OrgId, Role, SessionId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
 use inventiv_persistence::repo::sessions::{self, SessionRecord};
 use serde_json::json;
 use std::collections::HashMap;
+use time::OffsetDateTime;
 
 /// A lost race on the generation (a concurrent switch/refresh of the same session).
 fn superseded() -> ServiceError {
@@ -233,11 +235,40 @@ pub async fn revoke_others(deps: &Deps, ctx: &Ctx) -> Result<u64, ServiceError> 
     Ok(revoked)
 }
 
+/// A session as its user sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    /// The workspace it acts in (None: Personal), with the role it started there.
+    pub current_organization_id: Option<OrgId>,
+    pub organization_role: Option<Role>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl From<SessionRecord> for Session {
+    fn from(s: SessionRecord) -> Self {
+        Session {
+            id: s.id,
+            current_organization_id: s.current_organization_id,
+            organization_role: s.organization_role,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
 /// One of the caller's sessions, with its workspace's name.
 #[derive(Debug, Clone)]
 pub struct SessionView {
-    pub session: SessionRecord,
-    pub organization: Option<OrgRecord>,
+    pub session: Session,
+    pub organization: Option<Organization>,
     pub is_current: bool,
 }
 
@@ -261,8 +292,8 @@ pub async fn list_sessions(deps: &Deps, ctx: &Ctx) -> Result<Vec<SessionView>, S
         };
         let is_current = session.id == current.id;
         views.push(SessionView {
-            session,
-            organization,
+            session: session.into(),
+            organization: organization.map(Organization::from),
             is_current,
         });
     }

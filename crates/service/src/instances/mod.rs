@@ -12,36 +12,101 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, Scope, Workspace,
-    authorize, ensure_applicable, optional_text,
+    Action, Activation, ActivationError, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope,
+    UserId, Workspace, authorize, ensure_applicable, optional_text,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
 use serde_json::json;
+use time::OffsetDateTime;
 
-pub use instances::InstanceFilter as Filter;
-pub use instances::InstanceRecord as Instance;
+/// An instance with its workspace and activation state.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    /// None: a personal instance, owned by `owner_user_id`.
+    pub organization_id: Option<OrgId>,
+    pub organization_name: Option<String>,
+    pub owner_user_id: Option<UserId>,
+    pub model_id: ModelId,
+    pub model_name: String,
+    pub provider: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub status: InstanceStatus,
+    pub failure_reason: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub hourly_cost_micros: i64,
+    pub activation: Activation,
+    pub tech_activated_at: Option<OffsetDateTime>,
+    pub eco_activated_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub ready_at: Option<OffsetDateTime>,
+    pub terminated_at: Option<OffsetDateTime>,
+}
+
+impl From<InstanceRecord> for Instance {
+    fn from(i: InstanceRecord) -> Self {
+        Instance {
+            id: i.id,
+            organization_id: i.organization_id,
+            organization_name: i.organization_name,
+            owner_user_id: i.owner_user_id,
+            model_id: i.model_id,
+            model_name: i.model_name,
+            provider: i.provider,
+            zone: i.zone,
+            instance_type: i.instance_type,
+            status: i.status,
+            failure_reason: i.failure_reason,
+            endpoint_url: i.endpoint_url,
+            hourly_cost_micros: i.hourly_cost_micros,
+            activation: i.activation,
+            tech_activated_at: i.tech_activated_at,
+            eco_activated_at: i.eco_activated_at,
+            created_at: i.created_at,
+            ready_at: i.ready_at,
+            terminated_at: i.terminated_at,
+        }
+    }
+}
+
+/// `GET /instances` filters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Only operational (or only non-operational) instances. Personal instances are
+    /// operational by definition.
+    pub operational: Option<bool>,
+}
 
 /// `GET /instances`.
 pub async fn list(
     deps: &Deps,
     ctx: &Ctx,
-    filter: InstanceFilter,
+    filter: Filter,
     page: &PageRequest,
-) -> Result<Page<InstanceRecord>, ServiceError> {
+) -> Result<Page<Instance>, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
-    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1).await?;
+    let filter = InstanceFilter {
+        operational: filter.operational,
+    };
+    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect();
     Ok(page_of(rows, limit, |i| i.id))
 }
 
 /// `GET /instances/{id}`.
-pub async fn get(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<InstanceRecord, ServiceError> {
+pub async fn get(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     instances::find(&deps.db, actor.scope(), id)
         .await?
+        .map(Instance::from)
         .ok_or_else(|| ServiceError::not_found("instance"))
 }
 
@@ -58,7 +123,7 @@ pub struct Deploy {
 
 /// Deploys a model in the caller's workspace (owner/admin in an org; anyone for themselves in
 /// Personal). 201 with the instance in `provisioning`; the provider takes it from there.
-pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRecord, ServiceError> {
+pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<Instance, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::Deploy)?;
     let scope = actor.scope();
@@ -102,9 +167,9 @@ pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRec
     }
     instances::insert(
         &tx,
+        scope,
         NewInstance {
             id,
-            scope,
             owner: ctx.user_id(),
             model: model.id,
             provider: provider.name(),
@@ -144,7 +209,7 @@ pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<InstanceRec
         .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
     lifecycle::spawn_bring_up(deps.clone(), instance.clone());
-    Ok(instance)
+    Ok(instance.into())
 }
 
 fn refused(refusal: Refusal) -> ServiceError {
@@ -173,7 +238,7 @@ async fn take_claim(
     scope: Scope,
     now: time::OffsetDateTime,
 ) -> Result<(), ServiceError> {
-    let holder = endpoint_claims::claim_or_holder(tx, key, scope, now).await?;
+    let holder = endpoint_claims::claim_or_holder(tx, scope, key, now).await?;
     if holder == scope {
         return Ok(());
     }
@@ -182,7 +247,7 @@ async fn take_claim(
         .iter()
         .filter_map(|url| url.parse::<http::Uri>().ok())
         .any(|uri| crate::outbound::endpoint_key(&uri).as_deref() == Some(key));
-    if !in_use && endpoint_claims::transfer(tx, key, holder, scope, now).await? {
+    if !in_use && endpoint_claims::transfer(tx, holder, key, scope, now).await? {
         tracing::info!(
             endpoint = key,
             "endpoint claim taken over from an owner with no live instance there"
@@ -203,20 +268,12 @@ fn invalid_state(err: inventiv_domain::InvalidTransition) -> ServiceError {
 }
 
 /// `POST /instances/{id}/terminate` (202): → terminating, then terminated in the background.
-pub async fn terminate(
-    deps: &Deps,
-    ctx: &Ctx,
-    id: InstanceId,
-) -> Result<InstanceRecord, ServiceError> {
+pub async fn terminate(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
     change(deps, ctx, id, Action::Terminate, InstanceStatus::terminate).await
 }
 
 /// `POST /instances/{id}/reinstall` (202): a ready or failed instance → provisioning again.
-pub async fn reinstall(
-    deps: &Deps,
-    ctx: &Ctx,
-    id: InstanceId,
-) -> Result<InstanceRecord, ServiceError> {
+pub async fn reinstall(deps: &Deps, ctx: &Ctx, id: InstanceId) -> Result<Instance, ServiceError> {
     change(deps, ctx, id, Action::Reinstall, InstanceStatus::reinstall).await
 }
 
@@ -226,7 +283,7 @@ async fn change(
     id: InstanceId,
     action: Action,
     next: fn(InstanceStatus) -> Result<InstanceStatus, inventiv_domain::InvalidTransition>,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
     authorize(&actor, Action::ViewInstances)?;
@@ -255,7 +312,7 @@ async fn change(
         InstanceStatus::Terminating => lifecycle::spawn_tear_down(deps.clone(), moved.clone()),
         _ => lifecycle::spawn_bring_up(deps.clone(), moved.clone()),
     }
-    Ok(moved)
+    Ok(moved.into())
 }
 
 /// `POST /instances/{id}/activation`: tech by owner/admin, eco by owner/manager; with the org's
@@ -267,7 +324,7 @@ pub async fn set_activation(
     id: InstanceId,
     flag: Flag,
     active: bool,
-) -> Result<InstanceRecord, ServiceError> {
+) -> Result<Instance, ServiceError> {
     let actor = ctx.actor();
     // Visibility first: an out-of-scope id is 404 whatever the role.
     authorize(&actor, Action::ViewInstances)?;
@@ -303,5 +360,5 @@ pub async fn set_activation(
         .await?
         .ok_or_else(|| ServiceError::not_found("instance"))?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(updated.into())
 }

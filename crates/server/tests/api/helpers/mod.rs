@@ -90,7 +90,7 @@ async fn start(
         .await
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let db = app.deps().db.clone();
+    let db = app.db().clone();
     let deps = app.deps().clone();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
