@@ -91,36 +91,25 @@ async fn attempt(
                     "admin appeared and vanished during bootstrap"
                 ))
             })?;
-            let user = users::insert(
-                &tx,
-                users::NewUser {
-                    id: UserId::new(),
-                    email: &settings.admin_email,
-                    username: None,
-                    first_name: Some("Platform"),
-                    last_name: Some("Admin"),
-                    password_hash: &hash,
-                    is_platform_admin: true,
-                    now,
-                },
-            )
-            .await
-            .map_err(internal_store)?;
-            audit::record(
-                &tx,
+            let new = users::NewUser {
+                id: UserId::new(),
+                email: &settings.admin_email,
+                username: None,
+                first_name: Some("Platform"),
+                last_name: Some("Admin"),
+                password_hash: &hash,
+                is_platform_admin: true,
                 now,
-                system,
-                &meta,
-                AuditEntry {
-                    action: "user.created",
-                    organization: None,
-                    target_type: "user",
-                    target_id: user.id.to_string(),
-                    before: None,
-                    after: Some(json!({"email": user.email.as_str(), "is_platform_admin": true, "via": "bootstrap"})),
-                },
-            )
-            .await?;
+            };
+            let after = json!({"email": settings.admin_email.as_str(), "is_platform_admin": true, "via": "bootstrap"});
+            // Checked above in this transaction: a taken email here is a bug, not input.
+            let user = crate::accounts::create_in(&tx, new, system, &meta, after)
+                .await?
+                .map_err(|_| {
+                    ServiceError::internal(anyhow::anyhow!(
+                        "the admin's email was taken mid-bootstrap"
+                    ))
+                })?;
             (user.id, true)
         }
     };

@@ -139,29 +139,26 @@ async fn user(tx: &Tx, deps: &Deps, email: &str, hash: &str) -> Result<UserId, S
     if let Some(c) = first.get_mut(0..1) {
         c.make_ascii_uppercase();
     }
-    let created = users::insert(
+    let new = users::NewUser {
+        id: UserId::new(),
+        email: &email,
+        username: None,
+        first_name: Some(&first),
+        last_name: Some("Demo"),
+        password_hash: hash,
+        is_platform_admin: false,
+        now: deps.clock.now(),
+    };
+    let after = json!({"via": "seed-demo", "data": {"email": email.as_str()}});
+    let created = crate::accounts::create_in(
         tx,
-        users::NewUser {
-            id: UserId::new(),
-            email: &email,
-            username: None,
-            first_name: Some(&first),
-            last_name: Some("Demo"),
-            password_hash: hash,
-            is_platform_admin: false,
-            now: deps.clock.now(),
-        },
+        new,
+        AuditActor::default(),
+        &RequestMeta::default(),
+        after,
     )
-    .await?;
-    event(
-        tx,
-        deps,
-        None,
-        "user.created",
-        ("user", created.id.to_string()),
-        json!({"email": email.as_str()}),
-    )
-    .await?;
+    .await?
+    .map_err(|_| ServiceError::internal(anyhow::anyhow!("{email} appeared mid-seed")))?;
     Ok(created.id)
 }
 

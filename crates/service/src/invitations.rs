@@ -3,7 +3,8 @@
 
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
-use crate::auth::{IssuedToken, Principal, enforce_limit, issue_token, token_hash};
+use crate::auth::sessions;
+use crate::auth::{IssuedToken, Principal, enforce_limit, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
 use crate::organizations::Organization;
 use crate::paging::{Page, PageRequest, page_of};
@@ -11,14 +12,13 @@ use crate::rate_limit::shared;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, Email, ExpiresInDays, InvitationId, InvitationStatus, OrgId, Password, PersonName,
-    Role, SessionId, UserId, authorize, effective_status,
+    Action, Email, ExpiresInDays, InvitationError, InvitationId, InvitationStatus, OrgId, Password,
+    PersonName, Role, SessionId, UserId, authorize,
 };
 use inventiv_persistence::repo::invitations::{self, InvitationRecord, NewInvitation};
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
-use inventiv_persistence::repo::sessions::{self, NewSession};
 use inventiv_persistence::repo::{memberships, users};
-use inventiv_persistence::{Constraint, StoreError};
+use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -28,7 +28,7 @@ pub struct Invitation {
     pub id: InvitationId,
     pub email: Email,
     pub role: Role,
-    /// As stored; [`effective_status`] at a given time also depends on `expires_at`.
+    /// As stored; [`inventiv_domain::effective_status`] at a given time also depends on `expires_at`.
     pub status: InvitationStatus,
     /// The inviter's email, if the account still exists.
     pub invited_by_email: Option<String>,
@@ -59,16 +59,29 @@ fn conflict(code: ErrorCode, message: &str) -> ServiceError {
     }
 }
 
-fn gone(status: InvitationStatus) -> ServiceError {
-    let why = match status {
-        InvitationStatus::Accepted => "has already been used",
-        InvitationStatus::Revoked => "has been revoked",
-        InvitationStatus::Expired | InvitationStatus::Pending => "has expired",
+/// Why a link can no longer be accepted (the domain's [`inventiv_domain::accept`] refusal): 410.
+fn gone(why: InvitationError) -> ServiceError {
+    let why = match why {
+        InvitationError::AlreadyAccepted => "has already been used",
+        InvitationError::Revoked => "has been revoked",
+        InvitationError::Expired | InvitationError::NotPending => "has expired",
     };
     ServiceError::Gone {
         code: ErrorCode::InvitationGone,
         message: format!("This invitation {why}."),
     }
+}
+
+/// Why a revoke or a resend does not apply (the domain's refusal): 409 `invitation_not_pending`.
+fn not_pending(why: InvitationError) -> ServiceError {
+    let message = match why {
+        InvitationError::AlreadyAccepted => "An accepted invitation cannot be resent.",
+        InvitationError::Revoked => "A revoked invitation cannot be resent.",
+        InvitationError::Expired | InvitationError::NotPending => {
+            "Only a pending invitation can be revoked."
+        }
+    };
+    conflict(ErrorCode::InvitationNotPending, message)
 }
 
 /// `POST /organizations/current/invitations` input.
@@ -201,12 +214,7 @@ pub async fn revoke(deps: &Deps, ctx: &Ctx, id: InvitationId) -> Result<(), Serv
     let (org, invitation) =
         manageable(deps, ctx, id, |role| Action::RevokeInvitation { role }).await?;
     let now = ctx.now;
-    inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(|_| {
-        conflict(
-            ErrorCode::InvitationNotPending,
-            "Only a pending invitation can be revoked.",
-        )
-    })?;
+    inventiv_domain::revoke(invitation.status, invitation.expires_at, now).map_err(not_pending)?;
     let tx = deps.db.begin_write().await?;
     if !invitations::mark_revoked(&tx, org, id, now).await? {
         return Err(conflict(
@@ -241,12 +249,7 @@ pub async fn resend(
     let (org, invitation) =
         manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
     let now = ctx.now;
-    inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(|_| {
-        conflict(
-            ErrorCode::InvitationNotPending,
-            "An accepted or revoked invitation cannot be resent.",
-        )
-    })?;
+    inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(not_pending)?;
     let days = ExpiresInDays::parse(expires_in_days)?;
     let token = crate::tokens::random_token(32);
     let expires_at = now + days.duration();
@@ -310,10 +313,8 @@ async fn pending_by_token(
     let invitation = invitations::find_by_token_hash(&deps.db, &token_hash(token))
         .await?
         .ok_or_else(|| ServiceError::not_found("invitation"))?;
-    match effective_status(invitation.status, invitation.expires_at, now) {
-        InvitationStatus::Pending => Ok(invitation),
-        other => Err(gone(other)),
-    }
+    inventiv_domain::accept(invitation.status, invitation.expires_at, now).map_err(gone)?;
+    Ok(invitation)
 }
 
 /// `GET /organizations/invitations/{token}` (public).
@@ -359,115 +360,180 @@ pub async fn accept(
     meta: &RequestMeta,
 ) -> Result<Accepted, ServiceError> {
     let ip = meta.ip.as_deref().unwrap_or("unknown");
-    enforce_limit(
+    throttle(
         deps,
-        shared::check(deps, &deps.auth.accept_by_ip, "accept", &format!("ip:{ip}")).await?,
-        "auth.accept_rate_limited",
+        &deps.auth.accept_by_ip,
         "ip",
+        &format!("ip:{ip}"),
         meta,
     )
     .await?;
     let now = deps.clock.now();
     let invitation = pending_by_token(deps, token, now).await?;
-    enforce_limit(
+    let account_key = format!("account:{}", invitation.email.as_str());
+    throttle(
         deps,
-        shared::check(
-            deps,
-            &deps.auth.accept_by_account,
-            "accept",
-            &format!("account:{}", invitation.email.as_str()),
-        )
-        .await?,
-        "auth.accept_rate_limited",
+        &deps.auth.accept_by_account,
         "account",
+        &account_key,
         meta,
     )
     .await?;
-    let org = invitation.organization_id;
-    let role = invitation.role;
-
-    // Who accepts: the signed-in user, or a new account created now.
-    let (user_id, new_account) = match principal {
-        Some(p) => {
-            if p.email != invitation.email {
-                return Err(ServiceError::Forbidden {
-                    code: ErrorCode::EmailMismatch,
-                    message: "This invitation was sent to another email address.".to_owned(),
-                });
-            }
-            (p.user_id, None)
-        }
-        None => {
-            if users::find_by_email(&deps.db, &invitation.email)
-                .await?
-                .is_some()
-            {
-                return Err(login_required());
-            }
-            let password = Password::parse(account.password.as_deref().unwrap_or_default())
-                .map_err(|e| ServiceError::invalid("password", e.reason))?;
-            let first = account
-                .first_name
-                .as_deref()
-                .map(|v| PersonName::parse("first_name", v))
-                .transpose()?;
-            let last = account
-                .last_name
-                .as_deref()
-                .map(|v| PersonName::parse("last_name", v))
-                .transpose()?;
-            let hash = deps.passwords.hash(&password).await?;
-            (UserId::new(), Some((hash, first, last)))
-        }
-    };
+    let acceptor = acceptor(deps, principal, &invitation, account).await?;
+    let (org, role) = (invitation.organization_id, invitation.role);
 
     let tx = deps.db.begin_write().await?;
-    if let Some((hash, first, last)) = &new_account {
-        let created = users::insert(
-            &tx,
-            users::NewUser {
-                id: user_id,
-                email: &invitation.email,
-                username: None,
-                first_name: first.as_ref().map(|n| n.as_str()),
-                last_name: last.as_ref().map(|n| n.as_str()),
-                password_hash: hash,
-                is_platform_admin: false,
-                now,
-            },
-        )
-        .await;
-        match created {
-            Ok(_) => {}
-            Err(StoreError::Conflict(Constraint::UserEmail)) => return Err(login_required()),
-            Err(other) => return Err(other.into()),
+    let user_id = join(&tx, &invitation, &acceptor, meta, now).await?;
+    // A newcomer has no session yet: the accept signs them in, in the org they joined.
+    let session = match acceptor {
+        Acceptor::Newcomer { .. } => {
+            let (session, token) =
+                sessions::open_in(&tx, deps, user_id, Some((org, role)), meta, now).await?;
+            Some((session.id, token))
         }
-        record(
-            &tx,
+        Acceptor::SignedIn { .. } => None,
+    };
+    let organization = organizations::find_by_id(&tx, org)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    tx.commit().await?;
+    Ok(Accepted {
+        organization: organization.into(),
+        role,
+        user_id,
+        session,
+    })
+}
+
+/// One of the accept's rate limits (per address, per invited account).
+async fn throttle(
+    deps: &Deps,
+    limiter: &crate::rate_limit::RateLimiter,
+    kind: &'static str,
+    key: &str,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let decision = shared::check(deps, limiter, "accept", key).await?;
+    enforce_limit(deps, decision, "auth.accept_rate_limited", kind, meta).await
+}
+
+/// Who accepts an invitation.
+enum Acceptor {
+    /// A signed-in user whose email is the invited one.
+    SignedIn {
+        user: UserId,
+        session: Option<SessionId>,
+    },
+    /// Nobody has this email yet: an account is created with the accept.
+    Newcomer {
+        id: UserId,
+        password_hash: String,
+        first_name: Option<PersonName>,
+        last_name: Option<PersonName>,
+    },
+}
+
+impl Acceptor {
+    fn user(&self) -> UserId {
+        match self {
+            Acceptor::SignedIn { user, .. } => *user,
+            Acceptor::Newcomer { id, .. } => *id,
+        }
+    }
+
+    /// The session the accept comes from (a newcomer has none yet).
+    fn session(&self) -> Option<SessionId> {
+        match self {
+            Acceptor::SignedIn { session, .. } => *session,
+            Acceptor::Newcomer { .. } => None,
+        }
+    }
+}
+
+/// Decides who accepts, before any write: the signed-in user (their email must be the invited
+/// one), or a newcomer whose password is hashed now (outside the transaction). An existing
+/// account must sign in first (401 `login_required`).
+async fn acceptor(
+    deps: &Deps,
+    principal: Option<&Principal>,
+    invitation: &InvitationRecord,
+    account: NewAccount,
+) -> Result<Acceptor, ServiceError> {
+    if let Some(p) = principal {
+        if p.email != invitation.email {
+            return Err(ServiceError::Forbidden {
+                code: ErrorCode::EmailMismatch,
+                message: "This invitation was sent to another email address.".to_owned(),
+            });
+        }
+        return Ok(Acceptor::SignedIn {
+            user: p.user_id,
+            session: p.session_id(),
+        });
+    }
+    if users::find_by_email(&deps.db, &invitation.email)
+        .await?
+        .is_some()
+    {
+        return Err(login_required());
+    }
+    let password = Password::parse(account.password.as_deref().unwrap_or_default())
+        .map_err(|e| ServiceError::invalid("password", e.reason))?;
+    let (first_name, last_name) =
+        crate::accounts::names(account.first_name.as_deref(), account.last_name.as_deref())?;
+    Ok(Acceptor::Newcomer {
+        id: UserId::new(),
+        password_hash: deps.passwords.hash(&password).await?,
+        first_name,
+        last_name,
+    })
+}
+
+/// In `tx`: creates the newcomer's account, uses the invitation (exactly one concurrent accept
+/// gets through), adds the membership and records both events in the org's chain. Returns the
+/// member's user id.
+async fn join(
+    tx: &Tx,
+    invitation: &InvitationRecord,
+    acceptor: &Acceptor,
+    meta: &RequestMeta,
+    now: OffsetDateTime,
+) -> Result<UserId, ServiceError> {
+    let (org, role) = (invitation.organization_id, invitation.role);
+    let user_id = acceptor.user();
+    let actor = AuditActor {
+        user: Some(user_id),
+        session: acceptor.session(),
+    };
+    if let Acceptor::Newcomer {
+        password_hash,
+        first_name,
+        last_name,
+        ..
+    } = acceptor
+    {
+        let new = users::NewUser {
+            id: user_id,
+            email: &invitation.email,
+            username: None,
+            first_name: first_name.as_ref().map(PersonName::as_str),
+            last_name: last_name.as_ref().map(PersonName::as_str),
+            password_hash,
+            is_platform_admin: false,
             now,
-            AuditActor {
-                user: Some(user_id),
-                session: None,
-            },
-            meta,
-            AuditEntry {
-                action: "user.created",
-                organization: None,
-                target_type: "user",
-                target_id: user_id.to_string(),
-                before: None,
-                after: Some(json!({"email": invitation.email.as_str(), "via": "invitation"})),
-            },
-        )
-        .await?;
+        };
+        let after = json!({"email": invitation.email.as_str(), "via": "invitation"});
+        crate::accounts::create_in(tx, new, actor, meta, after)
+            .await?
+            .map_err(|_| login_required())?;
     }
     // After the account exists (accepted_by_user_id references it); the conditional UPDATE
     // lets exactly one concurrent accept through.
-    if !invitations::mark_accepted(&tx, org, invitation.id, user_id, now).await? {
+    if !invitations::mark_accepted(tx, org, invitation.id, user_id, now).await? {
         // Someone else used it first (or it expired this instant).
-        return Err(gone(InvitationStatus::Accepted));
+        return Err(gone(InvitationError::AlreadyAccepted));
     }
-    match memberships::insert(&tx, org, user_id, role, now).await {
+    match memberships::insert(tx, org, user_id, role, now).await {
         Ok(_) => {}
         Err(StoreError::Conflict(Constraint::MembershipPrimaryKey)) => {
             // The role of an existing member is never changed by an invitation.
@@ -478,10 +544,6 @@ pub async fn accept(
         }
         Err(other) => return Err(other.into()),
     }
-    let actor = AuditActor {
-        user: Some(user_id),
-        session: principal.and_then(Principal::session_id),
-    };
     for (action, target_type, target_id, after) in [
         (
             "invitation.accepted",
@@ -496,65 +558,17 @@ pub async fn accept(
             json!({"role": role.as_str(), "via": "invitation"}),
         ),
     ] {
-        record(
-            &tx,
-            now,
-            actor,
-            meta,
-            AuditEntry {
-                action,
-                organization: Some(org),
-                target_type,
-                target_id,
-                before: None,
-                after: Some(after),
-            },
-        )
-        .await?;
+        let entry = AuditEntry {
+            action,
+            organization: Some(org),
+            target_type,
+            target_id,
+            before: None,
+            after: Some(after),
+        };
+        record(tx, now, actor, meta, entry).await?;
     }
-    let session = if new_account.is_some() {
-        let session = sessions::insert(
-            &tx,
-            NewSession {
-                id: SessionId::new(),
-                user_id,
-                organization: Some((org, role)),
-                ip: meta.ip.as_deref(),
-                user_agent: meta.user_agent.as_deref(),
-                now,
-                idle_expires_at: now + deps.auth.session_idle,
-                expires_at: now + deps.auth.session_absolute,
-            },
-        )
-        .await?;
-        Some(session)
-    } else {
-        None
-    };
-    let organization = organizations::find_by_id(&tx, org)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("invitation"))?;
-    tx.commit().await?;
-    let session = match session {
-        Some(s) => Some((
-            s.id,
-            issue_token(
-                deps,
-                user_id,
-                s.id,
-                s.token_generation,
-                Some((org, role)),
-                s.expires_at,
-            )?,
-        )),
-        None => None,
-    };
-    Ok(Accepted {
-        organization: organization.into(),
-        role,
-        user_id,
-        session,
-    })
+    Ok(user_id)
 }
 
 fn login_required() -> ServiceError {

@@ -14,6 +14,7 @@
 //!   so tests can pin it.
 //! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
 
+mod accounts;
 mod activation;
 pub mod api_keys;
 pub mod audit;

@@ -144,16 +144,8 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
     };
     authorize(&actor, Action::CreateUser { role })?;
     let email = Email::parse(&input.email)?;
-    let first = input
-        .first_name
-        .as_deref()
-        .map(|v| PersonName::parse("first_name", v))
-        .transpose()?;
-    let last = input
-        .last_name
-        .as_deref()
-        .map(|v| PersonName::parse("last_name", v))
-        .transpose()?;
+    let (first, last) =
+        crate::accounts::names(input.first_name.as_deref(), input.last_name.as_deref())?;
     // Nobody knows this one: the account is usable once its owner sets a password.
     let password = Password::parse(&crate::tokens::random_password(32))?;
     let hash = deps.passwords.hash(&password).await?;
@@ -172,36 +164,16 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
         is_platform_admin: false,
         now,
     };
-    let user = match users::insert(&tx, new).await {
-        Ok(user) => user,
-        Err(StoreError::Conflict(Constraint::UserEmail)) => {
-            return Err(ServiceError::Conflict {
-                code: ErrorCode::EmailTaken,
-                message:
-                    "An account with this email exists; invite it to the organization instead."
-                        .to_owned(),
-            });
-        }
-        Err(other) => return Err(other.into()),
-    };
     let actor_audit = ctx.audit_actor();
-    record(
-        &tx,
-        now,
-        actor_audit,
-        &ctx.meta,
-        AuditEntry {
-            action: "user.created",
-            organization: None,
-            target_type: "user",
-            target_id: id.to_string(),
-            before: None,
-            after: Some(
-                json!({"email": email.as_str(), "organization_id": org.map(|o| o.to_string())}),
-            ),
-        },
-    )
-    .await?;
+    let after = json!({"email": email.as_str(), "organization_id": org.map(|o| o.to_string())});
+    let Ok(user) = crate::accounts::create_in(&tx, new, actor_audit, &ctx.meta, after).await?
+    else {
+        return Err(ServiceError::Conflict {
+            code: ErrorCode::EmailTaken,
+            message: "An account with this email exists; invite it to the organization instead."
+                .to_owned(),
+        });
+    };
     if let (Some(org), Some(role)) = (org, role) {
         memberships::insert(&tx, org, id, role, now).await?;
         record(

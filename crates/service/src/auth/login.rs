@@ -1,14 +1,14 @@
 use super::Session;
-use super::{IssuedToken, enforce_limit, issue_token};
+use super::{IssuedToken, enforce_limit};
 use crate::organizations::Organization;
 use crate::rate_limit::shared;
 use crate::users::User;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{Email, Password, SessionId, Username};
+use inventiv_domain::{Email, Password, Username};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations;
-use inventiv_persistence::repo::sessions::{self, NewSession};
+use inventiv_persistence::repo::sessions::{self};
 use inventiv_persistence::repo::users;
 
 /// `POST /auth/login` input: an email or a username, and a password.
@@ -135,28 +135,8 @@ pub async fn login(
         None => None,
     };
     let now = deps.clock.now();
-    let session = sessions::insert(
-        &deps.db,
-        NewSession {
-            id: SessionId::new(),
-            user_id: user.id,
-            organization: workspace,
-            ip: meta.ip.as_deref(),
-            user_agent: meta.user_agent.as_deref(),
-            now,
-            idle_expires_at: now + deps.auth.session_idle,
-            expires_at: now + deps.auth.session_absolute,
-        },
-    )
-    .await?;
-    let token = issue_token(
-        deps,
-        user.id,
-        session.id,
-        session.token_generation,
-        workspace,
-        session.expires_at,
-    )?;
+    let (session, token) =
+        super::sessions::open_in(&deps.db, deps, user.id, workspace, meta, now).await?;
     let organization = match workspace {
         Some((org, _)) => organizations::find_by_id(&deps.db, org).await?,
         None => None,

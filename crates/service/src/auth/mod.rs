@@ -10,7 +10,7 @@ pub mod jwt;
 mod login;
 mod principal;
 mod reset;
-mod sessions;
+pub(crate) mod sessions;
 
 pub use account::{Me, ProfileInput, change_password, me, update_profile};
 pub use login::{LoginInput, LoginOutcome, login};

@@ -2,15 +2,52 @@ use super::{IssuedToken, issue_token, unauthorized};
 use crate::Ctx;
 use crate::audit::AuditEntry;
 use crate::organizations::Organization;
-use crate::{Deps, ServiceError};
+use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{OrgId, Role, SessionId, Workspace};
+use inventiv_domain::{OrgId, Role, SessionId, UserId, Workspace};
 use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
-use inventiv_persistence::repo::sessions::{self, SessionRecord};
+use inventiv_persistence::repo::sessions::{self, NewSession, SessionRecord};
 use serde_json::json;
 use std::collections::HashMap;
 use time::OffsetDateTime;
+
+/// Opens a session for `user` in `workspace` (None: Personal), in `s` (the pool, or the
+/// transaction of a use case that opens it with other changes), and issues its first access
+/// token. The token is signed, not stored: a caller whose transaction then fails to commit
+/// returns an error, and the token is never seen.
+pub(crate) async fn open_in<S: inventiv_persistence::Store>(
+    s: &S,
+    deps: &Deps,
+    user: UserId,
+    workspace: Option<(OrgId, Role)>,
+    meta: &RequestMeta,
+    now: OffsetDateTime,
+) -> Result<(SessionRecord, IssuedToken), ServiceError> {
+    let session = sessions::insert(
+        s,
+        NewSession {
+            id: SessionId::new(),
+            user_id: user,
+            organization: workspace,
+            ip: meta.ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+            now,
+            idle_expires_at: now + deps.auth.session_idle,
+            expires_at: now + deps.auth.session_absolute,
+        },
+    )
+    .await?;
+    let token = issue_token(
+        deps,
+        user,
+        session.id,
+        session.token_generation,
+        workspace,
+        session.expires_at,
+    )?;
+    Ok((session, token))
+}
 
 /// A lost race on the generation (a concurrent switch/refresh of the same session).
 fn superseded() -> ServiceError {
