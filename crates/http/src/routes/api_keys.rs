@@ -163,7 +163,7 @@ pub struct UpdateKeyRequest {
 async fn rename(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ApiKeyId>,
     body: Json<UpdateKeyRequest>,
 ) -> Result<web::Json<ApiKeyDto>, ApiError> {
     let b = body.into_inner();
@@ -171,13 +171,7 @@ async fn rename(
         name: b.name,
         monthly_cap_micros: b.monthly_cap_micros,
     };
-    let key = api_keys::update(
-        &state.deps,
-        &ctx,
-        ApiKeyId::from_uuid(path.into_inner()),
-        change,
-    )
-    .await?;
+    let key = api_keys::update(&state.deps, &ctx, path.into_inner(), change).await?;
     Ok(web::Json(key_dto(key)))
 }
 
@@ -192,8 +186,8 @@ async fn rename(
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ApiKeyId>,
 ) -> Result<HttpResponse, ApiError> {
-    api_keys::revoke(&state.deps, &ctx, ApiKeyId::from_uuid(path.into_inner())).await?;
+    api_keys::revoke(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -95,43 +95,53 @@ async fn login(
     meta: Meta,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let login = match (body.email, body.username) {
-        (Some(email), None) => email,
-        (None, Some(username)) => username,
-        _ => {
-            return Err(inventiv_service::ServiceError::invalid(
-                "email",
-                "give either email or username",
-            )
-            .into());
-        }
-    };
-    let outcome = auth::login(
-        &state.deps,
-        LoginInput {
-            login,
-            password: body.password,
-        },
-        &meta.0,
-    )
-    .await?;
+    let outcome = auth::login(&state.deps, body.into_inner().try_into()?, &meta.0).await?;
     let cookie = session_cookie(
         &state.cookies,
         &outcome.token.token,
         outcome.token.expires_at,
     );
-    let body = LoginResponse {
-        user: UserDto::from(outcome.user),
-        session: session_dto(SessionView {
-            session: outcome.session,
-            organization: outcome.organization,
-            is_current: true,
-        }),
-        access_token: outcome.token.token,
-        expires_at: outcome.token.expires_at,
-    };
-    Ok(HttpResponse::Ok().cookie(cookie).json(body))
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(LoginResponse::from(outcome)))
+}
+
+impl TryFrom<LoginRequest> for LoginInput {
+    type Error = ApiError;
+
+    /// Exactly one of `email` and `username` names the account.
+    fn try_from(body: LoginRequest) -> Result<Self, ApiError> {
+        let account = match (body.email, body.username) {
+            (Some(email), None) => email,
+            (None, Some(username)) => username,
+            _ => {
+                return Err(inventiv_service::ServiceError::invalid(
+                    "email",
+                    "give either email or username",
+                )
+                .into());
+            }
+        };
+        Ok(LoginInput {
+            login: account,
+            password: body.password,
+        })
+    }
+}
+
+impl From<auth::LoginOutcome> for LoginResponse {
+    fn from(outcome: auth::LoginOutcome) -> Self {
+        LoginResponse {
+            user: UserDto::from(outcome.user),
+            session: session_dto(SessionView {
+                session: outcome.session,
+                organization: outcome.organization,
+                is_current: true,
+            }),
+            access_token: outcome.token.token,
+            expires_at: outcome.token.expires_at,
+        }
+    }
 }
 
 /// Revoke the current session and clear the cookie.
@@ -271,9 +281,9 @@ async fn list_sessions(
 async fn revoke_session(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<inventiv_domain::SessionId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = inventiv_domain::SessionId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     auth::revoke_session(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

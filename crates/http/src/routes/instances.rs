@@ -156,10 +156,9 @@ async fn list(
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InstanceId>,
 ) -> Result<web::Json<InstanceDto>, ApiError> {
-    let instance =
-        instances::get(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
+    let instance = instances::get(&state.deps, &ctx, path.into_inner()).await?;
     Ok(web::Json(instance_dto(instance)))
 }
 
@@ -230,10 +229,9 @@ async fn deploy(
 async fn terminate(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InstanceId>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance =
-        instances::terminate(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
+    let instance = instances::terminate(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(instance_dto(instance)))
 }
 
@@ -248,10 +246,9 @@ async fn terminate(
 async fn reinstall(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InstanceId>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance =
-        instances::reinstall(&state.deps, &ctx, InstanceId::from_uuid(path.into_inner())).await?;
+    let instance = instances::reinstall(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(instance_dto(instance)))
 }
 
@@ -275,10 +272,10 @@ pub struct ActivationRequest {
 async fn activation(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InstanceId>,
     body: Json<ActivationRequest>,
 ) -> Result<web::Json<InstanceDto>, ApiError> {
-    let id = InstanceId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let instance = instances::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?;
     Ok(web::Json(instance_dto(instance)))
 }

@@ -136,14 +136,9 @@ async fn list(
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InvitationId>,
 ) -> Result<HttpResponse, ApiError> {
-    invitations::revoke(
-        &state.deps,
-        &ctx,
-        InvitationId::from_uuid(path.into_inner()),
-    )
-    .await?;
+    invitations::revoke(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -165,14 +160,14 @@ pub struct ResendRequest {
 async fn resend(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<InvitationId>,
     body: Option<web::Json<ResendRequest>>,
 ) -> Result<web::Json<InvitationDto>, ApiError> {
     let days = body
         .map(|b| b.into_inner())
         .unwrap_or_default()
         .expires_in_days;
-    let id = InvitationId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let invitation = invitations::resend(&state.deps, &ctx, id, days).await?;
     Ok(web::Json(invitation_dto(
         invitation,
@@ -263,20 +258,10 @@ async fn accept(
     path: web::Path<String>,
     body: Option<web::Json<AcceptRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.map(|b| b.into_inner()).unwrap_or_default();
-    let account = NewAccount {
-        password: b.password,
-        first_name: b.first_name,
-        last_name: b.last_name,
-    };
-    let accepted = invitations::accept(
-        &state.deps,
-        &path.into_inner(),
-        who.0.as_ref(),
-        account,
-        &meta.0,
-    )
-    .await?;
+    let account = body.map(|b| b.into_inner()).unwrap_or_default().into();
+    let token = path.into_inner();
+    let accepted =
+        invitations::accept(&state.deps, &token, who.0.as_ref(), account, &meta.0).await?;
     let mut res = HttpResponse::Ok();
     if let Some((_, token)) = &accepted.session {
         res.cookie(session_cookie(
@@ -285,13 +270,29 @@ async fn accept(
             token.expires_at,
         ));
     }
-    Ok(res.json(AcceptResponse {
-        organization_id: accepted.organization.id.as_uuid(),
-        organization_name: accepted.organization.name.as_str().to_owned(),
-        organization_slug: accepted.organization.slug.as_str().to_owned(),
-        role: accepted.role.as_str().to_owned(),
-        user_id: accepted.user_id.as_uuid(),
-        access_token: accepted.session.as_ref().map(|(_, t)| t.token.clone()),
-        expires_at: accepted.session.map(|(_, t)| t.expires_at),
-    }))
+    Ok(res.json(AcceptResponse::from(accepted)))
+}
+
+impl From<AcceptRequest> for NewAccount {
+    fn from(b: AcceptRequest) -> Self {
+        NewAccount {
+            password: b.password,
+            first_name: b.first_name,
+            last_name: b.last_name,
+        }
+    }
+}
+
+impl From<invitations::Accepted> for AcceptResponse {
+    fn from(accepted: invitations::Accepted) -> Self {
+        AcceptResponse {
+            organization_id: accepted.organization.id.as_uuid(),
+            organization_name: accepted.organization.name.as_str().to_owned(),
+            organization_slug: accepted.organization.slug.as_str().to_owned(),
+            role: accepted.role.as_str().to_owned(),
+            user_id: accepted.user_id.as_uuid(),
+            access_token: accepted.session.as_ref().map(|(_, t)| t.token.clone()),
+            expires_at: accepted.session.map(|(_, t)| t.expires_at),
+        }
+    }
 }

@@ -86,10 +86,10 @@ pub struct ChangeRoleRequest {
 async fn change_role(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     body: Json<ChangeRoleRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
-    let user = UserId::from_uuid(path.into_inner());
+    let user = path.into_inner();
     let member = members::change_role(&state.deps, &ctx, user, body.role).await?;
     Ok(web::Json(member_dto(member)))
 }
@@ -106,9 +106,9 @@ async fn change_role(
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    members::remove(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?;
+    members::remove(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

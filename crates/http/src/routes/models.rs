@@ -114,10 +114,10 @@ async fn list(
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ModelId>,
 ) -> Result<web::Json<ModelDto>, ApiError> {
     Ok(web::Json(model_dto(
-        models::get(&state.deps, &ctx, ModelId::from_uuid(path.into_inner())).await?,
+        models::get(&state.deps, &ctx, path.into_inner()).await?,
     )))
 }
 
@@ -149,10 +149,10 @@ async fn create(
 async fn update(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ModelId>,
     body: Json<ModelRequest>,
 ) -> Result<web::Json<ModelDto>, ApiError> {
-    let id = ModelId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     Ok(web::Json(model_dto(
         models::update(&state.deps, &ctx, id, body.into_inner().into()).await?,
     )))
@@ -169,8 +169,8 @@ async fn update(
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ModelId>,
 ) -> Result<HttpResponse, ApiError> {
-    models::delete(&state.deps, &ctx, ModelId::from_uuid(path.into_inner())).await?;
+    models::delete(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -291,7 +291,7 @@ pub struct UpdateOfferingRequest {
 async fn update_offering(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<OfferingId>,
     body: Json<UpdateOfferingRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let b = body.into_inner();
@@ -310,7 +310,7 @@ async fn update_offering(
         is_active: b.is_active,
         prices,
     };
-    let id = OfferingId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     Ok(web::Json(offering_dto(
         sharing::update_offering(&state.deps, &ctx, id, change).await?,
     )))
@@ -334,10 +334,10 @@ pub struct FlagRequest {
 async fn offering_activation(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<OfferingId>,
     body: Json<FlagRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
-    let id = OfferingId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     Ok(web::Json(offering_dto(
         sharing::set_offering_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
     )))
@@ -354,9 +354,9 @@ async fn offering_activation(
 async fn delete_offering(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<OfferingId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = OfferingId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     sharing::delete_offering(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -442,10 +442,10 @@ async fn grant(
 async fn transition(
     state: web::Data<AppState>,
     ctx: Caller,
-    id: Uuid,
+    id: ShareId,
     change: ShareTransition,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::transition(&state.deps, &ctx, ShareId::from_uuid(id), change).await?;
+    let share = sharing::transition(&state.deps, &ctx, id, change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -472,7 +472,7 @@ pub struct AcceptRequest {
 async fn accept(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
     req: actix_web::HttpRequest,
     body: Result<Json<AcceptRequest>, actix_web::Error>,
 ) -> Result<web::Json<ShareDto>, actix_web::Error> {
@@ -493,14 +493,9 @@ async fn accept(
             }
         }
     };
-    let share = sharing::accept(
-        &state.deps,
-        &ctx,
-        ShareId::from_uuid(path.into_inner()),
-        version,
-    )
-    .await
-    .map_err(ApiError::from)?;
+    let share = sharing::accept(&state.deps, &ctx, path.into_inner(), version)
+        .await
+        .map_err(ApiError::from)?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -519,9 +514,9 @@ async fn accept(
 async fn decline(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::decline(&state.deps, &ctx, ShareId::from_uuid(path.into_inner())).await?;
+    let share = sharing::decline(&state.deps, &ctx, path.into_inner()).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -539,7 +534,7 @@ async fn decline(
 async fn pause(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     transition(state, ctx, path.into_inner(), ShareTransition::Pause).await
 }
@@ -553,7 +548,7 @@ async fn pause(
 async fn resume(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     transition(state, ctx, path.into_inner(), ShareTransition::Resume).await
 }
@@ -567,7 +562,7 @@ async fn resume(
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     transition(state, ctx, path.into_inner(), ShareTransition::Revoke).await
 }
@@ -603,7 +598,7 @@ pub struct UpdateShareRequest {
 async fn update_share(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
     body: Json<UpdateShareRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let b = body.into_inner();
@@ -623,13 +618,7 @@ async fn update_share(
         ends_at,
         monthly_cap_micros: b.monthly_cap_micros,
     };
-    let share = sharing::update_share(
-        &state.deps,
-        &ctx,
-        ShareId::from_uuid(path.into_inner()),
-        change,
-    )
-    .await?;
+    let share = sharing::update_share(&state.deps, &ctx, path.into_inner(), change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -646,17 +635,12 @@ async fn update_share(
 async fn share_activation(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<ShareId>,
     body: Json<FlagRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::set_share_activation(
-        &state.deps,
-        &ctx,
-        ShareId::from_uuid(path.into_inner()),
-        body.flag,
-        body.active,
-    )
-    .await?;
+    let share =
+        sharing::set_share_activation(&state.deps, &ctx, path.into_inner(), body.flag, body.active)
+            .await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),

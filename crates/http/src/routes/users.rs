@@ -76,10 +76,10 @@ async fn list(
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
 ) -> Result<web::Json<UserAccountDto>, ApiError> {
     Ok(web::Json(user_dto(
-        users::get(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?,
+        users::get(&state.deps, &ctx, path.into_inner()).await?,
     )))
 }
 
@@ -146,7 +146,7 @@ pub struct UpdateUserRequest {
 async fn update(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     body: Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserAccountDto>, ApiError> {
     let b = body.into_inner();
@@ -157,7 +157,7 @@ async fn update(
         is_platform_admin: b.is_platform_admin,
         disabled: b.disabled,
     };
-    let id = UserId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     Ok(web::Json(user_dto(
         users::update(&state.deps, &ctx, id, input).await?,
     )))
@@ -173,8 +173,8 @@ async fn update(
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    users::delete(&state.deps, &ctx, UserId::from_uuid(path.into_inner())).await?;
+    users::delete(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
