@@ -1,12 +1,14 @@
 use crate::StoreError;
-use crate::epoch::{self, WriteEpoch};
+use crate::listener;
+use crate::tags::{self, Tag};
+use crate::versions::{Stamp, Versions};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The advisory lock key migrations take turns on (any constant the application owns).
@@ -46,9 +48,9 @@ pub struct Db {
     /// How this pool was opened, to open another like it ([`Db::dedicated`]).
     url: Arc<str>,
     options: DbOptions,
-    /// Changes whenever the database may have changed (see [`crate::epoch`]): caches built
-    /// from the database compare it to know whether they may still be trusted.
-    epoch: Arc<WriteEpoch>,
+    /// What changed when, by tag (see [`crate::versions`]): caches built from the database
+    /// compare it to know whether they may still be trusted.
+    versions: Arc<Versions>,
 }
 
 /// Not derived: the URL may hold the database password.
@@ -65,8 +67,17 @@ impl std::fmt::Debug for Db {
 pub struct Tx {
     inner: DatabaseTransaction,
     backend: Backend,
-    /// The epoch to move on commit; `None` for writes no cache is built from.
-    epoch: Option<Arc<WriteEpoch>>,
+    versions: Arc<Versions>,
+    /// What the transaction changed, as caches see it: published by [`Tx::commit`].
+    changed: Mutex<Changes>,
+}
+
+/// The tags a transaction marked so far.
+#[derive(Debug, Default)]
+struct Changes {
+    tags: Vec<Tag>,
+    /// An unparsed statement ran: anything may have changed.
+    everything: bool,
 }
 
 /// Something repositories can run statements on: the pool ([`Db`]) or a transaction ([`Tx`]).
@@ -102,23 +113,57 @@ impl Store for Tx {
 
 impl Tx {
     /// Runs one SQL statement with no parameters inside the transaction. For tests and
-    /// operator commands only (e.g. holding a lock); never with user input.
+    /// operator commands only (e.g. holding a lock); never with user input. Nothing is known
+    /// about what it changed, so the commit invalidates every cache entry.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
+        if let Ok(mut changed) = self.changed.lock() {
+            changed.everything = true;
+        }
         Ok(self.inner.execute_unprepared(sql).await?.rows_affected())
     }
 
-    /// Commits; an error here means nothing was written. A successful commit bumps the
-    /// process's write epoch (see [`Db::epoch`]) and, on PostgreSQL, notifies the other
-    /// replicas (the notification is delivered with the commit, never without it).
+    /// Records that this transaction changes the cached fact `tag` (see [`crate::tags`]).
+    /// Repositories call it for every row they change that a cache is built from.
+    pub(crate) fn mark(&self, tag: Tag) {
+        // A poisoned lock means a panic mid-transaction: it will not commit anyway.
+        if let Ok(mut changed) = self.changed.lock()
+            && !changed.tags.contains(&tag)
+        {
+            changed.tags.push(tag);
+        }
+    }
+
+    /// Commits; an error here means nothing was written. If the transaction marked tags, a
+    /// successful commit bumps them in this process (see [`Db::stamp`]) and, on PostgreSQL,
+    /// notifies the other replicas of them (the notification is sent inside the transaction:
+    /// delivered with the commit, never without it). A transaction that marked nothing
+    /// (usage rows, audit events, instances' leases…) invalidates nothing.
     pub async fn commit(self) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres && self.epoch.is_some() {
+        let changed = self.changed.into_inner().unwrap_or_else(|poisoned| {
+            let mut changed = poisoned.into_inner();
+            changed.everything = true;
+            changed
+        });
+        let nothing = changed.tags.is_empty() && !changed.everything;
+        if self.backend == Backend::Postgres && !nothing {
+            let payload = if changed.everything {
+                tags::EVERYTHING.to_owned()
+            } else {
+                tags::encode(&changed.tags)
+            };
             self.inner
-                .execute_unprepared(&format!("NOTIFY {}", epoch::CHANNEL))
+                .execute_raw(sea_orm::Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    vec![listener::CHANNEL.into(), payload.into()],
+                ))
                 .await?;
         }
         self.inner.commit().await.map_err(StoreError::from)?;
-        if let Some(epoch) = self.epoch {
-            epoch.bump();
+        if changed.everything {
+            self.versions.bump_all();
+        } else if !nothing {
+            self.versions.bump(&changed.tags);
         }
         Ok(())
     }
@@ -147,12 +192,12 @@ impl Db {
             url: url.into(),
             options: options.clone(),
             // SQLite has no other writer to hear about; PostgreSQL must listen first.
-            epoch: Arc::new(WriteEpoch::new(backend == Backend::Sqlite)),
+            versions: Arc::new(Versions::new(backend == Backend::Sqlite)),
         })
     }
 
     /// A pool of its own, of at most `max_connections`, on the same database and sharing the
-    /// write epoch, for a background task. Its connections are opened lazily, by that task:
+    /// tag versions, for a background task. Its connections are opened lazily, by that task:
     /// on PostgreSQL a connection's socket belongs to the runtime that opened it, so a task
     /// on the main runtime borrowing a connection an HTTP worker opened depends on that
     /// worker's thread (and fails once the workers stop, at shutdown). An in-memory SQLite
@@ -170,16 +215,16 @@ impl Db {
             options,
             url: self.url.clone(),
             backend: self.backend,
-            epoch: self.epoch.clone(),
+            versions: self.versions.clone(),
         })
     }
 
     /// Follows the writes of other processes, forever (spawn it). On PostgreSQL, until this
-    /// runs and is connected, [`Db::epoch`] never repeats a value, so no cache entry is used;
-    /// on SQLite it returns at once. `url` is the one this pool was connected with.
+    /// runs and is connected, [`Db::stamp`] gives nothing, so no cache entry is used; on
+    /// SQLite it returns at once. `url` is the one this pool was connected with.
     pub async fn follow_other_writers(&self, url: &str) {
         if self.backend == Backend::Postgres {
-            epoch::follow_other_writers(&self.epoch, url).await;
+            listener::follow_other_writers(&self.versions, url).await;
         }
     }
 
@@ -239,16 +284,6 @@ impl Db {
     /// busy timeout at the start instead of failing with "database is locked" halfway through;
     /// on PostgreSQL, callers take row locks (`FOR UPDATE`) where an invariant needs them.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        self.begin(Some(self.epoch.clone())).await
-    }
-
-    /// A write transaction that neither moves the epoch nor notifies the other replicas: for
-    /// tables no cache is built from (usage rows), so their writes do not empty the caches.
-    pub(crate) async fn begin_untracked(&self) -> Result<Tx, StoreError> {
-        self.begin(None).await
-    }
-
-    async fn begin(&self, epoch: Option<Arc<WriteEpoch>>) -> Result<Tx, StoreError> {
         let inner = match self.backend {
             Backend::Sqlite => {
                 self.conn
@@ -263,7 +298,8 @@ impl Db {
         Ok(Tx {
             inner,
             backend: self.backend,
-            epoch,
+            versions: self.versions.clone(),
+            changed: Mutex::default(),
         })
     }
 
@@ -271,17 +307,24 @@ impl Db {
         self.backend
     }
 
-    /// The write epoch. A value read before a lookup, and equal after, proves that no write
-    /// committed by this process — nor, on PostgreSQL, notified by another one — happened in
-    /// between (see [`crate::epoch`] for the bound).
-    pub fn epoch(&self) -> u64 {
-        self.epoch.read()
+    /// Now, for a cache lookup about to read the database; None while caches cannot be
+    /// trusted (see [`Db::caches_usable`]). An answer stored with it stays valid while
+    /// [`Db::unchanged_since`] says so for the tags of the rows it was read from.
+    pub fn stamp(&self) -> Option<Stamp> {
+        self.versions.stamp()
     }
 
-    /// Whether [`Db::epoch`] can currently be relied on, i.e. caches can be used: always on
-    /// SQLite; on PostgreSQL while [`Db::follow_other_writers`] is connected.
+    /// Whether no write of any of `tags` was committed by this process — nor, on PostgreSQL,
+    /// notified by another one — since `stamp` (see [`crate::versions`]; [`crate::listener`]
+    /// for the bound on other replicas), and caches can be trusted now.
+    pub fn unchanged_since(&self, stamp: Stamp, tags: &[Tag]) -> bool {
+        self.versions.unchanged_since(stamp, tags)
+    }
+
+    /// Whether caches can currently be relied on: always on SQLite; on PostgreSQL while
+    /// [`Db::follow_other_writers`] is connected.
     pub fn caches_usable(&self) -> bool {
-        self.epoch.is_trusted()
+        self.versions.is_trusted()
     }
 
     /// Closes the pool (graceful shutdown).
@@ -318,15 +361,20 @@ impl Db {
     }
 
     /// Runs one SQL statement with no parameters. For tests and operator commands only
-    /// (e.g. simulating tampering); never with user input.
+    /// (e.g. simulating tampering); never with user input. Nothing is known about what it
+    /// changed: every cache entry, here and (PostgreSQL) in the other replicas, is invalidated.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
         let affected = self.conn.execute_unprepared(sql).await?.rows_affected();
         if self.backend == Backend::Postgres {
             self.conn
-                .execute_unprepared(&format!("NOTIFY {}", epoch::CHANNEL))
+                .execute_unprepared(&format!(
+                    "NOTIFY {}, '{}'",
+                    listener::CHANNEL,
+                    tags::EVERYTHING
+                ))
                 .await?;
         }
-        self.epoch.bump();
+        self.versions.bump_all();
         Ok(affected)
     }
 }

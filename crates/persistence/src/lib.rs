@@ -10,17 +10,24 @@
 //!   right after the store: a `Scope` where personal and org rows share the table, the acting
 //!   org's `OrgId` where only orgs own rows. The few that cross tenants on purpose say so in
 //!   their name or documentation.
+//! - A repository function that changes a row some read cache is built from takes the open
+//!   [`Tx`], never the pool, and marks the [`Tag`]s of what it changed on it; the commit
+//!   publishes them, here and to the other replicas ([`tags`], [`versions`], [`listener`]).
 //! - Database failures become [`StoreError`]: constraint violations by *name*
 //!   ([`Constraint`]), an unreachable database as [`StoreError::Unavailable`]; nothing else is
 //!   interpreted here.
 
 mod db;
 mod entities;
-pub mod epoch;
 mod error;
+pub mod listener;
 pub mod repo;
+pub mod tags;
 mod timefmt;
+pub mod versions;
 
 pub use db::{Backend, Db, DbOptions, Store, Tx};
 pub use error::{Constraint, StoreError};
+pub use tags::Tag;
+pub use versions::Stamp;
 pub use timefmt::{now_utc_micros, rfc3339_micros, to_utc, truncate_micros};

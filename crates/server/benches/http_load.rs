@@ -96,9 +96,11 @@ async fn main() {
     )
     .unwrap();
     let admin_id: inventiv_domain::UserId = me["user_id"].as_str().unwrap().parse().unwrap();
-    memberships::insert(&db, org.id, admin_id, Role::Owner, now_utc_micros())
+    let tx = db.begin_write().await.unwrap();
+    memberships::insert(&tx, org.id, admin_id, Role::Owner, now_utc_micros())
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let switch = format!(r#"{{"organization_id":"{}"}}"#, org.id);
     let (_, switched) = driver::request(
         port,

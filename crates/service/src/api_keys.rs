@@ -15,7 +15,8 @@ use inventiv_domain::{
     Action, ApiKeyId, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace, authorize,
     may_hold_org_api_keys,
 };
-use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, NewApiKey};
+use inventiv_persistence::Tag;
+use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, KeyAuth, NewApiKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -378,6 +379,23 @@ pub(crate) async fn revoke_with_owner(
     Ok(revoked.len() as u64)
 }
 
+/// Reads the key with this hash (with its owner and their membership of the key's org) and
+/// caches it, valid until the key, its owner, that membership or that org changes.
+async fn fetch(deps: &Deps, hash: &str) -> Result<KeyAuth, ServiceError> {
+    let cache = &deps.auth.keys;
+    let stamp = cache.stamp(&deps.db);
+    let found = api_keys::find_by_hash(&deps.db, hash)
+        .await?
+        .ok_or_else(invalid_key)?;
+    let key = &found.key;
+    let mut tags = vec![Tag::ApiKey(key.id), Tag::User(key.owner_user_id)];
+    if let Some(org) = key.organization_id {
+        tags.extend([Tag::Membership(org, key.owner_user_id), Tag::Org(org)]);
+    }
+    cache.put(hash.to_owned(), stamp, tags, found.clone());
+    Ok(found)
+}
+
 fn invalid_key() -> ServiceError {
     ServiceError::Unauthenticated {
         code: ErrorCode::InvalidApiKey,
@@ -391,16 +409,9 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         return Err(invalid_key());
     }
     let hash = key_hash(secret);
-    let epoch = deps.db.epoch();
-    let found = match deps.auth.keys.get(&hash, epoch) {
+    let found = match deps.auth.keys.get(&deps.db, &hash) {
         Some(cached) => cached,
-        None => {
-            let found = api_keys::find_by_hash(&deps.db, &hash)
-                .await?
-                .ok_or_else(invalid_key)?;
-            deps.auth.keys.put(hash.clone(), epoch, found.clone());
-            found
-        }
+        None => fetch(deps, &hash).await?,
     };
     // The lookup was by hash; compare again in constant time so no path depends on timing.
     if !bool::from(found.key_hash.trim().as_bytes().ct_eq(hash.as_bytes())) {
@@ -414,16 +425,16 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
     // Defence in depth (SPEC §6 v2): removal and demotion revoke the creator's org keys in
     // their own transaction; an org key whose creator is not, now, a member who may hold org
     // keys is refused here too, whatever path changed the membership. The lookup joins the
-    // membership, and the cache entry dies with the write that changed it (write epoch).
+    // membership, and the cache entry dies with the write that changed it (its tag).
     if key.organization_id.is_some() && !found.creator_role.is_some_and(may_hold_org_api_keys) {
         return Err(invalid_key());
     }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
         api_keys::touch(&deps.db, key.scope(), key.id, now).await?;
-        // The touch is not a transaction (no epoch bump): refresh the cached copy by hand.
-        let mut touched = found.clone();
-        touched.key.last_used_at = Some(now);
-        deps.auth.keys.put(hash, epoch, touched);
+        // The touch is not a transaction (it invalidates nothing): refresh the cached copy.
+        deps.auth
+            .keys
+            .update(&hash, |cached| cached.key.last_used_at = Some(now));
     }
     let workspace = match key.organization_id {
         // A key acts as a `user` of its org, whatever its creator's role.

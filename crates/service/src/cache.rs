@@ -1,30 +1,41 @@
-//! Read caches that can never serve a stale answer after a write of this process: an entry
-//! remembers the database's write epoch read *before* its lookup, and is only trusted while
-//! the epoch is unchanged (every committed write transaction bumps it). Time-based validity
-//! (expiry dates) is still checked by the callers on every use.
+//! Read caches that can never serve an answer a committed write of this process made stale:
+//! an entry remembers the [`Stamp`] taken *before* its lookup and the [`Tag`]s of the rows it
+//! was read from, and is served only while none of those tags changed since (see
+//! `inventiv_persistence::versions`). Writes mark the tags of what they change, so a write
+//! flushes exactly the entries built from the rows it touched: a new usage row or an audit
+//! event flushes nothing, a revoked session flushes that session's entry.
 //!
-//! On PostgreSQL the writes of *other* replicas bump the epoch too, when their notification
-//! arrives; while that cannot be guaranteed, the epoch never repeats and nothing is served
-//! from here (see `inventiv_persistence::epoch`).
+//! On PostgreSQL the writes of *other* replicas bump their tags here when their notification
+//! arrives; while that cannot be guaranteed, no stamp is given and nothing is served from here
+//! (see `inventiv_persistence::listener`). Time-based validity (expiry dates) is still checked
+//! by the callers on every use.
 
+use inventiv_persistence::{Db, Stamp, Tag};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A map whose entries are valid for one write epoch.
+/// A map whose entries are valid while the tags they were read from are unchanged.
 #[derive(Debug)]
-pub struct EpochCache<K, V> {
+pub struct TagCache<K, V> {
     enabled: bool,
-    map: Mutex<HashMap<K, (u64, V)>>,
+    map: Mutex<HashMap<K, Entry<V>>>,
     /// Answers served from the cache, for tests and operators.
     hits: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    stamp: Stamp,
+    tags: Box<[Tag]>,
+    value: V,
 }
 
 /// Entries kept at most; the map is simply cleared beyond (it refills on the next requests).
 const CAPACITY: usize = 10_000;
 
-impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
+impl<K: Eq + Hash, V: Clone> TagCache<K, V> {
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,
@@ -38,48 +49,79 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// The value stored for `key` if it was stored at `epoch`.
-    pub fn get(&self, key: &K, epoch: u64) -> Option<V> {
+    /// Now, for a lookup about to read the database (None: nothing may be cached now).
+    pub(crate) fn stamp(&self, db: &Db) -> Option<Stamp> {
+        if self.enabled { db.stamp() } else { None }
+    }
+
+    /// The value stored for `key`, if none of its tags changed since it was read.
+    pub(crate) fn get(&self, db: &Db, key: &K) -> Option<V> {
         if !self.enabled {
             return None;
         }
         let map = self.map.lock().ok()?;
         let hit = map
             .get(key)
-            .filter(|(at, _)| *at == epoch)
-            .map(|(_, v)| v.clone());
+            .filter(|e| db.unchanged_since(e.stamp, &e.tags))
+            .map(|e| e.value.clone());
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
         hit
     }
 
-    /// Stores `value`, looked up after reading `epoch`.
-    pub fn put(&self, key: K, epoch: u64, value: V) {
-        if !self.enabled {
-            return;
-        }
+    /// Stores `value`, read after `stamp` was taken from rows whose tags are `tags` (nothing
+    /// without a stamp).
+    pub(crate) fn put(&self, key: K, stamp: Option<Stamp>, tags: Vec<Tag>, value: V) {
+        let Some(stamp) = stamp else { return };
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= CAPACITY {
                 map.clear();
             }
-            map.insert(key, (epoch, value));
+            let tags = tags.into_boxed_slice();
+            map.insert(key, Entry { stamp, tags, value });
+        }
+    }
+
+    /// Applies `change` to the stored copy, keeping its stamp and tags: for columns written
+    /// outside a transaction that no cache decision may trust more than the database (a
+    /// `last_used_at` touch), so the copy stays as fresh as this process knows.
+    pub(crate) fn update(&self, key: &K, change: impl FnOnce(&mut V)) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(entry) = map.get_mut(key)
+        {
+            change(&mut entry.value);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::EpochCache;
+    use super::TagCache;
+    use inventiv_domain::{SessionId, UserId};
+    use inventiv_persistence::{Db, DbOptions, Tag};
 
-    #[test]
-    fn an_entry_is_valid_for_its_epoch_only() {
-        let cache = EpochCache::new(true);
-        cache.put("k", 3, 42);
-        assert_eq!(cache.get(&"k", 3), Some(42));
-        assert_eq!(cache.get(&"k", 4), None, "a later write invalidates it");
-        let off: EpochCache<&str, i32> = EpochCache::new(false);
-        off.put("k", 1, 1);
-        assert_eq!(off.get(&"k", 1), None);
+    async fn db() -> Db {
+        Db::connect("sqlite::memory:", &DbOptions::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_entry_lives_until_one_of_its_tags_changes() {
+        let db = db().await;
+        let cache = TagCache::new(true);
+        let user = UserId::new();
+        let tags = vec![Tag::Session(SessionId::new()), Tag::User(user)];
+        cache.put("k", cache.stamp(&db), tags, 42);
+        assert_eq!(cache.get(&db, &"k"), Some(42));
+        cache.update(&"k", |v| *v += 1);
+        assert_eq!(cache.get(&db, &"k"), Some(43));
+        assert_eq!(cache.hits(), 2);
+        db.execute_unprepared("SELECT 1").await.unwrap();
+        assert_eq!(cache.get(&db, &"k"), None, "an operator's statement");
+        let off: TagCache<&str, i32> = TagCache::new(false);
+        off.put("k", off.stamp(&db), vec![], 1);
+        assert_eq!(off.get(&db, &"k"), None);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{ApiKeyId, OrgId, Role, Scope, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
@@ -156,12 +156,13 @@ pub async fn find<S: Store>(
         .transpose()
 }
 
-pub async fn rename<S: Store>(
-    s: &S,
+pub async fn rename(
+    tx: &Tx,
     scope: Scope,
     id: ApiKeyId,
     name: &str,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::ApiKey(id));
     let mut p = Params::new();
     let sql = format!(
         "UPDATE api_keys SET name = {} WHERE id = {} AND {}",
@@ -169,16 +170,17 @@ pub async fn rename<S: Store>(
         p.bind(id.as_uuid()),
         in_scope(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }
 
 /// Sets (or, with None, removes) the monthly spend cap of a key of `scope`.
-pub async fn set_cap<S: Store>(
-    s: &S,
+pub async fn set_cap(
+    tx: &Tx,
     scope: Scope,
     id: ApiKeyId,
     cap: Option<i64>,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::ApiKey(id));
     let mut p = Params::new();
     let sql = format!(
         "UPDATE api_keys SET monthly_cap_micros = {} WHERE id = {} AND {}",
@@ -186,16 +188,17 @@ pub async fn set_cap<S: Store>(
         p.bind(id.as_uuid()),
         in_scope(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }
 
 /// Revokes a live key of `scope`; false if absent or already revoked.
-pub async fn revoke<S: Store>(
-    s: &S,
+pub async fn revoke(
+    tx: &Tx,
     scope: Scope,
     id: ApiKeyId,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::ApiKey(id));
     let mut p = Params::new();
     let sql = format!(
         "UPDATE api_keys SET revoked_at = {} WHERE id = {} AND revoked_at IS NULL AND {}",
@@ -203,7 +206,7 @@ pub async fn revoke<S: Store>(
         p.bind(id.as_uuid()),
         in_scope(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }
 
 /// A key revoked along with its owner's membership or account (for the audit trail).
@@ -217,8 +220,8 @@ pub struct RevokedKey {
 
 /// Revokes the live keys of `scope` that `creator` created (their membership was removed, or
 /// their role lowered below those that may hold org keys), and returns them.
-pub async fn revoke_created_by<S: Store>(
-    s: &S,
+pub async fn revoke_created_by(
+    tx: &Tx,
     scope: Scope,
     creator: UserId,
     now: OffsetDateTime,
@@ -230,25 +233,25 @@ pub async fn revoke_created_by<S: Store>(
         p.bind(creator.as_uuid()),
         in_scope(scope, "", &mut p)
     );
-    revoke_where(s, &revoked_at, &filter, p).await
+    revoke_where(tx, &revoked_at, &filter, p).await
 }
 
 /// Revokes every live key `owner` created, personal and in every org — across tenants on
 /// purpose: the account itself is disabled or deleted.
-pub async fn revoke_all_of_account<S: Store>(
-    s: &S,
+pub async fn revoke_all_of_account(
+    tx: &Tx,
     owner: UserId,
     now: OffsetDateTime,
 ) -> Result<Vec<RevokedKey>, StoreError> {
     let mut p = Params::new();
     let revoked_at = p.bind(now);
     let filter = format!("owner_user_id = {}", p.bind(owner.as_uuid()));
-    revoke_where(s, &revoked_at, &filter, p).await
+    revoke_where(tx, &revoked_at, &filter, p).await
 }
 
 /// Revokes, in one statement, the live keys matching `filter`; returns them sorted by id.
-async fn revoke_where<S: Store>(
-    s: &S,
+async fn revoke_where(
+    tx: &Tx,
     revoked_at: &str,
     filter: &str,
     p: Params,
@@ -259,7 +262,7 @@ async fn revoke_where<S: Store>(
         "UPDATE api_keys SET revoked_at = {revoked_at} WHERE {filter} AND revoked_at IS NULL \
          RETURNING id, organization_id, name, key_prefix"
     );
-    let mut revoked = query_all_sql(s, &sql, p.into_values())
+    let mut revoked = query_all_sql(tx, &sql, p.into_values())
         .await?
         .into_iter()
         .map(|row| {
@@ -273,6 +276,9 @@ async fn revoke_where<S: Store>(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    for key in &revoked {
+        tx.mark(Tag::ApiKey(key.id));
+    }
     // RETURNING gives no order: sort, so the audit events come in a stable order.
     revoked.sort_by_key(|k| k.id);
     Ok(revoked)
@@ -320,7 +326,9 @@ pub async fn find_by_hash<S: Store>(s: &S, key_hash: &str) -> Result<Option<KeyA
     }))
 }
 
-/// Records use of a key of `scope` (the caller throttles it to once a minute per key).
+/// Records use of a key of `scope` (the caller throttles it to once a minute per key). Not a
+/// transaction and marks no tag, on purpose: `last_used_at` decides nothing but when to
+/// record use again (the caller refreshes its own cached copy).
 pub async fn touch<S: Store>(
     s: &S,
     scope: Scope,

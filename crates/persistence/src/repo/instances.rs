@@ -7,7 +7,7 @@
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{
     Activation, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope, UserId,
 };
@@ -165,13 +165,14 @@ pub struct NewInstance<'a> {
 }
 
 /// Stores a new instance of `scope` in `provisioning`.
-pub async fn insert<S: Store>(s: &S, scope: Scope, new: NewInstance<'_>) -> Result<(), StoreError> {
+pub async fn insert(tx: &Tx, scope: Scope, new: NewInstance<'_>) -> Result<(), StoreError> {
+    tx.mark(Tag::Routes);
     let org = match scope {
         Scope::Org(org) => Some(org.as_uuid()),
         Scope::Personal(_) => None,
     };
     exec_sql(
-        s,
+        tx,
         "INSERT INTO instances (id, organization_id, owner_user_id, model_id, provider, zone, instance_type, status, \
              endpoint_url, hourly_cost_micros, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'provisioning', $8, $9, $10, $10)",
@@ -205,12 +206,13 @@ pub struct Transition<'a> {
 /// Moves an instance of `scope` to `to` if it is in one of `from` (compare-and-set, so a
 /// concurrent terminate and a provider callback cannot both win). Sets `ready_at` on the first
 /// `ready`, `terminated_at` on `terminated`. Returns whether it moved.
-pub async fn transition<S: Store>(
-    s: &S,
+pub async fn transition(
+    tx: &Tx,
     scope: Scope,
     id: InstanceId,
     t: Transition<'_>,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let (to, now) = (p.bind(t.to.as_str()), p.bind(t.now));
     let (endpoint_url, failure_reason) = (
@@ -236,25 +238,26 @@ pub async fn transition<S: Store>(
         id = p.bind(id.as_uuid()),
         from = from.join(", ")
     );
-    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }
 
 /// Sets or clears one activation flag of an instance of `scope`.
-pub async fn set_flag<S: Store>(
-    s: &S,
+pub async fn set_flag(
+    tx: &Tx,
     scope: Scope,
     id: InstanceId,
     flag: Flag,
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let condition = format!(
         "{} AND id = {}",
         in_scope(scope, "", &mut p),
         p.bind(id.as_uuid())
     );
-    crate::repo::set_activation_flag(s, "instances", &condition, p, flag, by, now).await
+    crate::repo::set_activation_flag(tx, "instances", &condition, p, flag, by, now).await
 }
 
 /// How many instances of `scope` are not terminated.
@@ -271,13 +274,14 @@ pub async fn count_live<S: Store>(s: &S, scope: Scope) -> Result<i64, StoreError
 }
 
 /// Removes the terminated instances of `scope` (when the org itself is deleted).
-pub async fn delete_terminated<S: Store>(s: &S, scope: Scope) -> Result<u64, StoreError> {
+pub async fn delete_terminated(tx: &Tx, scope: Scope) -> Result<u64, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let sql = format!(
         "DELETE FROM instances WHERE {} AND status = 'terminated'",
         in_scope(scope, "", &mut p)
     );
-    exec_sql(s, &sql, p.into_values()).await
+    exec_sql(tx, &sql, p.into_values()).await
 }
 
 /// Every instance not yet settled (provisioning, booting, ready, terminating) across all

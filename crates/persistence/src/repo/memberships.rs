@@ -4,7 +4,7 @@
 use crate::entities::memberships::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql};
-use crate::{Backend, Store, StoreError, Tx};
+use crate::{Backend, Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, Role, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use time::OffsetDateTime;
@@ -30,20 +30,22 @@ fn record(m: Model) -> Result<MembershipRecord, StoreError> {
 }
 
 /// Adds a member; an existing membership is `Conflict(MembershipPrimaryKey)`.
-pub async fn insert<S: Store>(
-    s: &S,
+pub async fn insert(
+    tx: &Tx,
     org: OrgId,
     user: UserId,
     role: Role,
     now: OffsetDateTime,
 ) -> Result<MembershipRecord, StoreError> {
+    // Caches may hold "not a member" (an org key whose creator left): a new membership is news.
+    tx.mark(Tag::Membership(org, user));
     let model = ActiveModel {
         organization_id: Set(org.as_uuid()),
         user_id: Set(user.as_uuid()),
         role: Set(role.as_str().to_owned()),
         created_at: Set(now),
     };
-    record(model.insert(s.conn()).await?)
+    record(model.insert(tx.conn()).await?)
 }
 
 /// The membership of `user` in `org`, if any.
@@ -146,14 +148,10 @@ pub async fn list<S: Store>(
 }
 
 /// Sets a member's role; false if they are not a member.
-pub async fn set_role<S: Store>(
-    s: &S,
-    org: OrgId,
-    user: UserId,
-    role: Role,
-) -> Result<bool, StoreError> {
+pub async fn set_role(tx: &Tx, org: OrgId, user: UserId, role: Role) -> Result<bool, StoreError> {
+    tx.mark(Tag::Membership(org, user));
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_memberships SET role = $1 WHERE organization_id = $2 AND user_id = $3",
         vec![
             role.as_str().into(),
@@ -166,16 +164,18 @@ pub async fn set_role<S: Store>(
 }
 
 /// Removes a membership, and moves that user's sessions in `org` back to Personal.
-pub async fn delete<S: Store>(s: &S, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+/// (The sessions' cache entries depend on this membership: its tag covers them.)
+pub async fn delete(tx: &Tx, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+    tx.mark(Tag::Membership(org, user));
     exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET current_organization_id = NULL, organization_role = NULL \
          WHERE user_id = $1 AND current_organization_id = $2",
         vec![user.as_uuid().into(), org.as_uuid().into()],
     )
     .await?;
     Ok(exec_sql(
-        s,
+        tx,
         "DELETE FROM organization_memberships WHERE organization_id = $1 AND user_id = $2",
         vec![org.as_uuid().into(), user.as_uuid().into()],
     )

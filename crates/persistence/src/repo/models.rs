@@ -7,7 +7,7 @@
 
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
-use crate::{Constraint, Store, StoreError};
+use crate::{Constraint, Store, StoreError, Tag, Tx};
 use inventiv_domain::{ModelId, OrgId, Scope};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
@@ -124,14 +124,14 @@ pub struct ModelFields {
 
 /// A public model's `model_id` claims its namespace (SPEC §5.1); org models are never called
 /// by name (only through an offering's `<slug>/<code>`), so they claim nothing.
-async fn claim_namespace<S: Store>(
-    s: &S,
+async fn claim_namespace(
+    tx: &Tx,
     scope: Scope,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     match (catalogue(scope), namespaces::namespace_of(&fields.model_id)) {
-        (None, Some(namespace)) => namespaces::claim_public(s, &namespace, now).await,
+        (None, Some(namespace)) => namespaces::claim_public(tx, &namespace, now).await,
         _ => Ok(()),
     }
 }
@@ -139,16 +139,17 @@ async fn claim_namespace<S: Store>(
 /// Creates a model in `scope`'s catalogue. A duplicate `model_id` in the same catalogue is
 /// `Conflict(ModelOrgModelId | ModelPublicModelId)`; a public `model_id` in a namespace owned
 /// by an org is `Conflict(ModelNamespace)`.
-pub async fn insert<S: Store>(
-    s: &S,
+pub async fn insert(
+    tx: &Tx,
     scope: Scope,
     id: ModelId,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    claim_namespace(s, scope, fields, now).await?;
+    tx.mark(Tag::Routes);
+    claim_namespace(tx, scope, fields, now).await?;
     exec_sql(
-        s,
+        tx,
         "INSERT INTO models (id, organization_id, name, model_id, required_vram_gb, context_length, is_active, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         vec![
@@ -168,14 +169,15 @@ pub async fn insert<S: Store>(
 
 /// Updates a model of `scope`'s catalogue; false if there is none with this id. Renaming a
 /// public model into a namespace owned by an org is `Conflict(ModelNamespace)`.
-pub async fn update<S: Store>(
-    s: &S,
+pub async fn update(
+    tx: &Tx,
     scope: Scope,
     id: ModelId,
     fields: &ModelFields,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    claim_namespace(s, scope, fields, now).await?;
+    tx.mark(Tag::Routes);
+    claim_namespace(tx, scope, fields, now).await?;
     let mut p = Params::new();
     let sql = format!(
         "UPDATE models SET name = {}, model_id = {}, required_vram_gb = {}, context_length = {}, is_active = {}, \
@@ -189,18 +191,19 @@ pub async fn update<S: Store>(
         p.bind(id.as_uuid()),
         in_catalogue(scope, "", &mut p)
     );
-    Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }
 
 /// Deletes a model of `scope`'s catalogue; false if there is none with this id.
-pub async fn delete<S: Store>(s: &S, scope: Scope, id: ModelId) -> Result<bool, StoreError> {
+pub async fn delete(tx: &Tx, scope: Scope, id: ModelId) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let sql = format!(
         "DELETE FROM models WHERE id = {} AND {}",
         p.bind(id.as_uuid()),
         in_catalogue(scope, "", &mut p)
     );
-    match exec_sql(s, &sql, p.into_values()).await {
+    match exec_sql(tx, &sql, p.into_values()).await {
         Ok(deleted) => Ok(deleted == 1),
         // Only the keys pointing at `models` can refuse this DELETE (instances, offerings):
         // SQLite's unnamed violation is therefore this one (PostgreSQL's is mapped by name).

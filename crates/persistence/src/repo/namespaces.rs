@@ -4,7 +4,7 @@
 //! claimants cannot both win: there is no check-then-insert to race through.
 
 use crate::repo::{exec_sql, query_one_sql};
-use crate::{Constraint, Store, StoreError};
+use crate::{Constraint, Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, Slug};
 use time::OffsetDateTime;
 
@@ -29,14 +29,15 @@ pub fn namespace_of(name: &str) -> Option<String> {
 }
 
 /// Claims `slug` for a new org. Taken (by anyone, ever) is `Conflict(ModelNamespace)`.
-pub async fn claim_for_org<S: Store>(
-    s: &S,
+pub async fn claim_for_org(
+    tx: &Tx,
     slug: &Slug,
     org: OrgId,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    tx.mark(Tag::Routes);
     exec_sql(
-        s,
+        tx,
         "INSERT INTO model_namespaces (name, kind, organization_id, created_at) VALUES ($1, 'org', $2, $3)",
         vec![
             slug.as_str().to_ascii_lowercase().into(),
@@ -52,19 +53,20 @@ pub async fn claim_for_org<S: Store>(
 /// idempotent while it is public; `Conflict(ModelNamespace)` when an org (or a deleted org)
 /// holds it. On PostgreSQL `ON CONFLICT DO NOTHING` waits for a concurrent uncommitted claim of
 /// the same name and then the read sees its outcome, so the answer is never stale.
-pub async fn claim_public<S: Store>(
-    s: &S,
+pub async fn claim_public(
+    tx: &Tx,
     namespace: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    tx.mark(Tag::Routes);
     exec_sql(
-        s,
+        tx,
         "INSERT INTO model_namespaces (name, kind, organization_id, created_at) VALUES ($1, 'public', NULL, $2) \
          ON CONFLICT (name) DO NOTHING",
         vec![namespace.into(), now.into()],
     )
     .await?;
-    match find(s, namespace).await? {
+    match find(tx, namespace).await? {
         Some(NamespaceOwner::Public) => Ok(()),
         _ => Err(StoreError::Conflict(Constraint::ModelNamespace)),
     }

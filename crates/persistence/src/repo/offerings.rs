@@ -4,7 +4,7 @@
 
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Activation, Flag, ModelId, OfferingId, OrgId, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
@@ -69,8 +69,8 @@ pub struct OfferingFields {
     pub is_active: bool,
 }
 
-pub async fn insert<S: Store>(
-    s: &S,
+pub async fn insert(
+    tx: &Tx,
     org: OrgId,
     id: OfferingId,
     model: ModelId,
@@ -78,8 +78,9 @@ pub async fn insert<S: Store>(
     prices: (i64, i64),
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    tx.mark(Tag::Routes);
     exec_sql(
-        s,
+        tx,
         "INSERT INTO organization_models (id, organization_id, model_id, code, name, description, visibility, is_active, \
              default_price_input_micros_per_1k, default_price_output_micros_per_1k, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
@@ -156,15 +157,16 @@ pub async fn find_by_name<S: Store>(
 }
 
 /// Replaces the descriptive fields.
-pub async fn update_fields<S: Store>(
-    s: &S,
+pub async fn update_fields(
+    tx: &Tx,
     org: OrgId,
     id: OfferingId,
     f: &OfferingFields,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_models SET code = $1, name = $2, description = $3, visibility = $4, is_active = $5, updated_at = $6 \
          WHERE organization_id = $7 AND id = $8",
         vec![
@@ -183,15 +185,16 @@ pub async fn update_fields<S: Store>(
 }
 
 /// Sets the default prices and clears the economic approval (a new price needs a new one).
-pub async fn set_prices<S: Store>(
-    s: &S,
+pub async fn set_prices(
+    tx: &Tx,
     org: OrgId,
     id: OfferingId,
     prices: (i64, i64),
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_models SET default_price_input_micros_per_1k = $1, default_price_output_micros_per_1k = $2, \
              eco_activated_by = NULL, eco_activated_at = NULL, updated_at = $3 WHERE organization_id = $4 AND id = $5",
         vec![prices.0.into(), prices.1.into(), now.into(), org.as_uuid().into(), id.as_uuid().into()],
@@ -200,28 +203,30 @@ pub async fn set_prices<S: Store>(
         == 1)
 }
 
-pub async fn set_flag<S: Store>(
-    s: &S,
+pub async fn set_flag(
+    tx: &Tx,
     org: OrgId,
     id: OfferingId,
     flag: Flag,
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let condition = format!(
         "organization_id = {} AND id = {}",
         p.bind(org.as_uuid()),
         p.bind(id.as_uuid())
     );
-    crate::repo::set_activation_flag(s, "organization_models", &condition, p, flag, by, now).await
+    crate::repo::set_activation_flag(tx, "organization_models", &condition, p, flag, by, now).await
 }
 
 /// Deletes an offering of `org` (its ended shares go with it: the usage rows, which have no
 /// foreign keys, and the audit trail keep the history).
-pub async fn delete<S: Store>(s: &S, org: OrgId, id: OfferingId) -> Result<bool, StoreError> {
+pub async fn delete(tx: &Tx, org: OrgId, id: OfferingId) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "DELETE FROM organization_models WHERE organization_id = $1 AND id = $2",
         vec![org.as_uuid().into(), id.as_uuid().into()],
     )

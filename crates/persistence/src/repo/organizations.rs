@@ -4,7 +4,7 @@
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use time::OffsetDateTime;
@@ -45,7 +45,7 @@ fn record(m: Model) -> Result<OrgRecord, StoreError> {
 /// `Conflict(OrganizationSlug)`; one taken as a namespace (a public catalogue namespace, a
 /// deleted org's slug) is `Conflict(ModelNamespace)`. Run it in a transaction: on a conflict
 /// the org row must not stay behind.
-pub async fn insert<S: Store>(s: &S, new: NewOrg<'_>) -> Result<OrgRecord, StoreError> {
+pub async fn insert(tx: &Tx, new: NewOrg<'_>) -> Result<OrgRecord, StoreError> {
     let model = ActiveModel {
         id: Set(new.id.as_uuid()),
         name: Set(new.name.as_str().to_owned()),
@@ -55,8 +55,8 @@ pub async fn insert<S: Store>(s: &S, new: NewOrg<'_>) -> Result<OrgRecord, Store
         created_at: Set(new.now),
         updated_at: Set(new.now),
     };
-    let org = record(model.insert(s.conn()).await?)?;
-    namespaces::claim_for_org(s, new.slug, new.id, new.now).await?;
+    let org = record(model.insert(tx.conn()).await?)?;
+    namespaces::claim_for_org(tx, new.slug, new.id, new.now).await?;
     Ok(org)
 }
 
@@ -132,14 +132,15 @@ pub async fn list_for_user<S: Store>(
 }
 
 /// Changes the name and/or the distinct-activators setting.
-pub async fn update<S: Store>(
-    s: &S,
+pub async fn update(
+    tx: &Tx,
     id: OrgId,
     name: Option<&OrgName>,
     require_distinct_activators: Option<bool>,
     now: OffsetDateTime,
 ) -> Result<Option<OrgRecord>, StoreError> {
-    let Some(current) = Entity::find_by_id(id.as_uuid()).one(s.conn()).await? else {
+    tx.mark(Tag::Org(id));
+    let Some(current) = Entity::find_by_id(id.as_uuid()).one(tx.conn()).await? else {
         return Ok(None);
     };
     let mut model: ActiveModel = current.into();
@@ -150,20 +151,23 @@ pub async fn update<S: Store>(
         model.require_distinct_activators = Set(flag);
     }
     model.updated_at = Set(now);
-    record(model.update(s.conn()).await?).map(Some)
+    record(model.update(tx.conn()).await?).map(Some)
 }
 
 /// Deletes the organization (memberships and invitations cascade; sessions fall back to
-/// Personal through their `ON DELETE SET NULL`).
-pub async fn delete<S: Store>(s: &S, id: OrgId) -> Result<bool, StoreError> {
+/// Personal through their `ON DELETE SET NULL`). Cache entries built from anything under the
+/// org depend on its tag; its offerings, shares, models and instances go too (routes).
+pub async fn delete(tx: &Tx, id: OrgId) -> Result<bool, StoreError> {
+    tx.mark(Tag::Org(id));
+    tx.mark(Tag::Routes);
     exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET organization_role = NULL WHERE current_organization_id = $1",
         vec![id.as_uuid().into()],
     )
     .await?;
     Ok(exec_sql(
-        s,
+        tx,
         "DELETE FROM organizations WHERE id = $1",
         vec![id.as_uuid().into()],
     )

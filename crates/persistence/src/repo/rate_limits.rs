@@ -31,7 +31,7 @@ pub async fn attempt(
     limit: usize,
 ) -> Result<Attempt, StoreError> {
     let since = now_ms.saturating_sub(window_ms);
-    let tx = db.begin_untracked().await?;
+    let tx = db.begin_write().await?;
     if db.backend() == Backend::Postgres {
         // Per key, attempts are serialized for the whole transaction: otherwise two replicas
         // could both count limit - 1 and both admit. (SQLite write transactions are already

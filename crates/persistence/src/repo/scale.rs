@@ -48,6 +48,8 @@ pub async fn seed(
         });
     }
     let tx = db.begin_write().await?;
+    // Models, namespaces and instances: the routing tables (the orgs are new).
+    tx.mark(crate::Tag::Routes);
     exec_sql(
         &tx,
         &format!(

@@ -1,8 +1,8 @@
 //! `user_sessions`: one row per login; the row — not the token — is the truth.
 
 use crate::entities::user_sessions::{ActiveModel, Column, Entity, Model};
-use crate::repo::{corrupt, exec_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Email, OrgId, Role, SessionId, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use time::OffsetDateTime;
@@ -154,7 +154,11 @@ pub async fn load_auth<S: Store>(s: &S, id: SessionId) -> Result<Option<SessionA
     }))
 }
 
-/// Records use: `last_used_at = now`, idle expiry pushed to `idle_expires_at`.
+/// Records use: `last_used_at = now`, idle expiry pushed to `idle_expires_at`. Not a
+/// transaction and marks no tag, on purpose: it runs at most once a minute per session on
+/// the request path, and a cached copy of the row can only hold an *earlier* idle expiry
+/// than the database, so it never lets a session live longer (the caller refreshes its own
+/// copy, and re-reads the row before refusing on the strength of a cached one).
 pub async fn touch<S: Store>(
     s: &S,
     id: SessionId,
@@ -174,15 +178,16 @@ pub async fn touch<S: Store>(
 /// generation is still `expected_generation` (a concurrent switch or refresh wins otherwise).
 /// `rotated_at = now` (refresh-reuse grace). Returns the new generation, or None if the session
 /// is gone, revoked or moved on.
-pub async fn set_workspace<S: Store>(
-    s: &S,
+pub async fn set_workspace(
+    tx: &Tx,
     id: SessionId,
     expected_generation: i32,
     organization: Option<(OrgId, Role)>,
     now: OffsetDateTime,
 ) -> Result<Option<i32>, StoreError> {
+    tx.mark(Tag::Session(id));
     let changed = exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET current_organization_id = $1, organization_role = $2, \
              token_generation = token_generation + 1, rotated_at = $5 \
          WHERE id = $3 AND token_generation = $4 AND revoked_at IS NULL",
@@ -200,14 +205,15 @@ pub async fn set_workspace<S: Store>(
 
 /// Bumps the generation without moving (token refresh): a compare-and-set on the generation,
 /// with `rotated_at = now`. Same conditions as [`set_workspace`].
-pub async fn bump_generation<S: Store>(
-    s: &S,
+pub async fn bump_generation(
+    tx: &Tx,
     id: SessionId,
     expected_generation: i32,
     now: OffsetDateTime,
 ) -> Result<Option<i32>, StoreError> {
+    tx.mark(Tag::Session(id));
     let changed = exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET token_generation = token_generation + 1, rotated_at = $3 \
          WHERE id = $1 AND token_generation = $2 AND revoked_at IS NULL",
         vec![id.as_uuid().into(), expected_generation.into(), now.into()],
@@ -218,14 +224,15 @@ pub async fn bump_generation<S: Store>(
 
 /// Revokes a live session whatever its user (refresh reuse: the presenter may be a thief).
 /// Returns whether it was live.
-pub async fn revoke_by_id<S: Store>(
-    s: &S,
+pub async fn revoke_by_id(
+    tx: &Tx,
     id: SessionId,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Session(id));
     let changed = exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
          WHERE id = $3 AND revoked_at IS NULL",
         vec![now.into(), reason.into(), id.as_uuid().into()],
@@ -235,9 +242,10 @@ pub async fn revoke_by_id<S: Store>(
 }
 
 /// A session whose org membership vanished goes back to the personal workspace.
-pub async fn fall_back_to_personal<S: Store>(s: &S, id: SessionId) -> Result<(), StoreError> {
+pub async fn fall_back_to_personal(tx: &Tx, id: SessionId) -> Result<(), StoreError> {
+    tx.mark(Tag::Session(id));
     exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET current_organization_id = NULL, organization_role = NULL WHERE id = $1",
         vec![id.as_uuid().into()],
     )
@@ -246,15 +254,16 @@ pub async fn fall_back_to_personal<S: Store>(s: &S, id: SessionId) -> Result<(),
 }
 
 /// Revokes one live session of `user`. Returns whether it was live and theirs.
-pub async fn revoke<S: Store>(
-    s: &S,
+pub async fn revoke(
+    tx: &Tx,
     user: UserId,
     id: SessionId,
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Session(id));
     let changed = exec_sql(
-        s,
+        tx,
         "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
          WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
         vec![
@@ -269,8 +278,8 @@ pub async fn revoke<S: Store>(
 }
 
 /// Revokes every live session of `user` except `keep`. Returns how many.
-pub async fn revoke_all_for_user<S: Store>(
-    s: &S,
+pub async fn revoke_all_for_user(
+    tx: &Tx,
     user: UserId,
     keep: Option<SessionId>,
     reason: &str,
@@ -278,10 +287,12 @@ pub async fn revoke_all_for_user<S: Store>(
 ) -> Result<u64, StoreError> {
     // A nil UUID never names a session, so "keep nothing" needs no second statement.
     let keep = keep.map_or_else(uuid::Uuid::nil, |k| k.as_uuid());
-    exec_sql(
-        s,
+    // RETURNING (PostgreSQL, SQLite ≥ 3.35): exactly the sessions this statement revoked, so
+    // only their cache entries go (not the user's other cached facts).
+    let revoked = query_all_sql(
+        tx,
         "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
-         WHERE user_id = $3 AND id <> $4 AND revoked_at IS NULL",
+         WHERE user_id = $3 AND id <> $4 AND revoked_at IS NULL RETURNING id",
         vec![
             now.into(),
             reason.into(),
@@ -289,7 +300,11 @@ pub async fn revoke_all_for_user<S: Store>(
             keep.into(),
         ],
     )
-    .await
+    .await?;
+    for row in &revoked {
+        tx.mark(Tag::Session(SessionId::from_uuid(row.try_get("", "id")?)));
+    }
+    Ok(revoked.len() as u64)
 }
 
 /// The user's live sessions (not revoked, not expired at `now`), most recently used first.

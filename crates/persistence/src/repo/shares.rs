@@ -6,7 +6,7 @@
 
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{
     Activation, Flag, OfferingId, OrgId, ShareId, ShareParty, ShareState, ShareStatus, UserId,
 };
@@ -122,9 +122,10 @@ pub struct NewShare {
 
 /// Stores `provider`'s proposal (version 1); a live one for the same triple is
 /// `Conflict(ShareLive)`.
-pub async fn insert<S: Store>(s: &S, provider: OrgId, new: NewShare) -> Result<(), StoreError> {
+pub async fn insert(tx: &Tx, provider: OrgId, new: NewShare) -> Result<(), StoreError> {
+    tx.mark(Tag::Routes);
     exec_sql(
-        s,
+        tx,
         "INSERT INTO organization_model_shares (id, provider_organization_id, consumer_organization_id, organization_model_id, \
              status, price_input_micros_per_1k, price_output_micros_per_1k, starts_at, ends_at, created_at, updated_at, \
              contract_version, provider_paused, consumer_paused, proposal_expires_at) \
@@ -274,16 +275,17 @@ pub async fn live_of_offering<S: Store>(
 
 /// Compare-and-set on the status of a share `org` is a party to: from `from` to the terminal
 /// `to` (decline, revoke, expire).
-pub async fn set_status<S: Store>(
-    s: &S,
+pub async fn set_status(
+    tx: &Tx,
     org: OrgId,
     id: ShareId,
     from: ShareStatus,
     to: ShareStatus,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_model_shares SET status = $1, updated_at = $2 \
          WHERE (provider_organization_id = $3 OR consumer_organization_id = $3) AND id = $4 AND status = $5",
         vec![
@@ -300,16 +302,17 @@ pub async fn set_status<S: Store>(
 
 /// The consumer's acceptance, one compare-and-set: only a `proposed` share still at
 /// `version` becomes active, so an acceptance racing a change of terms loses.
-pub async fn accept<S: Store>(
-    s: &S,
+pub async fn accept(
+    tx: &Tx,
     consumer: OrgId,
     id: ShareId,
     version: i64,
     by: UserId,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_model_shares SET status = 'active', accepted_version = contract_version, \
              accepted_at = $1, accepted_by = $2, proposal_expires_at = NULL, updated_at = $1 \
          WHERE consumer_organization_id = $3 AND id = $4 AND status = 'proposed' AND contract_version = $5",
@@ -327,20 +330,21 @@ pub async fn accept<S: Store>(
 
 /// Sets or lifts the pause flag of `org`'s side of a share (compare-and-set on that flag and a
 /// live status).
-pub async fn set_paused<S: Store>(
-    s: &S,
+pub async fn set_paused(
+    tx: &Tx,
     org: OrgId,
     side: ShareParty,
     id: ShareId,
     paused: bool,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let (party, column) = match side {
         ShareParty::Provider => ("provider_organization_id", "provider_paused"),
         ShareParty::Consumer => ("consumer_organization_id", "consumer_paused"),
     };
     Ok(exec_sql(
-        s,
+        tx,
         &format!(
             "UPDATE organization_model_shares SET {column} = $1, updated_at = $2 \
              WHERE {party} = $3 AND id = $4 AND {column} = $5 AND status IN ('proposed', 'active')"
@@ -360,8 +364,8 @@ pub async fn set_paused<S: Store>(
 /// New terms from the provider: prices and end, the next contract version, back to
 /// `proposed` with a fresh answer deadline, economic approval cleared. Compare-and-set on the
 /// version the change was computed from.
-pub async fn set_terms<S: Store>(
-    s: &S,
+pub async fn set_terms(
+    tx: &Tx,
     provider: OrgId,
     id: ShareId,
     from_version: i64,
@@ -369,8 +373,9 @@ pub async fn set_terms<S: Store>(
     next: &ShareState,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_model_shares SET price_input_micros_per_1k = $1, price_output_micros_per_1k = $2, \
              ends_at = $3, contract_version = $4, status = 'proposed', proposal_expires_at = $5, \
              eco_activated_by = NULL, eco_activated_at = NULL, updated_at = $6 \
@@ -392,15 +397,16 @@ pub async fn set_terms<S: Store>(
 }
 
 /// The consumer's monthly cap (`None` = no cap).
-pub async fn set_cap<S: Store>(
-    s: &S,
+pub async fn set_cap(
+    tx: &Tx,
     consumer: OrgId,
     id: ShareId,
     cap: Option<i64>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     Ok(exec_sql(
-        s,
+        tx,
         "UPDATE organization_model_shares SET monthly_cap_micros = $1, updated_at = $2 \
          WHERE consumer_organization_id = $3 AND id = $4",
         vec![
@@ -414,21 +420,22 @@ pub async fn set_cap<S: Store>(
         == 1)
 }
 
-pub async fn set_flag<S: Store>(
-    s: &S,
+pub async fn set_flag(
+    tx: &Tx,
     provider: OrgId,
     id: ShareId,
     flag: Flag,
     by: Option<UserId>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
     let mut p = Params::new();
     let condition = format!(
         "provider_organization_id = {} AND id = {}",
         p.bind(provider.as_uuid()),
         p.bind(id.as_uuid())
     );
-    crate::repo::set_activation_flag(s, "organization_model_shares", &condition, p, flag, by, now)
+    crate::repo::set_activation_flag(tx, "organization_model_shares", &condition, p, flag, by, now)
         .await
 }
 

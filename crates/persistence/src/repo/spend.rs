@@ -2,7 +2,7 @@
 //! `spend_leases` (the slices of budget replicas hold). See `docs/spend-caps.md` for the
 //! algorithm and why `spent + leased` never passes a cap.
 //!
-//! These writes move no cache epoch: no cache is built from them.
+//! These writes mark no tag (see `crate::tags`): no cache is built from them.
 
 use crate::repo::sql::Params;
 use crate::repo::{exec_sql, query_all_sql, query_one_sql};
@@ -88,7 +88,7 @@ pub async fn grant(
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<Option<Lease>, StoreError> {
-    let tx = db.begin_untracked().await?;
+    let tx = db.begin_write().await?;
     ensure_counter(&tx, subject, month).await?;
     let lock = match tx.backend() {
         Backend::Postgres => " FOR UPDATE OF c",
@@ -168,7 +168,7 @@ pub async fn release(
     returned: i64,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let tx = db.begin_untracked().await?;
+    let tx = db.begin_write().await?;
     let changed = exec_sql(
         &tx,
         "UPDATE spend_leases SET released_at = $2, returned_micros = $3 \
@@ -237,7 +237,7 @@ pub async fn sweep_lapsed(db: &Db, now: OffsetDateTime) -> Result<u64, StoreErro
             id: row.try_get("", "subject_id")?,
         };
         let month: i32 = row.try_get("", "month")?;
-        let tx = db.begin_untracked().await?;
+        let tx = db.begin_write().await?;
         // The condition is re-checked under the row lock: a concurrent release or a charge
         // being stored (which locks the lease) is seen, never overwritten.
         let returned = query_one_sql(

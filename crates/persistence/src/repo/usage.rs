@@ -142,8 +142,8 @@ const SQLITE_ROWS_PER_STATEMENT: usize = 32;
 /// skipped, so a batch retried after a partial failure — or a crash journal replayed — stores
 /// each row once. In the same transaction, the charges of the rows actually stored are booked
 /// against their spend counters and leases ([`spend`]), and rows whose lease had lapsed are
-/// flagged `late`. Returns how many were new. The write does not move the write epoch: no cache
-/// is built from usage rows.
+/// flagged `late`. Returns how many were new. The write marks no tag: no cache is built from
+/// usage rows.
 ///
 /// PostgreSQL gets the whole batch as one JSON parameter of one statement whose text never
 /// changes, so it is parsed and planned once per connection, and binding costs one value
@@ -157,7 +157,7 @@ pub async fn insert_batch(
     if rows.is_empty() {
         return Ok(0);
     }
-    let tx = db.begin_untracked().await?;
+    let tx = db.begin_write().await?;
     let mut stored = std::collections::HashSet::new();
     if db.backend() == Backend::Postgres {
         stored.extend(insert_json(&tx, rows, now).await?);

@@ -2,7 +2,7 @@
 
 use crate::entities::users::{ActiveModel, Column, Entity, Model};
 use crate::repo::corrupt;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Email, UserId, Username};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -111,14 +111,15 @@ pub async fn count<S: Store>(s: &S) -> Result<u64, StoreError> {
 }
 
 /// Replaces the password hash.
-pub async fn set_password_hash<S: Store>(
-    s: &S,
+pub async fn set_password_hash(
+    tx: &Tx,
     id: UserId,
     password_hash: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    tx.mark(Tag::User(id));
     crate::repo::exec_sql(
-        s,
+        tx,
         "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
         vec![password_hash.into(), now.into(), id.as_uuid().into()],
     )
@@ -136,13 +137,14 @@ pub struct ProfileChange {
 }
 
 /// Applies a profile change; a taken username is `Conflict(UserUsername)`.
-pub async fn update_profile<S: Store>(
-    s: &S,
+pub async fn update_profile(
+    tx: &Tx,
     id: UserId,
     change: ProfileChange,
     now: OffsetDateTime,
 ) -> Result<Option<UserRecord>, StoreError> {
-    let Some(current) = Entity::find_by_id(id.as_uuid()).one(s.conn()).await? else {
+    tx.mark(Tag::User(id));
+    let Some(current) = Entity::find_by_id(id.as_uuid()).one(tx.conn()).await? else {
         return Ok(None);
     };
     let mut model: ActiveModel = current.into();
@@ -156,7 +158,7 @@ pub async fn update_profile<S: Store>(
         model.last_name = Set(last);
     }
     model.updated_at = Set(now);
-    record(model.update(s.conn()).await?).map(Some)
+    record(model.update(tx.conn()).await?).map(Some)
 }
 
 /// All accounts, ordered by id, after `after` (platform admins only).
@@ -179,16 +181,17 @@ pub async fn list<S: Store>(
 }
 
 /// Sets or clears `disabled_at` and/or `is_platform_admin`.
-pub async fn set_flags<S: Store>(
-    s: &S,
+pub async fn set_flags(
+    tx: &Tx,
     id: UserId,
     disabled_at: Option<Option<OffsetDateTime>>,
     is_platform_admin: Option<bool>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    tx.mark(Tag::User(id));
     if let Some(disabled_at) = disabled_at {
         crate::repo::exec_sql(
-            s,
+            tx,
             "UPDATE users SET disabled_at = $1, updated_at = $2 WHERE id = $3",
             vec![disabled_at.into(), now.into(), id.as_uuid().into()],
         )
@@ -196,7 +199,7 @@ pub async fn set_flags<S: Store>(
     }
     if let Some(flag) = is_platform_admin {
         crate::repo::exec_sql(
-            s,
+            tx,
             "UPDATE users SET is_platform_admin = $1, updated_at = $2 WHERE id = $3",
             vec![flag.into(), now.into(), id.as_uuid().into()],
         )
@@ -205,10 +208,13 @@ pub async fn set_flags<S: Store>(
     Ok(())
 }
 
-/// Deletes an account; memberships, sessions, API keys and reset tokens cascade.
-pub async fn delete<S: Store>(s: &S, id: UserId) -> Result<bool, StoreError> {
+/// Deletes an account; memberships, sessions, API keys and reset tokens cascade (their cache
+/// entries depend on the account's tag), and so do its personal models and instances (routes).
+pub async fn delete(tx: &Tx, id: UserId) -> Result<bool, StoreError> {
+    tx.mark(Tag::User(id));
+    tx.mark(Tag::Routes);
     Ok(crate::repo::exec_sql(
-        s,
+        tx,
         "DELETE FROM users WHERE id = $1",
         vec![id.as_uuid().into()],
     )

@@ -358,9 +358,7 @@ const PW: &str = "a-good-password";
 /// A new account that is a `role` member of `org`, signed in and switched to it.
 async fn join(app: &TestApp, org: OrgId, email: &str, role: Role) -> (UserId, String) {
     let id = app.create_user(email, PW).await;
-    memberships::insert(&app.db, org, id, role, app.deps.clock.now())
-        .await
-        .unwrap();
+    app.add_member(org, id, role).await;
     let token = app
         .switch(&app.login(email, PW).await.token, Some(org))
         .await;

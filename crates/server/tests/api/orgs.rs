@@ -169,9 +169,7 @@ async fn role_matrix_of_every_org_endpoint() {
     let app = spawn_app().await;
     let org = Org4::new(&app, "matrix").await;
     let stranger = app.create_user("victim@matrix.test", PW).await;
-    memberships::insert(&app.db, org.id, stranger, Role::User, app.deps.clock.now())
-        .await
-        .unwrap();
+    app.add_member(org.id, stranger, Role::User).await;
     let victim = stranger.to_string();
 
     // (method, path, body, [owner, admin, manager, user, non-member, anonymous])
@@ -243,13 +241,9 @@ async fn role_matrix_of_every_org_endpoint() {
                 assert!(text.contains("organization_required"), "{text}");
             }
             // Put the victim back for the next actor.
-            memberships::set_role(&app.db, org.id, stranger, Role::User)
-                .await
-                .unwrap();
+            app.set_member_role(org.id, stranger, Role::User).await;
         }
-        memberships::set_role(&app.db, org.id, stranger, Role::User)
-            .await
-            .unwrap();
+        app.set_member_role(org.id, stranger, Role::User).await;
     }
 }
 
@@ -258,9 +252,7 @@ async fn change_role_follows_the_delegation_rule_for_every_triple() {
     let app = spawn_app().await;
     let org = Org4::new(&app, "triples").await;
     let target = app.create_user("target@triples.test", PW).await;
-    memberships::insert(&app.db, org.id, target, Role::User, app.deps.clock.now())
-        .await
-        .unwrap();
+    app.add_member(org.id, target, Role::User).await;
     // §2.1, written out: what each actor may assign.
     let assignable = |actor: Role| -> &'static [Role] {
         match actor {
@@ -273,9 +265,7 @@ async fn change_role_follows_the_delegation_rule_for_every_triple() {
     for actor in ROLES {
         for from in ROLES {
             for to in ROLES {
-                memberships::set_role(&app.db, org.id, target, from)
-                    .await
-                    .unwrap();
+                app.set_member_role(org.id, target, from).await;
                 let res = app
                     .put_as(
                         org.token(actor),
@@ -321,9 +311,7 @@ async fn remove_follows_the_delegation_rule_and_kills_the_removed_members_worksp
             .await;
             let email = format!("t-{}-{}@rm.test", actor.as_str(), target_role.as_str());
             let target = app.create_user(&email, PW).await;
-            memberships::insert(&app.db, org.id, target, target_role, app.deps.clock.now())
-                .await
-                .unwrap();
+            app.add_member(org.id, target, target_role).await;
             let target_token = app
                 .switch(&app.login(&email, PW).await.token, Some(org.id))
                 .await;
@@ -880,11 +868,9 @@ async fn accepting_as_a_signed_in_user_existing_accounts_and_mismatches() {
         .unwrap()
         .parse()
         .unwrap();
-    memberships::delete(&app.db, org.id, bob_id).await.unwrap();
+    app.remove_member(org.id, bob_id).await;
     let second = invite("bob@example.com", "user").await;
-    memberships::insert(&app.db, org.id, bob_id, Role::Admin, app.deps.clock.now())
-        .await
-        .unwrap();
+    app.add_member(org.id, bob_id, Role::Admin).await;
     let res = app
         .post_as(
             &bob_org,

@@ -4,7 +4,7 @@
 use crate::helpers::{json_with_status, spawn_app};
 use inventiv_domain::{Role, Slug};
 use inventiv_persistence::now_utc_micros;
-use inventiv_persistence::repo::{memberships, organizations, scale};
+use inventiv_persistence::repo::{organizations, scale};
 use scale::Seeded;
 
 #[tokio::test]
@@ -46,9 +46,7 @@ async fn seeding_is_incremental_and_the_rows_are_scoped_like_any_others() {
         .await
         .unwrap()
         .unwrap();
-    memberships::insert(&app.db, org.id, user, Role::User, now)
-        .await
-        .unwrap();
+    app.add_member(org.id, user, Role::User).await;
     let token = app
         .login("member@scale.test", "a-good-password")
         .await

@@ -6,8 +6,10 @@ use crate::users::User;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Module, Password, Permission, PersonName, Username, Workspace, modules, permissions,
+    Module, OrgId, Password, Permission, PersonName, UserId, Username, Workspace, modules,
+    permissions,
 };
+use inventiv_persistence::Tag;
 use inventiv_persistence::repo::organizations;
 use inventiv_persistence::repo::sessions;
 use inventiv_persistence::repo::users::{self, ProfileChange};
@@ -36,11 +38,9 @@ pub(crate) async fn me_in(
     ctx: &Ctx,
     workspace: Workspace,
 ) -> Result<Me, ServiceError> {
-    let user = users::find_by_id(&deps.db, ctx.user_id())
-        .await?
-        .ok_or_else(|| unauthorized("The account no longer exists."))?;
+    let user = account(deps, ctx.user_id()).await?;
     let organization = match workspace {
-        Workspace::Org { org, .. } => organizations::find_by_id(&deps.db, org).await?,
+        Workspace::Org { org, .. } => organization(deps, org).await?,
         Workspace::Personal => None,
     };
     let actor = inventiv_domain::Actor {
@@ -48,13 +48,44 @@ pub(crate) async fn me_in(
         ..ctx.actor()
     };
     Ok(Me {
-        user: user.into(),
+        user,
         session_id: ctx.principal.session_id(),
         workspace,
-        organization: organization.map(Organization::from),
+        organization,
         permissions: permissions(&actor),
         modules: modules(&actor),
     })
+}
+
+/// The account `id` as `/auth/me` shows it: cached until the account changes.
+async fn account(deps: &Deps, id: UserId) -> Result<User, ServiceError> {
+    let cache = &deps.auth.users;
+    if let Some(user) = cache.get(&deps.db, &id) {
+        return Ok(user);
+    }
+    let stamp = cache.stamp(&deps.db);
+    let user = User::from(
+        users::find_by_id(&deps.db, id)
+            .await?
+            .ok_or_else(|| unauthorized("The account no longer exists."))?,
+    );
+    cache.put(id, stamp, vec![Tag::User(id)], user.clone());
+    Ok(user)
+}
+
+/// The org `id` as `/auth/me` shows it (None: gone): cached until the org changes.
+async fn organization(deps: &Deps, id: OrgId) -> Result<Option<Organization>, ServiceError> {
+    let cache = &deps.auth.orgs;
+    if let Some(org) = cache.get(&deps.db, &id) {
+        return Ok(Some(org));
+    }
+    let stamp = cache.stamp(&deps.db);
+    let Some(org) = organizations::find_by_id(&deps.db, id).await? else {
+        return Ok(None);
+    };
+    let org = Organization::from(org);
+    cache.put(id, stamp, vec![Tag::Org(id)], org.clone());
+    Ok(Some(org))
 }
 
 /// `PUT /auth/me` fields: absent = unchanged, `null` or "" = cleared.

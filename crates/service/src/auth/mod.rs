@@ -24,12 +24,13 @@ pub use sessions::{
     switch_workspace,
 };
 
-use crate::cache::EpochCache;
+use crate::cache::TagCache;
 use crate::rate_limit::RateLimiter;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, Role, SessionId, UserId};
 use inventiv_persistence::repo::api_keys::KeyAuth;
+use inventiv_persistence::repo::sessions::SessionAuth;
 use jwt::{Claims, JwtKeys};
 use std::time::Duration as StdDuration;
 use time::{Duration, OffsetDateTime};
@@ -52,8 +53,14 @@ pub struct AuthConfig {
     pub accept_by_account: RateLimiter,
     /// State of the limits shared through PostgreSQL (see [`crate::rate_limit::shared`]).
     pub shared_limits: crate::rate_limit::shared::SharedLimits,
-    /// API keys by hash (see [`crate::cache`]).
-    pub keys: EpochCache<String, KeyAuth>,
+    /// What authenticating a request reads, cached (see [`crate::cache`]): sessions by id
+    /// (the row, its user's flags, the role in its current org; see `principal`)…
+    pub sessions: TagCache<SessionId, SessionAuth>,
+    /// … API keys by hash …
+    pub keys: TagCache<String, KeyAuth>,
+    /// … and accounts and orgs by id, as `GET /auth/me` shows them.
+    pub users: TagCache<UserId, crate::users::User>,
+    pub orgs: TagCache<OrgId, crate::organizations::Organization>,
 }
 
 impl AuthConfig {
@@ -81,7 +88,10 @@ impl AuthConfig {
             accept_by_ip: limiter(),
             accept_by_account: limiter(),
             shared_limits: Default::default(),
-            keys: EpochCache::new(caches),
+            sessions: TagCache::new(caches),
+            keys: TagCache::new(caches),
+            users: TagCache::new(caches),
+            orgs: TagCache::new(caches),
         })
     }
 

@@ -3,7 +3,8 @@ use super::unauthorized;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{Actor, Credential, Email, SessionId, UserId, Workspace};
-use inventiv_persistence::repo::sessions;
+use inventiv_persistence::Tag;
+use inventiv_persistence::repo::sessions::{self, SessionAuth};
 use time::Duration;
 
 /// Who is calling, as decided by the database on this request.
@@ -135,10 +136,86 @@ async fn load(
         .sid
         .parse()
         .map_err(|_| unauthorized("The access token is invalid."))?;
+    let now = deps.clock.now();
+    // The cache may only say yes: a copy that refuses (revoked, expired, another generation)
+    // is judged again on the row itself, so a cached copy older than the database — another
+    // replica's touch or refresh not yet seen — never turns a valid token away.
+    let cached = deps
+        .auth
+        .sessions
+        .get(&deps.db, &sid)
+        .and_then(|session| {
+            let presented = judge(&session, claims, now, superseded_allowed).ok()?;
+            Some((session, presented))
+        });
+    let (session, presented) = match cached {
+        Some(found) => found,
+        None => {
+            let session = fetch(deps, sid).await?;
+            let presented = judge(&session, claims, now, superseded_allowed)?;
+            (session, presented)
+        }
+    };
+    let workspace = match (session.current_organization_id, session.member_role) {
+        (Some(org), Some(role)) => Workspace::Org { org, role },
+        (Some(_), None) => {
+            // The membership is gone: this session falls back to the personal workspace.
+            let tx = deps.db.begin_write().await?;
+            sessions::fall_back_to_personal(&tx, sid).await?;
+            tx.commit().await?;
+            Workspace::Personal
+        }
+        (None, _) => Workspace::Personal,
+    };
+    if now - session.last_used_at >= TOUCH_EVERY {
+        let idle_expires_at = now + deps.auth.session_idle;
+        sessions::touch(&deps.db, sid, now, idle_expires_at).await?;
+        // The touch is not a transaction (it invalidates nothing): refresh the cached copy.
+        deps.auth.sessions.update(&sid, |cached| {
+            cached.last_used_at = now;
+            cached.idle_expires_at = idle_expires_at;
+        });
+    }
+    Ok(Principal {
+        user_id: session.user_id,
+        email: session.email,
+        is_platform_admin: session.is_platform_admin,
+        workspace,
+        via: Via::Session(SessionRef {
+            id: sid,
+            token_generation: session.token_generation,
+            presented_generation: presented,
+            expires_at: session.expires_at,
+        }),
+    })
+}
+
+/// Reads the session row (with its user and current membership) and caches it, valid until
+/// the session, its user, that membership or that org changes.
+async fn fetch(deps: &Deps, sid: SessionId) -> Result<SessionAuth, ServiceError> {
+    let cache = &deps.auth.sessions;
+    let stamp = cache.stamp(&deps.db);
     let session = sessions::load_auth(&deps.db, sid)
         .await?
         .ok_or_else(|| unauthorized("The session does not exist."))?;
-    let now = deps.clock.now();
+    let mut tags = vec![Tag::Session(sid), Tag::User(session.user_id)];
+    if let Some(org) = session.current_organization_id {
+        tags.extend([Tag::Membership(org, session.user_id), Tag::Org(org)]);
+    }
+    cache.put(sid, stamp, tags, session.clone());
+    Ok(session)
+}
+
+/// Whether `session` accepts a token with `claims` at `now` (SPEC §6): the same user, not
+/// revoked, neither idle- nor absolute-expired, a generation the server issued (the current
+/// one unless `superseded_allowed`), an account not disabled. Returns the presented
+/// generation.
+fn judge(
+    session: &SessionAuth,
+    claims: &Claims,
+    now: time::OffsetDateTime,
+    superseded_allowed: bool,
+) -> Result<i32, ServiceError> {
     if session.user_id.to_string() != claims.sub {
         return Err(unauthorized("The access token is invalid."));
     }
@@ -162,28 +239,5 @@ async fn load(
     if session.user_disabled {
         return Err(unauthorized("The account is disabled."));
     }
-    let workspace = match (session.current_organization_id, session.member_role) {
-        (Some(org), Some(role)) => Workspace::Org { org, role },
-        (Some(_), None) => {
-            // The membership is gone: this session falls back to the personal workspace.
-            sessions::fall_back_to_personal(&deps.db, sid).await?;
-            Workspace::Personal
-        }
-        (None, _) => Workspace::Personal,
-    };
-    if now - session.last_used_at >= TOUCH_EVERY {
-        sessions::touch(&deps.db, sid, now, now + deps.auth.session_idle).await?;
-    }
-    Ok(Principal {
-        user_id: session.user_id,
-        email: session.email,
-        is_platform_admin: session.is_platform_admin,
-        workspace,
-        via: Via::Session(SessionRef {
-            id: sid,
-            token_generation: session.token_generation,
-            presented_generation: presented,
-            expires_at: session.expires_at,
-        }),
-    })
+    Ok(presented)
 }

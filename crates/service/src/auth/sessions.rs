@@ -124,9 +124,11 @@ pub async fn refresh(deps: &Deps, ctx: &Ctx) -> Result<IssuedToken, ServiceError
     let session = ctx.session()?;
     if session.presented_generation == session.token_generation {
         let now = ctx.now;
-        if let Some(generation) =
-            sessions::bump_generation(&deps.db, session.id, session.token_generation, now).await?
-        {
+        let tx = deps.db.begin_write().await?;
+        let rotated =
+            sessions::bump_generation(&tx, session.id, session.token_generation, now).await?;
+        tx.commit().await?;
+        if let Some(generation) = rotated {
             let workspace = match ctx.principal.workspace {
                 Workspace::Org { org, role } => Some((org, role)),
                 Workspace::Personal => None,

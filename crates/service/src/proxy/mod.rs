@@ -28,7 +28,7 @@ pub struct Proxy {
     pub budgets: std::sync::Arc<Budgets>,
     /// Resolved routes by (scope, model name) (see [`crate::cache`]).
     pub routes: std::sync::Arc<
-        crate::cache::EpochCache<(inventiv_domain::Scope, String), resolve::CachedTarget>,
+        crate::cache::TagCache<(inventiv_domain::Scope, String), resolve::CachedTarget>,
     >,
 }
 
@@ -92,7 +92,7 @@ impl Proxy {
                 settings.journal_dir.clone(),
             ),
             budgets,
-            routes: std::sync::Arc::new(crate::cache::EpochCache::new(settings.cache)),
+            routes: std::sync::Arc::new(crate::cache::TagCache::new(settings.cache)),
         })
     }
 

@@ -9,6 +9,7 @@ use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, InstanceId, ModelId, OfferingId, OrgId, Scope, ShareId, Workspace, authorize,
 };
+use inventiv_persistence::Tag;
 use inventiv_persistence::repo::namespaces::{self, NamespaceOwner};
 use inventiv_persistence::repo::offerings::{self, OfferingRecord};
 use inventiv_persistence::repo::{instances, models, shares};
@@ -194,9 +195,9 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
         });
     }
     let now = ctx.now;
-    let epoch = deps.db.epoch();
+    let stamp = deps.proxy.routes.stamp(&deps.db);
     let cache_key = (actor.scope(), requested.to_owned());
-    if let Some(hit) = deps.proxy.routes.get(&cache_key, epoch)
+    if let Some(hit) = deps.proxy.routes.get(&deps.db, &cache_key)
         && hit.valid_until.is_none_or(|end| now < end)
     {
         return Ok(hit.target);
@@ -275,7 +276,8 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
     let target = Arc::new(target);
     deps.proxy.routes.put(
         cache_key,
-        epoch,
+        stamp,
+        vec![Tag::Routes],
         CachedTarget {
             target: target.clone(),
             valid_until,

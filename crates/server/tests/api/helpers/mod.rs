@@ -235,8 +235,9 @@ impl TestApp {
     /// Creates an organization with the given members, directly in the database.
     pub async fn create_org(&self, slug: &str, members: &[(UserId, Role)]) -> OrgId {
         let now = self.deps.clock.now();
+        let tx = self.db.begin_write().await.unwrap();
         let org = organizations::insert(
-            &self.db,
+            &tx,
             organizations::NewOrg {
                 id: OrgId::new(),
                 name: &OrgName::parse(&format!("Org {slug}")).unwrap(),
@@ -248,11 +249,36 @@ impl TestApp {
         .await
         .unwrap();
         for (user, role) in members {
-            memberships::insert(&self.db, org.id, *user, *role, now)
+            memberships::insert(&tx, org.id, *user, *role, now)
                 .await
                 .unwrap();
         }
+        tx.commit().await.unwrap();
         org.id
+    }
+
+    /// Makes `user` a `role` member of `org`, directly in the database (in a transaction, as
+    /// every write of a cached row: its commit invalidates what the caches hold about it).
+    pub async fn add_member(&self, org: OrgId, user: UserId, role: Role) {
+        let tx = self.db.begin_write().await.unwrap();
+        memberships::insert(&tx, org, user, role, self.deps.clock.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Sets the role of `user` in `org`, directly in the database.
+    pub async fn set_member_role(&self, org: OrgId, user: UserId, role: Role) {
+        let tx = self.db.begin_write().await.unwrap();
+        memberships::set_role(&tx, org, user, role).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Removes `user` from `org`, directly in the database.
+    pub async fn remove_member(&self, org: OrgId, user: UserId) {
+        let tx = self.db.begin_write().await.unwrap();
+        memberships::delete(&tx, org, user).await.unwrap();
+        tx.commit().await.unwrap();
     }
 
     /// Signs in (asserting 200).
