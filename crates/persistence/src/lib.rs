@@ -29,5 +29,5 @@ pub mod versions;
 pub use db::{Backend, Db, DbOptions, Store, Tx};
 pub use error::{Constraint, StoreError};
 pub use tags::Tag;
-pub use versions::Stamp;
 pub use timefmt::{now_utc_micros, rfc3339_micros, to_utc, truncate_micros};
+pub use versions::Stamp;

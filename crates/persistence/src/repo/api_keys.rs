@@ -156,12 +156,7 @@ pub async fn find<S: Store>(
         .transpose()
 }
 
-pub async fn rename(
-    tx: &Tx,
-    scope: Scope,
-    id: ApiKeyId,
-    name: &str,
-) -> Result<bool, StoreError> {
+pub async fn rename(tx: &Tx, scope: Scope, id: ApiKeyId, name: &str) -> Result<bool, StoreError> {
     tx.mark(Tag::ApiKey(id));
     let mut p = Params::new();
     let sql = format!(

@@ -53,11 +53,7 @@ pub async fn claim_for_org(
 /// idempotent while it is public; `Conflict(ModelNamespace)` when an org (or a deleted org)
 /// holds it. On PostgreSQL `ON CONFLICT DO NOTHING` waits for a concurrent uncommitted claim of
 /// the same name and then the read sees its outcome, so the answer is never stale.
-pub async fn claim_public(
-    tx: &Tx,
-    namespace: &str,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
+pub async fn claim_public(tx: &Tx, namespace: &str, now: OffsetDateTime) -> Result<(), StoreError> {
     tx.mark(Tag::Routes);
     exec_sql(
         tx,

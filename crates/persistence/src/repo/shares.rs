@@ -435,8 +435,16 @@ pub async fn set_flag(
         p.bind(provider.as_uuid()),
         p.bind(id.as_uuid())
     );
-    crate::repo::set_activation_flag(tx, "organization_model_shares", &condition, p, flag, by, now)
-        .await
+    crate::repo::set_activation_flag(
+        tx,
+        "organization_model_shares",
+        &condition,
+        p,
+        flag,
+        by,
+        now,
+    )
+    .await
 }
 
 /// Fills in this month's spend of the shares `viewer` receives (the consumer's figures: never

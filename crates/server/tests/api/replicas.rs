@@ -1,7 +1,8 @@
 //! Several replicas over one database (issue 9, SPEC §7): a change made through one replica is
-//! enforced by the other. Sessions and memberships are read from the database on every
-//! request, so they hold on the *next* request; API keys and proxy routes are cached, and on
-//! PostgreSQL the other replica's `NOTIFY` invalidates them within the documented bound.
+//! enforced by the other. Sessions, accounts, API keys and proxy routes are cached in each
+//! replica: a change holds on the *next* request on the replica that made it (its commit
+//! invalidates the entries built from what it changed), and on PostgreSQL the other replica's
+//! `NOTIFY` invalidates them there within the documented bound (issue 18).
 //!
 //! SQLite is one process by design (docs/operations.md): there the second replica runs with
 //! its caches off, and the test checks the uncached path.
@@ -34,6 +35,29 @@ where
     }
 }
 
+/// Calls `check` until it holds; returns how long that took. Fails past `BOUND`.
+async fn eventually<F, Fut>(what: &str, check: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < BOUND, "{what}: not after {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// Waits until `app` follows the other replicas' writes (PostgreSQL), so its caches serve.
+async fn following(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.db.caches_usable() {
+        assert!(Instant::now() < deadline, "never started following writes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn ok(res: reqwest::Response) -> Value {
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
@@ -53,14 +77,7 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     // Proxy routes (cached): a share paused through A stops serving through B. First make
     // sure B really serves from its caches, or this would prove nothing.
     if caches {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !b.db.caches_usable() {
-            assert!(
-                Instant::now() < deadline,
-                "B never started following writes"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        following(&b).await;
     }
     let (routes, keys) = (b.deps.proxy.routes.hits(), b.deps.auth.keys.hits());
     for _ in 0..2 {
@@ -96,7 +113,7 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     lags.push(within_bound("revoked key", 401, || chat(&b, &m.key, "prov/chat")).await);
     assert_error(chat(&b, &m.key, "prov/chat").await, 401, "invalid_api_key").await;
 
-    // Role change through A: B sees the new role on the next request.
+    // Role change through A: B sees the new role within the bound.
     let manager_id = m.consumer.user_ids[2];
     let can_approve = |me: &Value| {
         me["permissions"]
@@ -114,11 +131,17 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     )
     .await)
     .await;
+    lags.push(
+        eventually("role change", || async {
+            b.me(&m.consumer.manager).await["current_organization_role"] == "user"
+        })
+        .await,
+    );
     let me = b.me(&m.consumer.manager).await;
     assert_eq!(me["current_organization_role"], "user");
     assert!(!can_approve(&me), "{me}");
 
-    // Member removal through A: B no longer acts for that org with the member's token.
+    // Member removal through A: B soon no longer acts for that org with the member's token.
     let user_id = m.consumer.user_ids[3];
     assert_eq!(
         b.me(&m.consumer.user).await["current_organization_id"],
@@ -130,28 +153,46 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     )
     .await)
     .await;
-    let me = b.me(&m.consumer.user).await;
-    assert_eq!(me["current_organization_id"], Value::Null, "{me}");
+    lags.push(
+        eventually("member removal", || async {
+            b.me(&m.consumer.user).await["current_organization_id"] == Value::Null
+        })
+        .await,
+    );
 
-    // Sessions: revoked through A, refused by B; logged out through B, refused by A.
+    // Sessions: revoked through A, refused by B; logged out through B, refused by A. (On
+    // SQLite, where a second process cannot tell A's cache of its writes, the other way
+    // round: logged out through A, refused by the uncached B.)
     let email = "admin@cons.test";
     let first = b.login(email, crate::instances::PW).await;
     let second = a.login(email, crate::instances::PW).await;
     b.me(&first.token).await;
+    a.me(&second.token).await;
     ok(
         a.post_as(&second.token, "/auth/sessions/revoke-others", json!({}))
             .await,
     )
     .await;
+    lags.push(
+        within_bound("revoked session", 401, || {
+            b.get_as(&first.token, "/auth/me")
+        })
+        .await,
+    );
     assert_error(
         b.get_as(&first.token, "/auth/me").await,
         401,
         "unauthorized",
     )
     .await;
-    ok(b.post_as(&second.token, "/auth/logout", json!({})).await).await;
+    let (writer, reader) = if caches { (&b, a) } else { (a, &b) };
+    ok(writer
+        .post_as(&second.token, "/auth/logout", json!({}))
+        .await)
+    .await;
+    lags.push(within_bound("logout", 401, || reader.get_as(&second.token, "/auth/me")).await);
     assert_error(
-        a.get_as(&second.token, "/auth/me").await,
+        reader.get_as(&second.token, "/auth/me").await,
         401,
         "unauthorized",
     )
@@ -161,6 +202,186 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     a.assert_audit_verifies().await;
     let worst = lags.iter().max().copied().unwrap_or_default();
     println!("cross-replica invalidation lags (caches {caches}): {lags:?}, worst {worst:?}");
+    stop(b).await;
+}
+
+/// `GET /auth/me` with `token` on `app`, asserting that the session came from `app`'s cache
+/// (on a replica whose caches are on).
+async fn me_from_cache(app: &TestApp, token: &str) -> Value {
+    let hits = app.deps.auth.sessions.hits();
+    let me = app.me(token).await;
+    assert!(
+        app.deps.auth.sessions.hits() > hits,
+        "the session was not served from the cache"
+    );
+    me
+}
+
+/// Whether `app` refuses `token` (401).
+async fn unauthorized(app: &TestApp, token: &str) -> bool {
+    app.get_as(token, "/auth/me").await.status() == 401
+}
+
+/// The role of `token`'s session in its current org, as `app` sees it.
+async fn role(app: &TestApp, token: &str) -> String {
+    app.me(token).await["current_organization_role"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The current org of `token`'s session, as `app` sees it.
+async fn org(app: &TestApp, token: &str) -> Value {
+    app.me(token).await["current_organization_id"].clone()
+}
+
+/// `GET /auth/me` twice: the first may read the database, the second is served from the cache
+/// (asserted, where caches are on).
+async fn warm(app: &TestApp, token: &str) -> Value {
+    app.me(token).await;
+    if app.settings.cache.enabled {
+        me_from_cache(app, token).await
+    } else {
+        app.me(token).await
+    }
+}
+
+/// Issue 18: sessions are served from each replica's cache, and every way of cutting one off
+/// — logout, revocation, role change, removal, disabled account — holds on the very next
+/// request on the replica that made the change (although that replica served the session from
+/// its cache just before), and on the other replica within the bound. A write of anything
+/// else evicts nothing.
+#[tokio::test]
+async fn every_way_of_cutting_a_session_off_holds_here_at_once_and_there_within_a_second() {
+    use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD};
+    use crate::instances::{PW, Team};
+    let a = crate::helpers::spawn_app().await;
+    let caches = a.database.is_postgres();
+    let b = a.spawn_replica(|s| s.cache.enabled = caches).await;
+    following(&a).await;
+    if caches {
+        following(&b).await;
+    }
+    let team = Team::new(&a, "cut").await;
+    let [_, admin_id, manager_id, user_id] = team.user_ids[..] else {
+        panic!("a team of four")
+    };
+    let platform = a.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let mut lags = Vec::new();
+
+    // Logout.
+    let session = a.login("user@cut.test", PW).await.token;
+    warm(&b, &session).await;
+    warm(&a, &session).await;
+    ok(a.post_as(&session, "/auth/logout", json!({})).await).await;
+    assert_error(a.get_as(&session, "/auth/me").await, 401, "unauthorized").await;
+    lags.push(eventually("logout", || unauthorized(&b, &session)).await);
+
+    // A session revoked from another one.
+    let victim = a.login("user@cut.test", PW).await.token;
+    let other = a.login("user@cut.test", PW).await.token;
+    warm(&b, &victim).await;
+    let victim_id = warm(&a, &victim).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = a
+        .delete_as(&other, &format!("/auth/sessions/{victim_id}"))
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_error(a.get_as(&victim, "/auth/me").await, 401, "unauthorized").await;
+    lags.push(eventually("revocation", || unauthorized(&b, &victim)).await);
+    me_from_cache(&a, &other).await;
+
+    // A role change: manager → user.
+    warm(&b, &team.manager).await;
+    assert_eq!(
+        warm(&a, &team.manager).await["current_organization_role"],
+        "manager"
+    );
+    ok(a.put_as(
+        &team.owner,
+        &format!("/organizations/current/members/{manager_id}"),
+        json!({"role": "user"}),
+    )
+    .await)
+    .await;
+    assert_eq!(role(&a, &team.manager).await, "user");
+    lags.push(
+        eventually("role change", || async {
+            role(&b, &team.manager).await == "user"
+        })
+        .await,
+    );
+
+    // A removal: the member's session falls back to the personal workspace.
+    warm(&b, &team.user).await;
+    assert_eq!(
+        warm(&a, &team.user).await["current_organization_id"],
+        team.org.to_string()
+    );
+    let res = a
+        .delete_as(
+            &team.owner,
+            &format!("/organizations/current/members/{user_id}"),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(org(&a, &team.user).await, Value::Null);
+    lags.push(
+        eventually("removal", || async {
+            org(&b, &team.user).await == Value::Null
+        })
+        .await,
+    );
+
+    // A disabled account.
+    warm(&b, &team.admin).await;
+    warm(&a, &team.admin).await;
+    ok(a.put_as(
+        &platform,
+        &format!("/users/{admin_id}"),
+        json!({"disabled": true}),
+    )
+    .await)
+    .await;
+    assert_error(a.get_as(&team.admin, "/auth/me").await, 401, "unauthorized").await;
+    lags.push(eventually("disabled account", || unauthorized(&b, &team.admin)).await);
+
+    // Writes of anything else — by the same user, in the same org — evict nothing: a key
+    // created and renamed, an instance deployed, another member's role changed, another
+    // session signed out.
+    warm(&a, &team.owner).await;
+    let key = json_with_status(
+        a.post_as(&team.owner, "/api_keys", json!({"name": "unrelated"}))
+            .await,
+        201,
+    )
+    .await;
+    ok(a.put_as(
+        &team.owner,
+        &format!("/api_keys/{}", key["key"]["id"].as_str().unwrap()),
+        json!({"name": "renamed"}),
+    )
+    .await)
+    .await;
+    let model = crate::instances::private_model(&a, &team.owner, "cut/llm").await;
+    crate::instances::deploy(&a, &team.owner, json!({"model_id": model})).await;
+    ok(a.put_as(
+        &team.owner,
+        &format!("/organizations/current/members/{manager_id}"),
+        json!({"role": "manager"}),
+    )
+    .await)
+    .await;
+    ok(a.post_as(&other, "/auth/logout", json!({})).await).await;
+    let (users, orgs) = (a.deps.auth.users.hits(), a.deps.auth.orgs.hits());
+    me_from_cache(&a, &team.owner).await;
+    assert!(a.deps.auth.users.hits() > users, "the account was evicted");
+    assert!(a.deps.auth.orgs.hits() > orgs, "the org was evicted");
+
+    let worst = lags.iter().max().copied().unwrap_or_default();
+    println!("cut off on the other replica after {lags:?} (caches {caches}), worst {worst:?}");
     stop(b).await;
 }
 
@@ -218,7 +439,11 @@ async fn while_the_write_listener_is_down_the_caches_are_bypassed() {
         let before = hits();
         app.me(&token).await;
         if !app.db.caches_usable() {
-            assert_eq!(hits(), before, "served from the cache while the listener was down");
+            assert_eq!(
+                hits(),
+                before,
+                "served from the cache while the listener was down"
+            );
             checked += 1;
         }
     }

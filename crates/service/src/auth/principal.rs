@@ -140,14 +140,10 @@ async fn load(
     // The cache may only say yes: a copy that refuses (revoked, expired, another generation)
     // is judged again on the row itself, so a cached copy older than the database — another
     // replica's touch or refresh not yet seen — never turns a valid token away.
-    let cached = deps
-        .auth
-        .sessions
-        .get(&deps.db, &sid)
-        .and_then(|session| {
-            let presented = judge(&session, claims, now, superseded_allowed).ok()?;
-            Some((session, presented))
-        });
+    let cached = deps.auth.sessions.get(&deps.db, &sid).and_then(|session| {
+        let presented = judge(&session, claims, now, superseded_allowed).ok()?;
+        Some((session, presented))
+    });
     let (session, presented) = match cached {
         Some(found) => found,
         None => {
