@@ -5,7 +5,11 @@
 //! 1. Seeds 10 organizations × 100 instances (1,000 instances), then measures `GET /healthz`,
 //!    an authenticated `GET /auth/me`, a scoped `GET /instances` (one org's first page) and
 //!    `POST /auth/login`, at each connection count (default 1 and 64).
-//! 2. Seeds up to 10,000 organizations × 100 instances (1,000,000 instances) with the
+//! 2. Issue 18: the authenticated reads as ratios to `/healthz` (throughput at the largest
+//!    connection count, p50 at the smallest), and a mixed load at the largest count — `GET
+//!    /auth/me` with every 20th request a write (5 %, renaming an API key of the same user in
+//!    the same org) — against the same reads alone, with the session cache's hit rate.
+//! 3. Seeds up to 10,000 organizations × 100 instances (1,000,000 instances) with the
 //!    set-based seeder, and measures the same `GET /instances` again.
 //!
 //! Each scenario keeps C keep-alive HTTP/1.1 connections busy for D seconds (a minimal client
@@ -76,6 +80,7 @@ async fn main() {
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
     let db = app.db().clone();
+    let deps = app.deps().clone();
     tokio::spawn(app.run_until_stopped());
 
     // The small database: 10 orgs × 100 instances; the admin becomes a member of scale-1 and
@@ -146,6 +151,37 @@ async fn main() {
         }
     }
 
+    // Reads with 5 % writes vs the same reads alone, at the largest connection count.
+    let busiest = connections.iter().copied().max().unwrap_or(1);
+    let (status, created) = driver::request(
+        port,
+        "POST",
+        "/api_keys",
+        Some(&org_token),
+        Some(r#"{"name":"bench"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key_id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = driver::raw_request("GET", "/auth/me", Some(&org_token), None);
+    let rename = driver::raw_request(
+        "PUT",
+        &format!("/api_keys/{key_id}"),
+        Some(&org_token),
+        Some(r#"{"name":"bench-renamed"}"#),
+    );
+    let mut mixes = Vec::new();
+    for (name, write_every) in [("read-only", 0), ("5 % writes", 20)] {
+        let hits = deps.auth.sessions.hits();
+        let [reads, writes] =
+            driver::run_mix(port, &me, &rename, write_every, busiest, duration).await;
+        let hit_rate = (deps.auth.sessions.hits() - hits) as f64 / reads.requests.max(1) as f64;
+        mixes.push((name, reads, writes, hit_rate));
+    }
+
     // The large database.
     let started = Instant::now();
     let added = scale::seed(&db, scale_orgs, per_org, now_utc_micros())
@@ -187,6 +223,27 @@ async fn main() {
             r.p50_us / b.p50_us
         ));
     }
+    report.push_str(&authenticated_reads(&measured, &connections));
+    report.push_str(&format!(
+        "\nMixed load at {busiest} connections: `GET /auth/me`, and in the second run every 20th \
+         request a write (`PUT /api_keys/{{id}}`, renaming a key of the same user in the same org):\n\n\
+         | load | reads/s | writes/s | read p50 (µs) | read p99 (µs) | errors | session cache hits per read |\n\
+         |---|---|---|---|---|---|---|\n"
+    ));
+    for (name, reads, writes, hit_rate) in &mixes {
+        report.push_str(&format!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {hit_rate:.3} |\n",
+            reads.rps(),
+            writes.rps(),
+            reads.p50_us,
+            reads.p99_us,
+            reads.errors + writes.errors,
+        ));
+    }
+    report.push_str(&format!(
+        "\nReads under 5 % writes / reads alone: **{:.2}** (goal ≥ 0.9).\n",
+        mixes[1].1.rps() / mixes[0].1.rps()
+    ));
     report.push_str(&format!(
         "\nScale: seeding {} organizations and {} instances took {seed_seconds:.1} s \
          ({:.0} instances/s). `GET /instances` of one org, {small} instances in the database vs \
@@ -221,6 +278,41 @@ async fn main() {
     std::fs::write(out.join("http_load.md"), &report).unwrap();
     database.drop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 18's figures: each authenticated read's throughput at the largest connection count
+/// and p50 at the smallest, as ratios to `/healthz` measured in the same run.
+fn authenticated_reads(measured: &[Measured], connections: &[usize]) -> String {
+    let (few, many) = (
+        connections.iter().copied().min().unwrap_or(1),
+        connections.iter().copied().max().unwrap_or(1),
+    );
+    let find = |name: &str, c: usize| {
+        measured
+            .iter()
+            .find(|m| m.connections == c && m.name.starts_with(name))
+            .map(|m| &m.result)
+            .unwrap()
+    };
+    let mut out = format!(
+        "\nAuthenticated reads vs `/healthz` (goal: ≥ 0.75× the throughput at {many} connections, \
+         p50 within +50 µs at {few}):\n\n\
+         | read | throughput at {many} vs /healthz | p50 at {few} (µs) | p50 − /healthz's (µs) |\n\
+         |---|---|---|---|\n"
+    );
+    for name in ["GET /auth/me", "GET /instances"] {
+        let (busy, single) = (find(name, many), find(name, few));
+        let (busy_base, single_base) = (find("GET /healthz", many), find("GET /healthz", few));
+        out.push_str(&format!(
+            "| {name} | **{:.2}** ({:.0} vs {:.0}) | {:.0} | **{:+.0}** |\n",
+            busy.rps() / busy_base.rps(),
+            busy.rps(),
+            busy_base.rps(),
+            single.p50_us,
+            single.p50_us - single_base.p50_us
+        ));
+    }
+    out
 }
 
 async fn login(port: u16) -> String {

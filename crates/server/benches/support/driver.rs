@@ -37,43 +37,73 @@ pub fn raw_request(method: &str, path: &str, token: Option<&str>, body: Option<&
 
 /// Keeps `connections` connections to `port` busy with `request` for `duration`.
 pub async fn run(port: u16, request: &str, connections: usize, duration: Duration) -> Outcome {
+    let [outcome, _] = run_mix(port, request, request, 0, connections, duration).await;
+    outcome
+}
+
+/// Like [`run`], but every `write_every`-th request of each connection is `write` instead of
+/// `read` (0: never). Returns the outcomes of the reads and of the writes apart.
+pub async fn run_mix(
+    port: u16,
+    read: &str,
+    write: &str,
+    write_every: usize,
+    connections: usize,
+    duration: Duration,
+) -> [Outcome; 2] {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let request = request.to_owned();
+        let requests = [read.to_owned(), write.to_owned()];
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             stream.set_nodelay(true).unwrap();
             let mut buf = vec![0u8; 256 * 1024];
-            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            let mut latencies = [Vec::new(), Vec::new()];
+            let mut errors = [0usize; 2];
+            let mut sent = 0usize;
             while Instant::now() < deadline {
+                sent += 1;
+                let kind = usize::from(write_every > 0 && sent % write_every == 0);
                 let t = Instant::now();
-                stream.write_all(request.as_bytes()).await.unwrap();
+                stream.write_all(requests[kind].as_bytes()).await.unwrap();
                 let status = read_response(&mut stream, &mut buf).await;
-                latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                latencies[kind].push(t.elapsed().as_secs_f64() * 1e6);
                 if status != 200 {
-                    errors += 1;
+                    errors[kind] += 1;
                 }
             }
             (latencies, errors)
         }));
     }
-    let (mut all, mut errors) = (Vec::new(), 0);
+    let mut all = [Vec::new(), Vec::new()];
+    let mut errors = [0usize; 2];
     for t in tasks {
-        let (l, e) = t.await.unwrap();
-        all.extend(l);
-        errors += e;
+        let (latencies, e) = t.await.unwrap();
+        for kind in 0..2 {
+            all[kind].extend_from_slice(&latencies[kind]);
+            errors[kind] += e[kind];
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.total_cmp(b));
+    let [reads, writes] = all;
+    [
+        outcome(reads, errors[0], seconds),
+        outcome(writes, errors[1], seconds),
+    ]
+}
+
+fn outcome(mut latencies: Vec<f64>, errors: usize, seconds: f64) -> Outcome {
+    latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0.0)
     };
     Outcome {
-        requests: all.len(),
+        requests: latencies.len(),
         errors,
         seconds,
         p50_us: pct(0.50),
