@@ -235,9 +235,9 @@ fn default_max_response_bytes() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
-    /// In-process caches of API keys and proxy routes, invalidated by every committed write of
-    /// this process and, on PostgreSQL, of every other replica (`LISTEN/NOTIFY`, see
-    /// `inventiv_persistence::epoch`).
+    /// In-process caches of sessions, accounts, orgs, API keys and proxy routes, invalidated by
+    /// the committed writes of what they were read from, of this process and, on PostgreSQL, of
+    /// every other replica (`LISTEN/NOTIFY`, see `inventiv_persistence::tags` and `listener`).
     pub enabled: bool,
 }
 

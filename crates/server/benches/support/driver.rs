@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 keep-alive load driver on raw TCP (shared by the benches): C connections
-//! send one request after another for D seconds; latencies are recorded per request.
+//! send one request after another for D seconds, optionally beside writers at a set rate;
+//! latencies are recorded per request.
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,61 +38,82 @@ pub fn raw_request(method: &str, path: &str, token: Option<&str>, body: Option<&
 
 /// Keeps `connections` connections to `port` busy with `request` for `duration`.
 pub async fn run(port: u16, request: &str, connections: usize, duration: Duration) -> Outcome {
-    let [outcome, _] = run_mix(port, request, request, 0, connections, duration).await;
+    let reads = vec![request.to_owned(); connections];
+    let [outcome, _] = run_with_writes(port, &reads, None, duration).await;
     outcome
 }
 
-/// Like [`run`], but every `write_every`-th request of each connection is `write` instead of
-/// `read` (0: never). Returns the outcomes of the reads and of the writes apart.
-pub async fn run_mix(
+/// Connections kept by the writers of [`run_with_writes`].
+pub const WRITERS: usize = 8;
+
+/// One connection per request of `reads`, each sending its request over and over for
+/// `duration`, while (with `writes` = `Some((request, per_second))`) [`WRITERS`] more
+/// connections send `request` at that rate between them (as fast as they can, if the server
+/// cannot keep up). Returns the outcomes of the reads and of the writes apart.
+pub async fn run_with_writes(
     port: u16,
-    read: &str,
-    write: &str,
-    write_every: usize,
-    connections: usize,
+    reads: &[String],
+    writes: Option<(&str, f64)>,
     duration: Duration,
 ) -> [Outcome; 2] {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let requests = [read.to_owned(), write.to_owned()];
-        tasks.push(tokio::spawn(async move {
+    // `pace`: (period, offset of the first request), for a writer; None: back to back.
+    let connection = |request: String, pace: Option<(Duration, Duration)>| {
+        tokio::spawn(async move {
             let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             stream.set_nodelay(true).unwrap();
             let mut buf = vec![0u8; 256 * 1024];
-            let mut latencies = [Vec::new(), Vec::new()];
-            let mut errors = [0usize; 2];
-            let mut sent = 0usize;
+            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            let mut next = Instant::now() + pace.map_or(Duration::ZERO, |(_, offset)| offset);
             while Instant::now() < deadline {
-                sent += 1;
-                let kind = usize::from(write_every > 0 && sent % write_every == 0);
+                if let Some((period, _)) = pace {
+                    if next >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(next.into()).await;
+                    next += period;
+                }
                 let t = Instant::now();
-                stream.write_all(requests[kind].as_bytes()).await.unwrap();
+                stream.write_all(request.as_bytes()).await.unwrap();
                 let status = read_response(&mut stream, &mut buf).await;
-                latencies[kind].push(t.elapsed().as_secs_f64() * 1e6);
+                latencies.push(t.elapsed().as_secs_f64() * 1e6);
                 if status != 200 {
-                    errors[kind] += 1;
+                    errors += 1;
                 }
             }
             (latencies, errors)
-        }));
-    }
-    let mut all = [Vec::new(), Vec::new()];
-    let mut errors = [0usize; 2];
-    for t in tasks {
-        let (latencies, e) = t.await.unwrap();
-        for kind in 0..2 {
-            all[kind].extend_from_slice(&latencies[kind]);
-            errors[kind] += e[kind];
+        })
+    };
+    let readers: Vec<_> = reads
+        .iter()
+        .map(|request| connection(request.clone(), None))
+        .collect();
+    let writers: Vec<_> = writes
+        .into_iter()
+        .flat_map(|(request, per_second)| {
+            let period = Duration::from_secs_f64(WRITERS as f64 / per_second.max(1e-3));
+            (0..WRITERS).map(move |i| {
+                let offset = period.mul_f64(i as f64 / WRITERS as f64);
+                connection(request.to_owned(), Some((period, offset)))
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for tasks in [readers, writers] {
+        let (mut all, mut errors) = (Vec::new(), 0);
+        for t in tasks {
+            let (latencies, e) = t.await.unwrap();
+            all.extend(latencies);
+            errors += e;
         }
+        outcomes.push((all, errors));
     }
     let seconds = started.elapsed().as_secs_f64();
-    let [reads, writes] = all;
-    [
-        outcome(reads, errors[0], seconds),
-        outcome(writes, errors[1], seconds),
-    ]
+    let mut outcomes = outcomes
+        .into_iter()
+        .map(|(latencies, errors)| outcome(latencies, errors, seconds));
+    [outcomes.next().unwrap(), outcomes.next().unwrap()]
 }
 
 fn outcome(mut latencies: Vec<f64>, errors: usize, seconds: f64) -> Outcome {
