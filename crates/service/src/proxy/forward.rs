@@ -8,7 +8,7 @@ use super::body::{RequestBody, Shape};
 use super::budget::{Capped, Reservation};
 use super::client;
 use super::metering::{self, Metered, Metering};
-use super::relay::relay;
+use super::relay;
 use super::resolve::{Target, Upstream, resolve};
 use crate::Ctx;
 use crate::{Deps, ServiceError};
@@ -105,7 +105,7 @@ pub async fn forward(
         return Ok(ProxyResponse {
             status,
             content_type,
-            body: ProxyBody::Stream(relay(body, timeout, meter)),
+            body: ProxyBody::Stream(relay::stream(body, timeout, meter)),
             upstream_wait,
             usage_id,
         });

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// The chunks of `body` as they arrive, each at most `silence` after the previous one; the
 /// call is metered by `meter` when the stream ends or is dropped.
-pub(super) fn relay(
+pub(super) fn stream(
     body: client::Incoming,
     silence: Duration,
     meter: Metering,
