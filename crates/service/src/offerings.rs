@@ -16,12 +16,13 @@ use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::offering::Visibility;
 use inventiv_domain::{
-    Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, Slug, authorize,
+    Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, Slug, UserId,
+    authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
 use inventiv_persistence::repo::{models, shares};
-use inventiv_persistence::{Constraint, StoreError};
+use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -369,28 +370,33 @@ pub async fn set_activation(
     offerings::find(&deps.db, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("offering"))?;
-    let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    let current = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
-    offerings::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
-    let state =
-        json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.activation_changed",
-        ("offering", id.to_string()),
-        state,
-    )
-    .await?;
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
+    crate::activation::set::<OfferingRecord>(deps, ctx, org, id, flag, active)
+        .await
+        .map(Offering::from)
+}
+
+impl crate::activation::Activatable for OfferingRecord {
+    type Id = OfferingId;
+    const KIND: &'static str = "offering";
+    const EVENT: &'static str = "offering.activation_changed";
+    const AUDITS_BEFORE: bool = false;
+
+    async fn find(tx: &Tx, org: OrgId, id: OfferingId) -> Result<Option<Self>, StoreError> {
+        offerings::find(tx, org, id).await
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: OfferingId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        offerings::set_flag(tx, org, id, flag, by, now).await
+    }
 }

@@ -20,7 +20,7 @@ use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
     Action, Activation, Flag, OfferingId, OrgId, ShareError, ShareId, ShareParty, ShareState,
-    ShareStatus, Slug, authorize,
+    ShareStatus, Slug, UserId, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
 use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord};
@@ -753,33 +753,39 @@ pub async fn set_activation(
     shares::find(&deps.db, org, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
-    let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    // Chain head before the share row, the order every two-party share write takes.
-    audit_repo::lock_heads(&tx, &[org]).await?;
-    let current = shares::find(&tx, org, ShareParty::Provider, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("share"))?;
-    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
-    shares::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
-    let state =
-        json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
-    ctx.record(
-        &tx,
-        AuditEntry {
-            action: "share.activation_changed",
-            organization: Some(org),
-            target_type: "share",
-            target_id: id.to_string(),
-            before: None,
-            after: Some(state),
-        },
-    )
-    .await?;
-    let updated = shares::find(&tx, org, ShareParty::Provider, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("share"))?;
-    tx.commit().await?;
-    Ok(updated.into())
+    crate::activation::set::<ShareRecord>(deps, ctx, org, id, flag, active)
+        .await
+        .map(Share::from)
+}
+
+/// The provider's two approvals of a share.
+impl crate::activation::Activatable for ShareRecord {
+    type Id = ShareId;
+    const KIND: &'static str = "share";
+    const EVENT: &'static str = "share.activation_changed";
+    const AUDITS_BEFORE: bool = false;
+
+    /// The chain head before the share row, the order every two-party share write takes.
+    async fn lock(tx: &Tx, org: OrgId) -> Result<(), StoreError> {
+        audit_repo::lock_heads(tx, &[org]).await
+    }
+
+    async fn find(tx: &Tx, org: OrgId, id: ShareId) -> Result<Option<Self>, StoreError> {
+        shares::find(tx, org, ShareParty::Provider, id).await
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: ShareId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        shares::set_flag(tx, org, id, flag, by, now).await
+    }
 }
