@@ -84,24 +84,34 @@ pub(crate) fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     }
 }
 
+/// Records `action` on offering `id` in `org`'s chain.
 async fn audit(
-    tx: &inventiv_persistence::Tx,
+    tx: &Tx,
     ctx: &Ctx,
     org: OrgId,
+    id: OfferingId,
     action: &'static str,
-    target: (&'static str, String),
     after: serde_json::Value,
 ) -> Result<(), ServiceError> {
     let entry = AuditEntry {
         action,
         organization: Some(org),
-        target_type: target.0,
-        target_id: target.1,
+        target_type: "offering",
+        target_id: id.to_string(),
         before: None,
         after: Some(after),
     };
     ctx.record(tx, entry).await?;
     Ok(())
+}
+
+/// Reads offering `id` back inside `tx`, as written, for the answer; then commits.
+async fn commit(tx: Tx, org: OrgId, id: OfferingId) -> Result<Offering, ServiceError> {
+    let offering = offerings::find(&tx, org, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("offering"))?;
+    tx.commit().await?;
+    Ok(offering.into())
 }
 
 pub async fn list(
@@ -204,20 +214,9 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewOffering) -> Result<Offeri
     offerings::insert(&tx, org, id, input.model_id, &f, prices, ctx.now)
         .await
         .map_err(code_taken)?;
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.created",
-        ("offering", id.to_string()),
-        json!({"code": f.code, "name": f.name, "default_price_input_micros_per_1k": prices.0, "default_price_output_micros_per_1k": prices.1}),
-    )
-    .await?;
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
+    let after = json!({"code": f.code, "name": f.name, "default_price_input_micros_per_1k": prices.0, "default_price_output_micros_per_1k": prices.1});
+    audit(&tx, ctx, org, id, "offering.created", after).await?;
+    commit(tx, org, id).await
 }
 
 /// `PATCH …/offerings/{id}` input: fields (owner/admin) and prices (owner/manager).
@@ -267,46 +266,47 @@ pub async fn update(
         Some(change.visibility.unwrap_or(before.visibility.clone())),
         change.is_active.unwrap_or(before.is_active),
     )?;
-    let now = ctx.now;
     let tx = deps.db.begin_write().await?;
     if touches_fields {
-        offerings::update_fields(&tx, org, id, &f, now)
-            .await
-            .map_err(code_taken)?;
-        let action = match change.is_active {
-            Some(true) if !before.is_active => "offering.published",
-            Some(false) if before.is_active => "offering.unpublished",
-            _ => "offering.updated",
-        };
-        audit(
-            &tx,
-            ctx,
-            org,
-            action,
-            ("offering", id.to_string()),
-            json!({"code": f.code, "is_active": f.is_active}),
-        )
-        .await?;
+        write_fields(&tx, ctx, &before, &f).await?;
     }
     if let Some(prices) = prices {
-        // A new price needs a new economic approval.
-        offerings::set_prices(&tx, org, id, prices, now).await?;
-        let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
-        audit(
-            &tx,
-            ctx,
-            org,
-            "offering.price_changed",
-            ("offering", id.to_string()),
-            after,
-        )
-        .await?;
+        write_prices(&tx, ctx, org, id, prices).await?;
     }
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
+    commit(tx, org, id).await
+}
+
+/// Stores the offering's new fields `f`: a publication, an unpublication or an edit.
+async fn write_fields(
+    tx: &Tx,
+    ctx: &Ctx,
+    before: &OfferingRecord,
+    f: &OfferingFields,
+) -> Result<(), ServiceError> {
+    let (org, id) = (before.organization_id, before.id);
+    offerings::update_fields(tx, org, id, f, ctx.now)
+        .await
+        .map_err(code_taken)?;
+    let action = match (before.is_active, f.is_active) {
+        (false, true) => "offering.published",
+        (true, false) => "offering.unpublished",
+        _ => "offering.updated",
+    };
+    let after = json!({"code": f.code, "is_active": f.is_active});
+    audit(tx, ctx, org, id, action, after).await
+}
+
+/// Stores new prices; a new price needs a new economic approval.
+async fn write_prices(
+    tx: &Tx,
+    ctx: &Ctx,
+    org: OrgId,
+    id: OfferingId,
+    prices: (i64, i64),
+) -> Result<(), ServiceError> {
+    offerings::set_prices(tx, org, id, prices, ctx.now).await?;
+    let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
+    audit(tx, ctx, org, id, "offering.price_changed", after).await
 }
 
 /// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
@@ -346,15 +346,8 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), Servic
     if !offerings::delete(&tx, org, id).await? {
         return Err(ServiceError::not_found("offering"));
     }
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.deleted",
-        ("offering", id.to_string()),
-        json!({"code": offering.code}),
-    )
-    .await?;
+    let after = json!({"code": offering.code});
+    audit(&tx, ctx, org, id, "offering.deleted", after).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use inventiv_domain::{
     ShareStatus, Slug, UserId, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
+use inventiv_persistence::repo::organizations::OrgRecord;
 use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord};
 use inventiv_persistence::repo::{offerings, organizations};
 use inventiv_persistence::{Constraint, StoreError, Tx};
@@ -114,7 +115,6 @@ fn party_org(share: &ShareRecord, side: ShareParty) -> (OrgId, &str) {
 /// [`lock_parties`]). The acting side's event names the user, session and IP as every event
 /// does; the other side's names only the acting org. `after` is what both may see;
 /// `own_extra` is merged into the acting side's event only (e.g. the consumer's cap).
-#[allow(clippy::too_many_arguments)]
 async fn audit_both(
     tx: &Tx,
     deps: &Deps,
@@ -267,8 +267,17 @@ pub struct NewGrant {
     pub ends_at: Option<OffsetDateTime>,
 }
 
-fn prices_json(prices: (i64, i64)) -> serde_json::Value {
-    json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1})
+/// What a share event states of the terms: the prices, and the event's own `fields`.
+fn terms_json<const N: usize>(
+    prices: (i64, i64),
+    fields: [(&str, serde_json::Value); N],
+) -> serde_json::Value {
+    let mut doc =
+        json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1});
+    if let Some(map) = doc.as_object_mut() {
+        map.extend(fields.map(|(key, value)| (key.to_owned(), value)));
+    }
+    doc
 }
 
 /// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
@@ -291,22 +300,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
                 "no offering with this id in this organization",
             )
         })?;
-    let slug = Slug::parse(&input.consumer_slug)
-        .map_err(|e| ServiceError::invalid("consumer_organization_slug", e.reason))?;
-    let consumer = organizations::find_by_slug(&deps.db, &slug)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::invalid(
-                "consumer_organization_slug",
-                "no organization with this slug",
-            )
-        })?;
-    if consumer.id == provider {
-        return Err(ServiceError::invalid(
-            "consumer_organization_slug",
-            "an organization cannot share with itself",
-        ));
-    }
+    let consumer = consumer(deps, provider, &input.consumer_slug).await?;
     // A live share that is due must not block a new proposal: store its expiry first.
     if let Some(live) = shares::live_for(&deps.db, provider, consumer.id, input.offering_id).await?
     {
@@ -326,35 +320,21 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
         proposal_expires_at: state.proposal_expires_at,
         now,
     };
-    match shares::insert(&tx, provider, new).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(Constraint::ShareLive)) => {
-            return Err(ServiceError::Conflict {
-                code: ErrorCode::ShareExists,
-                message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
-            });
-        }
-        Err(other) => return Err(other.into()),
-    }
+    shares::insert(&tx, provider, new)
+        .await
+        .map_err(share_exists)?;
     let share = shares::find(&tx, provider, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
-    let mut after = prices_json(prices);
-    if let Some(map) = after.as_object_mut() {
-        map.insert(
-            "offering_id".to_owned(),
-            json!(input.offering_id.to_string()),
-        );
-        map.insert(
-            "consumer".to_owned(),
-            org_ref(consumer.id, consumer.slug.as_str()),
-        );
-        map.insert("contract_version".to_owned(), json!(1));
-        map.insert(
-            "ends_at".to_owned(),
-            json!(input.ends_at.map(crate::audit::timestamp)),
-        );
-    }
+    let after = terms_json(
+        prices,
+        [
+            ("offering_id", json!(input.offering_id.to_string())),
+            ("consumer", org_ref(consumer.id, consumer.slug.as_str())),
+            ("contract_version", json!(1)),
+            ("ends_at", json!(input.ends_at.map(crate::audit::timestamp))),
+        ],
+    );
     audit_both(
         &tx,
         deps,
@@ -367,6 +347,37 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
     .await?;
     tx.commit().await?;
     Ok(share.into())
+}
+
+/// The org a proposal is for, by its slug: another org than the provider.
+async fn consumer(deps: &Deps, provider: OrgId, slug: &str) -> Result<OrgRecord, ServiceError> {
+    let slug = Slug::parse(slug)
+        .map_err(|e| ServiceError::invalid("consumer_organization_slug", e.reason))?;
+    let consumer = organizations::find_by_slug(&deps.db, &slug)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "consumer_organization_slug",
+                "no organization with this slug",
+            )
+        })?;
+    if consumer.id == provider {
+        return Err(ServiceError::invalid(
+            "consumer_organization_slug",
+            "an organization cannot share with itself",
+        ));
+    }
+    Ok(consumer)
+}
+
+fn share_exists(err: StoreError) -> ServiceError {
+    match err {
+        StoreError::Conflict(Constraint::ShareLive) => ServiceError::Conflict {
+            code: ErrorCode::ShareExists,
+            message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
+        },
+        other => other.into(),
+    }
 }
 
 /// The share `id` as seen by the current org, which side the org is on, with any due expiry
@@ -468,13 +479,11 @@ pub async fn accept(
         });
     }
     let updated = reload(deps, &tx, org, id).await?;
-    let mut after = prices_json((
+    let prices = (
         updated.price_input_micros_per_1k,
         updated.price_output_micros_per_1k,
-    ));
-    if let Some(map) = after.as_object_mut() {
-        map.insert("contract_version".to_owned(), json!(version));
-    }
+    );
+    let after = terms_json(prices, [("contract_version", json!(version))]);
     audit_both(
         &tx,
         deps,
@@ -634,25 +643,8 @@ async fn set_terms(
     change: ShareChange,
 ) -> Result<ShareRecord, ServiceError> {
     authorize(&ctx.actor(), Action::SetPrice)?;
-    let prices = (
-        price(
-            "price_input_micros_per_1k",
-            change
-                .price_input
-                .unwrap_or(share.price_input_micros_per_1k),
-        )?,
-        price(
-            "price_output_micros_per_1k",
-            change
-                .price_output
-                .unwrap_or(share.price_output_micros_per_1k),
-        )?,
-    );
     let now = ctx.now;
-    let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
-    if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
-        return Err(ServiceError::invalid("ends_at", "must be in the future"));
-    }
+    let (prices, ends_at) = asked_terms(&share, &change, now)?;
     let current = (
         share.price_input_micros_per_1k,
         share.price_output_micros_per_1k,
@@ -677,16 +669,15 @@ async fn set_terms(
         return Err(changed_meanwhile());
     }
     let updated = reload(deps, &tx, org, share.id).await?;
-    let mut after = prices_json(prices);
-    if let Some(map) = after.as_object_mut() {
-        map.insert("contract_version".to_owned(), json!(next.contract_version));
-        map.insert(
-            "ends_at".to_owned(),
-            json!(ends_at.map(crate::audit::timestamp)),
-        );
-        map.insert("from_status".to_owned(), json!(share.state.status.as_str()));
-        map.insert("eco_cleared".to_owned(), json!(true));
-    }
+    let after = terms_json(
+        prices,
+        [
+            ("contract_version", json!(next.contract_version)),
+            ("ends_at", json!(ends_at.map(crate::audit::timestamp))),
+            ("from_status", json!(share.state.status.as_str())),
+            ("eco_cleared", json!(true)),
+        ],
+    );
     let event = if prices == current {
         "share.terms_changed"
     } else {
@@ -704,6 +695,29 @@ async fn set_terms(
     .await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// The prices and end `change` asks for, the share's own where it names none.
+fn asked_terms(
+    share: &ShareRecord,
+    change: &ShareChange,
+    now: OffsetDateTime,
+) -> Result<((i64, i64), Option<OffsetDateTime>), ServiceError> {
+    let input = change
+        .price_input
+        .unwrap_or(share.price_input_micros_per_1k);
+    let output = change
+        .price_output
+        .unwrap_or(share.price_output_micros_per_1k);
+    let prices = (
+        price("price_input_micros_per_1k", input)?,
+        price("price_output_micros_per_1k", output)?,
+    );
+    let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
+    if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
+        return Err(ServiceError::invalid("ends_at", "must be in the future"));
+    }
+    Ok((prices, ends_at))
 }
 
 /// Consumer owner/manager: the monthly cap. The provider's chain records that the cap changed,
