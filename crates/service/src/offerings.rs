@@ -73,6 +73,7 @@ impl From<OfferingRecord> for Offering {
 /// billed. See docs/decisions.md.
 pub const MAX_PRICE_MICROS_PER_1K: i64 = 10_000_000;
 
+/// `value` as the price in `field`, if within the bound.
 pub(crate) fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     if (0..=MAX_PRICE_MICROS_PER_1K).contains(&value) {
         Ok(value)
@@ -114,6 +115,7 @@ async fn commit(tx: Tx, org: OrgId, id: OfferingId) -> Result<Offering, ServiceE
     Ok(offering.into())
 }
 
+/// `GET …/offerings`: this org's offerings, a page at a time.
 pub async fn list(
     deps: &Deps,
     ctx: &Ctx,
@@ -231,6 +233,8 @@ pub struct OfferingChange {
     pub prices: Option<(i64, i64)>,
 }
 
+/// `PATCH …/offerings/{id}`: each part of the change is authorized on its own (fields,
+/// prices) and audited as its own event.
 pub async fn update(
     deps: &Deps,
     ctx: &Ctx,
@@ -352,6 +356,8 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), Servic
     Ok(())
 }
 
+/// `POST …/offerings/{id}/activation`: tech by owner/admin, eco by owner/manager; with the
+/// org's `require_distinct_activators`, one user may not hold both flags (409).
 pub async fn set_activation(
     deps: &Deps,
     ctx: &Ctx,

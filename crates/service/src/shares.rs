@@ -5,9 +5,10 @@
 //! - The transitions (propose, accept, decline, pause, resume, revoke, new terms, expiry) are
 //!   decided by `inventiv_domain::ShareState` and written as compare-and-sets: a write that
 //!   lost a race answers 409 instead of overwriting.
-//! - Every write records its event in BOTH parties' chains ([`audit_both`]), after locking both
-//!   chain heads in one order ([`lock_parties`]); the other side sees which org acted, never
-//!   who.
+//! - Every change of the contract records its event in BOTH parties' chains (`audit_both`),
+//!   after locking both chain heads in one order (`lock_parties`); the other side sees which
+//!   org acted, never who. The provider's own approvals ([`set_activation`]) are recorded in
+//!   its chain only.
 //! - A due expiry (its end passed, or 30 days unanswered) is stored before a share is read for
 //!   a change or a list, so what is answered is what is stored.
 //! - The consumer's figures (cap, this month's spend) are in the consumer's view only.
@@ -603,6 +604,8 @@ pub struct ShareChange {
 /// sums of a month's charges stay far from `i64::MAX`.
 pub const MAX_CAP_MICROS: i64 = 1_000_000_000_000_000;
 
+/// `PATCH …/shares/{id}`: the provider changes the terms, the consumer its cap; each side
+/// only its own part.
 pub async fn update(
     deps: &Deps,
     ctx: &Ctx,
@@ -756,6 +759,9 @@ async fn set_cap(
     Ok(updated)
 }
 
+/// `POST …/shares/{id}/activation`, provider side only (a consumer gets 404): tech by
+/// owner/admin, eco by owner/manager; with the org's `require_distinct_activators`, one user
+/// may not hold both flags (409).
 pub async fn set_activation(
     deps: &Deps,
     ctx: &Ctx,
