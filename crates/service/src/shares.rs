@@ -175,6 +175,21 @@ async fn audit_both(
     Ok(())
 }
 
+/// Records `action`, done by the request `by` (its context, its side), in both chains (see
+/// [`audit_both`]); commits; returns `share`, as read back after the write.
+async fn commit(
+    tx: Tx,
+    deps: &Deps,
+    by: (&Ctx, ShareParty),
+    share: ShareRecord,
+    action: &'static str,
+    after: serde_json::Value,
+) -> Result<ShareRecord, ServiceError> {
+    audit_both(&tx, deps, Some(by), &share, action, after, None).await?;
+    tx.commit().await?;
+    Ok(share)
+}
+
 /// Opens a write transaction and locks both parties' chain heads, always in the same order.
 async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceError> {
     let tx = deps.db.begin_write().await?;
@@ -336,18 +351,10 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
             ("ends_at", json!(input.ends_at.map(crate::audit::timestamp))),
         ],
     );
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Provider)),
-        &share,
-        "share.proposed",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(share.into())
+    let by = (ctx, ShareParty::Provider);
+    commit(tx, deps, by, share, "share.proposed", after)
+        .await
+        .map(Share::from)
 }
 
 /// The org a proposal is for, by its slug: another org than the provider.
@@ -485,18 +492,10 @@ pub async fn accept(
         updated.price_output_micros_per_1k,
     );
     let after = terms_json(prices, [("contract_version", json!(version))]);
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Consumer)),
-        &updated,
-        "share.accepted",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    let by = (ctx, ShareParty::Consumer);
+    commit(tx, deps, by, updated, "share.accepted", after)
+        .await
+        .map(Share::from)
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
@@ -512,18 +511,9 @@ pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<Share, Servi
     }
     let updated = reload(deps, &tx, org, id).await?;
     let after = json!({"from": share.state.status.as_str(), "contract_version": share.state.contract_version});
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, side)),
-        &updated,
-        "share.declined",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    commit(tx, deps, (ctx, side), updated, "share.declined", after)
+        .await
+        .map(Share::from)
 }
 
 /// What a share status request asks.
@@ -584,9 +574,9 @@ pub async fn transition(
         }
     };
     let updated = reload(deps, &tx, org, id).await?;
-    audit_both(&tx, deps, Some((ctx, side)), &updated, event, after, None).await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    commit(tx, deps, (ctx, side), updated, event, after)
+        .await
+        .map(Share::from)
 }
 
 /// `PATCH …/shares/{id}` input. Provider: prices and `ends_at`; consumer: its monthly cap.
@@ -686,18 +676,7 @@ async fn set_terms(
     } else {
         "share.price_changed"
     };
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Provider)),
-        &updated,
-        event,
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated)
+    commit(tx, deps, (ctx, ShareParty::Provider), updated, event, after).await
 }
 
 /// The prices and end `change` asks for, the share's own where it names none.
