@@ -34,13 +34,14 @@ pub mod mailer;
 pub mod members;
 pub mod models;
 pub mod network;
+pub mod offerings;
 pub mod organizations;
 pub mod outbound;
 pub mod paging;
 pub mod password;
 pub mod proxy;
 pub mod rate_limit;
-pub mod sharing;
+pub mod shares;
 pub mod tokens;
 pub mod users;
 

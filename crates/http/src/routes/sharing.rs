@@ -8,9 +8,8 @@ use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use inventiv_domain::offering::Visibility;
 use inventiv_domain::{Flag, ModelId, OfferingId, OrgId, ShareId, ShareParty};
-use inventiv_service::sharing::{
-    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareTransition,
-};
+use inventiv_service::offerings::{self, NewOffering, Offering, OfferingChange};
+use inventiv_service::shares::{self, NewGrant, Share, ShareChange, ShareTransition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -201,7 +200,7 @@ async fn list_offerings(
     q: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OfferingDto>>, ApiError> {
     Ok(web::Json(page(
-        sharing::list_offerings(&state.deps, &ctx, &q.request()).await?,
+        offerings::list(&state.deps, &ctx, &q.request()).await?,
         offering_dto,
     )))
 }
@@ -256,7 +255,7 @@ async fn create_offering(
         ),
     };
     Ok(HttpResponse::Created().json(offering_dto(
-        sharing::create_offering(&state.deps, &ctx, input).await?,
+        offerings::create(&state.deps, &ctx, input).await?,
     )))
 }
 
@@ -312,7 +311,7 @@ async fn update_offering(
     };
     let id = path.into_inner();
     Ok(web::Json(offering_dto(
-        sharing::update_offering(&state.deps, &ctx, id, change).await?,
+        offerings::update(&state.deps, &ctx, id, change).await?,
     )))
 }
 
@@ -339,7 +338,7 @@ async fn offering_activation(
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let id = path.into_inner();
     Ok(web::Json(offering_dto(
-        sharing::set_offering_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
+        offerings::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
     )))
 }
 
@@ -357,7 +356,7 @@ async fn delete_offering(
     path: web::Path<OfferingId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    sharing::delete_offering(&state.deps, &ctx, id).await?;
+    offerings::delete(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -394,7 +393,7 @@ async fn list_shares(
     let now = state.deps.clock.now();
     let org = viewer(&ctx);
     Ok(web::Json(page(
-        sharing::list_shares(&state.deps, &ctx, side, &paging).await?,
+        shares::list(&state.deps, &ctx, side, &paging).await?,
         |s| share_dto(s, org, now),
     )))
 }
@@ -435,7 +434,7 @@ async fn grant(
         prices: (b.price_input_micros_per_1k, b.price_output_micros_per_1k),
         ends_at: opt_date("ends_at", b.ends_at)?,
     };
-    let share = sharing::grant(&state.deps, &ctx, input).await?;
+    let share = shares::grant(&state.deps, &ctx, input).await?;
     Ok(HttpResponse::Created().json(share_dto(share, viewer(&ctx), state.deps.clock.now())))
 }
 
@@ -445,7 +444,7 @@ async fn transition(
     id: ShareId,
     change: ShareTransition,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::transition(&state.deps, &ctx, id, change).await?;
+    let share = shares::transition(&state.deps, &ctx, id, change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -493,7 +492,7 @@ async fn accept(
             }
         }
     };
-    let share = sharing::accept(&state.deps, &ctx, path.into_inner(), version)
+    let share = shares::accept(&state.deps, &ctx, path.into_inner(), version)
         .await
         .map_err(ApiError::from)?;
     Ok(web::Json(share_dto(
@@ -516,7 +515,7 @@ async fn decline(
     ctx: Caller,
     path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::decline(&state.deps, &ctx, path.into_inner()).await?;
+    let share = shares::decline(&state.deps, &ctx, path.into_inner()).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -618,7 +617,7 @@ async fn update_share(
         ends_at,
         monthly_cap_micros: b.monthly_cap_micros,
     };
-    let share = sharing::update_share(&state.deps, &ctx, path.into_inner(), change).await?;
+    let share = shares::update(&state.deps, &ctx, path.into_inner(), change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -639,7 +638,7 @@ async fn share_activation(
     body: Json<FlagRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let share =
-        sharing::set_share_activation(&state.deps, &ctx, path.into_inner(), body.flag, body.active)
+        shares::set_activation(&state.deps, &ctx, path.into_inner(), body.flag, body.active)
             .await?;
     Ok(web::Json(share_dto(
         share,
