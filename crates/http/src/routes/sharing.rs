@@ -293,26 +293,32 @@ async fn update_offering(
     path: web::Path<OfferingId>,
     body: Json<UpdateOfferingRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
-    let b = body.into_inner();
-    let prices = match (
-        b.default_price_input_micros_per_1k,
-        b.default_price_output_micros_per_1k,
-    ) {
-        (None, None) => None,
-        (i, o) => Some((i.unwrap_or(0), o.unwrap_or(0))),
-    };
-    let change = OfferingChange {
-        code: b.code,
-        name: b.name,
-        description: b.description,
-        visibility: b.visibility,
-        is_active: b.is_active,
-        prices,
-    };
+    let change = body.into_inner().into();
     let id = path.into_inner();
     Ok(web::Json(offering_dto(
         offerings::update(&state.deps, &ctx, id, change).await?,
     )))
+}
+
+impl From<UpdateOfferingRequest> for OfferingChange {
+    fn from(b: UpdateOfferingRequest) -> Self {
+        // One price given alone sets the other to 0: a pair is always written whole.
+        let prices = match (
+            b.default_price_input_micros_per_1k,
+            b.default_price_output_micros_per_1k,
+        ) {
+            (None, None) => None,
+            (i, o) => Some((i.unwrap_or(0), o.unwrap_or(0))),
+        };
+        OfferingChange {
+            code: b.code,
+            name: b.name,
+            description: b.description,
+            visibility: b.visibility,
+            is_active: b.is_active,
+            prices,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -475,23 +481,7 @@ async fn accept(
     req: actix_web::HttpRequest,
     body: Result<Json<AcceptRequest>, actix_web::Error>,
 ) -> Result<web::Json<ShareDto>, actix_web::Error> {
-    // The body is optional, but a body that is there must be valid: a malformed version must
-    // not silently become "accept whatever is current".
-    let version = match body {
-        Ok(b) => b.into_inner().contract_version,
-        Err(e) => {
-            let headers = req.headers();
-            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
-                && headers
-                    .get(actix_web::http::header::CONTENT_LENGTH)
-                    .is_none_or(|len| len.as_bytes() == b"0");
-            if empty {
-                None
-            } else {
-                return Err(e);
-            }
-        }
-    };
+    let version = optional_body(&req, body)?.and_then(|b| b.contract_version);
     let share = shares::accept(&state.deps, &ctx, path.into_inner(), version)
         .await
         .map_err(ApiError::from)?;
@@ -500,6 +490,26 @@ async fn accept(
         viewer(&ctx),
         state.deps.clock.now(),
     )))
+}
+
+/// An optional JSON body: absent (no `Transfer-Encoding`, no or zero `Content-Length`) is
+/// `None`; a body that is there must be valid — a malformed version must not silently become
+/// "accept whatever is current".
+fn optional_body<T>(
+    req: &actix_web::HttpRequest,
+    body: Result<Json<T>, actix_web::Error>,
+) -> Result<Option<T>, actix_web::Error> {
+    match body {
+        Ok(b) => Ok(Some(b.into_inner())),
+        Err(e) => {
+            let headers = req.headers();
+            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
+                && headers
+                    .get(actix_web::http::header::CONTENT_LENGTH)
+                    .is_none_or(|len| len.as_bytes() == b"0");
+            if empty { Ok(None) } else { Err(e) }
+        }
+    }
 }
 
 /// Decline a proposed share (consumer owner/manager; terminal).
@@ -600,29 +610,37 @@ async fn update_share(
     path: web::Path<ShareId>,
     body: Json<UpdateShareRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let b = body.into_inner();
-    let ends_at = match b.ends_at {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(text)) => Some(Some(date(
-            "ends_at",
-            OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map_err(
-                |_| inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time"),
-            )?,
-        )?)),
-    };
-    let change = ShareChange {
-        price_input: b.price_input_micros_per_1k,
-        price_output: b.price_output_micros_per_1k,
-        ends_at,
-        monthly_cap_micros: b.monthly_cap_micros,
-    };
+    let change = ShareChange::try_from(body.into_inner())?;
     let share = shares::update(&state.deps, &ctx, path.into_inner(), change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
         state.deps.clock.now(),
     )))
+}
+
+impl TryFrom<UpdateShareRequest> for ShareChange {
+    type Error = ApiError;
+
+    fn try_from(b: UpdateShareRequest) -> Result<Self, ApiError> {
+        let ends_at = match b.ends_at {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(text)) => Some(Some(date(
+                "ends_at",
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time")
+                    })?,
+            )?)),
+        };
+        Ok(ShareChange {
+            price_input: b.price_input_micros_per_1k,
+            price_output: b.price_output_micros_per_1k,
+            ends_at,
+            monthly_cap_micros: b.monthly_cap_micros,
+        })
+    }
 }
 
 /// Set or clear an approval of a share (provider side).
