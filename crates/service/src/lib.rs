@@ -18,6 +18,7 @@ mod accounts;
 mod activation;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_log;
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
