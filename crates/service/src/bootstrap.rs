@@ -102,14 +102,11 @@ async fn attempt(
                 now,
             };
             let after = json!({"email": settings.admin_email.as_str(), "is_platform_admin": true, "via": "bootstrap"});
-            // Checked above in this transaction: a taken email here is a bug, not input.
+            // Another replica bootstrapping at the same instant took the email first: a lost
+            // race, which `bootstrap` answers by running the attempt again (see `is_race`).
             let user = crate::accounts::create_in(&tx, new, system, &meta, after)
                 .await?
-                .map_err(|_| {
-                    ServiceError::internal(anyhow::anyhow!(
-                        "the admin's email was taken mid-bootstrap"
-                    ))
-                })?;
+                .map_err(|_| internal_store(StoreError::Conflict(Constraint::UserEmail)))?;
             (user.id, true)
         }
     };

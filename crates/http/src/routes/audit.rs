@@ -5,7 +5,7 @@ use crate::dto::{Page, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use actix_web::{get, web};
-use inventiv_service::audit::{self, AuditEvent, AuditFilter};
+use inventiv_service::audit_log::{self, AuditEvent, AuditFilter};
 use inventiv_service::paging::PageRequest;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,7 +91,7 @@ async fn list(
         cursor: q.cursor,
     };
     Ok(web::Json(page(
-        audit::list_for_org(&state.deps, &ctx, &filter, &paging).await?,
+        audit_log::list_for_org(&state.deps, &ctx, &filter, &paging).await?,
         event_dto,
     )))
 }

@@ -66,6 +66,16 @@ pub struct CostGroupDto {
     cost_micros: i64,
 }
 
+impl From<finops::CostGroup> for CostGroupDto {
+    fn from(g: finops::CostGroup) -> Self {
+        CostGroupDto {
+            key: g.key,
+            label: g.label,
+            cost_micros: g.cost_micros,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct CostReportDto {
     currency: &'static str,
@@ -100,15 +110,7 @@ async fn dashboard(
         to: r.to,
         group_by: group_by.as_str().to_owned(),
         total_micros: r.total_micros,
-        groups: r
-            .groups
-            .into_iter()
-            .map(|g| CostGroupDto {
-                key: g.key,
-                label: g.label,
-                cost_micros: g.cost_micros,
-            })
-            .collect(),
+        groups: r.groups.into_iter().map(CostGroupDto::from).collect(),
     }))
 }
 

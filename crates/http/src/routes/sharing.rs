@@ -8,9 +8,8 @@ use crate::routes::instances::can_set_map;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use inventiv_domain::offering::Visibility;
 use inventiv_domain::{Flag, ModelId, OfferingId, OrgId, ShareId, ShareParty};
-use inventiv_service::sharing::{
-    self, NewGrant, NewOffering, Offering, OfferingChange, Share, ShareChange, ShareTransition,
-};
+use inventiv_service::offerings::{self, NewOffering, Offering, OfferingChange};
+use inventiv_service::shares::{self, NewGrant, Share, ShareChange, ShareTransition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -201,7 +200,7 @@ async fn list_offerings(
     q: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OfferingDto>>, ApiError> {
     Ok(web::Json(page(
-        sharing::list_offerings(&state.deps, &ctx, &q.request()).await?,
+        offerings::list(&state.deps, &ctx, &q.request()).await?,
         offering_dto,
     )))
 }
@@ -256,7 +255,7 @@ async fn create_offering(
         ),
     };
     Ok(HttpResponse::Created().json(offering_dto(
-        sharing::create_offering(&state.deps, &ctx, input).await?,
+        offerings::create(&state.deps, &ctx, input).await?,
     )))
 }
 
@@ -294,26 +293,32 @@ async fn update_offering(
     path: web::Path<OfferingId>,
     body: Json<UpdateOfferingRequest>,
 ) -> Result<web::Json<OfferingDto>, ApiError> {
-    let b = body.into_inner();
-    let prices = match (
-        b.default_price_input_micros_per_1k,
-        b.default_price_output_micros_per_1k,
-    ) {
-        (None, None) => None,
-        (i, o) => Some((i.unwrap_or(0), o.unwrap_or(0))),
-    };
-    let change = OfferingChange {
-        code: b.code,
-        name: b.name,
-        description: b.description,
-        visibility: b.visibility,
-        is_active: b.is_active,
-        prices,
-    };
+    let change = body.into_inner().into();
     let id = path.into_inner();
     Ok(web::Json(offering_dto(
-        sharing::update_offering(&state.deps, &ctx, id, change).await?,
+        offerings::update(&state.deps, &ctx, id, change).await?,
     )))
+}
+
+impl From<UpdateOfferingRequest> for OfferingChange {
+    fn from(b: UpdateOfferingRequest) -> Self {
+        // One price given alone sets the other to 0: a pair is always written whole.
+        let prices = match (
+            b.default_price_input_micros_per_1k,
+            b.default_price_output_micros_per_1k,
+        ) {
+            (None, None) => None,
+            (i, o) => Some((i.unwrap_or(0), o.unwrap_or(0))),
+        };
+        OfferingChange {
+            code: b.code,
+            name: b.name,
+            description: b.description,
+            visibility: b.visibility,
+            is_active: b.is_active,
+            prices,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -339,7 +344,7 @@ async fn offering_activation(
 ) -> Result<web::Json<OfferingDto>, ApiError> {
     let id = path.into_inner();
     Ok(web::Json(offering_dto(
-        sharing::set_offering_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
+        offerings::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?,
     )))
 }
 
@@ -357,7 +362,7 @@ async fn delete_offering(
     path: web::Path<OfferingId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    sharing::delete_offering(&state.deps, &ctx, id).await?;
+    offerings::delete(&state.deps, &ctx, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -394,7 +399,7 @@ async fn list_shares(
     let now = state.deps.clock.now();
     let org = viewer(&ctx);
     Ok(web::Json(page(
-        sharing::list_shares(&state.deps, &ctx, side, &paging).await?,
+        shares::list(&state.deps, &ctx, side, &paging).await?,
         |s| share_dto(s, org, now),
     )))
 }
@@ -435,7 +440,7 @@ async fn grant(
         prices: (b.price_input_micros_per_1k, b.price_output_micros_per_1k),
         ends_at: opt_date("ends_at", b.ends_at)?,
     };
-    let share = sharing::grant(&state.deps, &ctx, input).await?;
+    let share = shares::grant(&state.deps, &ctx, input).await?;
     Ok(HttpResponse::Created().json(share_dto(share, viewer(&ctx), state.deps.clock.now())))
 }
 
@@ -445,7 +450,7 @@ async fn transition(
     id: ShareId,
     change: ShareTransition,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::transition(&state.deps, &ctx, id, change).await?;
+    let share = shares::transition(&state.deps, &ctx, id, change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -476,24 +481,8 @@ async fn accept(
     req: actix_web::HttpRequest,
     body: Result<Json<AcceptRequest>, actix_web::Error>,
 ) -> Result<web::Json<ShareDto>, actix_web::Error> {
-    // The body is optional, but a body that is there must be valid: a malformed version must
-    // not silently become "accept whatever is current".
-    let version = match body {
-        Ok(b) => b.into_inner().contract_version,
-        Err(e) => {
-            let headers = req.headers();
-            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
-                && headers
-                    .get(actix_web::http::header::CONTENT_LENGTH)
-                    .is_none_or(|len| len.as_bytes() == b"0");
-            if empty {
-                None
-            } else {
-                return Err(e);
-            }
-        }
-    };
-    let share = sharing::accept(&state.deps, &ctx, path.into_inner(), version)
+    let version = optional_body(&req, body)?.and_then(|b| b.contract_version);
+    let share = shares::accept(&state.deps, &ctx, path.into_inner(), version)
         .await
         .map_err(ApiError::from)?;
     Ok(web::Json(share_dto(
@@ -501,6 +490,26 @@ async fn accept(
         viewer(&ctx),
         state.deps.clock.now(),
     )))
+}
+
+/// An optional JSON body: absent (no `Transfer-Encoding`, no or zero `Content-Length`) is
+/// `None`; a body that is there must be valid — a malformed version must not silently become
+/// "accept whatever is current".
+fn optional_body<T>(
+    req: &actix_web::HttpRequest,
+    body: Result<Json<T>, actix_web::Error>,
+) -> Result<Option<T>, actix_web::Error> {
+    match body {
+        Ok(b) => Ok(Some(b.into_inner())),
+        Err(e) => {
+            let headers = req.headers();
+            let empty = !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING)
+                && headers
+                    .get(actix_web::http::header::CONTENT_LENGTH)
+                    .is_none_or(|len| len.as_bytes() == b"0");
+            if empty { Ok(None) } else { Err(e) }
+        }
+    }
 }
 
 /// Decline a proposed share (consumer owner/manager; terminal).
@@ -516,7 +525,7 @@ async fn decline(
     ctx: Caller,
     path: web::Path<ShareId>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let share = sharing::decline(&state.deps, &ctx, path.into_inner()).await?;
+    let share = shares::decline(&state.deps, &ctx, path.into_inner()).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
@@ -601,29 +610,37 @@ async fn update_share(
     path: web::Path<ShareId>,
     body: Json<UpdateShareRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
-    let b = body.into_inner();
-    let ends_at = match b.ends_at {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(text)) => Some(Some(date(
-            "ends_at",
-            OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map_err(
-                |_| inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time"),
-            )?,
-        )?)),
-    };
-    let change = ShareChange {
-        price_input: b.price_input_micros_per_1k,
-        price_output: b.price_output_micros_per_1k,
-        ends_at,
-        monthly_cap_micros: b.monthly_cap_micros,
-    };
-    let share = sharing::update_share(&state.deps, &ctx, path.into_inner(), change).await?;
+    let change = ShareChange::try_from(body.into_inner())?;
+    let share = shares::update(&state.deps, &ctx, path.into_inner(), change).await?;
     Ok(web::Json(share_dto(
         share,
         viewer(&ctx),
         state.deps.clock.now(),
     )))
+}
+
+impl TryFrom<UpdateShareRequest> for ShareChange {
+    type Error = ApiError;
+
+    fn try_from(b: UpdateShareRequest) -> Result<Self, ApiError> {
+        let ends_at = match b.ends_at {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(text)) => Some(Some(date(
+                "ends_at",
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        inventiv_service::ServiceError::invalid("ends_at", "an RFC 3339 date-time")
+                    })?,
+            )?)),
+        };
+        Ok(ShareChange {
+            price_input: b.price_input_micros_per_1k,
+            price_output: b.price_output_micros_per_1k,
+            ends_at,
+            monthly_cap_micros: b.monthly_cap_micros,
+        })
+    }
 }
 
 /// Set or clear an approval of a share (provider side).
@@ -639,7 +656,7 @@ async fn share_activation(
     body: Json<FlagRequest>,
 ) -> Result<web::Json<ShareDto>, ApiError> {
     let share =
-        sharing::set_share_activation(&state.deps, &ctx, path.into_inner(), body.flag, body.active)
+        shares::set_activation(&state.deps, &ctx, path.into_inner(), body.flag, body.active)
             .await?;
     Ok(web::Json(share_dto(
         share,

@@ -4,6 +4,8 @@ use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app,
 };
 use crate::instances::{Team, deploy, public_model};
+use crate::proxy::market;
+use inventiv_persistence::repo::audit;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -102,6 +104,65 @@ async fn an_instance_is_operational_only_once_both_flags_are_set() {
         json!({"flag": "tech", "active": false, "operational": false})
     );
     app.assert_audit_verifies().await;
+}
+
+/// Instances, offerings and shares are approved through one setter; each kind's event keeps
+/// its own payload (an instance's also states the flag as it was), in the org's chain, by the
+/// user who acted.
+#[tokio::test]
+async fn each_kind_records_its_approvals_in_the_org_chain() {
+    // The market: the provider's admin set `tech`, then its manager `eco`, on all three.
+    let m = market().await;
+    let (admin, manager) = (m.provider.user_ids[1], m.provider.user_ids[2]);
+    let mut events = audit::list(&m.app.db, m.provider.org, Default::default(), 10_000)
+        .await
+        .unwrap();
+    events.retain(|e| e.action.ends_with(".activation_changed"));
+    events.sort_by_key(|e| e.chain_seq);
+    for (kind, id, states_before) in [
+        ("instance", &m.instance, true),
+        ("offering", &m.offering, false),
+        ("share", &m.share, false),
+    ] {
+        let seen: Vec<_> = events
+            .iter()
+            .filter(|e| e.target_type.as_deref() == Some(kind))
+            .map(|e| {
+                let target = e.target_id.as_deref();
+                (
+                    e.action.as_str(),
+                    target,
+                    e.actor_user_id,
+                    &e.before,
+                    &e.after,
+                )
+            })
+            .collect();
+        let action = format!("{kind}.activation_changed");
+        let before = |flag: &str| states_before.then(|| json!({"flag": flag, "active": false}));
+        let (tech_before, eco_before) = (before("tech"), before("eco"));
+        let tech = Some(json!({"flag": "tech", "active": true, "operational": false}));
+        let eco = Some(json!({"flag": "eco", "active": true, "operational": true}));
+        assert_eq!(
+            seen,
+            [
+                (
+                    action.as_str(),
+                    Some(id.as_str()),
+                    Some(admin),
+                    &tech_before,
+                    &tech
+                ),
+                (
+                    action.as_str(),
+                    Some(id.as_str()),
+                    Some(manager),
+                    &eco_before,
+                    &eco
+                ),
+            ]
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use inventiv_domain::{
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
+use inventiv_persistence::{StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -337,28 +338,33 @@ pub async fn set_activation(
         return Err(crate::activation::error(ActivationError::NotApplicable));
     };
     ensure_applicable(instance.organization_id.is_none()).map_err(crate::activation::error)?;
-    let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    // Re-read inside the write transaction: the flags of a concurrent change count.
-    let current = instances::find(&tx, scope, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("instance"))?;
-    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
-    instances::set_flag(&tx, scope, id, flag, after.holder(flag), now).await?;
-    ctx.record(&tx, AuditEntry {
-            action: "instance.activation_changed",
-            organization: Some(org),
-            target_type: "instance",
-            target_id: id.to_string(),
-            before: Some(json!({"flag": flag.as_str(), "active": current.activation.holder(flag).is_some()})),
-            after: Some(json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)})),
-        },
-    )
-    .await?;
-    let updated = instances::find(&tx, scope, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("instance"))?;
-    tx.commit().await?;
-    Ok(updated.into())
+    crate::activation::set::<InstanceRecord>(deps, ctx, org, id, flag, active)
+        .await
+        .map(Instance::from)
+}
+
+impl crate::activation::Activatable for InstanceRecord {
+    type Id = InstanceId;
+    const KIND: &'static str = "instance";
+    const EVENT: &'static str = "instance.activation_changed";
+    const AUDITS_BEFORE: bool = true;
+
+    async fn find(tx: &Tx, org: OrgId, id: InstanceId) -> Result<Option<Self>, StoreError> {
+        instances::find(tx, Scope::Org(org), id).await
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: InstanceId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        instances::set_flag(tx, Scope::Org(org), id, flag, by, now).await
+    }
 }

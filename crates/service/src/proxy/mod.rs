@@ -1,11 +1,14 @@
 //! The OpenAI-compatible proxy (SPEC §5): resolve the model, pick a ready operational instance,
 //! forward (streaming SSE through as it arrives), and meter the usage into `inference_usage`.
 
+mod body;
 pub mod budget;
 mod client;
 mod forward;
 pub mod journal;
 pub mod meter;
+mod metering;
+mod relay;
 pub mod resolve;
 
 pub use budget::Budgets;

@@ -185,15 +185,7 @@ fn allowed_by_key(ctx: &Ctx, requested: &str) -> bool {
 pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Target>, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::UseInference)?;
-    if requested.is_empty() || requested.len() > 256 {
-        return Err(ServiceError::invalid("model", "1 to 256 characters"));
-    }
-    if !allowed_by_key(ctx, requested) {
-        return Err(ServiceError::Forbidden {
-            code: ErrorCode::ModelNotAllowed,
-            message: format!("This API key may not call {requested:?}."),
-        });
-    }
+    check_requested(ctx, requested)?;
     let now = ctx.now;
     let stamp = deps.proxy.routes.stamp(&deps.db);
     let cache_key = (actor.scope(), requested.to_owned());
@@ -202,70 +194,12 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
     {
         return Ok(hit.target);
     }
-    let mut valid_until = None;
-    // SPEC §5.1: the namespace's owner decides which side a name is looked up on — an org's
-    // namespace names only its offerings (no fallback to the catalogue), any other name only
-    // the public catalogue — so one name can never reach both.
-    let named_offering = match requested.split_once('/') {
-        Some((slug, code)) => match namespaces::find(&deps.db, slug).await? {
-            Some(NamespaceOwner::Org(owner)) => Some(
-                offerings::find_by_name(&deps.db, slug, code)
-                    .await?
-                    .filter(|o| owner == Some(o.organization_id))
-                    .ok_or_else(|| not_found(requested))?,
-            ),
-            Some(NamespaceOwner::Public) | None => None,
-        },
-        None => None,
-    };
-    let target = match named_offering {
-        Some(offering) => {
-            let access = offering_access(deps, ctx, &offering, requested).await?;
-            valid_until = access.ends_at;
-            let model = models::find(
-                &deps.db,
-                Scope::Org(offering.organization_id),
-                offering.model_id,
-            )
-            .await?
-            .ok_or_else(|| not_found(requested))?;
-            Target {
-                requested: requested.to_owned(),
-                upstream_model: offering.upstream_model.clone(),
-                model_id: offering.model_id,
-                consumer: caller_org(ctx),
-                provider: Some(offering.organization_id),
-                offering: Some(offering.id),
-                share: access.share,
-                prices: access.prices,
-                context_length: context_of(model.context_length),
-                share_cap: access.share_cap,
-                instances: upstreams(
-                    deps,
-                    Scope::Org(offering.organization_id),
-                    offering.model_id,
-                )
-                .await?,
-            }
-        }
-        None => {
-            let model = models::find_public_by_name(&deps.db, requested)
-                .await?
-                .ok_or_else(|| not_found(requested))?;
-            Target {
-                requested: requested.to_owned(),
-                upstream_model: model.model_id.clone(),
-                model_id: model.id,
-                consumer: caller_org(ctx),
-                provider: caller_org(ctx),
-                offering: None,
-                share: None,
-                prices: (0, 0),
-                context_length: context_of(model.context_length),
-                share_cap: None,
-                instances: upstreams(deps, actor.scope(), model.id).await?,
-            }
-        }
+    let (target, valid_until) = match named_offering(deps, requested).await? {
+        Some(offering) => offering_target(deps, ctx, &offering, requested).await?,
+        None => (
+            public_target(deps, ctx, actor.scope(), requested).await?,
+            None,
+        ),
     };
     if target.instances.is_empty() {
         return Err(ServiceError::Unavailable {
@@ -284,6 +218,106 @@ pub async fn resolve(deps: &Deps, ctx: &Ctx, requested: &str) -> Result<Arc<Targ
         },
     );
     Ok(target)
+}
+
+/// Refuses a name no model can have, or one the caller's API key may not call.
+fn check_requested(ctx: &Ctx, requested: &str) -> Result<(), ServiceError> {
+    if requested.is_empty() || requested.len() > 256 {
+        return Err(ServiceError::invalid("model", "1 to 256 characters"));
+    }
+    if !allowed_by_key(ctx, requested) {
+        return Err(ServiceError::Forbidden {
+            code: ErrorCode::ModelNotAllowed,
+            message: format!("This API key may not call {requested:?}."),
+        });
+    }
+    Ok(())
+}
+
+/// The offering `requested` names, if it names one.
+///
+/// SPEC §5.1: the namespace's owner decides which side a name is looked up on — an org's
+/// namespace names only its offerings (no fallback to the catalogue), any other name only
+/// the public catalogue — so one name can never reach both.
+async fn named_offering(
+    deps: &Deps,
+    requested: &str,
+) -> Result<Option<OfferingRecord>, ServiceError> {
+    let Some((slug, code)) = requested.split_once('/') else {
+        return Ok(None);
+    };
+    match namespaces::find(&deps.db, slug).await? {
+        Some(NamespaceOwner::Org(owner)) => Ok(Some(
+            offerings::find_by_name(&deps.db, slug, code)
+                .await?
+                .filter(|o| owner == Some(o.organization_id))
+                .ok_or_else(|| not_found(requested))?,
+        )),
+        Some(NamespaceOwner::Public) | None => Ok(None),
+    }
+}
+
+/// The target of a call of `offering`, and until when the route holds by date (the end of the
+/// share it goes through).
+async fn offering_target(
+    deps: &Deps,
+    ctx: &Ctx,
+    offering: &OfferingRecord,
+    requested: &str,
+) -> Result<(Target, Option<time::OffsetDateTime>), ServiceError> {
+    let access = offering_access(deps, ctx, offering, requested).await?;
+    let model = models::find(
+        &deps.db,
+        Scope::Org(offering.organization_id),
+        offering.model_id,
+    )
+    .await?
+    .ok_or_else(|| not_found(requested))?;
+    let target = Target {
+        requested: requested.to_owned(),
+        upstream_model: offering.upstream_model.clone(),
+        model_id: offering.model_id,
+        consumer: caller_org(ctx),
+        provider: Some(offering.organization_id),
+        offering: Some(offering.id),
+        share: access.share,
+        prices: access.prices,
+        context_length: context_of(model.context_length),
+        share_cap: access.share_cap,
+        instances: upstreams(
+            deps,
+            Scope::Org(offering.organization_id),
+            offering.model_id,
+        )
+        .await?,
+    };
+    Ok((target, access.ends_at))
+}
+
+/// The target of a call of the public catalogue model `requested`, served by the instances
+/// of the caller's `scope`.
+async fn public_target(
+    deps: &Deps,
+    ctx: &Ctx,
+    scope: Scope,
+    requested: &str,
+) -> Result<Target, ServiceError> {
+    let model = models::find_public_by_name(&deps.db, requested)
+        .await?
+        .ok_or_else(|| not_found(requested))?;
+    Ok(Target {
+        requested: requested.to_owned(),
+        upstream_model: model.model_id.clone(),
+        model_id: model.id,
+        consumer: caller_org(ctx),
+        provider: caller_org(ctx),
+        offering: None,
+        share: None,
+        prices: (0, 0),
+        context_length: context_of(model.context_length),
+        share_cap: None,
+        instances: upstreams(deps, scope, model.id).await?,
+    })
 }
 
 /// A model's context length as a token bound (a stored value below 1 bounds nothing: 1).

@@ -1,66 +1,35 @@
-//! Model sharing (SPEC §4.4): offerings (an org publishes a model under `<org_slug>/<code>`)
-//! and shares (provider → consumer contracts with per-token prices). Both use the one
-//! activation mechanism; a price change clears the economic approval.
+//! Shares (SPEC §4.4 v2): two-party contracts by which a provider org lets a consumer org call
+//! one of its offerings at per-token prices.
+//!
+//! Contract:
+//! - The transitions (propose, accept, decline, pause, resume, revoke, new terms, expiry) are
+//!   decided by `inventiv_domain::ShareState` and written as compare-and-sets: a write that
+//!   lost a race answers 409 instead of overwriting.
+//! - Every change of the contract records its event in BOTH parties' chains (`audit_both`),
+//!   after locking both chain heads in one order (`lock_parties`); the other side sees which
+//!   org acted, never who. The provider's own approvals ([`set_activation`]) are recorded in
+//!   its chain only.
+//! - A due expiry (its end passed, or 30 days unanswered) is stored before a share is read for
+//!   a change or a list, so what is answered is what is stored.
+//! - The consumer's figures (cap, this month's spend) are in the consumer's view only.
 
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
+use crate::offerings::price;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::offering::Visibility;
 use inventiv_domain::{
-    Action, Activation, DisplayName, Flag, ModelId, OfferingId, OrgId, Scope, ShareError, ShareId,
-    ShareParty, ShareState, ShareStatus, Slug, authorize,
+    Action, Activation, Flag, OfferingId, OrgId, ShareError, ShareId, ShareParty, ShareState,
+    ShareStatus, Slug, UserId, authorize,
 };
 use inventiv_persistence::repo::audit as audit_repo;
-use inventiv_persistence::repo::offerings::{self, OfferingFields, OfferingRecord};
+use inventiv_persistence::repo::organizations::OrgRecord;
 use inventiv_persistence::repo::shares::{self, NewShare, ShareRecord};
-use inventiv_persistence::repo::{models, organizations};
+use inventiv_persistence::repo::{offerings, organizations};
 use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
-
-/// An offering: a model an org publishes as `<org_slug>/<code>`, with its default prices.
-#[derive(Debug, Clone)]
-pub struct Offering {
-    pub id: OfferingId,
-    pub organization_id: OrgId,
-    pub organization_slug: String,
-    pub model_id: ModelId,
-    /// The underlying model's id at the upstream (e.g. a Hugging Face repo id).
-    pub upstream_model: String,
-    pub code: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub visibility: String,
-    /// Published.
-    pub is_active: bool,
-    pub default_price_input_micros_per_1k: i64,
-    pub default_price_output_micros_per_1k: i64,
-    pub activation: Activation,
-    pub created_at: OffsetDateTime,
-}
-
-impl From<OfferingRecord> for Offering {
-    fn from(o: OfferingRecord) -> Self {
-        Offering {
-            id: o.id,
-            organization_id: o.organization_id,
-            organization_slug: o.organization_slug,
-            model_id: o.model_id,
-            upstream_model: o.upstream_model,
-            code: o.code,
-            name: o.name,
-            description: o.description,
-            visibility: o.visibility,
-            is_active: o.is_active,
-            default_price_input_micros_per_1k: o.default_price_input_micros_per_1k,
-            default_price_output_micros_per_1k: o.default_price_output_micros_per_1k,
-            activation: o.activation,
-            created_at: o.created_at,
-        }
-    }
-}
 
 /// A share as either party sees it. The consumer's figures (`monthly_cap_micros`, this
 /// month's spend and reservations) are for the consumer's view only.
@@ -131,345 +100,6 @@ impl Share {
     }
 }
 
-/// Highest price accepted, in micro-EUR per 1k tokens: 10 € per 1k tokens (10,000 € per
-/// million), several times the dearest public model, so a slipped digit is refused instead of
-/// billed. See docs/decisions.md.
-pub const MAX_PRICE_MICROS_PER_1K: i64 = 10_000_000;
-
-fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
-    if (0..=MAX_PRICE_MICROS_PER_1K).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ServiceError::invalid(
-            field,
-            "0 to 10^7 micro-EUR (10 EUR) per 1k tokens",
-        ))
-    }
-}
-
-async fn audit(
-    tx: &inventiv_persistence::Tx,
-    ctx: &Ctx,
-    org: OrgId,
-    action: &'static str,
-    target: (&'static str, String),
-    after: serde_json::Value,
-) -> Result<(), ServiceError> {
-    let entry = AuditEntry {
-        action,
-        organization: Some(org),
-        target_type: target.0,
-        target_id: target.1,
-        before: None,
-        after: Some(after),
-    };
-    ctx.record(tx, entry).await?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Offerings
-
-pub async fn list_offerings(
-    deps: &Deps,
-    ctx: &Ctx,
-    page: &PageRequest,
-) -> Result<Page<Offering>, ServiceError> {
-    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
-    let (limit, after) = page.parse::<OfferingId>()?;
-    let rows = offerings::list(&deps.db, org, after, limit + 1)
-        .await?
-        .into_iter()
-        .map(Offering::from)
-        .collect();
-    Ok(page_of(rows, limit, |o| o.id))
-}
-
-/// `POST …/offerings` input.
-#[derive(Debug, Clone)]
-pub struct NewOffering {
-    pub model_id: ModelId,
-    pub code: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub visibility: Option<String>,
-    /// Default prices (input, output) in micro-EUR per 1k tokens; 0 when absent.
-    pub default_prices: (Option<i64>, Option<i64>),
-}
-
-fn fields(
-    code: &str,
-    name: &str,
-    description: Option<String>,
-    visibility: Option<String>,
-    is_active: bool,
-) -> Result<OfferingFields, ServiceError> {
-    let code = Slug::parse(code).map_err(|e| ServiceError::invalid("code", e.reason))?;
-    let name = DisplayName::parse("name", name)?.into_inner();
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 1000)
-    {
-        return Err(ServiceError::invalid(
-            "description",
-            "at most 1000 characters",
-        ));
-    }
-    let visibility: Visibility = visibility
-        .as_deref()
-        .map(str::parse)
-        .transpose()?
-        .unwrap_or_default();
-    Ok(OfferingFields {
-        code: code.as_str().to_owned(),
-        name,
-        description,
-        visibility: visibility.as_str().to_owned(),
-        is_active,
-    })
-}
-
-fn code_taken(err: StoreError) -> ServiceError {
-    match err {
-        StoreError::Conflict(Constraint::OfferingCode) => ServiceError::Conflict {
-            code: ErrorCode::CodeTaken,
-            message: "This organization already has an offering with this code.".to_owned(),
-        },
-        other => other.into(),
-    }
-}
-
-/// Owner/admin. Starts unpublished and non-operational, at the given default prices (0 when
-/// absent).
-pub async fn create_offering(
-    deps: &Deps,
-    ctx: &Ctx,
-    input: NewOffering,
-) -> Result<Offering, ServiceError> {
-    let (org, _) = ctx.current_org(Action::ManageOffering)?;
-    let f = fields(
-        &input.code,
-        &input.name,
-        input.description,
-        input.visibility,
-        false,
-    )?;
-    let prices = (
-        price(
-            "default_price_input_micros_per_1k",
-            input.default_prices.0.unwrap_or(0),
-        )?,
-        price(
-            "default_price_output_micros_per_1k",
-            input.default_prices.1.unwrap_or(0),
-        )?,
-    );
-    models::find(&deps.db, Scope::Org(org), input.model_id)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::invalid("model_id", "no model with this id in this workspace")
-        })?;
-    let id = OfferingId::new();
-    let tx = deps.db.begin_write().await?;
-    offerings::insert(&tx, org, id, input.model_id, &f, prices, ctx.now)
-        .await
-        .map_err(code_taken)?;
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.created",
-        ("offering", id.to_string()),
-        json!({"code": f.code, "name": f.name, "default_price_input_micros_per_1k": prices.0, "default_price_output_micros_per_1k": prices.1}),
-    )
-    .await?;
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
-}
-
-/// `PATCH …/offerings/{id}` input: fields (owner/admin) and prices (owner/manager).
-#[derive(Debug, Clone, Default)]
-pub struct OfferingChange {
-    pub code: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
-    pub visibility: Option<String>,
-    /// Publish (true) or unpublish (false).
-    pub is_active: Option<bool>,
-    pub prices: Option<(i64, i64)>,
-}
-
-pub async fn update_offering(
-    deps: &Deps,
-    ctx: &Ctx,
-    id: OfferingId,
-    change: OfferingChange,
-) -> Result<Offering, ServiceError> {
-    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
-    let before = offerings::find(&deps.db, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    let touches_fields = change.code.is_some()
-        || change.name.is_some()
-        || change.description.is_some()
-        || change.visibility.is_some()
-        || change.is_active.is_some();
-    if touches_fields {
-        authorize(&ctx.actor(), Action::ManageOffering)?;
-    }
-    let prices = match change.prices {
-        Some((input, output)) => {
-            authorize(&ctx.actor(), Action::SetPrice)?;
-            Some((
-                price("price_input_micros_per_1k", input)?,
-                price("price_output_micros_per_1k", output)?,
-            ))
-        }
-        None => None,
-    };
-    let f = fields(
-        change.code.as_deref().unwrap_or(&before.code),
-        change.name.as_deref().unwrap_or(&before.name),
-        change.description.unwrap_or(before.description.clone()),
-        Some(change.visibility.unwrap_or(before.visibility.clone())),
-        change.is_active.unwrap_or(before.is_active),
-    )?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    if touches_fields {
-        offerings::update_fields(&tx, org, id, &f, now)
-            .await
-            .map_err(code_taken)?;
-        let action = match change.is_active {
-            Some(true) if !before.is_active => "offering.published",
-            Some(false) if before.is_active => "offering.unpublished",
-            _ => "offering.updated",
-        };
-        audit(
-            &tx,
-            ctx,
-            org,
-            action,
-            ("offering", id.to_string()),
-            json!({"code": f.code, "is_active": f.is_active}),
-        )
-        .await?;
-    }
-    if let Some(prices) = prices {
-        // A new price needs a new economic approval.
-        offerings::set_prices(&tx, org, id, prices, now).await?;
-        let after = json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1, "eco_cleared": true});
-        audit(
-            &tx,
-            ctx,
-            org,
-            "offering.price_changed",
-            ("offering", id.to_string()),
-            after,
-        )
-        .await?;
-    }
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
-}
-
-/// Owner/admin: delete an offering. Refused (409 `offering_in_use`) while one of its shares
-/// is proposed or active; its ended shares go with it.
-pub async fn delete_offering(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), ServiceError> {
-    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
-    let offering = offerings::find(&deps.db, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    authorize(&ctx.actor(), Action::ManageOffering)?;
-    let now = ctx.now;
-    for due in shares::live_of_offering(&deps.db, org, id)
-        .await?
-        .into_iter()
-        .filter(|s| s.state.due_to_expire(now))
-    {
-        settle_expiry(deps, due).await?;
-    }
-    let tx = deps.db.begin_write().await?;
-    // The chain head first, as every share write does: the delete may cascade to ended share
-    // rows, and a share write holding the head must not wait on those rows the other way round.
-    audit_repo::lock_heads(&tx, &[org]).await?;
-    // Lock the offering row (PostgreSQL) before looking at its shares: a proposal being
-    // inserted meanwhile holds a key-share lock on it, so it is either seen below or waits
-    // for this delete and then fails on the foreign key, never silently cascaded away.
-    offerings::lock(&tx, org, id).await?;
-    let live = shares::live_of_offering(&tx, org, id).await?;
-    if !live.is_empty() {
-        return Err(ServiceError::Conflict {
-            code: ErrorCode::OfferingInUse,
-            message: format!(
-                "{} share(s) of this offering are proposed or active; revoke them first.",
-                live.len()
-            ),
-        });
-    }
-    if !offerings::delete(&tx, org, id).await? {
-        return Err(ServiceError::not_found("offering"));
-    }
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.deleted",
-        ("offering", id.to_string()),
-        json!({"code": offering.code}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-pub async fn set_offering_activation(
-    deps: &Deps,
-    ctx: &Ctx,
-    id: OfferingId,
-    flag: Flag,
-    active: bool,
-) -> Result<Offering, ServiceError> {
-    let (org, _) = ctx.current_org(Action::ViewOfferings)?;
-    offerings::find(&deps.db, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    let current = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
-    offerings::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
-    let state =
-        json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
-    audit(
-        &tx,
-        ctx,
-        org,
-        "offering.activation_changed",
-        ("offering", id.to_string()),
-        state,
-    )
-    .await?;
-    let offering = offerings::find(&tx, org, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("offering"))?;
-    tx.commit().await?;
-    Ok(offering.into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shares (SPEC §4.4 v2: two-party contracts; the transitions are decided by
-// `inventiv_domain::ShareState` and written as compare-and-sets).
-
 /// The other org's view of who acted: the org, never a user, session or IP.
 fn org_ref(id: OrgId, slug: &str) -> serde_json::Value {
     json!({"id": id.to_string(), "slug": slug})
@@ -486,7 +116,6 @@ fn party_org(share: &ShareRecord, side: ShareParty) -> (OrgId, &str) {
 /// [`lock_parties`]). The acting side's event names the user, session and IP as every event
 /// does; the other side's names only the acting org. `after` is what both may see;
 /// `own_extra` is merged into the acting side's event only (e.g. the consumer's cap).
-#[allow(clippy::too_many_arguments)]
 async fn audit_both(
     tx: &Tx,
     deps: &Deps,
@@ -546,6 +175,21 @@ async fn audit_both(
     Ok(())
 }
 
+/// Records `action`, done by the request `by` (its context, its side), in both chains (see
+/// [`audit_both`]); commits; returns `share`, as read back after the write.
+async fn commit(
+    tx: Tx,
+    deps: &Deps,
+    by: (&Ctx, ShareParty),
+    share: ShareRecord,
+    action: &'static str,
+    after: serde_json::Value,
+) -> Result<ShareRecord, ServiceError> {
+    audit_both(&tx, deps, Some(by), &share, action, after, None).await?;
+    tx.commit().await?;
+    Ok(share)
+}
+
 /// Opens a write transaction and locks both parties' chain heads, always in the same order.
 async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceError> {
     let tx = deps.db.begin_write().await?;
@@ -562,7 +206,10 @@ async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceErr
 
 /// Stores `expired` on a live share that is due (its end, or 30 days unanswered), with the
 /// event in both chains. Returns the share as it now is.
-async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, ServiceError> {
+pub(crate) async fn settle_expiry(
+    deps: &Deps,
+    share: ShareRecord,
+) -> Result<ShareRecord, ServiceError> {
     let now = deps.clock.now();
     if !share.state.due_to_expire(now) {
         return Ok(share);
@@ -604,7 +251,7 @@ async fn settle_expiry(deps: &Deps, share: ShareRecord) -> Result<ShareRecord, S
 
 /// `GET …/shares?side=`: the shares this org gives (provider) or receives (consumer). Due
 /// expiries of this org's shares are stored first, so what is listed is what is stored.
-pub async fn list_shares(
+pub async fn list(
     deps: &Deps,
     ctx: &Ctx,
     side: ShareParty,
@@ -636,8 +283,17 @@ pub struct NewGrant {
     pub ends_at: Option<OffsetDateTime>,
 }
 
-fn prices_json(prices: (i64, i64)) -> serde_json::Value {
-    json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1})
+/// What a share event states of the terms: the prices, and the event's own `fields`.
+fn terms_json<const N: usize>(
+    prices: (i64, i64),
+    fields: [(&str, serde_json::Value); N],
+) -> serde_json::Value {
+    let mut doc =
+        json!({"price_input_micros_per_1k": prices.0, "price_output_micros_per_1k": prices.1});
+    if let Some(map) = doc.as_object_mut() {
+        map.extend(fields.map(|(key, value)| (key.to_owned(), value)));
+    }
+    doc
 }
 
 /// Propose an offering to another org (owner/admin of the provider): status `proposed`, until
@@ -660,22 +316,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
                 "no offering with this id in this organization",
             )
         })?;
-    let slug = Slug::parse(&input.consumer_slug)
-        .map_err(|e| ServiceError::invalid("consumer_organization_slug", e.reason))?;
-    let consumer = organizations::find_by_slug(&deps.db, &slug)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::invalid(
-                "consumer_organization_slug",
-                "no organization with this slug",
-            )
-        })?;
-    if consumer.id == provider {
-        return Err(ServiceError::invalid(
-            "consumer_organization_slug",
-            "an organization cannot share with itself",
-        ));
-    }
+    let consumer = consumer(deps, provider, &input.consumer_slug).await?;
     // A live share that is due must not block a new proposal: store its expiry first.
     if let Some(live) = shares::live_for(&deps.db, provider, consumer.id, input.offering_id).await?
     {
@@ -695,47 +336,56 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
         proposal_expires_at: state.proposal_expires_at,
         now,
     };
-    match shares::insert(&tx, provider, new).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(Constraint::ShareLive)) => {
-            return Err(ServiceError::Conflict {
-                code: ErrorCode::ShareExists,
-                message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
-            });
-        }
-        Err(other) => return Err(other.into()),
-    }
+    shares::insert(&tx, provider, new)
+        .await
+        .map_err(share_exists)?;
     let share = shares::find(&tx, provider, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
-    let mut after = prices_json(prices);
-    if let Some(map) = after.as_object_mut() {
-        map.insert(
-            "offering_id".to_owned(),
-            json!(input.offering_id.to_string()),
-        );
-        map.insert(
-            "consumer".to_owned(),
-            org_ref(consumer.id, consumer.slug.as_str()),
-        );
-        map.insert("contract_version".to_owned(), json!(1));
-        map.insert(
-            "ends_at".to_owned(),
-            json!(input.ends_at.map(crate::audit::timestamp)),
-        );
+    let after = terms_json(
+        prices,
+        [
+            ("offering_id", json!(input.offering_id.to_string())),
+            ("consumer", org_ref(consumer.id, consumer.slug.as_str())),
+            ("contract_version", json!(1)),
+            ("ends_at", json!(input.ends_at.map(crate::audit::timestamp))),
+        ],
+    );
+    let by = (ctx, ShareParty::Provider);
+    commit(tx, deps, by, share, "share.proposed", after)
+        .await
+        .map(Share::from)
+}
+
+/// The org a proposal is for, by its slug: another org than the provider.
+async fn consumer(deps: &Deps, provider: OrgId, slug: &str) -> Result<OrgRecord, ServiceError> {
+    let slug = Slug::parse(slug)
+        .map_err(|e| ServiceError::invalid("consumer_organization_slug", e.reason))?;
+    let consumer = organizations::find_by_slug(&deps.db, &slug)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "consumer_organization_slug",
+                "no organization with this slug",
+            )
+        })?;
+    if consumer.id == provider {
+        return Err(ServiceError::invalid(
+            "consumer_organization_slug",
+            "an organization cannot share with itself",
+        ));
     }
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Provider)),
-        &share,
-        "share.proposed",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(share.into())
+    Ok(consumer)
+}
+
+fn share_exists(err: StoreError) -> ServiceError {
+    match err {
+        StoreError::Conflict(Constraint::ShareLive) => ServiceError::Conflict {
+            code: ErrorCode::ShareExists,
+            message: "A live (proposed or active) share of this offering with this organization exists; change its terms or revoke it.".to_owned(),
+        },
+        other => other.into(),
+    }
 }
 
 /// The share `id` as seen by the current org, which side the org is on, with any due expiry
@@ -837,25 +487,15 @@ pub async fn accept(
         });
     }
     let updated = reload(deps, &tx, org, id).await?;
-    let mut after = prices_json((
+    let prices = (
         updated.price_input_micros_per_1k,
         updated.price_output_micros_per_1k,
-    ));
-    if let Some(map) = after.as_object_mut() {
-        map.insert("contract_version".to_owned(), json!(version));
-    }
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Consumer)),
-        &updated,
-        "share.accepted",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    );
+    let after = terms_json(prices, [("contract_version", json!(version))]);
+    let by = (ctx, ShareParty::Consumer);
+    commit(tx, deps, by, updated, "share.accepted", after)
+        .await
+        .map(Share::from)
 }
 
 /// Consumer owner/manager: decline a proposal (terminal).
@@ -871,18 +511,9 @@ pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<Share, Servi
     }
     let updated = reload(deps, &tx, org, id).await?;
     let after = json!({"from": share.state.status.as_str(), "contract_version": share.state.contract_version});
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, side)),
-        &updated,
-        "share.declined",
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    commit(tx, deps, (ctx, side), updated, "share.declined", after)
+        .await
+        .map(Share::from)
 }
 
 /// What a share status request asks.
@@ -943,9 +574,9 @@ pub async fn transition(
         }
     };
     let updated = reload(deps, &tx, org, id).await?;
-    audit_both(&tx, deps, Some((ctx, side)), &updated, event, after, None).await?;
-    tx.commit().await?;
-    Ok(updated.into())
+    commit(tx, deps, (ctx, side), updated, event, after)
+        .await
+        .map(Share::from)
 }
 
 /// `PATCH …/shares/{id}` input. Provider: prices and `ends_at`; consumer: its monthly cap.
@@ -963,7 +594,9 @@ pub struct ShareChange {
 /// sums of a month's charges stay far from `i64::MAX`.
 pub const MAX_CAP_MICROS: i64 = 1_000_000_000_000_000;
 
-pub async fn update_share(
+/// `PATCH …/shares/{id}`: the provider changes the terms, the consumer its cap; each side
+/// only its own part.
+pub async fn update(
     deps: &Deps,
     ctx: &Ctx,
     id: ShareId,
@@ -1003,25 +636,8 @@ async fn set_terms(
     change: ShareChange,
 ) -> Result<ShareRecord, ServiceError> {
     authorize(&ctx.actor(), Action::SetPrice)?;
-    let prices = (
-        price(
-            "price_input_micros_per_1k",
-            change
-                .price_input
-                .unwrap_or(share.price_input_micros_per_1k),
-        )?,
-        price(
-            "price_output_micros_per_1k",
-            change
-                .price_output
-                .unwrap_or(share.price_output_micros_per_1k),
-        )?,
-    );
     let now = ctx.now;
-    let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
-    if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
-        return Err(ServiceError::invalid("ends_at", "must be in the future"));
-    }
+    let (prices, ends_at) = asked_terms(&share, &change, now)?;
     let current = (
         share.price_input_micros_per_1k,
         share.price_output_micros_per_1k,
@@ -1046,33 +662,44 @@ async fn set_terms(
         return Err(changed_meanwhile());
     }
     let updated = reload(deps, &tx, org, share.id).await?;
-    let mut after = prices_json(prices);
-    if let Some(map) = after.as_object_mut() {
-        map.insert("contract_version".to_owned(), json!(next.contract_version));
-        map.insert(
-            "ends_at".to_owned(),
-            json!(ends_at.map(crate::audit::timestamp)),
-        );
-        map.insert("from_status".to_owned(), json!(share.state.status.as_str()));
-        map.insert("eco_cleared".to_owned(), json!(true));
-    }
+    let after = terms_json(
+        prices,
+        [
+            ("contract_version", json!(next.contract_version)),
+            ("ends_at", json!(ends_at.map(crate::audit::timestamp))),
+            ("from_status", json!(share.state.status.as_str())),
+            ("eco_cleared", json!(true)),
+        ],
+    );
     let event = if prices == current {
         "share.terms_changed"
     } else {
         "share.price_changed"
     };
-    audit_both(
-        &tx,
-        deps,
-        Some((ctx, ShareParty::Provider)),
-        &updated,
-        event,
-        after,
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(updated)
+    commit(tx, deps, (ctx, ShareParty::Provider), updated, event, after).await
+}
+
+/// The prices and end `change` asks for, the share's own where it names none.
+fn asked_terms(
+    share: &ShareRecord,
+    change: &ShareChange,
+    now: OffsetDateTime,
+) -> Result<((i64, i64), Option<OffsetDateTime>), ServiceError> {
+    let input = change
+        .price_input
+        .unwrap_or(share.price_input_micros_per_1k);
+    let output = change
+        .price_output
+        .unwrap_or(share.price_output_micros_per_1k);
+    let prices = (
+        price("price_input_micros_per_1k", input)?,
+        price("price_output_micros_per_1k", output)?,
+    );
+    let ends_at = change.ends_at.unwrap_or(share.state.ends_at);
+    if change.ends_at.is_some() && ends_at.is_some_and(|end| end <= now) {
+        return Err(ServiceError::invalid("ends_at", "must be in the future"));
+    }
+    Ok((prices, ends_at))
 }
 
 /// Consumer owner/manager: the monthly cap. The provider's chain records that the cap changed,
@@ -1111,7 +738,10 @@ async fn set_cap(
     Ok(updated)
 }
 
-pub async fn set_share_activation(
+/// `POST …/shares/{id}/activation`, provider side only (a consumer gets 404): tech by
+/// owner/admin, eco by owner/manager; with the org's `require_distinct_activators`, one user
+/// may not hold both flags (409).
+pub async fn set_activation(
     deps: &Deps,
     ctx: &Ctx,
     id: ShareId,
@@ -1122,30 +752,39 @@ pub async fn set_share_activation(
     shares::find(&deps.db, org, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
-    let distinct = crate::activation::distinct_required(deps, org).await?;
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    // Chain head before the share row, the order every two-party share write takes.
-    audit_repo::lock_heads(&tx, &[org]).await?;
-    let current = shares::find(&tx, org, ShareParty::Provider, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("share"))?;
-    let after = crate::activation::next_state(ctx, &current.activation, flag, active, distinct)?;
-    shares::set_flag(&tx, org, id, flag, after.holder(flag), now).await?;
-    let state =
-        json!({"flag": flag.as_str(), "active": active, "operational": after.operational(false)});
-    audit(
-        &tx,
-        ctx,
-        org,
-        "share.activation_changed",
-        ("share", id.to_string()),
-        state,
-    )
-    .await?;
-    let updated = shares::find(&tx, org, ShareParty::Provider, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("share"))?;
-    tx.commit().await?;
-    Ok(updated.into())
+    crate::activation::set::<ShareRecord>(deps, ctx, org, id, flag, active)
+        .await
+        .map(Share::from)
+}
+
+/// The provider's two approvals of a share.
+impl crate::activation::Activatable for ShareRecord {
+    type Id = ShareId;
+    const KIND: &'static str = "share";
+    const EVENT: &'static str = "share.activation_changed";
+    const AUDITS_BEFORE: bool = false;
+
+    /// The chain head before the share row, the order every two-party share write takes.
+    async fn lock(tx: &Tx, org: OrgId) -> Result<(), StoreError> {
+        audit_repo::lock_heads(tx, &[org]).await
+    }
+
+    async fn find(tx: &Tx, org: OrgId, id: ShareId) -> Result<Option<Self>, StoreError> {
+        shares::find(tx, org, ShareParty::Provider, id).await
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: ShareId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        shares::set_flag(tx, org, id, flag, by, now).await
+    }
 }
