@@ -116,10 +116,15 @@ impl Tx {
     /// operator commands only (e.g. holding a lock); never with user input. Nothing is known
     /// about what it changed, so the commit invalidates every cache entry.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
+        self.mark_everything();
+        Ok(self.inner.execute_unprepared(sql).await?.rows_affected())
+    }
+
+    /// Records that this transaction may change anything cached (bulk statements).
+    pub(crate) fn mark_everything(&self) {
         if let Ok(mut changed) = self.changed.lock() {
             changed.everything = true;
         }
-        Ok(self.inner.execute_unprepared(sql).await?.rows_affected())
     }
 
     /// Records that this transaction changes the cached fact `tag` (see [`crate::tags`]).

@@ -1,5 +1,6 @@
 //! What a write changed, as the read caches see it: a [`Tag`] names one cached fact (a
-//! session, an account, a membership, an org, an API key, or the routing tables as a whole).
+//! session, an account, a membership, an org, an API key, a tenant's instances, the models,
+//! or the routing tables as a whole).
 //!
 //! Contract:
 //! - Every repository function that changes a row some cache is built from takes the open
@@ -13,7 +14,7 @@
 //!   ([`encode`], [`decode`]). A payload that does not fit, or that cannot be read, means
 //!   "everything changed": the safe side.
 
-use inventiv_domain::{ApiKeyId, OrgId, SessionId, UserId};
+use inventiv_domain::{ApiKeyId, OrgId, Scope, SessionId, UserId};
 use uuid::Uuid;
 
 /// One cached fact that a write can change.
@@ -30,6 +31,10 @@ pub enum Tag {
     Org(OrgId),
     /// An API key (renamed, capped, revoked).
     ApiKey(ApiKeyId),
+    /// The instances of one tenant (deployed, moved along their lifecycle, approved, purged).
+    Instances(Scope),
+    /// The models of every catalogue (their names show in instance lists).
+    Models,
     /// The tables proxy routes are resolved from (models, offerings, shares, instances,
     /// namespaces), as a whole: they change rarely next to proxied calls.
     Routes,
@@ -51,7 +56,8 @@ pub(crate) const MAX_PAYLOAD: usize = 7_900;
 pub(crate) const EVERYTHING: &str = "*";
 
 /// The notification text for `tags`: comma-separated, one letter and the id(s) in simple
-/// hex form (`s…`, `u…`, `m<org>.<user>`, `o…`, `k…`, `r`); `*` when it would not fit.
+/// hex form (`s…`, `u…`, `m<org>.<user>`, `o…`, `k…`, `io…` or `iu…` for an org's or a
+/// user's instances, `c` for the models, `r`); `*` when it would not fit.
 pub(crate) fn encode(tags: &[Tag]) -> String {
     let mut out = String::new();
     for tag in tags {
@@ -69,6 +75,13 @@ pub(crate) fn encode(tags: &[Tag]) -> String {
             )),
             Tag::Org(id) => out.push_str(&format!("o{}", simple(id.as_uuid()))),
             Tag::ApiKey(id) => out.push_str(&format!("k{}", simple(id.as_uuid()))),
+            Tag::Instances(Scope::Org(org)) => {
+                out.push_str(&format!("io{}", simple(org.as_uuid())));
+            }
+            Tag::Instances(Scope::Personal(user)) => {
+                out.push_str(&format!("iu{}", simple(user.as_uuid())));
+            }
+            Tag::Models => out.push('c'),
             Tag::Routes => out.push('r'),
         }
         if out.len() > MAX_PAYLOAD {
@@ -100,6 +113,12 @@ fn decode_one(token: &str) -> Option<Tag> {
         }
         "o" => Tag::Org(OrgId::from_uuid(uuid(rest)?)),
         "k" => Tag::ApiKey(ApiKeyId::from_uuid(uuid(rest)?)),
+        "i" => match rest.split_at_checked(1)? {
+            ("o", id) => Tag::Instances(Scope::Org(OrgId::from_uuid(uuid(id)?))),
+            ("u", id) => Tag::Instances(Scope::Personal(UserId::from_uuid(uuid(id)?))),
+            _ => return None,
+        },
+        "c" if rest.is_empty() => Tag::Models,
         "r" if rest.is_empty() => Tag::Routes,
         _ => return None,
     })
@@ -117,10 +136,13 @@ mod tests {
             Tag::Membership(OrgId::new(), UserId::new()),
             Tag::Org(OrgId::new()),
             Tag::ApiKey(ApiKeyId::new()),
+            Tag::Instances(Scope::Org(OrgId::new())),
+            Tag::Instances(Scope::Personal(UserId::new())),
+            Tag::Models,
             Tag::Routes,
         ];
         let payload = encode(&tags);
-        assert!(payload.len() < 300, "{payload}");
+        assert!(payload.len() < 400, "{payload}");
         assert_eq!(decode(&payload), Changed::Tags(tags));
     }
 

@@ -179,19 +179,25 @@ async fn main() {
     let mut mixes: Vec<(&str, [driver::Outcome; 2], f64)> = Vec::new();
     let loads = [
         ("reads alone", None),
-        ("5 % writes of something else (an API key)", Some(elsewhere.as_str())),
-        ("5 % writes of the readers' own account", Some(own_account.as_str())),
+        (
+            "5 % writes of something else (an API key)",
+            Some(elsewhere.as_str()),
+        ),
+        (
+            "5 % writes of the readers' own account",
+            Some(own_account.as_str()),
+        ),
     ];
     for (name, write) in loads {
         // 5 % of all requests: 5 writes for 95 reads at the rate of the reads alone.
         let rate = mixes
             .first()
             .map_or(0.0, |(_, [alone, _], _)| alone.rps() * 5.0 / 95.0);
-        let hits = deps.auth.sessions.hits();
+        let hits = deps.caches.sessions.hits();
         let outcome =
             driver::run_with_writes(port, &reads, write.map(|w| (w, rate)), duration).await;
         let requests = outcome[0].requests + outcome[1].requests;
-        let hit_rate = (deps.auth.sessions.hits() - hits) as f64 / requests.max(1) as f64;
+        let hit_rate = (deps.caches.sessions.hits() - hits) as f64 / requests.max(1) as f64;
         mixes.push((name, outcome, hit_rate));
     }
 
@@ -338,8 +344,14 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize]) -> String {
 
 /// Moves the session of `token` to the org of `body`; returns the new token.
 async fn switch(port: u16, token: &str, body: &str) -> String {
-    let (status, switched) =
-        driver::request(port, "PUT", "/organizations/current", Some(token), Some(body)).await;
+    let (status, switched) = driver::request(
+        port,
+        "PUT",
+        "/organizations/current",
+        Some(token),
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 200, "{switched}");
     serde_json::from_str::<serde_json::Value>(&switched).unwrap()["access_token"]
         .as_str()

@@ -5,6 +5,7 @@ use inventiv_http::{AppState, CookieSettings, HttpSettings, Metrics};
 use inventiv_persistence::{Db, DbOptions};
 use inventiv_service::auth::AuthConfig;
 use inventiv_service::bootstrap::{self, BootstrapOutcome, BootstrapSettings};
+use inventiv_service::cache::Caches;
 use inventiv_service::instances::lifecycle;
 use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
@@ -77,7 +78,6 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         settings.auth.session_idle_seconds,
         settings.auth.session_absolute_seconds,
         settings.rate_limit.login_per_minute,
-        settings.cache.enabled,
     )?
     .with_refresh_reuse_grace(settings.auth.refresh_reuse_grace_seconds);
     let p = &settings.providers;
@@ -139,6 +139,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         proxy,
         settings.server.public_url.trim_end_matches('/').to_owned(),
         settings.organizations.reserved_slugs().into(),
+        Arc::new(Caches::new(settings.cache.enabled)),
     );
     Ok((db, deps))
 }

@@ -382,7 +382,7 @@ pub(crate) async fn revoke_with_owner(
 /// Reads the key with this hash (with its owner and their membership of the key's org) and
 /// caches it, valid until the key, its owner, that membership or that org changes.
 async fn fetch(deps: &Deps, hash: &str) -> Result<KeyAuth, ServiceError> {
-    let cache = &deps.auth.keys;
+    let cache = &deps.caches.keys;
     let stamp = cache.stamp(&deps.db);
     let found = api_keys::find_by_hash(&deps.db, hash)
         .await?
@@ -409,7 +409,7 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
         return Err(invalid_key());
     }
     let hash = key_hash(secret);
-    let found = match deps.auth.keys.get(&deps.db, &hash) {
+    let found = match deps.caches.keys.get(&deps.db, &hash) {
         Some(cached) => cached,
         None => fetch(deps, &hash).await?,
     };
@@ -432,7 +432,7 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
         api_keys::touch(&deps.db, key.scope(), key.id, now).await?;
         // The touch is not a transaction (it invalidates nothing): refresh the cached copy.
-        deps.auth
+        deps.caches
             .keys
             .update(&hash, |cached| cached.key.last_used_at = Some(now));
     }

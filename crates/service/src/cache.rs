@@ -10,11 +10,50 @@
 //! (see `inventiv_persistence::listener`). Time-based validity (expiry dates) is still checked
 //! by the callers on every use.
 
+use crate::instances::Instance;
+use crate::organizations::Organization;
+use crate::users::User;
+use inventiv_domain::{InstanceId, OrgId, Scope, SessionId, UserId};
+use inventiv_persistence::repo::api_keys::KeyAuth;
+use inventiv_persistence::repo::sessions::SessionAuth;
 use inventiv_persistence::{Db, Stamp, Tag};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The service's read caches (the proxy keeps its routes itself, `proxy::Proxy::routes`). Each
+/// entry names the tags it depends on where it is filled.
+#[derive(Debug)]
+pub struct Caches {
+    /// Sessions by id: the row, its user's flags, the role in its current org
+    /// (`auth::principal`).
+    pub sessions: TagCache<SessionId, SessionAuth>,
+    /// API keys by hash, with their owner and the owner's role in the key's org
+    /// (`api_keys::authenticate`).
+    pub keys: TagCache<String, KeyAuth>,
+    /// Accounts and orgs by id, as `GET /auth/me` shows them.
+    pub users: TagCache<UserId, User>,
+    pub orgs: TagCache<OrgId, Organization>,
+    /// Pages of `GET /instances`: (scope, `operational` filter, cursor, rows asked).
+    pub instance_pages: TagCache<InstancePageKey, Arc<Vec<Instance>>>,
+}
+
+/// What names one page of `GET /instances`.
+pub type InstancePageKey = (Scope, Option<bool>, Option<InstanceId>, u64);
+
+impl Caches {
+    /// Every cache on, or (`enabled` false) every cache off.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            sessions: TagCache::new(enabled),
+            keys: TagCache::new(enabled),
+            users: TagCache::new(enabled),
+            orgs: TagCache::new(enabled),
+            instance_pages: TagCache::new(enabled),
+        }
+    }
+}
 
 /// A map whose entries are valid while the tags they were read from are unchanged.
 #[derive(Debug)]

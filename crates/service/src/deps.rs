@@ -1,4 +1,5 @@
 use crate::auth::AuthConfig;
+use crate::cache::Caches;
 use crate::clock::Clock;
 use crate::instances::providers::Providers;
 use crate::mailer::Mailer;
@@ -28,11 +29,13 @@ pub struct Deps {
     /// Names no org slug and no public model namespace may take
     /// (`organizations.reserved_slugs`, SPEC §5.1), trimmed and lowercase.
     pub reserved_slugs: Arc<[String]>,
+    /// The read caches (`cache.enabled`); the proxy keeps its routes itself.
+    pub caches: Arc<Caches>,
 }
 
 impl Deps {
     /// Assembles the dependencies around `db`.
-    // Nine arguments of nine different types: a swapped pair does not compile.
+    // Ten arguments of ten different types: a swapped pair does not compile.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
@@ -44,6 +47,7 @@ impl Deps {
         proxy: crate::proxy::Proxy,
         public_url: String,
         reserved_slugs: Arc<[String]>,
+        caches: Arc<Caches>,
     ) -> Deps {
         Deps {
             db,
@@ -55,6 +59,7 @@ impl Deps {
             proxy,
             public_url,
             reserved_slugs,
+            caches,
         }
     }
 

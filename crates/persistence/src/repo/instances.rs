@@ -167,6 +167,7 @@ pub struct NewInstance<'a> {
 /// Stores a new instance of `scope` in `provisioning`.
 pub async fn insert(tx: &Tx, scope: Scope, new: NewInstance<'_>) -> Result<(), StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Instances(scope));
     let org = match scope {
         Scope::Org(org) => Some(org.as_uuid()),
         Scope::Personal(_) => None,
@@ -213,6 +214,7 @@ pub async fn transition(
     t: Transition<'_>,
 ) -> Result<bool, StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Instances(scope));
     let mut p = Params::new();
     let (to, now) = (p.bind(t.to.as_str()), p.bind(t.now));
     let (endpoint_url, failure_reason) = (
@@ -251,6 +253,7 @@ pub async fn set_flag(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Instances(scope));
     let mut p = Params::new();
     let condition = format!(
         "{} AND id = {}",
@@ -276,6 +279,7 @@ pub async fn count_live<S: Store>(s: &S, scope: Scope) -> Result<i64, StoreError
 /// Removes the terminated instances of `scope` (when the org itself is deleted).
 pub async fn delete_terminated(tx: &Tx, scope: Scope) -> Result<u64, StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Instances(scope));
     let mut p = Params::new();
     let sql = format!(
         "DELETE FROM instances WHERE {} AND status = 'terminated'",

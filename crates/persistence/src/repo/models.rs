@@ -147,6 +147,7 @@ pub async fn insert(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Models);
     claim_namespace(tx, scope, fields, now).await?;
     exec_sql(
         tx,
@@ -177,6 +178,7 @@ pub async fn update(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Models);
     claim_namespace(tx, scope, fields, now).await?;
     let mut p = Params::new();
     let sql = format!(
@@ -197,6 +199,7 @@ pub async fn update(
 /// Deletes a model of `scope`'s catalogue; false if there is none with this id.
 pub async fn delete(tx: &Tx, scope: Scope, id: ModelId) -> Result<bool, StoreError> {
     tx.mark(Tag::Routes);
+    tx.mark(Tag::Models);
     let mut p = Params::new();
     let sql = format!(
         "DELETE FROM models WHERE id = {} AND {}",

@@ -48,8 +48,9 @@ pub async fn seed(
         });
     }
     let tx = db.begin_write().await?;
-    // Models, namespaces and instances: the routing tables (the orgs are new).
-    tx.mark(crate::Tag::Routes);
+    // Set-based inserts into models, namespaces, orgs and instances (of orgs that may already
+    // exist): too many tags to name.
+    tx.mark_everything();
     exec_sql(
         &tx,
         &format!(

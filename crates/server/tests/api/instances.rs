@@ -731,3 +731,83 @@ async fn scoped_list_queries_use_the_organization_id_indexes() {
         );
     }
 }
+
+/// Issue 18: a page of `GET /instances` is served from the cache until something it shows
+/// changes — an instance of that workspace, a model's name, the org's name — on the very next
+/// request; another org's instances evict nothing.
+#[tokio::test]
+async fn instance_pages_are_cached_until_what_they_show_changes() {
+    let app = spawn_app().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !app.db.caches_usable() {
+        assert!(std::time::Instant::now() < deadline, "caches never usable");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let team = Team::new(&app, "pages").await;
+    let other = Team::new(&app, "elsewhere").await;
+    let model = private_model(&app, &team.admin, "pages/llm").await;
+    let theirs = private_model(&app, &other.admin, "elsewhere/llm").await;
+    let first = deploy(&app, &team.admin, json!({"model_id": model})).await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    // Settled first: a bring-up in progress changes the page on every step.
+    wait_for_status(&app, &team.admin, &first, "ready").await;
+    let hits = || app.deps.caches.instance_pages.hits();
+    let list = || async { json_with_status(app.get_as(&team.user, "/instances").await, 200).await };
+    let cached = || async {
+        let before = hits();
+        let page = list().await;
+        assert!(hits() > before, "the page was not served from the cache");
+        page
+    };
+    list().await;
+    cached().await;
+
+    // Another org's deployment, its lifecycle and approvals evict nothing here.
+    let elsewhere = deploy(&app, &other.admin, json!({"model_id": theirs})).await;
+    wait_for_status(
+        &app,
+        &other.admin,
+        elsewhere["id"].as_str().unwrap(),
+        "ready",
+    )
+    .await;
+    cached().await;
+
+    // This org's changes show on the next request.
+    let second = deploy(&app, &team.admin, json!({"model_id": model})).await;
+    let page = list().await;
+    assert_eq!(ids(&page).len(), 2);
+    assert_eq!(page["items"][0]["status"], "ready");
+    let renamed = json!({"name": "Renamed model", "model_id": "pages/llm", "required_vram_gb": 24, "context_length": 4096});
+    json_with_status(
+        app.put_as(&team.admin, &format!("/models/{model}"), renamed)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(list().await["items"][0]["model_name"], "Renamed model");
+    json_with_status(
+        app.as_bearer(
+            reqwest::Method::PATCH,
+            "/organizations/current",
+            &team.owner,
+        )
+        .json(&json!({"name": "Pages renamed"}))
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        list().await["items"][0]["organization_name"],
+        "Pages renamed"
+    );
+    let second = second["id"].as_str().unwrap().to_owned();
+    let terminate = format!("/instances/{second}/terminate");
+    json_with_status(app.post_as(&team.admin, &terminate, json!({})).await, 202).await;
+    assert_ne!(list().await["items"][1]["status"], "provisioning");
+    wait_for_status(&app, &team.admin, &second, "terminated").await;
+    assert_eq!(list().await["items"][1]["status"], "terminated");
+    cached().await;
+}

@@ -556,12 +556,12 @@ async fn authentication_refuses_an_org_key_whose_creator_may_no_longer_hold_it()
     let team = Team::new(&app, "acme").await;
     let admin_id = team.user_ids[1];
     let (key, key_id) = key_with_id(&app, &team.admin, "k").await;
-    let hits = app.deps.auth.keys.hits();
+    let hits = app.deps.caches.keys.hits();
     for _ in 0..2 {
         assert_reads(&app, &key).await;
     }
     if app.db.caches_usable() {
-        assert!(app.deps.auth.keys.hits() > hits, "the key was not cached");
+        assert!(app.deps.caches.keys.hits() > hits, "the key was not cached");
     }
     // The membership changes without going through the service (a future code path, a fix by
     // hand in the database): the key itself is not revoked, authentication refuses it anyway.
@@ -604,12 +604,12 @@ async fn a_removal_through_one_replica_stops_the_key_on_the_other() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
-    let hits = b.deps.auth.keys.hits();
+    let hits = b.deps.caches.keys.hits();
     for _ in 0..2 {
         assert_reads(&b, &key).await;
     }
     if caches {
-        assert!(b.deps.auth.keys.hits() > hits, "key not cached on B");
+        assert!(b.deps.caches.keys.hits() > hits, "key not cached on B");
     }
     let admin = format!("/organizations/current/members/{}", team.user_ids[1]);
     assert_eq!(app.delete_as(&team.owner, &admin).await.status(), 204);

@@ -79,13 +79,13 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
     if caches {
         following(&b).await;
     }
-    let (routes, keys) = (b.deps.proxy.routes.hits(), b.deps.auth.keys.hits());
+    let (routes, keys) = (b.deps.proxy.routes.hits(), b.deps.caches.keys.hits());
     for _ in 0..2 {
         json_with_status(chat(&b, &m.key, "prov/chat").await, 200).await;
     }
     if caches {
         assert!(b.deps.proxy.routes.hits() > routes, "route not cached on B");
-        assert!(b.deps.auth.keys.hits() > keys, "key not cached on B");
+        assert!(b.deps.caches.keys.hits() > keys, "key not cached on B");
     }
     let share = format!("/organizations/current/shares/{}", m.share);
     ok(
@@ -208,10 +208,10 @@ async fn a_change_made_through_one_replica_is_enforced_by_the_other() {
 /// `GET /auth/me` with `token` on `app`, asserting that the session came from `app`'s cache
 /// (on a replica whose caches are on).
 async fn me_from_cache(app: &TestApp, token: &str) -> Value {
-    let hits = app.deps.auth.sessions.hits();
+    let hits = app.deps.caches.sessions.hits();
     let me = app.me(token).await;
     assert!(
-        app.deps.auth.sessions.hits() > hits,
+        app.deps.caches.sessions.hits() > hits,
         "the session was not served from the cache"
     );
     me
@@ -375,10 +375,13 @@ async fn every_way_of_cutting_a_session_off_holds_here_at_once_and_there_within_
     .await)
     .await;
     ok(a.post_as(&other, "/auth/logout", json!({})).await).await;
-    let (users, orgs) = (a.deps.auth.users.hits(), a.deps.auth.orgs.hits());
+    let (users, orgs) = (a.deps.caches.users.hits(), a.deps.caches.orgs.hits());
     me_from_cache(&a, &team.owner).await;
-    assert!(a.deps.auth.users.hits() > users, "the account was evicted");
-    assert!(a.deps.auth.orgs.hits() > orgs, "the org was evicted");
+    assert!(
+        a.deps.caches.users.hits() > users,
+        "the account was evicted"
+    );
+    assert!(a.deps.caches.orgs.hits() > orgs, "the org was evicted");
 
     let worst = lags.iter().max().copied().unwrap_or_default();
     println!("cut off on the other replica after {lags:?} (caches {caches}), worst {worst:?}");
@@ -417,7 +420,7 @@ async fn while_the_write_listener_is_down_the_caches_are_bypassed() {
         .login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
         .await
         .token;
-    let hits = || app.deps.auth.sessions.hits();
+    let hits = || app.deps.caches.sessions.hits();
     app.me(&token).await;
     let before = hits();
     app.me(&token).await;

@@ -59,7 +59,7 @@ pub(crate) async fn me_in(
 
 /// The account `id` as `/auth/me` shows it: cached until the account changes.
 async fn account(deps: &Deps, id: UserId) -> Result<User, ServiceError> {
-    let cache = &deps.auth.users;
+    let cache = &deps.caches.users;
     if let Some(user) = cache.get(&deps.db, &id) {
         return Ok(user);
     }
@@ -75,7 +75,7 @@ async fn account(deps: &Deps, id: UserId) -> Result<User, ServiceError> {
 
 /// The org `id` as `/auth/me` shows it (None: gone): cached until the org changes.
 async fn organization(deps: &Deps, id: OrgId) -> Result<Option<Organization>, ServiceError> {
-    let cache = &deps.auth.orgs;
+    let cache = &deps.caches.orgs;
     if let Some(org) = cache.get(&deps.db, &id) {
         return Ok(Some(org));
     }

@@ -24,13 +24,10 @@ pub use sessions::{
     switch_workspace,
 };
 
-use crate::cache::TagCache;
 use crate::rate_limit::RateLimiter;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{OrgId, Role, SessionId, UserId};
-use inventiv_persistence::repo::api_keys::KeyAuth;
-use inventiv_persistence::repo::sessions::SessionAuth;
 use jwt::{Claims, JwtKeys};
 use std::time::Duration as StdDuration;
 use time::{Duration, OffsetDateTime};
@@ -53,14 +50,6 @@ pub struct AuthConfig {
     pub accept_by_account: RateLimiter,
     /// State of the limits shared through PostgreSQL (see [`crate::rate_limit::shared`]).
     pub shared_limits: crate::rate_limit::shared::SharedLimits,
-    /// What authenticating a request reads, cached (see [`crate::cache`]): sessions by id
-    /// (the row, its user's flags, the role in its current org; see `principal`)…
-    pub sessions: TagCache<SessionId, SessionAuth>,
-    /// … API keys by hash …
-    pub keys: TagCache<String, KeyAuth>,
-    /// … and accounts and orgs by id, as `GET /auth/me` shows them.
-    pub users: TagCache<UserId, crate::users::User>,
-    pub orgs: TagCache<OrgId, crate::organizations::Organization>,
 }
 
 impl AuthConfig {
@@ -70,7 +59,6 @@ impl AuthConfig {
         session_idle_seconds: u64,
         session_absolute_seconds: u64,
         attempts_per_minute: u32,
-        caches: bool,
     ) -> Result<Self, ServiceError> {
         let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2));
         let limiter = || RateLimiter::new(attempts_per_minute, StdDuration::from_secs(60));
@@ -88,10 +76,6 @@ impl AuthConfig {
             accept_by_ip: limiter(),
             accept_by_account: limiter(),
             shared_limits: Default::default(),
-            sessions: TagCache::new(caches),
-            keys: TagCache::new(caches),
-            users: TagCache::new(caches),
-            orgs: TagCache::new(caches),
         })
     }
 

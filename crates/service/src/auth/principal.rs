@@ -140,10 +140,14 @@ async fn load(
     // The cache may only say yes: a copy that refuses (revoked, expired, another generation)
     // is judged again on the row itself, so a cached copy older than the database — another
     // replica's touch or refresh not yet seen — never turns a valid token away.
-    let cached = deps.auth.sessions.get(&deps.db, &sid).and_then(|session| {
-        let presented = judge(&session, claims, now, superseded_allowed).ok()?;
-        Some((session, presented))
-    });
+    let cached = deps
+        .caches
+        .sessions
+        .get(&deps.db, &sid)
+        .and_then(|session| {
+            let presented = judge(&session, claims, now, superseded_allowed).ok()?;
+            Some((session, presented))
+        });
     let (session, presented) = match cached {
         Some(found) => found,
         None => {
@@ -167,7 +171,7 @@ async fn load(
         let idle_expires_at = now + deps.auth.session_idle;
         sessions::touch(&deps.db, sid, now, idle_expires_at).await?;
         // The touch is not a transaction (it invalidates nothing): refresh the cached copy.
-        deps.auth.sessions.update(&sid, |cached| {
+        deps.caches.sessions.update(&sid, |cached| {
             cached.last_used_at = now;
             cached.idle_expires_at = idle_expires_at;
         });
@@ -189,7 +193,7 @@ async fn load(
 /// Reads the session row (with its user and current membership) and caches it, valid until
 /// the session, its user, that membership or that org changes.
 async fn fetch(deps: &Deps, sid: SessionId) -> Result<SessionAuth, ServiceError> {
-    let cache = &deps.auth.sessions;
+    let cache = &deps.caches.sessions;
     let stamp = cache.stamp(&deps.db);
     let session = sessions::load_auth(&deps.db, sid)
         .await?

@@ -17,8 +17,9 @@ use inventiv_domain::{
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
 use inventiv_persistence::repo::{endpoint_claims, models};
-use inventiv_persistence::{StoreError, Tx};
+use inventiv_persistence::{StoreError, Tag, Tx};
 use serde_json::json;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// An instance with its workspace and activation state.
@@ -90,15 +91,42 @@ pub async fn list(
     let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
+    let rows = rows(deps, actor.scope(), filter, after, limit + 1).await?;
+    Ok(page_of(Vec::clone(&rows), limit, |i| i.id))
+}
+
+/// The instances of `scope` after `after` (at most `limit`), cached until one of the scope's
+/// instances, a model (their names are shown) or the scope's owner changes.
+async fn rows(
+    deps: &Deps,
+    scope: Scope,
+    filter: Filter,
+    after: Option<InstanceId>,
+    limit: u64,
+) -> Result<Arc<Vec<Instance>>, ServiceError> {
+    let cache = &deps.caches.instance_pages;
+    let key = (scope, filter.operational, after, limit);
+    if let Some(rows) = cache.get(&deps.db, &key) {
+        return Ok(rows);
+    }
+    let stamp = cache.stamp(&deps.db);
     let filter = InstanceFilter {
         operational: filter.operational,
     };
-    let rows = instances::list(&deps.db, actor.scope(), filter, after, limit + 1)
-        .await?
-        .into_iter()
-        .map(Instance::from)
-        .collect();
-    Ok(page_of(rows, limit, |i| i.id))
+    let rows: Arc<Vec<Instance>> = Arc::new(
+        instances::list(&deps.db, scope, filter, after, limit)
+            .await?
+            .into_iter()
+            .map(Instance::from)
+            .collect(),
+    );
+    let owner = match scope {
+        Scope::Org(org) => Tag::Org(org),
+        Scope::Personal(user) => Tag::User(user),
+    };
+    let tags = vec![Tag::Instances(scope), Tag::Models, owner];
+    cache.put(key, stamp, tags, rows.clone());
+    Ok(rows)
 }
 
 /// `GET /instances/{id}`.
