@@ -125,6 +125,7 @@ fn decode_one(token: &str) -> Option<Tag> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

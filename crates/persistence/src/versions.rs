@@ -101,6 +101,7 @@ impl Versions {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::Versions;
     use crate::tags::Tag;

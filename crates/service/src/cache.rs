@@ -135,6 +135,7 @@ impl<K: Eq + Hash, V: Clone> TagCache<K, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::TagCache;
     use inventiv_domain::{SessionId, UserId};
