@@ -12,7 +12,7 @@ use crate::proxy::{chat, market};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// The bound promised for cached lookups (`inventiv_persistence::epoch`: 750 ms at worst).
+/// The bound promised for cached lookups (`inventiv_persistence::listener`: 750 ms at worst).
 const BOUND: Duration = Duration::from_secs(1);
 
 /// Calls `request` until it answers `status`; returns how long that took. Fails past `BOUND`.

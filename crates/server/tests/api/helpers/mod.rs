@@ -119,7 +119,7 @@ pub struct Session {
 
 impl TestApp {
     /// Another replica over the same database, settings (JWT secret included), SMTP sink and
-    /// clock, with state of its own: pool, caches, write epoch, rate limits. `customize`
+    /// clock, with state of its own: pool, caches, tag versions, rate limits. `customize`
     /// adjusts its settings.
     pub async fn spawn_replica(&self, customize: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = self.settings.clone();
