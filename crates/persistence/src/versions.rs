@@ -23,8 +23,9 @@ use crate::tags::Tag;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Counters tags are spread over (a power of two; 128 KiB).
-const SLOTS: usize = 1 << 14;
+/// Counters tags are spread over (a power of two; 512 KiB): an unrelated tag lands on one of
+/// an entry's (at most four) counters, and costs it a needless miss, 4 times in 65,536.
+const SLOTS: usize = 1 << 16;
 
 /// When a cache lookup started (see the module documentation). Only [`crate::Db::stamp`]
 /// makes one.
