@@ -243,6 +243,14 @@ impl From<ServiceError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..ApiError::from_status(S::TOO_MANY_REQUESTS)
             },
+            ServiceError::Busy { retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "server_busy",
+                    "The server is busy; retry after the Retry-After delay.",
+                )
+            },
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::new(

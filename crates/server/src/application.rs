@@ -9,7 +9,7 @@ use inventiv_service::instances::lifecycle;
 use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
 use inventiv_service::network::AllowedNetworks;
-use inventiv_service::password::{HashCost, PasswordHasher};
+use inventiv_service::password::{HashCost, PasswordHasher, PoolSize};
 use inventiv_service::proxy::{Proxy, ProxySettings};
 use inventiv_service::{Clock, Deps, SystemClock};
 use std::net::TcpListener;
@@ -131,7 +131,13 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         proxy,
         clock,
         mailer,
-        passwords: PasswordHasher::new(cost)?,
+        passwords: PasswordHasher::new(
+            cost,
+            PoolSize {
+                threads: settings.auth.hash_threads,
+                queue: settings.auth.hash_queue,
+            },
+        )?,
         auth: Arc::new(auth),
         public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
         reserved_slugs: settings.organizations.reserved_slugs().into(),

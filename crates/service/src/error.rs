@@ -47,6 +47,10 @@ pub enum ServiceError {
     /// 429: too many attempts; retry after that many seconds.
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// 503 `server_busy`: a bounded queue is full (password hashing); retry after that many
+    /// seconds.
+    #[error("server busy")]
+    Busy { retry_after_secs: u64 },
     /// 503: the database cannot be reached right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -15,6 +15,7 @@ mod hostile;
 mod instances;
 mod key_bounds;
 mod keys_users_finops;
+mod login_load;
 mod logs;
 mod mail;
 mod memory;
