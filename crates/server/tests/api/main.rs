@@ -27,4 +27,5 @@ mod proxy;
 mod refresh_reuse;
 mod replicas;
 mod scale;
+mod sockets;
 mod ssrf;
