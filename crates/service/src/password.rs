@@ -1,5 +1,6 @@
 //! Password hashing: argon2id, PHC strings, computed on the password hash threads
-//! ([`workers`]: at most one hash per core at once, a bounded queue, 503 `server_busy` beyond).
+//! ([`workers`]: at most one hash per core at once, a bounded queue of places, 503
+//! `server_busy` beyond).
 
 mod argon;
 mod workers;
@@ -61,30 +62,57 @@ impl PasswordHasher {
         })
     }
 
-    /// The PHC string of `password` (random salt). `ServiceError::Busy` when the hash queue
-    /// is full.
+    /// The PHC string of `password` (random salt). `ServiceError::Busy` when every place
+    /// among the hash threads is taken.
     pub async fn hash(&self, password: &Password) -> Result<String, ServiceError> {
         let params = self.params.clone();
         let bytes = password.as_str().as_bytes().to_vec();
         self.workers
+            .reserve()?
             .run(move |memory| argon::hash(memory, &params, &bytes))
             .await?
             .map_err(ServiceError::internal)
     }
 
-    /// Whether `password` matches `phc`. With `phc = None` (no such user) the dummy hash is
-    /// checked instead and the answer is always `false`, in about the same time (a full queue
-    /// refuses both alike). `ServiceError::Busy` when the hash queue is full.
+    /// Reserves a place among the hash threads for one [`PasswordCheck`]: a login takes it
+    /// before anything else, so that a refusal (`ServiceError::Busy`) costs no database round
+    /// trip.
+    pub fn reserve_check(&self) -> Result<PasswordCheck, ServiceError> {
+        Ok(PasswordCheck {
+            place: self.workers.reserve()?,
+            dummy_hash: self.dummy_hash.clone(),
+        })
+    }
+
+    /// [`Self::reserve_check`], then [`PasswordCheck::verify`].
     pub async fn verify(
         &self,
         password: &Password,
         phc: Option<&str>,
     ) -> Result<bool, ServiceError> {
+        self.reserve_check()?.verify(password, phc).await
+    }
+}
+
+/// One password check with its place among the hash threads already taken.
+pub struct PasswordCheck {
+    place: workers::Place,
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordCheck {
+    /// Whether `password` matches `phc`. With `phc = None` (no such user) the dummy hash is
+    /// checked instead and the answer is always `false`, in about the same time.
+    pub async fn verify(
+        self,
+        password: &Password,
+        phc: Option<&str>,
+    ) -> Result<bool, ServiceError> {
         let known = phc.is_some();
-        let phc: Arc<str> = phc.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let phc: Arc<str> = phc.map_or(self.dummy_hash, Arc::from);
         let bytes = password.as_str().as_bytes().to_vec();
         let matches = self
-            .workers
+            .place
             .run(move |memory| argon::verify(memory, &bytes, &phc))
             .await?;
         Ok(known && matches)

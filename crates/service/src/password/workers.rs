@@ -1,25 +1,28 @@
 //! The password hash threads (issue 18): at most `threads` argon2 computations at once, each
-//! thread reusing one working buffer for its whole life, fed by a bounded queue.
+//! thread reusing one working buffer for its whole life, and at most `queue` more waiting.
 //!
 //! Contract:
 //! - A job runs on one of these dedicated threads, never on the async executor nor on tokio's
 //!   blocking pool (whose up to 512 threads would each take a fresh 19 MiB buffer per hash:
 //!   64 logins at once halved the throughput and took gigabytes).
-//! - When `queue` jobs already wait, [`HashWorkers::run`] fails at once with
-//!   [`ServiceError::Busy`] (503 `server_busy` + `Retry-After`) instead of queueing more: a
-//!   longer queue would only make every login slower than the client's patience.
+//! - A job needs a [`Place`], taken by [`HashWorkers::reserve`] and given back when the job is
+//!   done (or the place is dropped unused). Beyond `threads + queue` places, `reserve` fails at
+//!   once with [`ServiceError::Busy`] (503 `server_busy` + `Retry-After`) instead of queueing
+//!   more: a longer queue would only make every login slower than the client's patience. A
+//!   login reserves first, so that a refusal costs no database round trip.
 //! - A job whose caller has gone (the client hung up) is skipped when its turn comes.
-//! - The threads end when the last [`HashWorkers`] handle is dropped.
+//! - The threads end when the last handle (a [`HashWorkers`] or a [`Place`]) is dropped.
 
 use super::argon::Memory;
 use crate::ServiceError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-/// Queued jobs per thread when `hash_queue` is 0: with a standard hash at ~20 ms, the last one
-/// in the queue waits about 0.2 s, whatever the number of cores.
+/// Queued jobs per thread when `hash_queue` is 0: with a standard hash at ~15 ms, the last one
+/// in the queue waits about 0.1 s, whatever the number of cores.
 const QUEUE_PER_THREAD: usize = 8;
 
 /// What a busy server asks the client to wait, in seconds.
@@ -55,7 +58,9 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 /// A handle on the hash threads. Cheap to clone.
 #[derive(Clone)]
 pub struct HashWorkers {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    /// Places taken: jobs running, waiting, or about to be submitted.
+    taken: Arc<AtomicUsize>,
     threads: usize,
     queue: usize,
 }
@@ -65,7 +70,19 @@ impl std::fmt::Debug for HashWorkers {
         f.debug_struct("HashWorkers")
             .field("threads", &self.threads)
             .field("queue", &self.queue)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+/// The right to run one job: one of the `threads + queue` places, given back on drop.
+pub struct Place {
+    jobs: Sender<Job>,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -73,7 +90,7 @@ impl HashWorkers {
     /// Starts the threads. Their buffers are allocated by their first job.
     pub fn start(size: PoolSize) -> Result<Self, ServiceError> {
         let (threads, queue) = size.resolve();
-        let (jobs, waiting) = sync_channel::<Job>(queue);
+        let (jobs, waiting) = channel::<Job>();
         let waiting = Arc::new(Mutex::new(waiting));
         for i in 0..threads {
             let waiting = waiting.clone();
@@ -84,36 +101,50 @@ impl HashWorkers {
         }
         Ok(Self {
             jobs,
+            taken: Arc::new(AtomicUsize::new(0)),
             threads,
             queue,
         })
     }
 
-    /// Runs `job` on a hash thread with that thread's memory, and waits for its result.
-    /// `ServiceError::Busy` when the queue is full.
+    /// Takes a place for one job; `ServiceError::Busy` when all `threads + queue` are taken.
+    pub fn reserve(&self) -> Result<Place, ServiceError> {
+        let places = self.threads + self.queue;
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < places).then_some(taken + 1)
+            })
+            .map_err(|_| ServiceError::Busy {
+                retry_after_secs: RETRY_AFTER_SECS,
+            })?;
+        Ok(Place {
+            jobs: self.jobs.clone(),
+            taken: self.taken.clone(),
+        })
+    }
+}
+
+impl Place {
+    /// Runs `job` on a hash thread with that thread's memory, and waits for its result. The
+    /// place is given back once the job is done.
     pub async fn run<T: Send + 'static>(
-        &self,
+        self,
         job: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
         let (reply, answer) = oneshot::channel();
+        let jobs = self.jobs.clone();
+        let place = self;
         let job: Job = Box::new(move |memory| {
-            if !reply.is_closed() {
-                let _ = reply.send(job(memory));
+            let result = (!reply.is_closed()).then(|| job(memory));
+            // Given back before the answer, so the caller's next `reserve` finds it.
+            drop(place);
+            if let Some(result) = result {
+                let _ = reply.send(result);
             }
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(ServiceError::Busy {
-                    retry_after_secs: RETRY_AFTER_SECS,
-                });
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(ServiceError::internal(anyhow::anyhow!(
-                    "the password hash threads have stopped"
-                )));
-            }
-        }
+        jobs.send(job).map_err(|_| {
+            ServiceError::internal(anyhow::anyhow!("the password hash threads have stopped"))
+        })?;
         answer
             .await
             .map_err(|_| ServiceError::internal(anyhow::anyhow!("a password hash job panicked")))
@@ -134,8 +165,8 @@ fn work(waiting: &Mutex<Receiver<Job>>) {
         let Ok(job) = next else {
             return;
         };
-        // A panicking job must not take a thread away for good; its caller gets a 500. The
-        // memory it left half-written is overwritten by the next hash.
+        // A panicking job must not take a thread away for good; its caller gets a 500 and its
+        // place is given back. The memory it left half-written is overwritten by the next hash.
         if catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
             tracing::error!("a password hash job panicked");
         }
@@ -164,70 +195,80 @@ mod tests {
         assert_eq!(size.resolve(), (3, 5));
     }
 
-    /// One thread, a queue of one: while a job runs and another waits, a third is refused
-    /// at once; once they are done, jobs are accepted again.
-    #[tokio::test]
-    async fn a_full_queue_refuses_at_once_then_accepts_again() {
-        let workers = HashWorkers::start(PoolSize {
+    fn one_thread_one_waiting() -> HashWorkers {
+        HashWorkers::start(PoolSize {
             threads: 1,
             queue: 1,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    fn is_busy(reserved: Result<Place, ServiceError>) -> bool {
+        matches!(
+            reserved,
+            Err(ServiceError::Busy {
+                retry_after_secs: 1
+            })
+        )
+    }
+
+    /// One thread and one waiting place: two places, a third is refused at once; a place
+    /// comes back when it is dropped unused, or when its job is done.
+    #[tokio::test]
+    async fn places_are_bounded_and_come_back() {
+        let workers = one_thread_one_waiting();
+        let first = workers.reserve().unwrap();
+        let second = workers.reserve().unwrap();
+        assert!(is_busy(workers.reserve()));
+        drop(second);
+        let second = workers.reserve().unwrap();
+        assert!(is_busy(workers.reserve()));
+        assert_eq!(first.run(|_| 1).await.unwrap(), 1);
+        assert_eq!(second.run(|_| 2).await.unwrap(), 2);
+        let (a, b) = (workers.reserve().unwrap(), workers.reserve().unwrap());
+        assert!(is_busy(workers.reserve()));
+        drop((a, b));
+    }
+
+    /// A job holds its place until it is done, not until its caller stops waiting.
+    #[tokio::test]
+    async fn a_running_job_holds_its_place() {
+        let workers = one_thread_one_waiting();
         let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = Arc::new(Mutex::new(gate));
         let started = Arc::new(AtomicUsize::new(0));
-        let blocking = |n: usize| {
-            let (gate, started) = (gate.clone(), started.clone());
+        let job = {
+            let started = started.clone();
             move |_: &mut Memory| {
                 started.fetch_add(1, Ordering::SeqCst);
-                gate.lock().unwrap().recv().unwrap();
-                n
+                gate.recv().unwrap();
             }
         };
-        let first = tokio::spawn({
-            let workers = workers.clone();
-            let job = blocking(1);
-            async move { workers.run(job).await }
-        });
+        let place = workers.reserve().unwrap();
+        let running = tokio::spawn(place.run(job));
         while started.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let second = tokio::spawn({
-            let workers = workers.clone();
-            let job = blocking(2);
-            async move { workers.run(job).await }
-        });
-        // (A current-thread runtime: the sleep lets the second task queue its job.)
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let third = tokio::time::timeout(Duration::from_secs(5), workers.run(|_| 3)).await;
-        assert!(
-            matches!(
-                third,
-                Ok(Err(ServiceError::Busy {
-                    retry_after_secs: 1
-                }))
-            ),
-            "{third:?}"
-        );
+        running.abort();
+        let waiting = workers.reserve().unwrap();
+        assert!(is_busy(workers.reserve()), "the running job's place");
         release.send(()).unwrap();
-        release.send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), 1);
-        assert_eq!(second.await.unwrap().unwrap(), 2);
-        assert_eq!(workers.run(|_| 4).await.unwrap(), 4);
+        assert_eq!(waiting.run(|_| 3).await.unwrap(), 3);
+        drop((workers.reserve().unwrap(), workers.reserve().unwrap()));
     }
 
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_thread_stays() {
-        let workers = HashWorkers::start(PoolSize {
-            threads: 1,
-            queue: 1,
-        })
-        .unwrap();
-        let failed = workers.run(|_| -> u8 { panic!("boom") }).await;
+        let workers = one_thread_one_waiting();
+        let failed = workers
+            .reserve()
+            .unwrap()
+            .run(|_| -> u8 { panic!("boom") })
+            .await;
         assert!(
             matches!(failed, Err(ServiceError::Internal(_))),
             "{failed:?}"
         );
-        assert_eq!(workers.run(|_| 7).await.unwrap(), 7);
+        assert_eq!(workers.reserve().unwrap().run(|_| 7).await.unwrap(), 7);
+        drop((workers.reserve().unwrap(), workers.reserve().unwrap()));
     }
 }
