@@ -21,6 +21,7 @@
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,7 +98,8 @@ struct Storm {
     seconds: f64,
     signed_in: usize,
     busy: usize,
-    other: usize,
+    /// Other answers: "status code" → how many.
+    other: BTreeMap<String, usize>,
     p50_ms: f64,
     p99_ms: f64,
     /// VmHWM during the storm (0 when it could not be reset).
@@ -111,7 +113,7 @@ impl Storm {
 }
 
 /// `connections` clients signing in over and over for `duration`; a 503 waits its
-/// `Retry-After`.
+/// `Retry-After` (1 s when it names none).
 async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> Storm {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -126,7 +128,7 @@ async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> 
             let (client, body) = (client.clone(), body.clone());
             let url = format!("{base}/auth/login");
             tokio::spawn(async move {
-                let (mut latencies, mut busy, mut other) = (Vec::new(), 0, 0);
+                let (mut latencies, mut busy, mut other) = (Vec::new(), 0, BTreeMap::new());
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     let res = client.post(&url).json(&body).send().await.unwrap();
@@ -136,26 +138,32 @@ async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> 
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok()?.parse().ok())
                         .unwrap_or(1);
-                    let _ = res.bytes().await;
-                    match status {
-                        200 => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
-                        503 => {
-                            busy += 1;
-                            tokio::time::sleep(Duration::from_secs(retry_after)).await;
-                        }
-                        _ => other += 1,
+                    let body = res.bytes().await.unwrap_or_default();
+                    let code = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    match (status, code.as_str()) {
+                        (200, _) => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
+                        (503, "server_busy") => busy += 1,
+                        _ => *other.entry(format!("{status} {code}")).or_insert(0) += 1,
+                    }
+                    if status == 503 {
+                        tokio::time::sleep(Duration::from_secs(retry_after)).await;
                     }
                 }
                 (latencies, busy, other)
             })
         })
         .collect();
-    let (mut latencies, mut busy, mut other) = (Vec::new(), 0, 0);
+    let (mut latencies, mut busy, mut other) = (Vec::new(), 0, BTreeMap::new());
     for task in tasks {
         let (l, b, o) = task.await.unwrap();
         latencies.extend(l);
         busy += b;
-        other += o;
+        for (answer, n) in o {
+            *other.entry(answer).or_insert(0) += n;
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = if peak_known {
@@ -277,7 +285,11 @@ async fn main() {
             s.p50_ms,
             s.p99_ms,
             s.busy,
-            s.other,
+            s.other
+                .iter()
+                .map(|(answer, n)| format!("{answer} × {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if s.peak_rss == 0 {
                 "unknown (clear_refs refused)".to_owned()
             } else {
