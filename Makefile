@@ -24,8 +24,8 @@ help:
 	@echo "make docs           regenerate docs/authorization.md from the permission map"
 	@echo "make openapi-check  validate the OpenAPI document with openapi-spec-validator"
 	@echo "make schemathesis   fuzz the running server against its OpenAPI document (Schemathesis)"
-	@echo "make bench          HTTP load + scale benchmark on PostgreSQL (BENCH_SECONDS, BENCH_CONNECTIONS)"
-	@echo "make bench-proxy    the proxy vs calling the upstream directly (latency, throughput, CPU)"
+	@echo "make bench          HTTP load + scale + sign-ins vs raw argon2id, on PostgreSQL (BENCH_SECONDS, BENCH_CONNECTIONS)"
+	@echo "make bench-proxy    the proxy vs calling the upstream directly (latency, throughput, CPU, time between streamed tokens)"
 	@echo "make soak           RSS of the release server under hostile logins and fuzz-like bodies"
 
 run:
@@ -72,12 +72,16 @@ fmt:
 	$(CARGO) fmt --all
 
 # On PostgreSQL (a fresh database, dropped at the end); INVENTIV_BENCH_DATABASE_URL=sqlite for SQLite.
+# login_load runs the release binary as a child process (its peak RSS is read from /proc).
 bench:
+	$(CARGO) build --release -p inventiv-server --bin inventiv-server
 	INVENTIV_BENCH_DATABASE_URL=$${INVENTIV_BENCH_DATABASE_URL:-$(PG_URL)} $(CARGO) bench -p inventiv-server --bench http_load
+	INVENTIV_BENCH_DATABASE_URL=$${INVENTIV_BENCH_DATABASE_URL:-$(PG_URL)} $(CARGO) bench -p inventiv-server --bench login_load
 
 bench-proxy:
 	$(CARGO) build --release -p inventiv-server --bin inventiv-server
 	$(CARGO) bench -p inventiv-server --bench proxy_load
+	$(CARGO) bench -p inventiv-server --bench stream_gaps
 
 # Memory under hostile bodies (issue 16): the release binary as a child process, its VmRSS and
 # VmHWM read from /proc; fails when a target is missed. SQLite unless INVENTIV_BENCH_DATABASE_URL.

@@ -266,6 +266,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::GatewayTimeout { code, message } => {
                 ApiError::new(S::GATEWAY_TIMEOUT, code, message)
             }
+            ServiceError::Busy { retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServerBusy,
+                    "The server is busy; retry after the Retry-After delay.",
+                )
+            },
             ServiceError::DatabaseUnavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::new(

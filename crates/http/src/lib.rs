@@ -174,7 +174,7 @@ fn document_generic_errors(
         generic.push(("413", "`payload_too_large`: the body is over the limit"));
         generic.push((
             "503",
-            "`server_busy`: too many large bodies in flight; retry after `Retry-After` seconds",
+            "`server_busy`: too many large bodies in flight (or, where a password is hashed, too many hashes waiting); retry after `Retry-After` seconds",
         ));
         generic.push((
             "415",
@@ -218,6 +218,7 @@ pub fn serve(
     let doc_json = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let json_limit = settings.json_limit;
     let payload_limit = settings.proxy_body_limit;
+    let metrics = state.metrics.clone();
     let state = web::Data::new(state);
     // One budget for the whole server, shared by every worker.
     let budget = web::Data::new(body_budget::BodyBudget::new(
@@ -247,6 +248,16 @@ pub fn serve(
     })
     .shutdown_timeout(settings.shutdown_timeout_secs)
     .client_request_timeout(Duration::from_secs(30))
+    // SPEC §5: what the server writes leaves at once — a streamed token is not held back by
+    // Nagle's algorithm until the client acknowledges the previous one (up to 40 ms).
+    .tcp_nodelay(true)
+    // Runs after actix has set the option; reads it back from the socket, so `/metrics` shows
+    // what the kernel holds for every accepted connection (and a test can check it).
+    .on_connect(move |connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            metrics.connection_accepted(tcp.nodelay().unwrap_or(false));
+        }
+    })
     .listen(listener)?;
     if settings.workers > 0 {
         server = server.workers(settings.workers);

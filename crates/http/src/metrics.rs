@@ -1,5 +1,5 @@
 //! Prometheus metrics: request count and latency per route *pattern* (never the raw path, so
-//! ids do not explode the label set).
+//! ids do not explode the label set), and accepted connections.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -16,6 +16,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    connections: IntCounterVec,
 }
 
 impl Metrics {
@@ -38,13 +39,29 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let connections = IntCounterVec::new(
+            Opts::new(
+                "http_connections_accepted_total",
+                "Accepted TCP connections, by whether TCP_NODELAY is set on the socket (it always should be)",
+            ),
+            &["tcp_nodelay"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            connections,
         })
+    }
+
+    /// Counts an accepted connection, with the TCP_NODELAY its socket holds.
+    pub(crate) fn connection_accepted(&self, tcp_nodelay: bool) {
+        self.connections
+            .with_label_values(&[if tcp_nodelay { "true" } else { "false" }])
+            .inc();
     }
 
     /// Prometheus text exposition format.

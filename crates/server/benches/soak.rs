@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{reset_peak, status_bytes};
 
 const ADMIN_PASSWORD: &str = "soak-admin-password";
 const MB: f64 = 1024.0 * 1024.0;
@@ -36,27 +39,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-/// A `/proc/<pid>/status` field in bytes (the kernel reports kB).
-fn status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// Resets VmHWM to the current RSS (Linux ≥ 4.0); false when not allowed.
-fn reset_peak(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// Samples VmRSS every 10 ms while a phase runs; the highest sample is its peak.

@@ -10,7 +10,7 @@ use inventiv_service::instances::lifecycle;
 use inventiv_service::instances::providers::{ExternalSettings, MockSettings, Providers};
 use inventiv_service::mailer::{Mailer, SmtpSettings, SmtpTls};
 use inventiv_service::network::AllowedNetworks;
-use inventiv_service::password::{HashCost, PasswordHasher};
+use inventiv_service::password::{HashCost, PasswordHasher, PoolSize};
 use inventiv_service::proxy::{Proxy, ProxySettings};
 use inventiv_service::{Clock, Deps, SystemClock};
 use std::net::TcpListener;
@@ -133,7 +133,13 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         db.clone(),
         clock,
         mailer,
-        PasswordHasher::new(cost)?,
+        PasswordHasher::new(
+            cost,
+            PoolSize {
+                threads: settings.auth.hash_threads,
+                queue: settings.auth.hash_queue,
+            },
+        )?,
         Arc::new(auth),
         providers,
         proxy,

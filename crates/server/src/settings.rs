@@ -123,6 +123,12 @@ pub struct AuthSettings {
     /// token) instead of revoking the session as reused (SPEC §6 v2).
     #[serde(default = "default_refresh_reuse_grace_seconds")]
     pub refresh_reuse_grace_seconds: u64,
+    /// Threads that hash passwords (argon2id, one 19 MiB buffer each); 0 = one per core.
+    #[serde(default)]
+    pub hash_threads: usize,
+    /// Hashes that may wait for a thread; beyond, 503 `server_busy`. 0 = 8 per thread.
+    #[serde(default)]
+    pub hash_queue: usize,
 }
 
 fn default_refresh_reuse_grace_seconds() -> u64 {

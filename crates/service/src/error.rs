@@ -49,6 +49,10 @@ pub enum ServiceError {
     /// A model server did not answer in time (`upstream_timeout`).
     #[error("{code}: {message}")]
     GatewayTimeout { code: ErrorCode, message: String },
+    /// `server_busy`: a bounded queue is full (password hashing); retry after that many
+    /// seconds.
+    #[error("server busy")]
+    Busy { retry_after_secs: u64 },
     /// The database cannot be reached right now (`database_unavailable`). The cause goes to
     /// the log; the client gets a fixed message.
     #[error("database unavailable: {0}")]

@@ -12,7 +12,8 @@
 //!   persistence record; the database stays inside this crate ([`Deps`]).
 //! - Time comes from the injected [`Clock`], never from `OffsetDateTime::now_utc()` directly,
 //!   so tests can pin it.
-//! - Slow CPU work (password hashing) runs on the blocking pool, never on the async executor.
+//! - Slow CPU work (password hashing) runs on the password hash threads ([`password`]), never
+//!   on the async executor.
 
 mod accounts;
 mod activation;

@@ -88,6 +88,7 @@ fn session_dto(view: SessionView) -> SessionDto {
     (status = 401, description = "`invalid_credentials` (same answer for an unknown account)", body = ErrorBody),
     (status = 403, description = "`account_disabled`", body = ErrorBody),
     (status = 429, description = "Too many attempts from this IP or for this account", body = ErrorBody),
+    (status = 503, description = "`server_busy`: too many passwords are being checked at once; retry after `Retry-After` seconds", body = ErrorBody),
 ))]
 #[post("/auth/login")]
 async fn login(

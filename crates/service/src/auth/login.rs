@@ -63,6 +63,9 @@ pub async fn login(
         "username"
     };
     check_login_len(&input.login, field)?;
+    // A place among the password hash threads first: when they are all taken (a storm of
+    // logins), this one is refused with 503 before it costs a rate-limit or database round trip.
+    let check = deps.passwords.reserve_check()?;
     let login = input.login.trim().to_lowercase();
     let ip = meta.ip.as_deref().unwrap_or("unknown");
     enforce_limit(
@@ -104,13 +107,13 @@ pub async fn login(
     let password = Password::parse(&input.password).ok();
     let matches = match &password {
         Some(pw) => {
-            deps.passwords
+            check
                 .verify(pw, user.as_ref().map(|u| u.password_hash.as_str()))
                 .await?
         }
         None => {
             if let Ok(stand_in) = Password::parse("not-a-real-password") {
-                deps.passwords.verify(&stand_in, None).await?;
+                check.verify(&stand_in, None).await?;
             }
             false
         }
