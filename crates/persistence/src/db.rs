@@ -130,7 +130,7 @@ impl Tx {
     /// Records that this transaction changes the cached fact `tag` (see [`crate::tags`]).
     /// Repositories call it for every row they change that a cache is built from.
     pub(crate) fn mark(&self, tag: Tag) {
-        // A poisoned lock means a panic mid-transaction: it will not commit anyway.
+        // A poisoned lock (a panic while marking) makes the commit invalidate everything.
         if let Ok(mut changed) = self.changed.lock()
             && !changed.tags.contains(&tag)
         {
