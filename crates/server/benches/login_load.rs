@@ -21,14 +21,16 @@
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use server::BenchServer;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "support/database.rs"]
 mod database;
 #[path = "support/memory.rs"]
 mod memory;
+#[path = "support/server.rs"]
+mod server;
 use memory::{reset_peak, status_bytes};
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -198,17 +200,6 @@ async fn main() {
         .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![8, 256]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let binary: std::path::PathBuf = std::env::var_os("INVENTIV_BENCH_SERVER_BIN")
-        .map_or_else(|| root.join("target/release/inventiv-server"), Into::into);
-    let checkout = binary
-        .ancestors()
-        .nth(3)
-        .map_or_else(|| root.clone(), std::path::Path::to_path_buf);
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --release -p inventiv-server (make bench does)"
-    );
 
     // The load of a shared machine drifts: the raw rate is measured before the first storm and
     // after each (the server idle meanwhile), and each storm is compared with the mean of the
@@ -216,51 +207,22 @@ async fn main() {
     let raw_fresh = raw_verify_rate(cores, duration, false);
     let mut raw = vec![raw_verify_rate(cores, duration, true)];
 
-    let dir = std::env::temp_dir().join(format!(
-        "inventiv-bench-login-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let database = database::BenchDatabase::create(&dir).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(&binary)
-        .arg("serve")
-        .current_dir(&checkout)
-        .env("INVENTIV__SERVER__PORT", port.to_string())
-        .env("INVENTIV__SERVER__DATA_DIR", &dir)
-        .env("INVENTIV__DATABASE__URL", &database.url)
-        .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("INVENTIV__RATE_LIMIT__LOGIN_PER_MINUTE", "1000000000")
-        .env("INVENTIV__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = server.id();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if let Ok(Some(status)) = server.try_wait() {
-            panic!("the server exited before listening ({status})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = BenchServer::start("login", "make bench", |server| {
+        server
+            .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("INVENTIV__RATE_LIMIT__LOGIN_PER_MINUTE", "1000000000");
+    })
+    .await;
+    let pid = server.child.id();
+    let base = server.base.clone();
     let idle = status_bytes(pid, "VmRSS:");
     let mut storms = Vec::new();
     for &c in &connections {
         storms.push(storm(&base, pid, c, duration).await);
         raw.push(raw_verify_rate(cores, duration, true));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = server.wait();
-    let backend = database.backend;
-    database.drop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let binary = server.binary.clone();
+    let backend = server.stop().await;
 
     let mut report = format!(
         "Sign-ins vs raw argon2id (m = 19 MiB, t = 2, p = 1), {backend}, {} s each, in this \
@@ -303,7 +265,7 @@ async fn main() {
         idle as f64 / MB
     ));
     println!("{report}");
-    let out = root.join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
+    let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"));
+    std::fs::create_dir_all(out).unwrap();
     std::fs::write(out.join("login_load.md"), &report).unwrap();
 }

@@ -20,7 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
+use server::BenchServer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 mod database;
 #[path = "support/memory.rs"]
 mod memory;
+#[path = "support/server.rs"]
+mod server;
 use memory::{reset_peak, status_bytes};
 
 const ADMIN_PASSWORD: &str = "soak-admin-password";
@@ -276,42 +278,15 @@ async fn main() {
     let logins: usize = env_or("SOAK_LOGINS", 400);
     let rounds: usize = env_or("SOAK_FUZZ_ROUNDS", 3);
     let settle = Duration::from_secs(env_or("SOAK_SETTLE_SECS", 10));
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let binary: std::path::PathBuf = std::env::var_os("INVENTIV_BENCH_SERVER_BIN")
-        .map_or_else(|| root.join("target/release/inventiv-server"), Into::into);
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --release -p inventiv-server (make soak does)"
-    );
-    let dir = std::env::temp_dir().join(format!("inventiv-soak-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let database = database::BenchDatabase::create(&dir).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(&binary)
-        .arg("serve")
-        .current_dir(&root)
-        .env("INVENTIV__SERVER__PORT", port.to_string())
-        .env("INVENTIV__SERVER__DATA_DIR", &dir)
-        .env("INVENTIV__DATABASE__URL", &database.url)
-        .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("INVENTIV__RATE_LIMIT__LOGIN_PER_MINUTE", "1000000")
-        .env("INVENTIV__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = server.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = BenchServer::start("soak", "make soak", |server| {
+        server
+            .env("INVENTIV__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("INVENTIV__RATE_LIMIT__LOGIN_PER_MINUTE", "1000000");
+    })
+    .await;
+    let pid = server.child.id();
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if let Ok(Some(status)) = server.try_wait() {
-            panic!("the server exited before listening ({status})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let login = client
         .post(format!("{base}/auth/login"))
         .json(&serde_json::json!({"email": "admin@inventiv.local", "password": ADMIN_PASSWORD}))
@@ -381,13 +356,8 @@ async fn main() {
         .send()
         .await
         .is_ok_and(|r| r.status().is_success());
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = server.wait();
-    let backend = database.backend;
-    database.drop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let binary = server.binary.clone();
+    let backend = server.stop().await;
 
     println!("\n## Soak ({}, {})\n", backend, binary.display());
     println!(

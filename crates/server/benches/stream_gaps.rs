@@ -15,13 +15,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
+use server::BenchServer;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/server.rs"]
+mod server;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -177,56 +179,22 @@ async fn main() {
     let gap = Duration::from_millis(env_or("STREAM_GAP_MS", 5));
     let streams: usize = env_or("STREAMS", 20);
     let up = streaming_upstream(tokens, gap).await;
-    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let binary: std::path::PathBuf = std::env::var_os("INVENTIV_BENCH_SERVER_BIN")
-        .map_or_else(|| root.join("target/release/inventiv-server"), Into::into);
-    let checkout = binary
-        .ancestors()
-        .nth(3)
-        .map_or_else(|| root.clone(), std::path::Path::to_path_buf);
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --release -p inventiv-server (make bench-proxy does)"
-    );
-    let dir = std::env::temp_dir().join(format!(
-        "inventiv-bench-stream-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let database = database::BenchDatabase::create(&dir).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(&binary)
-        .arg("serve")
-        .current_dir(&checkout)
-        .env("INVENTIV__SERVER__PORT", port.to_string())
-        .env("INVENTIV__SERVER__DATA_DIR", &dir)
-        .env("INVENTIV__DATABASE__URL", &database.url)
-        .env(
-            "INVENTIV__BOOTSTRAP__ADMIN_PASSWORD",
-            "bench-admin-password",
-        )
-        .env(
-            "INVENTIV__PROVIDERS__MOCK__ENDPOINT_URL",
-            format!("http://127.0.0.1:{up}"),
-        )
-        .env("INVENTIV__PROVIDERS__MOCK__BOOT_DELAY_MS", "10")
-        .env("INVENTIV__PROVIDERS__MOCK__READY_DELAY_MS", "10")
-        .env("INVENTIV__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = BenchServer::start("stream", "make bench-proxy", |server| {
+        server
+            .env(
+                "INVENTIV__BOOTSTRAP__ADMIN_PASSWORD",
+                "bench-admin-password",
+            )
+            .env(
+                "INVENTIV__PROVIDERS__MOCK__ENDPOINT_URL",
+                format!("http://127.0.0.1:{up}"),
+            )
+            .env("INVENTIV__PROVIDERS__MOCK__BOOT_DELAY_MS", "10")
+            .env("INVENTIV__PROVIDERS__MOCK__READY_DELAY_MS", "10");
+    })
+    .await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if let Ok(Some(status)) = server.try_wait() {
-            panic!("the server exited before listening ({status})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The platform admin adds a public model served by the upstream, runs an instance of it in
     // Personal and makes an API key.
@@ -283,13 +251,8 @@ async fn main() {
     )
     .await;
     let proxied = token_gaps(&format!("{base}/v1/chat/completions"), Some(&key), streams).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-    let backend = database.backend;
-    database.drop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let binary = server.binary.clone();
+    let backend = server.stop().await;
 
     let mut report = format!(
         "Streamed answers, {backend}: {streams} answers of {tokens} tokens {} ms apart, read one \
@@ -313,7 +276,7 @@ async fn main() {
         percentile(&proxied, 0.99) - percentile(&direct, 0.99)
     ));
     println!("{report}");
-    let out = root.join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
+    let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"));
+    std::fs::create_dir_all(out).unwrap();
     std::fs::write(out.join("stream_gaps.md"), &report).unwrap();
 }
