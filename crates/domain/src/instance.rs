@@ -72,6 +72,13 @@ impl InstanceStatus {
         }
     }
 
+    /// Answering requests: only a ready instance serves. An instance is *operational* when it
+    /// serves and carries its approvals — a terminated one with both flags is not.
+    #[must_use]
+    pub const fn is_serving(&self) -> bool {
+        matches!(self, InstanceStatus::Ready)
+    }
+
     /// `POST /instances/{id}/terminate`: from anything but terminating/terminated.
     pub const fn terminate(self) -> Result<InstanceStatus, InvalidTransition> {
         match self {
@@ -144,5 +151,9 @@ mod tests {
         assert_eq!(Ready.terminate(), Ok(Terminating));
         assert_eq!(Failed.reinstall(), Ok(Provisioning));
         assert!(!Terminated.is_live() && Failed.is_live());
+        assert!(Ready.is_serving());
+        for status in [Provisioning, Booting, Terminating, Terminated, Failed] {
+            assert!(!status.is_serving(), "{status:?}");
+        }
     }
 }

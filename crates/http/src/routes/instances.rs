@@ -49,7 +49,8 @@ pub struct InstanceDto {
     eco_activated_by: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339::option")]
     eco_activated_at: Option<OffsetDateTime>,
-    /// Both approvals present (always true for personal instances).
+    /// Ready and approved: both approvals present (personal instances need none) and the
+    /// status `ready` — a terminated or provisioning instance is not operational.
     operational: bool,
     /// The approvals still missing, e.g. `["eco"]`.
     missing_activation: Vec<&'static str>,
@@ -78,6 +79,7 @@ pub fn can_set_map() -> BTreeMap<&'static str, Vec<&'static str>> {
 
 pub fn instance_dto(i: Instance) -> InstanceDto {
     let personal = i.organization_id.is_none();
+    let operational = i.operational();
     InstanceDto {
         id: i.id.as_uuid(),
         scope: if personal { "personal" } else { "org" },
@@ -97,7 +99,7 @@ pub fn instance_dto(i: Instance) -> InstanceDto {
         tech_activated_at: i.tech_activated_at,
         eco_activated_by: i.activation.eco_by.map(|u| u.as_uuid()),
         eco_activated_at: i.eco_activated_at,
-        operational: i.activation.operational(personal),
+        operational,
         missing_activation: i
             .activation
             .missing(personal)

@@ -102,8 +102,8 @@ fn in_scope(scope: Scope, alias: &str, p: &mut Params) -> String {
 /// Listing filters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InstanceFilter {
-    /// Only operational (or only non-operational) instances. Personal instances are
-    /// operational by definition.
+    /// Only operational (or only non-operational) instances: ready, with both approvals
+    /// (personal instances need no approval).
     pub operational: Option<bool>,
 }
 
@@ -117,12 +117,17 @@ pub async fn list<S: Store>(
 ) -> Result<Vec<InstanceRecord>, StoreError> {
     let mut p = Params::new();
     let mut sql = format!("{SELECT} WHERE {}", in_scope(scope, "i.", &mut p));
-    let both = "(i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL)";
-    match (filter.operational, scope) {
-        (None, _) | (Some(true), Scope::Personal(_)) => {}
-        (Some(false), Scope::Personal(_)) => sql.push_str(" AND 1 = 0"),
-        (Some(true), Scope::Org(_)) => sql.push_str(&format!(" AND {both}")),
-        (Some(false), Scope::Org(_)) => sql.push_str(&format!(" AND NOT {both}")),
+    // Operational = serving (ready) with both approvals; personal instances need no approval.
+    let operational = match scope {
+        Scope::Personal(_) => "i.status = 'ready'",
+        Scope::Org(_) => {
+            "(i.status = 'ready' AND i.tech_activated_by IS NOT NULL AND i.eco_activated_by IS NOT NULL)"
+        }
+    };
+    match filter.operational {
+        None => {}
+        Some(true) => sql.push_str(&format!(" AND {operational}")),
+        Some(false) => sql.push_str(&format!(" AND NOT {operational}")),
     }
     let after = after.map(|id| id.as_uuid());
     push_page(&mut sql, &mut p, "i.id", Page::After(after), limit);

@@ -3,7 +3,7 @@
 use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app,
 };
-use crate::instances::{Team, deploy, public_model};
+use crate::instances::{Team, deploy, public_model, wait_for_status};
 use crate::proxy::market;
 use inventiv_persistence::repo::audit;
 use reqwest::Method;
@@ -62,6 +62,8 @@ async fn an_instance_is_operational_only_once_both_flags_are_set() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Operational also means serving: wait until it is ready.
+    wait_for_status(&app, &team.user, &id, "ready").await;
     let tech = json_with_status(flag(&app, &team.admin, &id, "tech", true).await, 200).await;
     assert_eq!(
         (
@@ -174,6 +176,7 @@ async fn distinct_activators_when_the_org_requires_them() {
         .as_str()
         .unwrap()
         .to_owned();
+    wait_for_status(&app, &team.user, &id, "ready").await;
     // Off (the default): the owner may give both approvals.
     json_with_status(flag(&app, &team.owner, &id, "tech", true).await, 200).await;
     json_with_status(flag(&app, &team.owner, &id, "eco", true).await, 200).await;

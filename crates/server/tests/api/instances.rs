@@ -114,14 +114,17 @@ async fn personal_workspace_reaches_its_own_legacy_instances_only() {
         (mine["scope"].as_str(), mine["organization_id"].clone()),
         (Some("personal"), Value::Null)
     );
+    // A personal instance needs no approval; it is operational once it serves.
     assert_eq!(
         (
             mine["operational"].as_bool(),
             mine["missing_activation"].clone()
         ),
-        (Some(true), json!([]))
+        (Some(false), json!([]))
     );
     let id = mine["id"].as_str().unwrap();
+    let ready = wait_for_status(&app, &pat, id, "ready").await;
+    assert_eq!(ready["operational"], true, "{ready}");
     // A legacy row written before organizations existed: organization_id NULL, owned by Pat.
     let pat_id = app.me(&pat).await["user_id"].as_str().unwrap().to_owned();
     let legacy = uuid::Uuid::now_v7();
@@ -656,6 +659,8 @@ async fn operational_filter_and_unauthenticated_access() {
         json!({"flag": "eco", "active": true}),
     )
     .await;
+    let ready = wait_for_status(&app, &team.user, a_id, "ready").await;
+    assert_eq!(ready["operational"], true, "{ready}");
     let operational = json_with_status(
         app.get_as(&team.user, "/instances?operational=true").await,
         200,
@@ -669,6 +674,33 @@ async fn operational_filter_and_unauthenticated_access() {
     .await;
     assert_eq!(ids(&waiting).len(), 1);
     assert_ne!(ids(&waiting)[0], a_id);
+    // Approved but terminated: no longer operational (it serves nothing), in the item and in
+    // the filter alike.
+    assert_eq!(
+        app.post_as(
+            &team.admin,
+            &format!("/instances/{a_id}/terminate"),
+            json!({})
+        )
+        .await
+        .status(),
+        202
+    );
+    let gone = wait_for_status(&app, &team.user, a_id, "terminated").await;
+    assert_eq!(gone["operational"], false, "{gone}");
+    assert_eq!(gone["missing_activation"], json!([]), "{gone}");
+    let operational = json_with_status(
+        app.get_as(&team.user, "/instances?operational=true").await,
+        200,
+    )
+    .await;
+    assert!(ids(&operational).is_empty(), "{operational}");
+    let waiting = json_with_status(
+        app.get_as(&team.user, "/instances?operational=false").await,
+        200,
+    )
+    .await;
+    assert_eq!(ids(&waiting).len(), 2);
     assert_error(
         app.get_as(&team.user, "/instances?operational=maybe").await,
         400,

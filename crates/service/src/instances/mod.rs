@@ -47,6 +47,15 @@ pub struct Instance {
     pub terminated_at: Option<OffsetDateTime>,
 }
 
+impl Instance {
+    /// Serving now with its approvals (personal instances need none): what the proxy routes
+    /// to, and what `operational` says.
+    #[must_use]
+    pub fn operational(&self) -> bool {
+        self.status.is_serving() && self.activation.operational(self.organization_id.is_none())
+    }
+}
+
 impl From<InstanceRecord> for Instance {
     fn from(i: InstanceRecord) -> Self {
         Instance {
