@@ -100,6 +100,7 @@ error_codes! {
     DistinctActivatorsRequired = "distinct_activators_required",
     ActivationNotApplicable = "activation_not_applicable",
     AlreadyRevoked = "already_revoked",
+    WorkspaceChanged = "workspace_changed",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
     ResetTokenInvalid = "reset_token_invalid",

@@ -10,7 +10,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
-use inventiv_domain::ErrorCode;
+use inventiv_domain::{ErrorCode, OrgId, Workspace};
 use inventiv_service::auth::{self, Principal};
 use inventiv_service::{Ctx, RequestMeta};
 use std::future::{Ready, ready};
@@ -197,13 +197,68 @@ fn extract(
     })
 }
 
-/// Authenticates the request, then wraps the principal with the request's facts.
+/// The workspace precondition header (SPEC §4 v2): `<org id>` or `personal`.
+const WORKSPACE_HEADER: &str = "x-inventiv-workspace";
+
+/// What the request says its workspace is, when it says so: `Some(None)` for `personal`,
+/// `Some(Some(org))` for an org id.
+fn expected_workspace(req: &HttpRequest) -> Result<Option<Option<OrgId>>, ApiError> {
+    let Some(value) = req.headers().get(WORKSPACE_HEADER) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    if value.eq_ignore_ascii_case("personal") {
+        return Ok(Some(None));
+    }
+    value
+        .parse::<uuid::Uuid>()
+        .map(|id| Some(Some(OrgId::from_uuid(id))))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "X-Inventiv-Workspace must be an organization id or `personal`.",
+            )
+        })
+}
+
+/// Refuses the request (409 `workspace_changed`, before any handler runs, so nothing changes)
+/// when it names a workspace the session is no longer in: another tab switched it, or the
+/// membership is gone. The principal's workspace is the session's live one.
+fn check_workspace(expected: Option<Option<OrgId>>, principal: &Principal) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let current = match principal.workspace {
+        Workspace::Personal => None,
+        Workspace::Org { org, .. } => Some(org),
+    };
+    if current == expected {
+        return Ok(());
+    }
+    let now = match current {
+        Some(org) => format!("organization {org}"),
+        None => "Personal".to_owned(),
+    };
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::WorkspaceChanged,
+        format!(
+            "This session's workspace changed (it is now {now}); nothing was done. Reload to see the current workspace."
+        ),
+    ))
+}
+
+/// Authenticates the request, checks the workspace precondition, then wraps the principal
+/// with the request's facts.
 fn context(req: &HttpRequest, for_refresh: bool) -> LocalBoxFuture<'static, Result<Ctx, ApiError>> {
     let principal = extract(req, for_refresh);
     let meta = request_meta(req);
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let expected = expected_workspace(req);
     Box::pin(async move {
         let principal = principal.await?;
+        check_workspace(expected?, &principal)?;
         let state =
             state.ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
         Ok(Ctx::new(&state.deps, principal, meta))

@@ -146,18 +146,32 @@ fn document_generic_errors(
         })
     };
     let has_body = operation.request_body.is_some();
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    // The workspace precondition (SPEC §4 v2) is read by the `Caller` extractor of every
+    // authenticated management route.
+    let precondition = secured && !openai;
     let mut generic: Vec<(&str, &str)> = Vec::new();
-    if has_body || has(ParameterIn::Query) {
+    if has_body || has(ParameterIn::Query) || precondition {
         generic.push((
             "400",
-            "`malformed_json`, `invalid_body`, `invalid_query` or `validation_failed`",
+            "`malformed_json`, `invalid_body`, `invalid_query`, `validation_failed`, or `bad_request` (an `X-Inventiv-Workspace` that is neither an id nor `personal`)",
         ));
     }
-    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     if secured {
         generic.push((
             "401",
             "`unauthorized`: no credential, or a revoked, expired or superseded one",
+        ));
+    }
+    let has_path = has(ParameterIn::Path);
+    if precondition {
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(workspace_header());
+        generic.push((
+            "409",
+            "`workspace_changed`: `X-Inventiv-Workspace` names a workspace this session is no longer in; nothing was done",
         ));
     }
     // Public writes too: `extract::read_only_keys` refuses any write carrying a key.
@@ -167,7 +181,7 @@ fn document_generic_errors(
             "`api_key_not_allowed`: API keys may only read outside /v1",
         ));
     }
-    if has(ParameterIn::Path) {
+    if has_path {
         generic.push(("404", "`not_found`: no such resource in this workspace"));
     }
     if has_body {
@@ -204,6 +218,25 @@ fn document_generic_errors(
                 )
             });
     }
+}
+
+/// `X-Inventiv-Workspace`: the workspace the client believes it is in.
+fn workspace_header() -> utoipa::openapi::RefOr<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
+    RefOr::T(
+        ParameterBuilder::new()
+            .name("X-Inventiv-Workspace")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "The workspace the client shows: an organization id, or `personal`. When the \
+                 session is no longer in it, the request is refused (409 `workspace_changed`) \
+                 and nothing changes.",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build(),
+    )
 }
 
 /// Binds the application to `listener` and returns the running server (await it to serve;
