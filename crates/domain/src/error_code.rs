@@ -103,6 +103,7 @@ error_codes! {
     WorkspaceChanged = "workspace_changed",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
+    InvitationSuperseded = "invitation_superseded",
     ResetTokenInvalid = "reset_token_invalid",
     // The request's framing or size is refused before any handler (411, 413, 414, 415).
     LengthRequired = "length_required",

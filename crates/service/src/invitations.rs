@@ -310,9 +310,16 @@ async fn pending_by_token(
     if token.is_empty() || token.len() > 256 {
         return Err(ServiceError::not_found("invitation"));
     }
-    let invitation = invitations::find_by_token_hash(&deps.db, &token_hash(token))
-        .await?
-        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    let hash = token_hash(token);
+    let Some(invitation) = invitations::find_by_token_hash(&deps.db, &hash).await? else {
+        if invitations::is_superseded(&deps.db, &hash).await? {
+            return Err(ServiceError::Gone {
+                code: ErrorCode::InvitationSuperseded,
+                message: "A newer invitation link was sent to this address: use the link of the most recent email.".into(),
+            });
+        }
+        return Err(ServiceError::not_found("invitation"));
+    };
     inventiv_domain::accept(invitation.status, invitation.expires_at, now).map_err(gone)?;
     Ok(invitation)
 }

@@ -145,6 +145,17 @@ pub async fn find_by_token_hash<S: Store>(
     .transpose()
 }
 
+/// Whether `token_hash` is the hash of a link a resend replaced.
+pub async fn is_superseded<S: Store>(s: &S, token_hash: &str) -> Result<bool, StoreError> {
+    Ok(query_one_sql(
+        s,
+        "SELECT 1 AS one FROM superseded_invitation_links WHERE token_hash = $1",
+        vec![token_hash.into()],
+    )
+    .await?
+    .is_some())
+}
+
 /// Invitations of `org`, newest first, filtered by *effective* status at `now`.
 pub async fn list<S: Store>(
     s: &S,
@@ -232,6 +243,15 @@ pub async fn renew<S: Store>(
     expires_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    // The replaced link is remembered (by hash), so a click on it says a newer one was sent.
+    exec_sql(
+        s,
+        "INSERT INTO superseded_invitation_links (token_hash, invitation_id, superseded_at) \
+         SELECT token_hash, id, $1 FROM organization_invitations \
+         WHERE organization_id = $2 AND id = $3 AND status IN ('pending', 'expired')",
+        vec![now.into(), org.as_uuid().into(), id.as_uuid().into()],
+    )
+    .await?;
     Ok(exec_sql(
         s,
         "UPDATE organization_invitations SET status = 'pending', token_hash = $1, expires_at = $2, updated_at = $3 \

@@ -997,8 +997,35 @@ async fn resend_renews_the_link_and_expiry_is_computed_on_read() {
     assert_eq!(resent["status"], "pending");
     let second = invitation_token(&app.smtp.wait_for_nth("late@example.com", 2).await);
     assert_ne!(first, second);
-    assert_error(
+    // The first link says a newer one was sent (not "no such invitation"), on the preview
+    // and on the accept alike, and accepts nothing.
+    let body = assert_error(
         app.get(&format!("/organizations/invitations/{first}"))
+            .await,
+        410,
+        "invitation_superseded",
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("most recent email"),
+        "{body}"
+    );
+    assert_error(
+        app.post_json(
+            &format!("/organizations/invitations/{first}/accept"),
+            json!({"password": "a-good-password"}),
+        )
+        .await,
+        410,
+        "invitation_superseded",
+    )
+    .await;
+    // An unknown token is still just unknown.
+    assert_error(
+        app.get("/organizations/invitations/not-a-token-anyone-was-sent")
             .await,
         404,
         "not_found",
@@ -1006,6 +1033,32 @@ async fn resend_renews_the_link_and_expiry_is_computed_on_read() {
     .await;
     json_with_status(
         app.get(&format!("/organizations/invitations/{second}"))
+            .await,
+        200,
+    )
+    .await;
+    // A second resend: both older links say so.
+    json_with_status(
+        app.post_as(
+            org.token(Role::Owner),
+            &format!("/organizations/current/invitations/{id}/resend"),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let third = invitation_token(&app.smtp.wait_for_nth("late@example.com", 3).await);
+    for old in [&first, &second] {
+        assert_error(
+            app.get(&format!("/organizations/invitations/{old}")).await,
+            410,
+            "invitation_superseded",
+        )
+        .await;
+    }
+    json_with_status(
+        app.get(&format!("/organizations/invitations/{third}"))
             .await,
         200,
     )
