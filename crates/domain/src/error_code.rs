@@ -80,6 +80,7 @@ error_codes! {
     RequestTimeout = "request_timeout",
     // The current state forbids the change (409).
     SlugTaken = "slug_taken",
+    OrgNameTaken = "org_name_taken",
     UsernameTaken = "username_taken",
     EmailTaken = "email_taken",
     NamespaceTaken = "namespace_taken",

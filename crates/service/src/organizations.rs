@@ -7,10 +7,10 @@ use crate::auth::{IssuedToken, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, authorize};
+use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, UserId, authorize};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
-use inventiv_persistence::{Constraint, StoreError};
+use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -106,6 +106,7 @@ pub async fn create(
     }
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
+    refuse_a_name_in_use(&tx, ctx.user_id(), &name, None).await?;
     // The insert claims the slug as a model namespace in this transaction (SPEC §5.1): a live
     // org, a deleted org's slug or a public catalogue namespace all answer slug_taken, decided
     // by the primary key under concurrency.
@@ -195,6 +196,28 @@ pub async fn create(
     Ok((org.into(), token))
 }
 
+/// 409 `org_name_taken` when another org the caller belongs to has this name (any case): two
+/// orgs of the same name in one switcher are a mistake waiting to happen (created twice by a
+/// double click, or a rename). Names of orgs the caller is not in are never compared: that
+/// would tell them which names other tenants use.
+async fn refuse_a_name_in_use(
+    tx: &Tx,
+    user: UserId,
+    name: &OrgName,
+    except: Option<OrgId>,
+) -> Result<(), ServiceError> {
+    match organizations::same_name_for_member(tx, user, name, except).await? {
+        Some(slug) => Err(ServiceError::Conflict {
+            code: ErrorCode::OrgNameTaken,
+            message: format!(
+                "You already belong to an organization named {:?} (slug {slug:?}); choose another name.",
+                name.as_str()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `PATCH /organizations/current` input.
 #[derive(Debug, Clone, Default)]
 pub struct OrganizationChange {
@@ -215,6 +238,9 @@ pub async fn update_current(
     let before = organizations::find_by_id(&tx, org)
         .await?
         .ok_or_else(|| ServiceError::not_found("organization"))?;
+    if let Some(name) = &name {
+        refuse_a_name_in_use(&tx, ctx.user_id(), name, Some(org)).await?;
+    }
     let after = organizations::update(
         &tx,
         org,

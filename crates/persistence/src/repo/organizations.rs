@@ -3,7 +3,7 @@
 
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
-use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql};
+use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
 use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
@@ -129,6 +129,30 @@ pub async fn list_for_user<S: Store>(
             })
         })
         .collect()
+}
+
+/// Another org that `user` belongs to already bears `name` (compared without case): its slug.
+/// `except` leaves out the org being renamed.
+pub async fn same_name_for_member<S: Store>(
+    s: &S,
+    user: UserId,
+    name: &OrgName,
+    except: Option<OrgId>,
+) -> Result<Option<String>, StoreError> {
+    let mut p = Params::new();
+    let mut sql = format!(
+        "SELECT o.slug FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
+         WHERE m.user_id = {} AND LOWER(o.name) = LOWER({})",
+        p.bind(user.as_uuid()),
+        p.bind(name.as_str())
+    );
+    if let Some(org) = except {
+        sql.push_str(&format!(" AND o.id <> {}", p.bind(org.as_uuid())));
+    }
+    match query_one_sql(s, &sql, p.into_values()).await? {
+        Some(row) => Ok(Some(row.try_get("", "slug")?)),
+        None => Ok(None),
+    }
 }
 
 /// Changes the name and/or the distinct-activators setting.

@@ -1207,3 +1207,69 @@ async fn the_org_audit_log_filters_and_pages() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_second_org_of_the_same_name_is_refused_for_its_member_only() {
+    let app = spawn_app().await;
+    app.create_user("dana@example.com", PW).await;
+    app.create_user("eli@example.com", PW).await;
+    let dana = app.login("dana@example.com", PW).await.token;
+    let eli = app.login("eli@example.com", PW).await.token;
+    let create = |token: String, name: &'static str, slug: &'static str| {
+        let app = &app;
+        async move {
+            app.post_as(
+                &token,
+                "/organizations",
+                json!({"name": name, "slug": slug, "set_as_current": false}),
+            )
+            .await
+        }
+    };
+    json_with_status(create(dana.clone(), "Acme AI", "acme-ai").await, 201).await;
+    // The same name in another case, with another slug: a mistake, refused with the slug of
+    // the org that has it.
+    let body = assert_error(
+        create(dana.clone(), "  ACME ai", "acme-ai-2").await,
+        409,
+        "org_name_taken",
+    )
+    .await;
+    assert!(
+        body["message"].as_str().unwrap().contains("acme-ai"),
+        "{body}"
+    );
+    // Someone who is not in that org may use the name (names are not global; comparing them
+    // would reveal other tenants' names).
+    json_with_status(create(eli.clone(), "Acme AI", "acme-ai-3").await, 201).await;
+    // A rename into a name already in the caller's switcher is refused too; keeping one's own
+    // name (another case) is not a conflict.
+    let other = json_with_status(
+        app.post_as(
+            &dana,
+            "/organizations",
+            json!({"name": "Other", "slug": "other-org"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let token = other["access_token"].as_str().unwrap().to_owned();
+    let rename = |name: &'static str| {
+        app.as_bearer(Method::PATCH, "/organizations/current", &token)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    assert_error(rename("acme ai").await.unwrap(), 409, "org_name_taken").await;
+    let renamed = json_with_status(rename("OTHER").await.unwrap(), 200).await;
+    assert_eq!(renamed["name"], "OTHER");
+    let orgs = json_with_status(app.get_as(&token, "/organizations").await, 200).await;
+    let names: Vec<&str> = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{orgs}");
+    app.assert_audit_verifies().await;
+}
