@@ -3,7 +3,8 @@
 //! logged.
 
 use inventiv_domain::Email;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -111,12 +112,21 @@ impl Mailer {
             }
         };
         let to: Mailbox = to.parse().map_err(|e| MailError::Address(format!("{e}")))?;
+        let body = match self {
+            // Over SMTP, lettre picks the encoding any server accepts (quoted-printable or
+            // base64 when a line is long or not ASCII); mail clients decode it.
+            Mailer::Smtp { .. } => Body::new(email.text),
+            // The outbox is read by a developer in a text editor: its bodies are written as
+            // they are (UTF-8, 8bit), so a link on its own line can be copied whole — quoted-
+            // printable would fold it with `=` and base64 would hide it.
+            Mailer::Outbox { .. } => as_written(email.text),
+        };
         let message = Message::builder()
             .from(from)
             .to(to)
             .subject(email.subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(email.text)
+            .body(body)
             .map_err(|e| MailError::Build(e.to_string()))?;
         match self {
             Mailer::Smtp { transport, .. } => {
@@ -136,6 +146,21 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+}
+
+/// `text` as an 8bit body: CRLF line ends, bytes as they are. lettre refuses 8bit past 76
+/// characters a line (its own folding limit); the message format allows 998, which a link
+/// never nears — past it, lettre's own choice is kept.
+fn as_written(text: String) -> Body {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    if crlf
+        .split("\r\n")
+        .all(|line| line.len() <= 998 && !line.contains('\r'))
+    {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit)
+    } else {
+        Body::new(text)
     }
 }
 

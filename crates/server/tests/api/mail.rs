@@ -63,3 +63,37 @@ async fn without_smtp_settings_mail_goes_to_the_outbox() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_outbox_link_can_be_copied_whole_from_the_eml_file() {
+    let dir = std::env::temp_dir().join(format!("inventiv-outbox-{}", uuid::Uuid::new_v4()));
+    let mailer = Mailer::outbox(dir.clone(), "no-reply@inventiv.local").unwrap();
+    // Longer than a quoted-printable line (76), in a body that is not ASCII: the two things
+    // that made lettre fold or base64-encode the link.
+    let link = format!(
+        "http://127.0.0.1:8080/invitations/{}{}",
+        "a".repeat(43),
+        "_-Z9".repeat(5)
+    );
+    mailer
+        .send(OutgoingEmail {
+            to: Email::parse("a@b.io").unwrap(),
+            subject: "Invitation à Café Crème".into(),
+            text: format!("Rejoignez « Café Crème » :\n{link}\n\nÀ bientôt.\n"),
+        })
+        .await
+        .unwrap();
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let eml = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        eml.lines().any(|line| line.trim_end() == link),
+        "the link is not on a line of its own:\n{eml}"
+    );
+    assert!(eml.contains("Café Crème"), "{eml}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
