@@ -19,6 +19,7 @@ mod error;
 mod extract;
 mod fallback;
 mod metrics;
+pub mod mock_model;
 mod request_context;
 mod routes;
 mod state;
@@ -50,6 +51,8 @@ pub struct HttpSettings {
     pub shutdown_timeout_secs: u64,
     /// Bytes all request bodies in flight may take together (503 `server_busy` beyond).
     pub max_inflight_body_bytes: usize,
+    /// Serve the built-in mock model at [`mock_model::PREFIX`] (the mock provider's upstream).
+    pub mock_model: bool,
 }
 
 impl Default for HttpSettings {
@@ -60,6 +63,7 @@ impl Default for HttpSettings {
             proxy_body_limit: 10 * 1024 * 1024,
             shutdown_timeout_secs: 10,
             max_inflight_body_bytes: 64 * 1024 * 1024,
+            mock_model: false,
         }
     }
 }
@@ -252,6 +256,7 @@ pub fn serve(
     let json_limit = settings.json_limit;
     let payload_limit = settings.proxy_body_limit;
     let metrics = state.metrics.clone();
+    let mock_model = settings.mock_model;
     let state = web::Data::new(state);
     // One budget for the whole server, shared by every worker.
     let budget = web::Data::new(body_budget::BodyBudget::new(
@@ -277,6 +282,11 @@ pub fn serve(
             .configure(routes::configure)
             .into_app()
             .configure(console::configure)
+            .configure(|cfg| {
+                if mock_model {
+                    mock_model::configure(cfg);
+                }
+            })
             .default_service(web::to(fallback::handler))
     })
     .shutdown_timeout(settings.shutdown_timeout_secs)

@@ -33,6 +33,15 @@ pub struct Application {
 /// (migrations, following other replicas, closing, the operator commands): use cases reach it
 /// only through [`Deps`].
 pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(Db, Deps)> {
+    build_deps_on(settings, settings.server.port, clock).await
+}
+
+/// [`build_deps`] for a server listening on `port` (the bound one, when `server.port` is 0).
+async fn build_deps_on(
+    settings: &Settings,
+    port: u16,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Db, Deps)> {
     let db = Db::connect(
         settings.database.url.expose(),
         &DbOptions {
@@ -92,7 +101,7 @@ pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
     );
     let providers = Providers::new(
         MockSettings {
-            endpoint_url: p.mock.endpoint_url.clone(),
+            endpoint_url: settings.mock_endpoint(port),
             boot_delay: Duration::from_millis(p.mock.boot_delay_ms),
             ready_delay: Duration::from_millis(p.mock.ready_delay_ms),
             hourly_cost_micros: p.mock.hourly_cost_micros,
@@ -176,7 +185,14 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
-        let (db, deps) = build_deps(&settings, clock).await?;
+        // Bound first: the mock instances' endpoint may be this server's own (the built-in
+        // mock model), on the port the system picked.
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
+        let port = listener.local_addr()?.port();
+        let (db, deps) = build_deps_on(&settings, port, clock).await?;
         db.migrate().await.context("applying migrations")?;
         let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
             .await
@@ -198,11 +214,6 @@ impl Application {
             tokio::spawn(async move { db.follow_other_writers(&url).await })
         });
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!("binding {}:{}", settings.server.host, settings.server.port)
-            })?;
-        let port = listener.local_addr()?.port();
         let state = AppState {
             deps: deps.clone(),
             metrics: Metrics::new()?,
@@ -220,6 +231,7 @@ impl Application {
                 proxy_body_limit: settings.proxy.max_body_bytes,
                 shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
                 max_inflight_body_bytes: settings.server.max_inflight_body_bytes,
+                mock_model: settings.builtin_mock_model(),
             },
         )?;
         Ok(Application {

@@ -177,7 +177,10 @@ pub struct LogSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockProviderSettings {
-    /// Where every mock instance "answers" (point it at a local OpenAI-compatible upstream).
+    /// Where every mock instance "answers". Unset (empty): the built-in mock model this
+    /// server serves itself (see [`Settings::mock_endpoint`]); or a local OpenAI-compatible
+    /// upstream.
+    #[serde(default)]
     pub endpoint_url: String,
     pub boot_delay_ms: u64,
     pub ready_delay_ms: u64,
@@ -313,7 +316,37 @@ fn url_of(host: &str, port: u16) -> String {
     }
 }
 
+/// The address this server answers itself on, from its bind address: a wildcard bind
+/// (`0.0.0.0`, `::`) is reached on loopback.
+fn own_url(host: &str, port: u16) -> String {
+    match host {
+        "0.0.0.0" | "" => url_of("127.0.0.1", port),
+        "::" => url_of("::1", port),
+        host => url_of(host, port),
+    }
+}
+
 impl Settings {
+    /// Whether the mock provider's instances are served by the built-in mock model
+    /// (`providers.mock.endpoint_url` unset).
+    pub fn builtin_mock_model(&self) -> bool {
+        self.providers.mock.endpoint_url.trim().is_empty()
+    }
+
+    /// Where mock instances answer, once the server listens on `port`: the configured
+    /// endpoint, or the built-in mock model of this very server.
+    pub fn mock_endpoint(&self, port: u16) -> String {
+        if self.builtin_mock_model() {
+            format!(
+                "{}{}",
+                own_url(&self.server.host, port),
+                inventiv_http::mock_model::PREFIX
+            )
+        } else {
+            self.providers.mock.endpoint_url.clone()
+        }
+    }
+
     /// Loads the settings of `environment`: the built-in files, overridden by those in
     /// `config_dir` (each optional), then by the process environment.
     pub fn load(config_dir: &Path, environment: Environment) -> anyhow::Result<Settings> {

@@ -435,7 +435,8 @@ async fn concurrent_claims_of_one_name_have_exactly_one_winner() {
             app.post_as(
                 &user,
                 "/organizations",
-                json!({"name": "Racer", "slug": name, "set_as_current": false}),
+                // One name a round: a second org of one name is refused (org_name_taken).
+                json!({"name": format!("Racer round {round}"), "slug": name, "set_as_current": false}),
             ),
             app.post_as(&admin, "/models", model_body(&format!("{name}/model"))),
         );
