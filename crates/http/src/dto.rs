@@ -209,3 +209,18 @@ pub fn page<T, D>(page: inventiv_service::paging::Page<T>, map: impl Fn(T) -> D)
         next_cursor: page.next_cursor,
     }
 }
+
+/// The JSON of `value` (a cached answer's rendering; see `inventiv_service::cache::Rendered`).
+/// Our response types always serialize; were one not to, the body says so rather than panic.
+pub fn to_json<T: Serialize>(value: &T) -> bytes::Bytes {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .unwrap_or_else(|_| bytes::Bytes::from_static(b"{\"error\":\"internal_error\"}"))
+}
+
+/// A 200 answer of already-rendered JSON.
+pub fn json_body(body: bytes::Bytes) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}

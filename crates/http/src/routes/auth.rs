@@ -179,11 +179,11 @@ async fn refresh(state: web::Data<AppState>, ctx: ForRefresh) -> Result<HttpResp
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 #[get("/auth/me")]
-async fn get_me(
-    state: web::Data<AppState>,
-    ctx: Caller,
-) -> Result<web::Json<MeResponse>, ApiError> {
-    Ok(web::Json(auth::me(&state.deps, &ctx).await?.into()))
+async fn get_me(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
+    let me = auth::me(&state.deps, &ctx).await?;
+    Ok(crate::dto::json_body(me.body(|me| {
+        crate::dto::to_json(&MeResponse::from(me.clone()))
+    })))
 }
 
 #[derive(Deserialize, ToSchema)]

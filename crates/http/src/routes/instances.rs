@@ -134,7 +134,7 @@ async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
     query: web::Query<InstanceQuery>,
-) -> Result<web::Json<Page<InstanceDto>>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let filter = inventiv_service::instances::Filter {
         operational: q.operational,
@@ -143,10 +143,10 @@ async fn list(
         limit: q.limit,
         cursor: q.cursor,
     };
-    Ok(web::Json(page(
-        instances::list(&state.deps, &ctx, filter, &paging).await?,
-        instance_dto,
-    )))
+    let cached = instances::list(&state.deps, &ctx, filter, &paging).await?;
+    Ok(crate::dto::json_body(cached.body(|rows| {
+        crate::dto::to_json(&page(rows.clone(), instance_dto))
+    })))
 }
 
 /// One instance of the current workspace.

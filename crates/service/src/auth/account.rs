@@ -1,6 +1,7 @@
 use super::unauthorized;
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
+use crate::cache::Rendered;
 use crate::organizations::Organization;
 use crate::users::User;
 use crate::{Deps, ServiceError};
@@ -15,6 +16,7 @@ use inventiv_persistence::repo::sessions;
 use inventiv_persistence::repo::users::{self, ProfileChange};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
+use std::sync::Arc;
 
 /// `GET /auth/me`: who I am, where this session acts, and what I may do there — computed by
 /// the domain from the same permission map the guards use.
@@ -28,8 +30,31 @@ pub struct Me {
     pub modules: Vec<Module>,
 }
 
-pub async fn me(deps: &Deps, ctx: &Ctx) -> Result<Me, ServiceError> {
-    me_in(deps, ctx, ctx.principal.workspace).await
+/// `GET /auth/me`. A session's answer is cached (with its rendering) until the session, its
+/// account, or its membership or org changes; the principal it is built from was checked
+/// against the live session a moment before, so a revoked session never gets here.
+pub async fn me(deps: &Deps, ctx: &Ctx) -> Result<Arc<Rendered<Me>>, ServiceError> {
+    let Some(sid) = ctx.principal.session_id() else {
+        // An API key: nothing to key the entry by; built each time.
+        return Ok(Arc::new(Rendered::new(
+            me_in(deps, ctx, ctx.principal.workspace).await?,
+        )));
+    };
+    let cache = &deps.caches.me;
+    if let Some(me) = cache.get(&deps.db, &sid) {
+        return Ok(me);
+    }
+    let stamp = cache.stamp(&deps.db);
+    let me = Arc::new(Rendered::new(
+        me_in(deps, ctx, ctx.principal.workspace).await?,
+    ));
+    let user = ctx.user_id();
+    let mut tags = vec![Tag::Session(sid), Tag::User(user)];
+    if let Workspace::Org { org, .. } = ctx.principal.workspace {
+        tags.extend([Tag::Membership(org, user), Tag::Org(org)]);
+    }
+    cache.put(sid, stamp, tags, me.clone());
+    Ok(me)
 }
 
 /// The Me of `principal` as if acting in `workspace` (after a switch).
@@ -156,7 +181,7 @@ pub async fn update_profile(
     )
     .await?;
     tx.commit().await?;
-    me(deps, ctx).await
+    me_in(deps, ctx, ctx.principal.workspace).await
 }
 
 /// `PUT /auth/me/password`: requires the current password; revokes every OTHER session of the

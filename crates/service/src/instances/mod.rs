@@ -7,6 +7,7 @@ pub mod providers;
 
 use crate::Ctx;
 use crate::audit::AuditEntry;
+use crate::cache::Rendered;
 use crate::outbound::Refusal;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
@@ -96,46 +97,45 @@ pub async fn list(
     ctx: &Ctx,
     filter: Filter,
     page: &PageRequest,
-) -> Result<Page<Instance>, ServiceError> {
+) -> Result<Arc<Rendered<Page<Instance>>>, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewInstances)?;
     let (limit, after) = page.parse::<InstanceId>()?;
-    let rows = rows(deps, actor.scope(), filter, after, limit + 1).await?;
-    Ok(page_of(Vec::clone(&rows), limit, |i| i.id))
+    cached_page(deps, actor.scope(), filter, after, limit).await
 }
 
-/// The instances of `scope` after `after` (at most `limit`), cached until one of the scope's
+/// The page of `scope` after `after` (at most `limit` rows), cached until one of the scope's
 /// instances, a model (their names are shown) or the scope's owner changes.
-async fn rows(
+async fn cached_page(
     deps: &Deps,
     scope: Scope,
     filter: Filter,
     after: Option<InstanceId>,
     limit: u64,
-) -> Result<Arc<Vec<Instance>>, ServiceError> {
+) -> Result<Arc<Rendered<Page<Instance>>>, ServiceError> {
     let cache = &deps.caches.instance_pages;
     let key = (scope, filter.operational, after, limit);
-    if let Some(rows) = cache.get(&deps.db, &key) {
-        return Ok(rows);
+    if let Some(page) = cache.get(&deps.db, &key) {
+        return Ok(page);
     }
     let stamp = cache.stamp(&deps.db);
     let filter = InstanceFilter {
         operational: filter.operational,
     };
-    let rows: Arc<Vec<Instance>> = Arc::new(
-        instances::list(&deps.db, scope, filter, after, limit)
-            .await?
-            .into_iter()
-            .map(Instance::from)
-            .collect(),
-    );
+    // One row more than the page: it only says whether there is a next page.
+    let rows: Vec<Instance> = instances::list(&deps.db, scope, filter, after, limit + 1)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect();
+    let page = Arc::new(Rendered::new(page_of(rows, limit, |i| i.id)));
     let owner = match scope {
         Scope::Org(org) => Tag::Org(org),
         Scope::Personal(user) => Tag::User(user),
     };
     let tags = vec![Tag::Instances(scope), Tag::Models, owner];
-    cache.put(key, stamp, tags, rows.clone());
-    Ok(rows)
+    cache.put(key, stamp, tags, page.clone());
+    Ok(page)
 }
 
 /// `GET /instances/{id}`.
