@@ -156,6 +156,7 @@ impl Tx {
             } else {
                 tags::encode(&changed.tags)
             };
+            let payload = tags::from_writer(self.versions.writer, &payload);
             self.inner
                 .execute_raw(sea_orm::Statement::from_sql_and_values(
                     DbBackend::Postgres,
@@ -375,7 +376,7 @@ impl Db {
                 .execute_unprepared(&format!(
                     "NOTIFY {}, '{}'",
                     listener::CHANNEL,
-                    tags::EVERYTHING
+                    tags::from_writer(self.versions.writer, tags::EVERYTHING)
                 ))
                 .await?;
         }

@@ -60,10 +60,14 @@ async fn relay(listener: &mut PgListener, versions: &Versions) -> String {
     loop {
         // `try_recv` is cancel-safe: a timeout here loses nothing.
         match tokio::time::timeout(PING_EVERY, listener.try_recv()).await {
-            Ok(Ok(Some(notification))) => match tags::decode(notification.payload()) {
-                Changed::Tags(tags) => versions.bump(&tags),
-                Changed::Everything => versions.bump_all(),
-            },
+            Ok(Ok(Some(notification))) => {
+                // This process's own writes were bumped at their commit: skip their echo.
+                match tags::decode_from_others(notification.payload(), versions.writer) {
+                    Some(Changed::Tags(tags)) => versions.bump(&tags),
+                    Some(Changed::Everything) => versions.bump_all(),
+                    None => {}
+                }
+            }
             Ok(Ok(None)) => return "connection closed".to_owned(),
             Ok(Err(e)) => return e.to_string(),
             Err(_) => {

@@ -91,6 +91,22 @@ pub(crate) fn encode(tags: &[Tag]) -> String {
     out
 }
 
+/// The notification of `writer`'s change: `<writer hex>:<payload>`.
+pub(crate) fn from_writer(writer: u64, payload: &str) -> String {
+    format!("{writer:x}:{payload}")
+}
+
+/// What a notification says changed, unless `own` (this process) wrote it: `None` then. A
+/// payload without a writer (a replica of an older version) counts as another's.
+pub(crate) fn decode_from_others(notification: &str, own: u64) -> Option<Changed> {
+    match notification.split_once(':') {
+        Some((writer, payload)) if u64::from_str_radix(writer, 16).is_ok() => {
+            (u64::from_str_radix(writer, 16) != Ok(own)).then(|| decode(payload))
+        }
+        _ => Some(decode(notification)),
+    }
+}
+
 /// Reads a payload written by [`encode`]. Anything else — including the empty payload of a
 /// replica that predates tags — is [`Changed::Everything`].
 pub(crate) fn decode(payload: &str) -> Changed {
@@ -145,6 +161,26 @@ mod tests {
         let payload = encode(&tags);
         assert!(payload.len() < 400, "{payload}");
         assert_eq!(decode(&payload), Changed::Tags(tags));
+    }
+
+    #[test]
+    fn a_process_skips_its_own_notifications_only() {
+        let tags = vec![Tag::Session(SessionId::new()), Tag::Routes];
+        let mine = from_writer(0xabc, &encode(&tags));
+        assert_eq!(decode_from_others(&mine, 0xabc), None);
+        assert_eq!(decode_from_others(&mine, 0xabd), Some(Changed::Tags(tags)));
+        let everything = from_writer(7, EVERYTHING);
+        assert_eq!(decode_from_others(&everything, 7), None);
+        assert_eq!(
+            decode_from_others(&everything, 8),
+            Some(Changed::Everything)
+        );
+        // Without a writer (an older replica), or unreadable: another's, and all of it.
+        assert_eq!(
+            decode_from_others("r", 1),
+            Some(Changed::Tags(vec![Tag::Routes]))
+        );
+        assert_eq!(decode_from_others("zz:r", 1), Some(Changed::Everything));
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub(crate) struct Versions {
     slots: Box<[AtomicU64]>,
     /// Whether every write that can matter reaches [`Versions::bump`].
     trusted: AtomicBool,
+    /// Names this process's writes in their notifications, so its listener skips them: its
+    /// commits bumped their tags already, and a second bump when the echo arrives would
+    /// only evict entries cached since (see `crate::listener`).
+    pub(crate) writer: u64,
 }
 
 impl Versions {
@@ -51,6 +55,7 @@ impl Versions {
             floor: AtomicU64::new(0),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             trusted: AtomicBool::new(trusted),
+            writer: uuid::Uuid::new_v4().as_u64_pair().0,
         }
     }
 
