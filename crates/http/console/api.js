@@ -11,8 +11,32 @@ export class ApiError extends Error {
   }
 }
 
+// The workspace this tab shows (an org id or 'personal'), sent with every request as the
+// workspace precondition (SPEC §4 v2): if another tab switched the session, or the membership
+// is gone, the server refuses with 409 workspace_changed instead of acting elsewhere.
+let shownWorkspace = null;
+// Called when the server says the workspace changed (409) or the session ended (401).
+const listeners = { workspaceChanged: null, signedOut: null };
+
+/** Sets the workspace this tab shows (from /auth/me: an org id, or null for Personal). */
+export function showWorkspace(orgId) {
+  shownWorkspace = orgId || 'personal';
+}
+
+/** Sends no precondition until the next showWorkspace (while re-reading /auth/me). */
+export function forgetWorkspace() {
+  shownWorkspace = null;
+}
+
+/** What to do when the session's workspace changed under this tab, or the session ended. */
+export function onSessionEvents({ workspaceChanged, signedOut }) {
+  listeners.workspaceChanged = workspaceChanged;
+  listeners.signedOut = signedOut;
+}
+
 async function send(method, path, body) {
   const headers = { Accept: 'application/json' };
+  if (shownWorkspace) headers['X-Inventiv-Workspace'] = shownWorkspace;
   const init = { method, credentials: 'same-origin', headers };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -41,8 +65,16 @@ export async function api(method, path, body) {
   if (res.status === 401 && mayRefresh) {
     const refreshed = await send('POST', '/auth/refresh');
     if (refreshed.ok) res = await send(method, path, body);
+    else if (listeners.signedOut) listeners.signedOut();
   }
-  return parse(res);
+  try {
+    return await parse(res);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'workspace_changed' && listeners.workspaceChanged) {
+      listeners.workspaceChanged(err);
+    }
+    throw err;
+  }
 }
 
 export const get = (path) => api('GET', path);

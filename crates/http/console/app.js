@@ -2,7 +2,7 @@
 // links, password reset) are addressed by path, as the emails link to them; the signed-in
 // pages by hash (#/members…). Navigation shows only the modules /auth/me returns.
 
-import { ApiError, all, get, post, put } from './api.js';
+import { ApiError, all, forgetWorkspace, get, onSessionEvents, post, put, showWorkspace } from './api.js';
 import { attempt, h, mount, notify } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import { renderReset } from './pages/reset.js';
@@ -46,7 +46,10 @@ const ctx = {
   },
   /** Re-reads /auth/me and the organizations, then redraws the shell and the page. */
   async reload() {
+    // Read without the precondition: this is how the tab learns where the session is now.
+    forgetWorkspace();
     ctx.me = await get('/auth/me');
+    showWorkspace(ctx.me.current_organization_id);
     ctx.orgs = await all('/organizations');
     await showApp();
   },
@@ -143,6 +146,42 @@ async function boot() {
     }
   }
 }
+
+// Another tab may have switched the session's workspace, or an admin removed this member:
+// re-read /auth/me when the tab comes back, and when the server refuses a request for it.
+async function recheckWorkspace(reason) {
+  if (!ctx.me || location.pathname !== '/') return;
+  const before = ctx.me.current_organization_id;
+  const name = ctx.me.current_organization_name;
+  await ctx.reload();
+  if (ctx.me.current_organization_id !== before) {
+    const now = ctx.me.current_organization_id ? `Org: ${ctx.me.current_organization_name}` : 'Personal';
+    notify(`${reason} The workspace changed from ${before ? `Org: ${name}` : 'Personal'} to ${now}; nothing was done there. Check before trying again.`, 'error');
+  }
+}
+
+onSessionEvents({
+  workspaceChanged: () => { recheckWorkspace('This tab was out of date.').catch(() => {}); },
+  // The session was revoked or expired: back to sign-in, not a page full of errors.
+  signedOut: () => {
+    if (!ctx.me) return;
+    ctx.me = null;
+    forgetWorkspace();
+    showLogin();
+    notify('Your session ended; sign in again.', 'error');
+  },
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && ctx.me) {
+    get('/auth/me').then((me) => {
+      if (me.current_organization_id !== ctx.me.current_organization_id
+          || me.current_organization_role !== ctx.me.current_organization_role) {
+        recheckWorkspace('This tab was out of date.').catch(() => {});
+      }
+    }).catch(() => {});
+  }
+});
 
 window.addEventListener('hashchange', () => {
   if (ctx.me && location.pathname === '/') showApp(true);

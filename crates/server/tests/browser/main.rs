@@ -452,3 +452,38 @@ async fn a_user_creates_an_organization_switches_back_and_signs_out_other_sessio
     assert_eq!(app.get_as(&other, "/auth/me").await.status(), 401);
     b.quit().await;
 }
+
+/// Issue 20 / SPEC §4 v2: two tabs share one session; another tab switches it to Personal.
+/// The stale tab, still showing the org, tries to create a key: the server refuses (409
+/// `workspace_changed`), the tab says what changed and shows the real workspace, and no key
+/// exists in either workspace.
+#[tokio::test]
+async fn a_stale_tab_is_refused_and_told_the_workspace_changed() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/api-keys']").await;
+    b.find("#key-name").await;
+    // "Another tab": the same cookie, switched to Personal.
+    b.execute(
+        "fetch('/organizations/current', {method: 'PUT', credentials: 'same-origin', \
+         headers: {'Content-Type': 'application/json'}, body: JSON.stringify({organization_id: null})})",
+    )
+    .await;
+    let banner = b.text(&b.find("#workspace-banner").await).await;
+    assert!(banner.contains("Org: Org acme"), "still stale: {banner}");
+    b.fill("#key-name", "meant for acme").await;
+    b.click("#key-create").await;
+    let toast = b.wait_text("#toast", "workspace changed").await;
+    assert!(toast.contains("Personal"), "{toast}");
+    b.wait_text("#workspace-banner", "Personal").await;
+    // Nothing was created, in either workspace.
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let keys = json_with_status(app.get_as(&admin, "/api_keys").await, 200).await;
+    assert_eq!(keys["items"], json!([]), "{keys}");
+    let in_org = app.switch(&admin, Some(org)).await;
+    let keys = json_with_status(app.get_as(&in_org, "/api_keys").await, 200).await;
+    assert_eq!(keys["items"], json!([]), "{keys}");
+    b.quit().await;
+}
