@@ -100,6 +100,11 @@ error_codes! {
     DistinctActivatorsRequired = "distinct_activators_required",
     ActivationNotApplicable = "activation_not_applicable",
     AlreadyRevoked = "already_revoked",
+    AccessRequestPending = "access_request_pending",
+    AccessRequestRejectedRecently = "access_request_rejected_recently",
+    AccessRequestNotPending = "access_request_not_pending",
+    AlreadyShared = "already_shared",
+    OfferingUnpriced = "offering_unpriced",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
     ResetTokenInvalid = "reset_token_invalid",
