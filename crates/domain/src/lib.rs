@@ -50,8 +50,8 @@ pub use authorization_doc::authorization_markdown;
 pub use delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
 pub use error_code::ErrorCode;
 pub use ids::{
-    AccessRequestId, ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId, SessionId,
-    ShareId, UsageId, UserId,
+    AccessRequestId, ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId,
+    SessionId, ShareId, UsageId, UserId,
 };
 pub use instance::{InstanceStatus, InvalidTransition};
 pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};
