@@ -7,8 +7,10 @@ use crate::helpers::upstream::Upstream;
 use crate::helpers::{TestApp, assert_error, json_with_status, spawn_app_with};
 use crate::instances::{PW, Team, deploy, public_model, wait_for_status};
 use crate::proxy::chat;
-use inventiv_domain::OrgId;
+use inventiv_domain::{AccessRequestId, OfferingId, OrgId};
+use inventiv_persistence::repo::access_requests::{self, NewAccessRequest};
 use inventiv_persistence::repo::audit::{self, AuditRecord};
+use inventiv_persistence::{Constraint, StoreError};
 use inventiv_service::{Clock, ManualClock};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -197,7 +199,7 @@ async fn the_marketplace_lists_only_other_orgs_published_public_offerings() {
     assert_eq!(chat["name"], "Offering chat");
     assert_eq!(chat["description"], "About chat");
     assert_eq!(chat["provider"]["slug"], "prov");
-    assert_eq!(chat["provider"]["name"].as_str().unwrap().is_empty(), false);
+    assert!(!chat["provider"]["name"].as_str().unwrap().is_empty());
     assert_eq!(chat["default_price_input_micros_per_1k"], PRICE_IN);
     assert_eq!(chat["default_price_output_micros_per_1k"], PRICE_OUT);
     assert_eq!(chat["operational"], true);
@@ -205,7 +207,7 @@ async fn the_marketplace_lists_only_other_orgs_published_public_offerings() {
     assert!(chat.get("model_id").is_none() && chat.get("can_set").is_none());
     // The provider sees the consumer's public offering, not its own.
     let items = listed(app, &b.provider.user, "/marketplace/offerings").await;
-    assert_eq!(ids(&items), [b.own.clone()]);
+    assert_eq!(ids(&items), std::slice::from_ref(&b.own));
     // Paged like every list.
     let first = json_with_status(
         app.get_as(&b.third.owner, "/marketplace/offerings?limit=2")
@@ -241,7 +243,7 @@ async fn the_marketplace_lists_only_other_orgs_published_public_offerings() {
         .unwrap())
     .await;
     let items = listed(app, &b.consumer.user, "/marketplace/offerings").await;
-    assert_eq!(ids(&items), [b.chat.clone()]);
+    assert_eq!(ids(&items), std::slice::from_ref(&b.chat));
     // The personal workspace has no org to ask with.
     let personal = app
         .switch(&app.login("owner@cons.test", PW).await.token, None)
@@ -389,7 +391,10 @@ async fn requests_are_listed_by_side_and_decided_by_the_providers_owner_or_admin
         200,
     )
     .await;
-    assert_eq!(ids(page["items"].as_array().unwrap()), [second.clone()]);
+    assert_eq!(
+        ids(page["items"].as_array().unwrap()),
+        std::slice::from_ref(&second)
+    );
     assert!(page["next_cursor"].is_string());
     for token in [&p.user, &c.user] {
         assert_error(
@@ -761,6 +766,26 @@ async fn parallel_requests_for_one_offering_make_exactly_one_pending() {
     .await;
     assert_eq!(items.len(), 1);
     app.assert_audit_verifies().await;
+
+    // The database itself refuses a second pending request for the pair, without the
+    // service's check (the partial unique index).
+    let offering: OfferingId = b.chat.parse().unwrap();
+    let tx = app.db.begin_write().await.unwrap();
+    let second = NewAccessRequest {
+        id: AccessRequestId::new(),
+        provider: b.provider.org,
+        offering,
+        message: None,
+        requested_by: b.consumer.user_ids[0],
+        now: b.clock.now(),
+    };
+    let err = access_requests::insert(&tx, b.consumer.org, second)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(Constraint::AccessRequestPending)),
+        "{err:?}"
+    );
 }
 
 async fn chain(app: &TestApp, org: OrgId) -> Vec<AuditRecord> {
