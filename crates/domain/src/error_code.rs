@@ -102,6 +102,11 @@ error_codes! {
     ActivationNotApplicable = "activation_not_applicable",
     AlreadyRevoked = "already_revoked",
     WorkspaceChanged = "workspace_changed",
+    AccessRequestPending = "access_request_pending",
+    AccessRequestRejectedRecently = "access_request_rejected_recently",
+    AccessRequestNotPending = "access_request_not_pending",
+    AlreadyShared = "already_shared",
+    OfferingUnpriced = "offering_unpriced",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
     InvitationSuperseded = "invitation_superseded",

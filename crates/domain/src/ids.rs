@@ -79,6 +79,8 @@ id_newtypes! {
     ShareId;
     /// One metered inference usage row.
     UsageId;
+    /// A consumer org's request for access to another org's public offering.
+    AccessRequestId;
     /// A password reset token.
     ResetTokenId;
 }

@@ -21,6 +21,7 @@
 //!   only the http crate enables — on utoipa, so the OpenAPI document describes the wire enums
 //!   and ids from here. Never on sea-orm, actix, tokio or anything that performs I/O.
 
+pub mod access_request;
 pub mod activation;
 pub mod authorization_doc;
 pub mod dates;
@@ -43,13 +44,14 @@ pub mod workspace;
 
 pub use uuid::Uuid;
 
+pub use access_request::{AccessRequestError, AccessRequestStatus};
 pub use activation::{Activation, ActivationError, Flag, can_set_roles, ensure_applicable};
 pub use authorization_doc::authorization_markdown;
 pub use delegation::{can_change_role, can_invite, can_manage_invitation, can_remove};
 pub use error_code::ErrorCode;
 pub use ids::{
-    ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId, SessionId,
-    ShareId, UsageId, UserId,
+    AccessRequestId, ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId,
+    SessionId, ShareId, UsageId, UserId,
 };
 pub use instance::{InstanceStatus, InvalidTransition};
 pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};

@@ -159,7 +159,9 @@ pub fn modules(actor: &Actor) -> Vec<Module> {
                     has(Permission::SharesManage)
                         || has(Permission::PricesSet)
                         || has(Permission::SharesAccept)
-                        || has(Permission::SharesControlReceived),
+                        || has(Permission::SharesControlReceived)
+                        || has(Permission::AccessRequestsCreate)
+                        || has(Permission::AccessRequestsDecide),
                 ),
                 ModuleId::Settings => write_if(has(Permission::SettingsManage)),
             };

@@ -83,6 +83,14 @@ pub enum Permission {
     SharesAccept,
     /// Pause, resume or revoke a received share, consumer side (`shares.control_received`).
     SharesControlReceived,
+    /// See other orgs' public published offerings (`marketplace.view`).
+    MarketplaceView,
+    /// Request access to another org's public offering (`access_requests.create`).
+    AccessRequestsCreate,
+    /// List the access requests this org sent or received (`access_requests.view`).
+    AccessRequestsView,
+    /// Approve or reject access requests to this org's offerings (`access_requests.decide`).
+    AccessRequestsDecide,
     /// See API key metadata (`api_keys.view`).
     ApiKeysView,
     /// Create API keys (`api_keys.create`).
@@ -139,6 +147,10 @@ impl Permission {
         Permission::PricesSet,
         Permission::SharesAccept,
         Permission::SharesControlReceived,
+        Permission::MarketplaceView,
+        Permission::AccessRequestsCreate,
+        Permission::AccessRequestsView,
+        Permission::AccessRequestsDecide,
         Permission::ApiKeysView,
         Permission::ApiKeysCreate,
         Permission::ApiKeysRevoke,
@@ -185,6 +197,10 @@ impl Permission {
             Permission::PricesSet => "prices.set",
             Permission::SharesAccept => "shares.accept",
             Permission::SharesControlReceived => "shares.control_received",
+            Permission::MarketplaceView => "marketplace.view",
+            Permission::AccessRequestsCreate => "access_requests.create",
+            Permission::AccessRequestsView => "access_requests.view",
+            Permission::AccessRequestsDecide => "access_requests.decide",
             Permission::ApiKeysView => "api_keys.view",
             Permission::ApiKeysCreate => "api_keys.create",
             Permission::ApiKeysRevoke => "api_keys.revoke",
@@ -211,6 +227,8 @@ impl Permission {
             | Permission::ModelsView
             | Permission::OfferingsView
             | Permission::SharesView
+            | Permission::MarketplaceView
+            | Permission::AccessRequestsView
             | Permission::ApiKeysView
             | Permission::UsersList
             | Permission::FinopsView
@@ -237,6 +255,8 @@ impl Permission {
             | Permission::PricesSet
             | Permission::SharesAccept
             | Permission::SharesControlReceived
+            | Permission::AccessRequestsCreate
+            | Permission::AccessRequestsDecide
             | Permission::ApiKeysCreate
             | Permission::ApiKeysRevoke
             | Permission::UsersCreate
@@ -286,6 +306,7 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::ModelsView
         | Permission::OfferingsView
         | Permission::SharesView
+        | Permission::MarketplaceView
         | Permission::ApiKeysView
         | Permission::InferenceUse => EVERY_MEMBER,
         Permission::OrgUpdate | Permission::OrgDelete | Permission::SettingsManage => OWNER,
@@ -298,7 +319,8 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::FinopsView
         | Permission::AuditView
         | Permission::UsersList
-        | Permission::SharesControlReceived => OWNER_ADMIN_MANAGER,
+        | Permission::SharesControlReceived
+        | Permission::AccessRequestsView => OWNER_ADMIN_MANAGER,
         Permission::InstancesDeploy
         | Permission::InstancesTerminate
         | Permission::InstancesReinstall
@@ -310,10 +332,12 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::ApiKeysCreate
         | Permission::ApiKeysRevoke
         | Permission::UsersCreate
-        | Permission::ActivationTech => OWNER_ADMIN,
-        Permission::ActivationEco | Permission::PricesSet | Permission::SharesAccept => {
-            OWNER_MANAGER
-        }
+        | Permission::ActivationTech
+        | Permission::AccessRequestsDecide => OWNER_ADMIN,
+        Permission::ActivationEco
+        | Permission::PricesSet
+        | Permission::SharesAccept
+        | Permission::AccessRequestsCreate => OWNER_MANAGER,
         Permission::UsersUpdate | Permission::UsersDelete => NOBODY,
     }
 }
@@ -377,6 +401,10 @@ const fn personal_rule(permission: Permission) -> PersonalRule {
         | Permission::PricesSet
         | Permission::SharesAccept
         | Permission::SharesControlReceived
+        | Permission::MarketplaceView
+        | Permission::AccessRequestsCreate
+        | Permission::AccessRequestsView
+        | Permission::AccessRequestsDecide
         | Permission::AuditView => PersonalRule::OrgOnly,
     }
 }
@@ -521,6 +549,14 @@ pub enum Action {
     AcceptShare,
     /// `shares.control_received`: pause, resume or revoke a received share (consumer side).
     ControlReceivedShare,
+    /// `marketplace.view`: list other orgs' public published offerings.
+    ViewMarketplace,
+    /// `access_requests.create`: ask another org for a share of its public offering.
+    RequestAccess,
+    /// `access_requests.view`: list this org's sent and received access requests.
+    ViewAccessRequests,
+    /// `access_requests.decide`: approve or reject a request for this org's offering.
+    DecideAccessRequest,
     /// `api_keys.view`
     ViewApiKeys,
     /// `api_keys.create`
@@ -584,6 +620,10 @@ impl Action {
             Action::SetPrice => Permission::PricesSet,
             Action::AcceptShare => Permission::SharesAccept,
             Action::ControlReceivedShare => Permission::SharesControlReceived,
+            Action::ViewMarketplace => Permission::MarketplaceView,
+            Action::RequestAccess => Permission::AccessRequestsCreate,
+            Action::ViewAccessRequests => Permission::AccessRequestsView,
+            Action::DecideAccessRequest => Permission::AccessRequestsDecide,
             Action::ViewApiKeys => Permission::ApiKeysView,
             Action::CreateApiKey => Permission::ApiKeysCreate,
             Action::RevokeApiKey => Permission::ApiKeysRevoke,
@@ -716,6 +756,10 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
         | Action::SetPrice
         | Action::AcceptShare
         | Action::ControlReceivedShare
+        | Action::ViewMarketplace
+        | Action::RequestAccess
+        | Action::ViewAccessRequests
+        | Action::DecideAccessRequest
         | Action::ViewApiKeys
         | Action::CreateApiKey
         | Action::RevokeApiKey
@@ -747,7 +791,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_permission_once_in_declaration_order() {
-        assert_eq!(Permission::ALL.len(), 40);
+        assert_eq!(Permission::ALL.len(), 44);
         assert!(Permission::ALL.windows(2).all(|w| w[0] < w[1]));
         let names: BTreeSet<_> = Permission::ALL.iter().map(Permission::name).collect();
         assert_eq!(names.len(), Permission::ALL.len());
@@ -784,6 +828,8 @@ mod tests {
                 "models.view",
                 "offerings.view",
                 "shares.view",
+                "marketplace.view",
+                "access_requests.view",
                 "api_keys.view",
                 "users.list",
                 "finops.view",

@@ -94,6 +94,10 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::PricesSet           =>     [__, __, OK, __, OK, __, __, __],
         P::SharesAccept        =>     [__, __, OK, __, OK, __, __, __],
         P::SharesControlReceived =>   [__, __, OK, OK, OK, __, __, __],
+        P::MarketplaceView     =>     [__, __, OK, OK, OK, OK, OK, __],
+        P::AccessRequestsCreate =>    [__, __, OK, __, OK, __, __, __],
+        P::AccessRequestsView  =>     [__, __, OK, OK, OK, __, __, __],
+        P::AccessRequestsDecide =>    [__, __, OK, OK, __, __, __, __],
         P::ApiKeysView         =>     [OK, OK, OK, OK, OK, OK, OK, OK],
         P::ApiKeysCreate       =>     [OK, OK, OK, OK, __, __, __, __],
         P::ApiKeysRevoke       =>     [OK, OK, OK, OK, __, __, __, __],
@@ -145,6 +149,10 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::PricesSet => vec![Action::SetPrice],
         P::SharesAccept => vec![Action::AcceptShare],
         P::SharesControlReceived => vec![Action::ControlReceivedShare],
+        P::MarketplaceView => vec![Action::ViewMarketplace],
+        P::AccessRequestsCreate => vec![Action::RequestAccess],
+        P::AccessRequestsView => vec![Action::ViewAccessRequests],
+        P::AccessRequestsDecide => vec![Action::DecideAccessRequest],
         P::ApiKeysView => vec![Action::ViewApiKeys],
         P::ApiKeysCreate => vec![Action::CreateApiKey],
         P::ApiKeysRevoke => vec![Action::RevokeApiKey],
@@ -183,7 +191,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 40 * 8);
+    assert_eq!(cells, 44 * 8);
 }
 
 #[test]
@@ -230,7 +238,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 40);
+    assert_eq!(Permission::ALL.len(), 44);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));

@@ -16,6 +16,8 @@ pub enum Constraint {
     ApiKeyHash,
     OfferingCode,
     ShareLive,
+    /// `access_requests`: one pending request per (consumer, offering) (SPEC §4.7).
+    AccessRequestPending,
     UsageRequest,
     /// `model_namespaces` primary key: the name is owned by someone else (SPEC §5.1).
     ModelNamespace,
@@ -104,6 +106,11 @@ const UNIQUE_CONSTRAINTS: &[(Constraint, &str, &str)] = &[
         Constraint::ShareLive,
         "ux_shares_live",
         "organization_model_shares.provider_organization_id, organization_model_shares.consumer_organization_id, organization_model_shares.organization_model_id",
+    ),
+    (
+        Constraint::AccessRequestPending,
+        "ux_access_requests_pending",
+        "access_requests.consumer_organization_id, access_requests.organization_model_id",
     ),
     (
         Constraint::UsageRequest,

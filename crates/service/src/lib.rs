@@ -15,6 +15,7 @@
 //! - Slow CPU work (password hashing) runs on the password hash threads ([`password`]), never
 //!   on the async executor.
 
+pub mod access_requests;
 mod accounts;
 mod activation;
 pub mod api_keys;
@@ -33,6 +34,7 @@ pub mod health;
 pub mod instances;
 pub mod invitations;
 pub mod mailer;
+pub mod marketplace;
 pub mod members;
 pub mod models;
 pub mod network;

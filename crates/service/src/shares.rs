@@ -322,39 +322,70 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
     {
         settle_expiry(deps, live).await?;
     }
-    let id = ShareId::new();
-    let state = ShareState::proposed(now, input.ends_at);
     let tx = deps.db.begin_write().await?;
     audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
-    let new = NewShare {
-        id,
-        consumer: consumer.id,
+    let proposal = Proposal {
+        provider,
+        consumer: &consumer,
         offering: input.offering_id,
         prices,
-        starts_at: now,
         ends_at: input.ends_at,
+    };
+    let share = propose_in(&tx, deps, ctx, proposal).await?;
+    tx.commit().await?;
+    Ok(Share::from(share))
+}
+
+/// What [`propose_in`] proposes: validated prices, an end in the future (or none).
+pub(crate) struct Proposal<'a> {
+    pub provider: OrgId,
+    pub consumer: &'a OrgRecord,
+    pub offering: OfferingId,
+    pub prices: (i64, i64),
+    pub ends_at: Option<OffsetDateTime>,
+}
+
+/// The share-proposal use case inside the caller's transaction `tx`, which has locked both
+/// parties' chain heads ([`audit_repo::lock_heads`]): stores the proposal (status `proposed`,
+/// version 1) and records `share.proposed` in both chains, as done by `ctx` for the provider.
+/// Used by [`grant`] and by the approval of an access request ([`crate::access_requests`]).
+pub(crate) async fn propose_in(
+    tx: &Tx,
+    deps: &Deps,
+    ctx: &Ctx,
+    p: Proposal<'_>,
+) -> Result<ShareRecord, ServiceError> {
+    let now = ctx.now;
+    let id = ShareId::new();
+    let state = ShareState::proposed(now, p.ends_at);
+    let new = NewShare {
+        id,
+        consumer: p.consumer.id,
+        offering: p.offering,
+        prices: p.prices,
+        starts_at: now,
+        ends_at: p.ends_at,
         proposal_expires_at: state.proposal_expires_at,
         now,
     };
-    shares::insert(&tx, provider, new)
+    shares::insert(tx, p.provider, new)
         .await
         .map_err(share_exists)?;
-    let share = shares::find(&tx, provider, ShareParty::Provider, id)
+    let share = shares::find(tx, p.provider, ShareParty::Provider, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("share"))?;
     let after = terms_json(
-        prices,
+        p.prices,
         [
-            ("offering_id", json!(input.offering_id.to_string())),
-            ("consumer", org_ref(consumer.id, consumer.slug.as_str())),
+            ("offering_id", json!(p.offering.to_string())),
+            ("consumer", org_ref(p.consumer.id, p.consumer.slug.as_str())),
             ("contract_version", json!(1)),
-            ("ends_at", json!(input.ends_at.map(crate::audit::timestamp))),
+            ("ends_at", json!(p.ends_at.map(crate::audit::timestamp))),
         ],
     );
-    let by = (ctx, ShareParty::Provider);
-    commit(tx, deps, by, share, "share.proposed", after)
-        .await
-        .map(Share::from)
+    let by = Some((ctx, ShareParty::Provider));
+    audit_both(tx, deps, by, &share, "share.proposed", after, None).await?;
+    Ok(share)
 }
 
 /// The org a proposal is for, by its slug: another org than the provider.

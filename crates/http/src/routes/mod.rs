@@ -6,12 +6,13 @@ mod auth;
 mod finops;
 pub(crate) mod instances;
 mod invitations;
+mod marketplace;
 mod members;
 mod models;
 mod ops;
 mod organizations;
 mod proxy;
-mod sharing;
+pub(crate) mod sharing;
 mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -33,4 +34,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     users::configure(cfg);
     finops::configure(cfg);
     sharing::configure(cfg);
+    marketplace::configure(cfg);
 }

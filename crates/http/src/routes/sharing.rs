@@ -495,7 +495,7 @@ async fn accept(
 /// An optional JSON body: absent (no `Transfer-Encoding`, no or zero `Content-Length`) is
 /// `None`; a body that is there must be valid — a malformed version must not silently become
 /// "accept whatever is current".
-fn optional_body<T>(
+pub(crate) fn optional_body<T>(
     req: &actix_web::HttpRequest,
     body: Result<Json<T>, actix_web::Error>,
 ) -> Result<Option<T>, actix_web::Error> {

@@ -1,10 +1,12 @@
 //! Repositories: one module per table (or small group), functions taking a [`crate::Store`].
 
+pub mod access_requests;
 pub mod api_keys;
 pub mod audit;
 pub mod endpoint_claims;
 pub mod instances;
 pub mod invitations;
+pub mod marketplace;
 pub mod memberships;
 pub mod models;
 pub mod namespaces;

@@ -202,6 +202,27 @@ async fn distinct_activators_when_the_org_requires_them() {
 fn guarded(instance: &str, member: &str) -> Vec<(&'static str, Method, String, Value)> {
     vec![
         (
+            "marketplace.view",
+            Method::GET,
+            "/marketplace/offerings".into(),
+            Value::Null,
+        ),
+        (
+            "access_requests.create",
+            Method::POST,
+            format!(
+                "/marketplace/offerings/{}/access-requests",
+                uuid::Uuid::nil()
+            ),
+            json!({}),
+        ),
+        (
+            "access_requests.view",
+            Method::GET,
+            "/organizations/current/access-requests".into(),
+            Value::Null,
+        ),
+        (
             "org.update",
             Method::PATCH,
             "/organizations/current".into(),

@@ -18,6 +18,7 @@ mod keys_users_finops;
 mod login_load;
 mod logs;
 mod mail;
+mod marketplace;
 mod me_cache;
 mod memory;
 mod mock_model;
