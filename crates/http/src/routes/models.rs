@@ -4,10 +4,12 @@ use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
+use crate::routes::instances::{ActivationRequest, can_set_map};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ModelId;
 use inventiv_service::models::{self, Model, ModelInput};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -18,6 +20,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_one)
         .service(create)
         .service(update)
+        .service(activation)
         .service(remove);
 }
 
@@ -34,6 +37,15 @@ pub struct ModelDto {
     visibility: &'static str,
     organization_id: Option<Uuid>,
     organization_name: Option<String>,
+    tech_activated_by: Option<Uuid>,
+    eco_activated_by: Option<Uuid>,
+    /// Whether it may serve traffic: both approvals for an org model, always for the public
+    /// catalogue. A non-operational org model's offerings are not operational either.
+    operational: bool,
+    /// The approvals still missing, e.g. `["eco"]` (always empty for a public model).
+    missing_activation: Vec<&'static str>,
+    /// Which roles may set each flag.
+    can_set: BTreeMap<&'static str, Vec<&'static str>>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -41,6 +53,7 @@ pub struct ModelDto {
 }
 
 fn model_dto(m: Model) -> ModelDto {
+    let public = m.is_public();
     ModelDto {
         id: m.id.as_uuid(),
         name: m.name,
@@ -55,6 +68,16 @@ fn model_dto(m: Model) -> ModelDto {
         },
         organization_id: m.organization_id.map(|o| o.as_uuid()),
         organization_name: m.organization_name,
+        tech_activated_by: m.activation.tech_by.map(|u| u.as_uuid()),
+        eco_activated_by: m.activation.eco_by.map(|u| u.as_uuid()),
+        operational: m.activation.operational(public),
+        missing_activation: m
+            .activation
+            .missing(public)
+            .iter()
+            .map(|f| f.as_str())
+            .collect(),
+        can_set: can_set_map(),
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
@@ -173,4 +196,24 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     models::delete(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set or clear an approval of an org model: tech by owner/admin, eco by owner/manager. An org
+/// model serves traffic (through its offerings) only once both are on.
+#[utoipa::path(tag = "models", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "The model with its new activation state", body = ModelDto),
+    (status = 403, description = "Role may not set this flag", body = ErrorBody),
+    (status = 404, description = "Not visible here", body = ErrorBody),
+    (status = 409, description = "`distinct_activators_required` or `activation_not_applicable` (a public model)", body = ErrorBody),
+))]
+#[post("/models/{id}/activation")]
+async fn activation(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    path: web::Path<ModelId>,
+    body: Json<ActivationRequest>,
+) -> Result<web::Json<ModelDto>, ApiError> {
+    let id = path.into_inner();
+    let model = models::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?;
+    Ok(web::Json(model_dto(model)))
 }

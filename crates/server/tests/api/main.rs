@@ -19,6 +19,7 @@ mod login_load;
 mod logs;
 mod mail;
 mod memory;
+mod model_key_activation;
 mod money;
 mod namespaces;
 mod ops;
