@@ -103,6 +103,7 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::UsersDelete         =>     [__, OK, __, __, __, __, __, __],
         P::FinopsView          =>     [OK, OK, OK, OK, OK, __, __, OK],
         P::AuditView           =>     [__, __, OK, OK, OK, __, __, __],
+        P::PlatformAuditView   =>     [__, OK, __, __, __, __, __, __],
         P::InferenceUse        =>     [OK, OK, OK, OK, OK, OK, OK, OK],
         P::SettingsManage      =>     [__, OK, OK, __, __, __, __, __],
     }
@@ -158,6 +159,7 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::UsersDelete => vec![Action::DeleteUser],
         P::FinopsView => vec![Action::ViewFinops],
         P::AuditView => vec![Action::ViewAudit],
+        P::PlatformAuditView => vec![Action::ViewPlatformAudit],
         P::InferenceUse => vec![Action::UseInference],
         P::SettingsManage => vec![Action::ManageSettings],
     }
@@ -183,7 +185,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 40 * 8);
+    assert_eq!(cells, 41 * 8);
 }
 
 #[test]
@@ -230,7 +232,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 40);
+    assert_eq!(Permission::ALL.len(), 41);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));

@@ -24,6 +24,7 @@ mod money;
 mod namespaces;
 mod ops;
 mod orgs;
+mod platform_audit;
 mod proxy;
 mod refresh_reuse;
 mod replicas;
