@@ -84,22 +84,37 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<Model, ServiceEr
         .ok_or_else(|| ServiceError::not_found("model"))
 }
 
-/// `POST`/`PUT /models` input (validated into [`ModelFields`]).
-#[derive(Debug, Clone)]
+/// `POST`/`PUT /models` input (validated into [`ModelFields`]). On create only `model_id` is
+/// required; the others default ([`DEFAULT_CONTEXT_LENGTH`], see [`validate`]). A `PUT`
+/// replaces the model and sends them all.
+#[derive(Debug, Clone, Default)]
 pub struct ModelInput {
-    pub name: String,
-    pub model_id: String,
-    pub required_vram_gb: i64,
-    pub context_length: i64,
+    pub name: Option<String>,
+    pub model_id: Option<String>,
+    pub required_vram_gb: Option<i64>,
+    pub context_length: Option<i64>,
     pub is_active: Option<bool>,
 }
 
+/// The context length a model gets when none is given: a common, conservative window. It
+/// bounds a request's input and output at the proxy; set the model's real one to allow more.
+pub const DEFAULT_CONTEXT_LENGTH: i64 = 4096;
+
+/// Checks `input` and fills in the defaults (SPEC §4.3 v2): `name` = the `model_id` (its
+/// first 100 characters), `required_vram_gb` = 0 (not stated), `context_length` =
+/// [`DEFAULT_CONTEXT_LENGTH`], `is_active` = true.
 fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
-    let name = DisplayName::parse("name", &input.name)?.into_inner();
+    let Some(given_model_id) = input.model_id else {
+        return Err(ServiceError::invalid(
+            "model_id",
+            "required: the model's id at the upstream server, e.g. meta-llama/Llama-3.1-8B \
+             (name, required_vram_gb and context_length have defaults)",
+        ));
+    };
     // The bound is on what was sent (the schema's maxLength), then on what is kept.
-    let model_id = input.model_id.trim().to_owned();
+    let model_id = given_model_id.trim().to_owned();
     if model_id.is_empty()
-        || input.model_id.chars().count() > 200
+        || given_model_id.chars().count() > 200
         || !model_id.chars().all(|c| c.is_ascii_graphic())
     {
         return Err(ServiceError::invalid(
@@ -107,11 +122,18 @@ fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
             "1 to 200 visible ASCII characters, e.g. meta-llama/Llama-3.1-8B",
         ));
     }
-    let required_vram_gb = i32::try_from(input.required_vram_gb)
+    let name = match input.name {
+        Some(name) => DisplayName::parse("name", &name)?.into_inner(),
+        None => {
+            let default: String = model_id.chars().take(100).collect();
+            DisplayName::parse("name", &default)?.into_inner()
+        }
+    };
+    let required_vram_gb = i32::try_from(input.required_vram_gb.unwrap_or(0))
         .ok()
         .filter(|v| (0..=4096).contains(v))
         .ok_or_else(|| ServiceError::invalid("required_vram_gb", "0 to 4096"))?;
-    let context_length = i32::try_from(input.context_length)
+    let context_length = i32::try_from(input.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH))
         .ok()
         .filter(|v| (1..=100_000_000).contains(v))
         .ok_or_else(|| ServiceError::invalid("context_length", "1 to 100000000"))?;

@@ -83,6 +83,7 @@ fn model_dto(m: Model) -> ModelDto {
     }
 }
 
+/// `PUT /models/{id}`: the whole model.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRequest {
@@ -102,6 +103,40 @@ pub struct ModelRequest {
 
 impl From<ModelRequest> for ModelInput {
     fn from(r: ModelRequest) -> Self {
+        ModelInput {
+            name: Some(r.name),
+            model_id: Some(r.model_id),
+            required_vram_gb: Some(r.required_vram_gb),
+            context_length: Some(r.context_length),
+            is_active: r.is_active,
+        }
+    }
+}
+
+/// `POST /models`: only `model_id` is required (a missing one is `400 validation_failed`
+/// naming it); the rest have defaults.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModelRequest {
+    /// Required. 1 to 200 visible ASCII characters: the model's id at the upstream server,
+    /// e.g. `meta-llama/Llama-3.1-8B`.
+    #[schema(min_length = 1, max_length = 200)]
+    model_id: Option<String>,
+    /// 1 to 100 printable characters. Default: the `model_id` (its first 100 characters).
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+    /// Default 0 (not stated).
+    #[schema(minimum = 0, maximum = 4096)]
+    required_vram_gb: Option<i64>,
+    /// Tokens; bounds a request's input and output at the proxy. Default 4096.
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    context_length: Option<i64>,
+    /// Default true.
+    is_active: Option<bool>,
+}
+
+impl From<CreateModelRequest> for ModelInput {
+    fn from(r: CreateModelRequest) -> Self {
         ModelInput {
             name: r.name,
             model_id: r.model_id,
@@ -147,7 +182,7 @@ async fn get_one(
 /// Add a model to this org (owner/admin), or to the public catalogue (platform admin, Personal).
 #[utoipa::path(tag = "models", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Created", body = ModelDto),
-    (status = 400, description = "Invalid field", body = ErrorBody),
+    (status = 400, description = "Invalid field, or no `model_id`", body = ErrorBody),
     (status = 403, description = "Role may not write models here", body = ErrorBody),
     (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
@@ -155,7 +190,7 @@ async fn get_one(
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
-    body: Json<ModelRequest>,
+    body: Json<CreateModelRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let model = models::create(&state.deps, &ctx, body.into_inner().into()).await?;
     Ok(HttpResponse::Created().json(model_dto(model)))

@@ -575,16 +575,18 @@ async fn finops_costs_are_exact_to_the_micro_euro() {
         )
         .await;
     }
-    assert_error(
+    // SPEC §4.3 v2: a missing `from` is the start of the current calendar month (UTC), no
+    // longer a 400 (see also defaults.rs).
+    let defaulted = json_with_status(
         app.get_as(
             &team.admin,
             "/finops/dashboard/costs?to=2026-03-02T00:00:00Z",
         )
         .await,
-        400,
-        "invalid_query",
+        200,
     )
     .await;
+    assert_eq!(defaulted["from"], "2026-03-01T00:00:00Z");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod auth;
 mod bootstrap;
 mod contracts;
 mod dates;
+mod defaults;
 mod helpers;
 mod hostile;
 mod instances;
