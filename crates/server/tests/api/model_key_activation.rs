@@ -310,6 +310,31 @@ async fn a_non_operational_org_model_serves_no_traffic() {
     )
     .await;
     let prov_key = prov.org_key_secret(app, "own").await;
+    // The share reports what the proxy does: not operational while the model is not.
+    let share_operational = |token: &str, side: &str| {
+        let (token, side) = (token.to_owned(), side.to_owned());
+        let share = share.clone();
+        async move {
+            let list = json_with_status(
+                app.get_as(
+                    &token,
+                    &format!("/organizations/current/shares?side={side}"),
+                )
+                .await,
+                200,
+            )
+            .await;
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == share.as_str())
+                .unwrap()["operational"]
+                .as_bool()
+                .unwrap()
+        }
+    };
+    assert!(!share_operational(&cons.owner, "consumer").await);
     for key in [&prov_key, &m.key] {
         assert_error(
             chat(app, key, "prov/tiny").await,
@@ -338,6 +363,8 @@ async fn a_non_operational_org_model_serves_no_traffic() {
     for key in [&prov_key, &m.key] {
         json_with_status(chat(app, key, "prov/tiny").await, 200).await;
     }
+    assert!(share_operational(&cons.owner, "consumer").await);
+    assert!(share_operational(&prov.owner, "provider").await);
     let offerings = json_with_status(
         app.get_as(&prov.user, "/organizations/current/offerings")
             .await,
