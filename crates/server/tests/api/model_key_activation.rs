@@ -627,3 +627,37 @@ async fn existing_org_models_and_keys_are_migrated_as_approved() {
         .unwrap();
     assert_eq!(stamped, 1);
 }
+
+/// `seed-demo` leaves no org model waiting: each demo org's private model is approved (tech by
+/// its admin, eco by its manager), with its events in the org's chain.
+#[tokio::test]
+async fn the_demo_org_models_are_operational() {
+    use inventiv_domain::Slug;
+    use inventiv_persistence::repo::organizations;
+    use inventiv_service::demo;
+
+    let app = spawn_app().await;
+    demo::seed(&app.deps).await.unwrap();
+    let acme = organizations::find_by_slug(&app.db, &Slug::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let alice = app
+        .login("alice@acme.demo", demo::DEMO_PASSWORD)
+        .await
+        .token;
+    let alice = app.switch(&alice, Some(acme.id)).await;
+    let models = json_with_status(app.get_as(&alice, "/models").await, 200).await;
+    let own: Vec<&Value> = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["visibility"] == "org")
+        .collect();
+    assert!(!own.is_empty(), "{models}");
+    for model in own {
+        assert_eq!(model["operational"], true, "{model}");
+        assert_ne!(model["tech_activated_by"], model["eco_activated_by"]);
+    }
+    app.assert_audit_verifies().await;
+}
