@@ -69,6 +69,7 @@ error_codes! {
     InvalidCurrentPassword = "invalid_current_password",
     EmailMismatch = "email_mismatch",
     ModelNotOperational = "model_not_operational",
+    ApiKeyNotOperational = "api_key_not_operational",
     ModelNotAllowed = "model_not_allowed",
     ProviderOnly = "provider_only",
     ConsumerOnly = "consumer_only",

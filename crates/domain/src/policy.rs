@@ -109,6 +109,9 @@ pub enum Permission {
     FinopsView,
     /// See the audit log (`audit.view`).
     AuditView,
+    /// See the platform chain of the audit trail: accounts, sessions, sign-ins, the public
+    /// catalogue (`platform_audit.view`), platform admins only (SPEC §4.9 v2).
+    PlatformAuditView,
     /// Call the OpenAI-compatible proxy (`inference.use`).
     InferenceUse,
     /// Manage settings: org settings, or platform settings for platform admins (`settings.manage`).
@@ -160,6 +163,7 @@ impl Permission {
         Permission::UsersDelete,
         Permission::FinopsView,
         Permission::AuditView,
+        Permission::PlatformAuditView,
         Permission::InferenceUse,
         Permission::SettingsManage,
     ];
@@ -210,6 +214,7 @@ impl Permission {
             Permission::UsersDelete => "users.delete",
             Permission::FinopsView => "finops.view",
             Permission::AuditView => "audit.view",
+            Permission::PlatformAuditView => "platform_audit.view",
             Permission::InferenceUse => "inference.use",
             Permission::SettingsManage => "settings.manage",
         }
@@ -232,7 +237,8 @@ impl Permission {
             | Permission::ApiKeysView
             | Permission::UsersList
             | Permission::FinopsView
-            | Permission::AuditView => true,
+            | Permission::AuditView
+            | Permission::PlatformAuditView => true,
             Permission::OrgUpdate
             | Permission::OrgDelete
             | Permission::OrgLeave
@@ -338,7 +344,9 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::PricesSet
         | Permission::SharesAccept
         | Permission::AccessRequestsCreate => OWNER_MANAGER,
-        Permission::UsersUpdate | Permission::UsersDelete => NOBODY,
+        // The platform chain is read from the personal workspace only: in an org a platform
+        // admin acts as a member of that org (see docs/decisions.md).
+        Permission::UsersUpdate | Permission::UsersDelete | Permission::PlatformAuditView => NOBODY,
     }
 }
 
@@ -380,6 +388,7 @@ const fn personal_rule(permission: Permission) -> PersonalRule {
         | Permission::ModelsCreate
         | Permission::ModelsUpdate
         | Permission::ModelsDelete
+        | Permission::PlatformAuditView
         | Permission::SettingsManage => PersonalRule::PlatformAdmin,
         Permission::OrgView
         | Permission::OrgUpdate
@@ -580,6 +589,8 @@ pub enum Action {
     ViewFinops,
     /// `audit.view`
     ViewAudit,
+    /// `platform_audit.view`
+    ViewPlatformAudit,
     /// `inference.use`
     UseInference,
     /// `settings.manage`
@@ -633,6 +644,7 @@ impl Action {
             Action::DeleteUser => Permission::UsersDelete,
             Action::ViewFinops => Permission::FinopsView,
             Action::ViewAudit => Permission::AuditView,
+            Action::ViewPlatformAudit => Permission::PlatformAuditView,
             Action::UseInference => Permission::InferenceUse,
             Action::ManageSettings => Permission::SettingsManage,
         }
@@ -768,6 +780,7 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
         | Action::DeleteUser
         | Action::ViewFinops
         | Action::ViewAudit
+        | Action::ViewPlatformAudit
         | Action::UseInference
         | Action::ManageSettings => Ok(()),
     }
@@ -791,7 +804,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_permission_once_in_declaration_order() {
-        assert_eq!(Permission::ALL.len(), 44);
+        assert_eq!(Permission::ALL.len(), 45);
         assert!(Permission::ALL.windows(2).all(|w| w[0] < w[1]));
         let names: BTreeSet<_> = Permission::ALL.iter().map(Permission::name).collect();
         assert_eq!(names.len(), Permission::ALL.len());
@@ -834,6 +847,7 @@ mod tests {
                 "users.list",
                 "finops.view",
                 "audit.view",
+                "platform_audit.view",
             ]
         );
     }

@@ -107,6 +107,7 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::UsersDelete         =>     [__, OK, __, __, __, __, __, __],
         P::FinopsView          =>     [OK, OK, OK, OK, OK, __, __, OK],
         P::AuditView           =>     [__, __, OK, OK, OK, __, __, __],
+        P::PlatformAuditView   =>     [__, OK, __, __, __, __, __, __],
         P::InferenceUse        =>     [OK, OK, OK, OK, OK, OK, OK, OK],
         P::SettingsManage      =>     [__, OK, OK, __, __, __, __, __],
     }
@@ -166,6 +167,7 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::UsersDelete => vec![Action::DeleteUser],
         P::FinopsView => vec![Action::ViewFinops],
         P::AuditView => vec![Action::ViewAudit],
+        P::PlatformAuditView => vec![Action::ViewPlatformAudit],
         P::InferenceUse => vec![Action::UseInference],
         P::SettingsManage => vec![Action::ManageSettings],
     }
@@ -191,7 +193,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 44 * 8);
+    assert_eq!(cells, 45 * 8);
 }
 
 #[test]
@@ -238,7 +240,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 44);
+    assert_eq!(Permission::ALL.len(), 45);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));

@@ -52,7 +52,7 @@ export function scopeBadge(item) {
   return badge(`Org: ${item.organization_name || 'organization'}`, 'org');
 }
 
-const FLAG_NAMES = { tech: 'technical', eco: 'economic' };
+const FLAG_NAMES = { tech: 'technical', eco: 'economic', model: "model's" };
 
 /** "operational" or "non-operational: waiting for the economic approval". */
 export function activationState(item) {

@@ -164,10 +164,11 @@ async fn capped_share_key(port: u16, admin: &str, model_id: &str) -> String {
     )
     .await;
     let body = format!(r#"{{"name":"capped","monthly_cap_micros":{cap}}}"#);
-    call(port, "POST", "/api_keys", &cons, &body).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let created = call(port, "POST", "/api_keys", &cons, &body).await;
+    // An org key authenticates once both approvals are on (SPEC §4.3 v2).
+    let key_id = created["key"]["id"].as_str().unwrap();
+    approve(port, &cons, &format!("/api_keys/{key_id}/activation")).await;
+    created["secret"].as_str().unwrap().to_owned()
 }
 
 /// utime + stime of a process, in seconds.

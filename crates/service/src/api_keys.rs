@@ -12,11 +12,11 @@ use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Action, ApiKeyId, DisplayName, Email, OrgId, Role, Scope, UserId, Workspace, authorize,
-    may_hold_org_api_keys,
+    Action, Activation, ActivationError, ApiKeyId, DisplayName, Email, Flag, OrgId, Role, Scope,
+    UserId, Workspace, authorize, may_hold_org_api_keys,
 };
-use inventiv_persistence::Tag;
 use inventiv_persistence::repo::api_keys::{self, ApiKeyRecord, KeyAuth, NewApiKey};
+use inventiv_persistence::{StoreError, Tag, Tx};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -43,6 +43,8 @@ pub struct ApiKey {
     pub monthly_cap_micros: Option<i64>,
     pub spent_this_month_micros: i64,
     pub reserved_micros: i64,
+    /// An org key's two approvals (a personal key has none and needs none).
+    pub activation: Activation,
 }
 
 impl From<ApiKeyRecord> for ApiKey {
@@ -62,6 +64,7 @@ impl From<ApiKeyRecord> for ApiKey {
             monthly_cap_micros: k.monthly_cap_micros,
             spent_this_month_micros: k.spent_this_month_micros,
             reserved_micros: k.reserved_micros,
+            activation: k.activation,
         }
     }
 }
@@ -429,6 +432,22 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
     if key.organization_id.is_some() && !found.creator_role.is_some_and(may_hold_org_api_keys) {
         return Err(invalid_key());
     }
+    // SPEC §4.3 v2: an org key works only once both approvals are on (a valid key, refused:
+    // 403, so its holder knows to ask for the approvals rather than for a new key).
+    if !key.operational() {
+        return Err(ServiceError::Forbidden {
+            code: ErrorCode::ApiKeyNotOperational,
+            message: format!(
+                "This organization API key is not operational yet: it still needs the {} approval(s).",
+                key.activation
+                    .missing(false)
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        });
+    }
     if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
         api_keys::touch(&deps.db, key.scope(), key.id, now).await?;
         // The touch is not a transaction (it invalidates nothing): refresh the cached copy.
@@ -455,4 +474,57 @@ pub async fn authenticate(deps: &Deps, secret: &str) -> Result<Principal, Servic
             monthly_cap_micros: key.monthly_cap_micros,
         }),
     })
+}
+
+/// `POST /api_keys/{id}/activation` (SPEC §4.3 v2): tech by owner/admin, eco by owner/manager,
+/// on a key of the current org; with the org's `require_distinct_activators`, one user may not
+/// hold both flags (409). Personal keys need no approval (from Personal: 403
+/// `organization_required`, as for a personal instance).
+/// The key's tag is marked in the write, so the next request sees the change.
+pub async fn set_activation(
+    deps: &Deps,
+    ctx: &Ctx,
+    id: ApiKeyId,
+    flag: Flag,
+    active: bool,
+) -> Result<ApiKey, ServiceError> {
+    let actor = ctx.actor();
+    // Visibility first: an out-of-scope id is 404 whatever the role.
+    authorize(&actor, Action::ViewApiKeys)?;
+    api_keys::find(&deps.db, actor.scope(), id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
+    let Workspace::Org { org, .. } = actor.workspace else {
+        authorize(&actor, Action::SetActivation { flag })?;
+        return Err(crate::activation::error(ActivationError::NotApplicable));
+    };
+    let mut key = crate::activation::set::<ApiKeyRecord>(deps, ctx, org, id, flag, active).await?;
+    api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
+    Ok(key.into())
+}
+
+impl crate::activation::Activatable for ApiKeyRecord {
+    type Id = ApiKeyId;
+    const KIND: &'static str = "api_key";
+    const EVENT: &'static str = "api_key.activation_changed";
+    const AUDITS_BEFORE: bool = true;
+
+    async fn find(tx: &Tx, org: OrgId, id: ApiKeyId) -> Result<Option<Self>, StoreError> {
+        api_keys::find(tx, Scope::Org(org), id).await
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: ApiKeyId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        api_keys::set_flag(tx, org, id, flag, by, now).await
+    }
 }

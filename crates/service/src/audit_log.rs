@@ -1,5 +1,6 @@
-//! The org's audit log as its owners, admins and managers read it
-//! (`GET /organizations/current/audit`). Recording events and verifying chains is
+//! The audit log as it is read: an org's chain by its owners, admins and managers
+//! (`GET /organizations/current/audit`), and the platform chain by platform admins
+//! (`GET /platform/audit`, SPEC §4.9 v2). Recording events and verifying chains is
 //! [`crate::audit`]'s job; this module only reads.
 
 use crate::ServiceError;
@@ -61,6 +62,39 @@ pub async fn list_for_org(
 ) -> Result<crate::paging::Page<AuditEvent>, ServiceError> {
     let (org, _) = ctx.current_org(inventiv_domain::Action::ViewAudit)?;
     let (limit, before) = page.parse::<i64>()?;
+    let events = event_filter(filter, before)?;
+    let rows = audit::list(&deps.db, org, events, limit + 1)
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect();
+    Ok(crate::paging::page_of(rows, limit, |e| e.id))
+}
+
+/// The platform chain's events (no organization: accounts, sessions, sign-ins, the public
+/// catalogue), newest first: platform admins, in the personal workspace only.
+pub async fn list_platform(
+    deps: &crate::Deps,
+    ctx: &crate::Ctx,
+    filter: &AuditFilter,
+    page: &crate::paging::PageRequest,
+) -> Result<crate::paging::Page<AuditEvent>, ServiceError> {
+    inventiv_domain::authorize(&ctx.actor(), inventiv_domain::Action::ViewPlatformAudit)?;
+    let (limit, before) = page.parse::<i64>()?;
+    let events = event_filter(filter, before)?;
+    let rows = audit::list_platform(&deps.db, events, limit + 1)
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect();
+    Ok(crate::paging::page_of(rows, limit, |e| e.id))
+}
+
+/// The repository's filter, once the action name is checked.
+fn event_filter(
+    filter: &AuditFilter,
+    before: Option<i64>,
+) -> Result<audit::EventFilter<'_>, ServiceError> {
     if let Some(action) = &filter.action
         && (action.len() > 64
             || !action
@@ -72,15 +106,9 @@ pub async fn list_for_org(
             "a dotted lowercase action name, e.g. member.role_changed",
         ));
     }
-    let events = audit::EventFilter {
+    Ok(audit::EventFilter {
         action: filter.action.as_deref(),
         since: filter.since,
         before_id: before,
-    };
-    let rows = audit::list(&deps.db, org, events, limit + 1)
-        .await?
-        .into_iter()
-        .map(AuditEvent::from)
-        .collect();
-    Ok(crate::paging::page_of(rows, limit, |e| e.id))
+    })
 }

@@ -326,6 +326,20 @@ pub async fn seed(deps: &Deps) -> Result<DemoOutcome, ServiceError> {
         )
         .await?;
         let (owner, admin, manager) = (members[0].0, members[1].0, members[2].0);
+        // The org model is approved (tech by the admin, eco by the manager): its offerings
+        // can carry traffic.
+        for (flag, by) in [(Flag::Tech, admin), (Flag::Eco, manager)] {
+            models::set_flag(&tx, org.id, private, flag, Some(by), deps.clock.now()).await?;
+            event(
+                &tx,
+                deps,
+                Some(org.id),
+                "model.activation_changed",
+                ("model", private.to_string()),
+                json!({"flag": flag.as_str(), "active": true}),
+            )
+            .await?;
+        }
         // One operational instance (both approvals), one waiting for the economic approval.
         instance(
             &tx,

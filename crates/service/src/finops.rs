@@ -50,18 +50,57 @@ pub struct CostReport {
     pub groups: Vec<CostGroup>,
 }
 
-/// Checks a `[from, to)` range: `from < to`, at most [`MAX_RANGE`].
+/// Checks a `[from, to)` range: `from < to`, at most [`MAX_RANGE`]. The messages say what to
+/// send instead.
 pub fn check_range(from: OffsetDateTime, to: OffsetDateTime) -> Result<(), ServiceError> {
     if from >= to {
-        return Err(ServiceError::invalid("to", "must be after from"));
+        return Err(ServiceError::invalid(
+            "to",
+            "must be after from; omit both for the current calendar month (UTC)",
+        ));
     }
     if to - from > MAX_RANGE {
         return Err(ServiceError::invalid(
             "to",
-            "the range may cover at most 366 days",
+            "the range may cover at most 366 days: send from and to at most 366 days apart \
+             (e.g. from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z), or omit both for the \
+             current calendar month (UTC)",
         ));
     }
     Ok(())
+}
+
+/// The current calendar month (UTC) of `now`: `[first day 00:00, first day of the next month
+/// 00:00)` (the last representable instant after December 9999).
+pub fn calendar_month(now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let first = now.date().replace_day(1).unwrap_or(now.date());
+    let next = match first.month() {
+        time::Month::December => first
+            .replace_year(first.year() + 1)
+            .ok()
+            .and_then(|d| d.replace_month(time::Month::January).ok()),
+        month => first.replace_month(month.next()).ok(),
+    };
+    let start = first.with_time(Time::MIDNIGHT).assume_utc();
+    let end = next.map_or(
+        time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC),
+        |d| d.with_time(Time::MIDNIGHT).assume_utc(),
+    );
+    (start, end)
+}
+
+/// The `[from, to)` of a report (SPEC §4.3 v2): each bound not given is the current calendar
+/// month's (UTC, from `now`); then checked by [`check_range`].
+pub fn range(
+    now: OffsetDateTime,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+) -> Result<(OffsetDateTime, OffsetDateTime), ServiceError> {
+    let (month_start, month_end) = calendar_month(now);
+    let (from, to) = (from.unwrap_or(month_start), to.unwrap_or(month_end));
+    check_range(from, to)?;
+    Ok((from, to))
 }
 
 /// Splits `[start, end)` at UTC midnights.
@@ -92,13 +131,13 @@ fn cost(row: &CostRow, start: OffsetDateTime, end: OffsetDateTime) -> Result<i64
 pub async fn costs(
     deps: &Deps,
     ctx: &Ctx,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
     group_by: GroupBy,
 ) -> Result<CostReport, ServiceError> {
     let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
-    check_range(from, to)?;
+    let (from, to) = range(ctx.now, from, to)?;
     let now = ctx.now;
     let rows = instances::cost_rows(&deps.db, actor.scope(), from, to).await?;
     let mut groups: BTreeMap<String, CostGroup> = BTreeMap::new();
@@ -232,6 +271,53 @@ mod tests {
             .is_ok()
         );
     }
+
+    #[test]
+    fn the_default_range_is_the_current_calendar_month_utc() {
+        use super::{calendar_month, range};
+        assert_eq!(
+            calendar_month(datetime!(2026-11-30 18:00 UTC)),
+            (
+                datetime!(2026-11-01 0:00 UTC),
+                datetime!(2026-12-01 0:00 UTC)
+            )
+        );
+        assert_eq!(
+            calendar_month(datetime!(2026-12-31 23:59:59 UTC)),
+            (
+                datetime!(2026-12-01 0:00 UTC),
+                datetime!(2027-01-01 0:00 UTC)
+            )
+        );
+        // In UTC, whatever the offset `now` carries.
+        assert_eq!(
+            calendar_month(datetime!(2027-01-01 0:30 +02:00)),
+            (
+                datetime!(2026-12-01 0:00 UTC),
+                datetime!(2027-01-01 0:00 UTC)
+            )
+        );
+        assert_eq!(
+            calendar_month(datetime!(9999-12-15 0:00 UTC)).1,
+            datetime!(9999-12-31 23:59:59.999_999 UTC)
+        );
+        let now = datetime!(2026-02-10 12:00 UTC);
+        assert_eq!(
+            range(now, None, None).unwrap(),
+            (
+                datetime!(2026-02-01 0:00 UTC),
+                datetime!(2026-03-01 0:00 UTC)
+            )
+        );
+        assert_eq!(
+            range(now, Some(datetime!(2026-01-15 0:00 UTC)), None).unwrap(),
+            (
+                datetime!(2026-01-15 0:00 UTC),
+                datetime!(2026-03-01 0:00 UTC)
+            )
+        );
+        assert!(range(now, Some(datetime!(2026-05-01 0:00 UTC)), None).is_err());
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -245,6 +331,9 @@ pub struct UsageGroup {
 
 #[derive(Debug, Clone)]
 pub struct UsageReport {
+    /// The range reported, `[from, to)` (the defaults filled in).
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
     pub total: UsageGroup,
     pub groups: Vec<UsageGroup>,
 }
@@ -253,15 +342,15 @@ pub struct UsageReport {
 pub async fn usage(
     deps: &Deps,
     ctx: &Ctx,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
     side: UsageSideQuery,
     group_by: UsageGroupBy,
 ) -> Result<UsageReport, ServiceError> {
     use inventiv_persistence::repo::usage;
     let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
-    check_range(from, to)?;
+    let (from, to) = range(ctx.now, from, to)?;
     let rows = match (actor.scope(), side) {
         (scope, UsageSideQuery::Consumer) => usage::consumed(&deps.db, scope, from, to).await?,
         (Scope::Org(org), UsageSideQuery::Provider) => {
@@ -308,6 +397,8 @@ pub async fn usage(
         }
     }
     Ok(UsageReport {
+        from,
+        to,
         total,
         groups: groups.into_values().collect(),
     })

@@ -7,10 +7,13 @@ use crate::audit::AuditEntry;
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{Action, DisplayName, ModelId, OrgId, Scope, authorize};
+use inventiv_domain::{
+    Action, Activation, ActivationError, DisplayName, Flag, ModelId, OrgId, Scope, UserId,
+    Workspace, authorize,
+};
 use inventiv_persistence::repo::models::{self, ModelFields, ModelRecord};
 use inventiv_persistence::repo::namespaces::namespace_of;
-use inventiv_persistence::{Constraint, StoreError};
+use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -27,8 +30,17 @@ pub struct Model {
     pub required_vram_gb: i32,
     pub context_length: i32,
     pub is_active: bool,
+    /// An org model's two approvals (a public model has none and needs none).
+    pub activation: Activation,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+impl Model {
+    /// The public catalogue needs no approval; an org model needs both (SPEC §1 v2).
+    pub fn is_public(&self) -> bool {
+        self.organization_id.is_none()
+    }
 }
 
 impl From<ModelRecord> for Model {
@@ -42,6 +54,7 @@ impl From<ModelRecord> for Model {
             required_vram_gb: m.required_vram_gb,
             context_length: m.context_length,
             is_active: m.is_active,
+            activation: m.activation,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -71,22 +84,37 @@ pub async fn get(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<Model, ServiceEr
         .ok_or_else(|| ServiceError::not_found("model"))
 }
 
-/// `POST`/`PUT /models` input (validated into [`ModelFields`]).
-#[derive(Debug, Clone)]
+/// `POST`/`PUT /models` input (validated into [`ModelFields`]). On create only `model_id` is
+/// required; the others default ([`DEFAULT_CONTEXT_LENGTH`], see [`validate`]). A `PUT`
+/// replaces the model and sends them all.
+#[derive(Debug, Clone, Default)]
 pub struct ModelInput {
-    pub name: String,
-    pub model_id: String,
-    pub required_vram_gb: i64,
-    pub context_length: i64,
+    pub name: Option<String>,
+    pub model_id: Option<String>,
+    pub required_vram_gb: Option<i64>,
+    pub context_length: Option<i64>,
     pub is_active: Option<bool>,
 }
 
+/// The context length a model gets when none is given: a common, conservative window. It
+/// bounds a request's input and output at the proxy; set the model's real one to allow more.
+pub const DEFAULT_CONTEXT_LENGTH: i64 = 4096;
+
+/// Checks `input` and fills in the defaults (SPEC §4.3 v2): `name` = the `model_id` (its
+/// first 100 characters), `required_vram_gb` = 0 (not stated), `context_length` =
+/// [`DEFAULT_CONTEXT_LENGTH`], `is_active` = true.
 fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
-    let name = DisplayName::parse("name", &input.name)?.into_inner();
+    let Some(given_model_id) = input.model_id else {
+        return Err(ServiceError::invalid(
+            "model_id",
+            "required: the model's id at the upstream server, e.g. meta-llama/Llama-3.1-8B \
+             (name, required_vram_gb and context_length have defaults)",
+        ));
+    };
     // The bound is on what was sent (the schema's maxLength), then on what is kept.
-    let model_id = input.model_id.trim().to_owned();
+    let model_id = given_model_id.trim().to_owned();
     if model_id.is_empty()
-        || input.model_id.chars().count() > 200
+        || given_model_id.chars().count() > 200
         || !model_id.chars().all(|c| c.is_ascii_graphic())
     {
         return Err(ServiceError::invalid(
@@ -94,11 +122,18 @@ fn validate(input: ModelInput) -> Result<ModelFields, ServiceError> {
             "1 to 200 visible ASCII characters, e.g. meta-llama/Llama-3.1-8B",
         ));
     }
-    let required_vram_gb = i32::try_from(input.required_vram_gb)
+    let name = match input.name {
+        Some(name) => DisplayName::parse("name", &name)?.into_inner(),
+        None => {
+            let default: String = model_id.chars().take(100).collect();
+            DisplayName::parse("name", &default)?.into_inner()
+        }
+    };
+    let required_vram_gb = i32::try_from(input.required_vram_gb.unwrap_or(0))
         .ok()
         .filter(|v| (0..=4096).contains(v))
         .ok_or_else(|| ServiceError::invalid("required_vram_gb", "0 to 4096"))?;
-    let context_length = i32::try_from(input.context_length)
+    let context_length = i32::try_from(input.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH))
         .ok()
         .filter(|v| (1..=100_000_000).contains(v))
         .ok_or_else(|| ServiceError::invalid("context_length", "1 to 100000000"))?;
@@ -304,4 +339,63 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceEr
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// `POST /models/{id}/activation` (SPEC §4.3 v2): tech by owner/admin, eco by owner/manager,
+/// on a model of the current org; with the org's `require_distinct_activators`, one user may
+/// not hold both flags (409). A public model needs no approval (409
+/// `activation_not_applicable`); one seen from Personal likewise.
+pub async fn set_activation(
+    deps: &Deps,
+    ctx: &Ctx,
+    id: ModelId,
+    flag: Flag,
+    active: bool,
+) -> Result<Model, ServiceError> {
+    let actor = ctx.actor();
+    // Visibility first: an out-of-scope id is 404 whatever the role.
+    authorize(&actor, Action::ViewModels)?;
+    let model = models::find(&deps.db, actor.scope(), id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("model"))?;
+    let Workspace::Org { org, .. } = actor.workspace else {
+        authorize(&actor, Action::SetActivation { flag })?;
+        return Err(crate::activation::error(ActivationError::NotApplicable));
+    };
+    if model.organization_id.is_none() {
+        authorize(&actor, Action::SetActivation { flag })?;
+        return Err(crate::activation::error(ActivationError::NotApplicable));
+    }
+    crate::activation::set::<ModelRecord>(deps, ctx, org, id, flag, active)
+        .await
+        .map(Model::from)
+}
+
+impl crate::activation::Activatable for ModelRecord {
+    type Id = ModelId;
+    const KIND: &'static str = "model";
+    const EVENT: &'static str = "model.activation_changed";
+    const AUDITS_BEFORE: bool = true;
+
+    async fn find(tx: &Tx, org: OrgId, id: ModelId) -> Result<Option<Self>, StoreError> {
+        // An org scope sees the public catalogue too: only the org's own model is approved.
+        Ok(models::find(tx, Scope::Org(org), id)
+            .await?
+            .filter(|m| m.organization_id == Some(org)))
+    }
+
+    fn activation(&self) -> &Activation {
+        &self.activation
+    }
+
+    async fn set_flag(
+        tx: &Tx,
+        org: OrgId,
+        id: ModelId,
+        flag: Flag,
+        by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        models::set_flag(tx, org, id, flag, by, now).await
+    }
 }

@@ -44,11 +44,37 @@ pub struct Offering {
     pub default_price_input_micros_per_1k: i64,
     pub default_price_output_micros_per_1k: i64,
     pub activation: Activation,
+    /// Whether the underlying model may serve traffic (an org model needs its own two
+    /// approvals; a public model always may).
+    pub model_operational: bool,
     pub created_at: OffsetDateTime,
+}
+
+impl Offering {
+    /// Its own two approvals, and its org model's (SPEC §1 v2).
+    pub fn operational(&self) -> bool {
+        self.activation.operational(false) && self.model_operational
+    }
+
+    /// What it lacks to be operational: `tech`, `eco`, and `model` while its org model is
+    /// not operational.
+    pub fn missing_activation(&self) -> Vec<&'static str> {
+        let mut missing: Vec<&'static str> = self
+            .activation
+            .missing(false)
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        if !self.model_operational {
+            missing.push("model");
+        }
+        missing
+    }
 }
 
 impl From<OfferingRecord> for Offering {
     fn from(o: OfferingRecord) -> Self {
+        let model_operational = o.model_operational();
         Offering {
             id: o.id,
             organization_id: o.organization_id,
@@ -63,6 +89,7 @@ impl From<OfferingRecord> for Offering {
             default_price_input_micros_per_1k: o.default_price_input_micros_per_1k,
             default_price_output_micros_per_1k: o.default_price_output_micros_per_1k,
             activation: o.activation,
+            model_operational,
             created_at: o.created_at,
         }
     }

@@ -47,6 +47,8 @@ pub struct Share {
     /// The offering is published, and its own two approvals.
     pub offering_published: bool,
     pub offering_activation: Activation,
+    /// The offering's model may serve traffic (an org model needs its own approvals).
+    pub offering_model_operational: bool,
     /// Status (as stored; `ShareState::effective` for a due expiry), versions, pauses, dates.
     pub state: ShareState,
     pub price_input_micros_per_1k: i64,
@@ -72,6 +74,7 @@ impl From<ShareRecord> for Share {
             offering_code: s.offering_code,
             offering_published: s.offering_published,
             offering_activation: s.offering_activation,
+            offering_model_operational: s.offering_model_operational,
             state: s.state,
             price_input_micros_per_1k: s.price_input_micros_per_1k,
             price_output_micros_per_1k: s.price_output_micros_per_1k,
@@ -85,12 +88,14 @@ impl From<ShareRecord> for Share {
 
 impl Share {
     /// SPEC §4.4: accepted at the current version, in validity, paused by neither side, both
-    /// provider approvals, and the offering published and operational.
+    /// provider approvals, and the offering published and operational (its org model's
+    /// approvals included, SPEC §1 v2).
     pub fn operational(&self, now: OffsetDateTime) -> bool {
         self.state.carries_traffic(now)
             && self.activation.operational(false)
             && self.offering_published
             && self.offering_activation.operational(false)
+            && self.offering_model_operational
     }
 
     /// What the share lacks to be operational (SPEC §4.4): the provider's `tech` and `eco`

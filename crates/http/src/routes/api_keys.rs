@@ -4,10 +4,12 @@ use crate::AppState;
 use crate::dto::{Page, PageQuery, opt_date, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
+use crate::routes::instances::{ActivationRequest, can_set_map};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ApiKeyId;
 use inventiv_service::api_keys::{self, ApiKey, NewKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -17,6 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list)
         .service(create)
         .service(rename)
+        .service(activation)
         .service(revoke);
 }
 
@@ -47,9 +50,19 @@ pub struct ApiKeyDto {
     spent_this_month_micros: i64,
     /// Budget held for calls in flight (slices leased by the proxy replicas).
     reserved_micros: i64,
+    tech_activated_by: Option<Uuid>,
+    eco_activated_by: Option<Uuid>,
+    /// Whether the key authenticates: both approvals for an org key, always for a personal
+    /// key (a non-operational key is refused with 403 `api_key_not_operational`).
+    operational: bool,
+    /// The approvals still missing, e.g. `["eco"]` (always empty for a personal key).
+    missing_activation: Vec<&'static str>,
+    /// Which roles may set each flag.
+    can_set: BTreeMap<&'static str, Vec<&'static str>>,
 }
 
 fn key_dto(k: ApiKey) -> ApiKeyDto {
+    let personal = k.organization_id.is_none();
     ApiKeyDto {
         id: k.id.as_uuid(),
         name: k.name,
@@ -70,6 +83,16 @@ fn key_dto(k: ApiKey) -> ApiKeyDto {
         monthly_cap_micros: k.monthly_cap_micros,
         spent_this_month_micros: k.spent_this_month_micros,
         reserved_micros: k.reserved_micros,
+        tech_activated_by: k.activation.tech_by.map(|u| u.as_uuid()),
+        eco_activated_by: k.activation.eco_by.map(|u| u.as_uuid()),
+        operational: k.activation.operational(personal),
+        missing_activation: k
+            .activation
+            .missing(personal)
+            .iter()
+            .map(|f| f.as_str())
+            .collect(),
+        can_set: can_set_map(),
     }
 }
 
@@ -190,4 +213,24 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     api_keys::revoke(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set or clear an approval of an org key: tech by owner/admin, eco by owner/manager. An org
+/// key authenticates only once both are on.
+#[utoipa::path(tag = "api_keys", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "The key with its new activation state", body = ApiKeyDto),
+    (status = 403, description = "Role may not set this flag", body = ErrorBody),
+    (status = 404, description = "No such key in this workspace", body = ErrorBody),
+    (status = 409, description = "`distinct_activators_required`", body = ErrorBody),
+))]
+#[post("/api_keys/{id}/activation")]
+async fn activation(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    path: web::Path<ApiKeyId>,
+    body: Json<ActivationRequest>,
+) -> Result<web::Json<ApiKeyDto>, ApiError> {
+    let id = path.into_inner();
+    let key = api_keys::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?;
+    Ok(web::Json(key_dto(key)))
 }

@@ -1,4 +1,5 @@
-//! `GET /organizations/current/audit` (owner/admin/manager).
+//! `GET /organizations/current/audit` (owner/admin/manager) and `GET /platform/audit`
+//! (platform admins, personal workspace).
 
 use crate::AppState;
 use crate::dto::{Page, opt_date, page};
@@ -14,7 +15,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list);
+    cfg.service(list).service(platform);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -92,6 +93,35 @@ async fn list(
     };
     Ok(web::Json(page(
         audit_log::list_for_org(&state.deps, &ctx, &filter, &paging).await?,
+        event_dto,
+    )))
+}
+
+/// The platform chain of the audit trail, newest first: events with no organization —
+/// accounts (`user.*`), sessions (`session.*`), sign-ins (`auth.*`) and the public catalogue
+/// (`model.*`). Platform admins only, from the personal workspace (403 in an org workspace).
+#[utoipa::path(tag = "audit", params(AuditQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Events", body = Page<AuditEventDto>),
+    (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
+    (status = 403, description = "Not a platform admin, or not in the personal workspace", body = ErrorBody),
+))]
+#[get("/platform/audit")]
+async fn platform(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    query: web::Query<AuditQuery>,
+) -> Result<web::Json<Page<AuditEventDto>>, ApiError> {
+    let q = query.into_inner();
+    let filter = AuditFilter {
+        action: q.action,
+        since: opt_date("since", q.since)?,
+    };
+    let paging = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(web::Json(page(
+        audit_log::list_platform(&state.deps, &ctx, &filter, &paging).await?,
         event_dto,
     )))
 }

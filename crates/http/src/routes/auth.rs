@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::cookies::{cleared_cookie, session_cookie};
-use crate::dto::{MeResponse, Page, TokenResponse, UserDto, double_option};
+use crate::dto::{MeResponse, Page, PageQuery, TokenResponse, UserDto, double_option};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ForRefresh, Json, Meta};
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -253,24 +253,21 @@ async fn change_password(
 }
 
 /// My live sessions, most recently used first.
-#[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
+#[utoipa::path(params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "Sessions", body = Page<SessionDto>),
+    (status = 400, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
 #[get("/auth/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
     ctx: Caller,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<SessionDto>>, ApiError> {
-    let items = auth::list_sessions(&state.deps, &ctx)
-        .await?
-        .into_iter()
-        .map(session_dto)
-        .collect();
-    Ok(web::Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(web::Json(crate::dto::page(
+        auth::list_sessions(&state.deps, &ctx, &query.request()).await?,
+        session_dto,
+    )))
 }
 
 /// Revoke one of my sessions.

@@ -1,7 +1,7 @@
 //! `/finops/*` (SPEC §4.3): costs of the current workspace's instances, in micro-EUR.
 
 use crate::AppState;
-use crate::dto::{date, query_value};
+use crate::dto::{opt_date, query_value};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Caller;
 use actix_web::{get, web};
@@ -45,14 +45,16 @@ async fn current(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CostQuery {
-    /// RFC 3339, inclusive; years 1970 to 9999 (UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String, format = DateTime)]
-    from: OffsetDateTime,
-    /// RFC 3339, exclusive; at most 366 days after `from`; years 1970 to 9999 (UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String, format = DateTime)]
-    to: OffsetDateTime,
+    /// RFC 3339, inclusive; years 1970 to 9999 (UTC). Default: the first instant of the
+    /// current calendar month (UTC).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<OffsetDateTime>,
+    /// RFC 3339, exclusive; at most 366 days after `from`; years 1970 to 9999 (UTC). Default:
+    /// the first instant of the next calendar month (UTC).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<OffsetDateTime>,
     /// `day` (default), `instance` or `model`.
     // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
     #[param(inline, value_type = Option<GroupBy>)]
@@ -102,7 +104,7 @@ async fn dashboard(
 ) -> Result<web::Json<CostReportDto>, ApiError> {
     let q = query.into_inner();
     let group_by: GroupBy = query_value(q.group_by.as_deref())?.unwrap_or_default();
-    let (from, to) = (date("from", q.from)?, date("to", q.to)?);
+    let (from, to) = (opt_date("from", q.from)?, opt_date("to", q.to)?);
     let r = finops::costs(&state.deps, &ctx, from, to, group_by).await?;
     Ok(web::Json(CostReportDto {
         currency: "EUR",
@@ -117,14 +119,16 @@ async fn dashboard(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// RFC 3339, inclusive; years 1970 to 9999 (UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String, format = DateTime)]
-    from: OffsetDateTime,
-    /// RFC 3339, exclusive; years 1970 to 9999 (UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    #[param(value_type = String, format = DateTime)]
-    to: OffsetDateTime,
+    /// RFC 3339, inclusive; years 1970 to 9999 (UTC). Default: the first instant of the
+    /// current calendar month (UTC).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<OffsetDateTime>,
+    /// RFC 3339, exclusive; at most 366 days after `from`; years 1970 to 9999 (UTC). Default:
+    /// the first instant of the next calendar month (UTC).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<OffsetDateTime>,
     /// `consumer` (default: what this workspace spent) or `provider` (what others spent on this org's offerings).
     // Read by `query_value`: an unknown name is `validation_failed`, not `invalid_query`.
     #[param(inline, value_type = Option<UsageSideQuery>)]
@@ -147,6 +151,11 @@ pub struct UsageGroupDto {
 #[derive(Serialize, ToSchema)]
 pub struct UsageReportDto {
     currency: &'static str,
+    /// The range reported, `[from, to)` (the current calendar month when not given).
+    #[serde(with = "time::serde::rfc3339")]
+    from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    to: OffsetDateTime,
     side: String,
     group_by: String,
     total: UsageGroupDto,
@@ -178,10 +187,12 @@ async fn usage(
     let q = query.into_inner();
     let side: UsageSideQuery = query_value(q.side.as_deref())?.unwrap_or_default();
     let group_by: UsageGroupBy = query_value(q.group_by.as_deref())?.unwrap_or_default();
-    let (from, to) = (date("from", q.from)?, date("to", q.to)?);
+    let (from, to) = (opt_date("from", q.from)?, opt_date("to", q.to)?);
     let report = finops::usage(&state.deps, &ctx, from, to, side, group_by).await?;
     Ok(web::Json(UsageReportDto {
         currency: "EUR",
+        from: report.from,
+        to: report.to,
         side: side.as_str().to_owned(),
         group_by: group_by.as_str().to_owned(),
         total: usage_group(report.total),

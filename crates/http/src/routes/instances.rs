@@ -259,8 +259,8 @@ async fn reinstall(
 pub struct ActivationRequest {
     // No doc comment: utoipa would wrap the inline enum in an unsatisfiable `allOf` with it.
     #[schema(inline)]
-    flag: Flag,
-    active: bool,
+    pub(crate) flag: Flag,
+    pub(crate) active: bool,
 }
 
 /// Set or clear an approval: tech by owner/admin, eco by owner/manager.

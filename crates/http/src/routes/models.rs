@@ -4,10 +4,12 @@ use crate::AppState;
 use crate::dto::{Page, PageQuery, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
+use crate::routes::instances::{ActivationRequest, can_set_map};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use inventiv_domain::ModelId;
 use inventiv_service::models::{self, Model, ModelInput};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -18,6 +20,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_one)
         .service(create)
         .service(update)
+        .service(activation)
         .service(remove);
 }
 
@@ -34,6 +37,15 @@ pub struct ModelDto {
     visibility: &'static str,
     organization_id: Option<Uuid>,
     organization_name: Option<String>,
+    tech_activated_by: Option<Uuid>,
+    eco_activated_by: Option<Uuid>,
+    /// Whether it may serve traffic: both approvals for an org model, always for the public
+    /// catalogue. A non-operational org model's offerings are not operational either.
+    operational: bool,
+    /// The approvals still missing, e.g. `["eco"]` (always empty for a public model).
+    missing_activation: Vec<&'static str>,
+    /// Which roles may set each flag.
+    can_set: BTreeMap<&'static str, Vec<&'static str>>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -41,6 +53,7 @@ pub struct ModelDto {
 }
 
 fn model_dto(m: Model) -> ModelDto {
+    let public = m.is_public();
     ModelDto {
         id: m.id.as_uuid(),
         name: m.name,
@@ -55,11 +68,22 @@ fn model_dto(m: Model) -> ModelDto {
         },
         organization_id: m.organization_id.map(|o| o.as_uuid()),
         organization_name: m.organization_name,
+        tech_activated_by: m.activation.tech_by.map(|u| u.as_uuid()),
+        eco_activated_by: m.activation.eco_by.map(|u| u.as_uuid()),
+        operational: m.activation.operational(public),
+        missing_activation: m
+            .activation
+            .missing(public)
+            .iter()
+            .map(|f| f.as_str())
+            .collect(),
+        can_set: can_set_map(),
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
 }
 
+/// `PUT /models/{id}`: the whole model.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRequest {
@@ -79,6 +103,40 @@ pub struct ModelRequest {
 
 impl From<ModelRequest> for ModelInput {
     fn from(r: ModelRequest) -> Self {
+        ModelInput {
+            name: Some(r.name),
+            model_id: Some(r.model_id),
+            required_vram_gb: Some(r.required_vram_gb),
+            context_length: Some(r.context_length),
+            is_active: r.is_active,
+        }
+    }
+}
+
+/// `POST /models`: only `model_id` is required (a missing one is `400 validation_failed`
+/// naming it); the rest have defaults.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModelRequest {
+    /// Required. 1 to 200 visible ASCII characters: the model's id at the upstream server,
+    /// e.g. `meta-llama/Llama-3.1-8B`.
+    #[schema(min_length = 1, max_length = 200)]
+    model_id: Option<String>,
+    /// 1 to 100 printable characters. Default: the `model_id` (its first 100 characters).
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+    /// Default 0 (not stated).
+    #[schema(minimum = 0, maximum = 4096)]
+    required_vram_gb: Option<i64>,
+    /// Tokens; bounds a request's input and output at the proxy. Default 4096.
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    context_length: Option<i64>,
+    /// Default true.
+    is_active: Option<bool>,
+}
+
+impl From<CreateModelRequest> for ModelInput {
+    fn from(r: CreateModelRequest) -> Self {
         ModelInput {
             name: r.name,
             model_id: r.model_id,
@@ -124,7 +182,7 @@ async fn get_one(
 /// Add a model to this org (owner/admin), or to the public catalogue (platform admin, Personal).
 #[utoipa::path(tag = "models", security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Created", body = ModelDto),
-    (status = 400, description = "Invalid field", body = ErrorBody),
+    (status = 400, description = "Invalid field, or no `model_id`", body = ErrorBody),
     (status = 403, description = "Role may not write models here", body = ErrorBody),
     (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
@@ -132,7 +190,7 @@ async fn get_one(
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
-    body: Json<ModelRequest>,
+    body: Json<CreateModelRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let model = models::create(&state.deps, &ctx, body.into_inner().into()).await?;
     Ok(HttpResponse::Created().json(model_dto(model)))
@@ -173,4 +231,24 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     models::delete(&state.deps, &ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set or clear an approval of an org model: tech by owner/admin, eco by owner/manager. An org
+/// model serves traffic (through its offerings) only once both are on.
+#[utoipa::path(tag = "models", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "The model with its new activation state", body = ModelDto),
+    (status = 403, description = "Role may not set this flag", body = ErrorBody),
+    (status = 404, description = "Not visible here", body = ErrorBody),
+    (status = 409, description = "`distinct_activators_required` or `activation_not_applicable` (a public model)", body = ErrorBody),
+))]
+#[post("/models/{id}/activation")]
+async fn activation(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    path: web::Path<ModelId>,
+    body: Json<ActivationRequest>,
+) -> Result<web::Json<ModelDto>, ApiError> {
+    let id = path.into_inner();
+    let model = models::set_activation(&state.deps, &ctx, id, body.flag, body.active).await?;
+    Ok(web::Json(model_dto(model)))
 }

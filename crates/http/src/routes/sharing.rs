@@ -49,7 +49,9 @@ pub struct OfferingDto {
     is_active: bool,
     default_price_input_micros_per_1k: i64,
     default_price_output_micros_per_1k: i64,
+    /// Its two approvals and, for an org model, the model's.
     operational: bool,
+    /// Any of `tech`, `eco`, and `model` (the org model is not operational).
     missing_activation: Vec<&'static str>,
     can_set: BTreeMap<&'static str, Vec<&'static str>>,
     #[serde(with = "time::serde::rfc3339")]
@@ -57,6 +59,7 @@ pub struct OfferingDto {
 }
 
 fn offering_dto(o: Offering) -> OfferingDto {
+    let (operational, missing_activation) = (o.operational(), o.missing_activation());
     OfferingDto {
         id: o.id.as_uuid(),
         name_for_clients: format!("{}/{}", o.organization_slug, o.code),
@@ -69,13 +72,8 @@ fn offering_dto(o: Offering) -> OfferingDto {
         is_active: o.is_active,
         default_price_input_micros_per_1k: o.default_price_input_micros_per_1k,
         default_price_output_micros_per_1k: o.default_price_output_micros_per_1k,
-        operational: o.activation.operational(false),
-        missing_activation: o
-            .activation
-            .missing(false)
-            .iter()
-            .map(|f| f.as_str())
-            .collect(),
+        operational,
+        missing_activation,
         can_set: can_set_map(),
         created_at: o.created_at,
     }

@@ -6,7 +6,7 @@
 use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError, Tag, Tx};
-use inventiv_domain::{ApiKeyId, OrgId, Role, Scope, UserId};
+use inventiv_domain::{Activation, ApiKeyId, Flag, OrgId, Role, Scope, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
@@ -30,11 +30,14 @@ pub struct ApiKeyRecord {
     /// [`with_spend`]; 0 until then).
     pub spent_this_month_micros: i64,
     pub reserved_micros: i64,
+    /// The two approvals of an org key (both off for a personal key, which needs none).
+    pub activation: Activation,
 }
 
 const SELECT: &str = "SELECT k.id, k.organization_id, o.name AS organization_name, k.owner_user_id, k.name, \
      k.key_prefix, k.allowed_models, k.expires_at, k.last_used_at, k.revoked_at, k.created_at, \
-     k.monthly_cap_micros FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id";
+     k.monthly_cap_micros, k.tech_activated_by, k.eco_activated_by \
+     FROM api_keys k LEFT JOIN organizations o ON o.id = k.organization_id";
 
 fn record(row: QueryResult) -> Result<ApiKeyRecord, StoreError> {
     let allowed: Option<serde_json::Value> = row.try_get("", "allowed_models")?;
@@ -59,6 +62,14 @@ fn record(row: QueryResult) -> Result<ApiKeyRecord, StoreError> {
         monthly_cap_micros: row.try_get("", "monthly_cap_micros")?,
         spent_this_month_micros: 0,
         reserved_micros: 0,
+        activation: Activation {
+            tech_by: row
+                .try_get::<Option<uuid::Uuid>>("", "tech_activated_by")?
+                .map(UserId::from_uuid),
+            eco_by: row
+                .try_get::<Option<uuid::Uuid>>("", "eco_activated_by")?
+                .map(UserId::from_uuid),
+        },
     })
 }
 
@@ -67,6 +78,12 @@ impl ApiKeyRecord {
     pub fn scope(&self) -> Scope {
         self.organization_id
             .map_or(Scope::Personal(self.owner_user_id), Scope::Org)
+    }
+
+    /// Whether the key may authenticate: a personal key always; an org key once both
+    /// approvals are on (SPEC §4.3 v2).
+    pub fn operational(&self) -> bool {
+        self.activation.operational(self.organization_id.is_none())
     }
 }
 
@@ -200,6 +217,32 @@ pub async fn revoke(
         p.bind(now),
         p.bind(id.as_uuid()),
         in_scope(scope, "", &mut p)
+    );
+    Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
+}
+
+/// Sets (`by` = Some) or clears one approval of the org key `id` of `org`. Marks the key's
+/// tag: the key-auth cache must see the change on the next request.
+pub async fn set_flag(
+    tx: &Tx,
+    org: OrgId,
+    id: ApiKeyId,
+    flag: Flag,
+    by: Option<UserId>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    tx.mark(Tag::ApiKey(id));
+    let column = flag.as_str();
+    let at: Option<OffsetDateTime> = by.map(|_| now);
+    let mut p = Params::new();
+    // Not `repo::set_activation_flag`: api_keys has no `updated_at`.
+    let sql = format!(
+        "UPDATE api_keys SET {column}_activated_by = {}, {column}_activated_at = {} \
+         WHERE organization_id = {} AND id = {}",
+        p.bind(by.map(|u| u.as_uuid())),
+        p.bind(at),
+        p.bind(org.as_uuid()),
+        p.bind(id.as_uuid())
     );
     Ok(exec_sql(tx, &sql, p.into_values()).await? == 1)
 }

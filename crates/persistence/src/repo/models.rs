@@ -8,7 +8,7 @@
 use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
 use crate::{Constraint, Store, StoreError, Tag, Tx};
-use inventiv_domain::{ModelId, OrgId, Scope};
+use inventiv_domain::{Activation, Flag, ModelId, OrgId, Scope, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
 
@@ -24,12 +24,23 @@ pub struct ModelRecord {
     pub required_vram_gb: i32,
     pub context_length: i32,
     pub is_active: bool,
+    /// The two approvals of an org model (both off for a public model, which needs none).
+    pub activation: Activation,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
+impl ModelRecord {
+    /// Whether the model may serve traffic: a public model always; an org model once both
+    /// approvals are on (SPEC §1 v2).
+    pub fn operational(&self) -> bool {
+        self.activation.operational(self.organization_id.is_none())
+    }
+}
+
 const SELECT: &str = "SELECT m.id, m.organization_id, o.name AS organization_name, m.name, m.model_id, \
-     m.required_vram_gb, m.context_length, m.is_active, m.created_at, m.updated_at \
+     m.required_vram_gb, m.context_length, m.is_active, m.tech_activated_by, m.eco_activated_by, \
+     m.created_at, m.updated_at \
      FROM models m LEFT JOIN organizations o ON o.id = m.organization_id";
 
 fn record(row: QueryResult) -> Result<ModelRecord, StoreError> {
@@ -44,6 +55,14 @@ fn record(row: QueryResult) -> Result<ModelRecord, StoreError> {
         required_vram_gb: row.try_get("", "required_vram_gb")?,
         context_length: row.try_get("", "context_length")?,
         is_active: row.try_get("", "is_active")?,
+        activation: Activation {
+            tech_by: row
+                .try_get::<Option<uuid::Uuid>>("", "tech_activated_by")?
+                .map(UserId::from_uuid),
+            eco_by: row
+                .try_get::<Option<uuid::Uuid>>("", "eco_activated_by")?
+                .map(UserId::from_uuid),
+        },
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })
@@ -264,4 +283,25 @@ pub async fn active_public<S: Store>(s: &S) -> Result<Vec<ModelRecord>, StoreErr
     .into_iter()
     .map(record)
     .collect()
+}
+
+/// Sets (`by` = Some) or clears one approval of the org model `id` of `org`. Marks the
+/// routes: an org model's approvals decide whether its offerings carry traffic.
+pub async fn set_flag(
+    tx: &Tx,
+    org: OrgId,
+    id: ModelId,
+    flag: Flag,
+    by: Option<UserId>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    tx.mark(Tag::Routes);
+    tx.mark(Tag::Models);
+    let mut p = Params::new();
+    let condition = format!(
+        "organization_id = {} AND id = {}",
+        p.bind(org.as_uuid()),
+        p.bind(id.as_uuid())
+    );
+    crate::repo::set_activation_flag(tx, "models", &condition, p, flag, by, now).await
 }

@@ -25,13 +25,31 @@ pub struct OfferingRecord {
     pub default_price_input_micros_per_1k: i64,
     pub default_price_output_micros_per_1k: i64,
     pub activation: Activation,
+    /// The approvals of the underlying model when it is an org model (None: a public model,
+    /// which needs none).
+    pub model_activation: Option<Activation>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
+impl OfferingRecord {
+    /// Whether the underlying model may serve traffic (an org model needs both approvals).
+    pub fn model_operational(&self) -> bool {
+        self.model_activation.is_none_or(|a| a.operational(false))
+    }
+
+    /// Whether the offering carries traffic as far as its approvals go: its own two, and its
+    /// org model's (SPEC §1 v2: a non-operational org model serves no traffic).
+    pub fn operational(&self) -> bool {
+        self.activation.operational(false) && self.model_operational()
+    }
+}
+
 const SELECT: &str = "SELECT f.id, f.organization_id, o.slug AS organization_slug, f.model_id, m.model_id AS upstream_model, \
      f.code, f.name, f.description, f.visibility, f.is_active, f.default_price_input_micros_per_1k, \
-     f.default_price_output_micros_per_1k, f.tech_activated_by, f.eco_activated_by, f.created_at, f.updated_at \
+     f.default_price_output_micros_per_1k, f.tech_activated_by, f.eco_activated_by, f.created_at, f.updated_at, \
+     m.organization_id AS model_organization_id, m.tech_activated_by AS model_tech_activated_by, \
+     m.eco_activated_by AS model_eco_activated_by \
      FROM organization_models f JOIN organizations o ON o.id = f.organization_id JOIN models m ON m.id = f.model_id";
 
 fn record(row: QueryResult) -> Result<OfferingRecord, StoreError> {
@@ -53,6 +71,13 @@ fn record(row: QueryResult) -> Result<OfferingRecord, StoreError> {
         activation: Activation {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
+        },
+        model_activation: match uuid_opt("model_organization_id")? {
+            None => None,
+            Some(_) => Some(Activation {
+                tech_by: uuid_opt("model_tech_activated_by")?.map(UserId::from_uuid),
+                eco_by: uuid_opt("model_eco_activated_by")?.map(UserId::from_uuid),
+            }),
         },
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,

@@ -28,6 +28,9 @@ pub struct ShareRecord {
     pub offering_published: bool,
     /// The offering's own two approvals.
     pub offering_activation: Activation,
+    /// The offering's model may serve traffic: a public model, or an org model with both of
+    /// its approvals (SPEC §1 v2).
+    pub offering_model_operational: bool,
     /// Status (as stored; `ShareState::effective` for a due expiry), versions, pauses, dates.
     pub state: ShareState,
     pub price_input_micros_per_1k: i64,
@@ -51,9 +54,11 @@ const SELECT: &str = "SELECT s.id, s.provider_organization_id, p.slug AS provide
      f.eco_activated_by AS offering_eco_by, s.status, s.price_input_micros_per_1k, \
      s.price_output_micros_per_1k, s.starts_at, s.ends_at, s.tech_activated_by, s.eco_activated_by, s.created_at, s.updated_at, \
      s.contract_version, s.accepted_version, s.accepted_at, s.provider_paused, s.consumer_paused, s.monthly_cap_micros, \
-     s.proposal_expires_at \
+     s.proposal_expires_at, m.organization_id AS model_organization_id, \
+     m.tech_activated_by AS model_tech_by, m.eco_activated_by AS model_eco_by \
      FROM organization_model_shares s JOIN organizations p ON p.id = s.provider_organization_id \
-     JOIN organizations c ON c.id = s.consumer_organization_id JOIN organization_models f ON f.id = s.organization_model_id";
+     JOIN organizations c ON c.id = s.consumer_organization_id JOIN organization_models f ON f.id = s.organization_model_id \
+     JOIN models m ON m.id = f.model_id";
 
 fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
     let status: String = row.try_get("", "status")?;
@@ -73,6 +78,11 @@ fn record(row: QueryResult) -> Result<ShareRecord, StoreError> {
             tech_by: uuid_opt("offering_tech_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("offering_eco_by")?.map(UserId::from_uuid),
         },
+        offering_model_operational: Activation {
+            tech_by: uuid_opt("model_tech_by")?.map(UserId::from_uuid),
+            eco_by: uuid_opt("model_eco_by")?.map(UserId::from_uuid),
+        }
+        .operational(uuid_opt("model_organization_id")?.is_none()),
         state: ShareState {
             status: status
                 .parse()

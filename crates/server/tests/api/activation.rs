@@ -301,6 +301,12 @@ fn guarded(instance: &str, member: &str) -> Vec<(&'static str, Method, String, V
             "/organizations/current/audit".into(),
             Value::Null,
         ),
+        (
+            "platform_audit.view",
+            Method::GET,
+            "/platform/audit".into(),
+            Value::Null,
+        ),
     ]
 }
 

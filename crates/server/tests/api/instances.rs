@@ -53,6 +53,56 @@ impl Team {
     }
 }
 
+/// Sets both approvals of the activatable resource at `path` (e.g. `/api_keys/{id}`): tech
+/// with `tech`'s token, eco with `eco`'s (SPEC §1: org keys and org models start
+/// non-operational). Returns the resource as the last answer gives it.
+pub async fn approve(app: &TestApp, tech: &str, eco: &str, path: &str) -> Value {
+    let mut last = Value::Null;
+    for (token, flag) in [(tech, "tech"), (eco, "eco")] {
+        last = json_with_status(
+            app.post_as(
+                token,
+                &format!("{path}/activation"),
+                json!({"flag": flag, "active": true}),
+            )
+            .await,
+            200,
+        )
+        .await;
+    }
+    last
+}
+
+/// Approves the org key `created` (a `POST /api_keys` answer) with `owner`'s token for both
+/// flags (an owner may give both unless the org requires distinct activators); a personal key
+/// needs nothing.
+pub async fn approve_key(app: &TestApp, owner: &str, created: &Value) {
+    if created["key"]["scope"] == "org" {
+        let id = created["key"]["id"].as_str().unwrap();
+        approve(app, owner, owner, &format!("/api_keys/{id}")).await;
+    }
+}
+
+impl Team {
+    /// Creates an org key as the admin with `body` and approves it (tech: admin, eco:
+    /// manager), so it authenticates. Returns the 201 answer ({key, secret}).
+    pub async fn org_key(&self, app: &TestApp, body: Value) -> Value {
+        let created =
+            json_with_status(app.post_as(&self.admin, "/api_keys", body).await, 201).await;
+        let id = created["key"]["id"].as_str().unwrap();
+        approve(app, &self.admin, &self.manager, &format!("/api_keys/{id}")).await;
+        created
+    }
+
+    /// [`Team::org_key`]'s secret.
+    pub async fn org_key_secret(&self, app: &TestApp, name: &str) -> String {
+        self.org_key(app, json!({"name": name})).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
 /// Creates a public catalogue model as the platform admin (Personal workspace).
 pub async fn public_model(app: &TestApp, model_id: &str) -> String {
     let admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;

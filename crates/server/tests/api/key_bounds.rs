@@ -158,12 +158,14 @@ async fn deleting_a_model_in_use_is_a_conflict_not_a_500() {
 
 // --- Item 2: API keys never write outside /v1 ---------------------------------------------------
 
+/// Creates a key with `token` (an org's owner, or Personal), approved if it is an org key.
 async fn create_key(app: &TestApp, token: &str, name: &str) -> String {
     let created = json_with_status(
         app.post_as(token, "/api_keys", json!({"name": name})).await,
         201,
     )
     .await;
+    crate::instances::approve_key(app, token, &created).await;
     created["secret"].as_str().unwrap().to_owned()
 }
 
@@ -365,13 +367,15 @@ async fn join(app: &TestApp, org: OrgId, email: &str, role: Role) -> (UserId, St
     (id, token)
 }
 
-/// Creates a key; returns its secret and id.
-async fn key_with_id(app: &TestApp, token: &str, name: &str) -> (String, String) {
+/// Creates a key with `token`, approved by `owner` if it is an org key; returns its secret
+/// and id.
+async fn key_with_id(app: &TestApp, token: &str, owner: &str, name: &str) -> (String, String) {
     let created = json_with_status(
         app.post_as(token, "/api_keys", json!({"name": name})).await,
         201,
     )
     .await;
+    crate::instances::approve_key(app, owner, &created).await;
     (
         created["secret"].as_str().unwrap().to_owned(),
         created["key"]["id"].as_str().unwrap().to_owned(),
@@ -424,14 +428,15 @@ async fn org_keys_are_revoked_with_their_creators_membership_role_or_account() {
     let mut people = Vec::new();
     for name in names {
         let (id, token) = join(&app, team.org, &format!("{name}@acme.test"), Role::Admin).await;
-        let (key, key_id) = key_with_id(&app, &token, name).await;
+        let (key, key_id) = key_with_id(&app, &token, &team.owner, name).await;
         people.push((name, id, token, key, key_id));
     }
-    let (owner_key, _) = key_with_id(&app, &team.owner, "owner").await;
-    let (owner2_key, _) = key_with_id(&app, &owner2, "owner2").await;
+    let (owner_key, _) = key_with_id(&app, &team.owner, &team.owner, "owner").await;
+    let (owner2_key, _) = key_with_id(&app, &owner2, &owner2, "owner2").await;
     let disabled_session = app.login("disabled@acme.test", PW).await.token;
     let disabled_session = app.switch(&disabled_session, None).await;
-    let (personal_key, _) = key_with_id(&app, &disabled_session, "personal").await;
+    let (personal_key, _) =
+        key_with_id(&app, &disabled_session, &disabled_session, "personal").await;
     for key in people.iter().map(|p| &p.3).chain([&owner_key, &owner2_key]) {
         assert_reads(&app, key).await;
     }
@@ -574,7 +579,7 @@ async fn authentication_refuses_an_org_key_whose_creator_may_no_longer_hold_it()
     let app = spawn_app().await;
     let team = Team::new(&app, "acme").await;
     let admin_id = team.user_ids[1];
-    let (key, key_id) = key_with_id(&app, &team.admin, "k").await;
+    let (key, key_id) = key_with_id(&app, &team.admin, &team.owner, "k").await;
     if app.db.caches_usable() {
         assert!(
             reads_until_cached(&app, &key).await,
@@ -611,7 +616,7 @@ async fn a_removal_through_one_replica_stops_the_key_on_the_other() {
     let caches = app.database.is_postgres();
     let b = app.spawn_replica(|s| s.cache.enabled = caches).await;
     let team = Team::new(&app, "acme").await;
-    let (key, _) = key_with_id(&app, &team.admin, "k").await;
+    let (key, _) = key_with_id(&app, &team.admin, &team.owner, "k").await;
     if caches {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !b.db.caches_usable() {

@@ -21,6 +21,16 @@ async fn create_key(app: &TestApp, token: &str, body: Value) -> (String, Value) 
     )
 }
 
+/// [`create_key`], then approved by `owner` if it is an org key (SPEC §4.3 v2).
+async fn approved_key(app: &TestApp, token: &str, owner: &str, body: Value) -> (String, Value) {
+    let created = json_with_status(app.post_as(token, "/api_keys", body).await, 201).await;
+    crate::instances::approve_key(app, owner, &created).await;
+    (
+        created["secret"].as_str().unwrap().to_owned(),
+        created["key"].clone(),
+    )
+}
+
 #[tokio::test]
 async fn org_keys_are_created_by_owner_or_admin_and_seen_by_every_member_without_secret() {
     let app = spawn_app().await;
@@ -99,7 +109,7 @@ async fn a_key_reads_its_own_scope_as_a_user_and_never_manages() {
     let b = Team::new(&app, "tenant-b").await;
     let in_a = deploy(&app, &a.admin, json!({"model_id": model})).await;
     let in_b = deploy(&app, &b.admin, json!({"model_id": model})).await;
-    let (key, _) = create_key(&app, &a.owner, json!({"name": "reader"})).await;
+    let (key, _) = approved_key(&app, &a.owner, &a.owner, json!({"name": "reader"})).await;
 
     let listed = json_with_status(app.get_as(&key, "/instances").await, 200).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
@@ -191,9 +201,9 @@ async fn revoked_or_expired_keys_are_refused_on_the_next_request() {
     let long = |s: &mut inventiv_server::Settings| s.auth.access_token_ttl_seconds = 30 * 86_400;
     let app = spawn_app_with(long, clock.clone()).await;
     let team = Team::new(&app, "acme").await;
-    let (key, meta) = create_key(&app, &team.admin, json!({"name": "temp"})).await;
+    let (key, meta) = approved_key(&app, &team.admin, &team.owner, json!({"name": "temp"})).await;
     let expiring_at = clock_now(&clock) + Duration::hours(1);
-    let (short, _) = create_key(&app, &team.admin, json!({"name": "short", "expires_at": expiring_at.format(&time::format_description::well_known::Rfc3339).unwrap()})).await;
+    let (short, _) = approved_key(&app, &team.admin, &team.owner, json!({"name": "short", "expires_at": expiring_at.format(&time::format_description::well_known::Rfc3339).unwrap()})).await;
     assert_eq!(app.get_as(&key, "/instances").await.status(), 200);
     assert_eq!(app.get_as(&short, "/instances").await.status(), 200);
     let used = json_with_status(app.get_as(&team.admin, "/api_keys").await, 200).await;
@@ -565,16 +575,18 @@ async fn finops_costs_are_exact_to_the_micro_euro() {
         )
         .await;
     }
-    assert_error(
+    // SPEC §4.3 v2: a missing `from` is the start of the current calendar month (UTC), no
+    // longer a 400 (see also defaults.rs).
+    let defaulted = json_with_status(
         app.get_as(
             &team.admin,
             "/finops/dashboard/costs?to=2026-03-02T00:00:00Z",
         )
         .await,
-        400,
-        "invalid_query",
+        200,
     )
     .await;
+    assert_eq!(defaulted["from"], "2026-03-01T00:00:00Z");
 }
 
 #[tokio::test]

@@ -570,13 +570,7 @@ async fn an_approved_request_becomes_a_share_that_carries_metered_traffic() {
             .await)
         .await;
     }
-    let key = ok(app
-        .post_as(&c.admin, "/api_keys", json!({"name": "consumer"}))
-        .await)
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = c.org_key_secret(app, "consumer").await;
     // No share yet: the consumer cannot call the offering.
     assert_error(chat(app, &key, "prov/chat").await, 404, "model_not_found").await;
 

@@ -27,13 +27,7 @@ async fn served(app: &TestApp, team: &Team, model: &str) -> String {
         )
         .await;
     }
-    let key = json_with_status(
-        app.post_as(&team.admin, "/api_keys", json!({"name": "demo"}))
-            .await,
-        201,
-    )
-    .await;
-    key["secret"].as_str().unwrap().to_owned()
+    team.org_key_secret(app, "demo").await
 }
 
 #[tokio::test]

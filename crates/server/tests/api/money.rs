@@ -27,6 +27,7 @@ async fn capped_key(m: &Market, cap: Option<i64>) -> (String, String) {
         201,
     )
     .await;
+    crate::instances::approve_key(&m.app, &m.consumer.owner, &created).await;
     (
         created["secret"].as_str().unwrap().to_owned(),
         created["key"]["id"].as_str().unwrap().to_owned(),

@@ -61,13 +61,7 @@ async fn serve(app: &TestApp, team: &Team, model: &str) {
 }
 
 async fn api_key(app: &TestApp, team: &Team) -> String {
-    ok(app
-        .post_as(&team.admin, "/api_keys", json!({"name": "calls"}))
-        .await)
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    team.org_key_secret(app, "calls").await
 }
 
 async fn admin(app: &TestApp) -> String {

@@ -124,13 +124,7 @@ pub async fn market() -> Market {
         .await)
     .await;
     assert_eq!(accepted["status"], "active");
-    let key = ok(app
-        .post_as(&consumer.admin, "/api_keys", json!({"name": "consumer"}))
-        .await)
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = consumer.org_key_secret(&app, "consumer").await;
     Market {
         app,
         upstream,
@@ -262,14 +256,7 @@ async fn discovery_equals_enforcement() {
     )
     .await;
     // The provider sees its own offering and the public model it serves.
-    let provider_key = ok(m
-        .app
-        .post_as(&m.provider.admin, "/api_keys", json!({"name": "p"}))
-        .await)
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider_key = m.provider.org_key_secret(&m.app, "p").await;
     let listed = json_with_status(m.app.get_as(&provider_key, "/v1/models").await, 200).await;
     let mut names: Vec<String> = listed["data"]
         .as_array()
@@ -283,15 +270,13 @@ async fn discovery_equals_enforcement() {
         json_with_status(chat(&m.app, &provider_key, &name).await, 200).await;
     }
     // A key restricted to other models is refused.
-    let restricted = ok(m
-        .app
-        .post_as(
-            &m.consumer.admin,
-            "/api_keys",
+    let restricted = m
+        .consumer
+        .org_key(
+            &m.app,
             json!({"name": "r", "allowed_models": ["other/model"]}),
         )
-        .await)
-    .await["secret"]
+        .await["secret"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -81,6 +81,20 @@ async fn a_server_killed_under_proxy_load_loses_no_usage_row() {
         201,
     )
     .await;
+    // An org key authenticates once both approvals are on (SPEC §4.3 v2).
+    for flag in ["tech", "eco"] {
+        let path = format!(
+            "/api_keys/{}/activation",
+            key["key"]["id"].as_str().unwrap()
+        );
+        json_with_status(
+            post(&path, json!({"flag": flag, "active": true}))
+                .await
+                .unwrap(),
+            200,
+        )
+        .await;
+    }
     let key = key["secret"].as_str().unwrap().to_owned();
     // The instance gets ready after the mock provider's delays.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -311,10 +311,68 @@ pub struct SessionView {
     pub is_current: bool,
 }
 
-/// `GET /auth/sessions`: the caller's live sessions, most recently used first.
-pub async fn list_sessions(deps: &Deps, ctx: &Ctx) -> Result<Vec<SessionView>, ServiceError> {
+/// Where a page of `GET /auth/sessions` ends: the last session's `(last_used_at, id)`, the
+/// list's order (most recently used first, then by id). Written `<unix nanos>.<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SessionCursor {
+    last_used_nanos: i128,
+    id: uuid::Uuid,
+}
+
+impl SessionCursor {
+    fn of(session: &Session) -> SessionCursor {
+        SessionCursor {
+            last_used_nanos: session.last_used_at.unix_timestamp_nanos(),
+            id: session.id.as_uuid(),
+        }
+    }
+}
+
+impl std::fmt::Display for SessionCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.last_used_nanos, self.id.simple())
+    }
+}
+
+impl std::str::FromStr for SessionCursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (nanos, id) = s.split_once('.').ok_or(())?;
+        Ok(SessionCursor {
+            last_used_nanos: nanos.parse().map_err(|_| ())?,
+            id: uuid::Uuid::try_parse(id).map_err(|_| ())?,
+        })
+    }
+}
+
+/// `GET /auth/sessions`: the caller's live sessions, most recently used first, a page at a
+/// time (SPEC §4.3 v2: every list honours `limit`/`cursor`). A user has few live sessions:
+/// they are read whole and paged here, after the session of the cursor in the list's order.
+/// A session used meanwhile moves to the top: a later page does not show it again.
+pub async fn list_sessions(
+    deps: &Deps,
+    ctx: &Ctx,
+    page: &crate::paging::PageRequest,
+) -> Result<crate::paging::Page<SessionView>, ServiceError> {
     let current = ctx.session()?;
-    let live = sessions::list_live(&deps.db, ctx.user_id(), ctx.now).await?;
+    let (limit, after) = page.parse::<SessionCursor>()?;
+    let mut live: Vec<Session> = sessions::list_live(&deps.db, ctx.user_id(), ctx.now)
+        .await?
+        .into_iter()
+        .map(Session::from)
+        .collect();
+    // Newest first: the reverse of the cursor's order.
+    live.sort_by_key(|s| std::cmp::Reverse(SessionCursor::of(s)));
+    let live: Vec<Session> = live
+        .into_iter()
+        .filter(|s| after.is_none_or(|after| SessionCursor::of(s) < after))
+        .take(
+            usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .collect();
     let mut orgs: HashMap<OrgId, Option<OrgRecord>> = HashMap::new();
     let mut views = Vec::with_capacity(live.len());
     for session in live {
@@ -331,10 +389,12 @@ pub async fn list_sessions(deps: &Deps, ctx: &Ctx) -> Result<Vec<SessionView>, S
         };
         let is_current = session.id == current.id;
         views.push(SessionView {
-            session: session.into(),
+            session,
             organization: organization.map(Organization::from),
             is_current,
         });
     }
-    Ok(views)
+    Ok(crate::paging::page_of(views, limit, |v| {
+        SessionCursor::of(&v.session)
+    }))
 }

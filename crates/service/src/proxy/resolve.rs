@@ -140,7 +140,8 @@ async fn offering_access(
     }
     if org == offering.organization_id {
         // Own offering: metered, not charged (the org pays for its instances already).
-        return if offering.activation.operational(false) {
+        // `operational` counts the org model's approvals too (SPEC §1 v2).
+        return if offering.operational() {
             Ok(Access {
                 share: None,
                 prices: (0, 0),
@@ -158,7 +159,7 @@ async fn offering_access(
         .await?
         .filter(|s| s.state.carries_traffic(now))
         .ok_or_else(|| not_found(requested))?;
-    if !(offering.activation.operational(false) && share.activation.operational(false)) {
+    if !(offering.operational() && share.activation.operational(false)) {
         return Err(not_operational(requested));
     }
     let prices = (
