@@ -49,6 +49,7 @@ error_codes! {
     MalformedJson = "malformed_json",
     InvalidQuery = "invalid_query",
     EndpointNotAllowed = "endpoint_not_allowed",
+    SharingRequiresOrganization = "sharing_requires_organization",
     // Who is calling is unknown or not accepted (401).
     Unauthorized = "unauthorized",
     InvalidCredentials = "invalid_credentials",
@@ -72,6 +73,7 @@ error_codes! {
     ModelNotAllowed = "model_not_allowed",
     ProviderOnly = "provider_only",
     ConsumerOnly = "consumer_only",
+    WorkbenchOwnerOnly = "workbench_owner_only",
     // Absent, or out of the caller's scope (404).
     NotFound = "not_found",
     ModelNotFound = "model_not_found",
@@ -100,6 +102,7 @@ error_codes! {
     DistinctActivatorsRequired = "distinct_activators_required",
     ActivationNotApplicable = "activation_not_applicable",
     AlreadyRevoked = "already_revoked",
+    ConversationTooLong = "conversation_too_long",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
     ResetTokenInvalid = "reset_token_invalid",

@@ -103,6 +103,11 @@ pub enum Permission {
     AuditView,
     /// Call the OpenAI-compatible proxy (`inference.use`).
     InferenceUse,
+    /// See the workbench: my projects and runs, and those colleagues share (`workbench.view`).
+    WorkbenchView,
+    /// Use the workbench: create projects and runs, talk to models in them, share my own
+    /// runs with the org (`workbench.use`); only the owner writes one (see [`crate::workbench`]).
+    WorkbenchUse,
     /// Manage settings: org settings, or platform settings for platform admins (`settings.manage`).
     SettingsManage,
 }
@@ -149,6 +154,8 @@ impl Permission {
         Permission::FinopsView,
         Permission::AuditView,
         Permission::InferenceUse,
+        Permission::WorkbenchView,
+        Permission::WorkbenchUse,
         Permission::SettingsManage,
     ];
 
@@ -195,6 +202,8 @@ impl Permission {
             Permission::FinopsView => "finops.view",
             Permission::AuditView => "audit.view",
             Permission::InferenceUse => "inference.use",
+            Permission::WorkbenchView => "workbench.view",
+            Permission::WorkbenchUse => "workbench.use",
             Permission::SettingsManage => "settings.manage",
         }
     }
@@ -214,7 +223,8 @@ impl Permission {
             | Permission::ApiKeysView
             | Permission::UsersList
             | Permission::FinopsView
-            | Permission::AuditView => true,
+            | Permission::AuditView
+            | Permission::WorkbenchView => true,
             Permission::OrgUpdate
             | Permission::OrgDelete
             | Permission::OrgLeave
@@ -243,6 +253,7 @@ impl Permission {
             | Permission::UsersUpdate
             | Permission::UsersDelete
             | Permission::InferenceUse
+            | Permission::WorkbenchUse
             | Permission::SettingsManage => false,
         }
     }
@@ -287,7 +298,9 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::OfferingsView
         | Permission::SharesView
         | Permission::ApiKeysView
-        | Permission::InferenceUse => EVERY_MEMBER,
+        | Permission::InferenceUse
+        | Permission::WorkbenchView
+        | Permission::WorkbenchUse => EVERY_MEMBER,
         Permission::OrgUpdate | Permission::OrgDelete | Permission::SettingsManage => OWNER,
         Permission::InvitationsCreate
         | Permission::InvitationsList
@@ -348,7 +361,9 @@ const fn personal_rule(permission: Permission) -> PersonalRule {
         | Permission::ApiKeysCreate
         | Permission::ApiKeysRevoke
         | Permission::FinopsView
-        | Permission::InferenceUse => PersonalRule::AnyUser,
+        | Permission::InferenceUse
+        | Permission::WorkbenchView
+        | Permission::WorkbenchUse => PersonalRule::AnyUser,
         Permission::UsersList
         | Permission::UsersCreate
         | Permission::UsersUpdate
@@ -546,6 +561,10 @@ pub enum Action {
     ViewAudit,
     /// `inference.use`
     UseInference,
+    /// `workbench.view`
+    ViewWorkbench,
+    /// `workbench.use` (the owner rule on top: [`crate::workbench::ensure_owner`])
+    UseWorkbench,
     /// `settings.manage`
     ManageSettings,
 }
@@ -594,6 +613,8 @@ impl Action {
             Action::ViewFinops => Permission::FinopsView,
             Action::ViewAudit => Permission::AuditView,
             Action::UseInference => Permission::InferenceUse,
+            Action::ViewWorkbench => Permission::WorkbenchView,
+            Action::UseWorkbench => Permission::WorkbenchUse,
             Action::ManageSettings => Permission::SettingsManage,
         }
     }
@@ -725,6 +746,8 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
         | Action::ViewFinops
         | Action::ViewAudit
         | Action::UseInference
+        | Action::ViewWorkbench
+        | Action::UseWorkbench
         | Action::ManageSettings => Ok(()),
     }
 }
@@ -747,7 +770,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_permission_once_in_declaration_order() {
-        assert_eq!(Permission::ALL.len(), 40);
+        assert_eq!(Permission::ALL.len(), 42);
         assert!(Permission::ALL.windows(2).all(|w| w[0] < w[1]));
         let names: BTreeSet<_> = Permission::ALL.iter().map(Permission::name).collect();
         assert_eq!(names.len(), Permission::ALL.len());
@@ -788,6 +811,7 @@ mod tests {
                 "users.list",
                 "finops.view",
                 "audit.view",
+                "workbench.view",
             ]
         );
     }

@@ -104,6 +104,8 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::FinopsView          =>     [OK, OK, OK, OK, OK, __, __, OK],
         P::AuditView           =>     [__, __, OK, OK, OK, __, __, __],
         P::InferenceUse        =>     [OK, OK, OK, OK, OK, OK, OK, OK],
+        P::WorkbenchView       =>     [OK, OK, OK, OK, OK, OK, OK, OK],
+        P::WorkbenchUse        =>     [OK, OK, OK, OK, OK, OK, __, __],
         P::SettingsManage      =>     [__, OK, OK, __, __, __, __, __],
     }
 }
@@ -159,6 +161,8 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::FinopsView => vec![Action::ViewFinops],
         P::AuditView => vec![Action::ViewAudit],
         P::InferenceUse => vec![Action::UseInference],
+        P::WorkbenchView => vec![Action::ViewWorkbench],
+        P::WorkbenchUse => vec![Action::UseWorkbench],
         P::SettingsManage => vec![Action::ManageSettings],
     }
 }
@@ -183,7 +187,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 40 * 8);
+    assert_eq!(cells, 42 * 8);
 }
 
 #[test]
@@ -230,7 +234,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 40);
+    assert_eq!(Permission::ALL.len(), 42);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));
