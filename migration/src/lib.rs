@@ -28,6 +28,7 @@ mod m20261130_000003_create_endpoint_claims;
 mod m20261130_000004_spend_caps_and_metering;
 mod m20261130_000005_refresh_reuse_and_shared_limits;
 mod m20261130_000006_instance_leases;
+mod m20261130_000009_create_workbench;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_spend_caps_and_metering::Migration),
             Box::new(m20261130_000005_refresh_reuse_and_shared_limits::Migration),
             Box::new(m20261130_000006_instance_leases::Migration),
+            Box::new(m20261130_000009_create_workbench::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod organizations;
 mod proxy;
 mod sharing;
 mod users;
+mod workbench;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -33,4 +34,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     users::configure(cfg);
     finops::configure(cfg);
     sharing::configure(cfg);
+    workbench::configure(cfg);
 }

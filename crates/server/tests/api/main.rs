@@ -29,3 +29,4 @@ mod replicas;
 mod scale;
 mod sockets;
 mod ssrf;
+mod workbench;
