@@ -968,3 +968,80 @@ async fn a_removed_owner_can_no_longer_send_messages() {
     let spend = consumer_usage(&m, "consumer", &m.consumer.manager).await;
     assert_eq!(spend["total"]["requests"], 1);
 }
+
+#[tokio::test]
+async fn a_streamed_answer_is_stored_even_when_the_client_leaves_early() {
+    let m = market().await;
+    let app = &m.app;
+    let user = &m.consumer.user;
+    let run = create_run(app, user, json!({"title": "t", "model": "prov/chat"})).await;
+    let path = format!("/workbench/runs/{}/messages", id(&run));
+    m.upstream
+        .knobs
+        .hold_streams
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut res = app
+        .post_as(user, &path, json!({"content": "Hi", "stream": true}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    drop(res);
+    m.upstream.knobs.release.notify_one();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stored = messages_of(app, user, &id(&run)).await;
+        if !stored.is_empty() {
+            assert_eq!(
+                stored,
+                [
+                    ("user".to_owned(), "Hi".to_owned()),
+                    ("assistant".to_owned(), "Hello!".to_owned())
+                ]
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_run_refuses_more_before_calling_the_model() {
+    use inventiv_domain::{WorkbenchMessageId, WorkbenchRunId};
+    use inventiv_persistence::repo::workbench::{MessageRecord, append_message};
+    let app = spawn_app().await;
+    let team = Team::new(&app, "wb").await;
+    let run = create_run(&app, &team.user, json!({"title": "t", "model": "m"})).await;
+    let run_id: WorkbenchRunId = id(&run).parse().unwrap();
+    // Ten long answers, stored directly: 999,990 characters.
+    let tx = app.db.begin_write().await.unwrap();
+    for _ in 0..10 {
+        let stored = MessageRecord {
+            id: WorkbenchMessageId::new(),
+            run_id,
+            role: "assistant".to_owned(),
+            content: "é".repeat(99_999),
+            usage_id: None,
+            created_at: app.deps.clock.now(),
+        };
+        assert!(append_message(&tx, &stored).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let path = format!("/workbench/runs/{}/messages", id(&run));
+    assert_error(
+        app.post_as(&team.user, &path, json!({"content": "x".repeat(11)}))
+            .await,
+        409,
+        "conversation_too_long",
+    )
+    .await;
+    // Ten characters still fit: the model is asked (and, here, is not found).
+    assert_error(
+        app.post_as(&team.user, &path, json!({"content": "x".repeat(10)}))
+            .await,
+        404,
+        "model_not_found",
+    )
+    .await;
+}
