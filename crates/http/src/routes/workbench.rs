@@ -450,7 +450,7 @@ pub struct ExchangeDto {
 /// stored. With `stream: true` the answer streams as SSE and is stored when it ends.
 #[utoipa::path(tag = "workbench", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 201, description = "Both messages, stored", body = ExchangeDto),
-    (status = 200, description = "`stream: true`: the answer as server-sent events (`text/event-stream`)"),
+    (status = 200, description = "`stream: true`: the answer as server-sent events (OpenAI chat chunks)", content_type = "text/event-stream", body = String),
     (status = 400, description = "Invalid content", body = ErrorBody),
     (status = 402, description = "`spend_cap_reached`", body = ErrorBody),
     (status = 403, description = "`workbench_owner_only`, `model_not_operational`, `model_not_allowed`, `api_key_not_allowed`", body = ErrorBody),

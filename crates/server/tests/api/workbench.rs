@@ -215,6 +215,23 @@ async fn every_role_uses_the_workbench_and_bad_input_is_refused_clearly() {
     let app = spawn_app().await;
     let team = Team::new(&app, "wb").await;
     for token in [&team.owner, &team.admin, &team.manager, &team.user] {
+        // `/auth/me` shows the workbench to every member, as the API lets them use it.
+        let me = app.me(token).await;
+        assert!(
+            me["modules"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"id": "workbench", "access": "write"}))
+        );
+        for permission in ["workbench.view", "workbench.use"] {
+            assert!(
+                me["permissions"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(permission)),
+                "{me}"
+            );
+        }
         create_run(
             &app,
             token,

@@ -183,7 +183,7 @@ pub async fn send(
             })))
         }
         ProxyBody::Stream(upstream) => Ok(Sent::Streaming {
-            stream: relay(upstream, exchange, deps.clone()),
+            stream: relay(upstream, exchange, deps.clock.clone()),
             usage_id,
         }),
     }
@@ -246,7 +246,7 @@ impl Exchange {
 fn relay(
     mut upstream: BoxStream<'static, Result<Bytes, std::io::Error>>,
     exchange: Exchange,
-    deps: Deps,
+    clock: std::sync::Arc<dyn crate::Clock>,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
     let (client, chunks) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
@@ -271,7 +271,7 @@ fn relay(
         }
         if broke_off {
             tracing::warn!(run = %exchange.run, "a workbench stream broke off: the exchange is not stored");
-        } else if let Err(err) = exchange.store(scanner.answer.text, deps.clock.now()).await {
+        } else if let Err(err) = exchange.store(scanner.answer.text, clock.now()).await {
             tracing::error!(error = %err, "storing a streamed workbench answer failed");
         }
         drop(client);
