@@ -77,7 +77,7 @@ fn audit(
     action: &'static str,
     actor: &inventiv_domain::Actor,
     id: WorkbenchProjectId,
-    name: &str,
+    fields: &ProjectFields,
 ) -> AuditEntry {
     AuditEntry {
         action,
@@ -85,7 +85,7 @@ fn audit(
         target_type: "workbench_project",
         target_id: id.to_string(),
         before: None,
-        after: Some(json!({"name": name, "shared_with_org": action.ends_with(".shared")})),
+        after: Some(json!({"name": fields.name, "shared_with_org": fields.shared_with_org})),
     }
 }
 
@@ -130,11 +130,8 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewProject) -> Result<Project
     let tx = deps.db.begin_write().await?;
     repo::insert_project(&tx, actor.scope(), actor.user, id, &fields, ctx.now).await?;
     if fields.shared_with_org {
-        ctx.record(
-            &tx,
-            audit("workbench_project.shared", &actor, id, &fields.name),
-        )
-        .await?;
+        ctx.record(&tx, audit("workbench_project.shared", &actor, id, &fields))
+            .await?;
     }
     tx.commit().await?;
     Ok(Project {
@@ -182,8 +179,7 @@ pub async fn update(
         "workbench_project.shared",
         "workbench_project.unshared",
     ) {
-        ctx.record(&tx, audit(action, &actor, id, &fields.name))
-            .await?;
+        ctx.record(&tx, audit(action, &actor, id, &fields)).await?;
     }
     tx.commit().await?;
     Ok(Project {
