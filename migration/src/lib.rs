@@ -30,6 +30,7 @@ mod m20261130_000005_refresh_reuse_and_shared_limits;
 mod m20261130_000006_instance_leases;
 mod m20261130_000007_models_and_keys_activation;
 mod m20261130_000008_create_access_requests;
+mod m20261130_000009_create_workbench;
 mod m20261130_000010_superseded_invitation_links;
 pub mod sql;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_instance_leases::Migration),
             Box::new(m20261130_000007_models_and_keys_activation::Migration),
             Box::new(m20261130_000008_create_access_requests::Migration),
+            Box::new(m20261130_000009_create_workbench::Migration),
             Box::new(m20261130_000010_superseded_invitation_links::Migration),
         ]
     }

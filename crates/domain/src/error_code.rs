@@ -49,6 +49,7 @@ error_codes! {
     MalformedJson = "malformed_json",
     InvalidQuery = "invalid_query",
     EndpointNotAllowed = "endpoint_not_allowed",
+    SharingRequiresOrganization = "sharing_requires_organization",
     // Who is calling is unknown or not accepted (401).
     Unauthorized = "unauthorized",
     InvalidCredentials = "invalid_credentials",
@@ -73,6 +74,7 @@ error_codes! {
     ModelNotAllowed = "model_not_allowed",
     ProviderOnly = "provider_only",
     ConsumerOnly = "consumer_only",
+    WorkbenchOwnerOnly = "workbench_owner_only",
     // Absent, or out of the caller's scope (404).
     NotFound = "not_found",
     ModelNotFound = "model_not_found",
@@ -108,6 +110,7 @@ error_codes! {
     AccessRequestNotPending = "access_request_not_pending",
     AlreadyShared = "already_shared",
     OfferingUnpriced = "offering_unpriced",
+    ConversationTooLong = "conversation_too_long",
     // A single-use token or invitation is spent (410).
     InvitationGone = "invitation_gone",
     InvitationSuperseded = "invitation_superseded",

@@ -83,6 +83,12 @@ id_newtypes! {
     AccessRequestId;
     /// A password reset token.
     ResetTokenId;
+    /// A workbench project (a folder of runs).
+    WorkbenchProjectId;
+    /// A workbench run: one conversation with a model.
+    WorkbenchRunId;
+    /// One message of a workbench run.
+    WorkbenchMessageId;
 }
 
 #[cfg(test)]

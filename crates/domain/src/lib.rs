@@ -40,6 +40,7 @@ pub mod role;
 pub mod share;
 pub mod user_edit;
 pub mod values;
+pub mod workbench;
 pub mod workspace;
 
 pub use uuid::Uuid;
@@ -51,7 +52,7 @@ pub use delegation::{can_change_role, can_invite, can_manage_invitation, can_rem
 pub use error_code::ErrorCode;
 pub use ids::{
     AccessRequestId, ApiKeyId, InstanceId, InvitationId, ModelId, OfferingId, OrgId, ResetTokenId,
-    SessionId, ShareId, UsageId, UserId,
+    SessionId, ShareId, UsageId, UserId, WorkbenchMessageId, WorkbenchProjectId, WorkbenchRunId,
 };
 pub use instance::{InstanceStatus, InvalidTransition};
 pub use invitation::{InvitationError, InvitationStatus, accept, effective_status, resend, revoke};
@@ -68,4 +69,5 @@ pub use values::{
     DisplayName, Email, ExpiresInDays, OrgName, PageLimit, Password, PersonName, Slug, Username,
     ValueError, optional_text,
 };
+pub use workbench::{MessageContent, Ownership, WorkbenchDenied};
 pub use workspace::{Actor, Credential, Scope, Workspace};

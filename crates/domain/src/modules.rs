@@ -137,7 +137,10 @@ pub fn modules(actor: &Actor) -> Vec<Module> {
         .filter_map(|id| {
             let access = match id {
                 ModuleId::Dashboard => Some(Access::Read),
-                ModuleId::Chat | ModuleId::Workbench => write_if(has(Permission::InferenceUse)),
+                ModuleId::Chat => write_if(has(Permission::InferenceUse)),
+                ModuleId::Workbench => {
+                    write_else_read(Permission::WorkbenchUse, Permission::WorkbenchView)
+                }
                 ModuleId::Models => {
                     write_else_read(Permission::ModelsCreate, Permission::ModelsView)
                 }

@@ -114,6 +114,11 @@ pub enum Permission {
     PlatformAuditView,
     /// Call the OpenAI-compatible proxy (`inference.use`).
     InferenceUse,
+    /// See the workbench: my projects and runs, and those colleagues share (`workbench.view`).
+    WorkbenchView,
+    /// Use the workbench: create projects and runs, talk to models in them, share my own
+    /// runs with the org (`workbench.use`); only the owner writes one (see [`crate::workbench`]).
+    WorkbenchUse,
     /// Manage settings: org settings, or platform settings for platform admins (`settings.manage`).
     SettingsManage,
 }
@@ -165,6 +170,8 @@ impl Permission {
         Permission::AuditView,
         Permission::PlatformAuditView,
         Permission::InferenceUse,
+        Permission::WorkbenchView,
+        Permission::WorkbenchUse,
         Permission::SettingsManage,
     ];
 
@@ -216,6 +223,8 @@ impl Permission {
             Permission::AuditView => "audit.view",
             Permission::PlatformAuditView => "platform_audit.view",
             Permission::InferenceUse => "inference.use",
+            Permission::WorkbenchView => "workbench.view",
+            Permission::WorkbenchUse => "workbench.use",
             Permission::SettingsManage => "settings.manage",
         }
     }
@@ -238,7 +247,8 @@ impl Permission {
             | Permission::UsersList
             | Permission::FinopsView
             | Permission::AuditView
-            | Permission::PlatformAuditView => true,
+            | Permission::PlatformAuditView
+            | Permission::WorkbenchView => true,
             Permission::OrgUpdate
             | Permission::OrgDelete
             | Permission::OrgLeave
@@ -269,6 +279,7 @@ impl Permission {
             | Permission::UsersUpdate
             | Permission::UsersDelete
             | Permission::InferenceUse
+            | Permission::WorkbenchUse
             | Permission::SettingsManage => false,
         }
     }
@@ -314,7 +325,9 @@ const fn org_roles(permission: Permission) -> &'static [Role] {
         | Permission::SharesView
         | Permission::MarketplaceView
         | Permission::ApiKeysView
-        | Permission::InferenceUse => EVERY_MEMBER,
+        | Permission::InferenceUse
+        | Permission::WorkbenchView
+        | Permission::WorkbenchUse => EVERY_MEMBER,
         Permission::OrgUpdate | Permission::OrgDelete | Permission::SettingsManage => OWNER,
         Permission::InvitationsCreate
         | Permission::InvitationsList
@@ -380,7 +393,9 @@ const fn personal_rule(permission: Permission) -> PersonalRule {
         | Permission::ApiKeysCreate
         | Permission::ApiKeysRevoke
         | Permission::FinopsView
-        | Permission::InferenceUse => PersonalRule::AnyUser,
+        | Permission::InferenceUse
+        | Permission::WorkbenchView
+        | Permission::WorkbenchUse => PersonalRule::AnyUser,
         Permission::UsersList
         | Permission::UsersCreate
         | Permission::UsersUpdate
@@ -593,6 +608,10 @@ pub enum Action {
     ViewPlatformAudit,
     /// `inference.use`
     UseInference,
+    /// `workbench.view`
+    ViewWorkbench,
+    /// `workbench.use` (the owner rule on top: [`crate::workbench::ensure_owner`])
+    UseWorkbench,
     /// `settings.manage`
     ManageSettings,
 }
@@ -646,6 +665,8 @@ impl Action {
             Action::ViewAudit => Permission::AuditView,
             Action::ViewPlatformAudit => Permission::PlatformAuditView,
             Action::UseInference => Permission::InferenceUse,
+            Action::ViewWorkbench => Permission::WorkbenchView,
+            Action::UseWorkbench => Permission::WorkbenchUse,
             Action::ManageSettings => Permission::SettingsManage,
         }
     }
@@ -782,6 +803,8 @@ fn check_parameters(actor: &Actor, action: Action) -> Result<(), DenyReason> {
         | Action::ViewAudit
         | Action::ViewPlatformAudit
         | Action::UseInference
+        | Action::ViewWorkbench
+        | Action::UseWorkbench
         | Action::ManageSettings => Ok(()),
     }
 }
@@ -804,7 +827,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_permission_once_in_declaration_order() {
-        assert_eq!(Permission::ALL.len(), 45);
+        assert_eq!(Permission::ALL.len(), 47);
         assert!(Permission::ALL.windows(2).all(|w| w[0] < w[1]));
         let names: BTreeSet<_> = Permission::ALL.iter().map(Permission::name).collect();
         assert_eq!(names.len(), Permission::ALL.len());
@@ -848,6 +871,7 @@ mod tests {
                 "finops.view",
                 "audit.view",
                 "platform_audit.view",
+                "workbench.view",
             ]
         );
     }

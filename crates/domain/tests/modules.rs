@@ -163,7 +163,7 @@ fn api_keys_see_read_modules_only() {
         [
             "dashboard:read",
             "chat:write",
-            "workbench:write",
+            "workbench:read",
             "models:read",
             "api_keys:read",
             "instances:read",

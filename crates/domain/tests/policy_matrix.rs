@@ -109,6 +109,8 @@ fn expected(permission: Permission) -> [bool; 8] {
         P::AuditView           =>     [__, __, OK, OK, OK, __, __, __],
         P::PlatformAuditView   =>     [__, OK, __, __, __, __, __, __],
         P::InferenceUse        =>     [OK, OK, OK, OK, OK, OK, OK, OK],
+        P::WorkbenchView       =>     [OK, OK, OK, OK, OK, OK, OK, OK],
+        P::WorkbenchUse        =>     [OK, OK, OK, OK, OK, OK, __, __],
         P::SettingsManage      =>     [__, OK, OK, __, __, __, __, __],
     }
 }
@@ -169,6 +171,8 @@ fn actions_for(permission: Permission) -> Vec<Action> {
         P::AuditView => vec![Action::ViewAudit],
         P::PlatformAuditView => vec![Action::ViewPlatformAudit],
         P::InferenceUse => vec![Action::UseInference],
+        P::WorkbenchView => vec![Action::ViewWorkbench],
+        P::WorkbenchUse => vec![Action::UseWorkbench],
         P::SettingsManage => vec![Action::ManageSettings],
     }
 }
@@ -193,7 +197,7 @@ fn permissions_match_the_table_in_every_cell() {
             cells += 1;
         }
     }
-    assert_eq!(cells, 45 * 8);
+    assert_eq!(cells, 47 * 8);
 }
 
 #[test]
@@ -240,7 +244,7 @@ fn authorize_matches_the_table_in_every_cell() {
 #[test]
 fn every_permission_is_in_the_table() {
     // `expected` is an exhaustive match; this checks `ALL` is complete and ordered as declared.
-    assert_eq!(Permission::ALL.len(), 45);
+    assert_eq!(Permission::ALL.len(), 47);
     let names: Vec<&str> = Permission::ALL.iter().map(Permission::name).collect();
     assert_eq!(names.first(), Some(&"org.view"));
     assert_eq!(names.last(), Some(&"settings.manage"));

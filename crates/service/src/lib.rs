@@ -48,6 +48,7 @@ pub mod rate_limit;
 pub mod shares;
 pub mod tokens;
 pub mod users;
+pub mod workbench;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;

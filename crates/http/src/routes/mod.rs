@@ -14,6 +14,7 @@ mod organizations;
 mod proxy;
 pub(crate) mod sharing;
 mod users;
+mod workbench;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -35,4 +36,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     finops::configure(cfg);
     sharing::configure(cfg);
     marketplace::configure(cfg);
+    workbench::configure(cfg);
 }

@@ -21,6 +21,7 @@ pub mod spend;
 mod sql;
 pub mod usage;
 pub mod users;
+pub mod workbench;
 
 use crate::{Store, StoreError, db::db_backend};
 use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};

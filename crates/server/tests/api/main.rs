@@ -35,4 +35,5 @@ mod replicas;
 mod scale;
 mod sockets;
 mod ssrf;
+mod workbench;
 mod workspace_header;
