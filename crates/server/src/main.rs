@@ -156,6 +156,19 @@ async fn seed_demo(settings: Settings) -> anyhow::Result<ExitCode> {
     for login in outcome.logins {
         println!("  {:<28} {}", login.email, login.description);
     }
+    if let Some(call) = outcome.try_it {
+        // The key's secret is shown this once (only its hash is stored).
+        println!(
+            "\nA call through the proxy, once the server runs (the demo instances are ready a few \
+             seconds after it starts; the built-in mock model answers):\n  curl -s {}/v1/chat/completions \\\n    \
+             -H 'Authorization: Bearer {}' -H 'content-type: application/json' \\\n    \
+             -d '{{\"model\": \"{}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'\n\
+             Then see it in FinOps (usage) as alice@acme.demo.",
+            settings.server.public_url.trim_end_matches('/'),
+            call.api_key,
+            call.model
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -79,6 +79,22 @@ fn key_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// A new key: its secret (shown once), the prefix kept to recognise it, and the hash stored.
+pub(crate) struct NewSecret {
+    pub(crate) secret: String,
+    pub(crate) prefix: String,
+    pub(crate) hash: String,
+}
+
+pub(crate) fn new_secret() -> NewSecret {
+    let secret = format!("{KEY_PREFIX}{}", crate::tokens::random_token(32));
+    NewSecret {
+        prefix: secret.chars().take(KEY_PREFIX.len() + 6).collect(),
+        hash: key_hash(&secret),
+        secret,
+    }
+}
+
 fn scope_org(scope: Scope) -> Option<inventiv_domain::OrgId> {
     match scope {
         Scope::Org(org) => Some(org),
@@ -165,8 +181,11 @@ pub async fn create(
             "1 to 100 model names of 1 to 200 visible characters",
         ));
     }
-    let secret = format!("{KEY_PREFIX}{}", crate::tokens::random_token(32));
-    let prefix: String = secret.chars().take(KEY_PREFIX.len() + 6).collect();
+    let NewSecret {
+        secret,
+        prefix,
+        hash,
+    } = new_secret();
     let id = ApiKeyId::new();
     let tx = deps.db.begin_write().await?;
     api_keys::insert(
@@ -177,7 +196,7 @@ pub async fn create(
             owner: ctx.user_id(),
             name: &name,
             key_prefix: &prefix,
-            key_hash: &key_hash(&secret),
+            key_hash: &hash,
             allowed_models: input.allowed_models.as_deref(),
             expires_at: input.expires_at,
             monthly_cap_micros,

@@ -6,9 +6,10 @@
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::{
-    Email, Flag, InstanceId, ModelId, OrgId, OrgName, Password, Role, Scope, Slug, UserId,
+    ApiKeyId, Email, Flag, InstanceId, ModelId, OrgId, OrgName, Password, Role, Scope, Slug, UserId,
 };
 use inventiv_persistence::Tx;
+use inventiv_persistence::repo::api_keys::{self, NewApiKey};
 use inventiv_persistence::repo::instances::{self, NewInstance};
 use inventiv_persistence::repo::models::{self, ModelFields};
 use inventiv_persistence::repo::{memberships, organizations, users};
@@ -28,6 +29,16 @@ pub struct DemoLogin {
 pub struct DemoOutcome {
     pub created: bool,
     pub logins: Vec<DemoLogin>,
+    /// Created this run only (its secret is never stored): an approved key of the first
+    /// org, and the model it can call there (served by the mock provider).
+    pub try_it: Option<DemoCall>,
+}
+
+/// What `make demo` prints to call the proxy.
+#[derive(Debug, Clone)]
+pub struct DemoCall {
+    pub api_key: String,
+    pub model: &'static str,
 }
 
 struct DemoOrg {
@@ -264,6 +275,7 @@ pub async fn seed(deps: &Deps) -> Result<DemoOutcome, ServiceError> {
         return Ok(DemoOutcome {
             created: false,
             logins: logins(),
+            try_it: None,
         });
     }
     let hash = deps
@@ -271,6 +283,7 @@ pub async fn seed(deps: &Deps) -> Result<DemoOutcome, ServiceError> {
         .hash(&Password::parse(DEMO_PASSWORD)?)
         .await?;
     let tx = deps.db.begin_write().await?;
+    let mut try_it = None;
     let mut public = Vec::new();
     for (name, model_id, vram, context) in PUBLIC_MODELS {
         public.push(model(&tx, deps, None, name, model_id, vram, context).await?);
@@ -359,6 +372,12 @@ pub async fn seed(deps: &Deps) -> Result<DemoOutcome, ServiceError> {
             (Some(admin), None),
         )
         .await?;
+        if try_it.is_none() {
+            try_it = Some(DemoCall {
+                api_key: demo_key(&tx, deps, org.id, admin, manager).await?,
+                model: PUBLIC_MODELS[0].1,
+            });
+        }
     }
     let pat = user(&tx, deps, PERSONAL_USER, &hash).await?;
     instance(
@@ -374,5 +393,58 @@ pub async fn seed(deps: &Deps) -> Result<DemoOutcome, ServiceError> {
     Ok(DemoOutcome {
         created: true,
         logins: logins(),
+        try_it,
     })
+}
+
+/// An org key of `org`, created by its admin and approved (tech: admin, eco: manager), so
+/// the first call through the proxy works at once. Returns its secret.
+async fn demo_key(
+    tx: &Tx,
+    deps: &Deps,
+    org: OrgId,
+    admin: UserId,
+    manager: UserId,
+) -> Result<String, ServiceError> {
+    let id = ApiKeyId::new();
+    let now = deps.clock.now();
+    let key = crate::api_keys::new_secret();
+    api_keys::insert(
+        tx,
+        Scope::Org(org),
+        NewApiKey {
+            id,
+            owner: admin,
+            name: "Demo key",
+            key_prefix: &key.prefix,
+            key_hash: &key.hash,
+            allowed_models: None,
+            expires_at: None,
+            monthly_cap_micros: None,
+            now,
+        },
+    )
+    .await?;
+    event(
+        tx,
+        deps,
+        Some(org),
+        "api_key.created",
+        ("api_key", id.to_string()),
+        json!({"name": "Demo key"}),
+    )
+    .await?;
+    for (flag, by) in [(Flag::Tech, admin), (Flag::Eco, manager)] {
+        api_keys::set_flag(tx, org, id, flag, Some(by), now).await?;
+        event(
+            tx,
+            deps,
+            Some(org),
+            "api_key.activation_changed",
+            ("api_key", id.to_string()),
+            json!({"flag": flag.as_str(), "active": true}),
+        )
+        .await?;
+    }
+    Ok(key.secret)
 }

@@ -890,3 +890,30 @@ async fn instance_pages_are_cached_until_what_they_show_changes() {
     assert_eq!(list().await["items"][1]["status"], "terminated");
     cached().await;
 }
+
+/// A terminate that races the bring-up (provisioning → booting → ready, 20 ms a step in
+/// tests) is judged again on the new state instead of failing with 409 `invalid_state`: every
+/// one of those states may be terminated.
+#[tokio::test]
+async fn a_terminate_racing_the_bring_up_succeeds() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "race").await;
+    for i in 0..12u64 {
+        let id = deploy(&app, &team.admin, json!({"model_id": model})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Spread the terminates over the bring-up's steps.
+        tokio::time::sleep(Duration::from_millis(i * 4)).await;
+        let res = app
+            .post_as(
+                &team.admin,
+                &format!("/instances/{id}/terminate"),
+                json!({}),
+            )
+            .await;
+        json_with_status(res, 202).await;
+        wait_for_status(&app, &team.admin, &id, "terminated").await;
+    }
+}

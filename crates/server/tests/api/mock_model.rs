@@ -134,3 +134,43 @@ async fn the_mock_model_is_served_only_when_it_is_the_mock_endpoint() {
         .await;
     assert_eq!(other.get("/mock-model/v1/models").await.status(), 404);
 }
+
+/// `make demo`: the seed prints an approved key, and once a server starts, the demo's
+/// operational instance answers a call with it through the proxy — nothing else to run.
+#[tokio::test]
+async fn the_demo_key_calls_the_demo_model_through_the_proxy() {
+    let app = spawn_app().await;
+    let outcome = inventiv_service::demo::seed(&app.deps).await.unwrap();
+    let call = outcome.try_it.expect("a demo key on the first seed");
+    // A server started after the seed brings the demo instances up (as `make demo` does).
+    let server = app.spawn_replica(|_| {}).await;
+    let started = std::time::Instant::now();
+    let answer = loop {
+        let res = server
+            .post_as(
+                &call.api_key,
+                "/v1/chat/completions",
+                json!({"model": call.model, "messages": [{"role": "user", "content": "Hello"}]}),
+            )
+            .await;
+        if res.status() == 200 {
+            break res.json::<Value>().await.unwrap();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the demo model never answered: {}",
+            res.text().await.unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("You said: \"Hello\""),
+        "{answer}"
+    );
+    // A second seed creates nothing, and so prints no key.
+    let again = inventiv_service::demo::seed(&app.deps).await.unwrap();
+    assert!(!again.created && again.try_it.is_none());
+}

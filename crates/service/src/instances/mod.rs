@@ -326,23 +326,33 @@ async fn change(
     // Visibility first: an out-of-scope id is 404 whatever the role; then the role.
     authorize(&actor, Action::ViewInstances)?;
     let scope = actor.scope();
-    let instance = instances::find(&deps.db, scope, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("instance"))?;
-    authorize(&actor, action)?;
-    let to = next(instance.status).map_err(invalid_state)?;
-    let change = lifecycle::Step {
-        from: &[instance.status],
-        to,
-        endpoint_url: None,
-        failure_reason: None,
+    let mut attempts = 0;
+    let to = loop {
+        let instance = instances::find(&deps.db, scope, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("instance"))?;
+        authorize(&actor, action)?;
+        let to = next(instance.status).map_err(invalid_state)?;
+        let change = lifecycle::Step {
+            from: &[instance.status],
+            to,
+            endpoint_url: None,
+            failure_reason: None,
+        };
+        if lifecycle::step(deps, &instance, change, ctx.audit_actor(), &ctx.meta).await? {
+            break to;
+        }
+        // The bring-up moved it on meanwhile (provisioning → booting → ready): judge the
+        // request again on the new state, a few times, rather than refuse a terminate that
+        // every one of those states allows.
+        attempts += 1;
+        if attempts == 3 {
+            return Err(ServiceError::Conflict {
+                code: ErrorCode::InvalidState,
+                message: "The instance changed state meanwhile; reload and retry.".to_owned(),
+            });
+        }
     };
-    if !lifecycle::step(deps, &instance, change, ctx.audit_actor(), &ctx.meta).await? {
-        return Err(ServiceError::Conflict {
-            code: ErrorCode::InvalidState,
-            message: "The instance changed state meanwhile; reload and retry.".to_owned(),
-        });
-    }
     let moved = instances::find(&deps.db, scope, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("instance"))?;
