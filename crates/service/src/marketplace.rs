@@ -24,6 +24,8 @@ pub struct Listing {
     pub default_price_output_micros_per_1k: i64,
     /// The offering's own two approvals (a share of it also needs the share's).
     pub activation: Activation,
+    /// Its org model's approvals (None: a public model, which needs none).
+    pub model_activation: Option<Activation>,
 }
 
 impl Listing {
@@ -32,9 +34,11 @@ impl Listing {
         format!("{}/{}", self.provider_slug, self.code)
     }
 
-    /// The offering is published (always, here) and both its approvals are on.
+    /// The offering is published (always, here), both its approvals are on, and so are its
+    /// org model's (SPEC §1 v2: an unapproved org model serves no traffic).
     pub fn operational(&self) -> bool {
         self.activation.operational(false)
+            && self.model_activation.is_none_or(|m| m.operational(false))
     }
 }
 
@@ -51,6 +55,7 @@ impl From<ListingRecord> for Listing {
             default_price_input_micros_per_1k: r.default_price_input_micros_per_1k,
             default_price_output_micros_per_1k: r.default_price_output_micros_per_1k,
             activation: r.activation,
+            model_activation: r.model_activation,
         }
     }
 }

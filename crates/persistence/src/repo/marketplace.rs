@@ -22,12 +22,15 @@ pub struct ListingRecord {
     pub default_price_output_micros_per_1k: i64,
     /// The offering's own two approvals.
     pub activation: Activation,
+    /// Its model's approvals when it is an org model (None: a public model, which needs none).
+    pub model_activation: Option<Activation>,
 }
 
 const SELECT: &str = "SELECT f.id, f.organization_id, o.slug AS provider_slug, o.name AS provider_name, f.code, f.name, \
      f.description, f.default_price_input_micros_per_1k, f.default_price_output_micros_per_1k, \
-     f.tech_activated_by, f.eco_activated_by \
-     FROM organization_models f JOIN organizations o ON o.id = f.organization_id";
+     f.tech_activated_by, f.eco_activated_by, m.organization_id AS model_organization_id, \
+     m.tech_activated_by AS model_tech_activated_by, m.eco_activated_by AS model_eco_activated_by \
+     FROM organization_models f JOIN organizations o ON o.id = f.organization_id JOIN models m ON m.id = f.model_id";
 
 fn record(row: QueryResult) -> Result<ListingRecord, StoreError> {
     let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
@@ -45,6 +48,13 @@ fn record(row: QueryResult) -> Result<ListingRecord, StoreError> {
         activation: Activation {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
+        },
+        model_activation: match uuid_opt("model_organization_id")? {
+            None => None,
+            Some(_) => Some(Activation {
+                tech_by: uuid_opt("model_tech_activated_by")?.map(UserId::from_uuid),
+                eco_by: uuid_opt("model_eco_activated_by")?.map(UserId::from_uuid),
+            }),
         },
     })
 }

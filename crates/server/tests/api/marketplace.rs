@@ -860,3 +860,29 @@ async fn both_chains_record_requests_and_decisions_naming_only_the_other_org() {
     }
     app.assert_audit_verifies().await;
 }
+
+/// An offering of an org model is listed as operational only once that model has its own two
+/// approvals too (SPEC §1 v2: an unapproved org model serves no traffic).
+#[tokio::test]
+async fn a_listing_is_operational_only_with_its_org_models_approvals() {
+    let b = bazaar().await;
+    let app = &b.app;
+    let model = crate::instances::private_model(app, &b.third.admin, "third/tuned").await;
+    let id = offering(app, &b.third, &model, "tuned", "public", Some((1, 1)), true).await;
+    let find = || async {
+        listed(app, &b.consumer.user, "/marketplace/offerings?limit=200")
+            .await
+            .into_iter()
+            .find(|o| id_of(o) == id)
+            .expect("listed")
+    };
+    assert_eq!(find().await["operational"], false);
+    crate::instances::approve(
+        app,
+        &b.third.admin,
+        &b.third.manager,
+        &format!("/models/{model}"),
+    )
+    .await;
+    assert_eq!(find().await["operational"], true);
+}
