@@ -68,7 +68,7 @@ INEXPRESSIBLE = [
     # Cursors are opaque: only one this server returned decodes.
     (400, "validation_failed", "cursor", r"^invalid cursor$"),
     # Relations between two fields.
-    (400, "validation_failed", "to", r"^must be after from$|^the range may cover at most 366 days$"),
+    (400, "validation_failed", "to", r"^must be after from\b|^the range may cover at most 366 days\b"),
     (400, "validation_failed", "email", r"^give either email or username$"),
     # References to rows that must exist in the caller's workspace.
     (400, "validation_failed", None, r"^no (active )?\w+ with this id in this (workspace|organization)$"),

@@ -206,20 +206,29 @@ fn expected_workspace(req: &HttpRequest) -> Result<Option<Option<OrgId>>, ApiErr
     let Some(value) = req.headers().get(WORKSPACE_HEADER) else {
         return Ok(None);
     };
-    let value = value.to_str().unwrap_or_default().trim();
-    if value.eq_ignore_ascii_case("personal") {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "X-Inventiv-Workspace must be an organization id or `personal`.",
+        )
+    };
+    let value = value.to_str().map_err(|_| bad())?.trim();
+    if value.is_empty() {
+        // Present but empty: no claim about the workspace (as when absent).
+        return Ok(None);
+    }
+    if value == "personal" {
         return Ok(Some(None));
+    }
+    // Only the hyphenated form (36 characters), as documented: one spelling per value.
+    if value.len() != 36 {
+        return Err(bad());
     }
     value
         .parse::<uuid::Uuid>()
         .map(|id| Some(Some(OrgId::from_uuid(id))))
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                "X-Inventiv-Workspace must be an organization id or `personal`.",
-            )
-        })
+        .map_err(|_| bad())
 }
 
 /// Refuses the request (409 `workspace_changed`, before any handler runs, so nothing changes)

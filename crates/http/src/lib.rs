@@ -234,11 +234,15 @@ fn workspace_header() -> utoipa::openapi::RefOr<utoipa::openapi::path::Parameter
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(
-                "The workspace the client shows: an organization id, or `personal`. When the \
-                 session is no longer in it, the request is refused (409 `workspace_changed`) \
-                 and nothing changes.",
+                "The workspace the client shows: an organization id, or `personal` (empty: no \
+                 claim). When the session is no longer in it, the request is refused (409 \
+                 `workspace_changed`) and nothing changes.",
             ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .schema(Some(
+                ObjectBuilder::new().schema_type(Type::String).pattern(Some(
+                    "^(personal|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$",
+                )),
+            ))
             .build(),
     )
 }

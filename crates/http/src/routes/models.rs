@@ -120,7 +120,9 @@ impl From<ModelRequest> for ModelInput {
 pub struct CreateModelRequest {
     /// Required. 1 to 200 visible ASCII characters: the model's id at the upstream server,
     /// e.g. `meta-llama/Llama-3.1-8B`.
-    #[schema(min_length = 1, max_length = 200)]
+    // Read as an Option so its absence gets a message naming it; documented as the
+    // required string it is.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
     model_id: Option<String>,
     /// 1 to 100 printable characters. Default: the `model_id` (its first 100 characters).
     #[schema(min_length = 1, max_length = 100)]

@@ -214,6 +214,8 @@ pub struct CreateOfferingRequest {
     /// 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// At most 1000 characters.
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// `private` (default) or `public`.
     // A string, checked by the service (`validation_failed`, not serde's `invalid_body`).
@@ -264,7 +266,9 @@ pub struct UpdateOfferingRequest {
     code: Option<String>,
     #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
+    /// At most 1000 characters.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
     // A string, checked by the service (`validation_failed`, not serde's `invalid_body`).
     #[schema(inline, value_type = Option<Visibility>)]

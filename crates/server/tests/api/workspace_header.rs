@@ -84,11 +84,21 @@ async fn a_stale_tab_cannot_write_into_the_workspace_it_no_longer_shows() {
     .await;
     // Without the header nothing changes for API clients.
     json_with_status(app.get_as(&back, "/api_keys").await, 200).await;
-    // A header that is neither an id nor `personal` is a bad request, not a silent pass.
-    assert_error(
-        send(&app, Method::GET, "/api_keys", &back, "acme", None).await,
-        400,
-        "bad_request",
+    // A header that is neither a hyphenated id nor `personal` is a bad request, not a silent
+    // pass — one spelling per value, as documented.
+    let simple = team.org.as_uuid().simple().to_string();
+    for value in ["acme", "PERSONAL", simple.as_str(), &format!("{{{org}}}")] {
+        assert_error(
+            send(&app, Method::GET, "/api_keys", &back, value, None).await,
+            400,
+            "bad_request",
+        )
+        .await;
+    }
+    // Empty: no claim, as when absent.
+    json_with_status(
+        send(&app, Method::GET, "/api_keys", &back, "", None).await,
+        200,
     )
     .await;
 }
