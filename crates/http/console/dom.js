@@ -80,13 +80,49 @@ export function errorText(err) {
   return err && err.message ? err.message : String(err);
 }
 
+/** Hides an error still shown in the status line (a later success makes it stale). */
+export function clearError() {
+  const toast = document.getElementById('toast');
+  if (toast && toast.classList.contains('toast-error')) {
+    clearTimeout(toastTimer);
+    toast.textContent = '';
+    toast.className = '';
+  }
+}
+
+/**
+ * The API's validation failures (`fields`: name → reason) put under the controls they concern,
+ * named by their labels rather than the API's field names. Returns the text for the status line.
+ */
+function showFieldErrors(err, form) {
+  const named = [];
+  for (const [name, reason] of Object.entries(err.fields || {})) {
+    const label = form && form.querySelector(`[data-field="${name}"]`);
+    if (label) {
+      label.classList.add('invalid');
+      label.append(h('small', { class: 'field-error' }, reason));
+      named.push(`${label.querySelector('span').textContent}: ${reason}`);
+    } else {
+      named.push(reason);
+    }
+  }
+  return named.length ? named.join(' ') : errorText(err);
+}
+
 /** Runs `action`, reporting its failure in `where` (an element) and the status line. */
 export async function attempt(action, where) {
+  const form = where && where.closest('form');
   if (where) where.textContent = '';
+  if (form) {
+    form.querySelectorAll('.field-error').forEach((e) => e.remove());
+    form.querySelectorAll('.invalid').forEach((e) => e.classList.remove('invalid'));
+  }
   try {
-    return await action();
+    const result = await action();
+    clearError();
+    return result;
   } catch (err) {
-    const text = errorText(err);
+    const text = err && err.fields ? showFieldErrors(err, form) : errorText(err);
     if (where) where.textContent = text;
     notify(text, 'error');
     return undefined;
@@ -109,9 +145,9 @@ export function inlineForm(action, ...controls) {
   }, ...controls, error);
 }
 
-/** A labelled form control. */
-export function field(label, control, hint) {
-  return h('label', { class: 'field' }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);
+/** A labelled form control; `name` is the API's field name, for its validation errors. */
+export function field(label, control, hint, name) {
+  return h('label', { class: 'field', 'data-field': name }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);
 }
 
 export function table(caption, headers, rows, empty = 'Nothing yet.') {

@@ -487,3 +487,119 @@ async fn a_stale_tab_is_refused_and_told_the_workspace_changed() {
     assert_eq!(keys["items"], json!([]), "{keys}");
     b.quit().await;
 }
+
+/// Answers every `confirm()` of the page with yes (WebDriver cannot click native dialogs).
+async fn accept_confirms(b: &Browser) {
+    b.execute("window.confirm = () => true").await;
+}
+
+/// Issue 20: the organization's settings page. The owner reads the slug to give to others,
+/// renames the org (an empty name is refused under its label), is refused deletion with the
+/// server's message while an instance runs, and deletes another org that has none.
+#[tokio::test]
+async fn an_owner_renames_reads_the_slug_and_deletes_an_organization_from_its_settings() {
+    let app = app().await;
+    let (org, ids) = acme(&app).await;
+    let scratch = app.create_org("scratch", &[(ids[0], Role::Owner)]).await;
+    let model = public_model(&app, "Llama", "meta/llama-3").await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let in_org = app.switch(&owner, Some(org)).await;
+    json_with_status(
+        app.post_as(&in_org, "/deployments", json!({"model_id": model["id"]}))
+            .await,
+        201,
+    )
+    .await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/settings']").await;
+    b.wait_exact("#org-slug", "acme").await;
+    b.fill("#org-rename", "   ").await;
+    b.click("#org-rename-submit").await;
+    b.wait_text("[data-field='name'] .field-error", "").await;
+    let error = b.wait_text("#main .error", "New name").await;
+    assert!(!error.starts_with("name:"), "labels, not API fields: {error}");
+    b.fill("#org-rename", "Acme Labs").await;
+    b.click("#org-rename-submit").await;
+    b.wait_text("#workspace-banner", "Org: Acme Labs").await;
+    accept_confirms(&b).await;
+    b.click("#org-delete").await;
+    b.wait_text("#org-delete-error", "terminate them first").await;
+
+    b.click(&format!("#workspace-switcher option[value='{scratch}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org scratch").await;
+    b.click("nav a[href='#/settings']").await;
+    b.wait_exact("#org-slug", "scratch").await;
+    accept_confirms(&b).await;
+    b.click("#org-delete").await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.quit().await;
+
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let mine = json_with_status(app.get_as(&owner, "/organizations").await, 200).await;
+    let names: Vec<_> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["Acme Labs"], "{mine}");
+}
+
+/// Issue 20: a user changes the profile's names and the password while signed in.
+#[tokio::test]
+async fn a_user_changes_names_and_password_from_the_profile_page() {
+    let app = app().await;
+    app.create_user("solo@example.com", PW).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "solo@example.com", PW, None).await;
+    b.click("nav a[href='#/profile']").await;
+    b.fill("#profile-first-name", "Solveig").await;
+    b.fill("#profile-last-name", "Olsen").await;
+    b.click("#profile-save").await;
+    b.wait_text("#toast", "Profile saved").await;
+    b.fill("#password-current", "not-my-password").await;
+    b.fill("#password-new", "another-password").await;
+    b.fill("#password-confirm", "another-password").await;
+    b.click("#password-submit").await;
+    b.wait_text("#toast", "password").await;
+    b.fill("#password-current", PW).await;
+    b.fill("#password-new", "another-password").await;
+    b.fill("#password-confirm", "another-password").await;
+    b.click("#password-submit").await;
+    b.wait_text("#toast", "Password changed").await;
+    b.quit().await;
+
+    let token = app.login("solo@example.com", "another-password").await.token;
+    let me = app.me(&token).await;
+    assert_eq!(me["first_name"], "Solveig");
+    assert_eq!(me["last_name"], "Olsen");
+}
+
+/// Issue 20 / seed §10: in Personal, org-only modules stay in the nav with an "Org required"
+/// badge; opening one leads to creating an organization, and then back to that page.
+#[tokio::test]
+async fn an_org_only_page_leads_from_personal_to_creating_an_organization_and_back() {
+    let app = app().await;
+    app.create_user("solo@example.com", PW).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "solo@example.com", PW, None).await;
+    b.wait_text("nav a[href='#/members']", "Org required").await;
+    b.click("nav a[href='#/members']").await;
+    b.wait_text("#needs-org", "personal workspace").await;
+    b.click("#create-org-link").await;
+    b.fill("#org-name", "Solo Co").await;
+    b.click("#org-create").await;
+    b.wait_text("#workspace-banner", "Org: Solo Co").await;
+    b.wait_text("tr[data-member='solo@example.com'] .role", "owner")
+        .await;
+    let members = b.text(&b.find("nav a[href='#/members']").await).await;
+    assert!(!members.contains("Org required"), "{members}");
+    b.quit().await;
+
+    let token = app.login("solo@example.com", PW).await.token;
+    let mine = json_with_status(app.get_as(&token, "/organizations").await, 200).await;
+    assert_eq!(mine["items"][0]["name"], "Solo Co", "{mine}");
+}
