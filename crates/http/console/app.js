@@ -20,6 +20,7 @@ import { renderSharing } from './pages/sharing.js';
 import { renderSettings } from './pages/settings.js';
 import { renderProfile } from './pages/profile.js';
 import { renderNeedsOrg } from './pages/needs-org.js';
+import { renderUsers } from './pages/users.js';
 
 // Nav entries: the module /auth/me must list for the entry to show (null: always). `orgOnly`
 // pages exist only in an organization workspace (they read /organizations/current/…): in
@@ -30,6 +31,7 @@ const PAGES = [
   { hash: 'organizations', label: 'Organizations', module: 'organizations', render: renderOrganizations },
   { hash: 'settings', label: 'Organization settings', module: 'organizations', orgOnly: true, render: renderSettings },
   { hash: 'members', label: 'Members', module: 'members', orgOnly: true, render: renderMembers },
+  { hash: 'users', label: 'Users', module: 'users', render: renderUsers },
   { hash: 'instances', label: 'Instances', module: 'instances', render: renderInstances },
   { hash: 'models', label: 'Models', module: 'models', render: renderModels },
   { hash: 'api-keys', label: 'API keys', module: 'api_keys', render: renderKeys },

@@ -72,7 +72,7 @@ export function notify(message, kind = 'info') {
   toast.className = `toast toast-${kind}`;
   toast.textContent = message;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { toast.textContent = ''; toast.className = ''; }, 8000);
+  toastTimer = setTimeout(() => { toast.textContent = ''; toast.className = ''; }, kind === 'error' ? 8000 : 4000);
 }
 
 /** An error from the API, shown as its `message` (SPEC §4 error body). */

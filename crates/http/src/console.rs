@@ -102,6 +102,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../console/pages/needs-org.js"),
     ),
+    (
+        "pages/users.js",
+        JS,
+        include_str!("../console/pages/users.js"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const INDEX: &str = include_str!("../console/index.html");

@@ -603,3 +603,111 @@ async fn an_org_only_page_leads_from_personal_to_creating_an_organization_and_ba
     let mine = json_with_status(app.get_as(&token, "/organizations").await, 200).await;
     assert_eq!(mine["items"][0]["name"], "Solo Co", "{mine}");
 }
+
+/// Issue 20: the platform admin's Users page in Personal lists every account; the admin creates
+/// one (a set-password link is emailed), edits its names, disables it (its sign-in stops) and
+/// deletes another.
+#[tokio::test]
+async fn a_platform_admin_creates_edits_disables_and_deletes_accounts_on_the_users_page() {
+    let app = app().await;
+    app.create_user("leaving@example.com", PW).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    b.click("#workspace-switcher option[value='']").await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.click("nav a[href='#/users']").await;
+    b.find("tr[data-user='leaving@example.com']").await;
+    b.fill("#user-email", "carol@example.com").await;
+    b.fill("#new-user-first-name", "Carol").await;
+    b.click("#user-create").await;
+    b.wait_text("tr[data-user='carol@example.com'] .name", "Carol")
+        .await;
+    link_in_mail(&app, "carol@example.com", "/reset-password?token=").await;
+
+    let row = "tr[data-user='carol@example.com']";
+    b.click(&format!("{row} [data-action='edit']")).await;
+    b.fill("#user-last-name", "Jones").await;
+    b.click("#user-save").await;
+    b.wait_text(&format!("{row} .name"), "Carol Jones").await;
+    accept_confirms(&b).await;
+    b.click(&format!("{row} [data-action='disable']")).await;
+    b.wait_text(&format!("{row} .state"), "disabled").await;
+    b.click("tr[data-user='leaving@example.com'] [data-action='delete']")
+        .await;
+    b.wait_text("#toast", "leaving@example.com deleted").await;
+    assert!(
+        b.find_all("tr[data-user='leaving@example.com']")
+            .await
+            .is_empty()
+    );
+    b.quit().await;
+
+    let admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let admin = app.switch(&admin, None).await;
+    let users = json_with_status(app.get_as(&admin, "/users").await, 200).await;
+    let items = users["items"].as_array().unwrap();
+    let carol = items.iter().find(|u| u["email"] == "carol@example.com");
+    let carol = carol.expect("carol exists");
+    assert_eq!(carol["last_name"], "Jones");
+    assert_eq!(carol["disabled"], true);
+    assert!(
+        items.iter().all(|u| u["email"] != "leaving@example.com"),
+        "{users}"
+    );
+    let refused = app
+        .post_json(
+            "/auth/login",
+            json!({"email": "leaving@example.com", "password": PW}),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+}
+
+/// Issue 20: an org admin creates a member on the Users page with a role from /auth/me's
+/// assignable roles (an admin may not make an owner: no such option); a manager sees the
+/// list without the create form.
+#[tokio::test]
+async fn an_org_admin_creates_a_member_with_an_assignable_role_on_the_users_page() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/users']").await;
+    b.wait_text("tr[data-user='owner@acme.test'] .role", "owner")
+        .await;
+    assert!(
+        b.find_all("#user-role option[value='owner']")
+            .await
+            .is_empty(),
+        "an admin cannot give the owner role"
+    );
+    assert!(b.find_all("[data-action='delete']").await.is_empty());
+    b.fill("#user-email", "dev@acme.test").await;
+    b.click("#user-role option[value='admin']").await;
+    b.click("#user-create").await;
+    b.wait_text("tr[data-user='dev@acme.test'] .role", "admin")
+        .await;
+    sign_out(&b).await;
+    sign_in(&b, &app, "manager@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/users']").await;
+    b.wait_text("tr[data-user='dev@acme.test'] .role", "admin")
+        .await;
+    assert!(b.find_all("#user-create").await.is_empty());
+    b.quit().await;
+
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let members = json_with_status(
+        app.get_as(&owner, "/organizations/current/members").await,
+        200,
+    )
+    .await;
+    let dev = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "dev@acme.test")
+        .cloned()
+        .expect("dev is a member");
+    assert_eq!(dev["role"], "admin");
+}
