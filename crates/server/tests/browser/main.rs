@@ -711,3 +711,80 @@ async fn an_org_admin_creates_a_member_with_an_assignable_role_on_the_users_page
         .expect("dev is a member");
     assert_eq!(dev["role"], "admin");
 }
+
+/// Issue 20: models from the console. An org admin adds a model to the org, edits it, filters
+/// the list to the org's own, gets no edit control on the public catalogue, and is refused the
+/// deletion of a model in use with the server's message; the platform admin adds a public model
+/// from Personal.
+#[tokio::test]
+async fn models_are_created_edited_filtered_and_deleted_by_their_workspace_writers() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    public_model(&app, "Llama", "meta/llama-3").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/models']").await;
+    let public = "tr[data-model='meta/llama-3']";
+    b.find(public).await;
+    assert!(
+        b.find_all(&format!("{public} [data-action]"))
+            .await
+            .is_empty()
+    );
+    b.fill("#new-model-name", "Mistral").await;
+    b.fill("#new-model-id", "acme/mistral-7b").await;
+    b.click("#new-model-save").await;
+    let row = "tr[data-model='acme/mistral-7b']";
+    b.wait_text(&format!("{row} .name"), "Mistral").await;
+    b.click(&format!("{row} [data-action='edit']")).await;
+    b.fill("#edit-model-vram", "24").await;
+    b.click("#edit-model-save").await;
+    b.wait_exact(&format!("{row} .vram"), "24 GB").await;
+    b.click("#model-filter option[value='org']").await;
+    b.find(&format!("{row} .name")).await;
+    assert!(b.find_all(public).await.is_empty(), "the filter hides it");
+
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(org)).await;
+    let models = json_with_status(app.get_as(&admin, "/models").await, 200).await;
+    let mistral = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] == "acme/mistral-7b")
+        .cloned()
+        .unwrap();
+    assert_eq!(mistral["required_vram_gb"], 24);
+    assert_eq!(mistral["visibility"], "org");
+    json_with_status(
+        app.post_as(&admin, "/deployments", json!({"model_id": mistral["id"]}))
+            .await,
+        201,
+    )
+    .await;
+    accept_confirms(&b).await;
+    b.click(&format!("{row} [data-action='delete']")).await;
+    b.wait_text("#toast", "live instance(s) use this model; terminate them first")
+        .await;
+    b.find(&format!("{row} .name")).await;
+    sign_out(&b).await;
+
+    sign_in(&b, &app, ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    b.click("#workspace-switcher option[value='']").await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.click("nav a[href='#/models']").await;
+    b.fill("#new-model-name", "Qwen").await;
+    b.fill("#new-model-id", "qwen/qwen-2").await;
+    b.click("#new-model-save").await;
+    b.wait_text("tr[data-model='qwen/qwen-2'] .name", "Qwen").await;
+    b.quit().await;
+    let models = json_with_status(app.get_as(&admin, "/models").await, 200).await;
+    let qwen = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] == "qwen/qwen-2")
+        .cloned()
+        .expect("the public model is visible in the org");
+    assert_eq!(qwen["visibility"], "public");
+}
