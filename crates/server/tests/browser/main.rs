@@ -23,6 +23,13 @@ const PW: &str = "a-good-password";
 /// The app on a port known in advance, so that `public_url` (the links in emails, and the
 /// origin the CSRF rule accepts) is the address the browser uses.
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// [`app`] with more settings changed.
+async fn app_with(
+    customize: impl FnOnce(&mut inventiv_server::settings::Settings) + Send + 'static,
+) -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,6 +39,7 @@ async fn app() -> TestApp {
         move |s| {
             s.server.port = port;
             s.server.public_url = format!("http://127.0.0.1:{port}");
+            customize(s);
         },
         Arc::new(SystemClock),
     )
@@ -519,13 +527,17 @@ async fn an_owner_renames_reads_the_slug_and_deletes_an_organization_from_its_se
     b.click("#org-rename-submit").await;
     b.wait_text("[data-field='name'] .field-error", "").await;
     let error = b.wait_text("#main .error", "New name").await;
-    assert!(!error.starts_with("name:"), "labels, not API fields: {error}");
+    assert!(
+        !error.starts_with("name:"),
+        "labels, not API fields: {error}"
+    );
     b.fill("#org-rename", "Acme Labs").await;
     b.click("#org-rename-submit").await;
     b.wait_text("#workspace-banner", "Org: Acme Labs").await;
     accept_confirms(&b).await;
     b.click("#org-delete").await;
-    b.wait_text("#org-delete-error", "terminate them first").await;
+    b.wait_text("#org-delete-error", "terminate them first")
+        .await;
 
     b.click(&format!("#workspace-switcher option[value='{scratch}']"))
         .await;
@@ -572,7 +584,10 @@ async fn a_user_changes_names_and_password_from_the_profile_page() {
     b.wait_text("#toast", "Password changed").await;
     b.quit().await;
 
-    let token = app.login("solo@example.com", "another-password").await.token;
+    let token = app
+        .login("solo@example.com", "another-password")
+        .await
+        .token;
     let me = app.me(&token).await;
     assert_eq!(me["first_name"], "Solveig");
     assert_eq!(me["last_name"], "Olsen");
@@ -764,8 +779,11 @@ async fn models_are_created_edited_filtered_and_deleted_by_their_workspace_write
     .await;
     accept_confirms(&b).await;
     b.click(&format!("{row} [data-action='delete']")).await;
-    b.wait_text("#toast", "live instance(s) use this model; terminate them first")
-        .await;
+    b.wait_text(
+        "#toast",
+        "live instance(s) use this model; terminate them first",
+    )
+    .await;
     b.find(&format!("{row} .name")).await;
     sign_out(&b).await;
 
@@ -776,7 +794,8 @@ async fn models_are_created_edited_filtered_and_deleted_by_their_workspace_write
     b.fill("#new-model-name", "Qwen").await;
     b.fill("#new-model-id", "qwen/qwen-2").await;
     b.click("#new-model-save").await;
-    b.wait_text("tr[data-model='qwen/qwen-2'] .name", "Qwen").await;
+    b.wait_text("tr[data-model='qwen/qwen-2'] .name", "Qwen")
+        .await;
     b.quit().await;
     let models = json_with_status(app.get_as(&admin, "/models").await, 200).await;
     let qwen = models["items"]
@@ -787,4 +806,59 @@ async fn models_are_created_edited_filtered_and_deleted_by_their_workspace_write
         .cloned()
         .expect("the public model is visible in the org");
     assert_eq!(qwen["visibility"], "public");
+}
+
+/// Issue 20: instances from the console. The owner deploys a mock instance from the form and
+/// watches it become ready without reloading (the list polls while it moves), reinstalls and
+/// terminates it, and is told why an external endpoint on loopback is refused.
+#[tokio::test]
+async fn an_owner_deploys_reinstalls_and_terminates_and_the_status_refreshes_by_itself() {
+    let app = app_with(|s| {
+        s.providers.mock.boot_delay_ms = 1200;
+        s.providers.mock.ready_delay_ms = 1200;
+        // Production's rule: loopback is not a tenant's endpoint.
+        s.providers.external.allowed_networks = Vec::new();
+    })
+    .await;
+    let (org, _) = acme(&app).await;
+    let model = public_model(&app, "Llama", "meta/llama-3").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/instances']").await;
+    b.click("#deploy-provider option[value='external']").await;
+    b.fill("#deploy-endpoint", "http://127.0.0.1:9").await;
+    b.click("#deploy-button").await;
+    b.wait_text("#main .error", "addresses this server may call")
+        .await;
+
+    b.click("#deploy-provider option[value='mock']").await;
+    b.execute("window.notReloaded = true").await;
+    b.click("#deploy-button").await;
+    let status = "#instance-list tbody .status";
+    let first = b.wait_text(status, "").await;
+    assert!(
+        ["provisioning", "booting"].contains(&first.trim()),
+        "{first}"
+    );
+    b.wait_exact(status, "ready").await;
+    accept_confirms(&b).await;
+    b.click("#instance-list [data-action='reinstall']").await;
+    b.wait_exact(status, "provisioning").await;
+    b.wait_exact(status, "ready").await;
+    b.click("#instance-list [data-action='terminate']").await;
+    b.wait_exact(status, "terminated").await;
+    assert_eq!(
+        b.execute("return window.notReloaded === true").await,
+        json!(true),
+        "the page was never reloaded"
+    );
+    b.quit().await;
+
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let list = json_with_status(app.get_as(&owner, "/instances").await, 200).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the refused endpoint made none: {list}");
+    assert_eq!(items[0]["status"], "terminated");
+    assert_eq!(items[0]["model_id"], model["id"]);
 }
