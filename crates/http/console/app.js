@@ -21,6 +21,7 @@ import { renderSettings } from './pages/settings.js';
 import { renderProfile } from './pages/profile.js';
 import { renderNeedsOrg } from './pages/needs-org.js';
 import { renderUsers } from './pages/users.js';
+import { renderMarketplace } from './pages/marketplace.js';
 
 // Nav entries: the module /auth/me must list for the entry to show (null: always). `orgOnly`
 // pages exist only in an organization workspace (they read /organizations/current/…): in
@@ -36,6 +37,8 @@ const PAGES = [
   { hash: 'models', label: 'Models', module: 'models', render: renderModels },
   { hash: 'api-keys', label: 'API keys', module: 'api_keys', render: renderKeys },
   { hash: 'sharing', label: 'Sharing', module: 'sharing', orgOnly: true, render: renderSharing },
+  // No module of its own: shown to whoever may read it (every member of an org).
+  { hash: 'marketplace', label: 'Marketplace', permission: 'marketplace.view', orgOnly: true, render: renderMarketplace },
   { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
   { hash: 'audit', label: 'Audit log', module: 'audit', orgOnly: true, render: renderAudit },
   { hash: 'profile', label: 'My profile', module: null, render: renderProfile },
@@ -91,7 +94,8 @@ const inOrg = () => Boolean(ctx.me.current_organization_id);
 const needsOrg = (p) => p.orgOnly && !inOrg() && ctx.can('organizations.create');
 
 function visiblePages() {
-  return PAGES.filter((p) => p.module === null || ctx.hasModule(p.module) || needsOrg(p))
+  const allowed = (p) => (p.permission ? ctx.can(p.permission) : p.module === null || ctx.hasModule(p.module));
+  return PAGES.filter((p) => allowed(p) || needsOrg(p))
     // In Personal an org-only page with a module listed anyway is still an org page.
     .filter((p) => !p.orgOnly || inOrg() || needsOrg(p));
 }

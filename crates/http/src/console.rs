@@ -107,6 +107,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../console/pages/users.js"),
     ),
+    (
+        "pages/marketplace.js",
+        JS,
+        include_str!("../console/pages/marketplace.js"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const INDEX: &str = include_str!("../console/index.html");

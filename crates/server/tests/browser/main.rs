@@ -862,3 +862,94 @@ async fn an_owner_deploys_reinstalls_and_terminates_and_the_status_refreshes_by_
     assert_eq!(items[0]["status"], "terminated");
     assert_eq!(items[0]["model_id"], model["id"]);
 }
+
+/// Acme's public offering `acme/chat` of a catalogue model, published, at default prices of
+/// €0.20 in / €0.40 out per 1k tokens; returns the offering's JSON.
+async fn public_offering(app: &TestApp, org: OrgId) -> serde_json::Value {
+    let model = public_model(app, "Llama", "meta/llama-3").await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let body = json!({"model_id": model["id"], "code": "chat", "name": "Acme chat",
+        "description": "A helpful model", "visibility": "public",
+        "default_price_input_micros_per_1k": 200_000, "default_price_output_micros_per_1k": 400_000});
+    let offering = json_with_status(
+        app.post_as(&owner, "/organizations/current/offerings", body)
+            .await,
+        201,
+    )
+    .await;
+    let id = offering["id"].as_str().unwrap();
+    let publish = app
+        .client
+        .patch(app.url(&format!("/organizations/current/offerings/{id}")))
+        .bearer_auth(&owner)
+        .json(&json!({"is_active": true}))
+        .send()
+        .await
+        .unwrap();
+    json_with_status(publish, 200).await
+}
+
+/// Issue 20: the marketplace. Beta's owner finds Acme's public offering with its prices and
+/// asks for access with a message; Beta's plain user gets no request control; Acme's admin
+/// sees the request and approves it, which proposes a share to Beta at the default prices.
+#[tokio::test]
+async fn a_consumer_requests_access_in_the_marketplace_and_the_provider_approves_it() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    public_offering(&app, org).await;
+    let buyer = app.create_user("owner@beta.test", PW).await;
+    let reader = app.create_user("user@beta.test", PW).await;
+    let beta = app
+        .create_org("beta", &[(buyer, Role::Owner), (reader, Role::User)])
+        .await;
+
+    let b = Browser::start().await;
+    let listing = "tr[data-listing='acme/chat']";
+    sign_in(&b, &app, "user@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/marketplace']").await;
+    b.wait_text(listing, "€0.2000 in / €0.4000 out").await;
+    assert!(
+        b.find_all(&format!("{listing} [data-action='request']"))
+            .await
+            .is_empty()
+    );
+    sign_out(&b).await;
+
+    sign_in(&b, &app, "owner@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/marketplace']").await;
+    b.fill("#request-message", "For our support bot").await;
+    b.click(&format!("{listing} [data-action='request']")).await;
+    b.wait_text("tr[data-request='acme/chat'] .status", "pending")
+        .await;
+    sign_out(&b).await;
+
+    sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/marketplace']").await;
+    let received = "tr[data-request='beta:acme/chat']";
+    b.wait_text(received, "For our support bot").await;
+    b.click(&format!("{received} [data-action='approve']"))
+        .await;
+    b.wait_text(&format!("{received} .status"), "approved")
+        .await;
+    b.quit().await;
+
+    let token = app.login("owner@beta.test", PW).await.token;
+    let token = app.switch(&token, Some(beta)).await;
+    let shares = json_with_status(
+        app.get_as(&token, "/organizations/current/shares?side=consumer")
+            .await,
+        200,
+    )
+    .await;
+    let share = &shares["items"][0];
+    assert_eq!(share["name_for_clients"], "acme/chat");
+    assert_eq!(share["status"], "proposed");
+    assert_eq!(share["price_input_micros_per_1k"], 200_000);
+}
