@@ -162,3 +162,23 @@ export function table(caption, headers, rows, empty = 'Nothing yet.') {
 export function section(title, ...children) {
   return h('section', { class: 'card' }, h('h2', {}, title), ...children);
 }
+
+/**
+ * What is spent this month and held for calls in flight, against a monthly cap: a bar (spent,
+ * then reserved, on the cap's scale) and the figures; without a cap, the figures only.
+ */
+export function capBar(spent = 0, reserved = 0, cap = null) {
+  const figures = `${money(spent)} spent + ${money(reserved)} reserved`;
+  if (cap == null) return h('div', { class: 'cap-figures' }, `${figures} · no cap`);
+  const reached = spent + reserved >= cap;
+  const scale = Math.max(cap, spent + reserved, 1);
+  const part = (cls, value) => {
+    const el = h('span', { class: cls });
+    el.style.setProperty('--w', `${(value / scale) * 100}%`);
+    return el;
+  };
+  return h('div', { class: reached ? 'capbar reached' : 'capbar' },
+    h('div', { class: 'capbar-track', role: 'img', 'aria-label': `${figures} of a ${money(cap)} cap` },
+      part('capbar-spent', spent), part('capbar-reserved', reserved)),
+    h('div', { class: 'cap-figures' }, `${figures} of ${money(cap)}`, reached ? badge('cap reached', 'warn') : null));
+}

@@ -112,6 +112,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../console/pages/marketplace.js"),
     ),
+    (
+        "pages/shares.js",
+        JS,
+        include_str!("../console/pages/shares.js"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const INDEX: &str = include_str!("../console/index.html");

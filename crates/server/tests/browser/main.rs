@@ -416,7 +416,7 @@ async fn an_owner_offers_publishes_and_grants_a_model_from_the_console() {
     b.fill("#share-price-out", "1.25").await;
     b.click("#share-grant").await;
     // v2: a grant is a proposal until the consumer accepts it.
-    b.wait_exact("tr[data-share='beta'] .status", "proposed")
+    b.wait_text("tr[data-share='beta'] .status", "waiting for the consumer")
         .await;
     b.quit().await;
 
@@ -952,4 +952,144 @@ async fn a_consumer_requests_access_in_the_marketplace_and_the_provider_approves
     assert_eq!(share["name_for_clients"], "acme/chat");
     assert_eq!(share["status"], "proposed");
     assert_eq!(share["price_input_micros_per_1k"], 200_000);
+}
+
+/// `token` posts `body` to `path`, expecting a 2xx; returns the JSON.
+async fn ok_post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let res = app.post_as(token, path, body).await;
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    assert!((200..300).contains(&status), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+/// Everything up to the consumer's acceptance, through the API: Acme serves `acme/chat` (a
+/// ready, approved mock instance; a published, approved offering) and proposes it to Beta at
+/// €1 per 1k tokens each way, with both of Acme's approvals on the share. Returns (Beta's id,
+/// an API key of Beta).
+async fn proposed_share(app: &TestApp, acme: OrgId) -> (OrgId, String) {
+    let buyer = app.create_user("owner@beta.test", PW).await;
+    let manager = app.create_user("manager@beta.test", PW).await;
+    let beta = app
+        .create_org("beta", &[(buyer, Role::Owner), (manager, Role::Manager)])
+        .await;
+    let offering = public_offering(app, acme).await;
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(acme)).await;
+    let manager = app.login("manager@acme.test", PW).await.token;
+    let manager = app.switch(&manager, Some(acme)).await;
+    let instance = ok_post(
+        app,
+        &admin,
+        "/deployments",
+        json!({"model_id": offering["model_id"]}),
+    )
+    .await;
+    let path = format!("/instances/{}", instance["id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while json_with_status(app.get_as(&admin, &path).await, 200).await["status"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let offering_path = format!(
+        "/organizations/current/offerings/{}",
+        offering["id"].as_str().unwrap()
+    );
+    let grant = json!({"offering_id": offering["id"], "consumer_organization_slug": "beta",
+        "price_input_micros_per_1k": 1_000_000, "price_output_micros_per_1k": 1_000_000});
+    let share = ok_post(app, &admin, "/organizations/current/shares", grant).await;
+    let share_path = format!(
+        "/organizations/current/shares/{}",
+        share["id"].as_str().unwrap()
+    );
+    for resource in [&path, &offering_path, &share_path] {
+        for (token, flag) in [(&admin, "tech"), (&manager, "eco")] {
+            let body = json!({"flag": flag, "active": true});
+            ok_post(app, token, &format!("{resource}/activation"), body).await;
+        }
+    }
+    let owner = app.login("owner@beta.test", PW).await.token;
+    let owner = app.switch(&owner, Some(beta)).await;
+    let key = ok_post(app, &owner, "/api_keys", json!({"name": "bot"})).await;
+    (beta, key["secret"].as_str().unwrap().to_owned())
+}
+
+async fn chat(app: &TestApp, key: &str) -> u16 {
+    let body = json!({"model": "acme/chat", "messages": [{"role": "user", "content": "Hi"}]});
+    let res = app.post_as(key, "/v1/chat/completions", body).await;
+    res.status().as_u16()
+}
+
+/// Issue 20, the issue's own example: Beta's manager reads the proposed prices and accepts
+/// them, a call goes through, the manager sets a cap below what is spent: the page shows the
+/// cap reached and the next call fails. Then Acme's owner changes the price: the share is
+/// visibly back to waiting for the consumer, who sees the new price.
+#[tokio::test]
+async fn a_manager_accepts_a_share_sets_a_cap_and_a_price_change_waits_for_the_consumer() {
+    let app = app().await;
+    let (acme_id, _) = acme(&app).await;
+    let (beta, key) = proposed_share(&app, acme_id).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "manager@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/sharing']").await;
+    let row = "tr[data-received='acme/chat']";
+    b.wait_text(&format!("{row} .price"), "€1.00 in / €1.00 out")
+        .await;
+    b.wait_text(&format!("{row} .status"), "waiting for your acceptance")
+        .await;
+    assert_eq!(chat(&app, &key).await, 404, "not accepted yet: not a model of Beta");
+    b.click(&format!("{row} [data-action='accept']")).await;
+    b.wait_text(&format!("{row} .status"), "active").await;
+    assert_eq!(chat(&app, &key).await, 200);
+    app.deps.proxy.meter.flush().await;
+
+    b.click("nav a[href='#/models']").await;
+    b.click("nav a[href='#/sharing']").await;
+    b.fill(&format!("{row} input.cap"), "0.000001").await;
+    b.click(&format!("{row} [data-action='set-cap']")).await;
+    b.wait_text(&format!("{row} .spend"), "cap reached").await;
+    assert_eq!(chat(&app, &key).await, 402, "past the cap");
+    sign_out(&b).await;
+
+    sign_in(&b, &app, "owner@acme.test", PW, Some(acme_id)).await;
+    b.click("nav a[href='#/sharing']").await;
+    let given = "tr[data-share='beta']";
+    b.wait_text(&format!("{given} .status"), "active").await;
+    b.click(&format!("{given} [data-action='pause']")).await;
+    b.wait_text(&format!("{given} .status"), "paused by the provider")
+        .await;
+    b.click(&format!("{given} [data-action='resume']")).await;
+    b.find(&format!("{given} [data-action='pause']")).await;
+    b.fill(&format!("{given} input.price-in"), "2").await;
+    b.click(&format!("{given} [data-action='set-prices']"))
+        .await;
+    b.wait_text(&format!("{given} .status"), "waiting for the consumer")
+        .await;
+    b.wait_text(&format!("{given} .price"), "€2.00 in / €1.00 out")
+        .await;
+    b.quit().await;
+
+    let owner = app.login("owner@beta.test", PW).await.token;
+    let owner = app.switch(&owner, Some(beta)).await;
+    let shares = json_with_status(
+        app.get_as(&owner, "/organizations/current/shares?side=consumer")
+            .await,
+        200,
+    )
+    .await;
+    let share = &shares["items"][0];
+    assert_eq!(share["status"], "proposed", "{share}");
+    assert_eq!(share["price_input_micros_per_1k"], 2_000_000);
+    assert_eq!(share["monthly_cap_micros"], 1);
 }
