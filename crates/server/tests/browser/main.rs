@@ -1048,7 +1048,11 @@ async fn a_manager_accepts_a_share_sets_a_cap_and_a_price_change_waits_for_the_c
         .await;
     b.wait_text(&format!("{row} .status"), "waiting for your acceptance")
         .await;
-    assert_eq!(chat(&app, &key).await, 404, "not accepted yet: not a model of Beta");
+    assert_eq!(
+        chat(&app, &key).await,
+        404,
+        "not accepted yet: not a model of Beta"
+    );
     b.click(&format!("{row} [data-action='accept']")).await;
     b.wait_text(&format!("{row} .status"), "active").await;
     assert_eq!(chat(&app, &key).await, 200);
@@ -1092,4 +1096,68 @@ async fn a_manager_accepts_a_share_sets_a_cap_and_a_price_change_waits_for_the_c
     assert_eq!(share["status"], "proposed", "{share}");
     assert_eq!(share["price_input_micros_per_1k"], 2_000_000);
     assert_eq!(share["monthly_cap_micros"], 1);
+}
+
+/// Issue 20: API keys with an allowlist, an expiry and a monthly cap. Beta's owner creates a
+/// key limited to `acme/chat` expiring at the end of 2030, calls with it, sees this month's
+/// spend, sets a cap below it (the row shows the cap reached, the next call fails), revokes the
+/// key and finds it under the "revoked" filter.
+#[tokio::test]
+async fn an_owner_creates_a_limited_expiring_key_and_caps_it_below_its_spend() {
+    let app = app().await;
+    let (acme_id, _) = acme(&app).await;
+    let (beta, _) = proposed_share(&app, acme_id).await;
+    let owner = app.login("owner@beta.test", PW).await.token;
+    let owner = app.switch(&owner, Some(beta)).await;
+    let shares = json_with_status(
+        app.get_as(&owner, "/organizations/current/shares?side=consumer")
+            .await,
+        200,
+    )
+    .await;
+    let share = shares["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/organizations/current/shares/{share}/accept");
+    ok_post(&app, &owner, &path, json!({})).await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/api-keys']").await;
+    b.fill("#key-name", "support-bot").await;
+    b.click("#key-models option[value='acme/chat']").await;
+    b.execute("document.getElementById('key-expires').value = '2030-12-31'")
+        .await;
+    b.click("#key-create").await;
+    let secret = b.wait_text("#key-secret", "sk-inv-").await;
+    let row = "tr[data-key='support-bot']";
+    b.wait_text(&format!("{row} .allowed"), "acme/chat").await;
+    b.wait_text(&format!("{row} .expires"), "2030").await;
+    assert_eq!(chat(&app, secret.trim()).await, 200);
+    app.deps.proxy.meter.flush().await;
+
+    b.click("nav a[href='#/models']").await;
+    b.click("nav a[href='#/api-keys']").await;
+    b.fill(&format!("{row} input.cap"), "0.000001").await;
+    b.click(&format!("{row} [data-action='set-cap']")).await;
+    b.wait_text(&format!("{row} .spend"), "cap reached").await;
+    assert_eq!(chat(&app, secret.trim()).await, 402, "past the key's cap");
+    let keys = json_with_status(app.get_as(&owner, "/api_keys").await, 200).await;
+    let key = &keys["items"][0];
+    assert_eq!(key["allowed_models"], json!(["acme/chat"]));
+    assert_eq!(key["expires_at"], "2030-12-31T23:59:59Z");
+    assert_eq!(key["monthly_cap_micros"], 1);
+    assert!(
+        key["spent_this_month_micros"].as_i64().unwrap() > 0,
+        "{key}"
+    );
+
+    accept_confirms(&b).await;
+    b.click(&format!("{row} [data-action='revoke']")).await;
+    b.wait_text("#toast", "revoked").await;
+    assert!(b.find_all(row).await.is_empty(), "active keys only");
+    b.click("#key-filter option[value='revoked']").await;
+    b.wait_text(&format!("{row} .state"), "revoked").await;
+    b.quit().await;
 }
