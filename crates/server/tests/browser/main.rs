@@ -1161,3 +1161,76 @@ async fn an_owner_creates_a_limited_expiring_key_and_caps_it_below_its_spend() {
     b.wait_text(&format!("{row} .state"), "revoked").await;
     b.quit().await;
 }
+
+/// How the console writes an amount below €1 (four decimals).
+fn euros(micros: i64) -> String {
+    format!("€{:.4}", micros as f64 / 1e6)
+}
+
+/// Issue 20: FinOps by offering, API key and counterparty organization, on both sides. One
+/// metered call of Beta's key on Acme's share shows on Beta's spend under Acme, the offering
+/// and the key's name, and on Acme's revenue under Beta, with the API's amount.
+#[tokio::test]
+async fn finops_groups_shared_usage_by_offering_key_and_organization_on_both_sides() {
+    let app = app().await;
+    let (acme_id, _) = acme(&app).await;
+    let (beta, key) = proposed_share(&app, acme_id).await;
+    let owner = app.login("owner@beta.test", PW).await.token;
+    let owner = app.switch(&owner, Some(beta)).await;
+    let shares = json_with_status(
+        app.get_as(&owner, "/organizations/current/shares?side=consumer")
+            .await,
+        200,
+    )
+    .await;
+    let share = shares["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/organizations/current/shares/{share}/accept");
+    ok_post(&app, &owner, &path, json!({})).await;
+    assert_eq!(chat(&app, &key).await, 200);
+    app.deps.proxy.meter.flush().await;
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let query = format!(
+        "/finops/usage?from={}&to={}&side=consumer&group_by=offering",
+        fmt(now - time::Duration::days(1)),
+        fmt(now + time::Duration::days(1))
+    );
+    let report = json_with_status(app.get_as(&owner, &query).await, 200).await;
+    let charged = euros(report["total"]["charged_micros"].as_i64().unwrap());
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/finops']").await;
+    b.wait_text("#usage-spend tr[data-group='acme/chat'] .charged", &charged)
+        .await;
+    b.click("#usage-group option[value='api_key']").await;
+    b.wait_text("#usage-spend tr[data-group='key bot'] .charged", &charged)
+        .await;
+    b.click("#usage-group option[value='organization']").await;
+    b.wait_text("#usage-spend tr[data-group='Org acme'] .charged", &charged)
+        .await;
+    sign_out(&b).await;
+
+    sign_in(&b, &app, "owner@acme.test", PW, Some(acme_id)).await;
+    b.click("nav a[href='#/finops']").await;
+    b.wait_text(
+        "#usage-revenue tr[data-group='acme/chat'] .charged",
+        &charged,
+    )
+    .await;
+    b.click("#usage-group option[value='organization']").await;
+    b.wait_text(
+        "#usage-revenue tr[data-group='Org beta'] .charged",
+        &charged,
+    )
+    .await;
+    b.click("#usage-group option[value='day']").await;
+    b.wait_text("#usage-revenue .total", &charged).await;
+    b.quit().await;
+}
