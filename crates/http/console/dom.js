@@ -152,6 +152,10 @@ export function field(label, control, hint, name) {
 
 export function table(caption, headers, rows, empty = 'Nothing yet.') {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
+  // Each cell names its column, which phone width shows when rows become cards.
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => cell.setAttribute('data-label', headers[i] || ''));
+  }
   return h('div', { class: 'table-wrap' },
     h('table', {},
       h('caption', {}, caption),

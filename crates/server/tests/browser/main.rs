@@ -455,6 +455,11 @@ async fn a_user_creates_an_organization_switches_back_and_signs_out_other_sessio
 
     b.click("nav a[href='#/sessions']").await;
     b.wait_text("tbody", "this session").await;
+    // Issue 20: a confirmation first; dismissed, nothing happens.
+    b.execute("window.confirm = () => false").await;
+    b.click("#revoke-others").await;
+    assert_eq!(app.get_as(&other, "/auth/me").await.status(), 200);
+    accept_confirms(&b).await;
     b.click("#revoke-others").await;
     b.wait_text("#toast", "1 other session(s) signed out").await;
     assert_eq!(app.get_as(&other, "/auth/me").await.status(), 401);
@@ -1232,5 +1237,114 @@ async fn finops_groups_shared_usage_by_offering_key_and_organization_on_both_sid
     .await;
     b.click("#usage-group option[value='day']").await;
     b.wait_text("#usage-revenue .total", &charged).await;
+    b.quit().await;
+}
+
+/// Issue 20, phone width: table rows become cards, so every control of Members is on screen
+/// without sideways scrolling and can be used; an error in the status line is cleared by a
+/// later success; revoking an invitation asks first.
+#[tokio::test]
+async fn at_phone_width_member_controls_are_on_screen_and_errors_give_way_to_successes() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let b = Browser::start().await;
+    b.resize(390, 844).await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/members']").await;
+    b.find("tr[data-member='user@acme.test'] button").await;
+    let fits = b
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth && \
+             [...document.querySelectorAll('#main button, #main select')].every(e => { \
+               const r = e.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth; })",
+        )
+        .await;
+    assert_eq!(fits, json!(true), "every control within the screen's width");
+
+    // An error (the server's message), then a success: the error does not linger.
+    b.fill("#invite-email", "user@acme.test").await;
+    b.click("#invite-button").await;
+    b.wait_text("#toast.toast-error", "").await;
+    b.fill("#invite-email", "guest@example.com").await;
+    b.click("#invite-button").await;
+    b.wait_text("tr[data-invitation='guest@example.com'] .status", "pending")
+        .await;
+    assert!(b.find_all("#toast.toast-error").await.is_empty());
+
+    b.execute("window.confirm = () => false").await;
+    b.click("tr[data-invitation='guest@example.com'] [data-action='revoke']")
+        .await;
+    accept_confirms(&b).await;
+    b.click("tr[data-member='user@acme.test'] .danger").await;
+    b.wait_text("#toast", "user@acme.test removed").await;
+    b.quit().await;
+
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let invitations = json_with_status(
+        app.get_as(&owner, "/organizations/current/invitations")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(invitations["items"][0]["status"], "pending", "not revoked");
+    let members = json_with_status(
+        app.get_as(&owner, "/organizations/current/members").await,
+        200,
+    )
+    .await;
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["email"] != "user@acme.test"),
+        "{members}"
+    );
+}
+
+/// Issue 20: Home greets by full name with readable permissions; the audit log names the
+/// actor, keeps the JSON collapsed, filters by the start of the action and says when nothing
+/// matches.
+#[tokio::test]
+async fn home_greets_by_name_and_the_audit_log_names_actors_and_filters_by_prefix() {
+    let app = app().await;
+    let (org, ids) = acme(&app).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let names = json!({"first_name": "Olga", "last_name": "Berg"});
+    json_with_status(app.put_as(&owner, "/auth/me", names).await, 200).await;
+    let owner = app.switch(&owner, Some(org)).await;
+    let path = format!("/organizations/current/members/{}", ids[3]);
+    json_with_status(
+        app.put_as(&owner, &path, json!({"role": "manager"})).await,
+        200,
+    )
+    .await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.wait_exact("#greeting", "Hello Olga Berg").await;
+    b.wait_text("[data-permission='invitations.create']", "Invite people")
+        .await;
+    b.click("nav a[href='#/audit']").await;
+    let row = "tr[data-action='member.role_changed']";
+    b.wait_text(&format!("{row} .actor"), "Olga Berg").await;
+    let open = b
+        .execute("return [...document.querySelectorAll('details.json')].some(d => d.open)")
+        .await;
+    assert_eq!(open, json!(false), "JSON collapsed");
+    b.fill("#audit-action", "member.").await;
+    b.click("#audit-filter").await;
+    b.find(row).await;
+    let others = b
+        .execute(
+            "return [...document.querySelectorAll('tr[data-action]')]\
+             .filter(r => !r.dataset.action.startsWith('member.')).length",
+        )
+        .await;
+    assert_eq!(others, json!(0));
+    b.fill("#audit-action", "nothing.like.this").await;
+    b.click("#audit-filter").await;
+    b.wait_text("#audit-none", "Nothing found").await;
     b.quit().await;
 }
