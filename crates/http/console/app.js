@@ -3,7 +3,7 @@
 // pages by hash (#/members…). Navigation shows only the modules /auth/me returns.
 
 import { ApiError, all, forgetWorkspace, get, onSessionEvents, post, put, showWorkspace } from './api.js';
-import { attempt, h, mount, notify } from './dom.js';
+import { attempt, badge, h, mount, notify } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import { renderReset } from './pages/reset.js';
 import { renderInvitation } from './pages/invitation.js';
@@ -17,18 +17,31 @@ import { renderKeys } from './pages/keys.js';
 import { renderFinops } from './pages/finops.js';
 import { renderAudit } from './pages/audit.js';
 import { renderSharing } from './pages/sharing.js';
+import { renderSettings } from './pages/settings.js';
+import { renderProfile } from './pages/profile.js';
+import { renderNeedsOrg } from './pages/needs-org.js';
+import { renderUsers } from './pages/users.js';
+import { renderMarketplace } from './pages/marketplace.js';
 
-// Nav entries: the module /auth/me must list for the entry to show (null: always).
+// Nav entries: the module /auth/me must list for the entry to show (null: always). `orgOnly`
+// pages exist only in an organization workspace (they read /organizations/current/…): in
+// Personal they stay in the nav with an "Org required" badge and lead to creating or choosing
+// an organization (seed §10) instead of disappearing.
 const PAGES = [
   { hash: '', label: 'Home', module: 'dashboard', render: renderHome },
   { hash: 'organizations', label: 'Organizations', module: 'organizations', render: renderOrganizations },
-  { hash: 'members', label: 'Members', module: 'members', render: renderMembers },
+  { hash: 'settings', label: 'Organization settings', module: 'organizations', orgOnly: true, render: renderSettings },
+  { hash: 'members', label: 'Members', module: 'members', orgOnly: true, render: renderMembers },
+  { hash: 'users', label: 'Users', module: 'users', render: renderUsers },
   { hash: 'instances', label: 'Instances', module: 'instances', render: renderInstances },
   { hash: 'models', label: 'Models', module: 'models', render: renderModels },
   { hash: 'api-keys', label: 'API keys', module: 'api_keys', render: renderKeys },
-  { hash: 'sharing', label: 'Sharing', module: 'sharing', render: renderSharing },
+  { hash: 'sharing', label: 'Sharing', module: 'sharing', orgOnly: true, render: renderSharing },
+  // No module of its own: shown to whoever may read it (every member of an org).
+  { hash: 'marketplace', label: 'Marketplace', permission: 'marketplace.view', orgOnly: true, render: renderMarketplace },
   { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
-  { hash: 'audit', label: 'Audit log', module: 'audit', render: renderAudit },
+  { hash: 'audit', label: 'Audit log', module: 'audit', orgOnly: true, render: renderAudit },
+  { hash: 'profile', label: 'My profile', module: null, render: renderProfile },
   { hash: 'sessions', label: 'My sessions', module: null, render: renderSessions },
 ];
 
@@ -55,14 +68,41 @@ const ctx = {
   },
   async switchTo(orgId) {
     await put('/organizations/current', { organization_id: orgId || null });
-    location.hash = '#/';
+    location.hash = `#/${orgId ? takeWanted() : ''}`;
+    await ctx.reload();
+  },
+  /** Remembers the org-only page that sent the user to create or choose an organization. */
+  want(hash) {
+    sessionStorage.setItem('inventiv.wanted', hash);
+  },
+  /** After creating an organization: the page that needed one, else Home. */
+  async landInNewOrg() {
+    location.hash = `#/${takeWanted()}`;
     await ctx.reload();
   },
 };
 
+function takeWanted() {
+  const wanted = sessionStorage.getItem('inventiv.wanted') || '';
+  sessionStorage.removeItem('inventiv.wanted');
+  return wanted;
+}
+
+const inOrg = () => Boolean(ctx.me.current_organization_id);
+
+/** An org-only page seen from Personal, by someone who could create an organization. */
+const needsOrg = (p) => p.orgOnly && !inOrg() && ctx.can('organizations.create');
+
+function visiblePages() {
+  const allowed = (p) => (p.permission ? ctx.can(p.permission) : p.module === null || ctx.hasModule(p.module));
+  return PAGES.filter((p) => allowed(p) || needsOrg(p))
+    // In Personal an org-only page with a module listed anyway is still an org page.
+    .filter((p) => !p.orgOnly || inOrg() || needsOrg(p));
+}
+
 function currentPage() {
   const hash = location.hash.replace(/^#\/?/, '').split('?')[0];
-  const visible = PAGES.filter((p) => p.module === null || ctx.hasModule(p.module));
+  const visible = visiblePages();
   return visible.find((p) => p.hash === hash) || visible[0];
 }
 
@@ -94,8 +134,9 @@ async function signOut() {
 async function showApp(focusMain = false) {
   const page = currentPage();
   const nav = h('nav', { 'aria-label': 'Modules' }, h('ul', {},
-    PAGES.filter((p) => p.module === null || ctx.hasModule(p.module)).map((p) =>
-      h('li', {}, h('a', { href: `#/${p.hash}`, 'aria-current': p === page ? 'page' : null, 'data-module': p.module || 'sessions' }, p.label)))));
+    visiblePages().map((p) =>
+      h('li', {}, h('a', { href: `#/${p.hash}`, 'aria-current': p === page ? 'page' : null, 'data-module': p.module || p.hash },
+        p.label, needsOrg(p) ? badge('Org required', 'org') : null)))));
   const main = h('main', { id: 'main', tabindex: '-1' });
   mount(app,
     h('header', { class: 'topbar' },
@@ -108,7 +149,7 @@ async function showApp(focusMain = false) {
   app.removeAttribute('aria-busy');
   document.title = `${page.label} · Inventiv`;
   try {
-    await page.render(main, ctx);
+    await (needsOrg(page) ? renderNeedsOrg(main, ctx, page) : page.render(main, ctx));
   } catch (err) {
     mount(main, h('p', { class: 'error', role: 'alert' }, err.message));
   }

@@ -15,6 +15,8 @@ export function approvalButtons(ctx, item, path, redraw) {
       class: missing ? '' : 'secondary',
       'data-action': `${flag}-${missing ? 'set' : 'clear'}`,
       onclick: () => attempt(async () => {
+        // Withdrawing stops the resource at once: ask first. Giving needs no confirmation.
+        if (!missing && !window.confirm(`Withdraw the ${label} approval? It stops being operational.`)) return;
         await post(`${path}/activation`, { flag, active: missing });
         notify(`${missing ? 'Gave' : 'Withdrew'} the ${label} approval.`);
         await redraw();

@@ -72,7 +72,7 @@ export function notify(message, kind = 'info') {
   toast.className = `toast toast-${kind}`;
   toast.textContent = message;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { toast.textContent = ''; toast.className = ''; }, 8000);
+  toastTimer = setTimeout(() => { toast.textContent = ''; toast.className = ''; }, kind === 'error' ? 8000 : 4000);
 }
 
 /** An error from the API, shown as its `message` (SPEC §4 error body). */
@@ -80,13 +80,49 @@ export function errorText(err) {
   return err && err.message ? err.message : String(err);
 }
 
+/** Hides an error still shown in the status line (a later success makes it stale). */
+export function clearError() {
+  const toast = document.getElementById('toast');
+  if (toast && toast.classList.contains('toast-error')) {
+    clearTimeout(toastTimer);
+    toast.textContent = '';
+    toast.className = '';
+  }
+}
+
+/**
+ * The API's validation failures (`fields`: name → reason) put under the controls they concern,
+ * named by their labels rather than the API's field names. Returns the text for the status line.
+ */
+function showFieldErrors(err, form) {
+  const named = [];
+  for (const [name, reason] of Object.entries(err.fields || {})) {
+    const label = form && form.querySelector(`[data-field="${name}"]`);
+    if (label) {
+      label.classList.add('invalid');
+      label.append(h('small', { class: 'field-error' }, reason));
+      named.push(`${label.querySelector('span').textContent}: ${reason}`);
+    } else {
+      named.push(reason);
+    }
+  }
+  return named.length ? named.join(' ') : errorText(err);
+}
+
 /** Runs `action`, reporting its failure in `where` (an element) and the status line. */
 export async function attempt(action, where) {
+  const form = where && where.closest('form');
   if (where) where.textContent = '';
+  if (form) {
+    form.querySelectorAll('.field-error').forEach((e) => e.remove());
+    form.querySelectorAll('.invalid').forEach((e) => e.classList.remove('invalid'));
+  }
   try {
-    return await action();
+    const result = await action();
+    clearError();
+    return result;
   } catch (err) {
-    const text = errorText(err);
+    const text = err && err.fields ? showFieldErrors(err, form) : errorText(err);
     if (where) where.textContent = text;
     notify(text, 'error');
     return undefined;
@@ -109,13 +145,17 @@ export function inlineForm(action, ...controls) {
   }, ...controls, error);
 }
 
-/** A labelled form control. */
-export function field(label, control, hint) {
-  return h('label', { class: 'field' }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);
+/** A labelled form control; `name` is the API's field name, for its validation errors. */
+export function field(label, control, hint, name) {
+  return h('label', { class: 'field', 'data-field': name }, h('span', {}, label), control, hint ? h('small', {}, hint) : null);
 }
 
 export function table(caption, headers, rows, empty = 'Nothing yet.') {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
+  // Each cell names its column, which phone width shows when rows become cards.
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => cell.setAttribute('data-label', headers[i] || ''));
+  }
   return h('div', { class: 'table-wrap' },
     h('table', {},
       h('caption', {}, caption),
@@ -125,4 +165,24 @@ export function table(caption, headers, rows, empty = 'Nothing yet.') {
 
 export function section(title, ...children) {
   return h('section', { class: 'card' }, h('h2', {}, title), ...children);
+}
+
+/**
+ * What is spent this month and held for calls in flight, against a monthly cap: a bar (spent,
+ * then reserved, on the cap's scale) and the figures; without a cap, the figures only.
+ */
+export function capBar(spent = 0, reserved = 0, cap = null) {
+  const figures = `${money(spent)} spent + ${money(reserved)} reserved`;
+  if (cap == null) return h('div', { class: 'cap-figures' }, `${figures} · no cap`);
+  const reached = spent + reserved >= cap;
+  const scale = Math.max(cap, spent + reserved, 1);
+  const part = (cls, value) => {
+    const el = h('span', { class: cls });
+    el.style.setProperty('--w', `${(value / scale) * 100}%`);
+    return el;
+  };
+  return h('div', { class: reached ? 'capbar reached' : 'capbar' },
+    h('div', { class: 'capbar-track', role: 'img', 'aria-label': `${figures} of a ${money(cap)} cap` },
+      part('capbar-spent', spent), part('capbar-reserved', reserved)),
+    h('div', { class: 'cap-figures' }, `${figures} of ${money(cap)}`, reached ? badge('cap reached', 'warn') : null));
 }

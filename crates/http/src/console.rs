@@ -87,6 +87,36 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../console/pages/sharing.js"),
     ),
+    (
+        "pages/settings.js",
+        JS,
+        include_str!("../console/pages/settings.js"),
+    ),
+    (
+        "pages/profile.js",
+        JS,
+        include_str!("../console/pages/profile.js"),
+    ),
+    (
+        "pages/needs-org.js",
+        JS,
+        include_str!("../console/pages/needs-org.js"),
+    ),
+    (
+        "pages/users.js",
+        JS,
+        include_str!("../console/pages/users.js"),
+    ),
+    (
+        "pages/marketplace.js",
+        JS,
+        include_str!("../console/pages/marketplace.js"),
+    ),
+    (
+        "pages/shares.js",
+        JS,
+        include_str!("../console/pages/shares.js"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const INDEX: &str = include_str!("../console/index.html");

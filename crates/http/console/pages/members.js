@@ -84,7 +84,8 @@ async function invitationList(main, ctx) {
           notify(`Invitation to ${i.email} sent again.`);
           await renderMembers(main, ctx);
         }) }, 'Resend') : null,
-        i.status === 'pending' && ctx.can('invitations.revoke') ? h('button', { type: 'button', class: 'danger', onclick: () => attempt(async () => {
+        i.status === 'pending' && ctx.can('invitations.revoke') ? h('button', { type: 'button', class: 'danger', 'data-action': 'revoke', onclick: () => attempt(async () => {
+          if (!window.confirm(`Revoke the invitation of ${i.email}? Its link stops working.`)) return;
           await del(`/organizations/current/invitations/${i.id}`);
           notify(`Invitation to ${i.email} revoked.`);
           await renderMembers(main, ctx);

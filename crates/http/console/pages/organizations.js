@@ -25,10 +25,10 @@ export function renderOrganizations(main, ctx) {
       await attempt(async () => {
         await post('/organizations', { name: name.value.trim(), set_as_current: true });
         notify(`Organization ${name.value.trim()} created; you are its owner.`);
-        await ctx.reload();
+        await ctx.landInNewOrg();
       }, error);
     },
-  }, field('Name', name), h('button', { type: 'submit', id: 'org-create' }, 'Create'), error);
+  }, field('Name', name, null, 'name'), h('button', { type: 'submit', id: 'org-create' }, 'Create'), error);
   mount(main,
     h('h1', {}, 'Organizations'),
     section('Mine', table('Organizations you belong to', ['Name', 'Slug', 'Your role', 'Members', ''], rows,

@@ -13,6 +13,7 @@ export async function renderSessions(main, ctx) {
     h('td', { class: 'ua' }, s.user_agent || '—'),
     h('td', { class: 'actions' }, s.is_current ? null
       : h('button', { type: 'button', class: 'danger', onclick: () => attempt(async () => {
+        if (!window.confirm('Sign this session out?')) return;
         await del(`/auth/sessions/${s.id}`);
         notify('Session revoked.');
         await renderSessions(main, ctx);
@@ -22,6 +23,7 @@ export async function renderSessions(main, ctx) {
     section('Signed-in sessions',
       table('Your sessions', ['Started', 'Last used', 'Workspace', 'Address', 'Client', ''], rows),
       h('button', { type: 'button', id: 'revoke-others', class: 'danger', onclick: () => attempt(async () => {
+        if (!window.confirm('Sign out every other session of yours (other browsers and devices)?')) return;
         const r = await post('/auth/sessions/revoke-others');
         notify(`${r.revoked} other session(s) signed out.`);
         await renderSessions(main, ctx);
