@@ -15,7 +15,7 @@ import { renderInstances } from './pages/instances.js';
 import { renderModels } from './pages/models.js';
 import { renderKeys } from './pages/keys.js';
 import { renderFinops } from './pages/finops.js';
-import { renderAudit } from './pages/audit.js';
+import { renderAudit, renderPlatformAudit } from './pages/audit.js';
 import { renderSharing } from './pages/sharing.js';
 import { renderSettings } from './pages/settings.js';
 import { renderProfile } from './pages/profile.js';
@@ -41,6 +41,7 @@ const PAGES = [
   { hash: 'marketplace', label: 'Marketplace', permission: 'marketplace.view', orgOnly: true, render: renderMarketplace },
   { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
   { hash: 'audit', label: 'Audit log', module: 'audit', orgOnly: true, render: renderAudit },
+  { hash: 'platform-audit', label: 'Platform audit', permission: 'platform_audit.view', render: renderPlatformAudit },
   { hash: 'profile', label: 'My profile', module: null, render: renderProfile },
   { hash: 'sessions', label: 'My sessions', module: null, render: renderSessions },
 ];

@@ -1,4 +1,4 @@
-// The organization's audit log, newest first, page by page: who (members by name, others by a
+// The organization's audit log (and, for platform admins, the platform's), newest first, page by page: who (members by name, others by a
 // short id), what, on what, and the change as collapsed JSON. The filter matches the start of
 // the action name (`member.` shows every member event); the API filters by exact name only,
 // so the pages are filtered here.
@@ -18,6 +18,18 @@ function json(label, value) {
 export async function renderAudit(main, ctx) {
   const members = await all('/organizations/current/members').catch(() => []);
   const people = new Map(members.map((m) => [m.user_id, [m.first_name, m.last_name].filter(Boolean).join(' ') || m.email]));
+  await auditPage(main, '/organizations/current/audit', `Audit log of ${ctx.me.current_organization_name || 'this organization'}`, people);
+}
+
+/** The platform chain (accounts, sessions, sign-ins, the public catalogue): platform admins,
+ * in Personal (/auth/me: platform_audit.view). Accounts are named by email where known. */
+export async function renderPlatformAudit(main) {
+  const users = await all('/users').catch(() => []);
+  const people = new Map(users.map((u) => [u.id, [u.first_name, u.last_name].filter(Boolean).join(' ') || u.email]));
+  await auditPage(main, '/platform/audit', 'Platform audit log', people);
+}
+
+async function auditPage(main, path, title, people) {
   const who = (id) => (id ? people.get(id) || short(id) : 'system');
   const body = h('tbody');
   const none = h('p', { class: 'empty', id: 'audit-none', hidden: true }, 'Nothing found.');
@@ -29,7 +41,7 @@ export async function renderAudit(main, ctx) {
     const prefix = action.value.trim().toLowerCase();
     let found = 0;
     for (let i = 0; i < PAGES_PER_LOAD; i += 1) {
-      const page = await get(`/organizations/current/audit?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page = await get(`${path}?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
       for (const e of page.items.filter((x) => x.action.startsWith(prefix))) {
         found += 1;
         const target = e.target_type ? `${e.target_type} ${e.target_type === 'user' ? who(e.target_id) : short(e.target_id)}` : '—';
@@ -49,7 +61,7 @@ export async function renderAudit(main, ctx) {
   more.addEventListener('click', () => load(false));
   const form = h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); load(true); } },
     field('Action starts with', action), h('button', { type: 'submit', id: 'audit-filter' }, 'Filter'));
-  mount(main, h('h1', {}, `Audit log of ${ctx.me.current_organization_name || 'this organization'}`),
+  mount(main, h('h1', {}, title),
     section('Events', form,
       h('div', { class: 'table-wrap' }, h('table', {},
         h('caption', {}, 'Audit events, newest first'),

@@ -1366,3 +1366,32 @@ async fn home_greets_by_name_and_the_audit_log_names_actors_and_filters_by_prefi
     b.wait_text("#audit-none", "Nothing found").await;
     b.quit().await;
 }
+
+/// Issue 20: the platform audit for platform admins. The admin (in Personal) finds the public
+/// model just created in the platform chain; an org member has no such page.
+#[tokio::test]
+async fn a_platform_admin_reads_the_platform_audit_and_a_member_has_no_such_page() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    public_model(&app, "Llama", "meta/llama-3").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, ADMIN_EMAIL, ADMIN_PASSWORD, None).await;
+    b.click("nav a[href='#/platform-audit']").await;
+    b.wait_text("h1", "Platform audit log").await;
+    b.fill("#audit-action", "model.").await;
+    b.click("#audit-filter").await;
+    b.wait_text("tr[data-action='model.created']", "model.created")
+        .await;
+    b.fill("#audit-action", "org.").await;
+    b.click("#audit-filter").await;
+    b.wait_text("#audit-none", "Nothing found").await;
+    sign_out(&b).await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    assert!(
+        b.find_all("nav a[href='#/platform-audit']")
+            .await
+            .is_empty(),
+        "an org owner sees no platform audit"
+    );
+    b.quit().await;
+}
