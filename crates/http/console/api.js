@@ -97,3 +97,39 @@ export async function all(path, pages = 10) {
   }
   return items;
 }
+
+/**
+ * POSTs `body` to a route answering server-sent events (OpenAI chat chunks) and calls
+ * `onChunk` with each parsed event as it arrives, until `[DONE]`. An error answer (JSON, not
+ * a stream) is thrown as an ApiError, like every other call.
+ */
+export async function stream(path, body, onChunk) {
+  const res = await send('POST', path, body);
+  if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+    return parse(res);
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return null;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split('\n')) {
+        if (!line.startsWith('data: ')) continue;
+        const data = line.slice(6).trim();
+        if (data === '[DONE]') return null;
+        try {
+          onChunk(JSON.parse(data));
+        } catch {
+          // Not JSON: not a chunk this page can show.
+        }
+      }
+    }
+  }
+}
+

@@ -16,6 +16,7 @@ import { renderModels } from './pages/models.js';
 import { renderKeys } from './pages/keys.js';
 import { renderFinops } from './pages/finops.js';
 import { renderAudit, renderPlatformAudit } from './pages/audit.js';
+import { renderWorkbench } from './pages/workbench.js';
 import { renderSharing } from './pages/sharing.js';
 import { renderSettings } from './pages/settings.js';
 import { renderProfile } from './pages/profile.js';
@@ -39,6 +40,7 @@ const PAGES = [
   { hash: 'sharing', label: 'Sharing', module: 'sharing', orgOnly: true, render: renderSharing },
   // No module of its own: shown to whoever may read it (every member of an org).
   { hash: 'marketplace', label: 'Marketplace', permission: 'marketplace.view', orgOnly: true, render: renderMarketplace },
+  { hash: 'workbench', label: 'Workbench', module: 'workbench', render: renderWorkbench },
   { hash: 'finops', label: 'FinOps', module: 'finops', render: renderFinops },
   { hash: 'audit', label: 'Audit log', module: 'audit', orgOnly: true, render: renderAudit },
   { hash: 'platform-audit', label: 'Platform audit', permission: 'platform_audit.view', render: renderPlatformAudit },

@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("dom.js", JS, include_str!("../console/dom.js")),
     ("approvals.js", JS, include_str!("../console/approvals.js")),
     (
+        "pages/workbench.js",
+        JS,
+        include_str!("../console/pages/workbench.js"),
+    ),
+    (
         "pages/audit.js",
         JS,
         include_str!("../console/pages/audit.js"),
