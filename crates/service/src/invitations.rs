@@ -358,6 +358,74 @@ pub struct Accepted {
     pub session: Option<(SessionId, IssuedToken)>,
 }
 
+/// A pending invitation sent to the caller, with the org that sent it.
+#[derive(Debug, Clone)]
+pub struct MyInvitation {
+    pub invitation: Invitation,
+    pub organization_id: OrgId,
+    pub organization_name: String,
+    pub organization_slug: String,
+}
+
+/// `GET /auth/invitations`: the pending invitations sent to my email, by any org — so a
+/// signed-in user finds them without the email (issue 20).
+pub async fn mine(
+    deps: &Deps,
+    ctx: &Ctx,
+    page: &PageRequest,
+) -> Result<Page<MyInvitation>, ServiceError> {
+    let (limit, after) = page.parse::<InvitationId>()?;
+    let rows =
+        invitations::pending_for_email(&deps.db, &ctx.principal.email, ctx.now, after, limit + 1)
+            .await?
+            .into_iter()
+            .map(|a| MyInvitation {
+                organization_id: a.invitation.organization_id,
+                invitation: a.invitation.into(),
+                organization_name: a.organization_name,
+                organization_slug: a.organization_slug,
+            })
+            .collect();
+    Ok(page_of(rows, limit, |m| m.invitation.id))
+}
+
+/// `POST /auth/invitations/{id}/accept`: a signed-in user accepts an invitation sent to their
+/// own email without its link. The account's email is proven (it came from an invitation link
+/// or a set-password link, and nobody changes their own email), which is what the link's token
+/// proves; an invitation to another address is 404, like any id that is not the caller's.
+pub async fn accept_mine(
+    deps: &Deps,
+    ctx: &Ctx,
+    id: InvitationId,
+) -> Result<Accepted, ServiceError> {
+    let Some(session) = ctx.principal.session_id() else {
+        return Err(ServiceError::Forbidden {
+            code: ErrorCode::Forbidden,
+            message: "Sign in to accept an invitation.".to_owned(),
+        });
+    };
+    let invitation = invitations::find_for_email(&deps.db, &ctx.principal.email, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    inventiv_domain::accept(invitation.status, invitation.expires_at, ctx.now).map_err(gone)?;
+    let acceptor = Acceptor::SignedIn {
+        user: ctx.user_id(),
+        session: Some(session),
+    };
+    let tx = deps.db.begin_write().await?;
+    let user_id = join(&tx, &invitation, &acceptor, &ctx.meta, ctx.now).await?;
+    let organization = organizations::find_by_id(&tx, invitation.organization_id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    tx.commit().await?;
+    Ok(Accepted {
+        organization: organization.into(),
+        role: invitation.role,
+        user_id,
+        session: None,
+    })
+}
+
 /// `POST /organizations/invitations/{token}/accept`, per SPEC §4.2.
 pub async fn accept(
     deps: &Deps,

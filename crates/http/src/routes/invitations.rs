@@ -21,7 +21,66 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(revoke)
         .service(resend)
         .service(preview)
-        .service(accept);
+        .service(accept)
+        .service(mine)
+        .service(accept_mine);
+}
+
+/// A pending invitation sent to me.
+#[derive(Serialize, ToSchema)]
+pub struct MyInvitationDto {
+    id: Uuid,
+    organization_id: Uuid,
+    organization_name: String,
+    organization_slug: String,
+    role: String,
+    /// Who invited me (their email), if the account still exists.
+    invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// The pending invitations sent to my email, by any organization (oldest first): what I can
+/// accept here while signed in, without the emailed link.
+#[utoipa::path(tag = "invitations", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "My pending invitations", body = Page<MyInvitationDto>),
+))]
+#[get("/auth/invitations")]
+async fn mine(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<MyInvitationDto>>, ApiError> {
+    let found = invitations::mine(&state.deps, &ctx, &query.request()).await?;
+    Ok(web::Json(page(found, |m| MyInvitationDto {
+        id: m.invitation.id.as_uuid(),
+        organization_id: m.organization_id.as_uuid(),
+        organization_name: m.organization_name,
+        organization_slug: m.organization_slug,
+        role: m.invitation.role.as_str().to_owned(),
+        invited_by: m.invitation.invited_by_email,
+        expires_at: m.invitation.expires_at,
+        created_at: m.invitation.created_at,
+    })))
+}
+
+/// Accept one of my pending invitations (signed in; the session stays in its workspace).
+#[utoipa::path(tag = "invitations", params(("id" = Uuid, Path)), security(("bearer" = []), ("session_cookie" = [])), responses(
+    (status = 200, description = "Accepted: I am a member now", body = AcceptResponse),
+    (status = 404, description = "No such invitation to my email", body = ErrorBody),
+    (status = 409, description = "`already_member` (the role is not changed)", body = ErrorBody),
+    (status = 410, description = "`invitation_gone`: expired, revoked or used", body = ErrorBody),
+))]
+#[post("/auth/invitations/{id}/accept")]
+async fn accept_mine(
+    state: web::Data<AppState>,
+    ctx: Caller,
+    id: web::Path<InvitationId>,
+) -> Result<web::Json<AcceptResponse>, ApiError> {
+    let accepted = invitations::accept_mine(&state.deps, &ctx, id.into_inner()).await?;
+    Ok(web::Json(AcceptResponse::from(accepted)))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -195,6 +195,63 @@ pub async fn list<S: Store>(
         .collect()
 }
 
+/// A pending invitation with the name and slug of the org that sent it.
+#[derive(Debug, Clone)]
+pub struct AddressedInvitation {
+    pub invitation: InvitationRecord,
+    pub organization_name: String,
+    pub organization_slug: String,
+}
+
+/// Deliberately across tenants: the pending, unexpired invitations sent to `email` by any
+/// org (what its owner may see and accept while signed in), by id, after `after`.
+pub async fn pending_for_email<S: Store>(
+    s: &S,
+    email: &Email,
+    now: OffsetDateTime,
+    after: Option<InvitationId>,
+    limit: u64,
+) -> Result<Vec<AddressedInvitation>, StoreError> {
+    let mut p = Params::new();
+    let expires = ts(s.backend(), "i.expires_at");
+    let mut sql = format!(
+        "SELECT o.name AS organization_name, o.slug AS organization_slug, {COLUMNS} \
+         JOIN organizations o ON o.id = i.organization_id \
+         WHERE i.email = {} AND i.status = 'pending' AND {expires} > {}",
+        p.bind(email.as_str()),
+        ts(s.backend(), &p.bind(now))
+    );
+    let after = after.map(|id| id.as_uuid());
+    push_page(&mut sql, &mut p, "i.id", Page::After(after), limit);
+    query_all_sql(s, &sql, p.into_values())
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(AddressedInvitation {
+                organization_name: row.try_get("", "organization_name")?,
+                organization_slug: row.try_get("", "organization_slug")?,
+                invitation: record(row)?,
+            })
+        })
+        .collect()
+}
+
+/// Deliberately across tenants: the invitation `id` if it was sent to `email`.
+pub async fn find_for_email<S: Store>(
+    s: &S,
+    email: &Email,
+    id: InvitationId,
+) -> Result<Option<InvitationRecord>, StoreError> {
+    query_one_sql(
+        s,
+        &format!("SELECT {COLUMNS} WHERE i.id = $1 AND i.email = $2"),
+        vec![id.as_uuid().into(), email.as_str().into()],
+    )
+    .await?
+    .map(record)
+    .transpose()
+}
+
 /// pending → accepted, once: false if it was no longer pending or had expired.
 pub async fn mark_accepted<S: Store>(
     s: &S,

@@ -25,6 +25,7 @@ mod memory;
 mod mock_model;
 mod model_key_activation;
 mod money;
+mod my_invitations;
 mod namespaces;
 mod ops;
 mod orgs;
