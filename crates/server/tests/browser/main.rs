@@ -1348,3 +1348,36 @@ async fn home_greets_by_name_and_the_audit_log_names_actors_and_filters_by_prefi
     b.wait_text("#audit-none", "Nothing found").await;
     b.quit().await;
 }
+
+/// Issue 20: an existing user, signed in and working in Personal, opens an invitation link and
+/// joins: asked whether to work there now, the console comes back in the organization and
+/// says so.
+#[tokio::test]
+async fn a_signed_in_user_who_accepts_an_invitation_is_told_the_workspace_switched() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    app.create_user("friend@example.com", PW).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let invite = json!({"email": "friend@example.com", "role": "manager"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/invitations", invite)
+            .await,
+        201,
+    )
+    .await;
+    let link = link_in_mail(&app, "friend@example.com", "/invitations/").await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "friend@example.com", PW, None).await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.goto(&link).await;
+    b.wait_text("#invite-org", "Org acme").await;
+    accept_confirms(&b).await;
+    b.click("#accept-submit").await;
+    let banner = b.wait_text("#workspace-banner", "Org: Org acme").await;
+    assert!(banner.contains("manager"), "{banner}");
+    b.wait_text("#toast", "You joined Org acme as manager")
+        .await;
+    b.quit().await;
+}
