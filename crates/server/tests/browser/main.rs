@@ -846,6 +846,16 @@ async fn an_owner_deploys_reinstalls_and_terminates_and_the_status_refreshes_by_
         "{first}"
     );
     b.wait_exact(status, "ready").await;
+    // Settled: the list stops polling.
+    let reads = "return performance.getEntriesByType('resource')\
+                 .filter(e => e.name.endsWith('/instances?limit=200')).length";
+    let before = b.execute(reads).await;
+    assert!(
+        before.as_u64().unwrap() > 1,
+        "it polled while moving: {before}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(b.execute(reads).await, before, "no polling once settled");
     accept_confirms(&b).await;
     b.click("#instance-list [data-action='reinstall']").await;
     b.wait_exact(status, "provisioning").await;
@@ -1380,4 +1390,50 @@ async fn a_signed_in_user_who_accepts_an_invitation_is_told_the_workspace_switch
     b.wait_text("#toast", "You joined Org acme as manager")
         .await;
     b.quit().await;
+}
+
+/// Issue 20: an owner changes an offering's default prices on the sharing page; the economic
+/// approval is withdrawn by the change (the row waits for it again) and the API has the prices.
+#[tokio::test]
+async fn an_owner_sets_default_prices_and_the_offering_waits_for_the_economic_approval_again() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let offering = public_offering(&app, org).await;
+    let id = offering["id"].as_str().unwrap();
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(org)).await;
+    let manager = app.login("manager@acme.test", PW).await.token;
+    let manager = app.switch(&manager, Some(org)).await;
+    let path = format!("/organizations/current/offerings/{id}/activation");
+    for (token, flag) in [(&admin, "tech"), (&manager, "eco")] {
+        ok_post(&app, token, &path, json!({"flag": flag, "active": true})).await;
+    }
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/sharing']").await;
+    let row = "tr[data-offering='chat']";
+    b.wait_exact(&format!("{row} .activation"), "operational")
+        .await;
+    b.fill(&format!("{row} input.price-in"), "0.3").await;
+    b.fill(&format!("{row} input.price-out"), "0.6").await;
+    b.click(&format!("{row} [data-action='set-default-prices']"))
+        .await;
+    b.wait_text(&format!("{row} .price"), "€0.3000 in / €0.6000 out")
+        .await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "waiting for the economic approval",
+    )
+    .await;
+    b.quit().await;
+    let offerings = json_with_status(
+        app.get_as(&admin, "/organizations/current/offerings").await,
+        200,
+    )
+    .await;
+    let o = &offerings["items"][0];
+    assert_eq!(o["default_price_input_micros_per_1k"], 300_000);
+    assert_eq!(o["default_price_output_micros_per_1k"], 600_000);
+    assert_eq!(o["missing_activation"], json!(["eco"]));
 }
