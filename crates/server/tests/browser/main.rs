@@ -1,7 +1,8 @@
 //! The web console in a real browser (issue 10): Debian's headless Chromium driven over
 //! WebDriver, against the real server with its SMTP sink. The flows of the seed: an invitation
 //! accepted from the emailed link (creating the account), the double activation by two roles,
-//! a `user` who gets no invite control, a password reset from the emailed link. With
+//! a `user` who gets no invite control, a password reset from the emailed link; and (issue 20)
+//! every other flow of the console, each checked through the API afterwards. With
 //! `SCREENSHOTS_DIR` set, the screenshots test writes the README's pictures there
 //! (`make screenshots`).
 
