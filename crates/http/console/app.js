@@ -182,6 +182,12 @@ async function boot() {
   }
   try {
     await ctx.reload();
+    // A notice left by the page before a reload (an accepted invitation switched workspace).
+    const notice = sessionStorage.getItem('inventiv.notice');
+    if (notice) {
+      sessionStorage.removeItem('inventiv.notice');
+      notify(notice);
+    }
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       showLogin();

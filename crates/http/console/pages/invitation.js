@@ -1,7 +1,7 @@
 // /invitations/<token> — the public page the invitation email links to: who invites you to
 // which organization with which role; accepting creates the account when there is none.
 
-import { get, post } from '../api.js';
+import { get, post, put } from '../api.js';
 import { attempt, errorSlot, field, h, mount, when } from '../dom.js';
 
 export async function renderInvitation(root, token) {
@@ -23,11 +23,21 @@ export async function renderInvitation(root, token) {
     signedIn = null;
   }
   const error = errorSlot();
-  const accept = async (body) => {
+  const accept = async (body, askToSwitch = false) => {
     await attempt(async () => {
-      await post(`/organizations/invitations/${encodeURIComponent(token)}/accept`, body);
-      // The new account's session is already in the organization; an existing member's
-      // session switches to it.
+      const joined = await post(`/organizations/invitations/${encodeURIComponent(token)}/accept`, body);
+      // A new account's session is already in the organization. An existing account's session
+      // stays where it was: switch it (asking first when it was already signed in, as it may
+      // be working elsewhere), and say where the console now works once it has loaded.
+      let notice = `You joined ${joined.organization_name} as ${joined.role}; this session now works in it.`;
+      if (!joined.access_token) {
+        if (!askToSwitch || window.confirm(`You joined ${joined.organization_name}. Work in it now?`)) {
+          await put('/organizations/current', { organization_id: joined.organization_id });
+        } else {
+          notice = `You joined ${joined.organization_name} as ${joined.role}; switch to it with the workspace selector.`;
+        }
+      }
+      sessionStorage.setItem('inventiv.notice', notice);
       location.assign('/#/');
     }, error);
   };
@@ -54,7 +64,7 @@ export async function renderInvitation(root, token) {
     error,
     h('button', { type: 'submit', id: 'accept-submit' }, 'Create my account and join'));
   } else if (signedIn && signedIn.email.toLowerCase() === invite.email.toLowerCase()) {
-    action = h('div', {}, error, h('button', { type: 'button', id: 'accept-submit', onclick: () => accept({}) }, `Join ${invite.organization_name}`));
+    action = h('div', {}, error, h('button', { type: 'button', id: 'accept-submit', onclick: () => accept({}, true) }, `Join ${invite.organization_name}`));
   } else {
     const password = h('input', { id: 'accept-login-password', type: 'password', autocomplete: 'current-password', required: true });
     action = h('form', {

@@ -1,7 +1,8 @@
 //! The web console in a real browser (issue 10): Debian's headless Chromium driven over
 //! WebDriver, against the real server with its SMTP sink. The flows of the seed: an invitation
 //! accepted from the emailed link (creating the account), the double activation by two roles,
-//! a `user` who gets no invite control, a password reset from the emailed link. With
+//! a `user` who gets no invite control, a password reset from the emailed link; and (issue 20)
+//! every other flow of the console, each checked through the API afterwards. With
 //! `SCREENSHOTS_DIR` set, the screenshots test writes the README's pictures there
 //! (`make screenshots`).
 
@@ -846,6 +847,16 @@ async fn an_owner_deploys_reinstalls_and_terminates_and_the_status_refreshes_by_
         "{first}"
     );
     b.wait_exact(status, "ready").await;
+    // Settled: the list stops polling.
+    let reads = "return performance.getEntriesByType('resource')\
+                 .filter(e => e.name.endsWith('/instances?limit=200')).length";
+    let before = b.execute(reads).await;
+    assert!(
+        before.as_u64().unwrap() > 1,
+        "it polled while moving: {before}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(b.execute(reads).await, before, "no polling once settled");
     accept_confirms(&b).await;
     b.click("#instance-list [data-action='reinstall']").await;
     b.wait_exact(status, "provisioning").await;
@@ -1365,6 +1376,85 @@ async fn home_greets_by_name_and_the_audit_log_names_actors_and_filters_by_prefi
     b.click("#audit-filter").await;
     b.wait_text("#audit-none", "Nothing found").await;
     b.quit().await;
+}
+
+/// Issue 20: an existing user, signed in and working in Personal, opens an invitation link and
+/// joins: asked whether to work there now, the console comes back in the organization and
+/// says so.
+#[tokio::test]
+async fn a_signed_in_user_who_accepts_an_invitation_is_told_the_workspace_switched() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    app.create_user("friend@example.com", PW).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let invite = json!({"email": "friend@example.com", "role": "manager"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/invitations", invite)
+            .await,
+        201,
+    )
+    .await;
+    let link = link_in_mail(&app, "friend@example.com", "/invitations/").await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "friend@example.com", PW, None).await;
+    b.wait_text("#workspace-banner", "Personal").await;
+    b.goto(&link).await;
+    b.wait_text("#invite-org", "Org acme").await;
+    accept_confirms(&b).await;
+    b.click("#accept-submit").await;
+    let banner = b.wait_text("#workspace-banner", "Org: Org acme").await;
+    assert!(banner.contains("manager"), "{banner}");
+    b.wait_text("#toast", "You joined Org acme as manager")
+        .await;
+    b.quit().await;
+}
+
+/// Issue 20: an owner changes an offering's default prices on the sharing page; the economic
+/// approval is withdrawn by the change (the row waits for it again) and the API has the prices.
+#[tokio::test]
+async fn an_owner_sets_default_prices_and_the_offering_waits_for_the_economic_approval_again() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    let offering = public_offering(&app, org).await;
+    let id = offering["id"].as_str().unwrap();
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(org)).await;
+    let manager = app.login("manager@acme.test", PW).await.token;
+    let manager = app.switch(&manager, Some(org)).await;
+    let path = format!("/organizations/current/offerings/{id}/activation");
+    for (token, flag) in [(&admin, "tech"), (&manager, "eco")] {
+        ok_post(&app, token, &path, json!({"flag": flag, "active": true})).await;
+    }
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/sharing']").await;
+    let row = "tr[data-offering='chat']";
+    b.wait_exact(&format!("{row} .activation"), "operational")
+        .await;
+    b.fill(&format!("{row} input.price-in"), "0.3").await;
+    b.fill(&format!("{row} input.price-out"), "0.6").await;
+    b.click(&format!("{row} [data-action='set-default-prices']"))
+        .await;
+    b.wait_text(&format!("{row} .price"), "€0.3000 in / €0.6000 out")
+        .await;
+    b.wait_text(
+        &format!("{row} .activation"),
+        "waiting for the economic approval",
+    )
+    .await;
+    b.quit().await;
+    let offerings = json_with_status(
+        app.get_as(&admin, "/organizations/current/offerings").await,
+        200,
+    )
+    .await;
+    let o = &offerings["items"][0];
+    assert_eq!(o["default_price_input_micros_per_1k"], 300_000);
+    assert_eq!(o["default_price_output_micros_per_1k"], 600_000);
+    assert_eq!(o["missing_activation"], json!(["eco"]));
 }
 
 /// Issue 20: the platform audit for platform admins. The admin (in Personal) finds the public
