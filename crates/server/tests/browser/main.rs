@@ -1568,3 +1568,45 @@ async fn a_workbench_run_streams_its_answer_and_a_colleague_reads_it_only() {
     assert!(b.find_all("#run-input").await.is_empty());
     b.quit().await;
 }
+
+/// Issue 20: the invitations waiting for a signed-in user are on the Organizations page, and
+/// one is accepted there without its email; the org then shows among the user's own.
+#[tokio::test]
+async fn a_signed_in_user_accepts_a_pending_invitation_from_the_organizations_page() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    app.create_user("dana@example.com", PW).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let invite = json!({"email": "dana@example.com", "role": "manager"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/invitations", invite)
+            .await,
+        201,
+    )
+    .await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "dana@example.com", PW, None).await;
+    b.click("nav a[href='#/organizations']").await;
+    let row = "tr[data-invitation='acme']";
+    b.wait_text(row, "manager").await;
+    b.click(&format!("{row} [data-action='accept-invitation']"))
+        .await;
+    b.wait_text("#toast", "You joined").await;
+    b.wait_text("tr[data-org='acme']", "manager").await;
+    assert!(b.find_all(row).await.is_empty(), "still listed");
+    let members = json_with_status(
+        app.get_as(&owner, "/organizations/current/members").await,
+        200,
+    )
+    .await;
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == "dana@example.com" && m["role"] == "manager"),
+        "{members}"
+    );
+    b.quit().await;
+}
