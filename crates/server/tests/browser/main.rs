@@ -294,13 +294,15 @@ async fn screenshots_of_the_main_pages() {
     let model = public_model(&app, "Llama 3 8B", "meta/llama-3-8b").await;
     let owner = app.login("owner@acme.test", PW).await.token;
     let owner = app.switch(&owner, Some(org)).await;
+    let mut instances = Vec::new();
     for _ in 0..2 {
-        json_with_status(
+        let made = json_with_status(
             app.post_as(&owner, "/deployments", json!({"model_id": model["id"]}))
                 .await,
             201,
         )
         .await;
+        instances.push(made["id"].as_str().unwrap().to_owned());
     }
     let offering = json!({"model_id": model["id"], "code": "llama-8b", "name": "Llama 3 8B chat"});
     json_with_status(
@@ -351,6 +353,33 @@ async fn screenshots_of_the_main_pages() {
     b.click("nav a[href='#/finops']").await;
     b.find("#burn-rate").await;
     shoot(&b, "finops").await;
+    // The workbench, on the first instance once approved and ready (the built-in mock model
+    // answers).
+    let path = format!("/instances/{}", instances[0]);
+    for flag in ["tech", "eco"] {
+        let body = json!({"flag": flag, "active": true});
+        json_with_status(
+            app.post_as(&owner, &format!("{path}/activation"), body)
+                .await,
+            200,
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while json_with_status(app.get_as(&owner, &path).await, 200).await["status"] != "ready" {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    b.click("nav a[href='#/workbench']").await;
+    b.fill("#run-title", "Support answers").await;
+    b.fill("#run-model", "meta/llama-3-8b").await;
+    b.click("#run-share").await;
+    b.click("#run-create").await;
+    b.fill("#run-input", "How do I reset my password?").await;
+    b.click("#run-send").await;
+    b.wait_text("#run-messages .message-assistant .text", "You said")
+        .await;
+    shoot(&b, "workbench").await;
     b.resize(390, 844).await;
     b.click("nav a[href='#/members']").await;
     b.wait_text("tr[data-member='owner@acme.test'] .role", "owner")
@@ -363,7 +392,7 @@ async fn screenshots_of_the_main_pages() {
     b.wait_text("#invite-org", "Org acme").await;
     shoot(&b, "accept-invitation").await;
     b.quit().await;
-    assert_eq!(shots.len(), 8);
+    assert_eq!(shots.len(), 9);
 }
 
 /// The sharing page: an offering becomes operational once an admin and a manager approved it
