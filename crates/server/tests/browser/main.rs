@@ -1639,3 +1639,93 @@ async fn a_signed_in_user_accepts_a_pending_invitation_from_the_organizations_pa
     );
     b.quit().await;
 }
+
+/// Issue 20: the consumer's own controls. Beta's manager accepts, pauses the share (calls stop;
+/// Acme sees "paused by the consumer"), resumes it (calls work again); after Acme changes the
+/// prices, Beta's manager declines the new terms, and the share carries nothing.
+#[tokio::test]
+async fn a_consumer_pauses_resumes_and_declines_new_terms_from_the_sharing_page() {
+    let app = app().await;
+    let (acme_id, _) = acme(&app).await;
+    let (beta, key) = proposed_share(&app, acme_id).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "manager@beta.test", PW, None).await;
+    b.click(&format!("#workspace-switcher option[value='{beta}']"))
+        .await;
+    b.wait_text("#workspace-banner", "Org: Org beta").await;
+    b.click("nav a[href='#/sharing']").await;
+    let row = "tr[data-received='acme/chat']";
+    b.click(&format!("{row} [data-action='accept']")).await;
+    b.wait_text(&format!("{row} .status"), "active").await;
+    assert_eq!(chat(&app, &key).await, 200);
+    b.click(&format!("{row} [data-action='pause']")).await;
+    b.wait_text(&format!("{row} .status"), "paused by the consumer")
+        .await;
+    assert_eq!(chat(&app, &key).await, 404, "paused by the consumer");
+    let admin = app.login("admin@acme.test", PW).await.token;
+    let admin = app.switch(&admin, Some(acme_id)).await;
+    let given = json_with_status(
+        app.get_as(&admin, "/organizations/current/shares?side=provider")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(given["items"][0]["consumer_paused"], true, "{given}");
+    b.click(&format!("{row} [data-action='resume']")).await;
+    b.find(&format!("{row} [data-action='pause']")).await;
+    assert_eq!(chat(&app, &key).await, 200);
+
+    // New terms from the provider (prices: its owner or manager): the consumer declines them.
+    let share = given["items"][0]["id"].as_str().unwrap();
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(acme_id)).await;
+    let res = app
+        .as_bearer(
+            reqwest::Method::PATCH,
+            &format!("/organizations/current/shares/{share}"),
+            &owner,
+        )
+        .json(&json!({"price_input_micros_per_1k": 2_000_000}))
+        .send()
+        .await
+        .unwrap();
+    json_with_status(res, 200).await;
+    b.click("nav a[href='#/models']").await;
+    b.click("nav a[href='#/sharing']").await;
+    b.wait_text(&format!("{row} .status"), "waiting for your acceptance")
+        .await;
+    b.wait_text(&format!("{row} .price"), "€2.00 in").await;
+    accept_confirms(&b).await;
+    b.click(&format!("{row} [data-action='decline']")).await;
+    b.wait_text(&format!("{row} .status"), "declined").await;
+    assert_eq!(chat(&app, &key).await, 404, "declined");
+    b.quit().await;
+}
+
+/// Issue 20: an external endpoint the operator allows (loopback, in tests) is accepted from the
+/// deploy form and becomes ready once it answers `/v1/models` — here the server's own built-in
+/// mock model, an OpenAI-compatible server like any other.
+#[tokio::test]
+async fn an_allowed_external_endpoint_is_deployed_from_the_console_and_becomes_ready() {
+    let app = app().await;
+    let (org, _) = acme(&app).await;
+    public_model(&app, "Llama", "meta/llama-3").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, "owner@acme.test", PW, Some(org)).await;
+    b.click("nav a[href='#/instances']").await;
+    b.click("#deploy-provider option[value='external']").await;
+    let endpoint = format!("{}/mock-model", app.address);
+    b.fill("#deploy-endpoint", &endpoint).await;
+    b.click("#deploy-button").await;
+    b.wait_exact("#instance-list tbody .status", "ready").await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let list = json_with_status(app.get_as(&owner, "/instances").await, 200).await;
+    assert_eq!(list["items"][0]["provider"], "external", "{list}");
+    assert_eq!(
+        list["items"][0]["endpoint_url"],
+        endpoint.as_str(),
+        "{list}"
+    );
+    b.quit().await;
+}
