@@ -49,13 +49,7 @@ fn record(row: QueryResult) -> Result<ListingRecord, StoreError> {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
         },
-        model_activation: match uuid_opt("model_organization_id")? {
-            None => None,
-            Some(_) => Some(Activation {
-                tech_by: uuid_opt("model_tech_activated_by")?.map(UserId::from_uuid),
-                eco_by: uuid_opt("model_eco_activated_by")?.map(UserId::from_uuid),
-            }),
-        },
+        model_activation: crate::repo::offerings::model_activation(&row)?,
     })
 }
 

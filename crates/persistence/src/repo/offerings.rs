@@ -52,6 +52,20 @@ const SELECT: &str = "SELECT f.id, f.organization_id, o.slug AS organization_slu
      m.eco_activated_by AS model_eco_activated_by \
      FROM organization_models f JOIN organizations o ON o.id = f.organization_id JOIN models m ON m.id = f.model_id";
 
+/// The approvals of an offering's model when it is an org model (None: a public model, which
+/// needs none), from the `model_*` columns both the offerings' and the marketplace's queries
+/// select.
+pub(crate) fn model_activation(row: &QueryResult) -> Result<Option<Activation>, StoreError> {
+    let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
+    Ok(match uuid_opt("model_organization_id")? {
+        None => None,
+        Some(_) => Some(Activation {
+            tech_by: uuid_opt("model_tech_activated_by")?.map(UserId::from_uuid),
+            eco_by: uuid_opt("model_eco_activated_by")?.map(UserId::from_uuid),
+        }),
+    })
+}
+
 fn record(row: QueryResult) -> Result<OfferingRecord, StoreError> {
     let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
     Ok(OfferingRecord {
@@ -72,13 +86,7 @@ fn record(row: QueryResult) -> Result<OfferingRecord, StoreError> {
             tech_by: uuid_opt("tech_activated_by")?.map(UserId::from_uuid),
             eco_by: uuid_opt("eco_activated_by")?.map(UserId::from_uuid),
         },
-        model_activation: match uuid_opt("model_organization_id")? {
-            None => None,
-            Some(_) => Some(Activation {
-                tech_by: uuid_opt("model_tech_activated_by")?.map(UserId::from_uuid),
-                eco_by: uuid_opt("model_eco_activated_by")?.map(UserId::from_uuid),
-            }),
-        },
+        model_activation: model_activation(&row)?,
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })

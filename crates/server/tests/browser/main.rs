@@ -80,6 +80,47 @@ async fn sign_in(b: &Browser, app: &TestApp, email: &str, password: &str, org: O
     }
 }
 
+/// Waits (at most 10 s) until the instance at `path` (`/instances/{id}`) is ready.
+async fn wait_ready(app: &TestApp, token: &str, path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while json_with_status(app.get_as(token, path).await, 200).await["status"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Gives the resource at `path` its technical (`tech`'s) and economic (`eco`'s) approvals.
+async fn approve(app: &TestApp, tech: &str, eco: &str, path: &str) {
+    for (token, flag) in [(tech, "tech"), (eco, "eco")] {
+        let body = json!({"flag": flag, "active": true});
+        json_with_status(
+            app.post_as(token, &format!("{path}/activation"), body)
+                .await,
+            200,
+        )
+        .await;
+    }
+}
+
+/// The owner of acme invites `email` (an existing account) as manager; returns the owner's
+/// token in acme.
+async fn invite_to_acme(app: &TestApp, org: OrgId, email: &str) -> String {
+    app.create_user(email, PW).await;
+    let owner = app.login("owner@acme.test", PW).await.token;
+    let owner = app.switch(&owner, Some(org)).await;
+    let invite = json!({"email": email, "role": "manager"});
+    json_with_status(
+        app.post_as(&owner, "/organizations/current/invitations", invite)
+            .await,
+        201,
+    )
+    .await;
+    owner
+}
+
 async fn sign_out(b: &Browser) {
     b.click("#sign-out").await;
     b.find("#login-email").await;
@@ -356,20 +397,8 @@ async fn screenshots_of_the_main_pages() {
     // The workbench, on the first instance once approved and ready (the built-in mock model
     // answers).
     let path = format!("/instances/{}", instances[0]);
-    for flag in ["tech", "eco"] {
-        let body = json!({"flag": flag, "active": true});
-        json_with_status(
-            app.post_as(&owner, &format!("{path}/activation"), body)
-                .await,
-            200,
-        )
-        .await;
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while json_with_status(app.get_as(&owner, &path).await, 200).await["status"] != "ready" {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    approve(&app, &owner, &owner, &path).await;
+    wait_ready(&app, &owner, &path).await;
     b.click("nav a[href='#/workbench']").await;
     b.fill("#run-title", "Support answers").await;
     b.fill("#run-model", "meta/llama-3-8b").await;
@@ -1036,14 +1065,7 @@ async fn proposed_share(app: &TestApp, acme: OrgId) -> (OrgId, String) {
     )
     .await;
     let path = format!("/instances/{}", instance["id"].as_str().unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while json_with_status(app.get_as(&admin, &path).await, 200).await["status"] != "ready" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the instance never got ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_ready(app, &admin, &path).await;
     let offering_path = format!(
         "/organizations/current/offerings/{}",
         offering["id"].as_str().unwrap()
@@ -1414,16 +1436,7 @@ async fn home_greets_by_name_and_the_audit_log_names_actors_and_filters_by_prefi
 async fn a_signed_in_user_who_accepts_an_invitation_is_told_the_workspace_switched() {
     let app = app().await;
     let (org, _) = acme(&app).await;
-    app.create_user("friend@example.com", PW).await;
-    let owner = app.login("owner@acme.test", PW).await.token;
-    let owner = app.switch(&owner, Some(org)).await;
-    let invite = json!({"email": "friend@example.com", "role": "manager"});
-    json_with_status(
-        app.post_as(&owner, "/organizations/current/invitations", invite)
-            .await,
-        201,
-    )
-    .await;
+    invite_to_acme(&app, org, "friend@example.com").await;
     let link = link_in_mail(&app, "friend@example.com", "/invitations/").await;
 
     let b = Browser::start().await;
@@ -1534,20 +1547,8 @@ async fn a_workbench_run_streams_its_answer_and_a_colleague_reads_it_only() {
     )
     .await;
     let path = format!("/instances/{}", instance["id"].as_str().unwrap());
-    for (token, flag) in [(&admin, "tech"), (&manager, "eco")] {
-        let body = json!({"flag": flag, "active": true});
-        json_with_status(
-            app.post_as(token, &format!("{path}/activation"), body)
-                .await,
-            200,
-        )
-        .await;
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while json_with_status(app.get_as(&admin, &path).await, 200).await["status"] != "ready" {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    approve(&app, &admin, &manager, &path).await;
+    wait_ready(&app, &admin, &path).await;
 
     let b = Browser::start().await;
     sign_in(&b, &app, "admin@acme.test", PW, Some(org)).await;
@@ -1604,16 +1605,7 @@ async fn a_workbench_run_streams_its_answer_and_a_colleague_reads_it_only() {
 async fn a_signed_in_user_accepts_a_pending_invitation_from_the_organizations_page() {
     let app = app().await;
     let (org, _) = acme(&app).await;
-    app.create_user("dana@example.com", PW).await;
-    let owner = app.login("owner@acme.test", PW).await.token;
-    let owner = app.switch(&owner, Some(org)).await;
-    let invite = json!({"email": "dana@example.com", "role": "manager"});
-    json_with_status(
-        app.post_as(&owner, "/organizations/current/invitations", invite)
-            .await,
-        201,
-    )
-    .await;
+    let owner = invite_to_acme(&app, org, "dana@example.com").await;
     let b = Browser::start().await;
     sign_in(&b, &app, "dana@example.com", PW, None).await;
     b.click("nav a[href='#/organizations']").await;
