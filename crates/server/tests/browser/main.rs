@@ -1218,7 +1218,8 @@ async fn an_owner_creates_a_limited_expiring_key_and_caps_it_below_its_spend() {
     b.wait_text(&format!("{row} .state"), "waiting for the economic")
         .await;
     b.click(&format!("{row} [data-action='eco-set']")).await;
-    b.wait_text(&format!("{row} .state"), "operational").await;
+    // Exactly "operational": "non-operational: waiting for…" contains the word too.
+    b.wait_exact(&format!("{row} .state"), "operational").await;
     assert_eq!(chat(&app, secret.trim()).await, 200);
     app.deps.proxy.meter.flush().await;
 
