@@ -32,6 +32,7 @@ mod m20261130_000007_models_and_keys_activation;
 mod m20261130_000008_create_access_requests;
 mod m20261130_000009_create_workbench;
 mod m20261130_000010_superseded_invitation_links;
+mod m20261130_000011_rate_limit_slots;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_create_access_requests::Migration),
             Box::new(m20261130_000009_create_workbench::Migration),
             Box::new(m20261130_000010_superseded_invitation_links::Migration),
+            Box::new(m20261130_000011_rate_limit_slots::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 use crate::Ctx;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::auth::sessions;
-use crate::auth::{IssuedToken, Principal, enforce_limit, token_hash};
+use crate::auth::{IssuedToken, Principal, enforce_limits, token_hash};
 use crate::mailer::{OutgoingEmail, send_in_background};
 use crate::organizations::Organization;
 use crate::paging::{Page, PageRequest, page_of};
@@ -488,8 +488,13 @@ async fn throttle(
     key: &str,
     meta: &RequestMeta,
 ) -> Result<(), ServiceError> {
-    let decision = shared::check(deps, limiter, "accept", key).await?;
-    enforce_limit(deps, decision, "auth.accept_rate_limited", kind, meta).await
+    let limit = shared::Limit {
+        limiter,
+        scope: "accept",
+        key,
+        kind,
+    };
+    enforce_limits(deps, &[limit], "auth.accept_rate_limited", meta).await
 }
 
 /// Who accepts an invitation.

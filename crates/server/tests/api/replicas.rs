@@ -618,6 +618,50 @@ async fn rate_limits_hold_across_replicas() {
     }
 }
 
+/// Issue 18 item 2: the shared limits count per second, both of a sign-in's limits in one
+/// transaction. A burst of 40 parallel sign-ins from one address, split over two replicas (on
+/// SQLite, one process: all through A), admits exactly the limit and audits the burst once.
+#[tokio::test]
+async fn a_parallel_burst_on_two_replicas_admits_exactly_the_limit() {
+    let a = crate::helpers::spawn_app_with(
+        |s| s.rate_limit.login_per_minute = 10,
+        std::sync::Arc::new(inventiv_service::SystemClock),
+    )
+    .await;
+    let b = a.spawn_replica(|_| {}).await;
+    let shared = a.database.is_postgres();
+    let replicas = [&a, &b];
+    let attempts = (0..40).map(|i| {
+        let app = if shared { replicas[i % 2] } else { &a };
+        // One account for all: the address's limit is checked first, and refuses.
+        app.post_json(
+            "/auth/login",
+            json!({"email": "victim@example.com", "password": "wrong-password"}),
+        )
+    });
+    let mut statuses = std::collections::BTreeMap::new();
+    for res in futures_util::future::join_all(attempts).await {
+        *statuses.entry(res.status().as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses,
+        [(401, 10), (429, 30)].into_iter().collect(),
+        "exactly the limit is admitted"
+    );
+    let events = inventiv_persistence::repo::audit::list_platform(
+        &a.db,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("auth.login_rate_limited"),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 1, "one audit event for the burst");
+    assert_eq!(events[0].target_id.as_deref(), Some("ip"));
+}
+
 /// Issue 16 item 10: an instance left mid-bring-up by a replica that died (here: its lease,
 /// held by a worker id no process has, written into the row) is finished by a live replica
 /// once the lease lapses — no restart. While the lease is live, nobody touches it. A terminate

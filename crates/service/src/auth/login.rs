@@ -1,5 +1,5 @@
 use super::Session;
-use super::{IssuedToken, enforce_limit};
+use super::{IssuedToken, enforce_limits};
 use crate::organizations::Organization;
 use crate::rate_limit::shared;
 use crate::users::User;
@@ -68,25 +68,20 @@ pub async fn login(
     let check = deps.passwords.reserve_check()?;
     let login = input.login.trim().to_lowercase();
     let ip = meta.ip.as_deref().unwrap_or("unknown");
-    enforce_limit(
+    let (ip_key, account_key) = (format!("ip:{ip}"), format!("account:{login}"));
+    let limit = |limiter, key, kind| shared::Limit {
+        limiter,
+        scope: "login",
+        key,
+        kind,
+    };
+    enforce_limits(
         deps,
-        shared::check(deps, &deps.auth.login_by_ip, "login", &format!("ip:{ip}")).await?,
+        &[
+            limit(&deps.auth.login_by_ip, &ip_key, "ip"),
+            limit(&deps.auth.login_by_account, &account_key, "account"),
+        ],
         "auth.login_rate_limited",
-        "ip",
-        meta,
-    )
-    .await?;
-    enforce_limit(
-        deps,
-        shared::check(
-            deps,
-            &deps.auth.login_by_account,
-            "login",
-            &format!("account:{login}"),
-        )
-        .await?,
-        "auth.login_rate_limited",
-        "account",
         meta,
     )
     .await?;

@@ -133,21 +133,25 @@ pub(crate) fn unauthorized(message: &str) -> ServiceError {
     }
 }
 
-/// Maps a limiter verdict to 429, recording the first refusal of a burst in the audit trail.
-pub(crate) async fn enforce_limit(
+/// Counts one attempt against each of `limits` in order (see [`crate::rate_limit::shared`]);
+/// the first that refuses it answers 429, and the first refusal of a burst is recorded in the
+/// audit trail as `action`.
+pub(crate) async fn enforce_limits(
     deps: &Deps,
-    verdict: crate::rate_limit::Verdict,
+    limits: &[crate::rate_limit::shared::Limit<'_>],
     action: &'static str,
-    key_kind: &'static str,
     meta: &crate::RequestMeta,
 ) -> Result<(), ServiceError> {
     use crate::audit::{AuditActor, AuditEntry, record};
-    match verdict {
-        crate::rate_limit::Verdict::Allowed => Ok(()),
-        crate::rate_limit::Verdict::Limited {
-            retry_after_secs,
-            first,
-        } => {
+    match crate::rate_limit::shared::check(deps, limits).await? {
+        None | Some((_, crate::rate_limit::Verdict::Allowed)) => Ok(()),
+        Some((
+            key_kind,
+            crate::rate_limit::Verdict::Limited {
+                retry_after_secs,
+                first,
+            },
+        )) => {
             if first {
                 let tx = deps.db.begin_write().await?;
                 record(

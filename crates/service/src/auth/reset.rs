@@ -1,4 +1,4 @@
-use super::enforce_limit;
+use super::enforce_limits;
 use crate::audit::{AuditActor, AuditEntry, record};
 use crate::mailer::OutgoingEmail;
 use crate::rate_limit::shared;
@@ -30,25 +30,20 @@ pub async fn request_password_reset(
     super::login::check_login_len(email, "email")?;
     let normalized = email.trim().to_lowercase();
     let ip = meta.ip.as_deref().unwrap_or("unknown");
-    enforce_limit(
+    let (ip_key, account_key) = (format!("ip:{ip}"), format!("account:{normalized}"));
+    let limit = |limiter, key, kind| shared::Limit {
+        limiter,
+        scope: "reset",
+        key,
+        kind,
+    };
+    enforce_limits(
         deps,
-        shared::check(deps, &deps.auth.reset_by_ip, "reset", &format!("ip:{ip}")).await?,
+        &[
+            limit(&deps.auth.reset_by_ip, &ip_key, "ip"),
+            limit(&deps.auth.reset_by_account, &account_key, "account"),
+        ],
         "auth.reset_rate_limited",
-        "ip",
-        meta,
-    )
-    .await?;
-    enforce_limit(
-        deps,
-        shared::check(
-            deps,
-            &deps.auth.reset_by_account,
-            "reset",
-            &format!("account:{normalized}"),
-        )
-        .await?,
-        "auth.reset_rate_limited",
-        "account",
         meta,
     )
     .await?;

@@ -1,8 +1,8 @@
 //! Rate limits that hold across replicas (SPEC §6 v2, issue 16 item 9).
 //!
-//! On PostgreSQL every attempt is counted in `rate_limit_attempts` (see
+//! On PostgreSQL every attempt is counted in `rate_limit_slots` (see
 //! `inventiv_persistence::repo::rate_limits`): the same sliding window as the in-process
-//! [`RateLimiter`], but one for all replicas, so N replicas together admit `limit` attempts per
+//! [`RateLimiter`] at one second's granularity, but one for all replicas, so N replicas together admit `limit` attempts per
 //! window — not N × `limit`. On SQLite the server is one process by design
 //! (docs/operations.md) and the in-process limiter is exact: it stays, without a database write
 //! per attempt.
@@ -13,7 +13,7 @@
 use super::{RateLimiter, Verdict};
 use crate::{Deps, ServiceError};
 use inventiv_persistence::Backend;
-use inventiv_persistence::repo::rate_limits::{self, Attempt};
+use inventiv_persistence::repo::rate_limits::{self, Attempt, Key};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -44,19 +44,33 @@ pub fn key_hash(scope: &str, key: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Counts one attempt of `key` against `limiter`'s limit and window: in the database on
-/// PostgreSQL (shared by every replica), in `limiter` on SQLite. `scope` separates limiters
-/// whose keys look alike (`login` vs `reset` for the same `ip:…`).
+/// One limit an attempt is counted against.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit<'a> {
+    pub limiter: &'a RateLimiter,
+    /// Separates limiters whose keys look alike (`login` vs `reset` for the same `ip:…`).
+    pub scope: &'static str,
+    pub key: &'a str,
+    /// What the key is (`ip`, `account`), for the audit event of a refusal.
+    pub kind: &'static str,
+}
+
+/// Counts one attempt against each of `limits` in order, stopping at the first that refuses
+/// it (the later ones are not counted): that limit's kind and verdict, or None when all admit
+/// it. In the database on PostgreSQL (shared by every replica, all the limits in one
+/// transaction), in each limiter on SQLite.
 pub async fn check(
     deps: &Deps,
-    limiter: &RateLimiter,
-    scope: &'static str,
-    key: &str,
-) -> Result<Verdict, ServiceError> {
+    limits: &[Limit<'_>],
+) -> Result<Option<(&'static str, Verdict)>, ServiceError> {
     if deps.db.backend() != Backend::Postgres {
-        return Ok(limiter.check(key));
+        return Ok(limits.iter().find_map(|l| match l.limiter.check(l.key) {
+            Verdict::Allowed => None,
+            limited => Some((l.kind, limited)),
+        }));
     }
-    let window_ms = i64::try_from(limiter.window().as_millis()).unwrap_or(i64::MAX / 4);
+    let window_ms =
+        |l: &Limit<'_>| i64::try_from(l.limiter.window().as_millis()).unwrap_or(i64::MAX / 4);
     let now_ms =
         i64::try_from(deps.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX / 2);
     let state = &deps.auth.shared_limits;
@@ -66,25 +80,43 @@ pub async fn check(
             .pruned_at_ms
             .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
-        && let Err(err) = rate_limits::prune(&deps.db, now_ms - window_ms).await
     {
-        tracing::warn!(error = %err, "pruning rate-limit attempts failed");
+        let longest = limits.iter().map(window_ms).max().unwrap_or(0);
+        if let Err(err) = rate_limits::prune(&deps.db, now_ms, longest).await {
+            tracing::warn!(error = %err, "pruning rate-limit attempts failed");
+        }
     }
-    let key = key_hash(scope, key);
-    match rate_limits::attempt(&deps.db, &key, now_ms, window_ms, limiter.limit()).await? {
-        Attempt::Allowed => Ok(Verdict::Allowed),
-        Attempt::Refused {
-            retry_after_ms,
-            first,
-        } => Ok(Verdict::Limited {
-            // Rounded up: a client that waits this long is admitted.
-            retry_after_secs: u64::try_from(retry_after_ms)
-                .unwrap_or(0)
-                .div_ceil(1000)
-                .max(1),
-            first,
-        }),
-    }
+    let hashes: Vec<String> = limits.iter().map(|l| key_hash(l.scope, l.key)).collect();
+    let keys: Vec<Key<'_>> = limits
+        .iter()
+        .zip(&hashes)
+        .map(|(l, hash)| Key {
+            hash,
+            limit: l.limiter.limit(),
+            window_ms: window_ms(l),
+        })
+        .collect();
+    let outcomes = rate_limits::attempt(&deps.db, &keys, now_ms).await?;
+    Ok(limits
+        .iter()
+        .zip(outcomes)
+        .find_map(|(l, outcome)| match outcome {
+            Attempt::Allowed => None,
+            Attempt::Refused {
+                retry_after_ms,
+                first,
+            } => Some((
+                l.kind,
+                Verdict::Limited {
+                    // Rounded up: a client that waits this long is admitted.
+                    retry_after_secs: u64::try_from(retry_after_ms)
+                        .unwrap_or(0)
+                        .div_ceil(1000)
+                        .max(1),
+                    first,
+                },
+            )),
+        }))
 }
 
 #[cfg(test)]
