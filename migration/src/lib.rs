@@ -33,6 +33,7 @@ mod m20261130_000008_create_access_requests;
 mod m20261130_000009_create_workbench;
 mod m20261130_000010_superseded_invitation_links;
 mod m20261130_000011_rate_limit_slots;
+mod m20261130_000012_sessions_most_recent_index;
 pub mod sql;
 
 /// The ordered list of migrations.
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_create_workbench::Migration),
             Box::new(m20261130_000010_superseded_invitation_links::Migration),
             Box::new(m20261130_000011_rate_limit_slots::Migration),
+            Box::new(m20261130_000012_sessions_most_recent_index::Migration),
         ]
     }
 }
