@@ -796,6 +796,14 @@ async fn scoped_list_queries_use_the_organization_id_indexes() {
             ),
             &["ix_invitations_org_created"][..],
         ),
+        (
+            // Not a scoped list, but on the same path: a sign-in reads the user's most recent
+            // session, revoked or not (issue 18: it scanned the whole table).
+            format!(
+                "SELECT * FROM user_sessions s WHERE s.user_id = {literal} ORDER BY s.last_used_at DESC LIMIT 1"
+            ),
+            &["ix_user_sessions_user_recent"][..],
+        ),
     ];
     for (sql, indexes) in queries {
         let plan = app
