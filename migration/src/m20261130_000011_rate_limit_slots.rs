@@ -135,10 +135,13 @@ BEGIN
         -- The first refusal since the last admission (one at the same millisecond is after it).
         first := last_refused IS NULL OR last_refused < last_admitted;
         IF first THEN
+            -- Marked no earlier than the last admission: the lock orders the checks, but each
+            -- replica read its clock before waiting for it, so this refusal's `now_ms` may be
+            -- older than that of an admission counted before it.
             INSERT INTO rate_limit_slots AS r (key_hash, slot_ms, admitted, last_refused_ms)
-            VALUES (ks[i], slot, 0, now_ms)
+            VALUES (ks[i], slot, 0, greatest(now_ms, last_admitted))
             ON CONFLICT (key_hash, slot_ms) DO UPDATE
-               SET last_refused_ms = greatest(r.last_refused_ms, now_ms);
+               SET last_refused_ms = greatest(r.last_refused_ms, now_ms, last_admitted);
         END IF;
         admitted := false; retry_after_ms := passes_at - now_ms;
         RETURN NEXT;

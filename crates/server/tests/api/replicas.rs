@@ -541,6 +541,20 @@ async fn reset(app: &TestApp) -> reqwest::Response {
     .await
 }
 
+/// The audited refusals of sign-ins (one per burst).
+async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
+    inventiv_persistence::repo::audit::list_platform(
+        &app.db,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("auth.login_rate_limited"),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap()
+}
+
 /// Issue 16 item 9 (SPEC §6 v2): rate limits hold across replicas. On PostgreSQL the attempts
 /// are counted in the database, so two replicas together admit 10 logins a minute, not 20.
 /// On SQLite (one process by design) each replica's own limiter is checked.
@@ -563,16 +577,7 @@ async fn rate_limits_hold_across_replicas() {
     let retry_after = limited(login(pick(10), 10).await).await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     limited(login(pick(11), 11).await).await;
-    let events = inventiv_persistence::repo::audit::list_platform(
-        &a.db,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("auth.login_rate_limited"),
-            ..Default::default()
-        },
-        10,
-    )
-    .await
-    .unwrap();
+    let events = login_refusals(&a).await;
     assert!(!events.is_empty(), "the refusal is audited");
     if !shared {
         return;
@@ -648,18 +653,47 @@ async fn a_parallel_burst_on_two_replicas_admits_exactly_the_limit() {
         [(401, 10), (429, 30)].into_iter().collect(),
         "exactly the limit is admitted"
     );
-    let events = inventiv_persistence::repo::audit::list_platform(
-        &a.db,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("auth.login_rate_limited"),
-            ..Default::default()
-        },
-        10,
-    )
-    .await
-    .unwrap();
+    let events = login_refusals(&a).await;
     assert_eq!(events.len(), 1, "one audit event for the burst");
     assert_eq!(events[0].target_id.as_deref(), Some("ip"));
+}
+
+/// The shared limit's "first refusal of a burst" follows the order of the checks, not the
+/// order of the clock readings: a replica reads its clock before it waits for the key's lock,
+/// so a refusal counted after the last admission may carry an earlier time. (Found by the
+/// parallel burst above, which audited one burst twice under a loaded suite.)
+#[tokio::test]
+async fn refusals_with_older_clock_readings_are_still_one_burst() {
+    use inventiv_persistence::repo::rate_limits::{Attempt, Key, attempt};
+    let app = crate::helpers::spawn_app().await;
+    if !app.database.is_postgres() {
+        return; // SQLite keeps its limits in memory.
+    }
+    let key = [Key {
+        hash: "0123abcd",
+        limit: 2,
+        window_ms: 60_000,
+    }];
+    let at = |now_ms: i64| attempt(&app.db, &key, now_ms);
+    let t = 1_000_000_000_000;
+    assert_eq!(at(t + 100).await.unwrap(), [Attempt::Allowed]);
+    assert_eq!(at(t + 105).await.unwrap(), [Attempt::Allowed]);
+    assert!(matches!(
+        at(t + 103).await.unwrap()[..],
+        [Attempt::Refused { first: true, .. }]
+    ));
+    assert!(matches!(
+        at(t + 104).await.unwrap()[..],
+        [Attempt::Refused { first: false, .. }]
+    ));
+    // Once the window has passed, a new burst has a first refusal of its own.
+    let later = t + 105 + 60_000;
+    assert_eq!(at(later).await.unwrap(), [Attempt::Allowed]);
+    assert_eq!(at(later + 1).await.unwrap(), [Attempt::Allowed]);
+    assert!(matches!(
+        at(later + 2).await.unwrap()[..],
+        [Attempt::Refused { first: true, .. }]
+    ));
 }
 
 /// Issue 16 item 10: an instance left mid-bring-up by a replica that died (here: its lease,
