@@ -4,10 +4,10 @@
 //! One check is one call of the database function `inventiv_rate_limit_attempt` (migration
 //! `m20261130_000011`, PostgreSQL only: SQLite is one process and keeps its limits in memory),
 //! which takes each key's lock (serialized per key across replicas), reads the keys' live
-//! seconds, and counts the attempt against each key in order until one refuses it. A second's admitted attempts all count until the last of them leaves
-//! the window, so the window slides at one second's granularity and is never more lenient than
-//! the exact one (an attempt is held at most a second longer), while `Retry-After` never
-//! exceeds the window: N replicas together admit at most `limit` attempts within any window,
+//! seconds, and counts the attempt against each key in order until one refuses it. A second's
+//! admitted attempts all count until the last of them leaves the window, so the window slides
+//! at one second's granularity and is never more lenient than the exact one (an attempt is
+//! held at most a second longer), while `Retry-After` never exceeds the window: N replicas together admit at most `limit` attempts within any window,
 //! not N × `limit`. A check is one round trip however many keys it counts, and reads at most
 //! window + 1 rows per key whatever the limit: issue 18 found the former one-row-per-attempt
 //! table, six statements per key, reading thousands of rows per sign-in under a lifted limit.
@@ -15,7 +15,7 @@
 use crate::repo::{exec_sql, query_all_sql};
 use crate::{Backend, Db, StoreError};
 
-/// The granularity of the shared limits (their windows are minutes).
+/// The granularity of the shared limits (their windows are minutes): the function's seconds.
 pub const SLOT_MS: i64 = 1_000;
 
 /// One key to count an attempt against.
@@ -48,9 +48,10 @@ pub enum Attempt {
 /// with the `Refused` one. PostgreSQL only.
 pub async fn attempt(db: &Db, keys: &[Key<'_>], now_ms: i64) -> Result<Vec<Attempt>, StoreError> {
     if db.backend() != Backend::Postgres {
-        return Err(StoreError::Corrupt(
-            "shared rate limits live in PostgreSQL; SQLite keeps them in memory".to_owned(),
-        ));
+        // A caller's bug: SQLite keeps its limits in memory.
+        return Err(StoreError::Db(sea_orm::DbErr::Custom(
+            "shared rate limits live in PostgreSQL".to_owned(),
+        )));
     }
     let list =
         |each: &dyn Fn(&Key<'_>) -> String| keys.iter().map(each).collect::<Vec<_>>().join(",");

@@ -144,14 +144,12 @@ pub(crate) async fn enforce_limits(
 ) -> Result<(), ServiceError> {
     use crate::audit::{AuditActor, AuditEntry, record};
     match crate::rate_limit::shared::check(deps, limits).await? {
-        None | Some((_, crate::rate_limit::Verdict::Allowed)) => Ok(()),
-        Some((
-            key_kind,
-            crate::rate_limit::Verdict::Limited {
-                retry_after_secs,
-                first,
-            },
-        )) => {
+        None => Ok(()),
+        Some(crate::rate_limit::shared::Refusal {
+            kind: key_kind,
+            retry_after_secs,
+            first,
+        }) => {
             if first {
                 let tx = deps.db.begin_write().await?;
                 record(

@@ -2,8 +2,8 @@
 //!
 //! On PostgreSQL every attempt is counted in `rate_limit_slots` (see
 //! `inventiv_persistence::repo::rate_limits`): the same sliding window as the in-process
-//! [`RateLimiter`] at one second's granularity, but one for all replicas, so N replicas together admit `limit` attempts per
-//! window — not N × `limit`. On SQLite the server is one process by design
+//! [`RateLimiter`] at one second's granularity, but one for all replicas, so N replicas
+//! together admit `limit` attempts per window — not N × `limit`. On SQLite the server is one process by design
 //! (docs/operations.md) and the in-process limiter is exact: it stays, without a database write
 //! per attempt.
 //!
@@ -55,18 +55,33 @@ pub struct Limit<'a> {
     pub kind: &'static str,
 }
 
+/// An attempt one of the limits refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The refusing limit's [`Limit::kind`].
+    pub kind: &'static str,
+    /// When the next attempt passes.
+    pub retry_after_secs: u64,
+    /// The first refusal of a burst (worth one audit event).
+    pub first: bool,
+}
+
 /// Counts one attempt against each of `limits` in order, stopping at the first that refuses
-/// it (the later ones are not counted): that limit's kind and verdict, or None when all admit
-/// it. In the database on PostgreSQL (shared by every replica, all the limits in one
-/// transaction), in each limiter on SQLite.
-pub async fn check(
-    deps: &Deps,
-    limits: &[Limit<'_>],
-) -> Result<Option<(&'static str, Verdict)>, ServiceError> {
+/// it (the later ones are not counted); None when all admit it. In the database on
+/// PostgreSQL (shared by every replica, all the limits in one round trip), in each limiter on
+/// SQLite.
+pub async fn check(deps: &Deps, limits: &[Limit<'_>]) -> Result<Option<Refusal>, ServiceError> {
     if deps.db.backend() != Backend::Postgres {
         return Ok(limits.iter().find_map(|l| match l.limiter.check(l.key) {
             Verdict::Allowed => None,
-            limited => Some((l.kind, limited)),
+            Verdict::Limited {
+                retry_after_secs,
+                first,
+            } => Some(Refusal {
+                kind: l.kind,
+                retry_after_secs,
+                first,
+            }),
         }));
     }
     let window_ms =
@@ -105,17 +120,15 @@ pub async fn check(
             Attempt::Refused {
                 retry_after_ms,
                 first,
-            } => Some((
-                l.kind,
-                Verdict::Limited {
-                    // Rounded up: a client that waits this long is admitted.
-                    retry_after_secs: u64::try_from(retry_after_ms)
-                        .unwrap_or(0)
-                        .div_ceil(1000)
-                        .max(1),
-                    first,
-                },
-            )),
+            } => Some(Refusal {
+                kind: l.kind,
+                // Rounded up: a client that waits this long is admitted.
+                retry_after_secs: u64::try_from(retry_after_ms)
+                    .unwrap_or(0)
+                    .div_ceil(1000)
+                    .max(1),
+                first,
+            }),
         }))
 }
 
