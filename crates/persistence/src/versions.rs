@@ -20,7 +20,7 @@
 //! - On SQLite (one process, embedded) the versions are trusted from the start.
 
 use crate::tags::Tag;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters tags are spread over (a power of two; 512 KiB): an unrelated tag lands on one of
@@ -42,6 +42,10 @@ pub(crate) struct Versions {
     slots: Box<[AtomicU64]>,
     /// Whether every write that can matter reaches [`Versions::bump`].
     trusted: AtomicBool,
+    /// Spreads tags over the counters: seeded once per process, so a tag always lands on the
+    /// same counter here, and nobody outside can pick tags that share one. (foldhash, not
+    /// SipHash: every cached read hashes each tag of its entries, issue 18.)
+    hasher: foldhash::fast::RandomState,
     /// Names this process's writes in their notifications, so its listener skips them: its
     /// commits bumped their tags already, and a second bump when the echo arrives would
     /// only evict entries cached since (see `crate::listener`).
@@ -55,13 +59,13 @@ impl Versions {
             floor: AtomicU64::new(0),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             trusted: AtomicBool::new(trusted),
+            hasher: foldhash::fast::RandomState::default(),
             writer: uuid::Uuid::new_v4().as_u64_pair().0,
         }
     }
 
     fn slot(&self, tag: &Tag) -> &AtomicU64 {
-        // A fixed hasher: the same tag always lands on the same counter within the process.
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(tag);
+        let hash = self.hasher.hash_one(tag);
         &self.slots[(hash as usize) & (SLOTS - 1)]
     }
 

@@ -20,7 +20,6 @@ use inventiv_domain::{InstanceId, OrgId, Scope, SessionId, UserId};
 use inventiv_persistence::repo::api_keys::KeyAuth;
 use inventiv_persistence::repo::sessions::SessionAuth;
 use inventiv_persistence::{Db, Stamp, Tag};
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -95,7 +94,9 @@ impl Caches {
 #[derive(Debug)]
 pub struct TagCache<K, V> {
     enabled: bool,
-    map: Mutex<HashMap<K, Entry<V>>>,
+    /// foldhash, seeded per process: keys are ids and hashes the server issued, and SipHash was
+    /// a visible share of a cached read's CPU (issue 18).
+    map: Mutex<foldhash::HashMap<K, Entry<V>>>,
     /// Answers served from the cache, for tests and operators.
     hits: AtomicU64,
 }
@@ -114,7 +115,7 @@ impl<K: Eq + Hash, V: Clone> TagCache<K, V> {
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(foldhash::HashMap::default()),
             hits: AtomicU64::new(0),
         }
     }

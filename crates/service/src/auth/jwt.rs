@@ -2,7 +2,6 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub const ISSUER: &str = "inventiv";
@@ -39,7 +38,9 @@ pub struct JwtKeys {
     /// are found here, and a verification never changes its answer for the same bytes and
     /// keys: expiry is checked by the caller on every request, and whether the session still
     /// stands is decided by the session (its cache and its row), never by this map.
-    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
+    /// foldhash (seeded per process) rather than SipHash: a token is ~400 bytes, hashed on
+    /// every request, and only tokens that verified are ever inserted.
+    verified: Mutex<foldhash::HashMap<Box<str>, Arc<Claims>>>,
 }
 
 /// Verified tokens kept at most; the map is simply cleared beyond (it refills as tokens are
@@ -68,7 +69,7 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret)?,
             decoding: DecodingKey::from_secret(secret)?,
             validation,
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(foldhash::HashMap::default()),
         })
     }
 

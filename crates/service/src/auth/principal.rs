@@ -216,7 +216,16 @@ fn judge(
     now: time::OffsetDateTime,
     superseded_allowed: bool,
 ) -> Result<i32, ServiceError> {
-    if session.user_id.to_string() != claims.sub {
+    // The exact spelling the token was issued with, written on the stack (no allocation on
+    // the hot path).
+    let mut user = uuid::Uuid::encode_buffer();
+    if *session
+        .user_id
+        .as_uuid()
+        .hyphenated()
+        .encode_lower(&mut user)
+        != *claims.sub
+    {
         return Err(unauthorized("The access token is invalid."));
     }
     if session.revoked {
