@@ -101,8 +101,14 @@ async fn handle(
     }
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // A 503 with `Retry-After` is load shedding (`server_busy`: the hash queue or the body
+    // budget is full): the server protecting itself as designed, which an operator should see
+    // but not be paged for — a storm of sign-ins wrote over a thousand ERROR lines.
+    let shed = status == 503 && res.headers().contains_key(header::RETRY_AFTER);
     span.in_scope(|| {
-        if status >= 500 {
+        if shed {
+            tracing::warn!(status, elapsed_ms, "request shed");
+        } else if status >= 500 {
             tracing::error!(status, elapsed_ms, "request failed");
         } else {
             tracing::info!(status, elapsed_ms, "request");

@@ -19,6 +19,16 @@ struct Server {
 
 impl Server {
     async fn start(db: &TestDatabase, smtp_port: u16, level: &str) -> Server {
+        Server::start_with(db, smtp_port, level, &[]).await
+    }
+
+    /// Like [`Server::start`], with more settings (`INVENTIV__…` variables) last.
+    async fn start_with(
+        db: &TestDatabase,
+        smtp_port: u16,
+        level: &str,
+        extra: &[(&str, &str)],
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -43,6 +53,7 @@ impl Server {
             .env("INVENTIV__SMTP__PORT", smtp_port.to_string())
             .env("INVENTIV__SMTP__TLS", "none")
             .env("INVENTIV__LOG__LEVEL", level)
+            .envs(extra.iter().copied())
             // Both streams into one file: whatever the process prints counts.
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -210,5 +221,66 @@ async fn invitation_and_reset_tokens_never_reach_the_servers_output() {
         output.contains("/organizations/invitations/{token}"),
         "the request lines name the route template ({} bytes of output)",
         output.len()
+    );
+}
+
+/// Load shedding is not a failure (issue 18): a storm of sign-ins beyond the hash queue is
+/// answered 503 `server_busy` + `Retry-After`, and each such answer is logged as a WARN "request
+/// shed" line, never as an ERROR that would page an operator for the server doing its job.
+#[tokio::test]
+async fn refusals_of_a_full_hash_queue_are_warnings_not_errors() {
+    let db = TestDatabase::create().await;
+    let smtp = SmtpSink::start().await;
+    // One hash thread and one place in its queue, at the standard cost (development): a burst
+    // of sign-ins piles up behind it.
+    let server = Server::start_with(
+        &db,
+        smtp.port(),
+        "info",
+        &[
+            ("INVENTIV_ENV", "development"),
+            ("INVENTIV__AUTH__HASH_THREADS", "1"),
+            ("INVENTIV__AUTH__HASH_QUEUE", "1"),
+            ("INVENTIV__LOG__FORMAT", "json"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let logins = (0..24).map(|_| {
+        client
+            .post(server.url("/auth/login"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(logins)
+        .await
+        .into_iter()
+        .map(|res| res.unwrap().status().as_u16())
+        .collect();
+    let shed = statuses.iter().filter(|s| **s == 503).count();
+    assert!(shed >= 1, "no login was refused: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+
+    let output = server.finish();
+    let lines: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let shed_lines: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request shed")
+        .collect();
+    assert_eq!(shed_lines.len(), shed, "one line per refusal:\n{output}");
+    for line in &shed_lines {
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["status"], 503, "{line}");
+    }
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines for load shedding: {errors:?}"
     );
 }
