@@ -9,10 +9,11 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, LocalBoxFuture};
 use inventiv_domain::{ErrorCode, OrgId, Workspace};
 use inventiv_service::auth::{self, Principal};
 use inventiv_service::{Ctx, RequestMeta};
+use std::borrow::Cow;
 use std::future::{Ready, ready};
 
 /// The session cookie's name.
@@ -49,10 +50,12 @@ enum Source {
 /// The `X-API-Key` header (an alternative to `Authorization: Bearer sk-inv-…`).
 const API_KEY_HEADER: &str = "x-api-key";
 
-fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
+/// The credential presented, borrowed from its header where it can be (a cookie's value is
+/// owned: actix parses cookies into owned values).
+fn credential(req: &HttpRequest) -> Result<(Cow<'_, str>, Source), ApiError> {
     if let Some(value) = req.headers().get(API_KEY_HEADER) {
         let key = value.to_str().unwrap_or_default().trim();
-        return Ok((key.to_owned(), Source::ApiKey));
+        return Ok((Cow::Borrowed(key), Source::ApiKey));
     }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         // Bytes, then UTF-8 (checked a word at a time), rather than `HeaderValue::to_str`, whose
@@ -71,11 +74,11 @@ fn credential(req: &HttpRequest) -> Result<(String, Source), ApiError> {
         } else {
             Source::Bearer
         };
-        return Ok((token.to_owned(), source));
+        return Ok((Cow::Borrowed(token), source));
     }
     match req.cookie(SESSION_COOKIE) {
         Some(cookie) if !cookie.value().is_empty() => {
-            Ok((cookie.value().to_owned(), Source::Cookie))
+            Ok((Cow::Owned(cookie.value().to_owned()), Source::Cookie))
         }
         _ => Err(unauthorized(
             "Sign in first: no session cookie or bearer token.",
@@ -184,7 +187,7 @@ fn extract(
         if matches!(source, Source::Cookie) {
             check_csrf(req, state)?;
         }
-        Ok((token, source))
+        Ok((token.into_owned(), source))
     });
     Box::pin(async move {
         let (token, source) = credential?;
@@ -262,41 +265,76 @@ fn check_workspace(expected: Option<Option<OrgId>>, principal: &Principal) -> Re
     ))
 }
 
+/// An extractor's answer: at once when memory had all it needed, else a future.
+type Answer<T> = Either<Ready<Result<T, ApiError>>, LocalBoxFuture<'static, Result<T, ApiError>>>;
+
 /// Authenticates the request, checks the workspace precondition, then wraps the principal
 /// with the request's facts.
-fn context(req: &HttpRequest, for_refresh: bool) -> LocalBoxFuture<'static, Result<Ctx, ApiError>> {
+fn context(req: &HttpRequest, for_refresh: bool) -> Answer<Ctx> {
+    if !for_refresh && let Some(answer) = context_from_memory(req) {
+        return Either::Left(ready(answer));
+    }
     let principal = extract(req, for_refresh);
     let meta = request_meta(req);
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let expected = expected_workspace(req);
-    Box::pin(async move {
+    Either::Right(Box::pin(async move {
         let principal = principal.await?;
         check_workspace(expected?, &principal)?;
         let state =
             state.ok_or_else(|| ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
         Ok(Ctx::new(&state.deps, principal, meta))
-    })
+    }))
+}
+
+/// [`context`] for a session whose token and entry are in memory
+/// ([`auth::authenticate_cached`]), answered without a future; `None` for anything else (an
+/// API key, a miss, a refusal), which takes the full path and its error. The same checks in
+/// the same order: the credential, the CSRF origin of a cookie, the session, the workspace.
+fn context_from_memory(req: &HttpRequest) -> Option<Result<Ctx, ApiError>> {
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let (token, source) = credential(req).ok()?;
+    if matches!(source, Source::ApiKey)
+        || (matches!(source, Source::Cookie) && check_csrf(req, state).is_err())
+    {
+        return None;
+    }
+    let principal = auth::authenticate_cached(&state.deps, &token)?;
+    Some(
+        expected_workspace(req)
+            .and_then(|expected| check_workspace(expected, &principal))
+            .map(|()| Ctx::new(&state.deps, principal, request_meta(req))),
+    )
+}
+
+/// `answer` with its value wrapped by `wrap`, still without a future when it had none.
+fn map_answer<T, U: 'static>(answer: Answer<T>, wrap: fn(T) -> U) -> Answer<U>
+where
+    T: 'static,
+{
+    match answer {
+        Either::Left(done) => Either::Left(ready(done.into_inner().map(wrap))),
+        Either::Right(pending) => Either::Right(Box::pin(async move { pending.await.map(wrap) })),
+    }
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Answer<Self>;
 
     #[tracing::instrument(skip_all)]
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = context(req, false);
-        Box::pin(async move { fut.await.map(Caller) })
+        map_answer(context(req, false), Caller)
     }
 }
 
 impl FromRequest for ForRefresh {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Answer<Self>;
 
     #[tracing::instrument(skip_all)]
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let fut = context(req, true);
-        Box::pin(async move { fut.await.map(ForRefresh) })
+        map_answer(context(req, true), ForRefresh)
     }
 }
 

@@ -434,6 +434,31 @@ async fn expired_tokens_and_idle_or_absolute_expired_sessions_are_refused() {
     .await;
 }
 
+/// Reads answered from memory (a remembered token and a cached session, issue 18) still move
+/// the session's idle deadline once a touch is due: a session used every 100 s with a 120 s
+/// idle limit stays alive, which it only does if each of those reads wrote its touch.
+#[tokio::test]
+async fn reads_from_the_session_cache_still_keep_an_active_session_alive() {
+    let (app, clock) = manual_app(|s| {
+        s.auth.access_token_ttl_seconds = 3600;
+        s.auth.session_idle_seconds = 120;
+    })
+    .await;
+    let s = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let hits = || app.deps.caches.sessions.hits();
+    for _ in 0..5 {
+        clock.advance(Duration::seconds(100));
+        app.me(&s.token).await;
+        // A second read at the same instant: no touch due, so served from memory alone.
+        let before = hits();
+        app.me(&s.token).await;
+        assert!(hits() > before, "the session was not served from the cache");
+    }
+    // Silence past the idle limit still ends it.
+    clock.advance(Duration::seconds(121));
+    assert_error(app.get_as(&s.token, "/auth/me").await, 401, "unauthorized").await;
+}
+
 fn clock_is_past(token: &str, clock: &ManualClock) -> bool {
     use inventiv_service::Clock;
     clock.now().unix_timestamp() >= claims_of(token)["exp"].as_i64().unwrap()

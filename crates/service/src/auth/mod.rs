@@ -15,7 +15,8 @@ pub(crate) mod sessions;
 pub use account::{Me, ProfileInput, change_password, me, update_profile};
 pub use login::{LoginInput, LoginOutcome, login};
 pub use principal::{
-    ApiKeyRef, Principal, SessionRef, Via, authenticate, authenticate_for_refresh,
+    ApiKeyRef, Principal, SessionRef, Via, authenticate, authenticate_cached,
+    authenticate_for_refresh,
 };
 pub(crate) use reset::token_hash;
 pub use reset::{confirm_password_reset, request_password_reset};

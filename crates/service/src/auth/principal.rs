@@ -127,6 +127,68 @@ pub async fn authenticate_for_refresh(deps: &Deps, token: &str) -> Result<Princi
     load(deps, &claims, true).await
 }
 
+/// [`authenticate`] answered from memory alone, when it can be: a token that verified before,
+/// not expired, whose session's cached copy accepts it, in a workspace whose membership is
+/// known, with no `last_used_at` touch due. `None` whenever anything would have to be read or
+/// written — or refused: the caller then takes [`authenticate`], which judges again and gives
+/// the reason. The checks are the same functions as [`authenticate`]'s; what this saves is the
+/// asynchronous machinery around them (issue 18: the boxed future of the whole database path
+/// was allocated and moved on every cached read).
+pub fn authenticate_cached(deps: &Deps, token: &str) -> Option<Principal> {
+    let claims = deps.auth.jwt.verify(token)?;
+    let now = deps.clock.now();
+    if claims.exp <= now.unix_timestamp() {
+        return None;
+    }
+    let sid: SessionId = claims.sid.parse().ok()?;
+    let (session, presented) = cached(deps, &claims, sid, now, false)?;
+    let workspace = match (session.current_organization_id, session.member_role) {
+        (Some(org), Some(role)) => Workspace::Org { org, role },
+        (Some(_), None) => return None,
+        (None, _) => Workspace::Personal,
+    };
+    if now - session.last_used_at >= TOUCH_EVERY {
+        return None;
+    }
+    Some(principal(session, sid, presented, workspace))
+}
+
+/// The cached copy of session `sid`, if it accepts `claims` at `now`, with the presented
+/// generation. The cache may only say yes: a copy that refuses (revoked, expired, another
+/// generation) is judged again on the row itself, so a cached copy older than the database —
+/// another replica's touch or refresh not yet seen — never turns a valid token away.
+fn cached(
+    deps: &Deps,
+    claims: &Claims,
+    sid: SessionId,
+    now: time::OffsetDateTime,
+    superseded_allowed: bool,
+) -> Option<(SessionAuth, i32)> {
+    let session = deps.caches.sessions.get(&deps.db, &sid)?;
+    let presented = judge(&session, claims, now, superseded_allowed).ok()?;
+    Some((session, presented))
+}
+
+fn principal(
+    session: SessionAuth,
+    sid: SessionId,
+    presented: i32,
+    workspace: Workspace,
+) -> Principal {
+    Principal {
+        user_id: session.user_id,
+        email: session.email,
+        is_platform_admin: session.is_platform_admin,
+        workspace,
+        via: Via::Session(SessionRef {
+            id: sid,
+            token_generation: session.token_generation,
+            presented_generation: presented,
+            expires_at: session.expires_at,
+        }),
+    }
+}
+
 async fn load(
     deps: &Deps,
     claims: &Claims,
@@ -137,18 +199,7 @@ async fn load(
         .parse()
         .map_err(|_| unauthorized("The access token is invalid."))?;
     let now = deps.clock.now();
-    // The cache may only say yes: a copy that refuses (revoked, expired, another generation)
-    // is judged again on the row itself, so a cached copy older than the database — another
-    // replica's touch or refresh not yet seen — never turns a valid token away.
-    let cached = deps
-        .caches
-        .sessions
-        .get(&deps.db, &sid)
-        .and_then(|session| {
-            let presented = judge(&session, claims, now, superseded_allowed).ok()?;
-            Some((session, presented))
-        });
-    let (session, presented) = match cached {
+    let (session, presented) = match cached(deps, claims, sid, now, superseded_allowed) {
         Some(found) => found,
         None => {
             let session = fetch(deps, sid).await?;
@@ -176,18 +227,7 @@ async fn load(
             cached.idle_expires_at = idle_expires_at;
         });
     }
-    Ok(Principal {
-        user_id: session.user_id,
-        email: session.email,
-        is_platform_admin: session.is_platform_admin,
-        workspace,
-        via: Via::Session(SessionRef {
-            id: sid,
-            token_generation: session.token_generation,
-            presented_generation: presented,
-            expires_at: session.expires_at,
-        }),
-    })
+    Ok(principal(session, sid, presented, workspace))
 }
 
 /// Reads the session row (with its user and current membership) and caches it, valid until
