@@ -179,10 +179,26 @@ impl Browser {
         .to_owned()
     }
 
+    /// Clicks the element matching `css`. The console re-renders its whole layout on every
+    /// navigation, so an element found just before a re-render is gone when the click arrives
+    /// ("stale element reference"), and the click did nothing: such a click is retried on the
+    /// element found again, until `PATIENCE`.
     pub async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.post(&format!("/element/{}/click", e.0), json!({}))
-            .await;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let e = self.find(css).await;
+            let answer = self
+                .post(&format!("/element/{}/click", e.0), json!({}))
+                .await;
+            let Some(error) = answer.get("error").and_then(Value::as_str) else {
+                return;
+            };
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} failed: {error} ({answer})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Clears the field matching `css` and types `text` into it.
