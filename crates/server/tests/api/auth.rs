@@ -842,16 +842,7 @@ async fn the_eleventh_login_attempt_in_a_minute_from_one_ip_is_429() {
         .unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_error(res, 429, "rate_limited").await;
-    let events = inventiv_persistence::repo::audit::list_platform(
-        &app.db,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("auth.login_rate_limited"),
-            ..Default::default()
-        },
-        10,
-    )
-    .await
-    .unwrap();
+    let events = crate::helpers::login_refusals(&app).await;
     assert_eq!(
         events.len(),
         1,

@@ -7,7 +7,7 @@
 //! SQLite is one process by design (docs/operations.md): there the second replica runs with
 //! its caches off, and the test checks the uncached path.
 
-use crate::helpers::{TestApp, assert_error, json_with_status};
+use crate::helpers::{TestApp, assert_error, json_with_status, login_refusals};
 use crate::proxy::{chat, market};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -539,20 +539,6 @@ async fn reset(app: &TestApp) -> reqwest::Response {
         json!({"email": "nobody@example.com"}),
     )
     .await
-}
-
-/// The audited refusals of sign-ins (one per burst).
-async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
-    inventiv_persistence::repo::audit::list_platform(
-        &app.db,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("auth.login_rate_limited"),
-            ..Default::default()
-        },
-        10,
-    )
-    .await
-    .unwrap()
 }
 
 /// Issue 16 item 9 (SPEC §6 v2): rate limits hold across replicas. On PostgreSQL the attempts

@@ -388,3 +388,17 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     );
     body
 }
+
+/// The audited refusals of sign-ins (one per burst).
+pub async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
+    inventiv_persistence::repo::audit::list_platform(
+        &app.db,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("auth.login_rate_limited"),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap()
+}
