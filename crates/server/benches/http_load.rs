@@ -4,7 +4,8 @@
 //!
 //! 1. Seeds 10 organizations × 100 instances (1,000 instances), then measures `GET /healthz`,
 //!    an authenticated `GET /auth/me`, a scoped `GET /instances` (one org's first page) and
-//!    `POST /auth/login`, at each connection count (default 1 and 64).
+//!    `POST /auth/login`, at each connection count (default 1 and 64). Each read is measured
+//!    twice: as `wrk` asks (no `Accept-Encoding`) and as a browser asks (gzip accepted).
 //! 2. Issue 18: the authenticated reads as ratios to `/healthz` (throughput at the largest
 //!    connection count, p50 at the smallest), and a mixed load at the largest count — `GET
 //!    /auth/me` on one session per connection, beside writers making 5 % of all requests —
@@ -37,6 +38,26 @@ use database::BenchDatabase;
 struct Scenario {
     name: &'static str,
     request: String,
+}
+
+const HEALTHZ: &str = "GET /healthz";
+
+/// The authenticated reads, each as a client without `Accept-Encoding` (like `wrk`) and as
+/// a browser asks (which gets the cached gzip of a body of 1 KiB or more).
+const READS: [&str; 4] = [
+    "GET /auth/me (authenticated)",
+    "GET /auth/me (authenticated, gzip accepted)",
+    "GET /instances (one org's first page)",
+    "GET /instances (one org's first page, gzip accepted)",
+];
+
+/// `request` with the `Accept-Encoding` of today's browsers.
+fn as_a_browser(request: &str) -> String {
+    request.replacen(
+        "\r\n",
+        "\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n",
+        1,
+    )
 }
 
 struct Measured {
@@ -115,24 +136,39 @@ async fn main() {
     let org_token = switch(port, &token, &switch_body).await;
 
     let instances = driver::raw_request("GET", "/instances", Some(&org_token), None);
+    let me = driver::raw_request("GET", "/auth/me", Some(&org_token), None);
     let scenarios = [
         Scenario {
-            name: "GET /healthz",
+            name: HEALTHZ,
             request: driver::raw_request("GET", "/healthz", None, None),
         },
         Scenario {
-            name: "GET /auth/me (authenticated)",
-            request: driver::raw_request("GET", "/auth/me", Some(&org_token), None),
+            name: READS[0],
+            request: me.clone(),
         },
         Scenario {
-            name: "GET /instances (one org's first page)",
+            name: READS[1],
+            request: as_a_browser(&me),
+        },
+        Scenario {
+            name: READS[2],
             request: instances.clone(),
+        },
+        Scenario {
+            name: READS[3],
+            request: as_a_browser(&instances),
         },
         Scenario {
             name: "POST /auth/login",
             request: driver::raw_request("POST", "/auth/login", None, Some(LOGIN_BODY)),
         },
     ];
+    let mut sizes = String::from("\nBody sizes (bytes):");
+    for scenario in &scenarios[1..5] {
+        let (status, length) = driver::body_length(port, &scenario.request).await;
+        assert_eq!(status, 200, "{}", scenario.name);
+        sizes.push_str(&format!(" {}: {length};", scenario.name));
+    }
     let mut measured = Vec::new();
     for &c in &connections {
         for scenario in &scenarios {
@@ -229,7 +265,7 @@ async fn main() {
     for m in &measured {
         let base = measured
             .iter()
-            .find(|b| b.connections == m.connections && b.name == "GET /healthz")
+            .find(|b| b.connections == m.connections && b.name == HEALTHZ)
             .unwrap();
         let (r, b) = (&m.result, &base.result);
         report.push_str(&format!(
@@ -245,6 +281,8 @@ async fn main() {
         ));
     }
     report.push_str(&authenticated_reads(&measured, &connections));
+    report.push_str(&sizes);
+    report.push('\n');
     report.push_str(&format!(
         "\nMixed load: {busiest} connections read `GET /auth/me`, each with a session of its own, \
          while {} more write at 5 % of all requests (5 writes for 95 reads at the rate of the \
@@ -286,7 +324,7 @@ async fn main() {
     for big in &at_scale {
         let small = measured
             .iter()
-            .find(|m| m.connections == big.connections && m.name.starts_with("GET /instances"))
+            .find(|m| m.connections == big.connections && m.name == READS[2])
             .unwrap();
         let (s, l) = (&small.result, &big.result);
         report.push_str(&format!(
@@ -319,7 +357,7 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize]) -> String {
     let find = |name: &str, c: usize| {
         measured
             .iter()
-            .find(|m| m.connections == c && m.name.starts_with(name))
+            .find(|m| m.connections == c && m.name == name)
             .map(|m| &m.result)
             .unwrap()
     };
@@ -329,9 +367,9 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize]) -> String {
          | read | throughput at {many} vs /healthz | p50 at {few} (µs) | p50 − /healthz's (µs) |\n\
          |---|---|---|---|\n"
     );
-    for name in ["GET /auth/me", "GET /instances"] {
+    for name in READS {
         let (busy, single) = (find(name, many), find(name, few));
-        let (busy_base, single_base) = (find("GET /healthz", many), find("GET /healthz", few));
+        let (busy_base, single_base) = (find(HEALTHZ, many), find(HEALTHZ, few));
         out.push_str(&format!(
             "| {name} | **{:.2}** ({:.0} vs {:.0}) | {:.0} | **{:+.0}** |\n",
             busy.rps() / busy_base.rps(),

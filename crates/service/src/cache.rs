@@ -52,6 +52,8 @@ pub struct Caches {
 pub struct Rendered<T> {
     value: T,
     body: OnceLock<Bytes>,
+    /// The body transformed once more (the http layer's gzip of it), made on first demand.
+    encoded: OnceLock<Bytes>,
 }
 
 impl<T> Rendered<T> {
@@ -59,6 +61,7 @@ impl<T> Rendered<T> {
         Self {
             value,
             body: OnceLock::new(),
+            encoded: OnceLock::new(),
         }
     }
 
@@ -70,6 +73,19 @@ impl<T> Rendered<T> {
     /// a function of the value alone (every caller gets the first rendering).
     pub fn body(&self, render: impl FnOnce(&T) -> Bytes) -> Bytes {
         self.body.get_or_init(|| render(&self.value)).clone()
+    }
+
+    /// The rendering transformed by `encode` (the http layer compresses it), on the first
+    /// call only: like the rendering, it lives and dies with the value, so a write that
+    /// flushes the value flushes it too.
+    pub fn encoded_body(
+        &self,
+        render: impl FnOnce(&T) -> Bytes,
+        encode: impl FnOnce(&Bytes) -> Bytes,
+    ) -> Bytes {
+        self.encoded
+            .get_or_init(|| encode(&self.body(render)))
+            .clone()
     }
 }
 

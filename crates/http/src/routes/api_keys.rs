@@ -100,7 +100,7 @@ fn key_dto(k: ApiKey) -> ApiKeyDto {
 #[utoipa::path(tag = "api_keys", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Keys", body = Page<ApiKeyDto>),
 ))]
-#[get("/api_keys")]
+#[get("")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -143,7 +143,7 @@ pub struct CreatedKey {
     (status = 400, description = "Invalid name, expiry or allowed_models", body = ErrorBody),
     (status = 403, description = "Role may not create keys", body = ErrorBody),
 ))]
-#[post("/api_keys")]
+#[post("")]
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -182,7 +182,7 @@ pub struct UpdateKeyRequest {
     (status = 403, description = "Role may not manage keys", body = ErrorBody),
     (status = 404, description = "No such key in this workspace", body = ErrorBody),
 ))]
-#[put("/api_keys/{id}")]
+#[put("/{id}")]
 async fn rename(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -205,7 +205,7 @@ async fn rename(
     (status = 404, description = "No such key in this workspace", body = ErrorBody),
     (status = 409, description = "`already_revoked`", body = ErrorBody),
 ))]
-#[delete("/api_keys/{id}")]
+#[delete("/{id}")]
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -223,7 +223,7 @@ async fn revoke(
     (status = 404, description = "No such key in this workspace", body = ErrorBody),
     (status = 409, description = "`distinct_activators_required`", body = ErrorBody),
 ))]
-#[post("/api_keys/{id}/activation")]
+#[post("/{id}/activation")]
 async fn activation(
     state: web::Data<AppState>,
     ctx: Caller,

@@ -14,8 +14,14 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// The org's trail (under `/organizations`).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list).service(platform);
+    cfg.service(list);
+}
+
+/// The platform's trail (under `/platform`).
+pub fn configure_platform(cfg: &mut ServiceConfig) {
+    cfg.service(platform);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -76,7 +82,7 @@ pub struct AuditQuery {
     (status = 200, description = "Events", body = Page<AuditEventDto>),
     (status = 403, description = "Not owner, admin or manager", body = ErrorBody),
 ))]
-#[get("/organizations/current/audit")]
+#[get("/current/audit")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -105,7 +111,7 @@ async fn list(
     (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
     (status = 403, description = "Not a platform admin, or not in the personal workspace", body = ErrorBody),
 ))]
-#[get("/platform/audit")]
+#[get("/audit")]
 async fn platform(
     state: web::Data<AppState>,
     ctx: Caller,

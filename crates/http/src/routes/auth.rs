@@ -5,7 +5,7 @@ use crate::cookies::{cleared_cookie, session_cookie};
 use crate::dto::{MeResponse, Page, PageQuery, TokenResponse, UserDto, double_option};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ForRefresh, Json, Meta};
-use actix_web::{HttpResponse, delete, get, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use inventiv_service::auth::{self, LoginInput, ProfileInput, SessionView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -90,7 +90,7 @@ fn session_dto(view: SessionView) -> SessionDto {
     (status = 429, description = "Too many attempts from this IP or for this account", body = ErrorBody),
     (status = 503, description = "`server_busy`: too many passwords are being checked at once; retry after `Retry-After` seconds", body = ErrorBody),
 ))]
-#[post("/auth/login")]
+#[post("/login")]
 async fn login(
     state: web::Data<AppState>,
     meta: Meta,
@@ -150,7 +150,7 @@ impl From<auth::LoginOutcome> for LoginResponse {
     (status = 204, description = "Signed out"),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
-#[post("/auth/logout")]
+#[post("/logout")]
 async fn logout(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
     auth::logout(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent()
@@ -164,7 +164,7 @@ async fn logout(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse,
     (status = 200, description = "New token (also set as the cookie)", body = TokenResponse),
     (status = 401, description = "Session revoked, expired, or token superseded (a superseded token presented after the reuse grace revokes the session: refresh_reuse_detected)", body = ErrorBody),
 ))]
-#[post("/auth/refresh")]
+#[post("/refresh")]
 async fn refresh(state: web::Data<AppState>, ctx: ForRefresh) -> Result<HttpResponse, ApiError> {
     let token = auth::refresh(&state.deps, &ctx).await?;
     let cookie = session_cookie(&state.cookies, &token.token, token.expires_at);
@@ -178,12 +178,16 @@ async fn refresh(state: web::Data<AppState>, ctx: ForRefresh) -> Result<HttpResp
     (status = 200, description = "Me", body = MeResponse),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
-#[get("/auth/me")]
-async fn get_me(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
+#[get("/me")]
+async fn get_me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: Caller,
+) -> Result<HttpResponse, ApiError> {
     let me = auth::me(&state.deps, &ctx).await?;
-    Ok(crate::dto::json_body(me.body(|me| {
+    Ok(crate::dto::cached_json(&req, &me, |me| {
         crate::dto::to_json(&MeResponse::from(me.clone()))
-    })))
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -204,7 +208,7 @@ pub struct UpdateMeRequest {
     (status = 400, description = "Invalid field", body = ErrorBody),
     (status = 409, description = "`username_taken`", body = ErrorBody),
 ))]
-#[put("/auth/me")]
+#[put("/me")]
 async fn put_me(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -236,7 +240,7 @@ pub struct ChangePasswordRequest {
     (status = 400, description = "The new password breaks the policy", body = ErrorBody),
     (status = 403, description = "`invalid_current_password`", body = ErrorBody),
 ))]
-#[put("/auth/me/password")]
+#[put("/me/password")]
 async fn change_password(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -258,7 +262,7 @@ async fn change_password(
     (status = 400, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
-#[get("/auth/sessions")]
+#[get("/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -275,7 +279,7 @@ async fn list_sessions(
     (status = 204, description = "Revoked"),
     (status = 404, description = "No live session of yours with this id", body = ErrorBody),
 ))]
-#[delete("/auth/sessions/{id}")]
+#[delete("/sessions/{id}")]
 async fn revoke_session(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -295,7 +299,7 @@ pub struct RevokedCount {
 #[utoipa::path(security(("bearer" = []), ("session_cookie" = [])), tag = "auth", responses(
     (status = 200, description = "How many were revoked", body = RevokedCount),
 ))]
-#[post("/auth/sessions/revoke-others")]
+#[post("/sessions/revoke-others")]
 async fn revoke_others(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -323,7 +327,7 @@ pub struct Accepted {
     (status = 202, description = "Accepted", body = Accepted),
     (status = 429, description = "Too many requests from this IP or for this address", body = ErrorBody),
 ))]
-#[post("/auth/password-reset/request")]
+#[post("/password-reset/request")]
 async fn reset_request(
     state: web::Data<AppState>,
     meta: Meta,
@@ -351,7 +355,7 @@ pub struct ResetConfirm {
     (status = 400, description = "The new password breaks the policy", body = ErrorBody),
     (status = 410, description = "`reset_token_invalid`: unknown, expired or already used", body = ErrorBody),
 ))]
-#[post("/auth/password-reset/confirm")]
+#[post("/password-reset/confirm")]
 async fn reset_confirm(
     state: web::Data<AppState>,
     meta: Meta,

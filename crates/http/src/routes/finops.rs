@@ -29,7 +29,7 @@ pub struct CurrentCostDto {
     (status = 200, description = "Burn rate", body = CurrentCostDto),
     (status = 403, description = "Not a finops viewer", body = ErrorBody),
 ))]
-#[get("/finops/cost/current")]
+#[get("/cost/current")]
 async fn current(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -96,7 +96,7 @@ pub struct CostReportDto {
     (status = 400, description = "Invalid range or grouping", body = ErrorBody),
     (status = 403, description = "Not a finops viewer", body = ErrorBody),
 ))]
-#[get("/finops/dashboard/costs")]
+#[get("/dashboard/costs")]
 async fn dashboard(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -178,7 +178,7 @@ fn usage_group(g: finops::UsageGroup) -> UsageGroupDto {
     (status = 400, description = "Invalid range, side or grouping", body = ErrorBody),
     (status = 403, description = "Not a finops viewer", body = ErrorBody),
 ))]
-#[get("/finops/usage")]
+#[get("/usage")]
 async fn usage(
     state: web::Data<AppState>,
     ctx: Caller,

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::dto::{Page, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, Json};
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use inventiv_domain::{Flag, InstanceId, ModelId, can_set_roles};
 use inventiv_service::instances::{self, Deploy, Instance};
 use inventiv_service::paging::PageRequest;
@@ -15,13 +15,18 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// The instances (under `/instances`).
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list)
         .service(get_one)
-        .service(deploy)
         .service(terminate)
         .service(reinstall)
         .service(activation);
+}
+
+/// Deploying one (under `/deployments`).
+pub fn configure_deployments(cfg: &mut ServiceConfig) {
+    cfg.service(deploy);
 }
 
 /// An instance with its workspace badge and activation state.
@@ -129,8 +134,9 @@ pub struct InstanceQuery {
     (status = 200, description = "Instances", body = Page<InstanceDto>),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
-#[get("/instances")]
+#[get("")]
 async fn list(
+    req: HttpRequest,
     state: web::Data<AppState>,
     ctx: Caller,
     query: web::Query<InstanceQuery>,
@@ -144,9 +150,9 @@ async fn list(
         cursor: q.cursor,
     };
     let cached = instances::list(&state.deps, &ctx, filter, &paging).await?;
-    Ok(crate::dto::json_body(cached.body(|rows| {
+    Ok(crate::dto::cached_json(&req, &cached, |rows| {
         crate::dto::to_json(&page(rows.clone(), instance_dto))
-    })))
+    }))
 }
 
 /// One instance of the current workspace.
@@ -154,7 +160,7 @@ async fn list(
     (status = 200, description = "The instance", body = InstanceDto),
     (status = 404, description = "No such instance in this workspace", body = ErrorBody),
 ))]
-#[get("/instances/{id}")]
+#[get("/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -201,7 +207,7 @@ pub struct DeployRequest {
     (status = 403, description = "Role may not deploy", body = ErrorBody),
     (status = 409, description = "`endpoint_taken`: another organization or user registered this endpoint", body = ErrorBody),
 ))]
-#[post("/deployments")]
+#[post("")]
 async fn deploy(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -227,7 +233,7 @@ async fn deploy(
     (status = 404, description = "No such instance in this workspace", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/instances/{id}/terminate")]
+#[post("/{id}/terminate")]
 async fn terminate(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -244,7 +250,7 @@ async fn terminate(
     (status = 404, description = "No such instance in this workspace", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/instances/{id}/reinstall")]
+#[post("/{id}/reinstall")]
 async fn reinstall(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -270,7 +276,7 @@ pub struct ActivationRequest {
     (status = 404, description = "No such instance in this workspace", body = ErrorBody),
     (status = 409, description = "`distinct_activators_required` or `activation_not_applicable`", body = ErrorBody),
 ))]
-#[post("/instances/{id}/activation")]
+#[post("/{id}/activation")]
 async fn activation(
     state: web::Data<AppState>,
     ctx: Caller,

@@ -15,15 +15,19 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// The org's invitations and their links (under `/organizations`).
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create)
         .service(list)
         .service(revoke)
         .service(resend)
         .service(preview)
-        .service(accept)
-        .service(mine)
-        .service(accept_mine);
+        .service(accept);
+}
+
+/// The invitations sent to me (under `/auth`).
+pub fn configure_mine(cfg: &mut ServiceConfig) {
+    cfg.service(mine).service(accept_mine);
 }
 
 /// A pending invitation sent to me.
@@ -47,7 +51,7 @@ pub struct MyInvitationDto {
 #[utoipa::path(tag = "invitations", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "My pending invitations", body = Page<MyInvitationDto>),
 ))]
-#[get("/auth/invitations")]
+#[get("/invitations")]
 async fn mine(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -73,7 +77,7 @@ async fn mine(
     (status = 409, description = "`already_member` (the role is not changed)", body = ErrorBody),
     (status = 410, description = "`invitation_gone`: expired, revoked or used", body = ErrorBody),
 ))]
-#[post("/auth/invitations/{id}/accept")]
+#[post("/invitations/{id}/accept")]
 async fn accept_mine(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -135,7 +139,7 @@ pub struct CreateInvitationRequest {
     (status = 403, description = "`forbidden` or `role_change_not_allowed`", body = ErrorBody),
     (status = 409, description = "`already_member` or `invitation_pending`", body = ErrorBody),
 ))]
-#[post("/organizations/current/invitations")]
+#[post("/current/invitations")]
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -168,7 +172,7 @@ pub struct InvitationQuery {
     (status = 200, description = "Invitations", body = Page<InvitationDto>),
     (status = 403, description = "Not owner, admin or manager", body = ErrorBody),
 ))]
-#[get("/organizations/current/invitations")]
+#[get("/current/invitations")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -191,7 +195,7 @@ async fn list(
     (status = 404, description = "No such invitation in this organization", body = ErrorBody),
     (status = 409, description = "`invitation_not_pending`", body = ErrorBody),
 ))]
-#[delete("/organizations/current/invitations/{id}")]
+#[delete("/current/invitations/{id}")]
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -215,7 +219,7 @@ pub struct ResendRequest {
     (status = 404, description = "No such invitation in this organization", body = ErrorBody),
     (status = 409, description = "`invitation_not_pending` or `invitation_pending`", body = ErrorBody),
 ))]
-#[post("/organizations/current/invitations/{id}/resend")]
+#[post("/current/invitations/{id}/resend")]
 async fn resend(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -253,7 +257,7 @@ pub struct InvitationPreviewDto {
     (status = 404, description = "Unknown token", body = ErrorBody),
     (status = 410, description = "`invitation_gone`: expired, revoked or used", body = ErrorBody),
 ))]
-#[get("/organizations/invitations/{token}")]
+#[get("/invitations/{token}")]
 async fn preview(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -309,7 +313,7 @@ pub struct AcceptResponse {
     (status = 410, description = "`invitation_gone`", body = ErrorBody),
     (status = 429, description = "Too many attempts", body = ErrorBody),
 ))]
-#[post("/organizations/invitations/{token}/accept")]
+#[post("/invitations/{token}/accept")]
 async fn accept(
     state: web::Data<AppState>,
     who: MaybeAuthenticated,

@@ -15,12 +15,14 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// The offerings and the requests for them (under `/marketplace`).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_offerings)
-        .service(request_access)
-        .service(list_requests)
-        .service(approve)
-        .service(reject);
+    cfg.service(list_offerings).service(request_access);
+}
+
+/// The requests an org received (under `/organizations`).
+pub fn configure_requests(cfg: &mut ServiceConfig) {
+    cfg.service(list_requests).service(approve).service(reject);
 }
 
 /// The org publishing an offering, or a party of an access request.
@@ -129,7 +131,7 @@ fn request_dto(r: AccessRequest) -> AccessRequestDto {
     (status = 200, description = "Offerings", body = Page<MarketplaceOfferingDto>),
     (status = 403, description = "`organization_required`: not in an organization workspace", body = ErrorBody),
 ))]
-#[get("/marketplace/offerings")]
+#[get("/offerings")]
 async fn list_offerings(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -156,7 +158,7 @@ pub struct AccessRequestBody {
     (status = 404, description = "No published public offering of another org with this id", body = ErrorBody),
     (status = 409, description = "`access_request_pending`, `access_request_rejected_recently`, `already_shared`", body = ErrorBody),
 ))]
-#[post("/marketplace/offerings/{id}/access-requests")]
+#[post("/offerings/{id}/access-requests")]
 async fn request_access(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -190,7 +192,7 @@ pub struct AccessRequestQuery {
     (status = 200, description = "Access requests", body = Page<AccessRequestDto>),
     (status = 403, description = "Role may not see access requests", body = ErrorBody),
 ))]
-#[get("/organizations/current/access-requests")]
+#[get("/current/access-requests")]
 async fn list_requests(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -216,7 +218,7 @@ async fn list_requests(
     (status = 404, description = "Not a request of this org", body = ErrorBody),
     (status = 409, description = "`access_request_not_pending`, `offering_unpriced`, `already_shared`", body = ErrorBody),
 ))]
-#[post("/organizations/current/access-requests/{id}/approve")]
+#[post("/current/access-requests/{id}/approve")]
 async fn approve(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -234,7 +236,7 @@ async fn approve(
     (status = 404, description = "Not a request of this org", body = ErrorBody),
     (status = 409, description = "`access_request_not_pending`", body = ErrorBody),
 ))]
-#[post("/organizations/current/access-requests/{id}/reject")]
+#[post("/current/access-requests/{id}/reject")]
 async fn reject(
     state: web::Data<AppState>,
     ctx: Caller,

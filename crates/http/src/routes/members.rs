@@ -53,7 +53,7 @@ fn member_dto(m: Member) -> MemberDto {
     (status = 200, description = "Members", body = Page<MemberDto>),
     (status = 403, description = "Not in an organization workspace", body = ErrorBody),
 ))]
-#[get("/organizations/current/members")]
+#[get("/current/members")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -82,7 +82,7 @@ pub struct ChangeRoleRequest {
     (status = 404, description = "No such member", body = ErrorBody),
     (status = 409, description = "`last_owner`", body = ErrorBody),
 ))]
-#[put("/organizations/current/members/{user_id}")]
+#[put("/current/members/{user_id}")]
 async fn change_role(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -102,7 +102,7 @@ async fn change_role(
     (status = 404, description = "No such member", body = ErrorBody),
     (status = 409, description = "`last_owner`", body = ErrorBody),
 ))]
-#[delete("/organizations/current/members/{user_id}")]
+#[delete("/current/members/{user_id}")]
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -117,7 +117,7 @@ async fn remove(
     (status = 204, description = "Left; this session is back in Personal"),
     (status = 409, description = "`last_owner`", body = ErrorBody),
 ))]
-#[post("/organizations/current/leave")]
+#[post("/current/leave")]
 async fn leave(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
     members::leave(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent().finish())

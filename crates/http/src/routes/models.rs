@@ -153,7 +153,7 @@ impl From<CreateModelRequest> for ModelInput {
 #[utoipa::path(tag = "models", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Models", body = Page<ModelDto>),
 ))]
-#[get("/models")]
+#[get("")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -170,7 +170,7 @@ async fn list(
     (status = 200, description = "The model", body = ModelDto),
     (status = 404, description = "Not visible here", body = ErrorBody),
 ))]
-#[get("/models/{id}")]
+#[get("/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -188,7 +188,7 @@ async fn get_one(
     (status = 403, description = "Role may not write models here", body = ErrorBody),
     (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
-#[post("/models")]
+#[post("")]
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -205,7 +205,7 @@ async fn create(
     (status = 404, description = "Not visible here", body = ErrorBody),
     (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
 ))]
-#[put("/models/{id}")]
+#[put("/{id}")]
 async fn update(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -225,7 +225,7 @@ async fn update(
     (status = 404, description = "Not visible here", body = ErrorBody),
     (status = 409, description = "`model_in_use`", body = ErrorBody),
 ))]
-#[delete("/models/{id}")]
+#[delete("/{id}")]
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -243,7 +243,7 @@ async fn remove(
     (status = 404, description = "Not visible here", body = ErrorBody),
     (status = 409, description = "`distinct_activators_required` or `activation_not_applicable` (a public model)", body = ErrorBody),
 ))]
-#[post("/models/{id}/activation")]
+#[post("/{id}/activation")]
 async fn activation(
     state: web::Data<AppState>,
     ctx: Caller,

@@ -56,7 +56,7 @@ fn org_dto(org: Organization, role: Option<String>, member_count: Option<i64>) -
     (status = 200, description = "My organizations", body = Page<OrganizationDto>),
     (status = 401, description = "Not signed in", body = ErrorBody),
 ))]
-#[get("/organizations")]
+#[get("")]
 async fn list_mine(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -105,7 +105,7 @@ pub struct CreatedOrganization {
     (status = 400, description = "Invalid name or slug", body = ErrorBody),
     (status = 409, description = "`slug_taken` (also a public model namespace, a deleted org's slug or a reserved name)", body = ErrorBody),
 ))]
-#[post("/organizations")]
+#[post("")]
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -143,7 +143,7 @@ pub struct SwitchRequest {
     (status = 200, description = "Switched", body = MeWithToken),
     (status = 403, description = "`not_a_member`", body = ErrorBody),
 ))]
-#[put("/organizations/current")]
+#[put("/current")]
 async fn switch_workspace(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -173,7 +173,7 @@ pub struct UpdateOrganizationRequest {
     (status = 200, description = "Updated", body = OrganizationDto),
     (status = 403, description = "Not the owner, or not in an organization workspace", body = ErrorBody),
 ))]
-#[patch("/organizations/current")]
+#[patch("/current")]
 async fn update_current(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -194,7 +194,7 @@ async fn update_current(
     (status = 403, description = "Not the owner", body = ErrorBody),
     (status = 409, description = "It still has non-terminated instances", body = ErrorBody),
 ))]
-#[delete("/organizations/current")]
+#[delete("/current")]
 async fn delete_current(state: web::Data<AppState>, ctx: Caller) -> Result<HttpResponse, ApiError> {
     organizations::delete_current(&state.deps, &ctx).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -76,7 +76,7 @@ pub struct ModelList {
     (status = 200, description = "Models", body = ModelList),
     (status = 401, description = "No valid API key or session", body = OpenAiErrorBody),
 ))]
-#[get("/v1/models")]
+#[get("/models")]
 async fn models(state: web::Data<AppState>, ctx: Caller) -> Result<web::Json<ModelList>, ApiError> {
     let listed = proxy::available(&state.deps, &ctx).await?;
     let created = state.deps.clock.now().unix_timestamp();
@@ -139,7 +139,7 @@ async fn relay(
     (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
     (status = 504, description = "`upstream_timeout`", body = OpenAiErrorBody),
 ))]
-#[post("/v1/chat/completions")]
+#[post("/chat/completions")]
 async fn chat_completions(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -158,7 +158,7 @@ async fn chat_completions(
     (status = 404, description = "`model_not_found`", body = OpenAiErrorBody),
     (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
 ))]
-#[post("/v1/completions")]
+#[post("/completions")]
 async fn completions(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -177,7 +177,7 @@ async fn completions(
     (status = 404, description = "`model_not_found`", body = OpenAiErrorBody),
     (status = 503, description = "`no_ready_instance`", body = OpenAiErrorBody),
 ))]
-#[post("/v1/embeddings")]
+#[post("/embeddings")]
 async fn embeddings(
     state: web::Data<AppState>,
     req: HttpRequest,

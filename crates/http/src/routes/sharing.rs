@@ -191,7 +191,7 @@ fn viewer(ctx: &inventiv_service::Ctx) -> Option<OrgId> {
     (status = 200, description = "Offerings", body = Page<OfferingDto>),
     (status = 403, description = "Not in an organization workspace", body = ErrorBody),
 ))]
-#[get("/organizations/current/offerings")]
+#[get("/current/offerings")]
 async fn list_offerings(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -236,7 +236,7 @@ pub struct CreateOfferingRequest {
     (status = 403, description = "Role may not manage offerings", body = ErrorBody),
     (status = 409, description = "`code_taken`", body = ErrorBody),
 ))]
-#[post("/organizations/current/offerings")]
+#[post("/current/offerings")]
 async fn create_offering(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -288,7 +288,7 @@ pub struct UpdateOfferingRequest {
     (status = 403, description = "Role may not change these fields", body = ErrorBody),
     (status = 404, description = "No such offering here", body = ErrorBody),
 ))]
-#[patch("/organizations/current/offerings/{id}")]
+#[patch("/current/offerings/{id}")]
 async fn update_offering(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -337,7 +337,7 @@ pub struct FlagRequest {
     (status = 403, description = "Role may not set this flag", body = ErrorBody),
     (status = 409, description = "`distinct_activators_required`", body = ErrorBody),
 ))]
-#[post("/organizations/current/offerings/{id}/activation")]
+#[post("/current/offerings/{id}/activation")]
 async fn offering_activation(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -357,7 +357,7 @@ async fn offering_activation(
     (status = 404, description = "No such offering here", body = ErrorBody),
     (status = 409, description = "`offering_in_use`", body = ErrorBody),
 ))]
-#[delete("/organizations/current/offerings/{id}")]
+#[delete("/current/offerings/{id}")]
 async fn delete_offering(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -386,7 +386,7 @@ pub struct ShareQuery {
     (status = 200, description = "Shares", body = Page<ShareDto>),
     (status = 403, description = "Not in an organization workspace", body = ErrorBody),
 ))]
-#[get("/organizations/current/shares")]
+#[get("/current/shares")]
 async fn list_shares(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -429,7 +429,7 @@ pub struct GrantRequest {
     (status = 403, description = "Role may not manage shares", body = ErrorBody),
     (status = 409, description = "`share_exists`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares")]
+#[post("/current/shares")]
 async fn grant(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -475,7 +475,7 @@ pub struct AcceptRequest {
     (status = 404, description = "Not a share of this org", body = ErrorBody),
     (status = 409, description = "`contract_changed`, `invalid_state`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/accept")]
+#[post("/current/shares/{id}/accept")]
 async fn accept(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -521,7 +521,7 @@ pub(crate) fn optional_body<T>(
     (status = 404, description = "Not a share of this org", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/decline")]
+#[post("/current/shares/{id}/decline")]
 async fn decline(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -541,7 +541,7 @@ async fn decline(
     (status = 404, description = "Not a share of this org", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/pause")]
+#[post("/current/shares/{id}/pause")]
 async fn pause(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -555,7 +555,7 @@ async fn pause(
     (status = 200, description = "Active again", body = ShareDto),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/resume")]
+#[post("/current/shares/{id}/resume")]
 async fn resume(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -569,7 +569,7 @@ async fn resume(
     (status = 200, description = "Revoked", body = ShareDto),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/revoke")]
+#[post("/current/shares/{id}/revoke")]
 async fn revoke(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -605,7 +605,7 @@ pub struct UpdateShareRequest {
     (status = 404, description = "Not a share of this org", body = ErrorBody),
     (status = 409, description = "`invalid_state`", body = ErrorBody),
 ))]
-#[patch("/organizations/current/shares/{id}")]
+#[patch("/current/shares/{id}")]
 async fn update_share(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -650,7 +650,7 @@ impl TryFrom<UpdateShareRequest> for ShareChange {
     (status = 200, description = "Updated", body = ShareDto),
     (status = 403, description = "Role may not set this flag", body = ErrorBody),
 ))]
-#[post("/organizations/current/shares/{id}/activation")]
+#[post("/current/shares/{id}/activation")]
 async fn share_activation(
     state: web::Data<AppState>,
     ctx: Caller,

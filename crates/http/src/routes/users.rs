@@ -55,7 +55,7 @@ fn user_dto(v: UserView) -> UserAccountDto {
     (status = 200, description = "Users", body = Page<UserAccountDto>),
     (status = 403, description = "Not allowed to list users here", body = ErrorBody),
 ))]
-#[get("/users")]
+#[get("")]
 async fn list(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -72,7 +72,7 @@ async fn list(
     (status = 200, description = "The user", body = UserAccountDto),
     (status = 404, description = "Not a member here", body = ErrorBody),
 ))]
-#[get("/users/{id}")]
+#[get("/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -104,7 +104,7 @@ pub struct CreateUserRequest {
     (status = 403, description = "Role may not create users or assign this role", body = ErrorBody),
     (status = 409, description = "`email_taken`", body = ErrorBody),
 ))]
-#[post("/users")]
+#[post("")]
 async fn create(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -142,7 +142,7 @@ pub struct UpdateUserRequest {
     (status = 404, description = "No such user", body = ErrorBody),
     (status = 409, description = "`username_taken` or `cannot_change_self`", body = ErrorBody),
 ))]
-#[put("/users/{id}")]
+#[put("/{id}")]
 async fn update(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -169,7 +169,7 @@ async fn update(
     (status = 403, description = "Not a platform admin in Personal", body = ErrorBody),
     (status = 409, description = "`last_owner` or `cannot_change_self`", body = ErrorBody),
 ))]
-#[delete("/users/{id}")]
+#[delete("/{id}")]
 async fn remove(
     state: web::Data<AppState>,
     ctx: Caller,

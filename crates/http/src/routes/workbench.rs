@@ -78,7 +78,7 @@ fn project_dto(p: Project) -> ProjectDto {
 #[utoipa::path(tag = "workbench", params(PageQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Projects", body = Page<ProjectDto>),
 ))]
-#[get("/workbench/projects")]
+#[get("/projects")]
 async fn list_projects(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -108,7 +108,7 @@ pub struct CreateProjectRequest {
     (status = 400, description = "Invalid name or description; `sharing_requires_organization`", body = ErrorBody),
     (status = 403, description = "`api_key_not_allowed`", body = ErrorBody),
 ))]
-#[post("/workbench/projects")]
+#[post("/projects")]
 async fn create_project(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -129,7 +129,7 @@ async fn create_project(
     (status = 200, description = "The project", body = ProjectDto),
     (status = 404, description = "No such project visible to me in this workspace", body = ErrorBody),
 ))]
-#[get("/workbench/projects/{id}")]
+#[get("/projects/{id}")]
 async fn get_project(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -159,7 +159,7 @@ pub struct UpdateProjectRequest {
     (status = 403, description = "`workbench_owner_only`, `api_key_not_allowed`", body = ErrorBody),
     (status = 404, description = "No such project visible to me in this workspace", body = ErrorBody),
 ))]
-#[patch("/workbench/projects/{id}")]
+#[patch("/projects/{id}")]
 async fn update_project(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -182,7 +182,7 @@ async fn update_project(
     (status = 403, description = "`workbench_owner_only`, `api_key_not_allowed`", body = ErrorBody),
     (status = 404, description = "No such project visible to me in this workspace", body = ErrorBody),
 ))]
-#[delete("/workbench/projects/{id}")]
+#[delete("/projects/{id}")]
 async fn delete_project(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -252,7 +252,7 @@ pub struct RunQuery {
 #[utoipa::path(tag = "workbench", params(RunQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Runs", body = Page<RunDto>),
 ))]
-#[get("/workbench/runs")]
+#[get("/runs")]
 async fn list_runs(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -292,7 +292,7 @@ pub struct CreateRunRequest {
     (status = 403, description = "`workbench_owner_only` (a colleague's project), `api_key_not_allowed`", body = ErrorBody),
     (status = 404, description = "No such project visible to me in this workspace", body = ErrorBody),
 ))]
-#[post("/workbench/runs")]
+#[post("/runs")]
 async fn create_run(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -314,7 +314,7 @@ async fn create_run(
     (status = 200, description = "The run", body = RunDto),
     (status = 404, description = "No such run visible to me in this workspace", body = ErrorBody),
 ))]
-#[get("/workbench/runs/{id}")]
+#[get("/runs/{id}")]
 async fn get_run(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -346,7 +346,7 @@ pub struct UpdateRunRequest {
     (status = 403, description = "`workbench_owner_only`, `api_key_not_allowed`", body = ErrorBody),
     (status = 404, description = "No such run (or project) visible to me in this workspace", body = ErrorBody),
 ))]
-#[patch("/workbench/runs/{id}")]
+#[patch("/runs/{id}")]
 async fn update_run(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -370,7 +370,7 @@ async fn update_run(
     (status = 403, description = "`workbench_owner_only`, `api_key_not_allowed`", body = ErrorBody),
     (status = 404, description = "No such run visible to me in this workspace", body = ErrorBody),
 ))]
-#[delete("/workbench/runs/{id}")]
+#[delete("/runs/{id}")]
 async fn delete_run(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -412,7 +412,7 @@ fn message_dto(m: Message) -> MessageDto {
     (status = 200, description = "Messages", body = Page<MessageDto>),
     (status = 404, description = "No such run visible to me in this workspace", body = ErrorBody),
 ))]
-#[get("/workbench/runs/{id}/messages")]
+#[get("/runs/{id}/messages")]
 async fn list_messages(
     state: web::Data<AppState>,
     ctx: Caller,
@@ -460,7 +460,7 @@ pub struct ExchangeDto {
     (status = 503, description = "`no_ready_instance`", body = ErrorBody),
     (status = 504, description = "`upstream_timeout`", body = ErrorBody),
 ))]
-#[post("/workbench/runs/{id}/messages")]
+#[post("/runs/{id}/messages")]
 async fn send_message(
     state: web::Data<AppState>,
     ctx: Caller,

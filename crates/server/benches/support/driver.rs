@@ -76,7 +76,7 @@ pub async fn run_with_writes(
                 }
                 let t = Instant::now();
                 stream.write_all(request.as_bytes()).await.unwrap();
-                let status = read_response(&mut stream, &mut buf).await;
+                let (status, _) = read_response(&mut stream, &mut buf).await;
                 latencies.push(t.elapsed().as_secs_f64() * 1e6);
                 if status != 200 {
                     errors += 1;
@@ -133,8 +133,8 @@ fn outcome(mut latencies: Vec<f64>, errors: usize, seconds: f64) -> Outcome {
     }
 }
 
-/// Reads one response (headers + Content-Length body); returns its status.
-pub async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
+/// Reads one response (headers + Content-Length body); returns its status and body length.
+pub async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> (u16, usize) {
     let mut filled = 0;
     loop {
         let n = stream.read(&mut buf[filled..]).await.unwrap();
@@ -157,9 +157,16 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> u16 {
                 assert!(n > 0, "the server closed the connection");
                 filled += n;
             }
-            return status;
+            return (status, length);
         }
     }
+}
+
+/// Sends the raw `request` once on a fresh connection; returns (status, body length).
+pub async fn body_length(port: u16, request: &str) -> (u16, usize) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_response(&mut stream, &mut vec![0u8; 1 << 20]).await
 }
 
 /// One request on a fresh connection; returns (status, body).

@@ -8,6 +8,7 @@ mod activation;
 mod audit;
 mod auth;
 mod bootstrap;
+mod compression;
 mod contracts;
 mod dates;
 mod defaults;
