@@ -165,7 +165,7 @@ async fn main() {
     ];
     let mut sizes = String::from("\nBody sizes (bytes):");
     for scenario in &scenarios[1..5] {
-        let (status, length) = driver::body_length(port, &scenario.request).await;
+        let (status, length) = body_length(port, &scenario.request).await;
         assert_eq!(status, 200, "{}", scenario.name);
         sizes.push_str(&format!(" {}: {length};", scenario.name));
     }
@@ -380,6 +380,16 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize]) -> String {
         ));
     }
     out
+}
+
+/// Sends the raw `request` once on a fresh connection; returns (status, body length).
+async fn body_length(port: u16, request: &str) -> (u16, usize) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    driver::read_response(&mut stream, &mut vec![0u8; 1 << 20]).await
 }
 
 /// Moves the session of `token` to the org of `body`; returns the new token.

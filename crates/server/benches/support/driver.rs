@@ -162,13 +162,6 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> (u16, usiz
     }
 }
 
-/// Sends the raw `request` once on a fresh connection; returns (status, body length).
-pub async fn body_length(port: u16, request: &str) -> (u16, usize) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    read_response(&mut stream, &mut vec![0u8; 1 << 20]).await
-}
-
 /// One request on a fresh connection; returns (status, body).
 pub async fn request(
     port: u16,
