@@ -243,7 +243,7 @@ pub fn cached_json<T>(
     if body.len() < GZIP_FROM || !accepts_gzip(req) {
         return answer.body(body);
     }
-    let gzipped = rendered.encoded_body(|_| body.clone(), gzip);
+    let gzipped = rendered.encoded(|| gzip(&body));
     if gzipped.is_empty() {
         return answer.body(body);
     }

@@ -75,17 +75,11 @@ impl<T> Rendered<T> {
         self.body.get_or_init(|| render(&self.value)).clone()
     }
 
-    /// The rendering transformed by `encode` (the http layer compresses it), on the first
-    /// call only: like the rendering, it lives and dies with the value, so a write that
-    /// flushes the value flushes it too.
-    pub fn encoded_body(
-        &self,
-        render: impl FnOnce(&T) -> Bytes,
-        encode: impl FnOnce(&Bytes) -> Bytes,
-    ) -> Bytes {
-        self.encoded
-            .get_or_init(|| encode(&self.body(render)))
-            .clone()
+    /// A second rendering (the http layer's gzip of the first), made by `encode` on the first
+    /// call only; the same rule holds (a function of the value alone). It lives and dies with
+    /// the value, so a write that flushes the value flushes it too.
+    pub fn encoded(&self, encode: impl FnOnce() -> Bytes) -> Bytes {
+        self.encoded.get_or_init(encode).clone()
     }
 }
 
