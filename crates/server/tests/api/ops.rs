@@ -95,7 +95,23 @@ async fn metrics_count_requests_per_route_pattern() {
     app.get("/healthz").await;
     app.get("/healthz").await;
     app.get("/no/such/route").await;
+    // Routes live in one scope per first segment: a scoped route is named by its whole
+    // template, and a path inside a scope that no route takes is a JSON 404 like any other,
+    // never named by its raw path (which may carry a secret).
+    let id = uuid::Uuid::now_v7();
+    assert_eq!(app.get(&format!("/instances/{id}")).await.status(), 401);
+    let inside = app.get("/instances/secret-token/no/such/route").await;
+    assert_eq!(inside.status(), 404);
+    assert_eq!(
+        inside.json::<serde_json::Value>().await.unwrap()["error"],
+        "not_found"
+    );
     let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(r#"route="/instances/{id}",status="401""#),
+        "{text}"
+    );
+    assert!(!text.contains("secret-token"), "{text}");
     assert!(
         text.contains(
             r#"inventiv_http_requests_total{method="GET",route="/healthz",status="200"} 2"#
