@@ -77,6 +77,21 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
+impl AuditQuery {
+    /// The service's filter and paging (both trails take the same query).
+    fn parts(self) -> Result<(AuditFilter, PageRequest), ApiError> {
+        let filter = AuditFilter {
+            action: self.action,
+            since: opt_date("since", self.since)?,
+        };
+        let paging = PageRequest {
+            limit: self.limit,
+            cursor: self.cursor,
+        };
+        Ok((filter, paging))
+    }
+}
+
 /// The current organization's audit trail, newest first.
 #[utoipa::path(tag = "audit", params(AuditQuery), security(("bearer" = []), ("session_cookie" = [])), responses(
     (status = 200, description = "Events", body = Page<AuditEventDto>),
@@ -88,15 +103,7 @@ async fn list(
     ctx: Caller,
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<Page<AuditEventDto>>, ApiError> {
-    let q = query.into_inner();
-    let filter = AuditFilter {
-        action: q.action,
-        since: opt_date("since", q.since)?,
-    };
-    let paging = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
+    let (filter, paging) = query.into_inner().parts()?;
     Ok(web::Json(page(
         audit_log::list_for_org(&state.deps, &ctx, &filter, &paging).await?,
         event_dto,
@@ -117,15 +124,7 @@ async fn platform(
     ctx: Caller,
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<Page<AuditEventDto>>, ApiError> {
-    let q = query.into_inner();
-    let filter = AuditFilter {
-        action: q.action,
-        since: opt_date("since", q.since)?,
-    };
-    let paging = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
+    let (filter, paging) = query.into_inner().parts()?;
     Ok(web::Json(page(
         audit_log::list_platform(&state.deps, &ctx, &filter, &paging).await?,
         event_dto,
