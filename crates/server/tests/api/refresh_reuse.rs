@@ -50,19 +50,11 @@ async fn reuse_events(
     app: &TestApp,
     sid: SessionId,
 ) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
-    inventiv_persistence::repo::audit::list_platform(
-        &app.db,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("session.reuse_detected"),
-            ..Default::default()
-        },
-        50,
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .filter(|e| e.target_id.as_deref() == Some(sid.to_string().as_str()))
-    .collect()
+    crate::helpers::platform_events(app, "session.reuse_detected")
+        .await
+        .into_iter()
+        .filter(|e| e.target_id.as_deref() == Some(sid.to_string().as_str()))
+        .collect()
 }
 
 async fn revoked_reason(app: &TestApp, sid: SessionId) -> Option<String> {

@@ -389,16 +389,24 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     body
 }
 
-/// The audited refusals of sign-ins (one per burst).
-pub async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
+/// The platform chain's audit events of `action`, newest first (at most 50).
+pub async fn platform_events(
+    app: &TestApp,
+    action: &str,
+) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
     inventiv_persistence::repo::audit::list_platform(
         &app.db,
         inventiv_persistence::repo::audit::EventFilter {
-            action: Some("auth.login_rate_limited"),
+            action: Some(action),
             ..Default::default()
         },
-        10,
+        50,
     )
     .await
     .unwrap()
+}
+
+/// The audited refusals of sign-ins (one per burst).
+pub async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
+    platform_events(app, "auth.login_rate_limited").await
 }
