@@ -1,4 +1,5 @@
 use crate::StoreError;
+use crate::connect_url;
 use crate::listener;
 use crate::tags::{self, Tag};
 use crate::versions::{Stamp, Versions};
@@ -192,8 +193,9 @@ impl Db {
         if backend == Backend::Sqlite {
             create_sqlite_parent_dir(url)?;
         }
+        let url = connect_url::completed(url);
         Ok(Db {
-            conn: open(url, options, false).await?,
+            conn: open(&url, options, false).await?,
             backend,
             url: url.into(),
             options: options.clone(),
@@ -225,12 +227,12 @@ impl Db {
         })
     }
 
-    /// Follows the writes of other processes, forever (spawn it). On PostgreSQL, until this
-    /// runs and is connected, [`Db::stamp`] gives nothing, so no cache entry is used; on
-    /// SQLite it returns at once. `url` is the one this pool was connected with.
-    pub async fn follow_other_writers(&self, url: &str) {
+    /// Follows the writes of other processes, forever (spawn it), on a connection of its own
+    /// to this pool's database. On PostgreSQL, until this runs and is connected,
+    /// [`Db::stamp`] gives nothing, so no cache entry is used; on SQLite it returns at once.
+    pub async fn follow_other_writers(&self) {
         if self.backend == Backend::Postgres {
-            listener::follow_other_writers(&self.versions, url).await;
+            listener::follow_other_writers(&self.versions, &self.url).await;
         }
     }
 

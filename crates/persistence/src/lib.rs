@@ -17,6 +17,7 @@
 //!   ([`Constraint`]), an unreachable database as [`StoreError::Unavailable`]; nothing else is
 //!   interpreted here.
 
+mod connect_url;
 mod db;
 mod entities;
 mod error;

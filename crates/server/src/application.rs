@@ -210,8 +210,8 @@ impl Application {
         lifecycle::spawn_lease_keeper(deps.clone());
         lifecycle::spawn_health_checks(deps.clone());
         let follower = settings.cache.enabled.then(|| {
-            let (db, url) = (db.clone(), settings.database.url.expose().to_owned());
-            tokio::spawn(async move { db.follow_other_writers(&url).await })
+            let db = db.clone();
+            tokio::spawn(async move { db.follow_other_writers().await })
         });
 
         let state = AppState {

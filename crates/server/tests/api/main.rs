@@ -10,6 +10,7 @@ mod auth;
 mod bootstrap;
 mod compression;
 mod contracts;
+mod database_tls;
 mod dates;
 mod defaults;
 mod helpers;
