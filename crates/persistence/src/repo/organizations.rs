@@ -98,8 +98,7 @@ pub async fn list_for_user<S: Store>(
 ) -> Result<Vec<MyOrg>, StoreError> {
     let mut p = Params::new();
     let mut sql = format!(
-        "SELECT o.id, o.name, o.slug, o.created_by_user_id, o.require_distinct_activators, \
-                o.created_at, o.updated_at, m.role, \
+        "SELECT {ORG_COLUMNS}, m.role, \
                 (SELECT COUNT(*) FROM organization_memberships c WHERE c.organization_id = o.id) AS member_count \
          FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
          WHERE m.user_id = {}",
@@ -110,25 +109,59 @@ pub async fn list_for_user<S: Store>(
     let rows = query_all_sql(s, &sql, p.into_values()).await?;
     rows.into_iter()
         .map(|row| {
-            let model = Model {
-                id: row.try_get("", "id")?,
-                name: row.try_get("", "name")?,
-                slug: row.try_get("", "slug")?,
-                created_by_user_id: row.try_get("", "created_by_user_id")?,
-                require_distinct_activators: row.try_get("", "require_distinct_activators")?,
-                created_at: row.try_get("", "created_at")?,
-                updated_at: row.try_get("", "updated_at")?,
-            };
-            let role: String = row.try_get("", "role")?;
+            let (org, role) = org_and_role(&row)?;
             Ok(MyOrg {
-                org: record(model)?,
-                role: role
-                    .parse()
-                    .map_err(|e| corrupt("organization_memberships.role", e))?,
+                org,
+                role,
                 member_count: row.try_get("", "member_count")?,
             })
         })
         .collect()
+}
+
+/// The workspace a new session of `user` starts in: the organization of the user's most
+/// recently used session (revoked or not) with the user's role there, if that session was in
+/// an organization and the membership still exists; None (Personal) otherwise. One round trip
+/// for what a sign-in read in three (the session, the membership, the organization).
+pub async fn last_workspace<S: Store>(
+    s: &S,
+    user: UserId,
+) -> Result<Option<(OrgRecord, Role)>, StoreError> {
+    let rows = query_all_sql(
+        s,
+        &format!(
+            "SELECT {ORG_COLUMNS}, m.role \
+             FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
+             WHERE m.user_id = $1 AND m.organization_id = \
+                 (SELECT r.current_organization_id FROM user_sessions r \
+                  WHERE r.user_id = $1 ORDER BY r.last_used_at DESC LIMIT 1)"
+        ),
+        vec![user.as_uuid().into()],
+    )
+    .await?;
+    rows.first().map(org_and_role).transpose()
+}
+
+/// The columns [`org_and_role`] reads, of `organizations o`.
+const ORG_COLUMNS: &str = "o.id, o.name, o.slug, o.created_by_user_id, \
+    o.require_distinct_activators, o.created_at, o.updated_at";
+
+/// An organization's row ([`ORG_COLUMNS`]) and a membership's `role`, from one result row.
+fn org_and_role(row: &sea_orm::QueryResult) -> Result<(OrgRecord, Role), StoreError> {
+    let model = Model {
+        id: row.try_get("", "id")?,
+        name: row.try_get("", "name")?,
+        slug: row.try_get("", "slug")?,
+        created_by_user_id: row.try_get("", "created_by_user_id")?,
+        require_distinct_activators: row.try_get("", "require_distinct_activators")?,
+        created_at: row.try_get("", "created_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+    };
+    let role: String = row.try_get("", "role")?;
+    let role = role
+        .parse()
+        .map_err(|e| corrupt("organization_memberships.role", e))?;
+    Ok((record(model)?, role))
 }
 
 /// Another org that `user` belongs to already bears `name` (compared without case): its slug.

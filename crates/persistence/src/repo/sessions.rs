@@ -326,17 +326,3 @@ pub async fn list_live<S: Store>(
         .map(record)
         .collect()
 }
-
-/// The user's most recently used session, live or not (the workspace a new login resumes).
-pub async fn most_recent<S: Store>(
-    s: &S,
-    user: UserId,
-) -> Result<Option<SessionRecord>, StoreError> {
-    Entity::find()
-        .filter(Column::UserId.eq(user.as_uuid()))
-        .order_by_desc(Column::LastUsedAt)
-        .one(s.conn())
-        .await?
-        .map(record)
-        .transpose()
-}

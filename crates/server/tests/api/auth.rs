@@ -261,6 +261,18 @@ async fn login_resumes_the_last_workspace_while_the_membership_exists() {
         "Org acme"
     );
 
+    // The most recent session decides, even when it is Personal and older ones were in the org.
+    app.switch(&again.token, None).await;
+    let personal = app.login("alice@example.com", PW).await;
+    assert_eq!(claims_of(&personal.token)["org"], Value::Null);
+    assert_eq!(
+        personal.body["session"]["current_organization_id"],
+        Value::Null
+    );
+    app.switch(&personal.token, Some(org)).await;
+    let back = app.login("alice@example.com", PW).await;
+    assert_eq!(claims_of(&back.token)["org"], org.to_string());
+
     app.db
         .execute_unprepared("DELETE FROM organization_memberships")
         .await

@@ -6,9 +6,7 @@ use crate::users::User;
 use crate::{Deps, RequestMeta, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{Email, Password, Username};
-use inventiv_persistence::repo::memberships;
 use inventiv_persistence::repo::organizations;
-use inventiv_persistence::repo::sessions::{self};
 use inventiv_persistence::repo::users;
 
 /// `POST /auth/login` input: an email or a username, and a password.
@@ -123,26 +121,15 @@ pub async fn login(
         });
     }
 
-    let workspace = match sessions::most_recent(&deps.db, user.id).await? {
-        Some(previous) => match previous.current_organization_id {
-            Some(org) => memberships::find(&deps.db, org, user.id)
-                .await?
-                .map(|m| (org, m.role)),
-            None => None,
-        },
-        None => None,
-    };
+    let last = organizations::last_workspace(&deps.db, user.id).await?;
+    let workspace = last.as_ref().map(|(org, role)| (org.id, *role));
     let now = deps.clock.now();
     let (session, token) =
         super::sessions::open_in(&deps.db, deps, user.id, workspace, meta, now).await?;
-    let organization = match workspace {
-        Some((org, _)) => organizations::find_by_id(&deps.db, org).await?,
-        None => None,
-    };
     Ok(LoginOutcome {
         user: user.into(),
         session: session.into(),
-        organization: organization.map(Organization::from),
+        organization: last.map(|(org, _)| Organization::from(org)),
         token,
     })
 }
