@@ -25,6 +25,8 @@ use server::BenchServer;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/database.rs"]
 mod database;
 #[path = "support/memory.rs"]
@@ -106,6 +108,8 @@ struct Storm {
     p99_ms: f64,
     /// VmHWM during the storm (0 when it could not be reset).
     peak_rss: u64,
+    /// CPU per sign-in: the hash threads, the rest of the server, PostgreSQL, the driver.
+    cpu: [Duration; 4],
 }
 
 impl Storm {
@@ -123,6 +127,7 @@ async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> 
         .unwrap();
     let body = serde_json::json!({"email": "admin@inventiv.local", "password": ADMIN_PASSWORD});
     let peak_known = reset_peak(pid);
+    let spent = cpu::Spent::now(pid);
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..connections)
@@ -168,6 +173,7 @@ async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> 
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu::Spent::now(pid).per(&spent, latencies.len());
     let peak_rss = if peak_known {
         status_bytes(pid, "VmHWM:")
     } else {
@@ -189,6 +195,7 @@ async fn storm(base: &str, pid: u32, connections: usize, duration: Duration) -> 
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         peak_rss,
+        cpu,
     }
 }
 
@@ -261,9 +268,27 @@ async fn main() {
         ));
     }
     report.push_str(&format!(
-        "\nServer RSS when idle, before the storms: {:.0} MB.\n",
+        "\nServer RSS when idle, before the storms: {:.0} MB.\n\n\
+         Where the CPU went, per successful sign-in (from `/proc`, 10 ms ticks over the whole \
+         storm; a raw verify's CPU is {cores} cores / the raw rate around the storm). The hash \
+         threads' share is the ceiling of the ratio above: the rest is taken from the cores \
+         the hashes would use.\n\n\
+         | storm | hash threads (ms) | raw verify (ms) | rest of the server (ms) | PostgreSQL (ms) | driver (ms) | hash threads' share |\n\
+         |---|---|---|---|---|---|---|\n",
         idle as f64 / MB
     ));
+    for (i, s) in storms.iter().enumerate() {
+        let around = (raw[i] + raw[i + 1]) / 2.0;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let total: f64 = s.cpu.iter().map(|d| ms(*d)).sum();
+        let [hash, rest, postgres, driver] = s.cpu.map(ms);
+        report.push_str(&format!(
+            "| {} connections | {hash:.2} | {:.2} | {rest:.2} | {postgres:.2} | {driver:.2} | {:.2} |\n",
+            s.connections,
+            cores as f64 * 1e3 / around,
+            hash / total.max(f64::MIN_POSITIVE),
+        ));
+    }
     println!("{report}");
     let out = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"));
     std::fs::create_dir_all(out).unwrap();
