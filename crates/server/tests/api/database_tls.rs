@@ -5,15 +5,18 @@
 use crate::helpers::TestDatabase;
 use inventiv_persistence::{Db, DbOptions};
 
+/// One integer from a fresh pool on `url` (closed afterwards).
+async fn scalar(url: &str, sql: &str) -> i64 {
+    let db = Db::connect(url, &DbOptions::default()).await.unwrap();
+    let value = db.query_i64(sql).await.unwrap();
+    db.close().await.unwrap();
+    value
+}
+
 /// Whether this pool's connection is encrypted, as PostgreSQL sees it.
 async fn encrypted(url: &str) -> bool {
-    let db = Db::connect(url, &DbOptions::default()).await.unwrap();
-    let ssl = db
-        .query_i64("SELECT (CASE WHEN ssl THEN 1 ELSE 0 END)::bigint FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    ssl == 1
+    let sql = "SELECT (CASE WHEN ssl THEN 1 ELSE 0 END)::bigint FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    scalar(url, sql).await == 1
 }
 
 #[tokio::test]
@@ -31,15 +34,12 @@ async fn loopback_connections_skip_tls_unless_the_url_asks_for_it() {
 
     // The server offers TLS (Debian's default): the URL's own choice still gets it, so the
     // assertion above is about our default, not about a server without TLS.
-    let offers_tls = {
-        let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
-        let on = db
-            .query_i64("SELECT (CASE WHEN current_setting('ssl') = 'on' THEN 1 ELSE 0 END)::bigint")
-            .await
-            .unwrap();
-        db.close().await.unwrap();
-        on == 1
-    };
+    let offers_tls = scalar(
+        &url,
+        "SELECT (CASE WHEN current_setting('ssl') = 'on' THEN 1 ELSE 0 END)::bigint",
+    )
+    .await
+        == 1;
     let separator = if url.contains('?') { '&' } else { '?' };
     let asked = format!("{url}{separator}sslmode=require");
     if offers_tls {
