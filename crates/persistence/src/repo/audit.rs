@@ -15,7 +15,8 @@ use crate::repo::{exec_sql, query_one_sql, ts};
 use crate::{Backend, Db, Store, StoreError, Tx, rfc3339_micros, truncate_micros};
 use inventiv_domain::{OrgId, SessionId, UserId};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Set,
 };
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -95,50 +96,47 @@ pub async fn lock_heads(tx: &Tx, orgs: &[OrgId]) -> Result<(), StoreError> {
     keys.sort();
     keys.dedup();
     for org in keys {
-        let key = chain_key(Some(org));
+        lock_head(tx, &chain_key(Some(org))).await?;
+    }
+    Ok(())
+}
+
+/// Locks the head of chain `key` for this transaction (creating it on the chain's first
+/// event) and returns its `(last_seq, last_hash)`. One round trip once the chain exists: the
+/// locking read is tried first, and the insert only runs when it finds no head.
+async fn lock_head(tx: &Tx, key: &str) -> Result<(i64, String), StoreError> {
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let read =
+        format!("SELECT last_seq, last_hash FROM audit_chain_heads WHERE chain_key = $1{lock}");
+    let mut head = query_one_sql(tx, &read, vec![key.into()]).await?;
+    if head.is_none() {
+        // A concurrent first append may insert it between our read and this insert: then
+        // ours does nothing, and the read below waits for that transaction's lock.
         exec_sql(
             tx,
             "INSERT INTO audit_chain_heads (chain_key, last_seq, last_hash) VALUES ($1, 0, $2) \
              ON CONFLICT (chain_key) DO NOTHING",
-            vec![key.clone().into(), GENESIS_HASH.into()],
+            vec![key.into(), GENESIS_HASH.into()],
         )
         .await?;
-        if tx.backend() == Backend::Postgres {
-            query_one_sql(
-                tx,
-                "SELECT last_seq FROM audit_chain_heads WHERE chain_key = $1 FOR UPDATE",
-                vec![key.into()],
-            )
-            .await?;
-        }
+        head = query_one_sql(tx, &read, vec![key.into()]).await?;
     }
-    Ok(())
+    let head =
+        head.ok_or_else(|| StoreError::Corrupt(format!("audit chain head {key} vanished")))?;
+    Ok((
+        head.try_get("", "last_seq")?,
+        head.try_get("", "last_hash")?,
+    ))
 }
 
 /// Appends an event to its chain. Takes a [`Tx`] on purpose: an audit event is written in the
 /// same transaction as the change it records, never on its own.
 pub async fn append(tx: &Tx, event: NewAuditEvent) -> Result<AuditRecord, StoreError> {
     let key = chain_key(event.organization_id);
-    exec_sql(
-        tx,
-        "INSERT INTO audit_chain_heads (chain_key, last_seq, last_hash) VALUES ($1, 0, $2) \
-         ON CONFLICT (chain_key) DO NOTHING",
-        vec![key.clone().into(), GENESIS_HASH.into()],
-    )
-    .await?;
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    let head = query_one_sql(
-        tx,
-        &format!("SELECT last_seq, last_hash FROM audit_chain_heads WHERE chain_key = $1{lock}"),
-        vec![key.clone().into()],
-    )
-    .await?
-    .ok_or_else(|| StoreError::Corrupt(format!("audit chain head {key} vanished")))?;
-    let last_seq: i64 = head.try_get("", "last_seq")?;
-    let prev_hash: String = head.try_get("", "last_hash")?;
+    let (last_seq, prev_hash) = lock_head(tx, &key).await?;
 
     let occurred_at = truncate_micros(event.occurred_at);
     let seq = last_seq + 1;
@@ -161,7 +159,7 @@ pub async fn append(tx: &Tx, event: NewAuditEvent) -> Result<AuditRecord, StoreE
         hash: String::new(),
     };
     row.hash = hash_of(&row);
-    let active = ActiveModel {
+    let mut insert = Entity::insert(ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
         chain_key: Set(row.chain_key.clone()),
         chain_seq: Set(row.chain_seq),
@@ -178,15 +176,44 @@ pub async fn append(tx: &Tx, event: NewAuditEvent) -> Result<AuditRecord, StoreE
         occurred_at: Set(row.occurred_at),
         prev_hash: Set(row.prev_hash.clone()),
         hash: Set(row.hash.clone()),
+    })
+    .into_query();
+    insert.returning_col(Column::Id);
+    let mut stmt = db_backend(tx.backend()).build(&insert);
+    // Moves the head to this event, with placeholders from `$first` on.
+    let advance = |first: usize| {
+        format!(
+            "UPDATE audit_chain_heads SET last_seq = ${first}, last_hash = ${} WHERE chain_key = ${}",
+            first + 1,
+            first + 2
+        )
     };
-    let inserted = active.insert(tx.conn()).await?;
-    exec_sql(
-        tx,
-        "UPDATE audit_chain_heads SET last_seq = $1, last_hash = $2 WHERE chain_key = $3",
-        vec![seq.into(), inserted.hash.clone().into(), key.into()],
-    )
-    .await?;
-    Ok(record(inserted))
+    let advance_values = vec![seq.into(), row.hash.clone().into(), key.into()];
+    let inserted = match tx.backend() {
+        // The head moves in the same statement as the insert (a data-modifying CTE): one
+        // round trip where two statements would take two.
+        Backend::Postgres => {
+            let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
+            stmt.sql = format!(
+                "WITH advanced AS ({}) {}",
+                advance(values.len() + 1),
+                stmt.sql
+            );
+            values.extend(advance_values);
+            stmt.values = Some(sea_orm::Values(values));
+            tx.conn().query_one_raw(stmt).await?
+        }
+        // In-process: two statements cost no round trip.
+        Backend::Sqlite => {
+            let inserted = tx.conn().query_one_raw(stmt).await?;
+            exec_sql(tx, &advance(1), advance_values).await?;
+            inserted
+        }
+    };
+    row.id = inserted
+        .ok_or_else(|| StoreError::Corrupt("audit event insert returned no id".to_owned()))?
+        .try_get("", "id")?;
+    Ok(record(row))
 }
 
 /// Which events of a chain to list, newest first: `action` filters exactly, `since` keeps

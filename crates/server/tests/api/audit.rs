@@ -88,18 +88,11 @@ async fn verify_detects_a_deleted_event_and_a_deleted_tail() {
     assert!(broken.reason.contains("head"), "{broken:?}");
 }
 
-#[tokio::test]
-async fn concurrent_appends_to_one_chain_never_fork_it() {
-    let app = spawn_app().await;
-    let org = inventiv_persistence::repo::organizations::find_by_slug(
-        &app.db,
-        &inventiv_domain::Slug::parse("inventiv-it").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+/// Appends `n` events to `org`'s chain from `n` transactions at once, then checks the chain
+/// verifies and holds them all, numbered 1.. after the `before` events it had.
+async fn append_in_parallel(app: &TestApp, org: inventiv_domain::OrgId, n: usize, before: i64) {
     let mut tasks = Vec::new();
-    for i in 0..25 {
+    for i in 0..n {
         let db = app.db.clone();
         tasks.push(tokio::spawn(async move {
             let tx = db.begin_write().await.unwrap();
@@ -110,7 +103,7 @@ async fn concurrent_appends_to_one_chain_never_fork_it() {
                 &RequestMeta::default(),
                 AuditEntry {
                     action: "test.parallel",
-                    organization: Some(org.id),
+                    organization: Some(org),
                     target_type: "test",
                     target_id: i.to_string(),
                     before: None,
@@ -129,7 +122,7 @@ async fn concurrent_appends_to_one_chain_never_fork_it() {
     assert_eq!(report.broken, None, "{report:?}");
     let events = inventiv_persistence::repo::audit::list(
         &app.db,
-        org.id,
+        org,
         inventiv_persistence::repo::audit::EventFilter {
             action: Some("test.parallel"),
             ..Default::default()
@@ -138,7 +131,50 @@ async fn concurrent_appends_to_one_chain_never_fork_it() {
     )
     .await
     .unwrap();
-    assert_eq!(events.len(), 25);
+    let mut seqs: Vec<i64> = events.iter().map(|e| e.chain_seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (before + 1..=before + n as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_chain_never_fork_it() {
+    let app = spawn_app().await;
+    let org = inventiv_persistence::repo::organizations::find_by_slug(
+        &app.db,
+        &inventiv_domain::Slug::parse("inventiv-it").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let before = inventiv_persistence::repo::audit::list(&app.db, org.id, Default::default(), 100)
+        .await
+        .unwrap()
+        .len() as i64;
+    assert!(before > 0, "the seeded org's chain exists already");
+    append_in_parallel(&app, org.id, 25, before).await;
+}
+
+/// The first events of a chain race to create its head: one creates it, the others wait for
+/// its lock, and none forks the chain or fails.
+#[tokio::test]
+async fn concurrent_first_appends_create_one_chain_head() {
+    let app = spawn_app().await;
+    let org = inventiv_domain::OrgId::new();
+    let tx = app.db.begin_write().await.unwrap();
+    inventiv_persistence::repo::organizations::insert(
+        &tx,
+        inventiv_persistence::repo::organizations::NewOrg {
+            id: org,
+            name: &inventiv_domain::OrgName::parse("No chain yet").unwrap(),
+            slug: &inventiv_domain::Slug::parse("no-chain-yet").unwrap(),
+            created_by: None,
+            now: inventiv_persistence::now_utc_micros(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    append_in_parallel(&app, org, 25, 0).await;
 }
 
 #[tokio::test]
