@@ -394,6 +394,17 @@ pub(crate) fn db_backend(backend: Backend) -> DbBackend {
     }
 }
 
+/// A pooled connection idle this long is pinged before it is handed out; a busier one is not.
+///
+/// sqlx's default pings on every checkout, on top of the ping it always sends when a
+/// connection goes back to the pool: a round trip (and, on this host, two context switches)
+/// per checkout, which was a quarter of a sign-in's round trips on PostgreSQL. A connection
+/// used less than this long ago passed that release ping less than this long ago, so it can
+/// only be dead if PostgreSQL restarted within the interval; one idle longer (what a restart,
+/// a proxy or a firewall leaves behind) is still tested, and replaced when the ping fails
+/// (docs/decisions.md).
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens a pool (`lazy`: without connecting until a connection is first needed).
 async fn open(
     url: &str,
@@ -406,6 +417,7 @@ async fn open(
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
         .connect_lazy(lazy)
+        .test_before_acquire_if_idle_for(PING_WHEN_IDLE_FOR)
         .sqlx_logging(false);
     let busy = options.sqlite_busy_timeout;
     opts.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {

@@ -32,6 +32,7 @@ mod namespaces;
 mod ops;
 mod orgs;
 mod platform_audit;
+mod pool_round_trips;
 mod proxy;
 mod refresh_reuse;
 mod replicas;

@@ -1,0 +1,185 @@
+//! A busy pool hands out its PostgreSQL connections without pinging them first
+//! (`PING_WHEN_IDLE_FOR` in `crates/persistence/src/db.rs`, issue 18): sqlx's default tested
+//! every checkout with a round trip, on top of the ping it sends whenever a connection goes
+//! back. A connection idle for a second or more is still tested, and a dead one replaced.
+//!
+//! The round trips are counted on the wire: the pool connects through a forwarder on loopback
+//! that reads the client's side of the protocol and counts the messages that end a round trip
+//! (`Sync` of the extended protocol, `Query` of the simple one). PostgreSQL only.
+
+use crate::helpers::TestDatabase;
+use inventiv_persistence::{Db, DbOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Forwards connections from a loopback port to `upstream`, counting the round trips the
+/// clients ask for. Returns the port and the counter.
+async fn counting_forwarder(upstream: String) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let round_trips = Arc::new(AtomicUsize::new(0));
+    let counter = round_trips.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut messages = Messages::default();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let ended = messages
+                        .feed(&buf[..n])
+                        .filter(|t| *t == b'S' || *t == b'Q')
+                        .count();
+                    counter.fetch_add(ended, Ordering::SeqCst);
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, round_trips)
+}
+
+/// The client's side of the PostgreSQL protocol, cut into messages: the startup message
+/// (length-prefixed, no type), then `type byte + length` messages.
+#[derive(Default)]
+struct Messages {
+    pending: Vec<u8>,
+    started: bool,
+}
+
+impl Messages {
+    /// Takes more bytes and yields the type of each message they complete.
+    fn feed(&mut self, bytes: &[u8]) -> impl Iterator<Item = u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut types = Vec::new();
+        loop {
+            let header = if self.started { 5 } else { 4 };
+            let Some(len) = self.pending.get(header - 4..header) else {
+                break;
+            };
+            let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+            let total = header - 4 + len;
+            if self.pending.len() < total {
+                break;
+            }
+            if self.started {
+                types.push(self.pending[0]);
+            }
+            self.started = true;
+            self.pending.drain(..total);
+        }
+        types.into_iter()
+    }
+}
+
+/// Where `host:port` sits in `url` (after the credentials, before the path or the query).
+fn authority(url: &str) -> std::ops::Range<usize> {
+    let start = url
+        .find('@')
+        .map_or_else(|| url.find("://").unwrap() + 3, |at| at + 1);
+    start..start + url[start..].find(['/', '?']).unwrap_or(url.len() - start)
+}
+
+/// Round trips the clients of `counter` asked for while `work` ran, once the connection's
+/// release (and its ping, sent from a task of its own) has settled.
+async fn counted<F: std::future::Future<Output = ()>>(counter: &AtomicUsize, work: F) -> usize {
+    let before = counter.load(Ordering::SeqCst);
+    work.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    counter.load(Ordering::SeqCst) - before
+}
+
+#[tokio::test]
+async fn a_busy_connection_is_handed_out_without_a_ping_and_an_idle_one_is_tested() {
+    let database = TestDatabase::create().await;
+    if !database.is_postgres() {
+        return;
+    }
+    let url = database.url();
+    let at = authority(&url);
+    let (port, round_trips) = counting_forwarder(url[at.clone()].to_owned()).await;
+    let proxied = format!("{}127.0.0.1:{port}{}", &url[..at.start], &url[at.end..]);
+    let options = DbOptions {
+        max_connections: 1,
+        ..DbOptions::default()
+    };
+    let db = Db::connect(&proxied, &options).await.unwrap();
+    // The connection is opened, and the statement prepared, before counting.
+    assert_eq!(db.query_i64("SELECT 1::bigint").await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    const QUERIES: usize = 10;
+    let busy = counted(&round_trips, async {
+        for _ in 0..QUERIES {
+            assert_eq!(db.query_i64("SELECT 1::bigint").await.unwrap(), 1);
+        }
+    })
+    .await;
+    // Each checkout: the statement, then sqlx's ping on release. A ping on checkout too
+    // would make it three.
+    assert_eq!(
+        busy,
+        2 * QUERIES,
+        "round trips for {QUERIES} back-to-back statements"
+    );
+
+    // Idle past the threshold: the checkout pings first.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let idle = counted(&round_trips, async {
+        assert_eq!(db.query_i64("SELECT 1::bigint").await.unwrap(), 1);
+    })
+    .await;
+    assert_eq!(idle, 3, "an idle connection is tested before use");
+    db.close().await.unwrap();
+}
+
+/// The test the threshold keeps: a pooled connection that died while idle (terminated by the
+/// server, as a restart or a proxy would) is replaced on checkout, not handed out.
+#[tokio::test]
+async fn a_connection_that_died_while_idle_is_replaced_on_checkout() {
+    let database = TestDatabase::create().await;
+    if !database.is_postgres() {
+        return;
+    }
+    let url = database.url();
+    let options = DbOptions {
+        max_connections: 1,
+        ..DbOptions::default()
+    };
+    let db = Db::connect(&url, &options).await.unwrap();
+    let pid = db
+        .query_i64("SELECT pg_backend_pid()::bigint")
+        .await
+        .unwrap();
+    let admin = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    let terminated = admin
+        .query_i64(&format!(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend({pid})) AS t"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(terminated, 1);
+    admin.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let now = db
+        .query_i64("SELECT pg_backend_pid()::bigint")
+        .await
+        .unwrap();
+    assert_ne!(now, pid, "a new connection replaced the dead one");
+    db.close().await.unwrap();
+}
