@@ -260,52 +260,56 @@ pub async fn update(
     id: ApiKeyId,
     change: KeyChange,
 ) -> Result<ApiKey, ServiceError> {
+    let actor = ctx.actor();
+    authorize(&actor, Action::ViewApiKeys)?;
+    let scope = actor.scope();
+    // The key is read in the transaction that changes it, its row locked: two concurrent
+    // renames each audit the name the other left, not the one both saw before.
+    let tx = deps.db.begin_write().await?;
+    let mut key = api_keys::find_for_update(&tx, scope, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
     // Renaming is key management (owner/admin); the cap is the economic side's (see `cap`).
-    let manage = change.name.is_some().then_some(Action::RevokeApiKey);
-    let (scope, before) = changeable(deps, ctx, id, manage).await?;
+    if change.name.is_some() {
+        authorize(&actor, Action::RevokeApiKey)?;
+    }
     let name = change.name.as_deref().map(valid_name).transpose()?;
     let new_cap = change.monthly_cap_micros.map(|c| cap(ctx, c)).transpose()?;
-    let tx = deps.db.begin_write().await?;
-    if let Some(name) = &name {
-        api_keys::rename(&tx, scope, id, name).await?;
+    if let Some(name) = name {
+        api_keys::rename(&tx, scope, id, &name).await?;
         audit_key_change(
             &tx,
-            deps,
             ctx,
             scope,
             id,
             "api_key.renamed",
-            json!({"name": before.name}),
+            json!({"name": key.name}),
             json!({"name": name}),
         )
         .await?;
+        key.name = name;
     }
     if let Some(cap) = new_cap {
         api_keys::set_cap(&tx, scope, id, cap).await?;
         audit_key_change(
             &tx,
-            deps,
             ctx,
             scope,
             id,
             "api_key.cap_changed",
-            json!({"monthly_cap_micros": before.monthly_cap_micros}),
+            json!({"monthly_cap_micros": key.monthly_cap_micros}),
             json!({"monthly_cap_micros": cap}),
         )
         .await?;
+        key.monthly_cap_micros = cap;
     }
-    let mut key = api_keys::find(&tx, scope, id)
-        .await?
-        .ok_or_else(|| ServiceError::not_found("api key"))?;
+    api_keys::with_spend(&tx, std::slice::from_mut(&mut key), this_month(deps)).await?;
     tx.commit().await?;
-    api_keys::with_spend(&deps.db, std::slice::from_mut(&mut key), this_month(deps)).await?;
     Ok(key.into())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn audit_key_change(
     tx: &inventiv_persistence::Tx,
-    _deps: &Deps,
     ctx: &Ctx,
     scope: Scope,
     id: ApiKeyId,

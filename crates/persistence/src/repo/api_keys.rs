@@ -5,7 +5,7 @@
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
-use crate::{Store, StoreError, Tag, Tx};
+use crate::{Backend, Store, StoreError, Tag, Tx};
 use inventiv_domain::{Activation, ApiKeyId, Flag, OrgId, Role, Scope, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
@@ -161,9 +161,33 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
+    find_locked(s, scope, id, "").await
+}
+
+/// [`find`], locking the key's row until `tx` ends (on PostgreSQL; a SQLite write transaction
+/// holds the database's write lock already): what a change reads as its "before" is still
+/// true when it writes. Only the key's row: its organization's stays free.
+pub async fn find_for_update(
+    tx: &Tx,
+    scope: Scope,
+    id: ApiKeyId,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE OF k",
+        Backend::Sqlite => "",
+    };
+    find_locked(tx, scope, id, lock).await
+}
+
+async fn find_locked<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: ApiKeyId,
+    lock: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
     let mut p = Params::new();
     let sql = format!(
-        "{SELECT} WHERE {} AND k.id = {}",
+        "{SELECT} WHERE {} AND k.id = {}{lock}",
         in_scope(scope, "k.", &mut p),
         p.bind(id.as_uuid())
     );

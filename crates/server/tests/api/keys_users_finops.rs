@@ -101,6 +101,51 @@ async fn org_keys_are_created_by_owner_or_admin_and_seen_by_every_member_without
     app.assert_audit_verifies().await;
 }
 
+/// Renames racing on one key: each is audited with the name it actually replaced, so the
+/// trail reads as one sequence of names (the key is read under its row lock in the renaming
+/// transaction; read before it, two renames both recorded the same "before").
+#[tokio::test]
+async fn concurrent_renames_audit_each_the_name_it_replaced() {
+    let app = spawn_app().await;
+    let a = Team::new(&app, "tenant-a").await;
+    let (_, key) = create_key(&app, &a.owner, json!({"name": "n-start"})).await;
+    let id = key["id"].as_str().unwrap().to_owned();
+    let renames = (0..12).map(|i| {
+        let (app, owner, id) = (&app, &a.owner, &id);
+        async move {
+            let body = json!({"name": format!("n-{i}")});
+            json_with_status(
+                app.put_as(owner, &format!("/api_keys/{id}"), body).await,
+                200,
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(renames).await;
+    let mut events = inventiv_persistence::repo::audit::list(
+        &app.db,
+        a.org,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("api_key.renamed"),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
+    events.sort_by_key(|e| e.chain_seq);
+    assert_eq!(events.len(), 12);
+    let mut name = "n-start".to_owned();
+    for e in &events {
+        let (before, after) = (e.before.as_ref().unwrap(), e.after.as_ref().unwrap());
+        assert_eq!(before["name"], name.as_str(), "{events:#?}");
+        name = after["name"].as_str().unwrap().to_owned();
+    }
+    let listed = json_with_status(app.get_as(&a.owner, "/api_keys").await, 200).await;
+    assert_eq!(listed["items"][0]["name"], name.as_str());
+    app.assert_audit_verifies().await;
+}
+
 #[tokio::test]
 async fn a_key_reads_its_own_scope_as_a_user_and_never_manages() {
     let app = spawn_app().await;

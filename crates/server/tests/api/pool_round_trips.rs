@@ -264,9 +264,9 @@ async fn round_trips_of_a_sign_in_a_cached_read_and_an_audited_write() {
         .unwrap()
         .to_owned();
     let renames = AtomicUsize::new(0);
-    // The key (1), then BEGIN, the update, the chain head, the event with the head's move,
-    // the key again, the notification, COMMIT (8), then its spend (1): nine statements on
-    // three checkouts, each with its release ping.
+    // BEGIN, the key under its row lock, the update, the chain head, the event with the
+    // head's move, the key's spend, the notification, COMMIT: eight statements on one
+    // checkout, and its release ping.
     let write = fewest(&round_trips, || async {
         let name = format!("renamed-{}", renames.fetch_add(1, Ordering::SeqCst));
         let res = app
@@ -279,5 +279,5 @@ async fn round_trips_of_a_sign_in_a_cached_read_and_an_audited_write() {
         json_with_status(res, 200).await;
     })
     .await;
-    assert_eq!(write, 12, "round trips of an audited rename");
+    assert_eq!(write, 9, "round trips of an audited rename");
 }
