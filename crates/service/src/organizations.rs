@@ -235,7 +235,9 @@ pub async fn update_current(
     let name = change.name.as_deref().map(OrgName::parse).transpose()?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let before = organizations::find_by_id(&tx, org)
+    // Locked: two concurrent changes each audit what the other left (a plain read in READ
+    // COMMITTED let both record the same "before").
+    let before = organizations::find_by_id_for_update(&tx, org)
         .await?
         .ok_or_else(|| ServiceError::not_found("organization"))?;
     if let Some(name) = &name {

@@ -166,14 +166,15 @@ pub async fn find<S: Store>(
 
 /// [`find`], locking the key's row until `tx` ends (on PostgreSQL; a SQLite write transaction
 /// holds the database's write lock already): what a change reads as its "before" is still
-/// true when it writes. Only the key's row: its organization's stays free.
+/// true when it writes. Only the key's row, and with the lock its update takes anyway (`FOR
+/// NO KEY UPDATE`): usage rows referencing the key can still be inserted meanwhile.
 pub async fn find_for_update(
     tx: &Tx,
     scope: Scope,
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
     let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE OF k",
+        Backend::Postgres => " FOR NO KEY UPDATE OF k",
         Backend::Sqlite => "",
     };
     find_locked(tx, scope, id, lock).await

@@ -6,7 +6,10 @@ use crate::repo::sql::{Page, Params, push_page};
 use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
 use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    sea_query::LockType,
+};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]
@@ -63,6 +66,20 @@ pub async fn insert(tx: &Tx, new: NewOrg<'_>) -> Result<OrgRecord, StoreError> {
 pub async fn find_by_id<S: Store>(s: &S, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {
     Entity::find_by_id(id.as_uuid())
         .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+/// [`find_by_id`], locking the org's row until `tx` ends (PostgreSQL; a SQLite write
+/// transaction holds the write lock already): the "before" a change audits is still true when
+/// it writes, even with another change of the org racing it. The lock is the one the
+/// update takes anyway (`FOR NO KEY UPDATE`), taken earlier: rows referencing the org can
+/// still be inserted meanwhile.
+pub async fn find_by_id_for_update(tx: &Tx, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {
+    Entity::find_by_id(id.as_uuid())
+        .lock(LockType::NoKeyUpdate)
+        .one(tx.conn())
         .await?
         .map(record)
         .transpose()

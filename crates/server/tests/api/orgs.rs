@@ -485,6 +485,48 @@ async fn two_owners_demoting_each_other_or_leaving_in_parallel_never_orphan_the_
     app.assert_audit_verifies().await;
 }
 
+/// Renames racing on one org: each `org.updated` event carries the name it actually replaced,
+/// so the trail reads as one sequence (the org is read under its row lock in the changing
+/// transaction).
+#[tokio::test]
+async fn concurrent_renames_of_an_org_audit_each_the_name_it_replaced() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "renamed-often").await;
+    let renames = (0..12).map(|i| {
+        let request = app
+            .as_bearer(
+                Method::PATCH,
+                "/organizations/current",
+                org.token(Role::Owner),
+            )
+            .json(&json!({"name": format!("Name {i}")}));
+        async move { json_with_status(request.send().await.unwrap(), 200).await }
+    });
+    futures_util::future::join_all(renames).await;
+    let mut events = inventiv_persistence::repo::audit::list(
+        &app.db,
+        org.id,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some("org.updated"),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
+    events.sort_by_key(|e| e.chain_seq);
+    assert_eq!(events.len(), 12);
+    for pair in events.windows(2) {
+        let (earlier, later) = (&pair[0], &pair[1]);
+        assert_eq!(
+            later.before.as_ref().unwrap()["name"],
+            earlier.after.as_ref().unwrap()["name"],
+            "{events:#?}"
+        );
+    }
+    app.assert_audit_verifies().await;
+}
+
 #[tokio::test]
 async fn update_and_delete_the_current_org() {
     let app = spawn_app().await;
