@@ -1,7 +1,7 @@
-//! CPU time by who spent it, from `/proc` (the login bench's accounting): the server's
-//! password-hash threads, the rest of the server, PostgreSQL's processes, and this driver.
-//! Rates drift with a shared machine's load; CPU per request does much less, so this is what
-//! says where a sign-in's time goes.
+//! CPU time by who spent it, from `/proc`: the server's password-hash threads, the rest of the
+//! server, PostgreSQL's processes, and this driver (the same process when the server runs in
+//! it, as in `http_load`). Rates drift with a shared machine's load; CPU per request does much
+//! less, so this is what says where a sign-in's or a write's time goes.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The audit trail: append-only at the database level, hash-chained, verifiable.
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, org_events, spawn_app};
 use inventiv_persistence::Backend;
 use inventiv_service::RequestMeta;
 use inventiv_service::audit::{self, AuditActor, AuditEntry};
@@ -120,19 +120,11 @@ async fn append_in_parallel(app: &TestApp, org: inventiv_domain::OrgId, n: usize
     }
     let report = audit::verify(&app.db).await.unwrap();
     assert_eq!(report.broken, None, "{report:?}");
-    let events = inventiv_persistence::repo::audit::list(
-        &app.db,
-        org,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("test.parallel"),
-            ..Default::default()
-        },
-        100,
-    )
-    .await
-    .unwrap();
-    let mut seqs: Vec<i64> = events.iter().map(|e| e.chain_seq).collect();
-    seqs.sort_unstable();
+    let seqs: Vec<i64> = org_events(app, org, "test.parallel")
+        .await
+        .iter()
+        .map(|e| e.chain_seq)
+        .collect();
     assert_eq!(seqs, (before + 1..=before + n as i64).collect::<Vec<_>>());
 }
 

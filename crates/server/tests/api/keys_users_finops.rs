@@ -1,7 +1,8 @@
 //! API keys, users and FinOps scoped by organization (issue 6; SPEC §3, §4.3, §6).
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, json_with_status, spawn_app, spawn_app_with,
+    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, audited_renames, json_with_status,
+    spawn_app, spawn_app_with,
 };
 use crate::instances::{Team, deploy, public_model, wait_for_status};
 use inventiv_service::ManualClock;
@@ -122,27 +123,16 @@ async fn concurrent_renames_audit_each_the_name_it_replaced() {
         }
     });
     futures_util::future::join_all(renames).await;
-    let mut events = inventiv_persistence::repo::audit::list(
-        &app.db,
-        a.org,
-        inventiv_persistence::repo::audit::EventFilter {
-            action: Some("api_key.renamed"),
-            ..Default::default()
-        },
-        100,
-    )
-    .await
-    .unwrap();
-    events.sort_by_key(|e| e.chain_seq);
-    assert_eq!(events.len(), 12);
-    let mut name = "n-start".to_owned();
-    for e in &events {
-        let (before, after) = (e.before.as_ref().unwrap(), e.after.as_ref().unwrap());
-        assert_eq!(before["name"], name.as_str(), "{events:#?}");
-        name = after["name"].as_str().unwrap().to_owned();
-    }
+    let renames = audited_renames(&app, a.org, "api_key.renamed").await;
+    assert_eq!(renames.len(), 12);
+    assert_eq!(renames[0].0, "n-start");
+    let name = &renames[11].1;
     let listed = json_with_status(app.get_as(&a.owner, "/api_keys").await, 200).await;
-    assert_eq!(listed["items"][0]["name"], name.as_str());
+    assert_eq!(
+        listed["items"][0]["name"],
+        name.as_str(),
+        "the last audited name is the key's"
+    );
     app.assert_audit_verifies().await;
 }
 

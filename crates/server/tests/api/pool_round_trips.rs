@@ -105,6 +105,21 @@ fn authority(url: &str) -> std::ops::Range<usize> {
     start..start + url[start..].find(['/', '?']).unwrap_or(url.len() - start)
 }
 
+/// `url` with its `host:port` replaced by the forwarder's loopback `port`.
+fn through(url: &str, port: u16) -> String {
+    let at = authority(url);
+    format!("{}127.0.0.1:{port}{}", &url[..at.start], &url[at.end..])
+}
+
+/// A pool of one connection on `url`: every checkout gets the same connection.
+async fn one_connection(url: &str) -> Db {
+    let options = DbOptions {
+        max_connections: 1,
+        ..DbOptions::default()
+    };
+    Db::connect(url, &options).await.unwrap()
+}
+
 /// Round trips the clients of `counter` asked for while `work` ran, once the connection's
 /// release (and its ping, sent from a task of its own) has settled.
 async fn counted<F: std::future::Future<Output = ()>>(counter: &AtomicUsize, work: F) -> usize {
@@ -121,14 +136,8 @@ async fn a_busy_connection_is_handed_out_without_a_ping_and_an_idle_one_is_teste
         return;
     }
     let url = database.url();
-    let at = authority(&url);
-    let (port, round_trips) = counting_forwarder(url[at.clone()].to_owned()).await;
-    let proxied = format!("{}127.0.0.1:{port}{}", &url[..at.start], &url[at.end..]);
-    let options = DbOptions {
-        max_connections: 1,
-        ..DbOptions::default()
-    };
-    let db = Db::connect(&proxied, &options).await.unwrap();
+    let (port, round_trips) = counting_forwarder(url[authority(&url)].to_owned()).await;
+    let db = one_connection(&through(&url, port)).await;
     // The connection is opened, and the statement prepared, before counting.
     assert_eq!(db.query_i64("SELECT 1::bigint").await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -167,11 +176,7 @@ async fn a_connection_that_died_while_idle_is_replaced_on_checkout() {
         return;
     }
     let url = database.url();
-    let options = DbOptions {
-        max_connections: 1,
-        ..DbOptions::default()
-    };
-    let db = Db::connect(&url, &options).await.unwrap();
+    let db = one_connection(&url).await;
     let pid = db
         .query_i64("SELECT pg_backend_pid()::bigint")
         .await
@@ -223,9 +228,7 @@ async fn round_trips_of_a_sign_in_a_cached_read_and_an_audited_write() {
     let (port, round_trips) = counting_forwarder(env[authority(&env)].to_owned()).await;
     let app = spawn_app_with(
         move |settings| {
-            let url = settings.database.url.expose().to_owned();
-            let at = authority(&url);
-            let proxied = format!("{}127.0.0.1:{port}{}", &url[..at.start], &url[at.end..]);
+            let proxied = through(settings.database.url.expose(), port);
             settings.database.url = Secret::new(proxied);
             // One connection: every statement is prepared on it during the warm-up, whatever
             // order background tasks take it in (a statement new to a connection costs a

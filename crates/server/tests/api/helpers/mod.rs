@@ -406,6 +406,44 @@ pub async fn platform_events(
     .unwrap()
 }
 
+/// `org`'s chain's audit events of `action`, in the order they were appended (at most 100).
+pub async fn org_events(
+    app: &TestApp,
+    org: OrgId,
+    action: &str,
+) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
+    let mut events = inventiv_persistence::repo::audit::list(
+        &app.db,
+        org,
+        inventiv_persistence::repo::audit::EventFilter {
+            action: Some(action),
+            ..Default::default()
+        },
+        100,
+    )
+    .await
+    .unwrap();
+    events.sort_by_key(|e| e.chain_seq);
+    events
+}
+
+/// The `(before, after)` names of `org`'s `action` events, oldest first, after asserting they
+/// form one sequence: each event replaced the name the previous one set.
+pub async fn audited_renames(app: &TestApp, org: OrgId, action: &str) -> Vec<(String, String)> {
+    let events = org_events(app, org, action).await;
+    let name = |state: &Option<serde_json::Value>| {
+        state.as_ref().unwrap()["name"].as_str().unwrap().to_owned()
+    };
+    let renames: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (name(&e.before), name(&e.after)))
+        .collect();
+    for pair in renames.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1, "{renames:#?}");
+    }
+    renames
+}
+
 /// The audited refusals of sign-ins (one per burst).
 pub async fn login_refusals(app: &TestApp) -> Vec<inventiv_persistence::repo::audit::AuditRecord> {
     platform_events(app, "auth.login_rate_limited").await
