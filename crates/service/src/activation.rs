@@ -6,8 +6,9 @@
 //! - A kind that carries the two approvals implements [`Activatable`] beside its use cases
 //!   (how its row is read, locked and written); its use case checks that the caller may see
 //!   the resource and that an approval applies to it, then calls [`set`] for the rest.
-//! - [`set`] re-reads the row inside its write transaction, so the flags of a concurrent change
-//!   count, and records `<kind>.activation_changed` in the org's chain in that transaction.
+//! - [`set`] takes the kind's locks, then re-reads the row inside its write transaction, so two
+//!   concurrent approvals decide one after the other (the distinct-activators rule holds under
+//!   concurrency), and records `<kind>.activation_changed` in the org's chain in that transaction.
 
 use crate::Ctx;
 use crate::audit::AuditEntry;
@@ -34,10 +35,10 @@ pub(crate) trait Activatable: Sized {
     /// have; offerings' and shares' never did, and an event's payload does not change.
     const AUDITS_BEFORE: bool;
 
-    /// Locks to hold before the row is read, in the order the kind's other writes take them.
-    async fn lock(_tx: &Tx, _org: OrgId) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// Locks to hold before the row is read, in the order the kind's other writes take them,
+    /// such that a concurrent change of the row waits for this one to commit: the flags
+    /// [`set`] decides from are still the row's when it writes.
+    async fn lock(tx: &Tx, org: OrgId, id: Self::Id) -> Result<(), StoreError>;
 
     async fn find(tx: &Tx, org: OrgId, id: Self::Id) -> Result<Option<Self>, StoreError>;
 
@@ -68,8 +69,8 @@ pub(crate) async fn set<R: Activatable>(
 ) -> Result<R, ServiceError> {
     let distinct = distinct_required(deps, org).await?;
     let tx = deps.db.begin_write().await?;
-    R::lock(&tx, org).await?;
-    // Read inside the write transaction: the flags of a concurrent change count.
+    R::lock(&tx, org, id).await?;
+    // Read inside the write transaction, under the lock: the flags of a concurrent change count.
     let current = R::find(&tx, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found(R::KIND))?;

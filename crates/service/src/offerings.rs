@@ -112,6 +112,16 @@ pub(crate) fn price(field: &str, value: i64) -> Result<i64, ServiceError> {
     }
 }
 
+/// The locks every change of offering `id` takes first, in this order: `org`'s audit chain
+/// head, as every share write does (a delete may cascade to ended share rows, and a share
+/// write holding the head must not wait on those rows the other way round), then the
+/// offering's row. Changes of one offering then decide one after the other, each from what
+/// the previous one wrote.
+async fn lock_for_change(tx: &Tx, org: OrgId, id: OfferingId) -> Result<(), StoreError> {
+    audit_repo::lock_heads(tx, &[org]).await?;
+    offerings::lock(tx, org, id).await
+}
+
 /// Records `action` on offering `id` in `org`'s chain.
 async fn audit(
     tx: &Tx,
@@ -269,7 +279,11 @@ pub async fn update(
     change: OfferingChange,
 ) -> Result<Offering, ServiceError> {
     let (org, _) = ctx.current_org(Action::ViewOfferings)?;
-    let before = offerings::find(&deps.db, org, id)
+    let tx = deps.db.begin_write().await?;
+    // Read under the locks: a field the change leaves alone is written back as it is now,
+    // not as it was before a concurrent change (which could re-publish what was withdrawn).
+    lock_for_change(&tx, org, id).await?;
+    let before = offerings::find(&tx, org, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("offering"))?;
     let touches_fields = change.code.is_some()
@@ -297,7 +311,6 @@ pub async fn update(
         Some(change.visibility.unwrap_or(before.visibility.clone())),
         change.is_active.unwrap_or(before.is_active),
     )?;
-    let tx = deps.db.begin_write().await?;
     if touches_fields {
         write_fields(&tx, ctx, &before, &f).await?;
     }
@@ -357,13 +370,10 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: OfferingId) -> Result<(), Servic
         crate::shares::settle_expiry(deps, due).await?;
     }
     let tx = deps.db.begin_write().await?;
-    // The chain head first, as every share write does: the delete may cascade to ended share
-    // rows, and a share write holding the head must not wait on those rows the other way round.
-    audit_repo::lock_heads(&tx, &[org]).await?;
-    // Lock the offering row (PostgreSQL) before looking at its shares: a proposal being
+    // Locking the offering row (PostgreSQL) before looking at its shares: a proposal being
     // inserted meanwhile holds a key-share lock on it, so it is either seen below or waits
     // for this delete and then fails on the foreign key, never silently cascaded away.
-    offerings::lock(&tx, org, id).await?;
+    lock_for_change(&tx, org, id).await?;
     let live = shares::live_of_offering(&tx, org, id).await?;
     if !live.is_empty() {
         return Err(ServiceError::Conflict {
@@ -406,6 +416,10 @@ impl crate::activation::Activatable for OfferingRecord {
     const KIND: &'static str = "offering";
     const EVENT: &'static str = "offering.activation_changed";
     const AUDITS_BEFORE: bool = false;
+
+    async fn lock(tx: &Tx, org: OrgId, id: OfferingId) -> Result<(), StoreError> {
+        lock_for_change(tx, org, id).await
+    }
 
     async fn find(tx: &Tx, org: OrgId, id: OfferingId) -> Result<Option<Self>, StoreError> {
         offerings::find(tx, org, id).await

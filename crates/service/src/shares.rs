@@ -801,7 +801,8 @@ impl crate::activation::Activatable for ShareRecord {
     const AUDITS_BEFORE: bool = false;
 
     /// The chain head before the share row, the order every two-party share write takes.
-    async fn lock(tx: &Tx, org: OrgId) -> Result<(), StoreError> {
+    async fn lock(tx: &Tx, org: OrgId, _id: ShareId) -> Result<(), StoreError> {
+        // Every write of a share takes its orgs' audit heads first (`lock_parties`).
         audit_repo::lock_heads(tx, &[org]).await
     }
 

@@ -198,6 +198,142 @@ async fn distinct_activators_when_the_org_requires_them() {
     assert_eq!(ok["operational"], true);
 }
 
+/// The distinct-activators rule under concurrency: one owner sends both approvals of one
+/// resource at once, many times over, for an instance (whose row is locked alone) and an
+/// offering (locked after its org's audit chain head). Each request decides from the flags it
+/// reads, so a read that does not lock lets a `tech` and an `eco` each see the other unset
+/// and both succeed, leaving one person holding both (PostgreSQL runs these transactions side
+/// by side; SQLite serializes them). Whatever the interleaving, the approvals that succeed in
+/// a round are all of one flag, and the resource never ends up approved twice by its owner.
+#[tokio::test]
+async fn one_person_never_holds_both_approvals_under_concurrent_requests() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let instance = deploy(&app, &team.admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let offering = json_with_status(
+        app.post_as(
+            &team.admin,
+            "/organizations/current/offerings",
+            json!({"model_id": model, "code": "chat", "name": "Chat"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .as_bearer(Method::PATCH, "/organizations/current", &team.owner)
+        .json(&json!({"require_distinct_activators": true}))
+        .send()
+        .await
+        .unwrap();
+    json_with_status(res, 200).await;
+    // (the resource's path, where to read it back: an offering is read from its list)
+    let offerings = "/organizations/current/offerings";
+    for (path, read, id) in [
+        (
+            format!("/instances/{instance}"),
+            format!("/instances/{instance}"),
+            &instance,
+        ),
+        (
+            format!("{offerings}/{offering}"),
+            offerings.to_owned(),
+            &offering,
+        ),
+    ] {
+        let set = |name: &'static str, active: bool| {
+            let (app, owner, path) = (&app, &team.owner, &path);
+            async move {
+                let body = json!({"flag": name, "active": active});
+                let res = app
+                    .post_as(owner, &format!("{path}/activation"), body)
+                    .await;
+                (name, res.status().as_u16())
+            }
+        };
+        for round in 0..6 {
+            let requests = (0..12).map(|i| set(if i % 2 == 0 { "tech" } else { "eco" }, true));
+            let outcomes = futures_util::future::join_all(requests).await;
+            assert!(
+                outcomes.iter().all(|(_, s)| [200, 409].contains(s)),
+                "{path}, round {round}: {outcomes:?}"
+            );
+            let granted: std::collections::BTreeSet<&str> = outcomes
+                .iter()
+                .filter(|(_, status)| *status == 200)
+                .map(|(name, _)| *name)
+                .collect();
+            assert_eq!(granted.len(), 1, "{path}, round {round}: {outcomes:?}");
+            let read = json_with_status(app.get_as(&team.owner, &read).await, 200).await;
+            let now = match read["items"].as_array() {
+                Some(items) => items.iter().find(|o| o["id"] == **id).unwrap().clone(),
+                None => read,
+            };
+            assert!(
+                !(now["tech_activated_by"].is_string() && now["eco_activated_by"].is_string()),
+                "{path}, round {round}: {now}"
+            );
+            for name in ["tech", "eco"] {
+                assert_eq!(set(name, false).await.1, 200);
+            }
+        }
+    }
+}
+
+/// An offering edit writes back the fields it leaves alone: as the row is when it writes,
+/// not as it was when a concurrent edit had not committed yet. An owner withdraws the
+/// offering from the marketplace (`visibility: private`) while an admin renames it many
+/// times: the renames must not put `public` back.
+#[tokio::test]
+async fn a_concurrent_rename_never_republishes_a_withdrawn_offering() {
+    let app = spawn_app().await;
+    let model = public_model(&app, "org/llama").await;
+    let team = Team::new(&app, "acme").await;
+    let offerings = "/organizations/current/offerings";
+    let created = app
+        .post_as(
+            &team.admin,
+            offerings,
+            json!({"model_id": model, "code": "chat", "name": "Chat", "visibility": "public"}),
+        )
+        .await;
+    let id = json_with_status(created, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{offerings}/{id}");
+    let patch = |token: &str, body: Value| {
+        app.as_bearer(Method::PATCH, &path, token)
+            .json(&body)
+            .send()
+    };
+    for round in 0..6 {
+        let public = patch(&team.owner, json!({"visibility": "public"}))
+            .await
+            .unwrap();
+        json_with_status(public, 200).await;
+        let renames =
+            (0..8).map(|i| patch(&team.admin, json!({"name": format!("Chat {round}.{i}")})));
+        let withdraw = patch(&team.owner, json!({"visibility": "private"}));
+        let (withdrawn, renamed) =
+            futures_util::future::join(withdraw, futures_util::future::join_all(renames)).await;
+        json_with_status(withdrawn.unwrap(), 200).await;
+        for res in renamed {
+            json_with_status(res.unwrap(), 200).await;
+        }
+        let list = json_with_status(app.get_as(&team.owner, offerings).await, 200).await;
+        let now = &list["items"].as_array().unwrap()[0];
+        assert_eq!(now["visibility"], "private", "round {round}: {now}");
+    }
+}
+
 /// Permission → a request it guards (in the current workspace), for the "omitted ⇒ 403" check.
 fn guarded(instance: &str, member: &str) -> Vec<(&'static str, Method, String, Value)> {
     vec![

@@ -396,6 +396,16 @@ impl crate::activation::Activatable for InstanceRecord {
     const EVENT: &'static str = "instance.activation_changed";
     const AUDITS_BEFORE: bool = true;
 
+    async fn lock(tx: &Tx, org: OrgId, id: InstanceId) -> Result<(), StoreError> {
+        inventiv_persistence::repo::lock_approvable(
+            tx,
+            inventiv_persistence::repo::Approvable::Instances,
+            org,
+            id.as_uuid(),
+        )
+        .await
+    }
+
     async fn find(tx: &Tx, org: OrgId, id: InstanceId) -> Result<Option<Self>, StoreError> {
         instances::find(tx, Scope::Org(org), id).await
     }
