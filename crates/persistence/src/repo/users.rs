@@ -110,21 +110,24 @@ pub async fn count<S: Store>(s: &S) -> Result<u64, StoreError> {
     Ok(Entity::find().count(s.conn()).await?)
 }
 
-/// Replaces the password hash.
+/// Replaces the password hash; with `replacing`, only if it is still that hash (a change
+/// that verified the old password must not land over a change made meanwhile). Returns
+/// whether it was replaced.
 pub async fn set_password_hash(
     tx: &Tx,
     id: UserId,
     password_hash: &str,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+    replacing: Option<&str>,
+) -> Result<bool, StoreError> {
     tx.mark(Tag::User(id));
-    crate::repo::exec_sql(
-        tx,
-        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
-        vec![password_hash.into(), now.into(), id.as_uuid().into()],
-    )
-    .await?;
-    Ok(())
+    let mut values = vec![password_hash.into(), now.into(), id.as_uuid().into()];
+    let mut sql = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3".to_owned();
+    if let Some(old) = replacing {
+        sql.push_str(" AND password_hash = $4");
+        values.push(old.into());
+    }
+    Ok(crate::repo::exec_sql(tx, &sql, values).await? == 1)
 }
 
 /// Profile fields a user may change about themselves. `None` leaves a field as it is;

@@ -553,6 +553,48 @@ async fn password_change_kills_the_other_sessions_and_keeps_this_one() {
     app.assert_audit_verifies().await;
 }
 
+/// Two sessions that both know the password change it at once (the owner, and someone who
+/// learnt the old one). Each request verifies the old password, then hashes the new one: tens
+/// of milliseconds in which the other can land. Exactly one change may win; the other must be
+/// refused as made with a password that is no longer current, and must not undo the winner's
+/// revocation of the other sessions.
+#[tokio::test]
+async fn concurrent_password_changes_from_the_old_password_have_one_winner() {
+    let app = spawn_app().await;
+    app.create_user("alice@example.com", PW).await;
+    let mut current = PW.to_owned();
+    for round in 0..3 {
+        let a = app.login("alice@example.com", &current).await;
+        let b = app.login("alice@example.com", &current).await;
+        let change = |token: String, new: String| {
+            let (app, current) = (&app, current.clone());
+            async move {
+                let body = json!({"current_password": current, "new_password": new});
+                let res = app.put_as(&token, "/auth/me/password", body).await;
+                (token, new, res.status().as_u16())
+            }
+        };
+        let (first, second) = futures_util::future::join(
+            change(a.token.clone(), format!("password-a-{round}")),
+            change(b.token.clone(), format!("password-b-{round}")),
+        )
+        .await;
+        let mut statuses = [first.2, second.2];
+        statuses.sort();
+        assert_eq!(statuses, [204, 403], "round {round}");
+        let (winner, loser) = if first.2 == 204 {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        app.me(&winner.0).await;
+        assert_error(app.get_as(&loser.0, "/auth/me").await, 401, "unauthorized").await;
+        current = winner.1;
+    }
+    app.login("alice@example.com", &current).await;
+    app.assert_audit_verifies().await;
+}
+
 #[tokio::test]
 async fn sessions_can_be_listed_and_revoked_only_by_their_owner() {
     let app = spawn_app().await;

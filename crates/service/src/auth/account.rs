@@ -204,16 +204,22 @@ pub async fn change_password(
         }
         Err(_) => false,
     };
+    let wrong_current = || ServiceError::Forbidden {
+        code: ErrorCode::InvalidCurrentPassword,
+        message: "The current password is incorrect.".to_owned(),
+    };
     if !current_ok {
-        return Err(ServiceError::Forbidden {
-            code: ErrorCode::InvalidCurrentPassword,
-            message: "The current password is incorrect.".to_owned(),
-        });
+        return Err(wrong_current());
     }
     let hash = deps.passwords.hash(&new).await?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    users::set_password_hash(&tx, user.id, &hash, now).await?;
+    // Only over the hash just verified: a change or reset that landed while this one was
+    // hashing made `current` stale, and must not be overwritten by someone who knew only the
+    // old password (nor its revocation of their session undone).
+    if !users::set_password_hash(&tx, user.id, &hash, now, Some(&user.password_hash)).await? {
+        return Err(wrong_current());
+    }
     let revoked = sessions::revoke_all_for_user(
         &tx,
         user.id,

@@ -121,7 +121,7 @@ pub async fn confirm_password_reset(
             return Err(gone());
         }
     };
-    users::set_password_hash(&tx, user_id, &hash, now).await?;
+    users::set_password_hash(&tx, user_id, &hash, now, None).await?;
     let revoked = sessions::revoke_all_for_user(&tx, user_id, None, "password_reset", now).await?;
     record(
         &tx,
