@@ -257,7 +257,10 @@ pub async fn update(
     let change = profile.parse()?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let before = users::find_by_id(&tx, id)
+    // Under the row's lock: whether this change disables the account (and so revokes its
+    // sessions and keys) is decided from the account as it is, not as a concurrent change
+    // left it a moment before.
+    let before = users::find_for_update(&tx, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("user"))?;
     match users::update_profile(&tx, id, change, now).await {
@@ -326,12 +329,17 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
     }
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let user = users::find_by_id(&tx, id)
+    // The account's row first, against everything: a membership being added meanwhile (an
+    // org created, an invitation accepted) waits for this deletion and then fails, instead of
+    // being cascaded away unchecked and unaudited.
+    let user = users::find_for_delete(&tx, id)
         .await?
         .ok_or_else(|| ServiceError::not_found("user"))?;
-    let owned = memberships::owned_orgs(&tx, id).await?;
-    for org in &owned {
-        // Same lock as every other owner-reducing change, taken in org-id order.
+    let orgs = memberships::orgs_of(&tx, id).await?;
+    for org in &orgs {
+        // Same lock as every other owner-reducing change, taken in org-id order: the owners
+        // are read under it, so a promotion to owner that committed after the memberships
+        // were listed is seen here, and no other owner can leave before this commits.
         let owners = memberships::lock_owners(&tx, *org).await?;
         if owners.contains(&id) {
             ensure_owner_remains(owners.len() as u64, 1).map_err(|_| ServiceError::Conflict {
@@ -342,7 +350,7 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
             })?;
         }
     }
-    for org in owned.iter().copied().chain(memberships_of(&tx, id).await?) {
+    for org in orgs {
         ctx.record(
             &tx,
             AuditEntry {
@@ -382,20 +390,4 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The orgs where `user` is a member but not an owner.
-async fn memberships_of(
-    tx: &inventiv_persistence::Tx,
-    user: UserId,
-) -> Result<Vec<OrgId>, ServiceError> {
-    let mut orgs = Vec::new();
-    for my in
-        inventiv_persistence::repo::organizations::list_for_user(tx, user, None, 10_000).await?
-    {
-        if my.role != Role::Owner {
-            orgs.push(my.org.id);
-        }
-    }
-    Ok(orgs)
 }

@@ -1,5 +1,5 @@
 //! `organization_memberships`: (org, user, role). Every function takes the org first, except
-//! [`owned_orgs`], which reads one account's own memberships across its orgs.
+//! [`orgs_of`], which reads one account's own memberships across its orgs.
 
 use crate::entities::memberships::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
@@ -229,12 +229,12 @@ pub async fn find_row<S: Store>(
         .transpose()
 }
 
-/// The organizations where `user` is an owner, ordered by id (lock order for deletions).
+/// The organizations `user` is a member of, ordered by id (the lock order of a deletion).
 /// Keyed by the account, across the orgs it belongs to: the account is being deleted.
-pub async fn owned_orgs<S: Store>(s: &S, user: UserId) -> Result<Vec<OrgId>, StoreError> {
+pub async fn orgs_of<S: Store>(s: &S, user: UserId) -> Result<Vec<OrgId>, StoreError> {
     let rows = query_all_sql(
         s,
-        "SELECT organization_id FROM organization_memberships WHERE user_id = $1 AND role = 'owner' ORDER BY organization_id",
+        "SELECT organization_id FROM organization_memberships WHERE user_id = $1 ORDER BY organization_id",
         vec![user.as_uuid().into()],
     )
     .await?;

@@ -6,7 +6,7 @@ use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Email, UserId, Username};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, sea_query::LockType,
 };
 use time::OffsetDateTime;
 
@@ -77,6 +77,34 @@ pub async fn insert<S: Store>(s: &S, new: NewUser<'_>) -> Result<UserRecord, Sto
 pub async fn find_by_id<S: Store>(s: &S, id: UserId) -> Result<Option<UserRecord>, StoreError> {
     Entity::find_by_id(id.as_uuid())
         .one(s.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+/// [`find_by_id`], locking the row until `tx` ends (PostgreSQL; a SQLite write transaction
+/// holds the write lock already) with the lock its update takes anyway (`FOR NO KEY
+/// UPDATE`): what a change decides from, and audits as its "before", is still true when it
+/// writes.
+pub async fn find_for_update(tx: &Tx, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    find_locked(tx, id, LockType::NoKeyUpdate).await
+}
+
+/// [`find_by_id`], locking the row against everything until `tx` ends (`FOR UPDATE`): rows
+/// about to reference the account (a membership being inserted) wait, then fail, instead of
+/// slipping past the checks of its deletion.
+pub async fn find_for_delete(tx: &Tx, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    find_locked(tx, id, LockType::Update).await
+}
+
+async fn find_locked(
+    tx: &Tx,
+    id: UserId,
+    lock: LockType,
+) -> Result<Option<UserRecord>, StoreError> {
+    Entity::find_by_id(id.as_uuid())
+        .lock(lock)
+        .one(tx.conn())
         .await?
         .map(record)
         .transpose()

@@ -371,6 +371,49 @@ async fn org_users_are_members_only_and_created_with_an_assignable_role() {
     assert_eq!(orgs["items"][0]["role"], "admin");
 }
 
+/// Platform admins disabling and re-enabling one account at once: each change decides from
+/// the account as the previous one left it (its row is read under its lock), so the trail
+/// alternates `user.disabled` / `user.enabled` and each event's "before" is the state it
+/// replaced, and an account that ends disabled has had its sessions revoked.
+#[tokio::test]
+async fn concurrent_disables_and_enables_each_decide_from_the_state_they_replace() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let pat = app.create_user("pat@example.com", PW).await;
+    let session = app.login("pat@example.com", PW).await.token;
+    let path = format!("/users/{pat}");
+    let changes = (0..16).map(|i| {
+        let body = json!({"disabled": i % 2 == 0});
+        let (app, admin, path) = (&app, &admin, &path);
+        async move { app.put_as(admin, path, body).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(changes).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let mut events: Vec<_> = crate::helpers::platform_events(&app, "user.disabled").await;
+    events.extend(crate::helpers::platform_events(&app, "user.enabled").await);
+    events.extend(crate::helpers::platform_events(&app, "user.updated").await);
+    events.retain(|e| e.target_id.as_deref() == Some(pat.to_string().as_str()));
+    events.sort_by_key(|e| e.chain_seq);
+    let mut disabled = false;
+    for e in &events {
+        let before = e.before.as_ref().unwrap()["disabled"].as_bool().unwrap();
+        let after = e.after.as_ref().unwrap()["disabled"].as_bool().unwrap();
+        assert_eq!(before, disabled, "{}: {events:#?}", e.action);
+        let expected = match (before, after) {
+            (false, true) => "user.disabled",
+            (true, false) => "user.enabled",
+            _ => "user.updated",
+        };
+        assert_eq!(e.action, expected, "{events:#?}");
+        disabled = after;
+    }
+    let now = json_with_status(app.get_as(&admin, &path).await, 200).await;
+    assert_eq!(now["disabled"], disabled);
+    if disabled {
+        assert_error(app.get_as(&session, "/auth/me").await, 401, "unauthorized").await;
+    }
+}
+
 #[tokio::test]
 async fn platform_admins_manage_every_account_from_personal() {
     let app = spawn_app().await;

@@ -3,7 +3,8 @@
 //! real SMTP, and the last-owner and single-use invariants under concurrency.
 
 use crate::helpers::{
-    ReceivedMail, TestApp, assert_error, audited_renames, json_with_status, spawn_app,
+    ADMIN_EMAIL, ADMIN_PASSWORD, ReceivedMail, TestApp, assert_error, audited_renames,
+    json_with_status, spawn_app,
 };
 use inventiv_domain::{OrgId, Role, UserId};
 use inventiv_persistence::repo::memberships;
@@ -483,6 +484,70 @@ async fn two_owners_demoting_each_other_or_leaving_in_parallel_never_orphan_the_
     let app = spawn_app().await;
     for round in 0..20 {
         two_owner_race(&app, round).await;
+    }
+    app.assert_audit_verifies().await;
+}
+
+/// An account being deleted by a platform admin while its org's only owner promotes it to
+/// owner and then leaves: whatever the interleaving, the org keeps an owner. The deletion
+/// must check every org the account belongs to under the owners' lock, not only the orgs it
+/// owned when it started (a promotion committed meanwhile would let the old owner leave, and
+/// the deletion then cascade the new owner's membership away). Many orgs race at once.
+#[tokio::test]
+async fn deleting_an_account_while_it_is_promoted_never_orphans_the_org() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+    let mut races = Vec::new();
+    for round in 0..24 {
+        let owner = app.create_user(&format!("o{round}@del.test"), PW).await;
+        let member = app.create_user(&format!("m{round}@del.test"), PW).await;
+        let org = app
+            .create_org(
+                &format!("del-{round}"),
+                &[(owner, Role::Owner), (member, Role::Admin)],
+            )
+            .await;
+        let token = app
+            .switch(
+                &app.login(&format!("o{round}@del.test"), PW).await.token,
+                Some(org),
+            )
+            .await;
+        races.push((org, member, token));
+    }
+    let runs = races.iter().map(|(org, member, token)| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let account = format!("/users/{member}");
+            let delete = app.delete_as(admin, &account);
+            let promote_then_leave = async {
+                let path = format!("/organizations/current/members/{member}");
+                let promoted = app.put_as(token, &path, json!({"role": "owner"})).await;
+                let left = app
+                    .post_as(token, "/organizations/current/leave", json!({}))
+                    .await;
+                [promoted.status().as_u16(), left.status().as_u16()]
+            };
+            let (deleted, [promoted, left]) =
+                futures_util::future::join(delete, promote_then_leave).await;
+            let statuses = [deleted.status().as_u16(), promoted, left];
+            let owners = memberships::count_owners(&app.db, *org).await.unwrap();
+            (owners, statuses)
+        }
+    });
+    for (round, (owners, statuses)) in futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(
+            owners >= 1,
+            "round {round}: the org lost all its owners ({statuses:?})"
+        );
+        assert!(
+            statuses.iter().all(|s| [200, 204, 404, 409].contains(s)),
+            "round {round}: {statuses:?}"
+        );
     }
     app.assert_audit_verifies().await;
 }
