@@ -76,6 +76,17 @@ impl ServiceError {
         }
     }
 
+    /// 409 `workspace_changed`: the org this request acts in was deleted (or the caller's
+    /// membership removed) while it ran; nothing was done.
+    pub fn workspace_changed() -> Self {
+        ServiceError::Conflict {
+            code: ErrorCode::WorkspaceChanged,
+            message:
+                "This organization no longer exists, or you are no longer in it; nothing was done."
+                    .to_owned(),
+        }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ServiceError::Internal(err.into())
     }

@@ -78,6 +78,14 @@ fn last_owner() -> ServiceError {
     }
 }
 
+/// The caller's membership is gone (removed, or left, since their session was read).
+pub(crate) fn no_longer_member() -> ServiceError {
+    ServiceError::Forbidden {
+        code: ErrorCode::NotAMember,
+        message: "You are no longer a member of this organization.".to_owned(),
+    }
+}
+
 /// Opens the transaction, locks the owners and returns the actor as they are *now*.
 async fn begin(deps: &Deps, ctx: &Ctx, org: OrgId) -> Result<(Tx, Actor, u64), ServiceError> {
     let tx = deps.db.begin_write().await?;
@@ -85,10 +93,7 @@ async fn begin(deps: &Deps, ctx: &Ctx, org: OrgId) -> Result<(Tx, Actor, u64), S
     let role = memberships::find(&tx, org, ctx.user_id())
         .await?
         .map(|m| m.role)
-        .ok_or_else(|| ServiceError::Forbidden {
-            code: ErrorCode::NotAMember,
-            message: "You are no longer a member of this organization.".to_owned(),
-        })?;
+        .ok_or_else(no_longer_member)?;
     let actor = Actor {
         workspace: Workspace::Org { org, role },
         ..ctx.actor()

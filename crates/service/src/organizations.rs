@@ -7,7 +7,9 @@ use crate::auth::{IssuedToken, issue_token};
 use crate::paging::{Page, PageRequest, page_of};
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
-use inventiv_domain::{Action, OrgId, OrgName, Role, Scope, Slug, UserId, authorize};
+use inventiv_domain::{
+    Action, Actor, OrgId, OrgName, Role, Scope, Slug, UserId, Workspace, authorize,
+};
 use inventiv_persistence::repo::organizations::{self, MyOrg, NewOrg, OrgRecord};
 use inventiv_persistence::repo::{instances, memberships, sessions};
 use inventiv_persistence::{Constraint, StoreError, Tx};
@@ -272,11 +274,23 @@ pub async fn update_current(
 /// org fall back to Personal.
 pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> {
     let (org, _) = ctx.current_org(Action::DeleteOrg)?;
-    let _now = ctx.now;
     let tx = deps.db.begin_write().await?;
-    let before = organizations::find_by_id(&tx, org)
+    // The org's row first, as every membership change takes it (so before the chain head):
+    // the caller's role and the live instances are read with nothing about to change them.
+    let before = organizations::find_for_delete(&tx, org)
         .await?
         .ok_or_else(|| ServiceError::not_found("organization"))?;
+    let role = memberships::find(&tx, org, ctx.user_id())
+        .await?
+        .map(|m| m.role)
+        .ok_or_else(crate::members::no_longer_member)?;
+    authorize(
+        &Actor {
+            workspace: Workspace::Org { org, role },
+            ..ctx.actor()
+        },
+        Action::DeleteOrg,
+    )?;
     let live = instances::count_live(&tx, Scope::Org(org)).await?;
     if live > 0 {
         return Err(ServiceError::Conflict {

@@ -85,6 +85,34 @@ pub async fn find_by_id_for_update(tx: &Tx, id: OrgId) -> Result<Option<OrgRecor
         .transpose()
 }
 
+/// [`find_by_id`], locking the org's row against everything until `tx` ends (`FOR UPDATE`,
+/// the lock its deletion takes anyway, taken first): rows being inserted that reference the
+/// org (an instance deployed, a member added) finish before it, or wait and then fail.
+pub async fn find_for_delete(tx: &Tx, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {
+    Entity::find_by_id(id.as_uuid())
+        .lock(LockType::Update)
+        .one(tx.conn())
+        .await?
+        .map(record)
+        .transpose()
+}
+
+/// Whether org `id` still exists, holding it until `tx` ends (`FOR KEY SHARE` on PostgreSQL:
+/// the lock an insert referencing it takes anyway, taken first): a deletion of the org then
+/// waits for `tx`, and one that committed before is seen here instead of failing the insert.
+pub async fn hold(tx: &Tx, id: OrgId) -> Result<bool, StoreError> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR KEY SHARE",
+        crate::Backend::Sqlite => "",
+    };
+    let sql = format!("SELECT id FROM organizations WHERE id = $1{lock}");
+    Ok(
+        crate::repo::query_one_sql(tx, &sql, vec![id.as_uuid().into()])
+            .await?
+            .is_some(),
+    )
+}
+
 pub async fn find_by_slug<S: Store>(s: &S, slug: &Slug) -> Result<Option<OrgRecord>, StoreError> {
     Entity::find()
         .filter(Column::Slug.eq(slug.as_str()))

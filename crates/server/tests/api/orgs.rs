@@ -552,6 +552,104 @@ async fn deleting_an_account_while_it_is_promoted_never_orphans_the_org() {
     app.assert_audit_verifies().await;
 }
 
+/// An owner deleting the org while the other owner demotes them: the deletion decides from
+/// the caller's role as it is under the org's lock, so it never succeeds after a demotion that
+/// committed first (both answering success would mean a `user` deleted the org), and the two
+/// never deadlock (both take the org's row before its audit chain head). Many orgs race at once.
+#[tokio::test]
+async fn an_owner_demoted_meanwhile_never_deletes_the_org() {
+    let app = spawn_app().await;
+    let mut races = Vec::new();
+    for round in 0..16 {
+        let mut ids = Vec::new();
+        for who in ["a", "b"] {
+            ids.push(
+                app.create_user(&format!("{who}{round}@gone.test"), PW)
+                    .await,
+            );
+        }
+        let members = [(ids[0], Role::Owner), (ids[1], Role::Owner)];
+        let org = app.create_org(&format!("gone-{round}"), &members).await;
+        let mut tokens = Vec::new();
+        for who in ["a", "b"] {
+            let session = app.login(&format!("{who}{round}@gone.test"), PW).await;
+            tokens.push(app.switch(&session.token, Some(org)).await);
+        }
+        races.push((ids[1], tokens));
+    }
+    let runs = races.iter().map(|(b, tokens)| {
+        let app = &app;
+        async move {
+            let path = format!("/organizations/current/members/{b}");
+            let demote = app.put_as(&tokens[0], &path, json!({"role": "user"}));
+            let delete = app.delete_as(&tokens[1], "/organizations/current");
+            let (demoted, deleted) = futures_util::future::join(demote, delete).await;
+            [demoted.status().as_u16(), deleted.status().as_u16()]
+        }
+    });
+    for (round, [demoted, deleted]) in futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(
+            [200, 403, 404].contains(&demoted) && [204, 403].contains(&deleted),
+            "round {round}: demote {demoted}, delete {deleted}"
+        );
+        assert!(
+            !(demoted == 200 && deleted == 204),
+            "round {round}: a demoted owner deleted the org"
+        );
+    }
+    app.assert_audit_verifies().await;
+}
+
+/// Deleting an org while a member deploys into it: the deletion reads the live instances
+/// under the org's lock, so either the deployment lands first and the deletion is refused
+/// (`org_has_instances`), or the deletion lands first and the deployment is refused with 409
+/// `workspace_changed`; never a 500, and never an org deleted from under a live instance.
+#[tokio::test]
+async fn an_org_is_never_deleted_from_under_a_deployment() {
+    let app = spawn_app().await;
+    let model = crate::instances::public_model(&app, "org/llama").await;
+    let mut teams = Vec::new();
+    for round in 0..12 {
+        teams.push(crate::instances::Team::new(&app, &format!("dep-{round}")).await);
+    }
+    let runs = teams.iter().map(|team| {
+        let (app, model) = (&app, &model);
+        async move {
+            let deploy = app.post_as(&team.admin, "/deployments", json!({"model_id": model}));
+            let delete = app.delete_as(&team.owner, "/organizations/current");
+            let (deployed, deleted) = futures_util::future::join(deploy, delete).await;
+            let deployed = (deployed.status().as_u16(), deployed.text().await.unwrap());
+            (deployed, deleted.status().as_u16(), team.org)
+        }
+    });
+    for (round, (deployed, deleted, org)) in futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let org_left = inventiv_persistence::repo::organizations::find_by_id(&app.db, org)
+            .await
+            .unwrap()
+            .is_some();
+        match (deployed.0, deleted) {
+            (201, 409) => assert!(org_left, "round {round}"),
+            (409, 204) => {
+                assert!(!org_left, "round {round}");
+                assert!(
+                    deployed.1.contains("workspace_changed"),
+                    "round {round}: {deployed:?}"
+                );
+            }
+            other => panic!("round {round}: {other:?}, {deployed:?}"),
+        }
+    }
+    app.assert_audit_verifies().await;
+}
+
 /// Renames racing on one org: each `org.updated` event carries the name it actually replaced,
 /// so the trail reads as one sequence (the org is read under its row lock in the changing
 /// transaction).
