@@ -246,14 +246,18 @@ pub async fn resend(
     id: InvitationId,
     expires_in_days: Option<i64>,
 ) -> Result<Invitation, ServiceError> {
-    let (org, invitation) =
-        manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
+    let (org, _) = manageable(deps, ctx, id, |role| Action::ResendInvitation { role }).await?;
     let now = ctx.now;
-    inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(not_pending)?;
     let days = ExpiresInDays::parse(expires_in_days)?;
     let token = crate::tokens::random_token(32);
     let expires_at = now + days.duration();
     let tx = deps.db.begin_write().await?;
+    // Under the row's lock: two resends at once then supersede one link each, in turn, and
+    // each audits the expiry it actually replaced.
+    let invitation = invitations::find_for_update(&tx, org, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("invitation"))?;
+    inventiv_domain::resend(invitation.status, invitation.expires_at, now).map_err(not_pending)?;
     match invitations::renew(&tx, org, id, &token_hash(&token), expires_at, now).await {
         Ok(true) => {}
         Ok(false) => {

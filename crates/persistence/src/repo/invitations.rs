@@ -120,9 +120,33 @@ pub async fn find<S: Store>(
     org: OrgId,
     id: InvitationId,
 ) -> Result<Option<InvitationRecord>, StoreError> {
+    find_locked(s, org, id, "").await
+}
+
+/// [`find`], locking the invitation's row until `tx` ends (PostgreSQL; a SQLite write
+/// transaction holds the write lock already): a change decides from, and supersedes, the link
+/// and expiry that are current, not those a concurrent change just replaced.
+pub async fn find_for_update(
+    tx: &crate::Tx,
+    org: OrgId,
+    id: InvitationId,
+) -> Result<Option<InvitationRecord>, StoreError> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR NO KEY UPDATE OF i",
+        crate::Backend::Sqlite => "",
+    };
+    find_locked(tx, org, id, lock).await
+}
+
+async fn find_locked<S: Store>(
+    s: &S,
+    org: OrgId,
+    id: InvitationId,
+    lock: &str,
+) -> Result<Option<InvitationRecord>, StoreError> {
     query_one_sql(
         s,
-        &format!("SELECT {COLUMNS} WHERE i.organization_id = $1 AND i.id = $2"),
+        &format!("SELECT {COLUMNS} WHERE i.organization_id = $1 AND i.id = $2{lock}"),
         vec![org.as_uuid().into(), id.as_uuid().into()],
     )
     .await?

@@ -1129,6 +1129,62 @@ async fn accepting_as_a_signed_in_user_existing_accounts_and_mismatches() {
     .await;
 }
 
+/// Resends of one invitation at once: each supersedes the link the previous one sent (its row
+/// is read under its lock), so none fails on the superseded link it would otherwise record
+/// twice, every replaced link is remembered, and each `invitation.resent` event's "before" is
+/// the expiry the previous one set.
+#[tokio::test]
+async fn concurrent_resends_each_supersede_the_link_before_them() {
+    let app = spawn_app().await;
+    let org = Org4::new(&app, "resend").await;
+    let res = app
+        .post_as(
+            org.token(Role::Owner),
+            "/organizations/current/invitations",
+            json!({"email": "twice@example.com"}),
+        )
+        .await;
+    let id = json_with_status(res, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/organizations/current/invitations/{id}/resend");
+    let resends = (0..8).map(|_| app.post_as(org.token(Role::Owner), &path, json!({})));
+    for res in futures_util::future::join_all(resends).await {
+        json_with_status(res, 200).await;
+    }
+    let events = crate::helpers::org_events(&app, org.id, "invitation.resent").await;
+    assert_eq!(events.len(), 8);
+    let expiry = |state: &Option<Value>| state.as_ref().unwrap()["expires_at"].clone();
+    for pair in events.windows(2) {
+        assert_eq!(
+            expiry(&pair[1].before),
+            expiry(&pair[0].after),
+            "{events:#?}"
+        );
+    }
+    // Nine links were mailed (in any order): the last one written works, the eight it and
+    // its predecessors replaced each say so.
+    app.smtp.wait_for_nth("twice@example.com", 9).await;
+    let mut answers = Vec::new();
+    for mail in app
+        .smtp
+        .messages()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t == "twice@example.com"))
+    {
+        let link = format!("/organizations/invitations/{}", invitation_token(mail));
+        let res = app.get(&link).await;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        answers.push((status, body["error"].as_str().unwrap_or("").to_owned()));
+    }
+    answers.sort();
+    let mut expected = vec![(200, String::new())];
+    expected.extend(vec![(410, "invitation_superseded".to_owned()); 8]);
+    assert_eq!(answers, expected);
+}
+
 #[tokio::test]
 async fn resend_renews_the_link_and_expiry_is_computed_on_read() {
     let clock = Arc::new(inventiv_service::ManualClock::new(
