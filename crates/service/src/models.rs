@@ -259,15 +259,20 @@ pub async fn update(
     id: ModelId,
     input: ModelInput,
 ) -> Result<Model, ServiceError> {
-    let (scope, before) = writable(deps, ctx, id, Action::UpdateModel).await?;
+    let (scope, _) = writable(deps, ctx, id, Action::UpdateModel).await?;
     let fields = validate(input)?;
+    let now = ctx.now;
+    let tx = deps.db.begin_write().await?;
+    // Under the row's lock: the namespace check and the audited "before" are about the model
+    // as this edit replaces it, not as a concurrent edit found it.
+    let before = models::find_for_update(&tx, scope, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     // A public model already in a reserved namespace (it predates the setting) stays editable;
     // only moving into one is refused.
     if namespace_of(&before.model_id) != namespace_of(&fields.model_id) {
         check_reserved(deps, catalogue(scope), &fields)?;
     }
-    let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
     if !models::update(&tx, scope, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?
@@ -294,9 +299,11 @@ pub async fn update(
 /// 409 `model_in_use` while any instance (live or in the cost history) or offering references it:
 /// deactivate it instead (`is_active: false`).
 pub async fn delete(deps: &Deps, ctx: &Ctx, id: ModelId) -> Result<(), ServiceError> {
-    let (scope, before) = writable(deps, ctx, id, Action::DeleteModel).await?;
-    let _now = ctx.now;
+    let (scope, _) = writable(deps, ctx, id, Action::DeleteModel).await?;
     let tx = deps.db.begin_write().await?;
+    let before = models::find_for_update(&tx, scope, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("model"))?;
     let (live, total) = models::usage(&tx, scope, id).await?;
     if total > 0 {
         let message = if live > 0 {

@@ -119,9 +119,33 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: ModelId,
 ) -> Result<Option<ModelRecord>, StoreError> {
+    find_locked(s, scope, id, "").await
+}
+
+/// [`find`], locking the model's row until `tx` ends (PostgreSQL; a SQLite write transaction
+/// holds the write lock already) with the lock its update takes anyway: what an edit decides
+/// from and audits as its "before" is still the row when it writes.
+pub async fn find_for_update(
+    tx: &crate::Tx,
+    scope: Scope,
+    id: ModelId,
+) -> Result<Option<ModelRecord>, StoreError> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR NO KEY UPDATE OF m",
+        crate::Backend::Sqlite => "",
+    };
+    find_locked(tx, scope, id, lock).await
+}
+
+async fn find_locked<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: ModelId,
+    lock: &str,
+) -> Result<Option<ModelRecord>, StoreError> {
     let mut p = Params::new();
     let sql = format!(
-        "{SELECT} WHERE {} AND m.id = {}",
+        "{SELECT} WHERE {} AND m.id = {}{lock}",
         visible(scope, &mut p),
         p.bind(id.as_uuid())
     );

@@ -661,3 +661,28 @@ async fn the_demo_org_models_are_operational() {
     }
     app.assert_audit_verifies().await;
 }
+
+/// Edits racing on one org model: each `model.updated` event carries the name it actually
+/// replaced (the model is read under its row lock in the editing transaction), so the trail
+/// reads as one sequence of names.
+#[tokio::test]
+async fn concurrent_model_edits_audit_each_the_name_it_replaced() {
+    let app = spawn_app().await;
+    let team = Team::new(&app, "acme").await;
+    let body = json!({"model_id": "acme/tiny", "name": "n-start"});
+    let created = json_with_status(app.post_as(&team.admin, "/models", body).await, 201).await;
+    let path = format!("/models/{}", created["id"].as_str().unwrap());
+    let edits = (0..12).map(|i| {
+        let name = format!("n-{i}");
+        let body = json!({"model_id": "acme/tiny", "name": name, "required_vram_gb": 8, "context_length": 4096});
+        app.put_as(&team.admin, &path, body)
+    });
+    for res in futures_util::future::join_all(edits).await {
+        json_with_status(res, 200).await;
+    }
+    let renames = crate::helpers::audited_renames(&app, team.org, "model.updated").await;
+    assert_eq!(renames.len(), 12);
+    assert_eq!(renames[0].0, "n-start");
+    let now = json_with_status(app.get_as(&team.admin, &path).await, 200).await;
+    assert_eq!(now["name"], renames[11].1.as_str());
+}
