@@ -6,8 +6,8 @@
 //!   decided by `inventiv_domain::ShareState` and written as compare-and-sets: a write that
 //!   lost a race answers 409 instead of overwriting.
 //! - Every change of the contract records its event in BOTH parties' chains (`audit_both`),
-//!   after locking both chain heads in one order (`lock_parties`); the other side sees which
-//!   org acted, never who. The provider's own approvals ([`set_activation`]) are recorded in
+//!   after locking both chain heads in one order (`lock_parties`), and is decided from the share
+//!   as re-read under those locks; the other side sees which org acted, never who. The provider's own approvals ([`set_activation`]) are recorded in
 //!   its chain only.
 //! - A due expiry (its end passed, or 30 days unanswered) is stored before a share is read for
 //!   a change or a list, so what is answered is what is stored.
@@ -195,8 +195,11 @@ async fn commit(
     Ok(share)
 }
 
-/// Opens a write transaction and locks both parties' chain heads, always in the same order.
-async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceError> {
+/// Opens a write transaction, locks both parties' chain heads (always in the same order), and
+/// re-reads the share under them. Every write of a share holds those locks, so the share
+/// returned is the share as it stays until commit: the caller decides and audits from it, not
+/// from what it read before a concurrent change landed.
+async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<(Tx, ShareRecord), ServiceError> {
     let tx = deps.db.begin_write().await?;
     audit_repo::lock_heads(
         &tx,
@@ -206,7 +209,10 @@ async fn lock_parties(deps: &Deps, share: &ShareRecord) -> Result<Tx, ServiceErr
         ],
     )
     .await?;
-    Ok(tx)
+    let fresh = shares::find_either(&tx, share.provider_organization_id, share.id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("share"))?;
+    Ok((tx, fresh))
 }
 
 /// Stores `expired` on a live share that is due (its end, or 30 days unanswered), with the
@@ -219,7 +225,11 @@ pub(crate) async fn settle_expiry(
     if !share.state.due_to_expire(now) {
         return Ok(share);
     }
-    let tx = lock_parties(deps, &share).await?;
+    let (tx, share) = lock_parties(deps, &share).await?;
+    if !share.state.due_to_expire(now) {
+        // New terms (a new deadline) or another settlement landed meanwhile.
+        return Ok(share);
+    }
     let (org, _) = party_org(&share, ShareParty::Provider);
     if shares::set_status(
         &tx,
@@ -509,11 +519,11 @@ pub async fn accept(
     only(side, ShareParty::Consumer, "accept it")?;
     authorize(&ctx.actor(), Action::AcceptShare)?;
     let now = ctx.now;
+    let (tx, share) = lock_parties(deps, &share).await?;
     let version = share
         .state
         .accept(contract_version, now)
         .map_err(share_error)?;
-    let tx = lock_parties(deps, &share).await?;
     if !shares::accept(&tx, org, id, version, ctx.user_id(), now).await? {
         // Lost a race: tell the consumer precisely why, from what is stored now.
         let current = reload(deps, &tx, org, id).await?;
@@ -540,8 +550,8 @@ pub async fn decline(deps: &Deps, ctx: &Ctx, id: ShareId) -> Result<Share, Servi
     only(side, ShareParty::Consumer, "decline it")?;
     authorize(&ctx.actor(), Action::AcceptShare)?;
     let now = ctx.now;
+    let (tx, share) = lock_parties(deps, &share).await?;
     let to = share.state.decline(now).map_err(share_error)?;
-    let tx = lock_parties(deps, &share).await?;
     if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
         return Err(changed_meanwhile());
     }
@@ -575,7 +585,7 @@ pub async fn transition(
     };
     authorize(&ctx.actor(), action)?;
     let now = ctx.now;
-    let tx;
+    let (tx, share) = lock_parties(deps, &share).await?;
     let (event, after) = match change {
         ShareTransition::Pause | ShareTransition::Resume => {
             let paused = matches!(change, ShareTransition::Pause);
@@ -583,7 +593,6 @@ pub async fn transition(
                 .state
                 .set_paused(side, paused, now)
                 .map_err(share_error)?;
-            tx = lock_parties(deps, &share).await?;
             if !shares::set_paused(&tx, org, side, id, paused, now).await? {
                 return Err(changed_meanwhile());
             }
@@ -599,7 +608,6 @@ pub async fn transition(
         }
         ShareTransition::Revoke => {
             let to = share.state.revoke(now).map_err(share_error)?;
-            tx = lock_parties(deps, &share).await?;
             if !shares::set_status(&tx, org, id, share.state.status, to, now).await? {
                 return Err(changed_meanwhile());
             }
@@ -673,6 +681,7 @@ async fn set_terms(
 ) -> Result<ShareRecord, ServiceError> {
     authorize(&ctx.actor(), Action::SetPrice)?;
     let now = ctx.now;
+    let (tx, share) = lock_parties(deps, &share).await?;
     let (prices, ends_at) = asked_terms(&share, &change, now)?;
     let current = (
         share.price_input_micros_per_1k,
@@ -683,7 +692,6 @@ async fn set_terms(
         return Ok(share);
     }
     let next = share.state.new_terms(ends_at, now).map_err(share_error)?;
-    let tx = lock_parties(deps, &share).await?;
     if !shares::set_terms(
         &tx,
         org,
@@ -755,7 +763,7 @@ async fn set_cap(
         ));
     }
     let now = ctx.now;
-    let tx = lock_parties(deps, &share).await?;
+    let (tx, share) = lock_parties(deps, &share).await?;
     if !shares::set_cap(&tx, org, share.id, cap, now).await? {
         return Err(ServiceError::not_found("share"));
     }

@@ -1194,3 +1194,29 @@ async fn share_writes_in_opposite_directions_between_two_orgs_do_not_deadlock() 
     }
     app.assert_audit_verifies().await;
 }
+
+/// Cap changes racing on one share: each is decided and audited from the share as re-read
+/// under both parties' chain heads, so each `share.cap_changed` event's previous cap is the
+/// cap the event before it set.
+#[tokio::test]
+async fn concurrent_cap_changes_audit_each_the_cap_they_replaced() {
+    let m = market().await;
+    let share = share_path(&m.share);
+    let changes = (1..=12).map(|cap| {
+        let (app, token, share) = (&m.app, &m.consumer.owner, &share);
+        async move {
+            ok(patch(app, token, share, json!({"monthly_cap_micros": cap * 1000})).await).await
+        }
+    });
+    futures_util::future::join_all(changes).await;
+    let events = crate::helpers::org_events(&m.app, m.consumer.org, "share.cap_changed").await;
+    assert_eq!(events.len(), 12);
+    let cap = |e: &AuditRecord, field: &str| e.after.as_ref().unwrap()[field].clone();
+    for pair in events.windows(2) {
+        assert_eq!(
+            cap(&pair[1], "previous_monthly_cap_micros"),
+            cap(&pair[0], "monthly_cap_micros"),
+            "{events:#?}"
+        );
+    }
+}
