@@ -371,6 +371,10 @@ pub(crate) enum OwnedKeys {
 /// disables or deletes their owner — with one `api_key.revoked` event per key giving `reason`
 /// (`member_removed`, `member_left`, `role_changed`, `account_disabled`, `account_deleted`).
 /// Returns how many keys went.
+///
+/// Lock order: the keys' rows first (as a key's own changes take them), then the chain heads
+/// of their orgs together with those of `heads` — the other org chains the caller's
+/// transaction appends to — in one ascending pass, and the platform chain last.
 pub(crate) async fn revoke_with_owner(
     tx: &inventiv_persistence::Tx,
     now: OffsetDateTime,
@@ -378,6 +382,7 @@ pub(crate) async fn revoke_with_owner(
     meta: &RequestMeta,
     which: OwnedKeys,
     reason: &'static str,
+    heads: &[OrgId],
 ) -> Result<u64, ServiceError> {
     let revoked = match which {
         OwnedKeys::InOrg { org, user } => {
@@ -385,6 +390,12 @@ pub(crate) async fn revoke_with_owner(
         }
         OwnedKeys::All(user) => api_keys::revoke_all_of_account(tx, user, now).await?,
     };
+    let orgs: Vec<OrgId> = revoked
+        .iter()
+        .filter_map(|k| k.organization_id)
+        .chain(heads.iter().copied())
+        .collect();
+    inventiv_persistence::repo::audit::lock_heads(tx, &orgs).await?;
     for key in &revoked {
         record(
             tx,

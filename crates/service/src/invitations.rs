@@ -17,7 +17,7 @@ use inventiv_domain::{
 };
 use inventiv_persistence::repo::invitations::{self, InvitationRecord, NewInvitation};
 use inventiv_persistence::repo::organizations::{self, OrgRecord};
-use inventiv_persistence::repo::{memberships, users};
+use inventiv_persistence::repo::{audit as audit_repo, memberships, users};
 use inventiv_persistence::{Constraint, StoreError, Tx};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -589,6 +589,11 @@ async fn join(
         user: Some(user_id),
         session: acceptor.session(),
     };
+    // Lock order: the invitation's row (as its revocation and resend take it), then the org's
+    // chain head, then the platform chain (a newcomer's `user.created`). The conditional
+    // update below still decides whether the invitation can be used.
+    invitations::find_for_update(tx, org, invitation.id).await?;
+    audit_repo::lock_heads(tx, &[org]).await?;
     if let Acceptor::Newcomer {
         password_hash,
         first_name,

@@ -147,6 +147,7 @@ pub async fn change_role(
             &ctx.meta,
             OwnedKeys::InOrg { org, user },
             "role_changed",
+            &[],
         )
         .await?
     } else {
@@ -195,6 +196,7 @@ pub async fn remove(deps: &Deps, ctx: &Ctx, user: UserId) -> Result<(), ServiceE
         &ctx.meta,
         OwnedKeys::InOrg { org, user },
         "member_removed",
+        &[],
     )
     .await?;
     ctx.record(
@@ -234,6 +236,7 @@ pub async fn leave(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> {
             user: ctx.user_id(),
         },
         "member_left",
+        &[],
     )
     .await?;
     ctx.record(

@@ -154,6 +154,10 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
     let link_token = crate::tokens::random_token(32);
 
     let tx = deps.db.begin_write().await?;
+    if let Some(org) = org {
+        // Org chains before the platform chain, in every transaction that appends to both.
+        inventiv_persistence::repo::audit::lock_heads(&tx, &[org]).await?;
+    }
     let new = NewUser {
         id,
         email: &email,
@@ -287,6 +291,7 @@ pub async fn update(
                 &ctx.meta,
                 OwnedKeys::All(id),
                 "account_disabled",
+                &[],
             )
             .await?,
         );
@@ -350,6 +355,19 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
             })?;
         }
     }
+    // The keys go with the account (ON DELETE CASCADE); revoking them first leaves one
+    // `api_key.revoked` event per key in the trail. Their rows are locked before any chain
+    // head (as a key's own changes do), then every org chain this deletion appends to.
+    revoke_with_owner(
+        &tx,
+        now,
+        ctx.audit_actor(),
+        &ctx.meta,
+        OwnedKeys::All(id),
+        "account_deleted",
+        &orgs,
+    )
+    .await?;
     for org in orgs {
         ctx.record(
             &tx,
@@ -364,17 +382,6 @@ pub async fn delete(deps: &Deps, ctx: &Ctx, id: UserId) -> Result<(), ServiceErr
         )
         .await?;
     }
-    // The keys go with the account (ON DELETE CASCADE); revoking them first leaves one
-    // `api_key.revoked` event per key in the trail.
-    revoke_with_owner(
-        &tx,
-        now,
-        ctx.audit_actor(),
-        &ctx.meta,
-        OwnedKeys::All(id),
-        "account_deleted",
-    )
-    .await?;
     users::delete(&tx, id).await?;
     ctx.record(
         &tx,
