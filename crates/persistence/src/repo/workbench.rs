@@ -145,9 +145,35 @@ pub async fn find_project<S: Store>(
     viewer: UserId,
     id: WorkbenchProjectId,
 ) -> Result<Option<ProjectRecord>, StoreError> {
+    find_project_locked(s, scope, viewer, id, "").await
+}
+
+/// [`find_project`], locking the row until `tx` ends (PostgreSQL; a SQLite write transaction holds
+/// the write lock already): an edit merges the fields it leaves alone, and decides whether it
+/// shares or unshares, from the row as it stays until it writes.
+pub async fn find_project_for_update(
+    tx: &Tx,
+    scope: Scope,
+    viewer: UserId,
+    id: WorkbenchProjectId,
+) -> Result<Option<ProjectRecord>, StoreError> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR NO KEY UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    find_project_locked(tx, scope, viewer, id, lock).await
+}
+
+async fn find_project_locked<S: Store>(
+    s: &S,
+    scope: Scope,
+    viewer: UserId,
+    id: WorkbenchProjectId,
+    lock: &str,
+) -> Result<Option<ProjectRecord>, StoreError> {
     let mut p = Params::new();
     let sql = format!(
-        "{PROJECT} WHERE {} AND id = {}",
+        "{PROJECT} WHERE {} AND id = {}{lock}",
         visible(scope, viewer, "", &mut p),
         p.bind(id.as_uuid())
     );
@@ -308,9 +334,35 @@ pub async fn find_run<S: Store>(
     viewer: UserId,
     id: WorkbenchRunId,
 ) -> Result<Option<RunRecord>, StoreError> {
+    find_run_locked(s, scope, viewer, id, "").await
+}
+
+/// [`find_run`], locking the row until `tx` ends (PostgreSQL; a SQLite write transaction holds
+/// the write lock already): an edit merges the fields it leaves alone, and decides whether it
+/// shares or unshares, from the row as it stays until it writes.
+pub async fn find_run_for_update(
+    tx: &Tx,
+    scope: Scope,
+    viewer: UserId,
+    id: WorkbenchRunId,
+) -> Result<Option<RunRecord>, StoreError> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR NO KEY UPDATE OF r",
+        crate::Backend::Sqlite => "",
+    };
+    find_run_locked(tx, scope, viewer, id, lock).await
+}
+
+async fn find_run_locked<S: Store>(
+    s: &S,
+    scope: Scope,
+    viewer: UserId,
+    id: WorkbenchRunId,
+    lock: &str,
+) -> Result<Option<RunRecord>, StoreError> {
     let mut p = Params::new();
     let sql = format!(
-        "{RUN} WHERE {} AND r.id = {}",
+        "{RUN} WHERE {} AND r.id = {}{lock}",
         visible(scope, viewer, "r.", &mut p),
         p.bind(id.as_uuid())
     );

@@ -1054,3 +1054,34 @@ async fn a_full_run_refuses_more_before_calling_the_model() {
     )
     .await;
 }
+
+/// One owner sharing and unsharing a project from several tabs at once, while renaming it:
+/// each edit decides whether it shares or unshares from the project as it stays until it
+/// commits (read under the row's lock), so the trail alternates `shared` / `unshared` and ends
+/// on the project's actual state, and no rename writes back a stale sharing flag.
+#[tokio::test]
+async fn concurrent_edits_of_a_project_audit_every_change_of_sharing() {
+    let app = spawn_app().await;
+    let team = Team::new(&app, "acme").await;
+    let project = create_project(&app, &team.user, json!({"name": "p"})).await;
+    let path = format!("/workbench/projects/{}", id(&project));
+    let edits = (0..16).map(|i| {
+        let body = match i % 4 {
+            0 => json!({"shared_with_org": true}),
+            2 => json!({"shared_with_org": false}),
+            _ => json!({"name": format!("p-{i}")}),
+        };
+        let (app, token, path) = (&app, &team.user, &path);
+        async move { json_with_status(patch(app, token, path, body).await, 200).await }
+    });
+    futures_util::future::join_all(edits).await;
+    let mut events = crate::helpers::org_events(&app, team.org, "workbench_project.shared").await;
+    events.extend(crate::helpers::org_events(&app, team.org, "workbench_project.unshared").await);
+    events.sort_by_key(|e| e.chain_seq);
+    for pair in events.windows(2) {
+        assert_ne!(pair[0].action, pair[1].action, "{events:#?}");
+    }
+    let now = json_with_status(app.get_as(&team.user, &path).await, 200).await;
+    let last_shared = events.last().is_some_and(|e| e.action.ends_with(".shared"));
+    assert_eq!(now["shared_with_org"], last_shared, "{events:#?}");
+}

@@ -155,21 +155,29 @@ pub async fn update(
     change: ProjectChange,
 ) -> Result<Project, ServiceError> {
     let actor = writer(ctx)?;
-    let current = visible(deps, &actor, id).await?;
-    owner_only(&actor, ownership(&current))?;
+    owner_only(&actor, ownership(&visible(deps, &actor, id).await?))?;
+    let name = change
+        .name
+        .as_deref()
+        .map(|name| DisplayName::parse("name", name))
+        .transpose()?;
+    let new_description = change
+        .description
+        .as_ref()
+        .map(|text| description(text.as_deref()))
+        .transpose()?;
+    let tx = deps.db.begin_write().await?;
+    // The fields left alone, and whether this shares or unshares, come from the project as it
+    // stays until this commits (another tab's edit may have landed since it was read above).
+    let current = repo::find_project_for_update(&tx, actor.scope(), actor.user, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("project"))?;
     let fields = ProjectFields {
-        name: match &change.name {
-            Some(name) => DisplayName::parse("name", name)?.into_inner(),
-            None => current.name.clone(),
-        },
-        description: match &change.description {
-            Some(text) => description(text.as_deref())?,
-            None => current.description.clone(),
-        },
+        name: name.map_or_else(|| current.name.clone(), DisplayName::into_inner),
+        description: new_description.unwrap_or_else(|| current.description.clone()),
         shared_with_org: change.shared_with_org.unwrap_or(current.shared_with_org),
     };
     workbench::ensure_shareable(actor.workspace, fields.shared_with_org)?;
-    let tx = deps.db.begin_write().await?;
     if !repo::update_project(&tx, actor.scope(), actor.user, id, &fields, ctx.now).await? {
         return Err(ServiceError::not_found("project"));
     }

@@ -231,24 +231,26 @@ pub async fn update(
     change: RunChange,
 ) -> Result<Run, ServiceError> {
     let actor = writer(ctx)?;
-    let current = owned(deps, &actor, id).await?;
+    owned(deps, &actor, id).await?;
+    let new_title = change.title.as_deref().map(title).transpose()?;
+    let new_model = change.model.as_deref().map(model).transpose()?;
+    let new_project = match change.project_id {
+        Some(project) => Some(my_project(deps, &actor, project).await?),
+        None => None,
+    };
+    let tx = deps.db.begin_write().await?;
+    // The fields left alone, and whether this shares or unshares, come from the run as it
+    // stays until this commits (another tab's edit may have landed since it was read above).
+    let current = repo::find_run_for_update(&tx, actor.scope(), actor.user, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("run"))?;
     let fields = RunFields {
-        title: match &change.title {
-            Some(text) => title(text)?,
-            None => current.title.clone(),
-        },
-        model: match &change.model {
-            Some(text) => model(text)?,
-            None => current.model.clone(),
-        },
+        title: new_title.unwrap_or_else(|| current.title.clone()),
+        model: new_model.unwrap_or_else(|| current.model.clone()),
         shared_with_org: change.shared_with_org.unwrap_or(current.shared_with_org),
-        project_id: match change.project_id {
-            Some(project) => my_project(deps, &actor, project).await?,
-            None => current.project_id,
-        },
+        project_id: new_project.unwrap_or(current.project_id),
     };
     workbench::ensure_shareable(actor.workspace, fields.shared_with_org)?;
-    let tx = deps.db.begin_write().await?;
     if !repo::update_run(&tx, actor.scope(), actor.user, id, &fields, ctx.now).await? {
         return Err(ServiceError::not_found("run"));
     }
