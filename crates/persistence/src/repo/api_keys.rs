@@ -4,8 +4,8 @@
 //! ([`revoke_all_of_account`]).
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
-use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
-use crate::{Backend, Store, StoreError, Tag, Tx};
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, row_lock};
+use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Activation, ApiKeyId, Flag, OrgId, Role, Scope, UserId};
 use sea_orm::QueryResult;
 use time::OffsetDateTime;
@@ -173,10 +173,7 @@ pub async fn find_for_update(
     scope: Scope,
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR NO KEY UPDATE OF k",
-        Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR NO KEY UPDATE OF k");
     find_locked(tx, scope, id, lock).await
 }
 

@@ -11,7 +11,7 @@
 use crate::db::db_backend;
 use crate::entities::audit_events::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
-use crate::repo::{exec_sql, query_one_sql, ts};
+use crate::repo::{exec_sql, query_one_sql, row_lock, ts};
 use crate::{Backend, Db, Store, StoreError, Tx, rfc3339_micros, truncate_micros};
 use inventiv_domain::{OrgId, SessionId, UserId};
 use sea_orm::{
@@ -105,10 +105,7 @@ pub async fn lock_heads(tx: &Tx, orgs: &[OrgId]) -> Result<(), StoreError> {
 /// event) and returns its `(last_seq, last_hash)`. One round trip once the chain exists: the
 /// locking read is tried first, and the insert only runs when it finds no head.
 async fn lock_head(tx: &Tx, key: &str) -> Result<(i64, String), StoreError> {
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR UPDATE");
     let read =
         format!("SELECT last_seq, last_hash FROM audit_chain_heads WHERE chain_key = $1{lock}");
     let mut head = query_one_sql(tx, &read, vec![key.into()]).await?;

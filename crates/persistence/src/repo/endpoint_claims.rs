@@ -2,8 +2,8 @@
 //! their personal workspace (the two sides of a [`Scope`]).
 
 use crate::repo::sql::{Params, owned_by};
-use crate::repo::{exec_sql, query_all_sql, query_one_sql};
-use crate::{Backend, Store, StoreError, Tx};
+use crate::repo::{exec_sql, query_all_sql, query_one_sql, row_lock};
+use crate::{Store, StoreError, Tx};
 use inventiv_domain::{OrgId, Scope, UserId};
 use sea_orm::Value;
 use time::OffsetDateTime;
@@ -34,10 +34,7 @@ pub async fn claim_or_holder(
         vec![endpoint.into(), org, user, now.into()],
     )
     .await?;
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR UPDATE");
     let row = query_one_sql(
         tx,
         &format!("SELECT organization_id, user_id FROM endpoint_claims WHERE endpoint = $1{lock}"),

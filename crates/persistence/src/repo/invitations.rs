@@ -3,7 +3,7 @@
 //! returns the invitation with its org.
 
 use crate::repo::sql::{Page, Params, push_page};
-use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, ts};
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, row_lock, ts};
 use crate::{Store, StoreError};
 use inventiv_domain::{Email, InvitationId, InvitationStatus, OrgId, Role, UserId};
 use sea_orm::QueryResult;
@@ -131,10 +131,7 @@ pub async fn find_for_update(
     org: OrgId,
     id: InvitationId,
 ) -> Result<Option<InvitationRecord>, StoreError> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => " FOR NO KEY UPDATE OF i",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR NO KEY UPDATE OF i");
     find_locked(tx, org, id, lock).await
 }
 

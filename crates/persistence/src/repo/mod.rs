@@ -56,6 +56,15 @@ pub(crate) async fn query_all_sql<S: Store>(
     Ok(s.conn().query_all_raw(stmt).await?)
 }
 
+/// `clause`, a row-lock clause (`" FOR NO KEY UPDATE OF k"`), on PostgreSQL; nothing on SQLite,
+/// where a write transaction (`BEGIN IMMEDIATE`) holds the database's write lock already.
+pub(crate) fn row_lock(tx: &crate::Tx, clause: &'static str) -> &'static str {
+    match tx.backend() {
+        crate::Backend::Postgres => clause,
+        crate::Backend::Sqlite => "",
+    }
+}
+
 /// A timestamp expression that compares correctly on this backend. PostgreSQL compares
 /// `timestamptz` natively. SQLite stores RFC 3339 text whose fraction is written without
 /// trailing zeros (`…04.5Z` vs `…04.000001Z`), which text comparison gets wrong within a second,

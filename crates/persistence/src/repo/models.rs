@@ -6,7 +6,7 @@
 //! only ([`find_public_by_name`], [`active_public`]).
 
 use crate::repo::sql::{Page, Params, push_page};
-use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
+use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql, row_lock};
 use crate::{Constraint, Store, StoreError, Tag, Tx};
 use inventiv_domain::{Activation, Flag, ModelId, OrgId, Scope, UserId};
 use sea_orm::QueryResult;
@@ -130,10 +130,7 @@ pub async fn find_for_update(
     scope: Scope,
     id: ModelId,
 ) -> Result<Option<ModelRecord>, StoreError> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => " FOR NO KEY UPDATE OF m",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR NO KEY UPDATE OF m");
     find_locked(tx, scope, id, lock).await
 }
 

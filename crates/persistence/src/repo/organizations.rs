@@ -3,7 +3,7 @@
 
 use crate::entities::organizations::{ActiveModel, Column, Entity, Model};
 use crate::repo::sql::{Page, Params, push_page};
-use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql};
+use crate::repo::{corrupt, exec_sql, namespaces, query_all_sql, query_one_sql, row_lock};
 use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{OrgId, OrgName, Role, Slug, UserId};
 use sea_orm::{
@@ -101,10 +101,7 @@ pub async fn find_for_delete(tx: &Tx, id: OrgId) -> Result<Option<OrgRecord>, St
 /// the lock an insert referencing it takes anyway, taken first): a deletion of the org then
 /// waits for `tx`, and one that committed before is seen here instead of failing the insert.
 pub async fn hold(tx: &Tx, id: OrgId) -> Result<bool, StoreError> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => " FOR KEY SHARE",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR KEY SHARE");
     let sql = format!("SELECT id FROM organizations WHERE id = $1{lock}");
     Ok(
         crate::repo::query_one_sql(tx, &sql, vec![id.as_uuid().into()])

@@ -5,8 +5,8 @@
 //! These writes mark no tag (see `crate::tags`): no cache is built from them.
 
 use crate::repo::sql::Params;
-use crate::repo::{exec_sql, query_all_sql, query_one_sql};
-use crate::{Backend, Db, Store, StoreError};
+use crate::repo::{exec_sql, query_all_sql, query_one_sql, row_lock};
+use crate::{Db, Store, StoreError};
 use sea_orm::Value;
 use time::OffsetDateTime;
 
@@ -90,11 +90,7 @@ pub async fn grant(
 ) -> Result<Option<Lease>, StoreError> {
     let tx = db.begin_write().await?;
     ensure_counter(&tx, subject, month).await?;
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE OF c",
-        // SQLite: the transaction began IMMEDIATE, so it already holds the write lock.
-        Backend::Sqlite => "",
-    };
+    let lock = row_lock(&tx, " FOR UPDATE OF c");
     let row = query_one_sql(
         &tx,
         &format!(

@@ -8,7 +8,7 @@
 //! run id the caller has already found in its scope.
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
-use crate::repo::{exec_sql, query_all_sql, query_one_sql};
+use crate::repo::{exec_sql, query_all_sql, query_one_sql, row_lock};
 use crate::{Store, StoreError, Tx};
 use inventiv_domain::{
     OrgId, Scope, UsageId, UserId, WorkbenchMessageId, WorkbenchProjectId, WorkbenchRunId,
@@ -157,10 +157,7 @@ pub async fn find_project_for_update(
     viewer: UserId,
     id: WorkbenchProjectId,
 ) -> Result<Option<ProjectRecord>, StoreError> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => " FOR NO KEY UPDATE",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR NO KEY UPDATE");
     find_project_locked(tx, scope, viewer, id, lock).await
 }
 
@@ -346,10 +343,7 @@ pub async fn find_run_for_update(
     viewer: UserId,
     id: WorkbenchRunId,
 ) -> Result<Option<RunRecord>, StoreError> {
-    let lock = match tx.backend() {
-        crate::Backend::Postgres => " FOR NO KEY UPDATE OF r",
-        crate::Backend::Sqlite => "",
-    };
+    let lock = row_lock(tx, " FOR NO KEY UPDATE OF r");
     find_run_locked(tx, scope, viewer, id, lock).await
 }
 

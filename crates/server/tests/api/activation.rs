@@ -20,6 +20,17 @@ async fn flag(app: &TestApp, token: &str, id: &str, flag: &str, active: bool) ->
     .await
 }
 
+/// The owner turns on the org's distinct-activators rule.
+async fn require_distinct_activators(app: &TestApp, owner: &str) {
+    let res = app
+        .as_bearer(Method::PATCH, "/organizations/current", owner)
+        .json(&json!({"require_distinct_activators": true}))
+        .send()
+        .await
+        .unwrap();
+    json_with_status(res, 200).await;
+}
+
 #[tokio::test]
 async fn every_role_and_flag_pair() {
     let app = spawn_app().await;
@@ -181,13 +192,7 @@ async fn distinct_activators_when_the_org_requires_them() {
     json_with_status(flag(&app, &team.owner, &id, "tech", true).await, 200).await;
     json_with_status(flag(&app, &team.owner, &id, "eco", true).await, 200).await;
     json_with_status(flag(&app, &team.owner, &id, "eco", false).await, 200).await;
-    let res = app
-        .as_bearer(Method::PATCH, "/organizations/current", &team.owner)
-        .json(&json!({"require_distinct_activators": true}))
-        .send()
-        .await
-        .unwrap();
-    json_with_status(res, 200).await;
+    require_distinct_activators(&app, &team.owner).await;
     assert_error(
         flag(&app, &team.owner, &id, "eco", true).await,
         409,
@@ -227,13 +232,7 @@ async fn one_person_never_holds_both_approvals_under_concurrent_requests() {
         .as_str()
         .unwrap()
         .to_owned();
-    let res = app
-        .as_bearer(Method::PATCH, "/organizations/current", &team.owner)
-        .json(&json!({"require_distinct_activators": true}))
-        .send()
-        .await
-        .unwrap();
-    json_with_status(res, 200).await;
+    require_distinct_activators(&app, &team.owner).await;
     // (the resource's path, where to read it back: an offering is read from its list)
     let offerings = "/organizations/current/offerings";
     for (path, read, id) in [
