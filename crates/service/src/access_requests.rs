@@ -209,7 +209,7 @@ pub async fn create(
     let provider = listing.provider_organization_id;
     live_share(deps, provider, consumer, offering).await?;
     let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     audit_repo::lock_heads(&tx, &[provider, consumer]).await?;
     // Under the locks: a share proposed or a request sent meanwhile is seen here.
     if shares::live_for(&tx, provider, consumer, offering)

@@ -187,7 +187,7 @@ pub async fn create(
         hash,
     } = new_secret();
     let id = ApiKeyId::new();
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     api_keys::insert(
         &tx,
         scope,

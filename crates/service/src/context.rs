@@ -4,7 +4,8 @@
 //!
 //! The workspace rules a use case starts with live here too, so no use case re-derives them:
 //! [`Ctx::current_org`] (authorize, then the org of the workspace) and [`Ctx::record`] (the
-//! audit event, attributed to this caller and session, in the caller's transaction).
+//! audit event, attributed to this caller and session, in the caller's transaction), and
+//! [`Ctx::begin_in_workspace`] (a write transaction that holds the caller's org).
 
 use crate::audit::{self, AuditActor, AuditEntry, AuditRecord};
 use crate::auth::{Principal, SessionRef};
@@ -32,6 +33,21 @@ impl Ctx {
             meta,
             now: deps.clock.now(),
         }
+    }
+
+    /// Opens the write transaction of a change made in the caller's workspace. In an org, the
+    /// org is held first (`FOR KEY SHARE`, the lock the change's inserts take on it anyway): if
+    /// it was deleted since this request's session was read, the answer is 409
+    /// `workspace_changed` rather than a failed foreign key, and a deletion starting now waits
+    /// for this transaction (and then sees what it wrote).
+    pub async fn begin_in_workspace(&self, deps: &Deps) -> Result<Tx, ServiceError> {
+        let tx = deps.db.begin_write().await?;
+        if let Workspace::Org { org, .. } = self.principal.workspace
+            && !inventiv_persistence::repo::organizations::hold(&tx, org).await?
+        {
+            return Err(ServiceError::workspace_changed());
+        }
+        Ok(tx)
     }
 
     /// The calling user.

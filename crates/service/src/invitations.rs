@@ -104,7 +104,7 @@ pub async fn invite(deps: &Deps, ctx: &Ctx, input: NewInvite) -> Result<Invitati
     let expires_at = now + days.duration();
     let id = InvitationId::new();
 
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     if let Some(user) = users::find_by_email(&tx, &email).await?
         && memberships::find(&tx, org, user.id).await?.is_some()
     {

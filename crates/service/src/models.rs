@@ -206,7 +206,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: ModelInput) -> Result<Model, 
     check_reserved(deps, owner, &fields)?;
     let id = ModelId::new();
     let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     models::insert(&tx, actor.scope(), id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?;

@@ -249,7 +249,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewOffering) -> Result<Offeri
             ServiceError::invalid("model_id", "no model with this id in this workspace")
         })?;
     let id = OfferingId::new();
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     offerings::insert(&tx, org, id, input.model_id, &f, prices, ctx.now)
         .await
         .map_err(code_taken)?;

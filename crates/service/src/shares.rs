@@ -337,7 +337,7 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
     {
         settle_expiry(deps, live).await?;
     }
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
     let proposal = Proposal {
         provider,

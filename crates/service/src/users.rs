@@ -153,7 +153,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewUserInput) -> Result<UserV
     let id = UserId::new();
     let link_token = crate::tokens::random_token(32);
 
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     if let Some(org) = org {
         // Org chains before the platform chain, in every transaction that appends to both.
         inventiv_persistence::repo::audit::lock_heads(&tx, &[org]).await?;

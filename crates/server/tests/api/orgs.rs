@@ -650,6 +650,65 @@ async fn an_org_is_never_deleted_from_under_a_deployment() {
     app.assert_audit_verifies().await;
 }
 
+/// Every kind of creation in an org racing the org's deletion: the creation holds the org
+/// in its transaction, so it either lands first (and the deletion still succeeds, taking the
+/// new row with the org) or finds the org gone and answers 409 `workspace_changed`; never a
+/// 500 on the foreign key. Three orgs per kind, all racing at once.
+#[tokio::test]
+async fn creations_racing_the_org_deletion_never_fail_with_500() {
+    let app = spawn_app().await;
+    let model = crate::instances::public_model(&app, "org/llama").await;
+    // (kind, path, body), each made by the org's admin
+    let kinds: Vec<(&str, &str, Value)> = vec![
+        ("key", "/api_keys", json!({"name": "k"})),
+        (
+            "invitation",
+            "/organizations/current/invitations",
+            json!({"email": "new@gone.test"}),
+        ),
+        (
+            "offering",
+            "/organizations/current/offerings",
+            json!({"model_id": model, "code": "chat", "name": "Chat"}),
+        ),
+        (
+            "model",
+            "/models",
+            json!({"model_id": "tiny", "name": "Tiny"}),
+        ),
+        ("project", "/workbench/projects", json!({"name": "p"})),
+    ];
+    let mut races = Vec::new();
+    for (kind, path, body) in &kinds {
+        for round in 0..3 {
+            let team = crate::instances::Team::new(&app, &format!("{kind}-{round}")).await;
+            races.push((*kind, *path, body.clone(), team));
+        }
+    }
+    let runs = races.iter().map(|(kind, path, body, team)| {
+        let app = &app;
+        async move {
+            let create = app.post_as(&team.admin, path, body.clone());
+            let delete = app.delete_as(&team.owner, "/organizations/current");
+            let (created, deleted) = futures_util::future::join(create, delete).await;
+            let created = (created.status().as_u16(), created.text().await.unwrap());
+            (*kind, created, deleted.status().as_u16())
+        }
+    });
+    for (kind, created, deleted) in futures_util::future::join_all(runs).await {
+        assert_eq!(deleted, 204, "{kind}: {created:?}");
+        match created.0 {
+            201 => {}
+            409 => assert!(
+                created.1.contains("workspace_changed"),
+                "{kind}: {created:?}"
+            ),
+            _ => panic!("{kind}: {created:?}"),
+        }
+    }
+    app.assert_audit_verifies().await;
+}
+
 /// Renames racing on one org: each `org.updated` event carries the name it actually replaced,
 /// so the trail reads as one sequence (the org is read under its row lock in the changing
 /// transaction).

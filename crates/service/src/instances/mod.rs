@@ -17,7 +17,7 @@ use inventiv_domain::{
     UserId, Workspace, authorize, ensure_applicable, optional_text,
 };
 use inventiv_persistence::repo::instances::{self, InstanceFilter, InstanceRecord, NewInstance};
-use inventiv_persistence::repo::{endpoint_claims, models, organizations};
+use inventiv_persistence::repo::{endpoint_claims, models};
 use inventiv_persistence::{StoreError, Tag, Tx};
 use serde_json::json;
 use std::sync::Arc;
@@ -199,15 +199,7 @@ pub async fn deploy(deps: &Deps, ctx: &Ctx, input: Deploy) -> Result<Instance, S
 
     let id = InstanceId::new();
     let now = ctx.now;
-    let tx = deps.db.begin_write().await?;
-    if let Scope::Org(org) = scope {
-        // The org may have been deleted since this request's session was read: answer as
-        // for any workspace that vanished, rather than fail on the foreign key. Held until
-        // commit, so a deletion starting now waits and then sees this instance.
-        if !organizations::hold(&tx, org).await? {
-            return Err(ServiceError::workspace_changed());
-        }
-    }
+    let tx = ctx.begin_in_workspace(deps).await?;
     if let Some(key) = claim.as_deref() {
         take_claim(&tx, key, scope, now).await?;
     }

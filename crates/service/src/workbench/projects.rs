@@ -127,7 +127,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewProject) -> Result<Project
     };
     workbench::ensure_shareable(actor.workspace, fields.shared_with_org)?;
     let id = WorkbenchProjectId::new();
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     repo::insert_project(&tx, actor.scope(), actor.user, id, &fields, ctx.now).await?;
     if fields.shared_with_org {
         ctx.record(&tx, audit("workbench_project.shared", &actor, id, &fields))

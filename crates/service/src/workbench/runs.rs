@@ -201,7 +201,7 @@ pub async fn create(deps: &Deps, ctx: &Ctx, input: NewRun) -> Result<Run, Servic
     workbench::ensure_shareable(actor.workspace, fields.shared_with_org)?;
     my_project(deps, &actor, fields.project_id).await?;
     let id = WorkbenchRunId::new();
-    let tx = deps.db.begin_write().await?;
+    let tx = ctx.begin_in_workspace(deps).await?;
     repo::insert_run(&tx, actor.scope(), actor.user, id, &fields, ctx.now).await?;
     if fields.shared_with_org {
         ctx.record(&tx, audit("workbench_run.shared", &actor, id, &fields))
