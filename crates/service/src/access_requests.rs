@@ -210,6 +210,10 @@ pub async fn create(
     live_share(deps, provider, consumer, offering).await?;
     let now = ctx.now;
     let tx = ctx.begin_in_workspace(deps).await?;
+    // The provider org is held too: deleted meanwhile, its offering is gone with it.
+    if !organizations::hold(&tx, provider).await? {
+        return Err(ServiceError::not_found("offering"));
+    }
     audit_repo::lock_heads(&tx, &[provider, consumer]).await?;
     // Under the locks: a share proposed or a request sent meanwhile is seen here.
     if shares::live_for(&tx, provider, consumer, offering)

@@ -338,6 +338,10 @@ pub async fn grant(deps: &Deps, ctx: &Ctx, input: NewGrant) -> Result<Share, Ser
         settle_expiry(deps, live).await?;
     }
     let tx = ctx.begin_in_workspace(deps).await?;
+    // The consumer org is held too: deleted meanwhile, it is answered as an unknown slug.
+    if !organizations::hold(&tx, consumer.id).await? {
+        return Err(unknown_consumer());
+    }
     audit_repo::lock_heads(&tx, &[provider, consumer.id]).await?;
     let proposal = Proposal {
         provider,
@@ -409,12 +413,7 @@ async fn consumer(deps: &Deps, provider: OrgId, slug: &str) -> Result<OrgRecord,
         .map_err(|e| ServiceError::invalid("consumer_organization_slug", e.reason))?;
     let consumer = organizations::find_by_slug(&deps.db, &slug)
         .await?
-        .ok_or_else(|| {
-            ServiceError::invalid(
-                "consumer_organization_slug",
-                "no organization with this slug",
-            )
-        })?;
+        .ok_or_else(unknown_consumer)?;
     if consumer.id == provider {
         return Err(ServiceError::invalid(
             "consumer_organization_slug",
@@ -422,6 +421,13 @@ async fn consumer(deps: &Deps, provider: OrgId, slug: &str) -> Result<OrgRecord,
         ));
     }
     Ok(consumer)
+}
+
+fn unknown_consumer() -> ServiceError {
+    ServiceError::invalid(
+        "consumer_organization_slug",
+        "no organization with this slug",
+    )
 }
 
 fn share_exists(err: StoreError) -> ServiceError {

@@ -1220,3 +1220,37 @@ async fn concurrent_cap_changes_audit_each_the_cap_they_replaced() {
         );
     }
 }
+
+/// A share granted to an org that is being deleted at that moment: the grant holds the
+/// consumer org in its transaction, so it either lands first (and goes with the org) or
+/// answers as for an unknown slug; never a 500 on the consumer's foreign key.
+#[tokio::test]
+async fn a_share_granted_to_an_org_being_deleted_never_fails_with_500() {
+    let m = market().await;
+    let mut consumers = Vec::new();
+    for round in 0..4 {
+        consumers.push(Team::new(&m.app, &format!("third-{round}")).await);
+    }
+    let runs = consumers.iter().enumerate().map(|(round, team)| {
+        let m = &m;
+        async move {
+            let body = json!({"offering_id": m.offering, "consumer_organization_slug": format!("third-{round}"), "price_input_micros_per_1k": 1, "price_output_micros_per_1k": 1});
+            let grant = post(&m.app, &m.provider.owner, "/organizations/current/shares", body);
+            let delete = m.app.delete_as(&team.owner, "/organizations/current");
+            let (granted, deleted) = futures_util::future::join(grant, delete).await;
+            let granted = (granted.status().as_u16(), granted.text().await.unwrap());
+            (granted, deleted.status().as_u16())
+        }
+    });
+    for (granted, deleted) in futures_util::future::join_all(runs).await {
+        assert_eq!(deleted, 204, "{granted:?}");
+        match granted.0 {
+            201 => {}
+            400 => assert!(
+                granted.1.contains("consumer_organization_slug"),
+                "{granted:?}"
+            ),
+            _ => panic!("{granted:?}"),
+        }
+    }
+}
