@@ -604,6 +604,14 @@ async fn an_owner_demoted_meanwhile_never_deletes_the_org() {
     app.assert_audit_verifies().await;
 }
 
+/// A POST in `org`, saying so as the console does (`X-Inventiv-Workspace`): a request that
+/// reaches the server after the org's deletion is refused with 409 `workspace_changed` rather
+/// than run in the Personal workspace the session fell back to.
+fn in_org(app: &TestApp, token: &str, org: OrgId, path: &str) -> reqwest::RequestBuilder {
+    app.as_bearer(Method::POST, path, token)
+        .header("X-Inventiv-Workspace", org.to_string())
+}
+
 /// Deleting an org while a member deploys into it: the deletion reads the live instances
 /// under the org's lock, so either the deployment lands first and the deletion is refused
 /// (`org_has_instances`), or the deletion lands first and the deployment is refused with 409
@@ -619,9 +627,12 @@ async fn an_org_is_never_deleted_from_under_a_deployment() {
     let runs = teams.iter().map(|team| {
         let (app, model) = (&app, &model);
         async move {
-            let deploy = app.post_as(&team.admin, "/deployments", json!({"model_id": model}));
+            let deploy = in_org(app, &team.admin, team.org, "/deployments")
+                .json(&json!({"model_id": model}))
+                .send();
             let delete = app.delete_as(&team.owner, "/organizations/current");
             let (deployed, deleted) = futures_util::future::join(deploy, delete).await;
+            let deployed = deployed.unwrap();
             let deployed = (deployed.status().as_u16(), deployed.text().await.unwrap());
             (deployed, deleted.status().as_u16(), team.org)
         }
@@ -688,9 +699,10 @@ async fn creations_racing_the_org_deletion_never_fail_with_500() {
     let runs = races.iter().map(|(kind, path, body, team)| {
         let app = &app;
         async move {
-            let create = app.post_as(&team.admin, path, body.clone());
+            let create = in_org(app, &team.admin, team.org, path).json(body).send();
             let delete = app.delete_as(&team.owner, "/organizations/current");
             let (created, deleted) = futures_util::future::join(create, delete).await;
+            let created = created.unwrap();
             let created = (created.status().as_u16(), created.text().await.unwrap());
             (*kind, created, deleted.status().as_u16())
         }
