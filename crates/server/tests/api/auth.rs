@@ -556,8 +556,7 @@ async fn password_change_kills_the_other_sessions_and_keeps_this_one() {
 /// Two sessions that both know the password change it at once (the owner, and someone who
 /// learnt the old one). Each request verifies the old password, then hashes the new one: tens
 /// of milliseconds in which the other can land. Exactly one change may win; the other must be
-/// refused as made with a password that is no longer current, and must not undo the winner's
-/// revocation of the other sessions.
+/// refused, and must not undo the winner's revocation of the other sessions.
 #[tokio::test]
 async fn concurrent_password_changes_from_the_old_password_have_one_winner() {
     let app = spawn_app().await;
@@ -579,9 +578,15 @@ async fn concurrent_password_changes_from_the_old_password_have_one_winner() {
             change(b.token.clone(), format!("password-b-{round}")),
         )
         .await;
+        // The loser is refused: its old password is no longer current (403), or, when the
+        // winner committed before the loser's request was even authenticated, its session is
+        // already revoked (401).
         let mut statuses = [first.2, second.2];
         statuses.sort();
-        assert_eq!(statuses, [204, 403], "round {round}");
+        assert!(
+            statuses == [204, 401] || statuses == [204, 403],
+            "round {round}: {statuses:?}"
+        );
         let (winner, loser) = if first.2 == 204 {
             (first, second)
         } else {
