@@ -589,9 +589,13 @@ async fn join(
         user: Some(user_id),
         session: acceptor.session(),
     };
-    // Lock order: the invitation's row (as its revocation and resend take it), then the org's
-    // chain head, then the platform chain (a newcomer's `user.created`). The conditional
-    // update below still decides whether the invitation can be used.
+    // Lock order: the org (held, as the org's deletion takes it first: deleted meanwhile, the
+    // invitation went with it), the invitation's row (as its revocation and resend take it),
+    // the org's chain head, then the platform chain (a newcomer's `user.created`). The
+    // conditional update below still decides whether the invitation can be used.
+    if !organizations::hold(tx, org).await? {
+        return Err(ServiceError::not_found("invitation"));
+    }
     invitations::find_for_update(tx, org, invitation.id).await?;
     audit_repo::lock_heads(tx, &[org]).await?;
     if let Acceptor::Newcomer {

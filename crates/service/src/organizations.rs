@@ -300,7 +300,11 @@ pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> 
     }
     // Terminated instances go with the org (the audit trail keeps their history).
     instances::delete_terminated(&tx, Scope::Org(org)).await?;
-    // The event goes first: the org's chain outlives the org (audit rows carry no foreign key).
+    // The org goes before its event is appended: the delete waits for the rows it cascades to
+    // that a change in flight holds, and such a change takes the org's chain head after its
+    // row, so this must not hold the head meanwhile (a deadlock, answered 503). The chain
+    // outlives the org (audit rows carry no foreign key).
+    organizations::delete(&tx, org).await?;
     ctx.record(
         &tx,
         AuditEntry {
@@ -313,7 +317,6 @@ pub async fn delete_current(deps: &Deps, ctx: &Ctx) -> Result<(), ServiceError> 
         },
     )
     .await?;
-    organizations::delete(&tx, org).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -608,7 +608,17 @@ async fn an_owner_demoted_meanwhile_never_deletes_the_org() {
 /// reaches the server after the org's deletion is refused with 409 `workspace_changed` rather
 /// than run in the Personal workspace the session fell back to.
 fn in_org(app: &TestApp, token: &str, org: OrgId, path: &str) -> reqwest::RequestBuilder {
-    app.as_bearer(Method::POST, path, token)
+    in_org_as(app, Method::POST, token, org, path)
+}
+
+fn in_org_as(
+    app: &TestApp,
+    method: Method,
+    token: &str,
+    org: OrgId,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    app.as_bearer(method, path, token)
         .header("X-Inventiv-Workspace", org.to_string())
 }
 
@@ -717,6 +727,94 @@ async fn creations_racing_the_org_deletion_never_fail_with_500() {
             ),
             _ => panic!("{kind}: {created:?}"),
         }
+    }
+    app.assert_audit_verifies().await;
+}
+
+/// Invitations accepted (by newcomers, creating their accounts) while the org is deleted: the
+/// accept holds the org before it locks the invitation and the org's chain, the order the
+/// deletion takes them in, so the two queue instead of deadlocking. Either the accept lands
+/// first (and the new member goes with the org), or the invitation is gone with the org.
+#[tokio::test]
+async fn invitations_accepted_while_the_org_is_deleted_never_deadlock() {
+    let app = spawn_app().await;
+    let mut races = Vec::new();
+    for round in 0..20 {
+        let team = crate::instances::Team::new(&app, &format!("inv-{round}")).await;
+        let email = format!("new{round}@inv.test");
+        let res = app
+            .post_as(
+                &team.owner,
+                "/organizations/current/invitations",
+                json!({"email": email}),
+            )
+            .await;
+        json_with_status(res, 201).await;
+        let token = invitation_token(&app.smtp.wait_for(&email).await);
+        races.push((team, token));
+    }
+    let runs = races.iter().map(|(team, token)| {
+        let app = &app;
+        async move {
+            let path = format!("/organizations/invitations/{token}/accept");
+            let accept = app.post_json(&path, json!({"password": "invitee-password"}));
+            let delete = app.delete_as(&team.owner, "/organizations/current");
+            let (accepted, deleted) = futures_util::future::join(accept, delete).await;
+            let accepted = (accepted.status().as_u16(), accepted.text().await.unwrap());
+            (accepted, deleted.status().as_u16())
+        }
+    });
+    for (accepted, deleted) in futures_util::future::join_all(runs).await {
+        assert_eq!(deleted, 204, "{accepted:?}");
+        assert!([200, 404, 410].contains(&accepted.0), "{accepted:?}");
+    }
+    app.assert_audit_verifies().await;
+}
+
+/// Changes inside an org racing its deletion (renames of a key, three at once): each locks
+/// its row and then the org's chain head; the deletion locks the org's row, deletes it
+/// (cascading to those rows) and only then appends to the chain, so neither ever waits for
+/// the other in a cycle. Never a deadlock (503), never a 500.
+#[tokio::test]
+async fn changes_racing_the_org_deletion_never_deadlock() {
+    let app = spawn_app().await;
+    let mut races = Vec::new();
+    for round in 0..12 {
+        let team = crate::instances::Team::new(&app, &format!("chg-{round}")).await;
+        let created = app
+            .post_as(&team.admin, "/api_keys", json!({"name": "k"}))
+            .await;
+        let key = json_with_status(created, 201).await["key"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        races.push((team, key));
+    }
+    let runs = races.iter().map(|(team, key)| {
+        let app = &app;
+        async move {
+            let path = format!("/api_keys/{key}");
+            let renames = (0..3).map(|i| {
+                in_org_as(app, Method::PUT, &team.owner, team.org, &path)
+                    .json(&json!({"name": format!("k{i}")}))
+                    .send()
+            });
+            let delete = app.delete_as(&team.owner, "/organizations/current");
+            let (renamed, deleted) =
+                futures_util::future::join(futures_util::future::join_all(renames), delete).await;
+            let renamed: Vec<u16> = renamed
+                .into_iter()
+                .map(|r| r.unwrap().status().as_u16())
+                .collect();
+            (renamed, deleted.status().as_u16())
+        }
+    });
+    for (renamed, deleted) in futures_util::future::join_all(runs).await {
+        assert_eq!(deleted, 204, "{renamed:?}");
+        assert!(
+            renamed.iter().all(|s| [200, 404, 409].contains(s)),
+            "{renamed:?}"
+        );
     }
     app.assert_audit_verifies().await;
 }
