@@ -35,11 +35,15 @@ pub(crate) trait Activatable: Sized {
     /// have; offerings' and shares' never did, and an event's payload does not change.
     const AUDITS_BEFORE: bool;
 
-    /// Locks to hold before the row is read, in the order the kind's other writes take them,
-    /// such that a concurrent change of the row waits for this one to commit: the flags
-    /// [`set`] decides from are still the row's when it writes.
-    async fn lock(tx: &Tx, org: OrgId, id: Self::Id) -> Result<(), StoreError>;
+    /// Locks to hold before the row is read, in the order the kind's other writes take them
+    /// (none for a kind whose [`Activatable::find`] locks its row itself).
+    async fn lock(_tx: &Tx, _org: OrgId, _id: Self::Id) -> Result<(), StoreError> {
+        Ok(())
+    }
 
+    /// Reads the row such that a concurrent change of it waits for this transaction to
+    /// commit (under [`Activatable::lock`]'s locks, or its own row lock): the flags [`set`]
+    /// decides from are still the row's when it writes.
     async fn find(tx: &Tx, org: OrgId, id: Self::Id) -> Result<Option<Self>, StoreError>;
 
     fn activation(&self) -> &Activation;

@@ -543,18 +543,8 @@ impl crate::activation::Activatable for ApiKeyRecord {
     const EVENT: &'static str = "api_key.activation_changed";
     const AUDITS_BEFORE: bool = true;
 
-    async fn lock(tx: &Tx, org: OrgId, id: ApiKeyId) -> Result<(), StoreError> {
-        inventiv_persistence::repo::lock_approvable(
-            tx,
-            inventiv_persistence::repo::Approvable::ApiKeys,
-            org,
-            id.as_uuid(),
-        )
-        .await
-    }
-
     async fn find(tx: &Tx, org: OrgId, id: ApiKeyId) -> Result<Option<Self>, StoreError> {
-        api_keys::find(tx, Scope::Org(org), id).await
+        api_keys::find_for_update(tx, Scope::Org(org), id).await
     }
 
     fn activation(&self) -> &Activation {

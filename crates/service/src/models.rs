@@ -384,19 +384,9 @@ impl crate::activation::Activatable for ModelRecord {
     const EVENT: &'static str = "model.activation_changed";
     const AUDITS_BEFORE: bool = true;
 
-    async fn lock(tx: &Tx, org: OrgId, id: ModelId) -> Result<(), StoreError> {
-        inventiv_persistence::repo::lock_approvable(
-            tx,
-            inventiv_persistence::repo::Approvable::Models,
-            org,
-            id.as_uuid(),
-        )
-        .await
-    }
-
     async fn find(tx: &Tx, org: OrgId, id: ModelId) -> Result<Option<Self>, StoreError> {
         // An org scope sees the public catalogue too: only the org's own model is approved.
-        Ok(models::find(tx, Scope::Org(org), id)
+        Ok(models::find_for_update(tx, Scope::Org(org), id)
             .await?
             .filter(|m| m.organization_id == Some(org)))
     }

@@ -6,9 +6,9 @@
 //!   decided by `inventiv_domain::ShareState` and written as compare-and-sets: a write that
 //!   lost a race answers 409 instead of overwriting.
 //! - Every change of the contract records its event in BOTH parties' chains (`audit_both`),
-//!   after locking both chain heads in one order (`lock_parties`), and is decided from the share
-//!   as re-read under those locks; the other side sees which org acted, never who. The provider's own approvals ([`set_activation`]) are recorded in
-//!   its chain only.
+//!   after locking both chain heads in one order (`lock_parties`), and is decided from the
+//!   share as re-read under those locks; the other side sees which org acted, never who. The
+//!   provider's own approvals ([`set_activation`]) are recorded in its chain only.
 //! - A due expiry (its end passed, or 30 days unanswered) is stored before a share is read for
 //!   a change or a list, so what is answered is what is stored.
 //! - The consumer's figures (cap, this month's spend) are in the consumer's view only.

@@ -6,7 +6,7 @@
 //! [`release_lease`]), which writes only `worker_id` and `lease_expires_at`.
 
 use crate::repo::sql::{Page, Params, owned_by, push_page};
-use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
+use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql, row_lock};
 use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{
     Activation, Flag, InstanceId, InstanceStatus, ModelId, OrgId, Scope, UserId,
@@ -144,9 +144,28 @@ pub async fn find<S: Store>(
     scope: Scope,
     id: InstanceId,
 ) -> Result<Option<InstanceRecord>, StoreError> {
+    find_locked(s, scope, id, "").await
+}
+
+/// [`find`], locking the instance's row until `tx` ends with the lock its update takes anyway
+/// (`FOR NO KEY UPDATE`): a change decides from the row as it stays until it writes.
+pub async fn find_for_update(
+    tx: &crate::Tx,
+    scope: Scope,
+    id: InstanceId,
+) -> Result<Option<InstanceRecord>, StoreError> {
+    find_locked(tx, scope, id, row_lock(tx, " FOR NO KEY UPDATE OF i")).await
+}
+
+async fn find_locked<S: Store>(
+    s: &S,
+    scope: Scope,
+    id: InstanceId,
+    lock: &str,
+) -> Result<Option<InstanceRecord>, StoreError> {
     let mut p = Params::new();
     let sql = format!(
-        "{SELECT} WHERE {} AND i.id = {}",
+        "{SELECT} WHERE {} AND i.id = {}{lock}",
         in_scope(scope, "i.", &mut p),
         p.bind(id.as_uuid())
     );

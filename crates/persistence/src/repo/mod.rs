@@ -103,44 +103,6 @@ pub(crate) async fn set_activation_flag<S: Store>(
     Ok(exec_sql(s, &sql, p.into_values()).await? == 1)
 }
 
-/// A table whose rows carry the two approvals and whose changes lock the row alone before
-/// reading it (offerings and shares take their org's audit chain head first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Approvable {
-    Instances,
-    Models,
-    ApiKeys,
-}
-
-/// Locks `org`'s row `id` of `table` until `tx` ends, with the lock its activation update
-/// takes anyway (`FOR NO KEY UPDATE`, which leaves inserts referencing the row free), before
-/// the change reads it: two concurrent approvals of one resource then decide one after the
-/// other, each from the flags the other left (the distinct-activators rule depends on it).
-/// On SQLite a write transaction holds the database's write lock already.
-pub async fn lock_approvable(
-    tx: &crate::Tx,
-    table: Approvable,
-    org: inventiv_domain::OrgId,
-    id: uuid::Uuid,
-) -> Result<(), StoreError> {
-    if tx.backend() == crate::Backend::Postgres {
-        let table = match table {
-            Approvable::Instances => "instances",
-            Approvable::Models => "models",
-            Approvable::ApiKeys => "api_keys",
-        };
-        query_one_sql(
-            tx,
-            &format!(
-                "SELECT id FROM {table} WHERE organization_id = $1 AND id = $2 FOR NO KEY UPDATE"
-            ),
-            vec![org.as_uuid().into(), id.into()],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }

@@ -396,18 +396,8 @@ impl crate::activation::Activatable for InstanceRecord {
     const EVENT: &'static str = "instance.activation_changed";
     const AUDITS_BEFORE: bool = true;
 
-    async fn lock(tx: &Tx, org: OrgId, id: InstanceId) -> Result<(), StoreError> {
-        inventiv_persistence::repo::lock_approvable(
-            tx,
-            inventiv_persistence::repo::Approvable::Instances,
-            org,
-            id.as_uuid(),
-        )
-        .await
-    }
-
     async fn find(tx: &Tx, org: OrgId, id: InstanceId) -> Result<Option<Self>, StoreError> {
-        instances::find(tx, Scope::Org(org), id).await
+        instances::find_for_update(tx, Scope::Org(org), id).await
     }
 
     fn activation(&self) -> &Activation {
