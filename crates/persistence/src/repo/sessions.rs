@@ -223,22 +223,27 @@ pub async fn bump_generation(
 }
 
 /// Revokes a live session whatever its user (refresh reuse: the presenter may be a thief).
-/// Returns whether it was live.
+/// Returns the token generation it was revoked at, or None if it was not live. That is the
+/// generation no later rotation can move (a rotation needs a live session), so what an audit
+/// event records of it is exact even when a rotation committed just before.
 pub async fn revoke_by_id(
     tx: &Tx,
     id: SessionId,
     reason: &str,
     now: OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<Option<i32>, StoreError> {
     tx.mark(Tag::Session(id));
-    let changed = exec_sql(
+    let revoked = query_one_sql(
         tx,
         "UPDATE user_sessions SET revoked_at = $1, revoked_reason = $2 \
-         WHERE id = $3 AND revoked_at IS NULL",
+         WHERE id = $3 AND revoked_at IS NULL RETURNING token_generation",
         vec![now.into(), reason.into(), id.as_uuid().into()],
     )
     .await?;
-    Ok(changed == 1)
+    revoked
+        .map(|row| row.try_get("", "token_generation"))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// A session whose org membership vanished goes back to the personal workspace.

@@ -158,3 +158,53 @@ async fn the_grace_covers_only_the_generation_just_superseded_and_only_for_its_l
     assert_error(refresh(&app, &old).await, 401, "refresh_reuse_detected").await;
     assert_error(app.get_as(&new, "/auth/me").await, 401, "unauthorized").await;
 }
+
+/// A replayed token revoking the session while its holder keeps rotating it: the audit event
+/// records the generation the session was revoked at, not one read before a rotation that
+/// committed meanwhile (the session's generation cannot move once it is revoked).
+#[tokio::test]
+async fn a_reuse_racing_rotations_audits_the_generation_it_revoked() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let app =
+        crate::helpers::spawn_app_with(|s| s.rate_limit.login_per_minute = u32::MAX, clock.clone())
+            .await;
+    for round in 0..24u64 {
+        let stolen = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.token;
+        let sid = session_of(&stolen);
+        // Two generations on, the stolen copy is outside any grace.
+        let mut held = refreshed(&app, &refreshed(&app, &stolen).await).await;
+        let holder = async {
+            // Rotates until the session dies under it.
+            loop {
+                let response = refresh(&app, &held).await;
+                if response.status() != 200 {
+                    break;
+                }
+                held = json_with_status(response, 200).await["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            }
+        };
+        let thief = async {
+            // A different moment in the holder's rotations each round.
+            tokio::time::sleep(std::time::Duration::from_micros(300 * (round % 8))).await;
+            assert_error(refresh(&app, &stolen).await, 401, "refresh_reuse_detected").await;
+        };
+        tokio::join!(holder, thief);
+        let final_generation = inventiv_persistence::repo::sessions::find(&app.db, sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_generation;
+        let events = reuse_events(&app, sid).await;
+        assert_eq!(events.len(), 1, "round {round}");
+        let before = events[0].before.as_ref().unwrap();
+        assert_eq!(
+            before["token_generation"],
+            json!(final_generation),
+            "round {round}: the audited generation is the one the session was revoked at"
+        );
+    }
+    app.assert_audit_verifies().await;
+}

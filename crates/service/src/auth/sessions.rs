@@ -180,7 +180,8 @@ async fn superseded_refresh(
     let tx = deps.db.begin_write().await?;
     // Only the request that actually revokes records the event (two replayed copies at once
     // give one event).
-    if sessions::revoke_by_id(&tx, session.id, "reuse_detected", now).await? {
+    if let Some(generation) = sessions::revoke_by_id(&tx, session.id, "reuse_detected", now).await?
+    {
         ctx.record(
             &tx,
             AuditEntry {
@@ -188,7 +189,7 @@ async fn superseded_refresh(
                 organization: None,
                 target_type: "session",
                 target_id: session.id.to_string(),
-                before: Some(json!({"token_generation": current.token_generation})),
+                before: Some(json!({"token_generation": generation})),
                 after: Some(json!({
                     "reason": "reuse_detected",
                     "presented_generation": session.presented_generation,
