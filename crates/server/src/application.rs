@@ -28,21 +28,10 @@ pub struct Application {
     follower: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Connects the database and builds the use-case dependencies (no migration, no bootstrap).
-/// The database handle comes back beside them, for what the server itself does with it
-/// (migrations, following other replicas, closing, the operator commands): use cases reach it
-/// only through [`Deps`].
-pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(Db, Deps)> {
-    build_deps_on(settings, settings.server.port, clock).await
-}
-
-/// [`build_deps`] for a server listening on `port` (the bound one, when `server.port` is 0).
-async fn build_deps_on(
-    settings: &Settings,
-    port: u16,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Db, Deps)> {
-    let db = Db::connect(
+/// Connects the database (no migration): all that the operator commands working on rows alone
+/// (`migrate`, `audit-verify`, `seed-scale`) need.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    Db::connect(
         settings.database.url.expose(),
         &DbOptions {
             max_connections: settings.database.max_connections,
@@ -51,7 +40,39 @@ async fn build_deps_on(
         },
     )
     .await
-    .context("connecting to the database")?;
+    .context("connecting to the database")
+}
+
+/// Connects the database and builds the use-case dependencies (no migration, no bootstrap),
+/// for a one-off process running use cases (`bootstrap`, `seed-demo`), not for a server. The
+/// database handle comes back beside them, for what the caller itself does with it
+/// (migrations, closing): use cases reach it only through [`Deps`].
+///
+/// Such a process proxies nothing, so it opens no usage journal: the journal directory is the
+/// servers'. A journal of its own would be left behind when it exits, and opening one replays
+/// the orphaned journals of dead servers — the next server to start does that.
+pub async fn build_deps(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<(Db, Deps)> {
+    build_deps_on(settings, settings.server.port, clock, None).await
+}
+
+/// The server's usage journal directory (`proxy.journal_dir`, by default under the data dir).
+fn journal_dir(settings: &Settings) -> std::path::PathBuf {
+    if settings.proxy.journal_dir.is_empty() {
+        settings.server.data_dir.join("usage-journal")
+    } else {
+        std::path::PathBuf::from(&settings.proxy.journal_dir)
+    }
+}
+
+/// [`build_deps`] for a process listening on `port` (the bound one, when `server.port` is 0),
+/// journaling usage rows in `journal` (a server) or not at all (None).
+async fn build_deps_on(
+    settings: &Settings,
+    port: u16,
+    clock: Arc<dyn Clock>,
+    journal: Option<std::path::PathBuf>,
+) -> anyhow::Result<(Db, Deps)> {
+    let db = connect(settings).await?;
     let mailer = match &settings.smtp.host {
         Some(host) if !host.is_empty() => {
             let tls = match settings.smtp.tls.as_str() {
@@ -127,11 +148,7 @@ async fn build_deps_on(
                 ttl => ttl,
             }),
             max_response_bytes: settings.proxy.max_response_bytes,
-            journal_dir: Some(if settings.proxy.journal_dir.is_empty() {
-                settings.server.data_dir.join("usage-journal")
-            } else {
-                std::path::PathBuf::from(&settings.proxy.journal_dir)
-            }),
+            journal_dir: journal,
             allowed_networks,
         },
         db.clone(),
@@ -192,7 +209,8 @@ impl Application {
                 format!("binding {}:{}", settings.server.host, settings.server.port)
             })?;
         let port = listener.local_addr()?.port();
-        let (db, deps) = build_deps_on(&settings, port, clock).await?;
+        let (db, deps) =
+            build_deps_on(&settings, port, clock, Some(journal_dir(&settings))).await?;
         db.migrate().await.context("applying migrations")?;
         let bootstrap = bootstrap::run(&deps, &bootstrap_settings(&settings)?)
             .await

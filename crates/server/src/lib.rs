@@ -11,5 +11,5 @@ mod application;
 pub mod settings;
 pub mod telemetry;
 
-pub use application::{Application, bootstrap_settings, build_deps};
+pub use application::{Application, bootstrap_settings, build_deps, connect};
 pub use settings::{Environment, Settings};

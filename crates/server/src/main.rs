@@ -1,6 +1,6 @@
 //! `inventiv-server [serve|migrate|bootstrap|audit-verify|seed-demo|seed-scale|openapi]` — `serve` is the default.
 
-use inventiv_server::{Application, Settings, bootstrap_settings, build_deps, telemetry};
+use inventiv_server::{Application, Settings, bootstrap_settings, build_deps, connect, telemetry};
 use inventiv_service::SystemClock;
 use inventiv_service::bootstrap::BootstrapOutcome;
 use std::process::ExitCode;
@@ -90,8 +90,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
-    // Built as for `serve`, settings checks included; this command only needs the database.
-    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    let db = connect(&settings).await?;
     db.migrate().await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
@@ -112,7 +111,7 @@ async fn bootstrap(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn audit_verify(settings: Settings) -> anyhow::Result<ExitCode> {
-    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    let db = connect(&settings).await?;
     let report = inventiv_service::audit::verify(&db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -181,7 +180,7 @@ async fn seed_scale(settings: Settings) -> anyhow::Result<ExitCode> {
     let [orgs, per_org] = numbers[..] else {
         anyhow::bail!("seed-scale ORGS INSTANCES_PER_ORG: two numbers expected");
     };
-    let (db, _deps) = build_deps(&settings, Arc::new(SystemClock)).await?;
+    let db = connect(&settings).await?;
     db.migrate().await?;
     let started = std::time::Instant::now();
     let seeded = inventiv_persistence::repo::scale::seed(

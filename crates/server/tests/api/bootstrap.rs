@@ -204,3 +204,46 @@ async fn seed_demo_fills_two_orgs_once_and_prints_the_logins() {
         None
     );
 }
+
+/// The operator commands leave the usage journal directory to the servers: they neither add a
+/// journal of their own (it would be left behind when they exit) nor replay the journal a dead
+/// server left (the next server to start does, with its usage writer running).
+#[tokio::test]
+async fn operator_commands_leave_the_usage_journal_to_the_servers() {
+    let app = spawn_app().await;
+    let dir = app.database.data_dir().join("usage-journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A dead server's journal, with a row it never stored.
+    let orphan = dir.join("usage-0123456789abcdef-0.jsonl");
+    std::fs::write(&orphan, "{\"not\":\"stored\"}\n").unwrap();
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let commands: [&[&str]; 5] = [
+        &["migrate"],
+        &["bootstrap"],
+        &["audit-verify"],
+        &["seed-demo"],
+        &["seed-scale", "1", "1"],
+    ];
+    for args in commands {
+        let out = run_binary(&app.database, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(listing(), before, "{args:?} changed the journal directory");
+        assert_eq!(
+            std::fs::read_to_string(&orphan).unwrap(),
+            "{\"not\":\"stored\"}\n",
+            "{args:?}"
+        );
+    }
+}
