@@ -241,9 +241,14 @@ pub async fn set_flags(
 
 /// Deletes an account; memberships, sessions, API keys and reset tokens cascade (their cache
 /// entries depend on the account's tag), and so do its personal models and instances (routes).
+///
+/// The approvals the account gave, and the org instances it owns, are set to NULL by their
+/// foreign keys: rows cached under other tags than the account's (an org's keys, its instance
+/// pages). Their tags are marked too, found before the rows change.
 pub async fn delete(tx: &Tx, id: UserId) -> Result<bool, StoreError> {
     tx.mark(Tag::User(id));
     tx.mark(Tag::Routes);
+    mark_what_its_deletion_clears(tx, id).await?;
     Ok(crate::repo::exec_sql(
         tx,
         "DELETE FROM users WHERE id = $1",
@@ -251,4 +256,35 @@ pub async fn delete(tx: &Tx, id: UserId) -> Result<bool, StoreError> {
     )
     .await?
         == 1)
+}
+
+/// Marks the tags of the rows whose `…_activated_by` or `owner_user_id` the deletion of `id`
+/// sets to NULL (`ON DELETE SET NULL`): the API keys it approved, and the scopes of the org
+/// instances it approved or owns. The approvals of models, offerings and shares are read
+/// through [`Tag::Routes`], which the deletion marks anyway.
+async fn mark_what_its_deletion_clears(tx: &Tx, id: UserId) -> Result<(), StoreError> {
+    use crate::repo::query_all_sql;
+    use inventiv_domain::{ApiKeyId, OrgId, Scope};
+    let user = || vec![id.as_uuid().into()];
+    let keys = query_all_sql(
+        tx,
+        "SELECT id FROM api_keys WHERE tech_activated_by = $1 OR eco_activated_by = $1",
+        user(),
+    )
+    .await?;
+    for row in &keys {
+        tx.mark(Tag::ApiKey(ApiKeyId::from_uuid(row.try_get("", "id")?)));
+    }
+    let orgs = query_all_sql(
+        tx,
+        "SELECT DISTINCT organization_id FROM instances WHERE organization_id IS NOT NULL \
+         AND (owner_user_id = $1 OR tech_activated_by = $1 OR eco_activated_by = $1)",
+        user(),
+    )
+    .await?;
+    for row in &orgs {
+        let org = OrgId::from_uuid(row.try_get("", "organization_id")?);
+        tx.mark(Tag::Instances(Scope::Org(org)));
+    }
+    Ok(())
 }

@@ -153,3 +153,44 @@ async fn a_replica_does_not_evict_again_on_the_echo_of_its_own_write() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     me(&app, &team.user, true).await;
 }
+
+/// A role changed while the member's own `/auth/me` requests are in flight: each answer may
+/// show the role before or after, but once the change is answered, the next `/auth/me` shows
+/// the new role. A request that read its session before the change and put its answer in
+/// the cache after it must not pin the old role there.
+#[tokio::test]
+async fn a_role_changed_under_concurrent_reads_is_shown_on_the_next_one() {
+    let app = spawn_app().await;
+    caches_on(&app).await;
+    let team = Team::new(&app, "acme").await;
+    let member = team.user_ids[3];
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let reader = async {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            json_with_status(app.get_as(&team.user, "/auth/me").await, 200).await;
+        }
+    };
+    let changer = async {
+        for (round, role) in ["admin", "user"].iter().cycle().take(120).enumerate() {
+            json_with_status(
+                app.put_as(
+                    &team.owner,
+                    &format!("/organizations/current/members/{member}"),
+                    json!({"role": role}),
+                )
+                .await,
+                200,
+            )
+            .await;
+            // Let the reader's requests that straddled the change finish.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let shown = json_with_status(app.get_as(&team.user, "/auth/me").await, 200).await;
+            assert_eq!(
+                shown["current_organization_role"], *role,
+                "round {round}: the role set before this request"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(reader, changer);
+}

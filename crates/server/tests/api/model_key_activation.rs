@@ -5,7 +5,7 @@
 //! no approval.
 
 use crate::helpers::{TestApp, assert_error, json_with_status, spawn_app};
-use crate::instances::{PW, Team, approve, deploy, private_model, wait_for_status};
+use crate::instances::{PW, Team, approve, deploy, private_model, public_model, wait_for_status};
 use crate::proxy::{chat, market};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -685,4 +685,56 @@ async fn concurrent_model_edits_audit_each_the_name_it_replaced() {
     assert_eq!(renames[0].0, "n-start");
     let now = json_with_status(app.get_as(&team.admin, &path).await, 200).await;
     assert_eq!(now["name"], renames[11].1.as_str());
+}
+
+/// Deleting the account that gave an approval withdraws it (its foreign key sets it to NULL):
+/// a key and an instance it approved stop being operational on the very next request, though
+/// both were just cached (the key by a call through the proxy, the instance in its org's page).
+#[tokio::test]
+async fn deleting_an_approvers_account_withdraws_its_approvals_from_the_caches() {
+    let m = market().await;
+    let (app, team) = (&m.app, &m.consumer);
+    let (path, secret) = new_org_key(app, team, "approved").await;
+    let model = public_model(app, "meta/llama-3-small").await;
+    let instance = deploy(app, &team.admin, json!({"model_id": model})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for_status(app, &team.admin, &instance, "ready").await;
+    // The team's manager gives both their economic approval, and approves nothing else.
+    for path in [path.clone(), format!("/instances/{instance}")] {
+        json_with_status(flag(app, &team.admin, &path, "tech", true).await, 200).await;
+        json_with_status(flag(app, &team.manager, &path, "eco", true).await, 200).await;
+    }
+    json_with_status(chat(app, &secret, "prov/chat").await, 200).await;
+    let listed = |page: Value| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == instance.as_str())
+            .map(|i| (i["operational"].clone(), i["missing_activation"].clone()))
+            .unwrap()
+    };
+    let page = json_with_status(app.get_as(&team.admin, "/instances").await, 200).await;
+    assert_eq!(listed(page), (json!(true), json!([])));
+
+    let admin = app
+        .login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
+        .await
+        .token;
+    let admin = app.switch(&admin, None).await;
+    let res = app
+        .delete_as(&admin, &format!("/users/{}", team.user_ids[2]))
+        .await;
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    let body = assert_error(
+        chat(app, &secret, "prov/chat").await,
+        403,
+        "api_key_not_operational",
+    )
+    .await;
+    assert!(body.to_string().contains("eco"), "{body}");
+    let page = json_with_status(app.get_as(&team.admin, "/instances").await, 200).await;
+    assert_eq!(listed(page), (json!(false), json!(["eco"])));
 }

@@ -7,7 +7,7 @@ use crate::users::User;
 use crate::{Deps, ServiceError};
 use inventiv_domain::ErrorCode;
 use inventiv_domain::{
-    Module, OrgId, Password, Permission, PersonName, UserId, Username, Workspace, modules,
+    Actor, Module, OrgId, Password, Permission, PersonName, UserId, Username, Workspace, modules,
     permissions,
 };
 use inventiv_persistence::Tag;
@@ -28,6 +28,9 @@ pub struct Me {
     pub organization: Option<Organization>,
     pub permissions: Vec<Permission>,
     pub modules: Vec<Module>,
+    /// The caller it was built for: the facts of the principal it shows (workspace, role,
+    /// platform flag), which come from the session checked before the answer was built.
+    pub actor: Actor,
 }
 
 /// `GET /auth/me`. A session's answer is cached (with its rendering) until the session, its
@@ -41,7 +44,13 @@ pub async fn me(deps: &Deps, ctx: &Ctx) -> Result<Arc<Rendered<Me>>, ServiceErro
         )));
     };
     let cache = &deps.caches.me;
-    if let Some(me) = cache.get(&deps.db, &sid) {
+    // An entry is served only to the principal it was built for. The principal was read
+    // before the entry's stamp was taken, so a role or workspace change that committed in
+    // between is not among the changes the stamp watches for: such an entry shows the role
+    // before the change while the session now says the one after. It is replaced.
+    if let Some(me) = cache.get(&deps.db, &sid)
+        && me.value().actor == ctx.actor()
+    {
         return Ok(me);
     }
     let stamp = cache.stamp(&deps.db);
@@ -68,7 +77,7 @@ pub(crate) async fn me_in(
         Workspace::Org { org, .. } => organization(deps, org).await?,
         Workspace::Personal => None,
     };
-    let actor = inventiv_domain::Actor {
+    let actor = Actor {
         workspace,
         ..ctx.actor()
     };
@@ -79,6 +88,7 @@ pub(crate) async fn me_in(
         organization,
         permissions: permissions(&actor),
         modules: modules(&actor),
+        actor,
     })
 }
 
