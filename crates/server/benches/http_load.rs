@@ -5,7 +5,9 @@
 //! 1. Seeds 10 organizations × 100 instances (1,000 instances), then measures `GET /healthz`,
 //!    an authenticated `GET /auth/me`, a scoped `GET /instances` (one org's first page) and
 //!    `POST /auth/login`, at each connection count (default 1 and 64). Each read is measured
-//!    twice: as `wrk` asks (no `Accept-Encoding`) and as a browser asks (gzip accepted).
+//!    twice: as `wrk` asks (no `Accept-Encoding`) and as a browser asks (gzip accepted). The
+//!    list is also measured with a page of one instance, and with a page about as long as a
+//!    static file of the console, beside that file: the same bytes with and without a session.
 //! 2. Issue 18: the authenticated reads as ratios to `/healthz` (throughput at the largest
 //!    connection count, p50 at the smallest), and a mixed load at the largest count — `GET
 //!    /auth/me` on one session per connection, beside writers making 5 % of all requests —
@@ -13,7 +15,8 @@
 //!    API key of the same user in the same org (nothing the readers' sessions are built from),
 //!    then, for contrast, change the readers' own account (which flushes every reader's
 //!    session, as any write did when one global epoch invalidated every cache). Before them,
-//!    the write alone: its rate, and the CPU per write of this process and of PostgreSQL.
+//!    the write alone: its rate, and the CPU per write of this process and of PostgreSQL;
+//!    with it, each load's reads per CPU second left to the reads.
 //! 3. Seeds up to 10,000 organizations × 100 instances (1,000,000 instances) with the
 //!    set-based seeder, and measures the same `GET /instances` again.
 //!
@@ -50,13 +53,21 @@ const HEALTHZ: &str = "GET /healthz";
 const LOGIN: &str = "POST /auth/login";
 
 /// The authenticated reads, each as a client without `Accept-Encoding` (like `wrk`) and as
-/// a browser asks (which gets the cached gzip of a body of 1 KiB or more).
-const READS: [&str; 4] = [
+/// a browser asks (which gets the cached gzip of a body of 1 KiB or more), then the scoped
+/// list with pages of other sizes (what a page's bytes cost, apart from being signed in).
+const READS: [&str; 6] = [
     "GET /auth/me (authenticated)",
     "GET /auth/me (authenticated, gzip accepted)",
     "GET /instances (one org's first page)",
     "GET /instances (one org's first page, gzip accepted)",
+    "GET /instances?limit=1 (a page of one instance)",
+    SAME_BYTES_READ,
 ];
+
+/// A page of instances about as long as [`STATIC_FILE`], and that file: the same bytes
+/// answered with a session and a scope, and answered from a static table with neither.
+const SAME_BYTES_READ: &str = "GET /instances?limit=K (about the bytes of the static file)";
+const STATIC_FILE: &str = "GET /console/app.js (a static file, no session)";
 
 /// `request` with the `Accept-Encoding` of today's browsers.
 fn as_a_browser(request: &str) -> String {
@@ -150,6 +161,18 @@ async fn main() {
 
     let instances = driver::raw_request("GET", "/instances", Some(&org_token), None);
     let me = driver::raw_request("GET", "/auth/me", Some(&org_token), None);
+    let static_file = driver::raw_request("GET", "/console/app.js", None, None);
+    // As many instances as make the static file's length (their JSON is all of one shape).
+    let (_, page_bytes) = body_length(port, &instances).await;
+    let (_, file_bytes) = body_length(port, &static_file).await;
+    let per_instance = page_bytes / per_org.min(50) as usize;
+    let same_bytes_limit = (file_bytes + per_instance / 2) / per_instance.max(1);
+    let same_bytes = driver::raw_request(
+        "GET",
+        &format!("/instances?limit={}", same_bytes_limit.max(1)),
+        Some(&org_token),
+        None,
+    );
     let scenarios = [
         Scenario {
             name: HEALTHZ,
@@ -172,12 +195,27 @@ async fn main() {
             request: as_a_browser(&instances),
         },
         Scenario {
+            name: READS[4],
+            request: driver::raw_request("GET", "/instances?limit=1", Some(&org_token), None),
+        },
+        Scenario {
+            name: SAME_BYTES_READ,
+            request: same_bytes,
+        },
+        Scenario {
+            name: STATIC_FILE,
+            request: static_file,
+        },
+        Scenario {
             name: LOGIN,
             request: driver::raw_request("POST", "/auth/login", None, Some(LOGIN_BODY)),
         },
     ];
     let mut sizes = String::from("\nBody sizes (bytes):");
-    for scenario in &scenarios[1..5] {
+    for scenario in scenarios
+        .iter()
+        .filter(|s| s.name != HEALTHZ && s.name != LOGIN)
+    {
         let (status, length) = body_length(port, &scenario.request).await;
         assert_eq!(status, 200, "{}", scenario.name);
         sizes.push_str(&format!(" {}: {length};", scenario.name));
@@ -239,7 +277,10 @@ async fn main() {
         driver::run_with_writes(port, &[], Some((&elsewhere, f64::MAX)), duration).await;
     let [_, process, postgres, _] =
         cpu::Spent::now(std::process::id()).per(&spent, writes_alone.requests);
-    let mut mixes: Vec<(&str, [driver::Outcome; 2], f64)> = Vec::new();
+    let per_write = process + postgres;
+    // Each load: its outcomes, the session cache's hit rate, and the CPU seconds this process
+    // and PostgreSQL spent in it.
+    let mut mixes: Vec<(&str, [driver::Outcome; 2], f64, f64)> = Vec::new();
     let loads = [
         ("reads alone", None),
         (
@@ -255,13 +296,16 @@ async fn main() {
         // 5 % of all requests: 5 writes for 95 reads at the rate of the reads alone.
         let rate = mixes
             .first()
-            .map_or(0.0, |(_, [alone, _], _)| alone.rps() * 5.0 / 95.0);
+            .map_or(0.0, |(_, [alone, _], _, _)| alone.rps() * 5.0 / 95.0);
         let hits = deps.caches.sessions.hits();
+        let spent = cpu::Spent::now(std::process::id());
         let outcome =
             driver::run_with_writes(port, &reads, write.map(|w| (w, rate)), duration).await;
+        let [hashing, process, postgres, _] = cpu::Spent::now(std::process::id()).per(&spent, 1);
         let requests = outcome[0].requests + outcome[1].requests;
         let hit_rate = (deps.caches.sessions.hits() - hits) as f64 / requests.max(1) as f64;
-        mixes.push((name, outcome, hit_rate));
+        let cpu_seconds = (hashing + process + postgres).as_secs_f64();
+        mixes.push((name, outcome, hit_rate, cpu_seconds));
     }
 
     // The large database.
@@ -318,7 +362,7 @@ async fn main() {
          |---|---|---|---|---|---|---|---|\n",
         driver::WRITERS
     ));
-    for (name, [reads, writes], hit_rate) in &mixes {
+    for (name, [reads, writes], hit_rate, _) in &mixes {
         report.push_str(&format!(
             "| {name} | {:.0} | {:.0} | {:.1} % | {:.0} | {:.0} | {} | {:.1} % |\n",
             reads.rps(),
@@ -342,12 +386,27 @@ async fn main() {
         postgres.as_secs_f64() * 1e6,
     ));
     let alone = mixes[0].1[0].rps();
+    // Reads per CPU second left to them: the load's CPU less what its writes cost alone. Where
+    // the writes take only their own CPU from the reads (no cache flushed, no lock waited on),
+    // this stays at the reads-alone figure whatever the share of writes.
+    let reads_per_cpu = |(_, [reads, writes], _, cpu): &(&str, [driver::Outcome; 2], f64, f64)| {
+        let writing = writes.requests as f64 * per_write.as_secs_f64();
+        reads.requests as f64 / (cpu - writing).max(1e-3)
+    };
+    let efficiency = reads_per_cpu(&mixes[0]);
     report.push_str(&format!(
         "\nReads under 5 % writes / reads alone: **{:.2}** with writes of something else (goal \
          ≥ 0.9), {:.2} with writes of the readers' own account (each flushes every reader's \
-         session, as any write did before tags).\n",
+         session, as any write did before tags).\n\
+         \nReads per CPU second left to the reads (the load's CPU, this process and PostgreSQL, \
+         less its writes at the cost of the write alone), against the reads alone: **{:.2}** \
+         with writes of something else, {:.2} with writes of the readers' own account. The \
+         reads alone: {:.0} reads per CPU second.\n",
         mixes[1].1[0].rps() / alone,
         mixes[2].1[0].rps() / alone,
+        reads_per_cpu(&mixes[1]) / efficiency,
+        reads_per_cpu(&mixes[2]) / efficiency,
+        efficiency,
     ));
     report.push_str(&format!(
         "\nScale: seeding {} organizations and {} instances took {seed_seconds:.1} s \
@@ -427,6 +486,21 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize], rounds: usi
             each.join(" / "),
         ));
     }
+    let ratios: Vec<f64> = (0..rounds)
+        .map(|r| find(SAME_BYTES_READ, many, r).rps() / find(STATIC_FILE, many, r).rps())
+        .collect();
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let added = median(
+        (0..rounds)
+            .map(|r| find(SAME_BYTES_READ, few, r).p50_us - find(STATIC_FILE, few, r).p50_us)
+            .collect(),
+    );
+    out.push_str(&format!(
+        "\nThe same bytes with and without a session: `{SAME_BYTES_READ}` vs `{STATIC_FILE}`: \
+         **{:.2}** of its throughput at {many} connections ({}), p50 at {few} **{added:+.0} µs**.\n",
+        median(ratios),
+        each.join(" / "),
+    ));
     out
 }
 
