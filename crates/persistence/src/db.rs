@@ -139,11 +139,17 @@ impl Tx {
         }
     }
 
-    /// Commits; an error here means nothing was written. If the transaction marked tags, a
-    /// successful commit bumps them in this process (see [`Db::stamp`]) and, on PostgreSQL,
-    /// notifies the other replicas of them (the notification is sent inside the transaction:
-    /// delivered with the commit, never without it). A transaction that marked nothing
-    /// (usage rows, audit events, instances' leases…) invalidates nothing.
+    /// Commits. If the transaction marked tags, the commit bumps them in this process (see
+    /// [`Db::stamp`]) and, on PostgreSQL, notifies the other replicas of them (the
+    /// notification is sent inside the transaction: delivered with the commit, never without
+    /// it). A transaction that marked nothing (usage rows, audit events, instances'
+    /// leases…) invalidates nothing.
+    ///
+    /// The tags are bumped here even when the commit reports an error: a connection lost
+    /// while PostgreSQL acknowledged the commit leaves it unknown whether the rows changed,
+    /// and the other replicas then hear the notification while this one skips its own echo.
+    /// A needless bump costs a few cache misses; a missing one would leave this replica
+    /// serving what the commit changed (a revoked session) until something else bumped it.
     pub async fn commit(self) -> Result<(), StoreError> {
         let changed = self.changed.into_inner().unwrap_or_else(|poisoned| {
             let mut changed = poisoned.into_inner();
@@ -166,13 +172,13 @@ impl Tx {
                 ))
                 .await?;
         }
-        self.inner.commit().await.map_err(StoreError::from)?;
+        let committed = self.inner.commit().await.map_err(StoreError::from);
         if changed.everything {
             self.versions.bump_all();
         } else if !nothing {
             self.versions.bump(&changed.tags);
         }
-        Ok(())
+        committed
     }
 }
 
@@ -372,7 +378,11 @@ impl Db {
     /// (e.g. simulating tampering); never with user input. Nothing is known about what it
     /// changed: every cache entry, here and (PostgreSQL) in the other replicas, is invalidated.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64, StoreError> {
-        let affected = self.conn.execute_unprepared(sql).await?.rows_affected();
+        let executed = self.conn.execute_unprepared(sql).await;
+        // Bumped whatever the outcome (a failed statement may have changed rows before it
+        // failed, outside a transaction), and before the notification can fail.
+        self.versions.bump_all();
+        let affected = executed?.rows_affected();
         if self.backend == Backend::Postgres {
             self.conn
                 .execute_unprepared(&format!(
@@ -382,7 +392,6 @@ impl Db {
                 ))
                 .await?;
         }
-        self.versions.bump_all();
         Ok(affected)
     }
 }

@@ -6,6 +6,9 @@
 //! The round trips are counted on the wire: the pool connects through a forwarder on loopback
 //! that reads the client's side of the protocol and counts the messages that end a round trip
 //! (`Sync` of the extended protocol, `Query` of the simple one). PostgreSQL only.
+//!
+//! The same forwarder can cut a connection right after passing a `COMMIT` on: a commit whose
+//! acknowledgement is lost still invalidates, in this process, what it changed.
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestDatabase, json_with_status, spawn_app_with};
 use inventiv_domain::Slug;
@@ -14,27 +17,30 @@ use inventiv_persistence::{Db, DbOptions};
 use inventiv_server::settings::Secret;
 use inventiv_service::SystemClock;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Forwards connections from a loopback port to `upstream`, counting the round trips the
-/// clients ask for. Returns the port and the counter.
-async fn counting_forwarder(upstream: String) -> (u16, Arc<AtomicUsize>) {
+/// clients ask for. Returns the port, the counter, and a switch: once set, the next `COMMIT`
+/// is passed on to the server and its connection cut before the answer comes back (a commit
+/// whose acknowledgement is lost).
+async fn counting_forwarder(upstream: String) -> (u16, Arc<AtomicUsize>, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let round_trips = Arc::new(AtomicUsize::new(0));
-    let counter = round_trips.clone();
+    let cut_next_commit = Arc::new(AtomicBool::new(false));
+    let (counter, cut) = (round_trips.clone(), cut_next_commit.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let server = TcpStream::connect(&upstream).await.unwrap();
             let (mut client_read, mut client_write) = client.into_split();
             let (mut server_read, mut server_write) = server.into_split();
-            tokio::spawn(async move {
+            let answers = tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
             });
-            let counter = counter.clone();
+            let (counter, cut) = (counter.clone(), cut.clone());
             tokio::spawn(async move {
                 let mut messages = Messages::default();
                 // The change listener's connection (it sent LISTEN) pings on a timer of its
@@ -46,9 +52,10 @@ async fn counting_forwarder(upstream: String) -> (u16, Arc<AtomicUsize>) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    let mut ended = 0;
+                    let (mut ended, mut commit) = (0, false);
                     for (kind, body) in messages.feed(&buf[..n]) {
                         listening |= body.windows(7).any(|w| w == b"LISTEN ");
+                        commit |= body.starts_with(b"COMMIT");
                         ended += usize::from(kind == b'S' || kind == b'Q');
                     }
                     if !listening {
@@ -57,11 +64,17 @@ async fn counting_forwarder(upstream: String) -> (u16, Arc<AtomicUsize>) {
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
+                    if commit && cut.swap(false, Ordering::SeqCst) {
+                        // The server reads the COMMIT before the end of the stream, and
+                        // commits; its answer never reaches the client.
+                        answers.abort();
+                        break;
+                    }
                 }
             });
         }
     });
-    (port, round_trips)
+    (port, round_trips, cut_next_commit)
 }
 
 /// The client's side of the PostgreSQL protocol, cut into messages: the startup message
@@ -136,7 +149,7 @@ async fn a_busy_connection_is_handed_out_without_a_ping_and_an_idle_one_is_teste
         return;
     }
     let url = database.url();
-    let (port, round_trips) = counting_forwarder(url[authority(&url)].to_owned()).await;
+    let (port, round_trips, _) = counting_forwarder(url[authority(&url)].to_owned()).await;
     let db = one_connection(&through(&url, port)).await;
     // The connection is opened, and the statement prepared, before counting.
     assert_eq!(db.query_i64("SELECT 1::bigint").await.unwrap(), 1);
@@ -225,7 +238,7 @@ async fn round_trips_of_a_sign_in_a_cached_read_and_an_audited_write() {
         return;
     }
     let env = std::env::var("INVENTIV_TEST_DATABASE_URL").unwrap();
-    let (port, round_trips) = counting_forwarder(env[authority(&env)].to_owned()).await;
+    let (port, round_trips, _) = counting_forwarder(env[authority(&env)].to_owned()).await;
     let app = spawn_app_with(
         move |settings| {
             let proxied = through(settings.database.url.expose(), port);
@@ -283,4 +296,53 @@ async fn round_trips_of_a_sign_in_a_cached_read_and_an_audited_write() {
     })
     .await;
     assert_eq!(write, 9, "round trips of an audited rename");
+}
+
+/// A commit whose acknowledgement is lost: PostgreSQL committed and notified the other
+/// replicas, but the client only saw its connection drop. This process must still count what
+/// the transaction marked as changed (it skips its own notification's echo): else it would
+/// serve the old rows (a revoked session) until something else changed them.
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_still_invalidates_what_it_changed() {
+    let database = TestDatabase::create().await;
+    if !database.is_postgres() {
+        return;
+    }
+    let url = database.url();
+    let (port, _, cut_next_commit) = counting_forwarder(url[authority(&url)].to_owned()).await;
+    let db = one_connection(&through(&url, port)).await;
+    db.migrate().await.unwrap();
+    let follower = tokio::spawn({
+        let db = db.clone();
+        async move { db.follow_other_writers().await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !db.caches_usable() {
+        assert!(std::time::Instant::now() < deadline, "caches never usable");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let org = inventiv_domain::OrgId::new();
+    let stamp = db.stamp().unwrap();
+    let tx = db.begin_write().await.unwrap();
+    // A statement the persistence layer knows nothing about marks everything.
+    tx.execute_unprepared("CREATE TABLE committed_unanswered (id bigint)")
+        .await
+        .unwrap();
+    cut_next_commit.store(true, Ordering::SeqCst);
+    assert!(tx.commit().await.is_err(), "the commit's answer was cut");
+    let direct = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    assert_eq!(
+        direct
+            .query_i64("SELECT count(*) FROM committed_unanswered")
+            .await
+            .unwrap(),
+        0,
+        "the server committed"
+    );
+    assert!(
+        !db.unchanged_since(stamp, &[inventiv_persistence::Tag::Org(org)]),
+        "what the commit marked counts as changed here"
+    );
+    follower.abort();
+    direct.close().await.unwrap();
 }
