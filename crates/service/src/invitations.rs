@@ -467,7 +467,7 @@ pub async fn accept(
     let session = match acceptor {
         Acceptor::Newcomer { .. } => {
             let (session, token) =
-                sessions::open_in(&tx, deps, user_id, Some((org, role)), meta, now).await?;
+                sessions::open_in(&tx, deps, user_id, Some((org, role)), meta, now, None).await?;
             Some((session.id, token))
         }
         Acceptor::SignedIn { .. } => None,

@@ -57,9 +57,10 @@ pub(crate) async fn query_all_sql<S: Store>(
 }
 
 /// `clause`, a row-lock clause (`" FOR NO KEY UPDATE OF k"`), on PostgreSQL; nothing on SQLite,
-/// where a write transaction (`BEGIN IMMEDIATE`) holds the database's write lock already.
-pub(crate) fn row_lock(tx: &crate::Tx, clause: &'static str) -> &'static str {
-    match tx.backend() {
+/// where a write transaction (`BEGIN IMMEDIATE`) holds the database's write lock already, and
+/// a single statement outside one is atomic.
+pub(crate) fn row_lock<S: Store>(s: &S, clause: &'static str) -> &'static str {
+    match s.backend() {
         crate::Backend::Postgres => clause,
         crate::Backend::Sqlite => "",
     }

@@ -1,10 +1,10 @@
 //! `user_sessions`: one row per login; the row — not the token — is the truth.
 
-use crate::entities::user_sessions::{ActiveModel, Column, Entity, Model};
+use crate::entities::user_sessions::{Column, Entity, Model};
 use crate::repo::{corrupt, exec_sql, query_all_sql, query_one_sql};
 use crate::{Store, StoreError, Tag, Tx};
 use inventiv_domain::{Email, OrgId, Role, SessionId, UserId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use time::OffsetDateTime;
 
 /// A session row.
@@ -59,25 +59,52 @@ pub struct NewSession<'a> {
     pub now: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// For a sign-in: the password hash that was verified. The session is stored only if the
+    /// account still has it.
+    pub verified_password_hash: Option<&'a str>,
 }
 
-pub async fn insert<S: Store>(s: &S, new: NewSession<'_>) -> Result<SessionRecord, StoreError> {
-    let model = ActiveModel {
-        id: Set(new.id.as_uuid()),
-        user_id: Set(new.user_id.as_uuid()),
-        current_organization_id: Set(new.organization.map(|(o, _)| o.as_uuid())),
-        organization_role: Set(new.organization.map(|(_, r)| r.as_str().to_owned())),
-        token_generation: Set(0),
-        ip: Set(new.ip.map(|v| truncate(v, 64))),
-        user_agent: Set(new.user_agent.map(|v| truncate(v, 512))),
-        created_at: Set(new.now),
-        last_used_at: Set(new.now),
-        idle_expires_at: Set(new.idle_expires_at),
-        expires_at: Set(new.expires_at),
-        revoked_at: Set(None),
-        revoked_reason: Set(None),
-    };
-    record(model.insert(s.conn()).await?)
+/// Stores a new session, if its account is still enabled and (for a sign-in) still has the
+/// password hash that was verified; None otherwise.
+///
+/// The condition is checked in the insert itself, under a share lock on the account's row
+/// (PostgreSQL): a password change, reset or disabling that commits while the password is
+/// being verified (tens of milliseconds of hashing) either lands first, and this insert sees
+/// the new row and stores nothing, or waits for this insert, and its revocation of the
+/// account's sessions then includes this one. Either way no session outlives it.
+pub async fn insert<S: Store>(
+    s: &S,
+    new: NewSession<'_>,
+) -> Result<Option<SessionRecord>, StoreError> {
+    use sea_orm::FromQueryResult;
+    let lock = crate::repo::row_lock(s, " FOR SHARE");
+    let sql = format!(
+        "INSERT INTO user_sessions (id, user_id, current_organization_id, organization_role, \
+             token_generation, ip, user_agent, created_at, last_used_at, idle_expires_at, expires_at) \
+         SELECT $1, $2, $3, $4, 0, $5, $6, $7, $7, $8, $9 \
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND disabled_at IS NULL \
+                       AND ($10 IS NULL OR password_hash = $10){lock}) \
+         RETURNING *"
+    );
+    let row = query_one_sql(
+        s,
+        &sql,
+        vec![
+            new.id.as_uuid().into(),
+            new.user_id.as_uuid().into(),
+            new.organization.map(|(o, _)| o.as_uuid()).into(),
+            new.organization.map(|(_, r)| r.as_str().to_owned()).into(),
+            new.ip.map(|v| truncate(v, 64)).into(),
+            new.user_agent.map(|v| truncate(v, 512)).into(),
+            new.now.into(),
+            new.idle_expires_at.into(),
+            new.expires_at.into(),
+            new.verified_password_hash.map(str::to_owned).into(),
+        ],
+    )
+    .await?;
+    row.map(|row| record(Model::from_query_result(&row, "")?))
+        .transpose()
 }
 
 fn truncate(value: &str, max_chars: usize) -> String {

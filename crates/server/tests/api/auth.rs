@@ -1040,3 +1040,55 @@ async fn user_ids_in_claims_must_match_the_session() {
     .unwrap();
     assert_error(app.get_as(&token, "/auth/me").await, 401, "unauthorized").await;
 }
+
+/// Sign-ins with the old password racing its change: a sign-in may land before the change
+/// (and its session is then revoked with the others) or be refused after it, but no session
+/// opened with the old password outlives the change. The password is verified for a while
+/// (hashing) between reading the account and storing the session.
+#[tokio::test]
+async fn no_session_signed_in_with_the_old_password_outlives_its_change() {
+    let app = crate::helpers::spawn_app_with(
+        |s| s.rate_limit.login_per_minute = u32::MAX,
+        std::sync::Arc::new(inventiv_service::SystemClock),
+    )
+    .await;
+    app.create_user("alice@example.com", PW).await;
+    let mut current = PW.to_owned();
+    for round in 0..12 {
+        let changer = app.login("alice@example.com", &current).await.token;
+        let new = format!("password-{round}");
+        let sign_in = || {
+            let (app, current) = (&app, current.clone());
+            async move {
+                let body = json!({"email": "alice@example.com", "password": current});
+                let res = app.post_json("/auth/login", body).await;
+                match res.status().as_u16() {
+                    200 => Some(
+                        res.json::<Value>().await.unwrap()["access_token"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    ),
+                    401 => None,
+                    other => panic!("round {round}: a sign-in answered {other}"),
+                }
+            }
+        };
+        let change = async {
+            // Into the sign-ins' hashing.
+            tokio::time::sleep(std::time::Duration::from_micros(500 * (round % 6))).await;
+            let body = json!({"current_password": current, "new_password": new});
+            let res = app.put_as(&changer, "/auth/me/password", body).await;
+            assert_eq!(res.status(), 204, "round {round}");
+        };
+        let (signed_in, ()) = futures_util::future::join(
+            futures_util::future::join_all((0..8).map(|_| sign_in())),
+            change,
+        )
+        .await;
+        for token in signed_in.into_iter().flatten() {
+            assert_error(app.get_as(&token, "/auth/me").await, 401, "unauthorized").await;
+        }
+        current = new;
+    }
+}

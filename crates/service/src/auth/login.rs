@@ -24,7 +24,7 @@ pub struct LoginOutcome {
     pub token: IssuedToken,
 }
 
-fn invalid_credentials() -> ServiceError {
+pub(super) fn invalid_credentials() -> ServiceError {
     ServiceError::Unauthenticated {
         code: ErrorCode::InvalidCredentials,
         message: "The email/username or password is incorrect.".to_owned(),
@@ -124,8 +124,16 @@ pub async fn login(
     let last = organizations::last_workspace(&deps.db, user.id).await?;
     let workspace = last.as_ref().map(|(org, role)| (org.id, *role));
     let now = deps.clock.now();
-    let (session, token) =
-        super::sessions::open_in(&deps.db, deps, user.id, workspace, meta, now).await?;
+    let (session, token) = super::sessions::open_in(
+        &deps.db,
+        deps,
+        user.id,
+        workspace,
+        meta,
+        now,
+        Some(&user.password_hash),
+    )
+    .await?;
     Ok(LoginOutcome {
         user: user.into(),
         session: session.into(),

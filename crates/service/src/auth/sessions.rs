@@ -15,7 +15,9 @@ use time::OffsetDateTime;
 /// Opens a session for `user` in `workspace` (None: Personal), in `s` (the pool, or the
 /// transaction of a use case that opens it with other changes), and issues its first access
 /// token. The token is signed, not stored: a caller whose transaction then fails to commit
-/// returns an error, and the token is never seen.
+/// returns an error, and the token is never seen. A sign-in passes the password hash it
+/// verified: if the account's has changed since (or the account was disabled), no session
+/// is opened and the answer is 401 `invalid_credentials`.
 pub(crate) async fn open_in<S: inventiv_persistence::Store>(
     s: &S,
     deps: &Deps,
@@ -23,6 +25,7 @@ pub(crate) async fn open_in<S: inventiv_persistence::Store>(
     workspace: Option<(OrgId, Role)>,
     meta: &RequestMeta,
     now: OffsetDateTime,
+    verified_password_hash: Option<&str>,
 ) -> Result<(SessionRecord, IssuedToken), ServiceError> {
     let session = sessions::insert(
         s,
@@ -35,9 +38,13 @@ pub(crate) async fn open_in<S: inventiv_persistence::Store>(
             now,
             idle_expires_at: now + deps.auth.session_idle,
             expires_at: now + deps.auth.session_absolute,
+            verified_password_hash,
         },
     )
-    .await?;
+    .await?
+    // The password changed, or the account was disabled, while the password was verified:
+    // the one presented is no longer the account's.
+    .ok_or_else(super::login::invalid_credentials)?;
     let token = issue_token(
         deps,
         user,
