@@ -391,9 +391,9 @@ pub async fn usage(
             &mut total,
         ] {
             group.requests += 1;
-            group.input_tokens += row.input_tokens;
-            group.output_tokens += row.output_tokens;
-            group.charged_micros += row.charged_micros;
+            group.input_tokens = group.input_tokens.saturating_add(row.input_tokens);
+            group.output_tokens = group.output_tokens.saturating_add(row.output_tokens);
+            group.charged_micros = group.charged_micros.saturating_add(row.charged_micros);
         }
     }
     Ok(UsageReport {

@@ -361,9 +361,9 @@ pub(crate) async fn book<S: Store>(
     let mut per_counter: BTreeMap<(Subject, i32), (i64, i64)> = BTreeMap::new();
     for b in bookings {
         let entry = per_counter.entry((b.subject, b.month)).or_default();
-        entry.0 += b.charged;
+        entry.0 = entry.0.saturating_add(b.charged);
         if b.lease.is_some_and(|lease| !late.contains(&lease)) {
-            entry.1 -= b.charged;
+            entry.1 = entry.1.saturating_sub(b.charged);
         }
     }
     if per_counter.is_empty() {

@@ -267,8 +267,13 @@ async fn an_upstream_that_reports_more_than_the_reservation_is_clamped_and_flagg
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.charged_micros, RESERVATION, "{row:?}");
-    assert!(row.clamped);
+    // Its 1,000,000 output tokens are cut to the request's 500, so the charge stays within
+    // the reservation as well.
+    assert_eq!(
+        (row.output_tokens, row.charged_micros, row.clamped),
+        (500, CHAT_CHARGE, true),
+        "{row:?}"
+    );
 }
 
 fn usage_id(res: &reqwest::Response) -> UsageId {
@@ -604,4 +609,59 @@ async fn a_share_cap_is_never_exceeded_and_only_the_consumer_sees_it() {
             "{field} shown to the provider: {share}"
         );
     }
+}
+
+/// A model server that reports more tokens than the request allows is metered at what the
+/// request allows, capped or not (the provider's server is not trusted past it; the row is
+/// flagged). Uncapped, nothing else bounded it: a consumer was billed whatever was reported.
+#[tokio::test]
+async fn an_uncapped_call_is_metered_at_most_what_its_request_allows() {
+    let m = market().await;
+    let (key, _) = capped_key(&m, None).await;
+    m.upstream.knobs.inflate_usage.store(true, Ordering::SeqCst);
+    let res = call(&m.app, &key, Some(500)).await;
+    let id = usage_id(&res);
+    json_with_status(res, 200).await;
+    m.app.deps.proxy.meter.flush().await;
+    let row = usage::reconciliation::find(&m.app.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.output_tokens, row.charged_micros, row.clamped),
+        (500, CHAT_CHARGE, true),
+        "{row:?}"
+    );
+}
+
+/// Model servers differ on which output limit wins (vLLM: `max_completion_tokens or
+/// max_tokens`, so a 0 falls through): the reservation covers the larger, or the whole
+/// context when one is 0. Reserving for the smaller let `{"max_tokens":1,
+/// "max_completion_tokens":8000}` pass a cap sized for one token, and billed one.
+#[tokio::test]
+async fn both_output_limits_are_reserved_for_whichever_the_server_obeys() {
+    let m = market().await;
+    // Room for the prompt's worst case (8,192) and a few hundred output tokens.
+    let (key, _) = capped_key(&m, Some(10_000)).await;
+    let send = |limits: Value| {
+        let mut body =
+            json!({"model": "prov/chat", "messages": [{"role": "user", "content": "Hi"}]});
+        for (field, value) in limits.as_object().unwrap() {
+            body[field] = value.clone();
+        }
+        m.app.post_as(&key, "/v1/chat/completions", body)
+    };
+    for limits in [
+        json!({"max_tokens": 1, "max_completion_tokens": 8000}),
+        json!({"max_tokens": 8000, "max_completion_tokens": 1}),
+        json!({"max_tokens": 1, "max_completion_tokens": 0}),
+        json!({"max_completion_tokens": 0}),
+    ] {
+        assert_error(send(limits.clone()).await, 402, "spend_cap_reached").await;
+    }
+    json_with_status(
+        send(json!({"max_tokens": 100, "max_completion_tokens": 100})).await,
+        200,
+    )
+    .await;
 }

@@ -178,19 +178,25 @@ impl<'a> RequestBody<'a> {
         Ok(streaming)
     }
 
-    /// The output limit the client asks for: `max_tokens` or `max_completion_tokens`, the
-    /// smaller when both are given.
+    /// The most output the client's limits let a model server generate: the larger of
+    /// `max_tokens` and `max_completion_tokens` when both are given, and none (up to the
+    /// context) when neither is, or when they are 0.
+    ///
+    /// Servers do not agree on which field wins: vLLM and SGLang take `max_completion_tokens
+    /// or max_tokens`, so a 0 falls through to the other field or to no limit at all, while
+    /// others prefer `max_tokens`. A reservation must cover whichever the upstream obeys, or
+    /// the charge (cut to the reservation) would leave the rest unbilled: reserving for the
+    /// smaller of `{"max_tokens":1,"max_completion_tokens":8000}` billed 1 token of 8,000.
     fn max_output(&self) -> Result<Option<u64>, ServiceError> {
         let limit = 0..=u64::from(u32::MAX);
-        Ok(
-            match (
-                self.count("max_tokens", limit.clone())?,
-                self.count("max_completion_tokens", limit)?,
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-        )
+        let given = [
+            self.count("max_tokens", limit.clone())?,
+            self.count("max_completion_tokens", limit)?,
+        ];
+        if given.contains(&Some(0)) {
+            return Ok(None);
+        }
+        Ok(given.into_iter().flatten().max())
     }
 
     /// The body with `model` replaced, output limits clamped to `max_output` (the model's
@@ -268,11 +274,28 @@ pub(super) struct Shape {
     pub(super) prompts: u64,
     /// Answers per prompt (`n`; 0 for embeddings, which generate nothing).
     choices: u64,
-    /// `max_tokens` / `max_completion_tokens` (the smaller when both are given).
+    /// What `max_tokens` / `max_completion_tokens` let a server generate (see
+    /// `RequestBody::max_output`); None: up to the context.
     max_output: Option<u64>,
 }
 
 impl Shape {
+    /// The most tokens the call can use on a model of `context_length` tokens: (input,
+    /// output), every prompt a full context and every answer as long as it may be. No model
+    /// server that obeys the request reports more; one that does is metered at this.
+    pub(super) fn most_tokens(&self, context_length: u64) -> (u64, u64) {
+        let max_output = self
+            .max_output
+            .unwrap_or(context_length)
+            .min(context_length);
+        (
+            self.prompts.saturating_mul(context_length),
+            self.prompts
+                .saturating_mul(self.choices)
+                .saturating_mul(max_output),
+        )
+    }
+
     /// The most the call can charge on a model of `context_length` tokens at `(p_in, p_out)`
     /// micro-EUR per 1k: every prompt a full context, every answer as long as it may be (what
     /// it asks for, at most the context).
@@ -375,7 +398,28 @@ mod tests {
         )
         .unwrap();
         assert!(ok.streaming);
-        assert_eq!((ok.prompts, ok.choices, ok.max_output), (1, 3, Some(40)));
+        assert_eq!((ok.prompts, ok.choices, ok.max_output), (1, 3, Some(50)));
+        // Whichever field the upstream obeys, the reservation covers it; a 0 lets a server
+        // fall through to the other field or to no limit.
+        for (body, max_output) in [
+            (
+                r#"{"max_tokens":1,"max_completion_tokens":8000}"#,
+                Some(8000),
+            ),
+            (
+                r#"{"max_tokens":8000,"max_completion_tokens":1}"#,
+                Some(8000),
+            ),
+            (r#"{"max_completion_tokens":0}"#, None),
+            (r#"{"max_tokens":0,"max_completion_tokens":5}"#, None),
+            (r#"{"max_tokens":7}"#, Some(7)),
+        ] {
+            assert_eq!(
+                shape(body, Endpoint::ChatCompletions).unwrap().max_output,
+                max_output,
+                "{body}"
+            );
+        }
         let null = shape(
             r#"{"stream":null,"n":null,"max_tokens":null}"#,
             Endpoint::ChatCompletions,

@@ -86,6 +86,8 @@ pub async fn forward(
         target.context_length,
     )?;
     let input_estimate = metering::input_estimate(body.len(), &shape, target.context_length);
+    let (input, output) = shape.most_tokens(target.context_length);
+    let tokens = (input_estimate, metering::Usage { input, output });
     let upstream = pick(&target)?;
     let instance_id = upstream.id;
     let request = client::post(upstream.uri(endpoint), payload).map_err(ServiceError::internal)?;
@@ -97,7 +99,7 @@ pub async fn forward(
     let deadline = tokio::time::Instant::now() + timeout;
     let (head, body) = send(deps, upstream, request, deadline).await?.into_parts();
     let (status, content_type) = status_and_type(&head)?;
-    let meter = Metering::new(deps, ctx, target, instance_id, input_estimate, reservation);
+    let meter = Metering::new(deps, ctx, target, instance_id, tokens, reservation);
     let usage_id = meter.usage_id();
 
     if shape.streaming && status < 300 && content_type.starts_with("text/event-stream") {

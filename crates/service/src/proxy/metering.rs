@@ -2,7 +2,9 @@
 //!
 //! - The tokens: as the upstream reports them in `usage` ([`usage_in`]), or, when it reports
 //!   none, estimated from what was relayed (the request's bytes for the prompt, the generated
-//!   text for the answer; 4 bytes a token, rounded up).
+//!   text for the answer; 4 bytes a token, rounded up). Never more than the request allows
+//!   (`Shape::most_tokens`), capped or not: a model server is the provider's, and what it
+//!   reports is not trusted past what the request could use (the row is flagged `clamped`).
 //! - The charge: at the model's prices, never more than the call's reservation (an upstream
 //!   that reports more is clamped, and the row flagged).
 //! - The settlement: the reservation shrinks to the charge, in the leases it was taken from.
@@ -120,6 +122,8 @@ pub(super) struct Metering {
     instance_id: InstanceId,
     /// The prompt's tokens, estimated from the request (used when the upstream reports none).
     input_estimate: u64,
+    /// The most tokens the request lets the call use (see `Shape::most_tokens`).
+    most: Usage,
     reservation: Reservation,
 }
 
@@ -138,7 +142,7 @@ impl Metering {
         ctx: &Ctx,
         target: Arc<Target>,
         instance_id: InstanceId,
-        input_estimate: u64,
+        (input_estimate, most): (u64, Usage),
         reservation: Reservation,
     ) -> Metering {
         Metering {
@@ -150,6 +154,7 @@ impl Metering {
             target,
             instance_id,
             input_estimate,
+            most,
             reservation,
         }
     }
@@ -161,9 +166,10 @@ impl Metering {
 
     /// Settles the reservation with the call's charge and hands its usage row to the meter.
     pub(super) async fn record(self, metered: Metered) {
-        let (usage, source) = self.usage(metered);
+        let (usage, source, beyond_request) = self.usage(metered);
         let (p_in, p_out) = self.target.prices;
         let Charge { charged, clamped } = self.charge(usage);
+        let clamped = clamped || beyond_request;
         let (share_lease, key_lease) = self.leases();
         let now = self.clock.now();
         let month = self
@@ -201,9 +207,10 @@ impl Metering {
             .await;
     }
 
-    /// The call's tokens, and where they come from.
-    fn usage(&self, metered: Metered) -> (Usage, UsageSource) {
-        match metered {
+    /// The call's tokens, where they come from, and whether they were cut to what the request
+    /// allows.
+    fn usage(&self, metered: Metered) -> (Usage, UsageSource, bool) {
+        let (usage, source) = match metered {
             Metered::Reported(usage) => (usage, UsageSource::Upstream),
             Metered::Estimated { output_chars } => {
                 tracing::warn!(model = %self.target.requested, "the upstream reported no usage; metering an estimate of what was relayed");
@@ -213,7 +220,16 @@ impl Metering {
                 };
                 (usage, UsageSource::Estimated)
             }
+        };
+        let within = Usage {
+            input: usage.input.min(self.most.input),
+            output: usage.output.min(self.most.output),
+        };
+        let cut = (within.input, within.output) != (usage.input, usage.output);
+        if cut {
+            tracing::warn!(model = %self.target.requested, input = usage.input, output = usage.output, "the upstream reported more tokens than the request allows; metered at the request's most");
         }
+        (within, source, cut)
     }
 
     /// The leases the reservation was taken from: the share's cap's, the API key's cap's.
