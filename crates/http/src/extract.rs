@@ -61,13 +61,8 @@ fn credential(req: &HttpRequest) -> Result<(Cow<'_, str>, Source), ApiError> {
         // Bytes, then UTF-8 (checked a word at a time), rather than `HeaderValue::to_str`, whose
         // byte-by-byte scan of a ~400-byte token was a visible share of a cached read's CPU
         // (issue 18). A token with bytes `to_str` would refuse cannot verify either: 401 both.
-        let value = value.as_bytes();
-        let token = value
-            .strip_prefix(b"Bearer ")
-            .or_else(|| value.strip_prefix(b"bearer "))
+        let token = bearer_token(value.as_bytes())
             .and_then(|token| std::str::from_utf8(token).ok())
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
         let source = if token.starts_with(inventiv_service::api_keys::KEY_PREFIX) {
             Source::ApiKey
@@ -86,24 +81,31 @@ fn credential(req: &HttpRequest) -> Result<(Cow<'_, str>, Source), ApiError> {
     }
 }
 
+/// The token of an `Authorization` value `Bearer <token>` (the scheme in any case), without
+/// the ASCII whitespace around it; None if the value is not of that form or the token is
+/// empty. The one reading of the header that [`credential`] and [`carries_api_key`] share: when
+/// each had its own, a byte the guard's reading refused (`\xC2\xA0` after a key) hid a key
+/// from the guard that the extractor still authenticated, and a key changed its own cap.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = token.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
 /// Whether the request presents an API key (valid or not), by the same rules as
-/// [`credential`]: an `X-API-Key` header, or a bearer token with the key prefix.
+/// [`credential`]: an `X-API-Key` header, or a bearer token with the key prefix, in any of
+/// the `Authorization` headers (whatever its bytes).
 fn carries_api_key(req: &ServiceRequest) -> bool {
     if req.headers().contains_key(API_KEY_HEADER) {
         return true;
     }
     req.headers()
         .get_all(header::AUTHORIZATION)
-        .filter_map(|v| v.to_str().ok())
-        .any(|value| {
-            let value = value.trim_start();
-            value.len() > 7
-                && value.is_char_boundary(7)
-                && value[..7].eq_ignore_ascii_case("bearer ")
-                && value[7..]
-                    .trim_start()
-                    .starts_with(inventiv_service::api_keys::KEY_PREFIX)
-        })
+        .filter_map(|v| bearer_token(v.as_bytes()))
+        .any(|token| token.starts_with(inventiv_service::api_keys::KEY_PREFIX.as_bytes()))
 }
 
 /// SPEC §6 (v2): API keys are read-only outside `/v1/*`. Any request that could change state

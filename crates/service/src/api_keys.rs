@@ -260,6 +260,9 @@ pub async fn update(
     id: ApiKeyId,
     change: KeyChange,
 ) -> Result<ApiKey, ServiceError> {
+    // A session's change: a key never changes keys, its own cap least of all (the http
+    // layer refuses key writes before routing; this holds without it).
+    ctx.session()?;
     let actor = ctx.actor();
     authorize(&actor, Action::ViewApiKeys)?;
     let scope = actor.scope();

@@ -327,6 +327,50 @@ async fn api_keys_are_refused_by_every_write_outside_v1_before_anything_else() {
         )
         .await;
     }
+    // A key followed by bytes outside ASCII (a no-break space, `\xC2\xA0`): when the guard
+    // and the extractor read the header each their own way, the guard saw no key here while
+    // the extractor authenticated it after trimming, and the key removed its own cap. Now
+    // the write is refused as a key's, and the key with those bytes authenticates nothing.
+    for key in [&org_key, &personal_key] {
+        let dressed = reqwest::header::HeaderValue::from_bytes(
+            [b"Bearer ".as_slice(), key.as_bytes(), b"\xC2\xA0"]
+                .concat()
+                .as_slice(),
+        )
+        .unwrap();
+        let keys = json_with_status(app.get_as(key, "/api_keys").await, 200).await;
+        let id = keys["items"][0]["id"].as_str().unwrap().to_owned();
+        for (verb, path, body) in [
+            (
+                Method::PUT,
+                format!("/api_keys/{id}"),
+                json!({"monthly_cap_micros": null}),
+            ),
+            (
+                Method::PUT,
+                "/auth/me".to_owned(),
+                json!({"first_name": "Mallory"}),
+            ),
+        ] {
+            let res = app
+                .client
+                .request(verb, app.url(&path))
+                .header(reqwest::header::AUTHORIZATION, dressed.clone())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(res, 403, "api_key_not_allowed").await;
+        }
+        let res = app
+            .client
+            .get(app.url("/api_keys"))
+            .header(reqwest::header::AUTHORIZATION, dressed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "a key with other bytes is another key");
+    }
     // A write with a key that does not exist is refused the same way: nothing was looked up.
     let forged = format!("sk-inv-{}", "A".repeat(43));
     assert_error(

@@ -160,6 +160,8 @@ pub async fn update_profile(
     ctx: &Ctx,
     input: ProfileInput,
 ) -> Result<Me, ServiceError> {
+    // A session's change (as in `users::update`); the http layer refuses key writes first.
+    ctx.session()?;
     let change = input.parse()?;
     let now = ctx.now;
     let tx = deps.db.begin_write().await?;
