@@ -351,6 +351,14 @@ pub async fn usage(
     let actor = ctx.actor();
     authorize(&actor, Action::ViewFinops)?;
     let (from, to) = range(ctx.now, from, to)?;
+    if side == UsageSideQuery::Provider && group_by == UsageGroupBy::ApiKey {
+        // SPEC §4.4: the provider sees its revenue by day, offering or org, never the
+        // consumers' key ids.
+        return Err(ServiceError::invalid(
+            "group_by",
+            "the provider side groups by day, offering or organization (a consumer's API keys are its own)",
+        ));
+    }
     let rows = match (actor.scope(), side) {
         (scope, UsageSideQuery::Consumer) => usage::consumed(&deps.db, scope, from, to).await?,
         (Scope::Org(org), UsageSideQuery::Provider) => {

@@ -649,6 +649,18 @@ async fn an_approved_request_becomes_a_share_that_carries_metered_traffic() {
     .await;
     assert_eq!(revenue["total"]["charged_micros"], CHAT_CHARGE);
     assert_eq!(revenue["groups"][0]["key"], c.org.to_string());
+    // The consumer's key ids are its own: the provider cannot group its revenue by them.
+    let by_key = app
+        .get_as(
+            &p.owner,
+            &format!("/finops/usage?{range}&side=provider&group_by=api_key"),
+        )
+        .await;
+    let refused = json_with_status(by_key, 400).await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("group_by"),
+        "{refused}"
+    );
     // The request is approved for both sides and points at the share.
     let sent = listed(
         app,
