@@ -13,12 +13,7 @@ pub async fn replace<S: Store>(
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    exec_sql(
-        s,
-        "UPDATE password_reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-        vec![now.into(), user.as_uuid().into()],
-    )
-    .await?;
+    void_unused(s, user, now).await?;
     exec_sql(
         s,
         "INSERT INTO password_reset_tokens (id, user_id, token_hash, expires_at, used_at, created_at) \
@@ -30,6 +25,22 @@ pub async fn replace<S: Store>(
             expires_at.into(),
             now.into(),
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks every unused token of `user` used: a newer link was sent, or the password was
+/// changed by someone who knew it (a link in someone else's hands must not undo that).
+pub async fn void_unused<S: Store>(
+    s: &S,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    exec_sql(
+        s,
+        "UPDATE password_reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        vec![now.into(), user.as_uuid().into()],
     )
     .await?;
     Ok(())

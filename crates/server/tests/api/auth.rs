@@ -1092,3 +1092,36 @@ async fn no_session_signed_in_with_the_old_password_outlives_its_change() {
         current = new;
     }
 }
+
+/// A reset link sent before a password change (a forwarded mail, a shared mailbox) no longer
+/// works once the account's owner has changed the password: it would set a password over
+/// theirs and sign them out.
+#[tokio::test]
+async fn a_password_change_voids_the_reset_links_sent_before() {
+    let app = spawn_app().await;
+    app.create_user("alice@example.com", PW).await;
+    app.post_json(
+        "/auth/password-reset/request",
+        json!({"email": "alice@example.com"}),
+    )
+    .await;
+    let token = reset_token_from(&app.smtp.wait_for("alice@example.com").await);
+    let alice = app.login("alice@example.com", PW).await.token;
+    let res = app
+        .put_as(
+            &alice,
+            "/auth/me/password",
+            json!({"current_password": PW, "new_password": "changed-by-alice"}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .post_json(
+            "/auth/password-reset/confirm",
+            json!({"token": token, "new_password": "set-by-mallory"}),
+        )
+        .await;
+    assert_error(res, 410, "reset_token_invalid").await;
+    app.me(&alice).await;
+    app.login("alice@example.com", "changed-by-alice").await;
+}

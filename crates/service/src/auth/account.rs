@@ -12,8 +12,8 @@ use inventiv_domain::{
 };
 use inventiv_persistence::Tag;
 use inventiv_persistence::repo::organizations;
-use inventiv_persistence::repo::sessions;
 use inventiv_persistence::repo::users::{self, ProfileChange};
+use inventiv_persistence::repo::{reset_tokens, sessions};
 use inventiv_persistence::{Constraint, StoreError};
 use serde_json::json;
 use std::sync::Arc;
@@ -232,6 +232,9 @@ pub async fn change_password(
     if !users::set_password_hash(&tx, user.id, &hash, now, Some(&user.password_hash)).await? {
         return Err(wrong_current());
     }
+    // A reset link sent before (a forwarded mail, a shared mailbox) would otherwise still set
+    // a password over this one, and revoke this session with it.
+    reset_tokens::void_unused(&tx, user.id, now).await?;
     let revoked = sessions::revoke_all_for_user(
         &tx,
         user.id,
