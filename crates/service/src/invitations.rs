@@ -378,6 +378,8 @@ pub async fn mine(
     ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<MyInvitation>, ServiceError> {
+    // A person's invitations, from any org: not in an API key's scope (SPEC §4).
+    ctx.session()?;
     let (limit, after) = page.parse::<InvitationId>()?;
     let rows =
         invitations::pending_for_email(&deps.db, &ctx.principal.email, ctx.now, after, limit + 1)

@@ -70,6 +70,9 @@ pub async fn list_mine(
     ctx: &Ctx,
     page: &PageRequest,
 ) -> Result<Page<MyOrganization>, ServiceError> {
+    // A person's orgs, across workspaces: an API key reads only its own scope (SPEC §4), and
+    // an org key's creator's other orgs are not in it.
+    ctx.session()?;
     let (limit, after) = page.parse::<OrgId>()?;
     let rows = organizations::list_for_user(&deps.db, ctx.user_id(), after, limit + 1).await?;
     let rows = rows.into_iter().map(MyOrganization::from).collect();

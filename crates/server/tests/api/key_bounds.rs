@@ -327,6 +327,13 @@ async fn api_keys_are_refused_by_every_write_outside_v1_before_anything_else() {
         )
         .await;
     }
+    // Reads of a person across workspaces are outside any key's scope: the creator's orgs
+    // and the invitations sent to them.
+    for key in [&org_key, &personal_key] {
+        for path in ["/organizations", "/auth/invitations"] {
+            assert_error(app.get_as(key, path).await, 403, "api_key_not_allowed").await;
+        }
+    }
     // A key followed by bytes outside ASCII (a no-break space, `\xC2\xA0`): when the guard
     // and the extractor read the header each their own way, the guard saw no key here while
     // the extractor authenticated it after trimming, and the key removed its own cap. Now
