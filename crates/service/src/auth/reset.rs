@@ -22,6 +22,11 @@ pub(crate) fn token_hash(token: &str) -> String {
 /// `POST /auth/password-reset/request`: the same answer whether or not the account exists.
 /// For an existing, enabled account: a new single-use token (older ones die), emailed off the
 /// request path.
+///
+/// The same answer at the same time, too: once the rate limits pass, the account is looked up
+/// and its link issued on a task of its own, after the answer. Done on the request, an
+/// existing account's answer waited for a write transaction (the token, the audit event) that
+/// an unknown one skipped, and a few timed requests told which addresses have accounts.
 pub async fn request_password_reset(
     deps: &Deps,
     email: &str,
@@ -51,7 +56,22 @@ pub async fn request_password_reset(
     let Ok(email) = Email::parse(&normalized) else {
         return Ok(());
     };
-    let Some(user) = users::find_by_email(&deps.db, &email).await? else {
+    let (deps, meta) = (deps.clone(), meta.clone());
+    tokio::spawn(async move {
+        if let Err(err) = issue_reset_link(&deps, &email, &meta).await {
+            tracing::error!(error = %err, "issuing a password reset link failed");
+        }
+    });
+    Ok(())
+}
+
+/// The link of [`request_password_reset`], if `email` names an enabled account.
+async fn issue_reset_link(
+    deps: &Deps,
+    email: &Email,
+    meta: &RequestMeta,
+) -> Result<(), ServiceError> {
+    let Some(user) = users::find_by_email(&deps.db, email).await? else {
         return Ok(());
     };
     if user.disabled_at.is_some() {
