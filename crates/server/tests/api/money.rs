@@ -665,3 +665,49 @@ async fn both_output_limits_are_reserved_for_whichever_the_server_obeys() {
     )
     .await;
 }
+
+/// A stream still running when a graceful shutdown's grace period ends is cut off, and still
+/// metered, from what it relayed, before the process is done: the worker that relayed it is
+/// gone, but its drain runs on the proxy's runtime, and the shutdown waits for it before the
+/// final flush. It was lost: the drain was spawned on the worker's runtime as it stopped.
+#[tokio::test]
+async fn a_stream_cut_off_by_a_shutdown_is_still_metered() {
+    let m = crate::proxy::market_with(|s| {
+        s.server.shutdown_timeout_secs = 1;
+        // The held stream stays silent while the shutdown waits, and is not cut for it.
+        s.proxy.upstream_timeout_secs = 30;
+    })
+    .await;
+    m.upstream.knobs.hold_streams.store(true, Ordering::SeqCst);
+    let body = json!({"model": "prov/chat", "stream": true, "messages": []});
+    let res = m.app.post_as(&m.key, "/v1/chat/completions", body).await;
+    assert_eq!(res.status(), 200);
+    let id = usage_id(&res);
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    // A graceful stop, with the stream held upstream past its grace period.
+    m.app.handle.stop(true).await;
+    // The app's pool is closed with the server: read through a connection of our own.
+    let db = inventiv_persistence::Db::connect(
+        &m.app.database.url(),
+        &inventiv_persistence::DbOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let row = loop {
+        if let Some(row) = usage::reconciliation::find(&db, id).await.unwrap() {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no usage row for a stream cut off by the shutdown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Metered from what was relayed: the held stream never sent its usage.
+    assert_eq!(row.usage_source, "estimated", "{row:?}");
+    assert!(row.output_tokens > 0, "{row:?}");
+    db.close().await.unwrap();
+}

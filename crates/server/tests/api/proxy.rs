@@ -38,6 +38,11 @@ async fn ok(res: reqwest::Response) -> Value {
 }
 
 pub async fn market() -> Market {
+    market_with(|_| {}).await
+}
+
+/// [`market`], with `customize` applied to the server's settings last.
+pub async fn market_with(customize: impl FnOnce(&mut inventiv_server::Settings)) -> Market {
     let upstream = Upstream::start().await;
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let url = upstream.url.clone();
@@ -48,6 +53,7 @@ pub async fn market() -> Market {
         s.auth.access_token_ttl_seconds = 90 * 86_400;
         s.auth.session_idle_seconds = 90 * 86_400;
         s.auth.session_absolute_seconds = 90 * 86_400;
+        customize(s);
     };
     let app = spawn_app_with(settings, clock.clone()).await;
     let model = public_model(&app, "meta/llama-3").await;

@@ -107,7 +107,12 @@ pub async fn forward(
         return Ok(ProxyResponse {
             status,
             content_type,
-            body: ProxyBody::Stream(relay::stream(body, timeout, meter)),
+            body: ProxyBody::Stream(relay::stream(
+                body,
+                timeout,
+                meter,
+                deps.proxy.drains.clone(),
+            )),
             upstream_wait,
             usage_id,
         });

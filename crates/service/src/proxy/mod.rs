@@ -27,6 +27,8 @@ pub struct Proxy {
     /// Tells this proxy's clients from another's in [`CLIENT`] (tests run several servers).
     id: u64,
     pub meter: Meter,
+    /// Streams whose clients are gone, still read for their usage.
+    drains: relay::Drains,
     /// Spend-cap admission: the budget leases this process holds.
     pub budgets: std::sync::Arc<Budgets>,
     /// Resolved routes by (scope, model name) (see [`crate::cache`]).
@@ -94,14 +96,17 @@ impl Proxy {
                 journal,
                 settings.journal_dir.clone(),
             ),
+            drains: relay::Drains::new(),
             budgets,
             routes: std::sync::Arc::new(crate::cache::TagCache::new(settings.cache)),
         })
     }
 
-    /// Clean shutdown, once the HTTP server has stopped: stores every queued usage row, gives
-    /// back the spend leases, and removes this process's journal.
+    /// Clean shutdown, once the HTTP server has stopped: meters the streams still being
+    /// drained (from what they relayed), stores every queued usage row, gives back the spend
+    /// leases, and removes this process's journal.
     pub async fn shut_down(&self) {
+        self.drains.stop().await;
         self.meter.flush().await;
         self.budgets.release_idle(true).await;
         self.meter.close();

@@ -4,34 +4,111 @@
 //! The usage row is written when the stream ends, however it ends (the client got a 200 either
 //! way), before the response's last byte leaves. If the client hangs up first, the relay is
 //! dropped: the rest of the stream is then drained in the background, for its usage, within
-//! the same silence bound (see `Drop for StreamRelay`). A stream that stays silent longer than
-//! that bound is cut off, and metered from what came.
+//! the same silence bound (see `Drop for StreamRelay` and [`Drains`]). A stream that stays
+//! silent longer than that bound is cut off, and metered from what came.
+//!
+//! A graceful shutdown drops the streams still running when its grace period ends: they are
+//! drained like hung-up ones, on the runtime the proxy was built on (the HTTP workers' own
+//! runtimes are going away), and when the proxy shuts down, every drain stops reading and
+//! meters what its stream relayed so far, before the final flush.
 
 use super::client;
 use super::metering::{Metered, Metering, Usage, answer_chars, usage_in};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// The chunks of `body` as they arrive, each at most `silence` after the previous one; the
-/// call is metered by `meter` when the stream ends or is dropped.
+/// call is metered by `meter` when the stream ends or is dropped (then by one of `drains`).
 pub(super) fn stream(
     body: client::Incoming,
     silence: Duration,
     meter: Metering,
+    drains: Drains,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    let relay = StreamRelay(Some(Relaying {
-        body,
-        silence,
-        scanner: SseScanner::default(),
-        meter,
-    }));
+    let relay = StreamRelay(
+        Some(Relaying {
+            body,
+            silence,
+            scanner: SseScanner::default(),
+            meter,
+        }),
+        drains,
+    );
     futures_util::stream::unfold(relay, StreamRelay::next).boxed()
+}
+
+/// The streams whose clients are gone (hung up, or cut off by a shutdown), read to their end
+/// for their usage. Cheap to clone; all clones are one set.
+#[derive(Clone)]
+pub(super) struct Drains(Arc<DrainSet>);
+
+impl std::fmt::Debug for Drains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drains")
+    }
+}
+
+struct DrainSet {
+    /// The runtime the proxy was built on: it outlives the HTTP workers' runtimes, which a
+    /// shutdown stops with the streams they were relaying.
+    runtime: tokio::runtime::Handle,
+    /// Set when the proxy shuts down: drains stop reading and meter what they have.
+    stop: tokio::sync::watch::Sender<bool>,
+    running: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drains {
+    /// Drains on the current runtime.
+    pub(super) fn new() -> Drains {
+        Drains(Arc::new(DrainSet {
+            runtime: tokio::runtime::Handle::current(),
+            stop: tokio::sync::watch::Sender::new(false),
+            running: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Reads the rest of `relaying`'s stream (until the proxy shuts down), then meters it.
+    fn drain(&self, mut relaying: Relaying) {
+        let mut stop = self.0.stop.subscribe();
+        let task = self.0.runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    chunk = relaying.next_chunk() => if !matches!(chunk, Ok(Some(_))) { break },
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+            relaying.finish().await;
+        });
+        if let Ok(mut running) = self.0.running.lock() {
+            running.retain(|task| !task.is_finished());
+            running.push(task);
+        }
+    }
+
+    /// Shutdown, once the HTTP server has stopped (every stream it relayed has ended or been
+    /// dropped): every drain meters what its stream relayed so far; returns when all have.
+    pub(super) async fn stop(&self) {
+        self.0.stop.send_replace(true);
+        let running = self
+            .0
+            .running
+            .lock()
+            .map(|mut running| std::mem::take(&mut *running))
+            .unwrap_or_default();
+        for task in running {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "draining a stream failed");
+            }
+        }
+    }
 }
 
 /// A streamed answer being passed on (see the module's notes); empty once its metering is
 /// done.
-struct StreamRelay(Option<Relaying>);
+struct StreamRelay(Option<Relaying>, Drains);
 
 struct Relaying {
     body: client::Incoming,
@@ -92,19 +169,12 @@ impl StreamRelay {
 }
 
 impl Drop for StreamRelay {
-    /// The client hung up mid-stream: the call is still metered, from the rest of the stream.
+    /// The client hung up mid-stream, or a shutdown cut the stream off: the call is still
+    /// metered, from the rest of the stream (or from what came, if the proxy shuts down).
     fn drop(&mut self) {
-        let Some(mut relaying) = self.0.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!("a stream was dropped outside a runtime: its usage row is lost");
-            return;
-        };
-        runtime.spawn(async move {
-            while let Ok(Some(_)) = relaying.next_chunk().await {}
-            relaying.finish().await;
-        });
+        if let Some(relaying) = self.0.take() {
+            self.1.drain(relaying);
+        }
     }
 }
 
