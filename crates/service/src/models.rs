@@ -273,6 +273,21 @@ pub async fn update(
     if namespace_of(&before.model_id) != namespace_of(&fields.model_id) {
         check_reserved(deps, catalogue(scope), &fields)?;
     }
+    // What an offering publishes is this model: consumers accepted terms for it, and a share
+    // is re-accepted when its offering's model changes (SPEC §4.4). Serving another model
+    // under the same offering would bypass that: refused while the model is offered.
+    if before.model_id != fields.model_id {
+        let offered = models::offerings_of(&tx, id).await?;
+        if offered > 0 {
+            return Err(ServiceError::Conflict {
+                code: ErrorCode::ModelInUse,
+                message: format!(
+                    "{offered} offering(s) publish this model; withdraw them, or add the other \
+                     model to the catalogue and offer it instead."
+                ),
+            });
+        }
+    }
     if !models::update(&tx, scope, id, &fields, now)
         .await
         .map_err(|e| taken(e, &fields))?

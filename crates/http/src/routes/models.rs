@@ -203,7 +203,7 @@ async fn create(
     (status = 200, description = "Updated", body = ModelDto),
     (status = 403, description = "Not yours to write (e.g. a public model from an org)", body = ErrorBody),
     (status = 404, description = "Not visible here", body = ErrorBody),
-    (status = 409, description = "`model_id_taken`, `namespace_taken`", body = ErrorBody),
+    (status = 409, description = "`model_id_taken`, `namespace_taken`, or `model_in_use` (a new `model_id` for a model an offering publishes)", body = ErrorBody),
 ))]
 #[put("/{id}")]
 async fn update(

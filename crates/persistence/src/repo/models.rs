@@ -274,6 +274,18 @@ pub async fn usage<S: Store>(s: &S, scope: Scope, id: ModelId) -> Result<(i64, i
     Ok((row.try_get("", "live")?, row.try_get("", "total")?))
 }
 
+/// How many offerings (of any org) publish the model `id`.
+pub async fn offerings_of<S: Store>(s: &S, id: ModelId) -> Result<i64, StoreError> {
+    let row = query_one_sql(
+        s,
+        "SELECT COUNT(*) AS n FROM organization_models WHERE model_id = $1",
+        vec![id.as_uuid().into()],
+    )
+    .await?
+    .ok_or_else(|| corrupt("organization_models", "aggregate returned no row"))?;
+    Ok(row.try_get("", "n")?)
+}
+
 /// The active public catalogue model with this upstream `model_id` (the proxy's fallback).
 pub async fn find_public_by_name<S: Store>(
     s: &S,

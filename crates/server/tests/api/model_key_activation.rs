@@ -738,3 +738,61 @@ async fn deleting_an_approvers_account_withdraws_its_approvals_from_the_caches()
     let page = json_with_status(app.get_as(&team.admin, "/instances").await, 200).await;
     assert_eq!(listed(page), (json!(false), json!(["eco"])));
 }
+
+/// The model an offering publishes cannot be swapped under it: a consumer accepted terms for
+/// that model, and a change of an offering's model asks for a new acceptance (SPEC §4.4).
+/// Changing the model's upstream identity while an offering publishes it is 409
+/// `model_in_use`; its other fields stay editable.
+#[tokio::test]
+async fn an_offered_model_cannot_be_swapped_under_its_offering() {
+    let app = spawn_app().await;
+    let team = Team::new(&app, "prov").await;
+    let id = private_model(&app, &team.admin, "prov/big-70b").await;
+    let edit = |model_id: &str, name: &str| json!({"name": name, "model_id": model_id, "required_vram_gb": 24, "context_length": 4096});
+    // Not offered yet: the identity may change.
+    json_with_status(
+        app.put_as(
+            &team.admin,
+            &format!("/models/{id}"),
+            edit("prov/big-72b", "Big"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_with_status(
+        app.post_as(
+            &team.admin,
+            "/organizations/current/offerings",
+            json!({"model_id": id, "code": "big", "name": "Big"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_error(
+        app.put_as(
+            &team.admin,
+            &format!("/models/{id}"),
+            edit("prov/tiny-1b", "Big"),
+        )
+        .await,
+        409,
+        "model_in_use",
+    )
+    .await;
+    let renamed = json_with_status(
+        app.put_as(
+            &team.admin,
+            &format!("/models/{id}"),
+            edit("prov/big-72b", "Big 72B"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (renamed["name"].clone(), renamed["model_id"].clone()),
+        (json!("Big 72B"), json!("prov/big-72b"))
+    );
+}
