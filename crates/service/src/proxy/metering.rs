@@ -47,8 +47,11 @@ pub(super) fn usage_in(json: &[u8]) -> Option<Usage> {
     })
 }
 
-/// The characters of the generated text in a whole (not streamed) answer: chat messages'
-/// `content` and completions' `text`. Only read when the upstream reported no usage.
+/// The characters of the generated text in a whole answer (or one SSE chunk): chat messages'
+/// (or deltas') `content`, `reasoning_content` and tool calls' `arguments`, and completions'
+/// `text`. Only read when the upstream reported no usage: everything the model generated is
+/// counted, or a forced tool call (`tool_choice: "required"`, no `content`) was billed as
+/// nothing.
 pub(super) fn answer_chars(json: &[u8]) -> usize {
     #[derive(Deserialize)]
     struct Answer {
@@ -64,17 +67,35 @@ pub(super) fn answer_chars(json: &[u8]) -> usize {
     #[derive(Deserialize)]
     struct Text {
         content: Option<String>,
+        reasoning_content: Option<String>,
+        #[serde(default)]
+        tool_calls: Vec<ToolCall>,
     }
+    #[derive(Deserialize)]
+    struct ToolCall {
+        function: Option<Function>,
+    }
+    #[derive(Deserialize)]
+    struct Function {
+        name: Option<String>,
+        arguments: Option<String>,
+    }
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
     serde_json::from_slice::<Answer>(json).map_or(json.len(), |answer| {
         answer
             .choices
             .iter()
             .map(|c| {
-                let content = c.message.as_ref().or(c.delta.as_ref());
-                content
-                    .and_then(|t| t.content.as_ref())
-                    .map_or(0, String::len)
-                    + c.text.as_ref().map_or(0, String::len)
+                let generated = c.message.as_ref().or(c.delta.as_ref()).map_or(0, |t| {
+                    len(&t.content)
+                        + len(&t.reasoning_content)
+                        + t.tool_calls
+                            .iter()
+                            .filter_map(|call| call.function.as_ref())
+                            .map(|f| len(&f.name) + len(&f.arguments))
+                            .sum::<usize>()
+                });
+                generated + len(&c.text)
             })
             .sum()
     })
@@ -284,5 +305,13 @@ mod tests {
             answer_chars(br#"{"choices":[{"message":{"content":"abcd"}},{"text":"xy"}]}"#),
             6
         );
+        // A forced tool call has no content: its name and arguments are what was generated;
+        // so is a reasoning model's reasoning. In a stream, deltas carry the same fields.
+        let tool_call = br#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{\"city\":\"Paris\"}"}}]}}]}"#;
+        assert_eq!(answer_chars(tool_call), 3 + 16);
+        let reasoning = br#"{"choices":[{"delta":{"reasoning_content":"hmm","content":"ok"}}]}"#;
+        assert_eq!(answer_chars(reasoning), 5);
+        let streamed_call = br#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}}]}"#;
+        assert_eq!(answer_chars(streamed_call), 4);
     }
 }
