@@ -85,7 +85,9 @@ pub fn authorization_markdown() -> String {
         "Org columns are membership roles in the current organization. A platform admin has no \
          extra rights inside an organization. An API key acts as a `user` of its organization \
          (whatever its creator's role) and may only read and use inference: every write outside \
-         `/v1/*` refuses a key (403 `api_key_not_allowed`). An org key works only while its \
+         `/v1/*` refuses a key (403 `api_key_not_allowed`), and so do the reads of a person \
+         across workspaces (`GET /organizations`, `GET /auth/invitations`), which are not in a \
+         key's scope. An org key works only while its \
          creator is a member whose role may create org keys (owner, admin); removal, leaving, \
          demotion below admin, disabling or deleting the account revokes it. A personal API key \
          never has platform-admin rights. Permissions marked by role (change role, remove, \
