@@ -458,9 +458,15 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize], rounds: usi
             .map(|m| &m.result)
             .unwrap()
     };
+    // The middle value; with an even count, the mean of the middle two (not the upper one).
     let median = |mut values: Vec<f64>| {
         values.sort_by(|a, b| a.total_cmp(b));
-        values[values.len() / 2]
+        let mid = values.len() / 2;
+        if values.len() % 2 == 0 {
+            (values[mid - 1] + values[mid]) / 2.0
+        } else {
+            values[mid]
+        }
     };
     let mut out = format!(
         "\nAuthenticated reads vs `/healthz` (goal: ≥ 0.75× the throughput at {many} connections, \
