@@ -711,3 +711,40 @@ async fn a_stream_cut_off_by_a_shutdown_is_still_metered() {
     assert!(row.output_tokens > 0, "{row:?}");
     db.close().await.unwrap();
 }
+
+/// A spend lease whose return fails (the database was away) is returned once it is back. It
+/// used to be forgotten: this process kept renewing it with its other leases, so its unused
+/// budget stayed reserved until a restart, and calls were refused below the cap.
+#[tokio::test]
+async fn a_lease_whose_return_failed_is_returned_once_the_database_is_back() {
+    let m = market().await;
+    let (key, id) = capped_key(&m, Some(10 * RESERVATION)).await;
+    json_with_status(call(&m.app, &key, Some(500)).await, 200).await;
+    let reserved = key_view(&m, &id).await["reserved_micros"].as_i64().unwrap();
+    assert!(reserved > 0, "the call took a lease");
+    // The leases' table is away while the lease goes idle and is given back.
+    m.app
+        .db
+        .execute_unprepared("ALTER TABLE spend_leases RENAME TO spend_leases_away")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    m.app
+        .db
+        .execute_unprepared("ALTER TABLE spend_leases_away RENAME TO spend_leases")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let view = key_view(&m, &id).await;
+        if view["reserved_micros"] == 0 {
+            assert_eq!(view["spent_this_month_micros"], CHAT_CHARGE, "{view}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease's budget is still reserved: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

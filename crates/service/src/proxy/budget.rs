@@ -27,7 +27,7 @@ const SLICE_RESERVATIONS: i64 = 1024;
 const SLICE_OF_CAP: i64 = 10;
 
 /// One lease held by this process.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Held {
     id: uuid::Uuid,
     granted: i64,
@@ -58,6 +58,10 @@ pub struct Budgets {
     ttl: Duration,
     clock: Arc<dyn Clock>,
     held: Mutex<HashMap<Key, Vec<Held>>>,
+    /// Leases whose return failed (the database was away): tried again on every pass of
+    /// [`Budgets::release_idle`]. Not left to lapse: this process keeps renewing every lease
+    /// it holds in the database, so one it forgot would hold its budget until a restart.
+    unreturned: Mutex<Vec<(Key, Held)>>,
 }
 
 /// A cap that applies to one call.
@@ -79,9 +83,7 @@ pub struct Reservation {
     parts: Vec<(Subject, uuid::Uuid)>,
 }
 
-fn lock(
-    held: &Mutex<HashMap<Key, Vec<Held>>>,
-) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<Held>>> {
+fn lock<T>(held: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves plain numbers behind, still consistent enough to
     // go on with; refusing every capped call from then on would be worse.
     held.lock()
@@ -96,6 +98,7 @@ impl Budgets {
             ttl,
             clock,
             held: Mutex::new(HashMap::new()),
+            unreturned: Mutex::new(Vec::new()),
         })
     }
 
@@ -237,8 +240,9 @@ impl Budgets {
         )
         .await
         {
-            // It lapses after the TTL instead: the budget comes back late, never twice.
-            tracing::warn!(error = %err, "returning a spend lease failed; it will lapse");
+            // Tried again on the next pass (a release is conditional: never returned twice).
+            tracing::warn!(error = %err, "returning a spend lease failed; trying again");
+            lock(&self.unreturned).push(((subject, month), lease.clone()));
         }
     }
 
@@ -266,6 +270,10 @@ impl Budgets {
     /// Gives back the leases that are idle (or retired and drained), or all of them when
     /// `everything` (shutdown: after the last usage row was handed to the writer).
     pub async fn release_idle(&self, everything: bool) {
+        let retry = std::mem::take(&mut *lock(&self.unreturned));
+        for ((subject, month), lease) in retry {
+            self.give_back(subject, month, &lease).await;
+        }
         let done: Vec<(Key, Held)> = {
             let mut held = lock(&self.held);
             let mut done = Vec::new();
