@@ -5,16 +5,26 @@
 //! read, and gives it back when its response is ready. When the budget is spent the request is
 //! refused at once — 503 `server_busy` with `Retry-After` — rather than queued: a queue would
 //! hold the connections (and their buffers) instead.
+//!
+//! A reserved body must also arrive in time: `body_timeout` after the request's head, its
+//! stream fails, and the request is answered 408 `request_timeout`. Actix times out a request's
+//! head, not its body, so 64 clients trickling 1 MiB bodies a byte at a time held the whole
+//! budget, and every request with a body got 503, for as long as they liked.
 
 use crate::ApiError;
 use crate::error::is_openai_path;
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::Payload;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
+use futures_util::StreamExt;
 use inventiv_domain::ErrorCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Reservations are counted in KiB (a semaphore counts permits in `u32` per acquisition).
@@ -27,12 +37,18 @@ pub struct BodyBudget {
     total_units: u32,
     json_limit: u64,
     proxy_limit: u64,
+    body_timeout: Duration,
 }
 
 impl BodyBudget {
     /// `total_bytes` for all bodies together; a single body never needs more than the budget
     /// (its reservation is capped), so even a budget below a route's limit lets it through alone.
-    pub fn new(total_bytes: usize, json_limit: usize, proxy_limit: usize) -> Self {
+    pub fn new(
+        total_bytes: usize,
+        json_limit: usize,
+        proxy_limit: usize,
+        body_timeout: Duration,
+    ) -> Self {
         let total_units = u32::try_from((total_bytes as u64).div_ceil(UNIT))
             .unwrap_or(u32::MAX)
             .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
@@ -41,6 +57,7 @@ impl BodyBudget {
             total_units,
             json_limit: json_limit as u64,
             proxy_limit: proxy_limit as u64,
+            body_timeout,
         }
     }
 
@@ -68,8 +85,36 @@ impl BodyBudget {
     }
 }
 
+/// `payload`, failing with a timed-out I/O error once `deadline` passes before its end.
+fn with_deadline(payload: Payload, deadline: tokio::time::Instant) -> Payload {
+    let stream = futures_util::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((Err(timed_out()), None)),
+        }
+    });
+    Payload::Stream {
+        payload: Box::pin(stream),
+    }
+}
+
+/// The error a body that arrives too late ends with ([`is_timed_out`] recognizes it).
+fn timed_out() -> PayloadError {
+    PayloadError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the request body took too long to arrive",
+    ))
+}
+
+/// Whether `err` is a body that arrived too late.
+pub(crate) fn is_timed_out(err: &PayloadError) -> bool {
+    matches!(err, PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
 pub async fn middleware(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let Some(budget) = req.app_data::<web::Data<BodyBudget>>().cloned() else {
@@ -98,6 +143,9 @@ pub async fn middleware(
         let response = busy.to_response(&id);
         return Ok(req.into_response(response));
     };
+    let deadline = tokio::time::Instant::now() + budget.body_timeout;
+    let payload = with_deadline(req.take_payload(), deadline);
+    req.set_payload(payload);
     let res = next.call(req).await;
     drop(permit);
     res.map(ServiceResponse::map_into_boxed_body)

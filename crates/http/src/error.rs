@@ -303,6 +303,9 @@ pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
                 error::JsonPayloadError::ContentType => {
                     ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
                 }
+                error::JsonPayloadError::Payload(e) if crate::body_budget::is_timed_out(e) => {
+                    ApiError::from_status(StatusCode::REQUEST_TIMEOUT)
+                }
                 error::JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::InvalidBody,

@@ -51,6 +51,8 @@ pub struct HttpSettings {
     pub shutdown_timeout_secs: u64,
     /// Bytes all request bodies in flight may take together (503 `server_busy` beyond).
     pub max_inflight_body_bytes: usize,
+    /// How long a request's body may take to arrive (408 `request_timeout` beyond).
+    pub body_timeout: Duration,
     /// Serve the built-in mock model at [`mock_model::PREFIX`] (the mock provider's upstream).
     pub mock_model: bool,
 }
@@ -63,6 +65,7 @@ impl Default for HttpSettings {
             proxy_body_limit: 10 * 1024 * 1024,
             shutdown_timeout_secs: 10,
             max_inflight_body_bytes: 64 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
             mock_model: false,
         }
     }
@@ -267,6 +270,7 @@ pub fn serve(
         settings.max_inflight_body_bytes,
         json_limit,
         payload_limit,
+        settings.body_timeout,
     ));
     let mut server = HttpServer::new(move || {
         App::new()

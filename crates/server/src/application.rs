@@ -249,6 +249,7 @@ impl Application {
                 proxy_body_limit: settings.proxy.max_body_bytes,
                 shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
                 max_inflight_body_bytes: settings.server.max_inflight_body_bytes,
+                body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
                 mock_model: settings.builtin_mock_model(),
             },
         )?;

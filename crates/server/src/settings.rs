@@ -97,6 +97,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Bytes all request bodies in flight may take together; beyond, 503 `server_busy`.
     pub max_inflight_body_bytes: usize,
+    /// Seconds a request's body may take to arrive, from its head; beyond, 408.
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

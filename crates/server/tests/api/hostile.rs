@@ -381,3 +381,54 @@ async fn a_name_over_its_max_length_is_refused_even_if_trimming_would_fit_it() {
         .await;
     assert_eq!(json_with_status(res, 201).await["key"]["name"], fits);
 }
+
+/// A client that sends its request's head, then trickles its body, is cut off once the body
+/// is late (`server.body_timeout_secs`): 408 `request_timeout`, and its share of the body
+/// budget is free again. Actix times out a request's head, not its body: such clients held
+/// the budget for as long as they liked, and every request with a body got 503 meanwhile.
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_and_frees_the_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(
+        |s| {
+            s.server.body_timeout_secs = 1;
+            // Room for one such body at a time: the next request with a body needs it back.
+            s.server.max_inflight_body_bytes = 1024 * 1024;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let mut slow = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1048576\r\n\r\n{\"email\":",
+    )
+    .await
+    .unwrap();
+    // Its budget is held: another body is turned away meanwhile.
+    let login = serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    assert_error(
+        app.post_json("/auth/login", login.clone()).await,
+        503,
+        "server_busy",
+    )
+    .await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = slow.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("a late body is answered, not waited for");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The budget is back.
+    json_with_status(app.post_json("/auth/login", login).await, 200).await;
+}
