@@ -440,12 +440,11 @@ pub async fn accept(
     account: NewAccount,
     meta: &RequestMeta,
 ) -> Result<Accepted, ServiceError> {
-    let ip = meta.ip.as_deref().unwrap_or("unknown");
     throttle(
         deps,
         &deps.auth.accept_by_ip,
         "ip",
-        &format!("ip:{ip}"),
+        &crate::rate_limit::address_key(meta.ip.as_deref()),
         meta,
     )
     .await?;

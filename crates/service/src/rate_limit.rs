@@ -25,6 +25,25 @@ pub enum Verdict {
     },
 }
 
+/// The per-address key of a request from `ip` (`None`: unknown): an IPv4 address as it is,
+/// an IPv6 address by its /64. One host is routinely given a whole /64, so keying by the full
+/// IPv6 address gave a single client 2^64 fresh budgets: logins for random accounts from
+/// rotating addresses passed every limit and filled the password-hash queue.
+pub fn address_key(ip: Option<&str>) -> String {
+    use std::net::IpAddr;
+    match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("ip:{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        None => format!("ip:{}", ip.unwrap_or("unknown")),
+    }
+}
+
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: usize,
@@ -145,6 +164,19 @@ impl RateLimiter {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn an_ipv6_host_is_keyed_by_its_64_and_ipv4_as_it_is() {
+        use super::address_key;
+        let key = |ip: &str| address_key(Some(ip));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2::9"), "ip:2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9"), "ip:203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "ip:203.0.113.9");
+        assert_ne!(key("203.0.113.9"), key("203.0.113.10"));
+        assert_eq!(address_key(None), "ip:unknown");
+    }
+
     use super::*;
 
     #[test]

@@ -65,8 +65,8 @@ pub async fn login(
     // logins), this one is refused with 503 before it costs a rate-limit or database round trip.
     let check = deps.passwords.reserve_check()?;
     let login = input.login.trim().to_lowercase();
-    let ip = meta.ip.as_deref().unwrap_or("unknown");
-    let (ip_key, account_key) = (format!("ip:{ip}"), format!("account:{login}"));
+    let ip_key = crate::rate_limit::address_key(meta.ip.as_deref());
+    let account_key = format!("account:{login}");
     let limit = |limiter, key, kind| shared::Limit {
         limiter,
         scope: "login",

@@ -34,8 +34,8 @@ pub async fn request_password_reset(
 ) -> Result<(), ServiceError> {
     super::login::check_login_len(email, "email")?;
     let normalized = email.trim().to_lowercase();
-    let ip = meta.ip.as_deref().unwrap_or("unknown");
-    let (ip_key, account_key) = (format!("ip:{ip}"), format!("account:{normalized}"));
+    let ip_key = crate::rate_limit::address_key(meta.ip.as_deref());
+    let account_key = format!("account:{normalized}");
     let limit = |limiter, key, kind| shared::Limit {
         limiter,
         scope: "reset",
