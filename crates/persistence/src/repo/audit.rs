@@ -415,6 +415,29 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
             });
             return Ok(report);
         }
+        // An event inserted outside the sequence (the append-only triggers allow inserts) is
+        // in no link the walk above follows, yet lists show it: it breaks the chain too.
+        let stray = Entity::find()
+            .filter(Column::ChainKey.eq(key.clone()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(Column::ChainSeq.lt(1))
+                    .add(Column::ChainSeq.gt(last_seq)),
+            )
+            .order_by_asc(Column::Id)
+            .one(db.conn())
+            .await?;
+        if let Some(row) = stray {
+            report.broken = Some(BrokenLink {
+                chain_key: key.clone(),
+                chain_seq: row.chain_seq,
+                event_id: Some(row.id),
+                reason: format!(
+                    "event outside the chain (its head records events 1 to {last_seq})"
+                ),
+            });
+            return Ok(report);
+        }
     }
     Ok(report)
 }

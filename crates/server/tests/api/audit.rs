@@ -88,6 +88,35 @@ async fn verify_detects_a_deleted_event_and_a_deleted_tail() {
     assert!(broken.reason.contains("head"), "{broken:?}");
 }
 
+/// An event inserted with a sequence number outside its chain (the append-only triggers let
+/// inserts through) is in no link the walk follows, yet the audit lists show it: it breaks the
+/// chain. It used to verify.
+#[tokio::test]
+async fn verify_detects_an_event_inserted_outside_the_sequence() {
+    for seq in ["0", "99"] {
+        let app = spawn_app().await;
+        app.db
+            .execute_unprepared(&format!(
+                "INSERT INTO audit_events (chain_key, chain_seq, organization_id, actor_user_id, \
+                   actor_session_id, action, target_type, target_id, before_state, after_state, \
+                   request_id, ip, occurred_at, prev_hash, hash) \
+                 SELECT chain_key, {seq}, organization_id, actor_user_id, actor_session_id, \
+                   'member.removed', target_type, target_id, before_state, after_state, \
+                   request_id, ip, occurred_at, prev_hash, hash \
+                 FROM audit_events WHERE action = 'member.added'"
+            ))
+            .await
+            .unwrap();
+        let broken = audit::verify(&app.db)
+            .await
+            .unwrap()
+            .broken
+            .expect("a forged event detected");
+        assert_eq!(broken.chain_seq.to_string(), seq, "{broken:?}");
+        assert!(broken.reason.contains("outside"), "{broken:?}");
+    }
+}
+
 /// Appends `n` events to `org`'s chain from `n` transactions at once, then checks the chain
 /// verifies and holds them all, numbered 1.. after the `before` events it had.
 async fn append_in_parallel(app: &TestApp, org: inventiv_domain::OrgId, n: usize, before: i64) {
