@@ -381,11 +381,56 @@ fn request_meta(req: &HttpRequest) -> RequestMeta {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(512).collect());
+    let trusted = req
+        .app_data::<web::Data<TrustedProxies>>()
+        .map_or(&[][..], |t| t.0.as_slice());
     RequestMeta {
         request_id: crate::request_context::current_request_id(),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: req
+            .peer_addr()
+            .map(|a| client_ip(a.ip(), req.headers(), trusted).to_string()),
         user_agent,
     }
+}
+
+/// The reverse proxies (`server.trusted_proxies`) whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<inventiv_service::network::Cidr>);
+
+/// The client's address: the TCP `peer`, unless the peer is a trusted proxy; then the last
+/// `X-Forwarded-For` address that is not itself a trusted proxy (each proxy appends the
+/// address it got the request from, so the addresses left of that one are the client's word
+/// and can be forged). An entry that is not an address stops the walk at the last trusted
+/// hop. Behind a load balancer, the peer of every request is the balancer: without this, the
+/// per-address sign-in limit was one budget for all clients together.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[inventiv_service::network::Cidr],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in forwarded.iter().rev() {
+        match entry.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// A JSON request body that must be an object: `web::Json` with the same limit, content type

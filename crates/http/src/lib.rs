@@ -53,6 +53,8 @@ pub struct HttpSettings {
     pub max_inflight_body_bytes: usize,
     /// How long a request's body may take to arrive (408 `request_timeout` beyond).
     pub body_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see [`client_ip`]).
+    pub trusted_proxies: Vec<inventiv_service::network::Cidr>,
     /// Serve the built-in mock model at [`mock_model::PREFIX`] (the mock provider's upstream).
     pub mock_model: bool,
 }
@@ -66,6 +68,7 @@ impl Default for HttpSettings {
             shutdown_timeout_secs: 10,
             max_inflight_body_bytes: 64 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
             mock_model: false,
         }
     }
@@ -272,9 +275,11 @@ pub fn serve(
         payload_limit,
         settings.body_timeout,
     ));
+    let proxies = web::Data::new(extract::TrustedProxies(settings.trusted_proxies.clone()));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(proxies.clone())
             .app_data(budget.clone())
             .app_data(web::Data::from(doc_json.clone()))
             .app_data(web::Data::from(known.clone()))

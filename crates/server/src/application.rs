@@ -250,6 +250,13 @@ impl Application {
                 shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
                 max_inflight_body_bytes: settings.server.max_inflight_body_bytes,
                 body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
+                trusted_proxies: settings
+                    .server
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<_, String>>()
+                    .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?,
                 mock_model: settings.builtin_mock_model(),
             },
         )?;

@@ -99,6 +99,10 @@ pub struct ServerSettings {
     pub max_inflight_body_bytes: usize,
     /// Seconds a request's body may take to arrive, from its head; beyond, 408.
     pub body_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client;
+    /// empty: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1161,3 +1161,51 @@ async fn a_reset_request_answers_before_the_link_is_issued() {
         .await;
     assert_eq!(res.status(), 204);
 }
+
+/// Behind a trusted load balancer (`server.trusted_proxies`), the per-address sign-in limit
+/// applies to each client the balancer names in `X-Forwarded-For`, not to the balancer: it was
+/// one budget for every client together, so anyone could lock everyone out of signing in.
+/// From a peer that is not trusted, `X-Forwarded-For` is ignored (a client cannot pick its
+/// own address).
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let wrong =
+        |n: usize| json!({"email": format!("nobody{n}@example.com"), "password": "wrong-password"});
+    for (trusted, second_client_limited) in [(vec!["127.0.0.1".to_owned()], false), (vec![], true)]
+    {
+        let app = crate::helpers::spawn_app_with(
+            |s| {
+                s.rate_limit.login_per_minute = 3;
+                s.server.trusted_proxies = trusted;
+            },
+            Arc::new(inventiv_service::SystemClock),
+        )
+        .await;
+        let login_from = |client: &'static str, n: usize| {
+            app.client
+                .post(app.url("/auth/login"))
+                // What a balancer sends: the client's word first, then the address it saw.
+                .header("X-Forwarded-For", format!("10.9.9.9, {client}"))
+                .json(&wrong(n))
+                .send()
+        };
+        for n in 0..3 {
+            assert_error(
+                login_from("198.51.100.1", n).await.unwrap(),
+                401,
+                "invalid_credentials",
+            )
+            .await;
+        }
+        let res = login_from("198.51.100.1", 3).await.unwrap();
+        assert_eq!(res.status(), 429);
+        let other = login_from("198.51.100.2", 4).await.unwrap();
+        let expected = if second_client_limited { 429 } else { 401 };
+        assert_eq!(
+            other.status(),
+            expected,
+            "trusted proxies: {:?}",
+            app.settings.server.trusted_proxies
+        );
+    }
+}
