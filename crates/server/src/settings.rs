@@ -307,6 +307,7 @@ fn environment_source() -> config::Environment {
         .with_list_parse_key("auth.allowed_origins")
         .with_list_parse_key("organizations.reserved_slugs")
         .with_list_parse_key("providers.external.allowed_networks")
+        .with_list_parse_key("server.trusted_proxies")
         .try_parsing(true)
 }
 
@@ -596,6 +597,31 @@ mod tests {
                 "Acme, globex,,initech"
             )]),
             ["acme", "globex", "initech"]
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_default_empty_and_comma_separated_override() {
+        let proxies = |vars: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            config::Config::builder()
+                .add_source(config::File::from_str(
+                    DEFAULT_TOML,
+                    config::FileFormat::Toml,
+                ))
+                .add_source(environment_source().source(Some(vars)))
+                .build()
+                .unwrap()
+                .get::<Vec<String>>("server.trusted_proxies")
+                .unwrap()
+        };
+        assert!(proxies(&[]).is_empty());
+        assert_eq!(
+            proxies(&[("INVENTIV__SERVER__TRUSTED_PROXIES", "10.0.0.5,10.1.0.0/16")]),
+            ["10.0.0.5", "10.1.0.0/16"]
         );
     }
 }
