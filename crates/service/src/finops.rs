@@ -359,25 +359,14 @@ pub async fn usage(
             "the provider side groups by day, offering or organization (a consumer's API keys are its own)",
         ));
     }
-    let rows = match (actor.scope(), side) {
-        (scope, UsageSideQuery::Consumer) => usage::consumed(&deps.db, scope, from, to).await?,
-        (Scope::Org(org), UsageSideQuery::Provider) => {
-            usage::provided(&deps.db, org, from, to).await?
-        }
-        (Scope::Personal(_), UsageSideQuery::Provider) => {
-            return Err(ServiceError::invalid(
-                "side",
-                "the personal workspace provides nothing; use side=consumer",
-            ));
-        }
-    };
     let mut groups: BTreeMap<String, UsageGroup> = BTreeMap::new();
     let mut total = UsageGroup {
         key: "total".to_owned(),
         ..UsageGroup::default()
     };
     let none = || "none".to_owned();
-    for row in rows {
+    // Folded as the rows stream from the database: the report holds its groups, never the rows.
+    let add = |row: usage::UsageRow| {
         let key = match group_by {
             UsageGroupBy::Day => row.occurred_at.date().to_string(),
             UsageGroupBy::Offering => row.offering_id.map_or_else(none, |o| o.to_string()),
@@ -402,6 +391,20 @@ pub async fn usage(
             group.input_tokens = group.input_tokens.saturating_add(row.input_tokens);
             group.output_tokens = group.output_tokens.saturating_add(row.output_tokens);
             group.charged_micros = group.charged_micros.saturating_add(row.charged_micros);
+        }
+    };
+    match (actor.scope(), side) {
+        (scope, UsageSideQuery::Consumer) => {
+            usage::each_consumed(&deps.db, scope, from, to, add).await?
+        }
+        (Scope::Org(org), UsageSideQuery::Provider) => {
+            usage::each_provided(&deps.db, org, from, to, add).await?
+        }
+        (Scope::Personal(_), UsageSideQuery::Provider) => {
+            return Err(ServiceError::invalid(
+                "side",
+                "the personal workspace provides nothing; use side=consumer",
+            ));
         }
     }
     Ok(UsageReport {

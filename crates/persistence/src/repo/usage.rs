@@ -319,65 +319,80 @@ pub struct UsageRow {
     pub charged_micros: i64,
 }
 
-/// What `scope` consumed in `[from, to)` (its spend): an org's calls, or a user's personal
-/// calls (no consumer org).
-pub async fn consumed<S: Store>(
-    s: &S,
+/// Hands `each` what `scope` consumed in `[from, to)` (its spend): an org's calls, or a user's
+/// personal calls (no consumer org).
+pub async fn each_consumed(
+    db: &Db,
     scope: Scope,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<UsageRow>, StoreError> {
+    each: impl FnMut(UsageRow),
+) -> Result<(), StoreError> {
     let mut p = Params::new();
     let filter = owned_by(scope, "consumer_organization_id", "user_id", &mut p);
-    rows_where(s, &filter, p, from, to).await
+    each_where(db, &filter, p, (from, to), each).await
 }
 
-/// What others consumed of `provider`'s offerings in `[from, to)` (its revenue).
-pub async fn provided<S: Store>(
-    s: &S,
+/// Hands `each` what others consumed of `provider`'s offerings in `[from, to)` (its revenue).
+pub async fn each_provided(
+    db: &Db,
     provider: OrgId,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<UsageRow>, StoreError> {
+    each: impl FnMut(UsageRow),
+) -> Result<(), StoreError> {
     let mut p = Params::new();
     let filter = format!("provider_organization_id = {}", p.bind(provider.as_uuid()));
-    rows_where(s, &filter, p, from, to).await
+    each_where(db, &filter, p, (from, to), each).await
 }
 
-/// Usage rows matching `filter` (bound in `p`) in `[from, to)`, oldest first.
-async fn rows_where<S: Store>(
-    s: &S,
+/// Hands `each` the usage rows matching `filter` (bound in `p`) in `[from, to)`, oldest first,
+/// one at a time as they come from the database. A year of a busy org's usage is millions of
+/// rows: read into one `Vec`, a few concurrent reports took gigabytes; folded as they stream,
+/// a report holds only its groups.
+async fn each_where(
+    db: &Db,
     filter: &str,
     mut p: Params,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-) -> Result<Vec<UsageRow>, StoreError> {
-    let at = ts(s.backend(), "occurred_at");
-    let (from_p, to_p) = (ts(s.backend(), &p.bind(from)), ts(s.backend(), &p.bind(to)));
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    mut each: impl FnMut(UsageRow),
+) -> Result<(), StoreError> {
+    use futures_util::StreamExt;
+    use sea_orm::StreamTrait;
+    let at = ts(db.backend(), "occurred_at");
+    let (from_p, to_p) = (
+        ts(db.backend(), &p.bind(from)),
+        ts(db.backend(), &p.bind(to)),
+    );
     let sql = format!(
         "SELECT occurred_at, api_key_id, consumer_organization_id, provider_organization_id, organization_model_id, \
                 input_tokens, output_tokens, charged_micros \
          FROM inference_usage WHERE {filter} AND {at} >= {from_p} AND {at} < {to_p} ORDER BY occurred_at"
     );
-    let found = query_all_sql(s, &sql, p.into_values()).await?;
-    found
-        .into_iter()
-        .map(|row| {
-            let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
-            Ok(UsageRow {
-                occurred_at: row.try_get("", "occurred_at")?,
-                api_key_id: uuid_opt("api_key_id")?.map(ApiKeyId::from_uuid),
-                consumer_organization_id: uuid_opt("consumer_organization_id")?
-                    .map(OrgId::from_uuid),
-                provider_organization_id: uuid_opt("provider_organization_id")?
-                    .map(OrgId::from_uuid),
-                offering_id: uuid_opt("organization_model_id")?.map(OfferingId::from_uuid),
-                input_tokens: row.try_get("", "input_tokens")?,
-                output_tokens: row.try_get("", "output_tokens")?,
-                charged_micros: row.try_get("", "charged_micros")?,
-            })
-        })
-        .collect()
+    let statement = sea_orm::Statement::from_sql_and_values(
+        crate::db::db_backend(db.backend()),
+        &sql,
+        p.into_values(),
+    );
+    let mut rows = db.conn().stream_raw(statement).await?;
+    while let Some(row) = rows.next().await {
+        each(usage_row(&row?)?);
+    }
+    Ok(())
+}
+
+fn usage_row(row: &sea_orm::QueryResult) -> Result<UsageRow, StoreError> {
+    let uuid_opt = |col: &str| row.try_get::<Option<uuid::Uuid>>("", col);
+    Ok(UsageRow {
+        occurred_at: row.try_get("", "occurred_at")?,
+        api_key_id: uuid_opt("api_key_id")?.map(ApiKeyId::from_uuid),
+        consumer_organization_id: uuid_opt("consumer_organization_id")?.map(OrgId::from_uuid),
+        provider_organization_id: uuid_opt("provider_organization_id")?.map(OrgId::from_uuid),
+        offering_id: uuid_opt("organization_model_id")?.map(OfferingId::from_uuid),
+        input_tokens: row.try_get("", "input_tokens")?,
+        output_tokens: row.try_get("", "output_tokens")?,
+        charged_micros: row.try_get("", "charged_micros")?,
+    })
 }
 
 /// Reading stored usage back by request or row id, across tenants on purpose: operators,
