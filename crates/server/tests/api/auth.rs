@@ -719,6 +719,13 @@ fn reset_token_from(mail: &crate::helpers::ReceivedMail) -> String {
     body[start..].split_whitespace().next().unwrap().to_owned()
 }
 
+/// Asks for a reset link for `email` and returns its token, from the mail that came.
+async fn requested_reset_token(app: &TestApp, email: &str) -> String {
+    app.post_json("/auth/password-reset/request", json!({"email": email}))
+        .await;
+    reset_token_from(&app.smtp.wait_for(email).await)
+}
+
 #[tokio::test]
 async fn password_reset_is_indistinguishable_for_unknown_emails_and_its_link_works_once() {
     let app = spawn_app().await;
@@ -792,12 +799,7 @@ async fn password_reset_is_indistinguishable_for_unknown_emails_and_its_link_wor
 async fn a_reset_token_works_exactly_once_under_20_parallel_confirms() {
     let app = spawn_app().await;
     app.create_user("alice@example.com", PW).await;
-    app.post_json(
-        "/auth/password-reset/request",
-        json!({"email": "alice@example.com"}),
-    )
-    .await;
-    let token = reset_token_from(&app.smtp.wait_for("alice@example.com").await);
+    let token = requested_reset_token(&app, "alice@example.com").await;
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (client, url, token) = (
@@ -1100,12 +1102,7 @@ async fn no_session_signed_in_with_the_old_password_outlives_its_change() {
 async fn a_password_change_voids_the_reset_links_sent_before() {
     let app = spawn_app().await;
     app.create_user("alice@example.com", PW).await;
-    app.post_json(
-        "/auth/password-reset/request",
-        json!({"email": "alice@example.com"}),
-    )
-    .await;
-    let token = reset_token_from(&app.smtp.wait_for("alice@example.com").await);
+    let token = requested_reset_token(&app, "alice@example.com").await;
     let alice = app.login("alice@example.com", PW).await.token;
     let res = app
         .put_as(
