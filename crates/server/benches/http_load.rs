@@ -462,7 +462,7 @@ fn authenticated_reads(measured: &[Measured], connections: &[usize], rounds: usi
     let median = |mut values: Vec<f64>| {
         values.sort_by(|a, b| a.total_cmp(b));
         let mid = values.len() / 2;
-        if values.len() % 2 == 0 {
+        if values.len().is_multiple_of(2) {
             (values[mid - 1] + values[mid]) / 2.0
         } else {
             values[mid]
