@@ -136,6 +136,19 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css` (a redraw that removes it may come a moment later).
+    pub async fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.find_all(css).await.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{css} is still on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the text of the element matching `css` contains `wanted`.
     pub async fn wait_text(&self, css: &str, wanted: &str) -> String {
         self.wait_for_text(css, wanted, |t| t.contains(wanted))
