@@ -296,7 +296,8 @@ pub struct VerifyReport {
 
 /// Recomputes every chain from its first event: sequence without gaps, each `prev_hash`
 /// equal to the previous `hash`, each `hash` recomputed from the row, and the head table
-/// pointing at the last event (which catches a deleted tail). Stops at the first broken link.
+/// pointing at the last event (which catches a deleted tail), and no event of the chain
+/// outside its sequence (an insert the triggers let through). Stops at the first broken link.
 ///
 /// Safe while writers append: an event and its head move in one transaction, so the events
 /// up to a head read earlier are all committed. Each chain is therefore checked up to the head
@@ -417,12 +418,24 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
         }
         // An event inserted outside the sequence (the append-only triggers allow inserts) is
         // in no link the walk above follows, yet lists show it: it breaks the chain too.
+        // Events past the head as first read may be appends committed since (an event and its
+        // head move in one transaction): they are measured against the head as it is now.
+        let head_now: i64 = crate::repo::query_one_sql(
+            db,
+            "SELECT last_seq FROM audit_chain_heads WHERE chain_key = $1",
+            vec![key.clone().into()],
+        )
+        .await?
+        .map(|row| row.try_get("", "last_seq"))
+        .transpose()?
+        .unwrap_or(last_seq)
+        .max(last_seq);
         let stray = Entity::find()
             .filter(Column::ChainKey.eq(key.clone()))
             .filter(
                 sea_orm::Condition::any()
                     .add(Column::ChainSeq.lt(1))
-                    .add(Column::ChainSeq.gt(last_seq)),
+                    .add(Column::ChainSeq.gt(head_now)),
             )
             .order_by_asc(Column::Id)
             .one(db.conn())
