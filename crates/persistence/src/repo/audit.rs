@@ -418,28 +418,35 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
         }
         // An event inserted outside the sequence (the append-only triggers allow inserts) is
         // in no link the walk above follows, yet lists show it: it breaks the chain too.
-        // Events past the head as first read may be appends committed since (an event and its
-        // head move in one transaction): they are measured against the head as it is now.
-        let head_now: i64 = crate::repo::query_one_sql(
-            db,
-            "SELECT last_seq FROM audit_chain_heads WHERE chain_key = $1",
-            vec![key.clone().into()],
-        )
-        .await?
-        .map(|row| row.try_get("", "last_seq"))
-        .transpose()?
-        .unwrap_or(last_seq)
-        .max(last_seq);
-        let stray = Entity::find()
+        // Events past the head as first read may be appends committed since. An event and its
+        // head move in one transaction, so the head read *after* them covers every such
+        // append: they are measured against it.
+        let outside = Entity::find()
             .filter(Column::ChainKey.eq(key.clone()))
             .filter(
                 sea_orm::Condition::any()
                     .add(Column::ChainSeq.lt(1))
-                    .add(Column::ChainSeq.gt(head_now)),
+                    .add(Column::ChainSeq.gt(last_seq)),
             )
             .order_by_asc(Column::Id)
-            .one(db.conn())
+            .all(db.conn())
             .await?;
+        let head_now: i64 = if outside.is_empty() {
+            last_seq
+        } else {
+            crate::repo::query_one_sql(
+                db,
+                "SELECT last_seq FROM audit_chain_heads WHERE chain_key = $1",
+                vec![key.clone().into()],
+            )
+            .await?
+            .map(|row| row.try_get("", "last_seq"))
+            .transpose()?
+            .unwrap_or(last_seq)
+        };
+        let stray = outside
+            .into_iter()
+            .find(|row| row.chain_seq < 1 || row.chain_seq > head_now);
         if let Some(row) = stray {
             report.broken = Some(BrokenLink {
                 chain_key: key.clone(),
