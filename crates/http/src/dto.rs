@@ -85,7 +85,7 @@ pub struct MeResponse {
 
 impl From<Me> for MeResponse {
     fn from(me: Me) -> Self {
-        let role = match me.workspace {
+        let role = match me.actor.workspace {
             Workspace::Org { role, .. } => Some(role),
             Workspace::Personal => None,
         };

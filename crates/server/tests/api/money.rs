@@ -290,17 +290,29 @@ fn usage_id(res: &reqwest::Response) -> UsageId {
     )
 }
 
-#[tokio::test]
-async fn a_client_that_hangs_up_mid_stream_is_still_metered() {
-    let m = market().await;
+/// Starts a streamed call that the upstream holds after its first chunk: its usage id, and
+/// its stream with that first chunk read.
+async fn held_stream(
+    m: &Market,
+) -> (
+    UsageId,
+    impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
+) {
     m.upstream.knobs.hold_streams.store(true, Ordering::SeqCst);
     let body = json!({"model": "prov/chat", "stream": true, "messages": []});
     let res = m.app.post_as(&m.key, "/v1/chat/completions", body).await;
     assert_eq!(res.status(), 200);
     let id = usage_id(&res);
-    let mut stream = res.bytes_stream();
+    let mut stream = Box::pin(res.bytes_stream());
     let first = stream.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    (id, stream)
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_stream_is_still_metered() {
+    let m = market().await;
+    let (id, stream) = held_stream(&m).await;
     drop(stream); // the client goes away with most of the answer unread
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     m.upstream.knobs.release.notify_one();
@@ -659,14 +671,8 @@ async fn a_stream_cut_off_by_a_shutdown_is_still_metered() {
         s.proxy.upstream_timeout_secs = 30;
     })
     .await;
-    m.upstream.knobs.hold_streams.store(true, Ordering::SeqCst);
-    let body = json!({"model": "prov/chat", "stream": true, "messages": []});
-    let res = m.app.post_as(&m.key, "/v1/chat/completions", body).await;
-    assert_eq!(res.status(), 200);
-    let id = usage_id(&res);
-    let mut stream = res.bytes_stream();
-    let first = stream.next().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    // The client stays connected (`_client` lives to the end) through the stop.
+    let (id, _client) = held_stream(&m).await;
     // A graceful stop, with the stream held upstream past its grace period.
     m.app.handle.stop(true).await;
     // The app's pool is closed with the server: read through a connection of our own.

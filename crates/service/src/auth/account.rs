@@ -24,12 +24,12 @@ use std::sync::Arc;
 pub struct Me {
     pub user: User,
     pub session_id: Option<inventiv_domain::SessionId>,
-    pub workspace: Workspace,
     pub organization: Option<Organization>,
     pub permissions: Vec<Permission>,
     pub modules: Vec<Module>,
-    /// The caller it was built for: the facts of the principal it shows (workspace, role,
-    /// platform flag), which come from the session checked before the answer was built.
+    /// The caller it was built for, acting in the workspace shown: the facts of the principal
+    /// it shows (workspace, role, platform flag), which come from the session checked before
+    /// the answer was built.
     pub actor: Actor,
 }
 
@@ -84,7 +84,6 @@ pub(crate) async fn me_in(
     Ok(Me {
         user,
         session_id: ctx.principal.session_id(),
-        workspace,
         organization,
         permissions: permissions(&actor),
         modules: modules(&actor),

@@ -83,10 +83,11 @@ pub struct Reservation {
     parts: Vec<(Subject, uuid::Uuid)>,
 }
 
-fn lock<T>(held: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves plain numbers behind, still consistent enough to
     // go on with; refusing every capped call from then on would be worse.
-    held.lock()
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
